@@ -1,0 +1,70 @@
+import {
+  DEFAULT_TENANT,
+  isJsonObject,
+  type CommitPosition,
+  type EventCatalog,
+  type EventEnvelope,
+  type EventMetadata,
+  type ParkedRow,
+} from '@walflow/core';
+
+export type MappedRow = { kind: 'event'; event: EventEnvelope } | { kind: 'parked'; row: ParkedRow };
+
+export interface OutboxRowContext {
+  commit: CommitPosition;
+  /** Position of the row among the outbox rows of its transaction. */
+  position: number;
+  /** Without a catalog, any event type is accepted whose payload is a JSON object. */
+  catalog?: EventCatalog | undefined;
+}
+
+/**
+ * Turns one inserted outbox row, as wal2json prints it, into a named event, or parks it with the reason it
+ * cannot be one. Never throws: bad data must not stop the stream.
+ */
+export function mapOutboxRow(columns: readonly { name: string; value: unknown }[], context: OutboxRowContext): MappedRow {
+  const raw: Record<string, unknown> = {};
+  for (const column of columns) raw[column.name] = column.value;
+
+  const id = typeof raw.id === 'string' ? raw.id : null;
+  const tenantId = typeof raw.tenant_id === 'string' ? raw.tenant_id : DEFAULT_TENANT;
+  const type = typeof raw.event_type === 'string' ? raw.event_type : null;
+  const park = (code: ParkedRow['code'], reason: string): MappedRow => ({
+    kind: 'parked',
+    row: { outboxId: id, tenantId, eventType: type, code, reason, raw, commit: context.commit },
+  });
+
+  if (id === null || type === null) return park('message_invalid', 'outbox row without id or event_type');
+  const payload = parseJsonColumn(raw.payload);
+  if (!isJsonObject(payload)) return park('payload_invalid', `payload of ${type} is not a JSON object`);
+  const metadata = parseJsonColumn(raw.metadata ?? '{}');
+  if (!isJsonObject(metadata)) return park('payload_invalid', `metadata of ${type} is not a JSON object`);
+  if (context.catalog) {
+    const check = context.catalog.check(type, payload);
+    if (!check.ok) return park(check.code, check.reason);
+  }
+  return {
+    kind: 'event',
+    event: {
+      id,
+      type,
+      tenantId,
+      aggregateType: typeof raw.aggregate_type === 'string' ? raw.aggregate_type : null,
+      aggregateId: typeof raw.aggregate_id === 'string' ? raw.aggregate_id : null,
+      payload,
+      metadata: metadata as EventMetadata,
+      position: context.position,
+      ...context.commit,
+    },
+  };
+}
+
+/** wal2json prints json and jsonb columns as JSON text. */
+function parseJsonColumn(value: unknown): unknown {
+  if (typeof value !== 'string') return undefined;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    return undefined;
+  }
+}

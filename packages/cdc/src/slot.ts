@@ -1,0 +1,92 @@
+import { assertSlotName, sqlStateOf, SqlState, WalflowError } from '@walflow/core';
+import { sql, type QueryExecutorProvider } from 'kysely';
+
+export const SLOT_PLUGIN = 'wal2json';
+
+export interface SlotInfo {
+  name: string;
+  plugin: string | null;
+  database: string | null;
+  active: boolean;
+  /** `reserved`, `extended`, `unreserved` or `lost` (invalidated by max_slot_wal_keep_size). */
+  walStatus: string | null;
+  confirmedFlushLsn: string | null;
+}
+
+// Slot functions are not tables Kysely knows, so these queries use the untyped sql tag.
+export async function inspectSlot(db: QueryExecutorProvider, name: string): Promise<SlotInfo | null> {
+  const { rows } = await sql<{
+    plugin: string | null;
+    database: string | null;
+    active: boolean;
+    wal_status: string | null;
+    confirmed_flush_lsn: string | null;
+  }>`SELECT plugin, database, active, wal_status, confirmed_flush_lsn::text
+       FROM pg_replication_slots WHERE slot_name = ${assertSlotName(name)}`.execute(db);
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    name,
+    plugin: row.plugin,
+    database: row.database,
+    active: row.active,
+    walStatus: row.wal_status,
+    confirmedFlushLsn: row.confirmed_flush_lsn,
+  };
+}
+
+export async function assertLogicalWal(db: QueryExecutorProvider): Promise<void> {
+  const { rows } = await sql<{ wal_level: string }>`SELECT current_setting('wal_level') AS wal_level`.execute(db);
+  if (rows[0]?.wal_level !== 'logical') {
+    throw new WalflowError(
+      'wal_level_not_logical',
+      `PostgreSQL runs with wal_level=${rows[0]?.wal_level ?? 'unknown'}; walflow needs wal_level=logical (set it in postgresql.conf and restart the server)`,
+    );
+  }
+}
+
+/**
+ * Creates the logical slot. This waits for every transaction open in the cluster to finish, and must run
+ * outside any transaction.
+ */
+export async function createSlot(db: QueryExecutorProvider, name: string): Promise<{ lsn: string }> {
+  try {
+    const { rows } = await sql<{ lsn: string }>`
+      SELECT lsn::text FROM pg_create_logical_replication_slot(${assertSlotName(name)}, ${SLOT_PLUGIN})`.execute(db);
+    return { lsn: rows[0]?.lsn ?? '0/0' };
+  } catch (error) {
+    throw explainSlotError(error, name);
+  }
+}
+
+/** Turns PostgreSQL's slot errors into ones that say what to do. */
+export function explainSlotError(error: unknown, name: string): WalflowError {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/may not be used as an output plugin/.test(message)) {
+    return new WalflowError(
+      'slot_plugin_not_allowed',
+      `PostgreSQL does not allow wal2json as an output plugin: add it to output_plugin_libraries (for example output_plugin_libraries = 'pgoutput, test_decoding, wal2json') and reload the configuration`,
+      { cause: error },
+    );
+  }
+  if (/could not access file "wal2json"/.test(message)) {
+    return new WalflowError(
+      'slot_plugin_not_allowed',
+      'the wal2json output plugin is not installed on the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql-<major>-wal2json)',
+      { cause: error },
+    );
+  }
+  if (sqlStateOf(error) === SqlState.undefinedObject || /replication slot .* does not exist/.test(message)) {
+    return missingSlotError(name, error);
+  }
+  return WalflowError.from(error, 'replication_failed', `replication slot ${name}`);
+}
+
+export function missingSlotError(name: string, cause?: unknown): WalflowError {
+  return new WalflowError(
+    'slot_missing',
+    `replication slot ${name} does not exist: events committed since it was lost were never streamed. ` +
+      'walflow does not recreate it silently; run `walflow repair` to recreate it and dispatch the outbox rows it missed',
+    cause === undefined ? undefined : { cause },
+  );
+}

@@ -1,0 +1,177 @@
+import {
+  parseLsn,
+  WalflowError,
+  type BatchDispatcher,
+  type DispatchBatch,
+  type DispatchResult,
+  type EventCatalog,
+} from '@walflow/core';
+import type { ClientConfig } from 'pg';
+import { LogicalReplicationService } from 'pg-logical-replication';
+import type { Logger } from 'pino';
+import { AckTracker } from './ack-tracker.js';
+import { TransactionAssembler, type StreamSlice } from './transaction-assembler.js';
+import { parseWal2JsonMessage } from './wal2json-messages.js';
+import { createWal2JsonPlugin, OUTBOX_SCHEMA, OUTBOX_TABLE } from './wal2json-plugin.js';
+
+export interface StreamSessionOptions {
+  connection: ClientConfig;
+  slotName: string;
+  dispatcher: BatchDispatcher;
+  logger: Logger;
+  catalog?: EventCatalog | undefined;
+  /** Rows gathered before the stream waits for the dispatcher. @default 5000 */
+  maxBatchRows?: number;
+  /** Rows of one transaction handed on before its commit arrives. @default 2000 */
+  sliceSize?: number;
+  /** Told after each batch's effects are committed, before the slot is acknowledged. */
+  onBatch?: ((result: DispatchResult, batch: DispatchBatch) => void) | undefined;
+  /** Told once START_REPLICATION succeeded. */
+  onStreaming?: (() => void) | undefined;
+}
+
+/**
+ * One replication connection's lifetime: stream, assemble, record in batches, acknowledge what is recorded.
+ * A session is never reused (pg-logical-replication resumes a re-subscribed instance from the last *received*
+ * LSN, skipping what was never recorded): after a failure the consumer starts a new one.
+ */
+export class StreamSession {
+  private readonly service: LogicalReplicationService;
+  private readonly assembler: TransactionAssembler;
+  private readonly acks: AckTracker;
+  private readonly maxBatchRows: number;
+  private pending: StreamSlice[] = [];
+  private pendingRows = 0;
+  private flushing: Promise<void> | null = null;
+  private flushScheduled = false;
+  private failure: unknown = null;
+  private draining = false;
+
+  constructor(private readonly options: StreamSessionOptions) {
+    this.maxBatchRows = options.maxBatchRows ?? 5000;
+    // Never let the library acknowledge: auto-ack and its status timer both report *received* positions.
+    this.service = new LogicalReplicationService(options.connection, {
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      flowControl: { enabled: true },
+    });
+    this.assembler = new TransactionAssembler({
+      outboxSchema: OUTBOX_SCHEMA,
+      outboxTable: OUTBOX_TABLE,
+      catalog: options.catalog,
+      sliceSize: options.sliceSize,
+    });
+    this.acks = new AckTracker(this.service);
+  }
+
+  /** Streams until stop() or a failure: resolves after a clean stop, rejects with the failure. */
+  async run(): Promise<void> {
+    this.service.on('data', (_lsn: string, raw: unknown) => this.onData(raw));
+    this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => this.onKeepalive(lsn, shouldRespond));
+    this.service.on('error', (error: Error) => this.fail(error));
+    this.service.on('start', () => this.options.onStreaming?.());
+    try {
+      // 0/0 asks the server to start from the slot's confirmed position.
+      await this.service.subscribe(createWal2JsonPlugin(), this.options.slotName, '0/00000000');
+    } catch (error) {
+      this.fail(error);
+    }
+    await this.service.stop();
+    if (this.failure !== null) {
+      throw WalflowError.from(this.failure, 'replication_failed', `replication from slot ${this.options.slotName} failed`);
+    }
+  }
+
+  /** Records what has been received, acknowledges it, and closes the connection. */
+  async stop(): Promise<void> {
+    this.draining = true;
+    try {
+      await this.flush();
+    } catch (error) {
+      this.fail(error);
+    }
+    await this.service.stop();
+  }
+
+  private async onData(raw: unknown): Promise<void> {
+    if (this.failure !== null || this.draining) return;
+    try {
+      const message = parseWal2JsonMessage(raw);
+      for (const slice of this.assembler.accept(message)) {
+        this.pending.push(slice);
+        this.pendingRows += slice.events.length + slice.parked.length;
+      }
+      // Waiting here is the backpressure: the library pauses the socket until the handler returns.
+      if (this.pendingRows >= this.maxBatchRows || this.pending.length >= this.maxBatchRows) await this.flush();
+      else if (this.pending.length > 0) this.scheduleFlush();
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /** Flushes once the messages already read from the socket are processed, so one batch spans them all. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush().catch((error: unknown) => this.fail(error));
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pending.length === 0 || this.failure !== null) return;
+    const slices = this.pending;
+    this.pending = [];
+    this.pendingRows = 0;
+    this.flushing = this.record(slices);
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private async record(slices: StreamSlice[]): Promise<void> {
+    const batch = toBatch(slices);
+    if (batch.events.length > 0 || batch.parked.length > 0) {
+      const result = await this.options.dispatcher.dispatch(batch);
+      this.options.onBatch?.(result, batch);
+    }
+    // Only now are the batch's effects committed; a batch of empty transactions needs no write at all.
+    if (batch.checkpoint) await this.acks.confirm(batch.checkpoint.endLsn);
+  }
+
+  private onKeepalive(lsn: string, shouldRespond: boolean): void {
+    if (this.failure !== null) return;
+    const acknowledged = this.isIdle() ? this.acks.confirm(parseLsn(lsn)) : shouldRespond ? this.acks.repeat() : null;
+    acknowledged?.catch((error: unknown) => this.fail(error));
+  }
+
+  /**
+   * Keepalives bypass the library's flow-control queue, so a keepalive's position may lie beyond messages
+   * still queued there: it is only confirmed when nothing is queued, open, pending or being recorded.
+   */
+  private isIdle(): boolean {
+    const queue = this.service as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
+    const libraryIdle = (queue._messageQueue?.length ?? 1) === 0 && queue._processing === false;
+    return libraryIdle && !this.assembler.inTransaction && this.pending.length === 0 && this.flushing === null;
+  }
+
+  private fail(error: unknown): void {
+    if (this.failure !== null) return;
+    this.failure = error;
+    this.options.logger.warn({ err: error, slot: this.options.slotName }, 'replication session failed');
+    void this.service.stop();
+  }
+}
+
+function toBatch(slices: StreamSlice[]): DispatchBatch {
+  const batch: DispatchBatch = { events: [], parked: [], checkpoint: null };
+  for (const slice of slices) {
+    for (const event of slice.events) batch.events.push(event);
+    for (const row of slice.parked) batch.parked.push(row);
+    if (slice.end) batch.checkpoint = slice.end;
+  }
+  return batch;
+}

@@ -1,0 +1,102 @@
+import { parseLsn, WalflowError, type EventCatalog, type EventEnvelope, type ParkedRow, type TransactionEnd } from '@walflow/core';
+import { mapOutboxRow } from './map-outbox-row.js';
+import { walTimestampToIso, type Wal2JsonBegin, type Wal2JsonMessage } from './wal2json-messages.js';
+
+/**
+ * A piece of the committed stream. Slices of one transaction arrive in order; only the last one carries `end`,
+ * and only after it has been recorded may the slot move past the transaction.
+ */
+export interface StreamSlice {
+  events: EventEnvelope[];
+  parked: ParkedRow[];
+  end: TransactionEnd | null;
+}
+
+export interface TransactionAssemblerOptions {
+  outboxSchema: string;
+  outboxTable: string;
+  catalog?: EventCatalog | undefined;
+  /**
+   * A transaction with more outbox rows than this is handed on in slices, so a huge transaction never sits in
+   * memory whole: recording is idempotent, and the slot is only acknowledged at the commit.
+   * @default 2000
+   */
+  sliceSize?: number;
+}
+
+interface OpenTransaction {
+  begin: Wal2JsonBegin;
+  commit: { xid: string; commitLsn: ReturnType<typeof parseLsn>; committedAt: string };
+  position: number;
+  slice: StreamSlice;
+}
+
+/** Groups wal2json format-version 2 messages (B, I…, C) into slices of committed transactions. */
+export class TransactionAssembler {
+  private open: OpenTransaction | null = null;
+  private readonly sliceSize: number;
+
+  constructor(private readonly options: TransactionAssemblerOptions) {
+    this.sliceSize = options.sliceSize ?? 2000;
+  }
+
+  /** True between a transaction's B and its C. */
+  get inTransaction(): boolean {
+    return this.open !== null;
+  }
+
+  /** Returns the slices that the message completes (none, one or, at a commit, the rest of the transaction). */
+  accept(message: Wal2JsonMessage): StreamSlice[] {
+    switch (message.action) {
+      case 'B': {
+        if (this.open) throw protocolError(`BEGIN of xid ${message.xid} inside xid ${this.open.begin.xid}`);
+        this.open = {
+          begin: message,
+          commit: { xid: String(message.xid), commitLsn: parseLsn(message.lsn), committedAt: walTimestampToIso(message.timestamp) },
+          position: 0,
+          slice: emptySlice(),
+        };
+        return [];
+      }
+      case 'I': {
+        const open = this.requireOpen('INSERT');
+        if (message.schema !== this.options.outboxSchema || message.table !== this.options.outboxTable) return [];
+        const mapped = mapOutboxRow(message.columns, { commit: open.commit, position: open.position++, catalog: this.options.catalog });
+        if (mapped.kind === 'event') open.slice.events.push(mapped.event);
+        else open.slice.parked.push(mapped.row);
+        if (open.slice.events.length + open.slice.parked.length < this.sliceSize) return [];
+        const full = open.slice;
+        open.slice = emptySlice();
+        return [full];
+      }
+      case 'C': {
+        const open = this.requireOpen('COMMIT');
+        if (message.xid !== open.begin.xid) throw protocolError(`COMMIT of xid ${message.xid} inside xid ${open.begin.xid}`);
+        this.open = null;
+        const last = open.slice;
+        last.end = { commitLsn: open.commit.commitLsn, endLsn: parseLsn(message.nextlsn), committedAt: open.commit.committedAt };
+        return [last];
+      }
+      case 'M':
+        // Heartbeats and other logical messages carry no events; their transaction's C still acknowledges them.
+        return [];
+      case 'U':
+      case 'D':
+      case 'T':
+        throw protocolError(`unexpected ${message.action} change: the slot must be read with actions=insert`);
+    }
+  }
+
+  private requireOpen(what: string): OpenTransaction {
+    if (!this.open) throw protocolError(`${what} outside a transaction`);
+    return this.open;
+  }
+}
+
+function emptySlice(): StreamSlice {
+  return { events: [], parked: [], end: null };
+}
+
+function protocolError(message: string): WalflowError {
+  return new WalflowError('message_invalid', `wal2json stream out of order: ${message}`);
+}

@@ -1,0 +1,29 @@
+import { createDatabase, loadConfig, type WalflowConfig } from '@walflow/server';
+import type { WalflowDatabase } from '@walflow/core';
+import type { Kysely } from 'kysely';
+import pino, { type Logger } from 'pino';
+
+export interface CommandContext {
+  config: WalflowConfig;
+  logger: Logger;
+}
+
+/**
+ * Configuration and a logger for one command. `start` logs JSON to stdout; the other commands keep stdout
+ * for their output and log to stderr.
+ */
+export function commandContext(options: { logToStdout: boolean }): CommandContext {
+  const config = loadConfig(process.env);
+  const logger = pino({ level: config.logLevel, base: { service: 'walflow' } }, pino.destination(options.logToStdout ? 1 : 2));
+  return { config, logger };
+}
+
+/** Runs `work` with a database handle that is always closed. */
+export async function withDatabase<T>(context: CommandContext, work: (db: Kysely<WalflowDatabase>) => Promise<T>): Promise<T> {
+  const db = createDatabase(context.config.databaseUrl, context.logger, { max: 2 });
+  try {
+    return await work(db);
+  } finally {
+    await db.destroy();
+  }
+}

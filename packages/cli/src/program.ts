@@ -1,0 +1,15 @@
+import { Command } from 'commander';
+import { registerMigrate } from './commands/migrate.js';
+import { registerStart } from './commands/start.js';
+import { registerWorkflows } from './commands/workflows.js';
+
+export function createProgram(): Command {
+  const program = new Command('walflow')
+    .description('committed PostgreSQL writes → events → workflow runs')
+    .showHelpAfterError()
+    .configureHelp({ sortSubcommands: true });
+  registerMigrate(program);
+  registerStart(program);
+  registerWorkflows(program);
+  return program;
+}

@@ -1,0 +1,48 @@
+import type { WalflowErrorCode } from './errors.js';
+import type { CommitPosition, EventEnvelope } from './event-envelope.js';
+import type { Lsn } from './lsn.js';
+
+/** An outbox row that cannot become an event; it is kept in `walflow.dead_letters` with the raw row. */
+export interface ParkedRow {
+  outboxId: string | null;
+  tenantId: string;
+  eventType: string | null;
+  code: WalflowErrorCode;
+  reason: string;
+  /** The row as it arrived, so an operator can fix and re-emit it. */
+  raw: Record<string, unknown>;
+  commit: CommitPosition;
+}
+
+/** The end of a whole committed transaction: once its effects are committed, the slot may move past it. */
+export interface TransactionEnd {
+  commitLsn: Lsn;
+  /** The end of the transaction's commit record; acknowledging it confirms the whole transaction. */
+  endLsn: Lsn;
+  committedAt: string;
+}
+
+/** A run of the committed stream, recorded in one database transaction. */
+export interface DispatchBatch {
+  events: EventEnvelope[];
+  parked: ParkedRow[];
+  /** The last whole transaction in the batch; null when the batch only holds part of a large transaction. */
+  checkpoint: TransactionEnd | null;
+}
+
+export interface DispatchResult {
+  /** Events recorded for the first time (redeliveries are not counted). */
+  recorded: number;
+  /** Events that were already recorded: a redelivery after a restart. */
+  duplicates: number;
+  runsQueued: number;
+  parked: number;
+}
+
+/**
+ * Where the CDC stream hands its batches. The executor implements it; the server wires the two, so neither
+ * package imports the other.
+ */
+export interface BatchDispatcher {
+  dispatch(batch: DispatchBatch): Promise<DispatchResult>;
+}

@@ -1,0 +1,66 @@
+import type { Lsn } from './lsn.js';
+
+/**
+ * Metadata travels with an event. Applications set `actorId`; walflow sets the causal fields when an action
+ * emits an event, so a chain of events can be followed and a loop can be stopped.
+ */
+export interface EventMetadata {
+  actorId?: string;
+  /** The first event of a causal chain. */
+  correlationId?: string;
+  /** The event whose workflow run emitted this one. */
+  causationId?: string;
+  /** How many workflow runs separate this event from the application write that started the chain. */
+  depth?: number;
+  workflowId?: string;
+  runId?: string;
+  [key: string]: unknown;
+}
+
+/** What application code hands to `emit()`. */
+export interface EmitEvent<Type extends string = string, Payload = Record<string, unknown>> {
+  type: Type;
+  payload: Payload;
+  /** @default 'default' */
+  tenantId?: string;
+  aggregateType?: string;
+  aggregateId?: string;
+  actorId?: string;
+}
+
+/** Where an event sits in the WAL: fixed by the commit, identical on every redelivery. */
+export interface CommitPosition {
+  xid: string;
+  /** LSN of the commit record of the transaction that wrote the outbox row. */
+  commitLsn: Lsn;
+  /** Commit time from the WAL, ISO-8601 with microseconds (JavaScript dates keep only milliseconds). */
+  committedAt: string;
+}
+
+/** A committed event as walflow records it; the names match `walflow.events` columns and CEL variables. */
+export interface EventEnvelope extends CommitPosition {
+  /** The outbox row's id. */
+  id: string;
+  type: string;
+  tenantId: string;
+  aggregateType: string | null;
+  aggregateId: string | null;
+  payload: Record<string, unknown>;
+  metadata: EventMetadata;
+  /** Position of the event among the outbox rows of its transaction, from 0. */
+  position: number;
+}
+
+export const DEFAULT_TENANT = 'default';
+
+/** Event types are dotted names such as `recruit.graduated_to_agent`. */
+export const EVENT_TYPE_PATTERN = /^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
+export const EVENT_TYPE_MAX_LENGTH = 200;
+
+export function isValidEventType(type: string): boolean {
+  return type.length <= EVENT_TYPE_MAX_LENGTH && EVENT_TYPE_PATTERN.test(type);
+}
+
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

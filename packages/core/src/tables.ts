@@ -1,0 +1,154 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** jsonb: any JSON value goes in; what comes out is parsed by node-postgres. */
+type Json<T = unknown> = ColumnType<T, string | T, string | T>;
+/** timestamptz: node-postgres returns a Date; walflow writes exact WAL timestamps as text. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** pg_lsn travels as text (`16/B374D848`); parse it with parseLsn before comparing. */
+type PgLsn = string;
+
+export type WorkflowStatus = 'active' | 'paused' | 'disabled';
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'dead' | 'cancelled';
+export type DecisionOutcome =
+  | 'fired'
+  | 'condition_false'
+  | 'condition_error'
+  | 'cooldown'
+  | 'rate_limited'
+  | 'loop_blocked'
+  | 'inactive';
+
+export interface OutboxTable {
+  id: Generated<string>;
+  tenant_id: Generated<string>;
+  event_type: string;
+  aggregate_type: string | null;
+  aggregate_id: string | null;
+  payload: Json;
+  metadata: Generated<Json<Record<string, unknown>>>;
+  created_at: GeneratedTimestamp;
+}
+
+export interface EventsTable {
+  id: string;
+  event_type: string;
+  tenant_id: string;
+  aggregate_type: string | null;
+  aggregate_id: string | null;
+  payload: Json<Record<string, unknown>>;
+  metadata: Json<Record<string, unknown>>;
+  committed_at: Timestamp;
+  commit_lsn: PgLsn;
+  tx_position: number;
+  xid: ColumnType<string, string | number, string | number>;
+  received_at: GeneratedTimestamp;
+  recovered: Generated<boolean>;
+}
+
+export interface WorkflowsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  status: WorkflowStatus;
+  trigger_event: string;
+  condition: string | null;
+  cooldown: Json | null;
+  rate_limits: ColumnType<unknown[], string | unknown[] | undefined, string | unknown[]>;
+  actions: Json<unknown[]>;
+  definition: Json<Record<string, unknown>>;
+  version: Generated<number>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface WorkflowRevisionTable {
+  singleton: Generated<boolean>;
+  revision: ColumnType<string, never, string | number>;
+}
+
+export interface DecisionsTable {
+  id: Generated<string>;
+  workflow_id: string;
+  workflow_version: number;
+  tenant_id: string;
+  event_id: string;
+  event_committed_at: Timestamp;
+  replay_id: string | null;
+  outcome: DecisionOutcome;
+  reason: string;
+  detail: Json<Record<string, unknown>>;
+  run_id: string | null;
+  decided_at: GeneratedTimestamp;
+}
+
+export interface WorkflowRunsTable {
+  id: Generated<string>;
+  workflow_id: string;
+  workflow_version: number;
+  tenant_id: string;
+  event_id: string;
+  event_committed_at: Timestamp;
+  event_type: string;
+  aggregate_type: string | null;
+  aggregate_id: string | null;
+  commit_lsn: PgLsn;
+  tx_position: number;
+  replay_id: string | null;
+  status: Generated<RunStatus>;
+  attempts: Generated<number>;
+  max_attempts: Generated<number>;
+  next_attempt_at: GeneratedTimestamp;
+  locked_by: string | null;
+  locked_until: Timestamp | null;
+  last_error: string | null;
+  created_at: GeneratedTimestamp;
+  started_at: Timestamp | null;
+  finished_at: Timestamp | null;
+}
+
+export interface DeadLettersTable {
+  id: Generated<string>;
+  outbox_id: string | null;
+  tenant_id: string;
+  event_type: string | null;
+  code: string;
+  reason: string;
+  raw: Json;
+  commit_lsn: PgLsn | null;
+  committed_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+  resolved_at: Timestamp | null;
+  resolution: string | null;
+}
+
+export interface ConsumerStateTable {
+  slot_name: string;
+  plugin: string;
+  slot_created_at: GeneratedTimestamp;
+  checkpoint_lsn: PgLsn | null;
+  last_commit_at: Timestamp | null;
+  leader_id: string | null;
+  leader_since: Timestamp | null;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface SchemaMigrationsTable {
+  version: number;
+  name: string;
+  checksum: string;
+  applied_at: GeneratedTimestamp;
+}
+
+/** Kysely's view of the `walflow` schema. */
+export interface WalflowDatabase {
+  'walflow.outbox': OutboxTable;
+  'walflow.events': EventsTable;
+  'walflow.workflows': WorkflowsTable;
+  'walflow.workflow_revision': WorkflowRevisionTable;
+  'walflow.decisions': DecisionsTable;
+  'walflow.workflow_runs': WorkflowRunsTable;
+  'walflow.dead_letters': DeadLettersTable;
+  'walflow.consumer_state': ConsumerStateTable;
+  'walflow.schema_migrations': SchemaMigrationsTable;
+}

@@ -1,0 +1,126 @@
+import type { EventEnvelope, EventMetadata, WalflowDatabase } from '@walflow/core';
+import { parseLsn } from '@walflow/core';
+import { sql, type Kysely, type Transaction } from 'kysely';
+
+export interface ClaimedRun {
+  id: string;
+  workflowId: string;
+  workflowVersion: number;
+  attempts: number;
+  maxAttempts: number;
+  event: EventEnvelope;
+}
+
+/**
+ * Claims up to `limit` due runs for one worker: FOR UPDATE SKIP LOCKED lets any number of workers, in any
+ * number of processes, take disjoint runs. The lease lets another worker take the run over if this one dies.
+ */
+export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, limit: number, leaseMs: number): Promise<ClaimedRun[]> {
+  const { rows } = await sql<{
+    id: string;
+    workflow_id: string;
+    workflow_version: number;
+    attempts: number;
+    max_attempts: number;
+    event_id: string;
+    event_type: string;
+    tenant_id: string;
+    aggregate_type: string | null;
+    aggregate_id: string | null;
+    payload: Record<string, unknown>;
+    metadata: EventMetadata;
+    committed_at: string;
+    commit_lsn: string;
+    tx_position: number;
+    xid: string;
+  }>`
+    WITH due AS (
+      SELECT id FROM walflow.workflow_runs
+       WHERE status = 'queued' AND next_attempt_at <= now()
+       ORDER BY next_attempt_at
+       LIMIT ${limit}
+       FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+      UPDATE walflow.workflow_runs r
+         SET status = 'running', attempts = r.attempts + 1, locked_by = ${workerId},
+             locked_until = now() + ${leaseMs} * interval '1 millisecond', started_at = coalesce(r.started_at, now())
+        FROM due WHERE r.id = due.id
+      RETURNING r.id, r.workflow_id, r.workflow_version, r.attempts, r.max_attempts, r.event_id, r.event_committed_at
+    )
+    SELECT c.id, c.workflow_id, c.workflow_version, c.attempts, c.max_attempts,
+           e.id AS event_id, e.event_type, e.tenant_id, e.aggregate_type, e.aggregate_id, e.payload, e.metadata,
+           to_json(e.committed_at) #>> '{}' AS committed_at, e.commit_lsn::text AS commit_lsn, e.tx_position, e.xid::text AS xid
+      FROM claimed c JOIN walflow.events e ON e.committed_at = c.event_committed_at AND e.id = c.event_id`.execute(db);
+  return rows.map((row) => ({
+    id: row.id,
+    workflowId: row.workflow_id,
+    workflowVersion: row.workflow_version,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    event: {
+      id: row.event_id,
+      type: row.event_type,
+      tenantId: row.tenant_id,
+      aggregateType: row.aggregate_type,
+      aggregateId: row.aggregate_id,
+      payload: row.payload,
+      metadata: row.metadata,
+      committedAt: row.committed_at,
+      commitLsn: parseLsn(row.commit_lsn),
+      position: row.tx_position,
+      xid: row.xid,
+    },
+  }));
+}
+
+/** Marks a run succeeded inside the transaction that performed its effects; false if the lease was lost. */
+export async function completeRun(trx: Transaction<WalflowDatabase>, runId: string, workerId: string): Promise<boolean> {
+  const result = await trx
+    .updateTable('walflow.workflow_runs')
+    .set({ status: 'succeeded', finished_at: sql`now()`, locked_by: null, locked_until: null, last_error: null })
+    .where('id', '=', runId)
+    .where('status', '=', 'running')
+    .where('locked_by', '=', workerId)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Records a failed attempt: queued again after `retryInMs`, or dead when null. */
+export async function failRun(
+  db: Kysely<WalflowDatabase>,
+  runId: string,
+  workerId: string,
+  error: string,
+  retryInMs: number | null,
+): Promise<void> {
+  await db
+    .updateTable('walflow.workflow_runs')
+    .set({
+      status: retryInMs === null ? 'dead' : 'queued',
+      next_attempt_at: retryInMs === null ? sql`now()` : sql`now() + ${retryInMs} * interval '1 millisecond'`,
+      finished_at: retryInMs === null ? sql`now()` : null,
+      last_error: error.slice(0, 10_000),
+      locked_by: null,
+      locked_until: null,
+    })
+    .where('id', '=', runId)
+    .where('locked_by', '=', workerId)
+    .execute();
+}
+
+/** Returns runs whose worker died (lease expired) to the queue, or to dead when out of attempts. */
+export async function releaseExpiredLeases(db: Kysely<WalflowDatabase>): Promise<number> {
+  const result = await db
+    .updateTable('walflow.workflow_runs')
+    .set({
+      status: sql`CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END`,
+      next_attempt_at: sql`now()`,
+      last_error: sql`coalesce(last_error, 'worker lease expired')`,
+      locked_by: null,
+      locked_until: null,
+    })
+    .where('status', '=', 'running')
+    .where('locked_until', '<', sql<Date>`now()`)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}

@@ -1,0 +1,101 @@
+import type { WalflowDatabase, WorkflowStatus } from '@walflow/core';
+import { sql, type Kysely } from 'kysely';
+import { parseWorkflowDefinition, type WorkflowDefinition } from './workflow-definition.js';
+
+export interface StoredWorkflow {
+  id: string;
+  tenantId: string;
+  name: string;
+  status: WorkflowStatus;
+  triggerEvent: string;
+  version: number;
+  definition: WorkflowDefinition;
+  updatedAt: Date;
+}
+
+export type ApplyOutcome = 'created' | 'updated' | 'unchanged';
+
+/**
+ * Creates or updates a workflow by (tenant, name). The version increases only when the document changed, so
+ * applying the same file twice is a no-op.
+ */
+export async function applyWorkflow(
+  db: Kysely<WalflowDatabase>,
+  input: unknown,
+): Promise<{ workflow: StoredWorkflow; outcome: ApplyOutcome }> {
+  const definition = parseWorkflowDefinition(input);
+  const document = JSON.stringify(definition);
+  const written = await db
+    .insertInto('walflow.workflows')
+    .values({
+      tenant_id: definition.tenant,
+      name: definition.name,
+      status: definition.status,
+      trigger_event: definition.trigger.event,
+      actions: JSON.stringify(definition.actions),
+      definition: document,
+    })
+    .onConflict((conflict) =>
+      conflict
+        .columns(['tenant_id', 'name'])
+        .doUpdateSet({
+          status: (eb) => eb.ref('excluded.status'),
+          trigger_event: (eb) => eb.ref('excluded.trigger_event'),
+          actions: (eb) => eb.ref('excluded.actions'),
+          definition: (eb) => eb.ref('excluded.definition'),
+          version: sql`walflow.workflows.version + 1`,
+          updated_at: sql`now()`,
+        })
+        .where(sql<boolean>`walflow.workflows.definition IS DISTINCT FROM excluded.definition`),
+    )
+    .returning(['id', sql<boolean>`xmax = 0`.as('inserted')])
+    .executeTakeFirst();
+  const stored = await getWorkflow(db, definition.tenant, definition.name);
+  if (!stored) throw new Error(`workflow ${definition.name} vanished while it was applied`);
+  const outcome: ApplyOutcome = !written ? 'unchanged' : written.inserted ? 'created' : 'updated';
+  return { workflow: stored, outcome };
+}
+
+export async function getWorkflow(db: Kysely<WalflowDatabase>, tenantId: string, name: string): Promise<StoredWorkflow | undefined> {
+  const row = await selectWorkflows(db).where('tenant_id', '=', tenantId).where('name', '=', name).executeTakeFirst();
+  return row && toStoredWorkflow(row);
+}
+
+export async function getWorkflowById(db: Kysely<WalflowDatabase>, id: string): Promise<StoredWorkflow | undefined> {
+  const row = await selectWorkflows(db).where('id', '=', id).executeTakeFirst();
+  return row && toStoredWorkflow(row);
+}
+
+export async function listWorkflows(db: Kysely<WalflowDatabase>, filter: { tenantId?: string } = {}): Promise<StoredWorkflow[]> {
+  let query = selectWorkflows(db).orderBy('tenant_id').orderBy('name');
+  if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
+  return (await query.execute()).map(toStoredWorkflow);
+}
+
+function selectWorkflows(db: Kysely<WalflowDatabase>) {
+  return db
+    .selectFrom('walflow.workflows')
+    .select(['id', 'tenant_id', 'name', 'status', 'trigger_event', 'version', 'definition', 'updated_at']);
+}
+
+function toStoredWorkflow(row: {
+  id: string;
+  tenant_id: string;
+  name: string;
+  status: WorkflowStatus;
+  trigger_event: string;
+  version: number;
+  definition: Record<string, unknown>;
+  updated_at: Date;
+}): StoredWorkflow {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    status: row.status,
+    triggerEvent: row.trigger_event,
+    version: row.version,
+    definition: parseWorkflowDefinition(row.definition, `stored workflow ${row.name}`),
+    updatedAt: row.updated_at,
+  };
+}
