@@ -1,0 +1,99 @@
+import { defineCatalog, defineEvent, parseLsn } from '@walflow/core';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { TransactionAssembler } from './transaction-assembler.js';
+import type { Wal2JsonMessage } from './wal2json-messages.js';
+
+const timestamp = '2026-11-26 21:26:52.84801+00';
+const begin = (xid: number): Wal2JsonMessage => ({ action: 'B', xid, timestamp, lsn: '0/2000', nextlsn: '0/2030' });
+const commit = (xid: number): Wal2JsonMessage => ({ action: 'C', xid, timestamp, lsn: '0/2000', nextlsn: '0/2030' });
+const outboxInsert = (id: string, type = 'policy.approved', payload = '{"policyId":"p1"}', table = 'outbox'): Wal2JsonMessage => ({
+  action: 'I',
+  schema: 'walflow',
+  table,
+  columns: [
+    { name: 'id', value: id },
+    { name: 'tenant_id', value: 't1' },
+    { name: 'event_type', value: type },
+    { name: 'aggregate_type', value: 'policy' },
+    { name: 'aggregate_id', value: null },
+    { name: 'payload', value: payload },
+    { name: 'metadata', value: '{"actorId":"u1"}' },
+    { name: 'created_at', value: timestamp },
+  ],
+});
+
+const assembler = (sliceSize?: number) => new TransactionAssembler({ outboxSchema: 'walflow', outboxTable: 'outbox', sliceSize });
+
+describe('TransactionAssembler', () => {
+  it('emits a committed transaction with its events in order, positions and commit position', () => {
+    const a = assembler();
+    expect(a.accept(begin(7))).toEqual([]);
+    expect(a.inTransaction).toBe(true);
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000001'));
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000002'));
+    const [slice] = a.accept(commit(7));
+    expect(a.inTransaction).toBe(false);
+    expect(slice?.events.map((event) => [event.id.slice(-1), event.position])).toEqual([['1', 0], ['2', 1]]);
+    expect(slice?.events[0]).toMatchObject({
+      type: 'policy.approved',
+      tenantId: 't1',
+      aggregateType: 'policy',
+      aggregateId: null,
+      payload: { policyId: 'p1' },
+      metadata: { actorId: 'u1' },
+      xid: '7',
+      committedAt: '2026-11-26T21:26:52.84801+00:00',
+      commitLsn: parseLsn('0/2000'),
+    });
+    expect(slice?.end).toEqual({ commitLsn: parseLsn('0/2000'), endLsn: parseLsn('0/2030'), committedAt: '2026-11-26T21:26:52.84801+00:00' });
+  });
+
+  it('hands a large transaction on in slices; only the last one ends it', () => {
+    const a = assembler(2);
+    a.accept(begin(8));
+    const slices = [1, 2, 3, 4, 5].flatMap((n) => a.accept(outboxInsert(`00000000-0000-0000-0000-00000000000${n}`)));
+    slices.push(...a.accept(commit(8)));
+    expect(slices.map((slice) => [slice.events.length, slice.end !== null])).toEqual([[2, false], [2, false], [1, true]]);
+    expect(slices.flatMap((slice) => slice.events.map((event) => event.position))).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('emits an empty transaction so it can be acknowledged', () => {
+    const a = assembler();
+    a.accept(begin(9));
+    expect(a.accept(commit(9))).toEqual([{ events: [], parked: [], end: expect.objectContaining({ endLsn: parseLsn('0/2030') }) }]);
+  });
+
+  it('parks rows that cannot be events and goes on', () => {
+    const catalog = defineCatalog(defineEvent('policy.approved', z.object({ policyId: z.string() })));
+    const a = new TransactionAssembler({ outboxSchema: 'walflow', outboxTable: 'outbox', catalog });
+    a.accept(begin(10));
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000001', 'policy.approved', '[1,2]'));
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000002', 'policy.unknown'));
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000003', 'policy.approved', '{"policyId":5}'));
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000004'));
+    const [slice] = a.accept(commit(10));
+    expect(slice?.events.map((event) => event.position)).toEqual([3]);
+    expect(slice?.parked.map((row) => [row.outboxId?.slice(-1), row.code])).toEqual([
+      ['1', 'payload_invalid'],
+      ['2', 'event_unknown'],
+      ['3', 'payload_invalid'],
+    ]);
+    expect(slice?.parked[0]?.raw).toMatchObject({ payload: '[1,2]', event_type: 'policy.approved' });
+  });
+
+  it('ignores tables other than the outbox', () => {
+    const a = assembler();
+    a.accept(begin(11));
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000001', 'policy.approved', '{}', 'policies'));
+    expect(a.accept(commit(11))[0]?.events).toEqual([]);
+  });
+
+  it('refuses a stream out of order', () => {
+    const a = assembler();
+    expect(() => a.accept(outboxInsert('00000000-0000-0000-0000-000000000001'))).toThrow(/outside a transaction/);
+    a.accept(begin(12));
+    expect(() => a.accept(begin(13))).toThrow(/inside xid 12/);
+    expect(() => a.accept({ action: 'D' } as Wal2JsonMessage)).toThrow(/actions=insert/);
+  });
+});

@@ -1,0 +1,133 @@
+import { defineCatalog, defineEvent, type WalflowDatabase } from '@walflow/core';
+import { createOutbox, emit, emitMany } from '@walflow/outbox';
+import { migrate, createDatabase } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+
+const database = useTestDatabase();
+const logger = pino({ level: 'silent' });
+let db: Kysely<WalflowDatabase>;
+
+const catalog = defineCatalog(
+  defineEvent('recruit.graduated_to_agent', z.object({ recruitId: z.string() })),
+  defineEvent('policy.approved', z.object({ policyId: z.string(), premium: z.number().positive() })),
+);
+const outbox = createOutbox(catalog);
+
+beforeAll(async () => {
+  db = createDatabase(database.url, logger);
+  await migrate({ db, slotName: database.slotName, logger });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+async function outboxRows() {
+  return db.selectFrom('walflow.outbox').selectAll().orderBy('id').execute();
+}
+
+describe('emit', () => {
+  it('writes through the caller’s Kysely transaction and commits with it', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const id = await db.transaction().execute((trx) =>
+      emit(trx, { type: 'recruit.graduated_to_agent', payload: { recruitId: 'r1' }, aggregateType: 'recruit', aggregateId: 'r1', tenantId: 't1', actorId: 'u7' }),
+    );
+    const rows = await outboxRows();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      id,
+      tenant_id: 't1',
+      event_type: 'recruit.graduated_to_agent',
+      aggregate_type: 'recruit',
+      aggregate_id: 'r1',
+      payload: { recruitId: 'r1' },
+      metadata: { actorId: 'u7' },
+    });
+  });
+
+  it('writes nothing when the caller’s transaction rolls back', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await emit(trx, { type: 'policy.approved', payload: { policyId: 'p1', premium: 1 } });
+        throw new Error('domain write failed');
+      }),
+    ).rejects.toThrow('domain write failed');
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('writes through a pg client inside the caller’s transaction', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      const ids = await emitMany(client, [
+        { type: 'policy.approved', payload: { policyId: 'p1', premium: 10 } },
+        { type: 'policy.approved', payload: { policyId: 'p2', premium: 20 } },
+      ]);
+      expect(ids).toHaveLength(2);
+      await client.query('ROLLBACK');
+      expect(await outboxRows()).toHaveLength(0);
+      await client.query('BEGIN');
+      const [first] = await emitMany(client, [{ type: 'policy.approved', payload: { policyId: 'p3', premium: 30 } }]);
+      await client.query('COMMIT');
+      expect((await outboxRows()).map((row) => row.id)).toEqual([first]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('validates payloads against the catalog and writes nothing when they are wrong', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(
+      db.transaction().execute((trx) =>
+        // @ts-expect-error premium must be a number: the catalog types the payload at compile time
+        outbox.emit(trx, { type: 'policy.approved', payload: { policyId: 'p1', premium: 'lots' } }),
+      ),
+    ).rejects.toMatchObject({ code: 'payload_invalid', message: expect.stringMatching(/premium/) });
+    await expect(
+      db.transaction().execute((trx) =>
+        // @ts-expect-error unknown event types do not compile
+        outbox.emit(trx, { type: 'policy.rejected', payload: {} }),
+      ),
+    ).rejects.toMatchObject({ code: 'event_unknown' });
+    expect(await outboxRows()).toHaveLength(0);
+    await db.transaction().execute((trx) => outbox.emit(trx, { type: 'policy.approved', payload: { policyId: 'p1', premium: 5 } }));
+    expect(await outboxRows()).toHaveLength(1);
+  });
+
+  it('refuses a bad event type or a payload that is not an object', async () => {
+    await expect(emit(db, { type: 'no spaces please', payload: {} })).rejects.toMatchObject({ code: 'payload_invalid' });
+    await expect(emit(db, { type: 'a.b', payload: [1] as unknown as Record<string, unknown> })).rejects.toThrow(/JSON object/);
+  });
+
+  it('returns emitMany ids in the order of the events given', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const ids = await emitMany(db, Array.from({ length: 5 }, (_, n) => ({ type: 'policy.approved', payload: { policyId: `p${n}`, premium: 1 } })));
+    const byId = new Map((await outboxRows()).map((row) => [row.id, (row.payload as { policyId: string }).policyId]));
+    expect(ids.map((id) => byId.get(id))).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+  });
+});
+
+describe('walflow.emit (SQL)', () => {
+  it('inserts an outbox row and keeps causal metadata to walflow', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const { rows } = await sql<{ id: string }>`
+      SELECT walflow.emit('policy.approved', '{"policyId":"p9"}', 'policy', 'p9', 't2', '{"actorId":"u1","depth":99,"causationId":"x"}') AS id`.execute(db);
+    const [row] = await outboxRows();
+    expect(row).toMatchObject({ id: rows[0]?.id, tenant_id: 't2', aggregate_id: 'p9', metadata: { actorId: 'u1' } });
+  });
+
+  it('defaults the tenant and rejects a payload that is not an object', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await sql`SELECT walflow.emit('policy.approved', '{}')`.execute(db);
+    expect((await outboxRows())[0]?.tenant_id).toBe('default');
+    await expect(sql`SELECT walflow.emit('policy.approved', '[1]')`.execute(db)).rejects.toThrow(/must be a JSON object/);
+    await expect(sql`SELECT walflow.emit('bad type!', '{}')`.execute(db)).rejects.toThrow(/check constraint/);
+  });
+});

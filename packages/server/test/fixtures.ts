@@ -1,0 +1,62 @@
+import type { WalflowDatabase } from '@walflow/core';
+import { applyWorkflow, type WorkflowDefinitionInput } from '@walflow/executor';
+import { createDatabase, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
+import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
+
+export const silentLogger = pino({ level: process.env.WALFLOW_TEST_LOG_LEVEL ?? 'silent' });
+
+export function testConfig(url: string, slotName: string, overrides: Partial<WalflowConfig> = {}): WalflowConfig {
+  return {
+    databaseUrl: url,
+    slotName,
+    httpPort: 0,
+    httpHost: '127.0.0.1',
+    catalogModule: undefined,
+    logLevel: 'silent',
+    workerConcurrency: 2,
+    workerPollMs: 100,
+    maxDepth: 8,
+    batchSize: 5000,
+    ...overrides,
+  };
+}
+
+/** Migrates the test database and starts walflow in this process. */
+export async function startTestWalflow(url: string, slotName: string, overrides: Partial<WalflowConfig> = {}): Promise<RunningWalflow> {
+  const db = createDatabase(url, silentLogger);
+  try {
+    await migrate({ db, slotName, logger: silentLogger });
+  } finally {
+    await db.destroy();
+  }
+  return startWalflow(testConfig(url, slotName, overrides), silentLogger);
+}
+
+export async function applyTestWorkflow(db: Kysely<WalflowDatabase>, workflow: WorkflowDefinitionInput): Promise<string> {
+  return (await applyWorkflow(db, workflow)).workflow.id;
+}
+
+export interface TenantCounts {
+  events: number;
+  decisions: number;
+  fired: number;
+  runs: number;
+  succeeded: number;
+  outbox: number;
+  deadLetters: number;
+}
+
+/** What walflow recorded for one tenant: tests use a tenant each so they never see each other's rows. */
+export async function countsFor(db: Kysely<WalflowDatabase>, tenant: string): Promise<TenantCounts> {
+  const { rows } = await sql<Record<keyof TenantCounts, string>>`
+    SELECT (SELECT count(*) FROM walflow.events WHERE tenant_id = ${tenant}) AS events,
+           (SELECT count(*) FROM walflow.decisions WHERE tenant_id = ${tenant}) AS decisions,
+           (SELECT count(*) FROM walflow.decisions WHERE tenant_id = ${tenant} AND outcome = 'fired') AS fired,
+           (SELECT count(*) FROM walflow.workflow_runs WHERE tenant_id = ${tenant}) AS runs,
+           (SELECT count(*) FROM walflow.workflow_runs WHERE tenant_id = ${tenant} AND status = 'succeeded') AS succeeded,
+           (SELECT count(*) FROM walflow.outbox WHERE tenant_id = ${tenant}) AS outbox,
+           (SELECT count(*) FROM walflow.dead_letters WHERE tenant_id = ${tenant}) AS "deadLetters"`.execute(db);
+  const row = rows[0]!;
+  return Object.fromEntries(Object.entries(row).map(([key, value]) => [key, Number(value)])) as unknown as TenantCounts;
+}

@@ -1,0 +1,134 @@
+import { containerRuntimeAvailable, startContainerPostgres } from './container-postgres.js';
+import { startLocalPostgres } from './local-postgres.js';
+import { findPostgresInstall } from './postgres-bindir.js';
+import { canUseWal2json, readServerInfo } from './server-info.js';
+
+/** Where the server came from. */
+export type PostgresSource = 'environment' | 'local-binaries' | 'testcontainers';
+
+export interface StartPostgresOptions {
+  /** Ignore WALFLOW_TEST_DATABASE_URL and start a fresh cluster of our own (for tests that restart or kill it). */
+  dedicated?: boolean;
+  /** Receives the one line saying which server is used; default: process.stderr. */
+  log?: (line: string) => void;
+}
+
+export interface StartedPostgres {
+  /** Superuser URL of the `postgres` database. */
+  url: string;
+  source: PostgresSource;
+  /** Whether logical slots can use the wal2json output plugin. */
+  wal2json: boolean;
+  /** Server major version, e.g. 15. */
+  version: number;
+  /** Stops what this call started (a no-op for WALFLOW_TEST_DATABASE_URL). */
+  stop(): Promise<void>;
+  /** Fast restart, keeping URL and settings; only for clusters started from local binaries. */
+  restart?(): Promise<void>;
+}
+
+const environmentVariable = 'WALFLOW_TEST_DATABASE_URL';
+
+const defaultLog = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+async function fromEnvironment(url: string): Promise<StartedPostgres> {
+  const info = await readServerInfo(url).catch((error: unknown) => {
+    throw new Error(`Cannot connect to ${environmentVariable} (${redact(url)}): ${(error as Error).message}`, {
+      cause: error,
+    });
+  });
+  if (info.walLevel !== 'logical') {
+    throw new Error(
+      `${environmentVariable} points at a server with wal_level=${info.walLevel}; ` +
+        'set wal_level = logical in postgresql.conf and restart it',
+    );
+  }
+  return { url, source: 'environment', wal2json: await canUseWal2json(url), version: info.version, stop: async () => {} };
+}
+
+/**
+ * An empty PostgreSQL with wal_level=logical: WALFLOW_TEST_DATABASE_URL if set (unless `dedicated`), else a throwaway
+ * cluster from the local PostgreSQL programs, else a testcontainers container built from db/Dockerfile.
+ */
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<StartedPostgres> {
+  const log = options.log ?? defaultLog;
+  const started = await startAny(options);
+  log(
+    `walflow testing: PostgreSQL ${started.version} from ${started.source} at ${redact(started.url)}, ` +
+      `wal2json ${started.wal2json ? 'available' : 'NOT available'}`,
+  );
+  return started;
+}
+
+async function startAny(options: StartPostgresOptions): Promise<StartedPostgres> {
+  const envUrl = process.env[environmentVariable];
+  if (!options.dedicated && envUrl) return fromEnvironment(envUrl);
+
+  const tried: string[] = [];
+  if (options.dedicated && envUrl) tried.push(`${environmentVariable}: ignored because a dedicated cluster was asked for`);
+  else tried.push(`${environmentVariable}: not set`);
+
+  const install = await findPostgresInstall();
+  if (install === undefined) {
+    tried.push('local binaries: no `pg_config --bindir` with initdb and no /usr/lib/postgresql/*/bin/initdb');
+  } else {
+    try {
+      const cluster = await startLocalPostgres(install);
+      try {
+        const info = await readServerInfo(cluster.url);
+        return {
+          url: cluster.url,
+          source: 'local-binaries',
+          wal2json: cluster.wal2json,
+          version: info.version,
+          stop: () => cluster.stop(),
+          restart: () => cluster.restart(),
+        };
+      } catch (error) {
+        await cluster.stop().catch(() => {});
+        throw error;
+      }
+    } catch (error) {
+      tried.push(`local binaries in ${install.bindir}: ${(error as Error).message}`);
+    }
+  }
+
+  if (!(await containerRuntimeAvailable())) {
+    tried.push('testcontainers: no Docker engine answers');
+  } else {
+    try {
+      const container = await startContainerPostgres();
+      try {
+        const info = await readServerInfo(container.url);
+        const wal2json = await canUseWal2json(container.url);
+        return { url: container.url, source: 'testcontainers', wal2json, version: info.version, stop: () => container.stop() };
+      } catch (error) {
+        await container.stop().catch(() => {});
+        throw error;
+      }
+    } catch (error) {
+      tried.push(`testcontainers: ${(error as Error).message}`);
+    }
+  }
+
+  throw new Error(
+    [
+      'No PostgreSQL for the tests. Tried:',
+      ...tried.map((line) => `  - ${line}`),
+      'Fix: install the server and the plugin (Debian/Ubuntu: apt-get install postgresql-15 postgresql-15-wal2json), ',
+      `or start a Docker engine, or set ${environmentVariable} to a superuser URL of a server with wal_level=logical.`,
+    ].join('\n'),
+  );
+}
