@@ -18,6 +18,7 @@ const environmentSchema = z.object({
   WALFLOW_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WALFLOW_WORKER_CONCURRENCY: integer(0, 256).default(4),
   WALFLOW_WORKER_POLL_MS: integer(10, 600_000).default(1000),
+  WALFLOW_WORKER_LEASE_MS: integer(100, 86_400_000).default(60_000),
   WALFLOW_MAX_DEPTH: integer(1, 1000).default(8),
   WALFLOW_BATCH_SIZE: integer(1, 100_000).default(5000),
 });
@@ -32,6 +33,8 @@ export interface WalflowConfig {
   logLevel: z.output<typeof environmentSchema>['WALFLOW_LOG_LEVEL'];
   workerConcurrency: number;
   workerPollMs: number;
+  /** How long a run stays with a worker that stopped answering before another takes it over. */
+  workerLeaseMs: number;
   maxDepth: number;
   batchSize: number;
 }
@@ -55,6 +58,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     logLevel: env.WALFLOW_LOG_LEVEL,
     workerConcurrency: env.WALFLOW_WORKER_CONCURRENCY,
     workerPollMs: env.WALFLOW_WORKER_POLL_MS,
+    workerLeaseMs: env.WALFLOW_WORKER_LEASE_MS,
     maxDepth: env.WALFLOW_MAX_DEPTH,
     batchSize: env.WALFLOW_BATCH_SIZE,
   };

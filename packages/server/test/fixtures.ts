@@ -16,6 +16,7 @@ export function testConfig(url: string, slotName: string, overrides: Partial<Wal
     logLevel: 'silent',
     workerConcurrency: 2,
     workerPollMs: 100,
+    workerLeaseMs: 60_000,
     maxDepth: 8,
     batchSize: 5000,
     ...overrides,

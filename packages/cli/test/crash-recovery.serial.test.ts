@@ -1,0 +1,146 @@
+import type { WalflowDatabase } from '@walflow/core';
+import { emit } from '@walflow/outbox';
+import { createDatabase } from '@walflow/server';
+import { createTestDatabase, startPostgres, waitFor, type CreatedTestDatabase, type StartedPostgres } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runWalflow, startWalflowProcess, type WalflowChild } from './walflow-process.js';
+
+let cluster: StartedPostgres;
+let database: CreatedTestDatabase;
+let db: Kysely<WalflowDatabase>;
+let env: Record<string, string>;
+const children: WalflowChild[] = [];
+
+const TRIGGER = 'recruit.graduated_to_agent';
+
+beforeAll(async () => {
+  cluster = await startPostgres({ dedicated: true });
+  database = await createTestDatabase(cluster.url);
+  env = { DATABASE_URL: database.url, WALFLOW_SLOT: 'walflow_crash', WALFLOW_HTTP_PORT: '0', WALFLOW_WORKER_POLL_MS: '100', WALFLOW_WORKER_LEASE_MS: '2000' };
+  db = createDatabase(database.url, pino({ level: 'silent' }));
+});
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await db?.destroy();
+  await database?.drop();
+  await cluster?.stop();
+});
+
+async function start(): Promise<WalflowChild> {
+  const child = await startWalflowProcess(env);
+  children.push(child);
+  return child;
+}
+
+/** Commits `count` transactions of 1-3 trigger events each, with a rolled-back one after every fifth; returns the committed ids. */
+async function writeTraffic(count: number, tenant: string): Promise<string[]> {
+  const committed: string[] = [];
+  for (let tx = 0; tx < count; tx++) {
+    const ids = await db.transaction().execute(async (trx) => {
+      const written: string[] = [];
+      for (let n = 0; n <= tx % 3; n++) written.push(await emit(trx, { type: TRIGGER, tenantId: tenant, aggregateType: 'recruit', aggregateId: `r${tx}`, payload: { tx, n } }));
+      return written;
+    });
+    committed.push(...ids);
+    if (tx % 5 === 4) {
+      await db.transaction().execute(async (trx) => {
+        await emit(trx, { type: TRIGGER, tenantId: tenant, payload: { rolledBack: true } });
+        throw new Error('rollback');
+      }).catch(() => undefined);
+    }
+  }
+  return committed;
+}
+
+/** Every committed trigger event recorded exactly once, with one decision and one successful run each. */
+async function expectExactlyOnce(tenant: string, committed: string[]): Promise<void> {
+  const count = async (query: string) => Number((await sql<{ n: string }>`${sql.raw(query)}`.execute(db)).rows[0]?.n);
+  await waitFor(`all ${committed.length} runs of ${tenant} to succeed`, async () =>
+    (await count(`SELECT count(*) AS n FROM walflow.workflow_runs WHERE tenant_id = '${tenant}' AND status = 'succeeded'`)) === committed.length,
+    { timeoutMs: 60_000 },
+  );
+  const recorded = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', tenant).where('event_type', '=', TRIGGER).execute();
+  expect(recorded.map((row) => row.id).sort()).toEqual([...committed].sort());
+  expect(await count(`SELECT count(*) AS n FROM walflow.decisions WHERE tenant_id = '${tenant}'`)).toBe(committed.length);
+  expect(await count(`SELECT count(*) AS n FROM walflow.workflow_runs WHERE tenant_id = '${tenant}'`)).toBe(committed.length);
+  expect(await count(`SELECT count(DISTINCT event_id) AS n FROM walflow.workflow_runs WHERE tenant_id = '${tenant}'`)).toBe(committed.length);
+  expect(await count(`SELECT count(*) AS n FROM walflow.outbox WHERE tenant_id = '${tenant}' AND event_type = '${TRIGGER}'`)).toBe(0);
+}
+
+describe('walflow start as a process', () => {
+  it('migrates twice without changing anything the second time', async () => {
+    const first = await runWalflow(['migrate'], env);
+    expect(first).toMatchObject({ code: 0, output: expect.stringContaining('created replication slot walflow_crash; applied 0001_spine.sql') });
+    const second = await runWalflow(['migrate'], env);
+    expect(second).toMatchObject({ code: 0, output: expect.stringContaining('replication slot walflow_crash exists; schema up to date') });
+  });
+
+  it('applies workflow files and names the offending field of a bad one', async () => {
+    const dir = tmpdir();
+    const good = join(dir, `walflow-good-${process.pid}.json`);
+    const bad = join(dir, `walflow-bad-${process.pid}.json`);
+    for (const tenant of ['kill', 'restart', 'sigterm']) {
+      await writeFile(good, JSON.stringify({ tenant, name: 'welcome-agent', trigger: { event: TRIGGER }, actions: [{ type: 'emit_event', event: 'agent.onboarding_started', payload: { recruitId: '{{event.aggregateId}}' } }] }));
+      expect(await runWalflow(['workflows', 'apply', good], env)).toMatchObject({ code: 0, output: expect.stringContaining(`created ${tenant}/welcome-agent (version 1)`) });
+    }
+    await writeFile(bad, JSON.stringify({ tenant: 'x', name: 'bad', trigger: { event: TRIGGER }, actions: [{ type: 'emit_event' }] }));
+    const refused = await runWalflow(['workflows', 'apply', bad], env);
+    expect(refused.code).toBe(1);
+    expect(refused.output).toMatch(/actions\.0\.event/);
+    const listed = await runWalflow(['workflows', 'list'], env);
+    expect(listed.output).toMatch(/kill\s+welcome-agent\s+active\s+recruit\.graduated_to_agent\s+1/);
+  });
+
+  it('loses nothing and records nothing twice across kill -9', async () => {
+    let child = await start();
+    const writing = writeTraffic(150, 'kill');
+    await waitFor('some events to be recorded', async () =>
+      Number((await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.events WHERE tenant_id = 'kill'`.execute(db)).rows[0]?.n) > 20,
+    );
+    child.kill('SIGKILL');
+    await child.exited;
+    const committed = await writing;
+    child = await start();
+    await expectExactlyOnce('kill', committed);
+    child.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+  });
+
+  it('loses nothing and records nothing twice across a PostgreSQL restart (which redelivers acknowledged transactions)', async () => {
+    const child = await start();
+    const before = await writeTraffic(40, 'restart');
+    await expectExactlyOnce('restart', before);
+    await cluster.restart!();
+    const after = await writeTraffic(40, 'restart');
+    await expectExactlyOnce('restart', [...before, ...after]);
+    expect(child.output()).toMatch(/replication reconnecting/);
+    // The server re-sent transactions that had been acknowledged; they changed nothing.
+    expect(child.output()).toMatch(/"duplicates":[1-9]/);
+    child.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+  });
+
+  it('on SIGTERM records what it received, acknowledges it and exits 0', async () => {
+    const child = await start();
+    const committed = await writeTraffic(30, 'sigterm');
+    await expectExactlyOnce('sigterm', committed);
+    child.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+    const { rows } = await sql<{ confirmed: boolean }>`
+      SELECT r.confirmed_flush_lsn > (SELECT max(commit_lsn) FROM walflow.events WHERE tenant_id = 'sigterm') AS confirmed
+        FROM pg_replication_slots r WHERE r.slot_name = 'walflow_crash'`.execute(db);
+    expect(rows[0]?.confirmed).toBe(true);
+  });
+
+  it('refuses bad configuration with the variable named, exit code 2', async () => {
+    const result = await runWalflow(['start'], { ...env, WALFLOW_HTTP_PORT: 'eighty', WALFLOW_SLOT: 'Bad-Slot' });
+    expect(result.code).toBe(2);
+    expect(result.output).toMatch(/WALFLOW_HTTP_PORT/);
+    expect(result.output).toMatch(/WALFLOW_SLOT/);
+  });
+});

@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '@walflow/testing';
+
+/** The built CLI: spawned with node directly, so a kill -9 hits walflow itself and nothing survives it. */
+export const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+export interface WalflowChild {
+  process: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+export function spawnWalflow(args: string[], env: Record<string, string>): WalflowChild {
+  let output = '';
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, WALFLOW_LOG_LEVEL: 'debug', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group
+  });
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    process: child,
+    output: () => output,
+    exited,
+    kill: (signal) => {
+      if (child.pid === undefined || child.exitCode !== null) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}
+
+/** Runs a CLI command to completion. */
+export async function runWalflow(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const child = spawnWalflow(args, env);
+  const code = await child.exited;
+  return { code, output: child.output() };
+}
+
+/** Starts `walflow start` and waits until it streams from the slot. */
+export async function startWalflowProcess(env: Record<string, string>): Promise<WalflowChild> {
+  const child = spawnWalflow(['start'], env);
+  try {
+    await waitFor('walflow start to stream', () => child.output().includes('replication streaming') || child.process.exitCode !== null, { timeoutMs: 30_000 });
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw new Error(`${(error as Error).message}\n${child.output().slice(-3000)}`);
+  }
+  if (child.process.exitCode !== null) throw new Error(`walflow start exited with ${child.process.exitCode}:\n${child.output()}`);
+  return child;
+}
