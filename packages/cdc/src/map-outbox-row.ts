@@ -4,7 +4,6 @@ import {
   type CommitPosition,
   type EventCatalog,
   type EventEnvelope,
-  type EventMetadata,
   type ParkedRow,
 } from '@walflow/core';
 
@@ -52,7 +51,7 @@ export function mapOutboxRow(columns: readonly { name: string; value: unknown }[
       aggregateType: typeof raw.aggregate_type === 'string' ? raw.aggregate_type : null,
       aggregateId: typeof raw.aggregate_id === 'string' ? raw.aggregate_id : null,
       payload,
-      metadata: metadata as EventMetadata,
+      metadata,
       position: context.position,
       ...context.commit,
     },

@@ -1,6 +1,6 @@
 import { backoffDelay, type BackoffOptions } from '@walflow/core';
 
-export interface RetryPolicyOptions extends BackoffOptions {}
+export type RetryPolicyOptions = BackoffOptions;
 
 export type RetryVerdict = { kind: 'retry'; delayMs: number } | { kind: 'dead' };
 

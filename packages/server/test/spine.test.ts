@@ -122,6 +122,22 @@ describe('the spine: outbox → WAL → events → workflow runs', () => {
     expect(await countsFor(db, 'poison')).toMatchObject({ outbox: 0, deadLetters: 1 });
   });
 
+  it('retries a failing run with backoff and marks it dead after its attempts, keeping the error', async () => {
+    const { db } = walflow;
+    // A real database failure inside the action's transaction: the outbox refuses this one event type.
+    await sql`CREATE FUNCTION public.refuse_fail_me() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_type = 'fail.me' THEN RAISE EXCEPTION 'outbox refuses fail.me'; END IF; RETURN NEW; END $$`.execute(db);
+    await sql`CREATE TRIGGER refuse_fail_me BEFORE INSERT ON walflow.outbox FOR EACH ROW EXECUTE FUNCTION public.refuse_fail_me()`.execute(db);
+    await applyTestWorkflow(db, { tenant: 'retry', name: 'doomed', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'fail.me' }], retry: { maxAttempts: 2 } });
+    const eventId = await emit(db, { type: 'policy.approved', tenantId: 'retry', payload: {} });
+    const run = await waitFor('the run to die', () =>
+      db.selectFrom('walflow.workflow_runs').selectAll().where('event_id', '=', eventId).where('status', '=', 'dead').executeTakeFirst(),
+    );
+    expect(run).toMatchObject({ attempts: 2, max_attempts: 2, last_error: expect.stringContaining('outbox refuses fail.me') });
+    expect(run.finished_at).toBeInstanceOf(Date);
+    await sql`DROP TRIGGER refuse_fail_me ON walflow.outbox`.execute(db);
+  });
+
   it('changes nothing when migrate runs again while walflow is running', async () => {
     const { db } = walflow;
     const before = await db.selectFrom('walflow.schema_migrations').selectAll().execute();

@@ -1,0 +1,47 @@
+import { parseLsn, type EventEnvelope } from '@walflow/core';
+import { describe, expect, it } from 'vitest';
+import { renderTemplate } from './template.js';
+
+const event: EventEnvelope = {
+  id: 'e1',
+  type: 'recruit.graduated_to_agent',
+  tenantId: 't1',
+  aggregateType: 'recruit',
+  aggregateId: 'r-42',
+  payload: { name: 'Ada', scores: [1, 2], nested: { level: 3 } },
+  metadata: { actorId: 'u1' },
+  committedAt: '2026-11-26T21:26:52.84801+00:00',
+  commitLsn: parseLsn('0/10'),
+  position: 0,
+  xid: '7',
+};
+
+describe('renderTemplate', () => {
+  it('replaces placeholders inside text', () => {
+    expect(renderTemplate({ subject: 'Welcome {{event.payload.name}} ({{ event.aggregateId }})' }, event)).toEqual({ subject: 'Welcome Ada (r-42)' });
+  });
+
+  it('keeps the value itself when the whole string is one placeholder', () => {
+    expect(renderTemplate({ level: '{{event.payload.nested.level}}', scores: '{{event.payload.scores}}' }, event)).toEqual({ level: 3, scores: [1, 2] });
+  });
+
+  it('renders nested objects and arrays, leaving other values alone', () => {
+    expect(renderTemplate({ to: ['{{event.metadata.actorId}}', 5, true, null], deep: { tenant: '{{event.tenantId}}' } }, event)).toEqual({
+      to: ['u1', 5, true, null],
+      deep: { tenant: 't1' },
+    });
+  });
+
+  it('renders a missing value as empty text or null', () => {
+    expect(renderTemplate({ a: 'x{{event.payload.missing}}y', b: '{{event.payload.missing}}' }, event)).toEqual({ a: 'xy', b: null });
+  });
+
+  it('never reaches outside the event: no prototype walk, no expressions', () => {
+    expect(renderTemplate({ a: '{{event.payload.constructor}}', b: '{{event.__proto__}}', c: '{{process.env.HOME}}', d: '{{event.payload.name + 1}}' }, event)).toEqual({
+      a: null,
+      b: null,
+      c: null,
+      d: null,
+    });
+  });
+});

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+
+const url = 'postgres://walflow@localhost:5432/app';
+
+describe('loadConfig', () => {
+  it('fills the defaults', () => {
+    expect(loadConfig({ DATABASE_URL: url })).toMatchObject({
+      databaseUrl: url,
+      slotName: 'walflow',
+      httpPort: 8787,
+      catalogModule: undefined,
+      workerConcurrency: 4,
+      maxDepth: 8,
+    });
+  });
+
+  it('reads numbers and names from the environment', () => {
+    const config = loadConfig({ DATABASE_URL: url, WALFLOW_SLOT: 'walflow_eu', WALFLOW_HTTP_PORT: '9000', WALFLOW_CATALOG: './catalog.js' });
+    expect(config).toMatchObject({ slotName: 'walflow_eu', httpPort: 9000, catalogModule: './catalog.js' });
+  });
+
+  it('names every bad variable in one error', () => {
+    expect(() => loadConfig({ WALFLOW_HTTP_PORT: '80a', WALFLOW_SLOT: 'Robert"); DROP' })).toThrow(
+      /DATABASE_URL is required.*WALFLOW_SLOT must be 1-63 lower-case.*WALFLOW_HTTP_PORT must be a number/,
+    );
+  });
+
+  it('refuses what is out of range or not a postgres URL', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ URL/);
+    expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_HTTP_PORT: '70000' })).toThrow(/WALFLOW_HTTP_PORT/);
+    expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_LOG_LEVEL: 'loud' })).toThrow(/WALFLOW_LOG_LEVEL/);
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ DATABASE_URL: url, WALFLOW_SLOT: '' }).slotName).toBe('walflow');
+  });
+
+  it('fails with a config_invalid code', () => {
+    expect(() => loadConfig({})).toThrow(expect.objectContaining({ code: 'config_invalid' }));
+  });
+});
