@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,6 +8,7 @@ import { findFreePort } from './free-port.js';
 import type { PostgresInstall } from './postgres-bindir.js';
 import { runningAsRoot, runPostgresTool } from './run-as-postgres.js';
 import { pgCtlServerOptions, serverArgs } from './server-options.js';
+import { pathExists } from './path-exists.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -40,14 +41,6 @@ function hasOutputPluginLibraries(bindir: string): Promise<boolean> {
   return cached;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function readLog(path: string): Promise<string> {
   return readFile(path, 'utf8').catch(() => '');
@@ -69,7 +62,7 @@ export async function startLocalPostgres(install: PostgresInstall): Promise<Loca
     if (runningAsRoot) await execFileAsync('chown', ['postgres:', dir]);
     const [guc, wal2json] = await Promise.all([
       hasOutputPluginLibraries(install.bindir),
-      exists(join(install.pkglibdir, 'wal2json.so')),
+      pathExists(join(install.pkglibdir, 'wal2json.so')),
       runPostgresTool(join(install.bindir, 'initdb'), [
         '-A', 'trust', '--no-sync', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '-D', dataDir,
       ]),

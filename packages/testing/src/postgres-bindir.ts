@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { access, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { pathExists } from './path-exists.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -29,14 +30,6 @@ export function sortVersionDirs(names: readonly string[]): string[] {
     });
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function pgConfig(flag: string): Promise<string | undefined> {
   try {
@@ -50,7 +43,7 @@ async function pgConfig(flag: string): Promise<string | undefined> {
 /** `pg_config --bindir` when it has initdb, else the newest `/usr/lib/postgresql/<version>/bin` that does. */
 export async function findPostgresInstall(): Promise<PostgresInstall | undefined> {
   const configured = await pgConfig('--bindir');
-  if (configured !== undefined && (await exists(join(configured, 'initdb')))) {
+  if (configured !== undefined && (await pathExists(join(configured, 'initdb')))) {
     return { bindir: configured, pkglibdir: (await pgConfig('--pkglibdir')) ?? resolve(configured, '../lib') };
   }
   let names: string[];
@@ -61,7 +54,7 @@ export async function findPostgresInstall(): Promise<PostgresInstall | undefined
   }
   for (const name of sortVersionDirs(names)) {
     const bindir = join(debianRoot, name, 'bin');
-    if (await exists(join(bindir, 'initdb'))) return { bindir, pkglibdir: resolve(bindir, '../lib') };
+    if (await pathExists(join(bindir, 'initdb'))) return { bindir, pkglibdir: resolve(bindir, '../lib') };
   }
   return undefined;
 }
