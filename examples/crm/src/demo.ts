@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { applyWorkflow } from '@walflow/executor';
-import { createDatabase, migrate, startWalflow } from '@walflow/server';
+import { createDatabase, loadConfig, migrate, startWalflow } from '@walflow/server';
 import { startPostgres, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import pino from 'pino';
@@ -22,10 +22,7 @@ try {
   console.log(`   ${outcome} ${workflow.tenantId}/${workflow.name} version ${workflow.version}`);
 
   console.log('\n3. walflow start (in this process): consumer, dispatcher, workers');
-  const walflow = await startWalflow(
-    { databaseUrl: url, slotName, httpPort: 0, httpHost: '127.0.0.1', catalogModule: undefined, logLevel: 'warn', workerConcurrency: 2, workerPollMs: 200, workerLeaseMs: 60_000, maxDepth: 8, batchSize: 5000 },
-    logger,
-  );
+  const walflow = await startWalflow(loadConfig({ DATABASE_URL: url, WALFLOW_SLOT: slotName, WALFLOW_HTTP_PORT: '0', WALFLOW_LOG_LEVEL: 'warn' }), logger);
 
   console.log('\n4. The application graduates Ada (committed) and Bob (rolled back)');
   await createRecruitsTable(db);

@@ -53,10 +53,14 @@ export interface WorkflowsTable {
   status: WorkflowStatus;
   trigger_event: string;
   condition: string | null;
-  cooldown: Json | null;
+  cooldown: ColumnType<unknown, string | null, string | null>;
   rate_limits: ColumnType<unknown[], string | unknown[] | undefined, string | unknown[]>;
   actions: Json<unknown[]>;
   definition: Json<Record<string, unknown>>;
+  bypass: ColumnType<string | null, string | null | undefined, string | null>;
+  ordering: Generated<'aggregate' | 'none'>;
+  consecutive_failures: Generated<number>;
+  paused_reason: ColumnType<string | null, string | null | undefined, string | null>;
   version: Generated<number>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
@@ -95,6 +99,8 @@ export interface WorkflowRunsTable {
   commit_lsn: PgLsn;
   tx_position: number;
   replay_id: string | null;
+  correlation_id: ColumnType<string | null, string | null | undefined, string | null>;
+  ordered: Generated<boolean>;
   status: Generated<RunStatus>;
   attempts: Generated<number>;
   max_attempts: Generated<number>;
@@ -140,6 +146,46 @@ export interface SchemaMigrationsTable {
   applied_at: GeneratedTimestamp;
 }
 
+export interface ActionOutcomesTable {
+  run_id: string;
+  action_index: number;
+  action_type: string;
+  status: 'succeeded' | 'failed';
+  result: Json<Record<string, unknown>>;
+  error: string | null;
+  attempts: Generated<number>;
+  finished_at: GeneratedTimestamp;
+}
+
+export interface CooldownsTable {
+  workflow_id: string;
+  key: string;
+  until: Timestamp;
+  run_id: string | null;
+}
+
+export interface RateLimitWindowsTable {
+  workflow_id: string;
+  limit_index: number;
+  key: string;
+  window_start: Timestamp;
+  count: Generated<number>;
+}
+
+export interface NotificationsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  recipient: string;
+  title: string;
+  body: ColumnType<string, string | undefined, string>;
+  data: ColumnType<Record<string, unknown>, string | undefined, string>;
+  workflow_id: string | null;
+  run_id: string | null;
+  action_index: number | null;
+  created_at: GeneratedTimestamp;
+  read_at: Timestamp | null;
+}
+
 /** Kysely's view of the `walflow` schema. */
 export interface WalflowDatabase {
   'walflow.outbox': OutboxTable;
@@ -151,4 +197,8 @@ export interface WalflowDatabase {
   'walflow.dead_letters': DeadLettersTable;
   'walflow.consumer_state': ConsumerStateTable;
   'walflow.schema_migrations': SchemaMigrationsTable;
+  'walflow.action_outcomes': ActionOutcomesTable;
+  'walflow.cooldowns': CooldownsTable;
+  'walflow.rate_limit_windows': RateLimitWindowsTable;
+  'walflow.notifications': NotificationsTable;
 }

@@ -1,11 +1,15 @@
 import { parseLsn, type EventEnvelope } from '@walflow/core';
 import { describe, expect, it } from 'vitest';
-import { decide } from './decide.js';
+import { compileWorkflow } from './compile-workflow.js';
+import { decide, type IndexedWorkflow, type Verdict } from './decide.js';
 import { parseWorkflowDefinition } from './workflow-definition.js';
-import type { StoredWorkflow } from './workflow-store.js';
 
-const definition = parseWorkflowDefinition({ name: 'w', trigger: { event: 'a.b' }, actions: [{ type: 'emit_event', event: 'c.d' }] });
-const workflow: StoredWorkflow = { id: 'w1', tenantId: 'default', name: 'w', status: 'active', triggerEvent: 'a.b', version: 1, definition, updatedAt: new Date(0) };
+const indexed = (overrides: Record<string, unknown> = {}): IndexedWorkflow => {
+  const parsed = parseWorkflowDefinition({ name: 'w', trigger: { event: 'a.b' }, actions: [{ type: 'emit_event', event: 'c.d' }], ...overrides });
+  return { id: 'w1', tenantId: 'default', name: 'w', status: parsed.status, triggerEvent: 'a.b', version: 1, definition: parsed, updatedAt: new Date(0), compiled: compileWorkflow(parsed) };
+};
+const workflow = indexed();
+const outcome = (verdict: Verdict): string => (verdict.kind === 'decided' ? verdict.decision.outcome : 'guarded');
 const event = (metadata: Record<string, unknown> = {}): EventEnvelope => ({
   id: 'e1',
   type: 'a.b',
@@ -21,24 +25,46 @@ const event = (metadata: Record<string, unknown> = {}): EventEnvelope => ({
 });
 
 describe('decide', () => {
-  it('fires an active workflow', () => {
-    expect(decide(workflow, event(), { maxDepth: 3 }).outcome).toBe('fired');
+  it('hands an active workflow on to the guards, with its keys', () => {
+    expect(decide(workflow, event(), { maxDepth: 3 })).toEqual({ kind: 'guarded', guards: { bypassed: false, cooldownKey: '', rateLimitKeys: [] } });
   });
 
   it('records a paused workflow as inactive', () => {
-    expect(decide({ ...workflow, status: 'paused' }, event(), { maxDepth: 3 })).toMatchObject({ outcome: 'inactive', reason: 'workflow is paused' });
+    expect(decide({ ...workflow, status: 'paused' }, event(), { maxDepth: 3 })).toMatchObject({
+      kind: 'decided',
+      decision: { outcome: 'inactive', reason: 'workflow is paused' },
+    });
   });
 
   it('blocks an event at the depth limit and says why', () => {
-    expect(decide(workflow, event({ depth: 2 }), { maxDepth: 3 }).outcome).toBe('fired');
+    expect(outcome(decide(workflow, event({ depth: 2 }), { maxDepth: 3 }))).toBe('guarded');
     expect(decide(workflow, event({ depth: 3, causationId: 'e0' }), { maxDepth: 3 })).toMatchObject({
-      outcome: 'loop_blocked',
-      detail: { depth: 3, maxDepth: 3, causationId: 'e0' },
+      decision: { outcome: 'loop_blocked', detail: { depth: 3, maxDepth: 3, causationId: 'e0' } },
     });
   });
 
   it('treats a depth that is not a positive whole number as 0', () => {
-    expect(decide(workflow, event({ depth: 'deep' }), { maxDepth: 1 }).outcome).toBe('fired');
-    expect(decide(workflow, event({ depth: -5 }), { maxDepth: 1 }).outcome).toBe('fired');
+    expect(outcome(decide(workflow, event({ depth: 'deep' }), { maxDepth: 1 }))).toBe('guarded');
+    expect(outcome(decide(workflow, event({ depth: -5 }), { maxDepth: 1 }))).toBe('guarded');
+  });
+
+  it('records a false condition, and an evaluation error, with the expression', () => {
+    const condition = 'has(event.payload.premium) && event.payload.premium > 1000.0';
+    expect(decide(indexed({ condition }), event(), { maxDepth: 3 })).toMatchObject({ decision: { outcome: 'condition_false', detail: { condition } } });
+    expect(decide(indexed({ condition: 'event.payload.missing == 1' }), event(), { maxDepth: 3 })).toMatchObject({
+      decision: { outcome: 'condition_error', reason: expect.stringMatching(/missing/) },
+    });
+  });
+
+  it('evaluates bypass and the guard keys', () => {
+    const guarded = indexed({
+      bypass: "event.metadata.priority == 'critical'",
+      cooldown: { seconds: 60, key: 'event.aggregateId' },
+      rateLimits: [{ limit: 2, periodSeconds: 60, key: 'event.metadata.actorId' }, { limit: 10, periodSeconds: 3600 }],
+    });
+    expect(decide(guarded, event({ priority: 'critical', actorId: 'u1' }), { maxDepth: 3 })).toEqual({
+      kind: 'guarded',
+      guards: { bypassed: true, cooldownKey: 'null', rateLimitKeys: ['u1', ''] },
+    });
   });
 });

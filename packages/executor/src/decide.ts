@@ -1,4 +1,6 @@
 import type { DecisionOutcome, EventEnvelope } from '@walflow/core';
+import type { CompiledExpressions } from './compile-workflow.js';
+import { evaluateCondition, evaluateKey } from './expressions/evaluate-condition.js';
 import type { StoredWorkflow } from './workflow-store.js';
 
 export interface Decision {
@@ -12,23 +14,67 @@ export interface DecideOptions {
   maxDepth: number;
 }
 
-/** Why a matching workflow does or does not run for an event. Pure: the dispatcher records the answer. */
-export function decide(workflow: StoredWorkflow, event: EventEnvelope, options: DecideOptions): Decision {
-  if (workflow.status !== 'active') {
-    return { outcome: 'inactive', reason: `workflow is ${workflow.status}`, detail: { status: workflow.status } };
-  }
+export type IndexedWorkflow = StoredWorkflow & { compiled: CompiledExpressions };
+
+/** What the guards kept in PostgreSQL (chain, cooldown, rate limits) still have to decide. */
+export interface GuardRequest {
+  bypassed: boolean;
+  cooldownKey: string;
+  rateLimitKeys: string[];
+}
+
+export type Verdict = { kind: 'decided'; decision: Decision } | { kind: 'guarded'; guards: GuardRequest };
+
+/**
+ * The part of a decision that needs only the workflow and the event: status, depth, condition, bypass and
+ * the guard keys. Pure; the dispatcher asks the guard state for the rest.
+ */
+export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options: DecideOptions): Verdict {
+  const decided = (outcome: DecisionOutcome, reason: string, detail: Record<string, unknown> = {}): Verdict => ({
+    kind: 'decided',
+    decision: { outcome, reason, detail },
+  });
+  if (workflow.status !== 'active') return decided('inactive', `workflow is ${workflow.status}`, { status: workflow.status });
   const depth = eventDepth(event);
   if (depth >= options.maxDepth) {
-    return {
-      outcome: 'loop_blocked',
-      reason: `event is ${depth} workflow runs deep; the limit is ${options.maxDepth}`,
-      detail: { depth, maxDepth: options.maxDepth, causationId: event.metadata.causationId ?? null },
-    };
+    return decided('loop_blocked', `event is ${depth} workflow runs deep; the limit is ${options.maxDepth}`, {
+      depth,
+      maxDepth: options.maxDepth,
+      causationId: event.metadata.causationId ?? null,
+    });
   }
-  return { outcome: 'fired', reason: `trigger ${workflow.triggerEvent} matched`, detail: {} };
+  const { condition, bypass, cooldownKey, rateLimitKeys } = workflow.compiled;
+  if (condition) {
+    const result = evaluateCondition(condition, event);
+    if (!result.ok) return decided('condition_error', `condition failed: ${result.error}`, { condition: condition.source });
+    if (!result.value) return decided('condition_false', 'condition is false', { condition: condition.source });
+  }
+  let bypassed = false;
+  if (bypass) {
+    const result = evaluateCondition(bypass, event);
+    if (!result.ok) return decided('condition_error', `bypass failed: ${result.error}`, { bypass: bypass.source });
+    bypassed = result.value;
+  }
+  const keys: string[] = [];
+  for (const [field, expression] of [['cooldown.key', cooldownKey] as const, ...rateLimitKeys.map((key, index) => [`rateLimits.${index}.key`, key] as const)]) {
+    if (!expression) {
+      keys.push('');
+      continue;
+    }
+    const result = evaluateKey(expression, event);
+    if (!result.ok) return decided('condition_error', `${field} failed: ${result.error}`, { [field]: expression.source });
+    keys.push(result.key);
+  }
+  return { kind: 'guarded', guards: { bypassed, cooldownKey: keys[0] ?? '', rateLimitKeys: keys.slice(1) } };
 }
 
 export function eventDepth(event: EventEnvelope): number {
   const depth = event.metadata.depth;
   return typeof depth === 'number' && Number.isInteger(depth) && depth > 0 ? depth : 0;
+}
+
+/** The causal chain an event belongs to: its correlation id, or itself when an application wrote it. */
+export function chainOf(event: EventEnvelope): string {
+  const correlation = event.metadata.correlationId;
+  return typeof correlation === 'string' ? correlation : event.id;
 }

@@ -8,9 +8,9 @@ import {
 } from '@walflow/core';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { decide, type Decision } from './decide.js';
+import { chainOf, decide, type Decision, type IndexedWorkflow } from './decide.js';
+import { applyGuards, ranInChain } from './guard-state.js';
 import { WorkflowIndex } from './workflow-index.js';
-import type { StoredWorkflow } from './workflow-store.js';
 
 export interface DispatcherOptions {
   db: Kysely<WalflowDatabase>;
@@ -25,7 +25,7 @@ export interface DispatcherOptions {
 
 interface Considered {
   event: EventEnvelope;
-  workflow: StoredWorkflow;
+  workflow: IndexedWorkflow;
   decision: Decision;
 }
 
@@ -47,12 +47,7 @@ export class Dispatcher implements BatchDispatcher {
     const result = await this.options.db.transaction().execute(async (trx) => {
       const fresh = await this.insertEvents(trx, batch.events);
       await this.index.refresh(trx);
-      const considered: Considered[] = [];
-      for (const event of fresh) {
-        for (const workflow of this.index.match(event.tenantId, event.type)) {
-          considered.push({ event, workflow, decision: decide(workflow, event, { maxDepth: this.maxDepth }) });
-        }
-      }
+      const considered = await this.consider(trx, fresh);
       const runsQueued = await this.insertDecisionsAndRuns(trx, considered);
       await this.insertDeadLetters(trx, batch);
       await this.deleteOutboxRows(trx, batch);
@@ -72,6 +67,42 @@ export class Dispatcher implements BatchDispatcher {
     });
     if (result.runsQueued > 0) this.options.onRunsQueued?.(result.runsQueued);
     return result;
+  }
+
+  /**
+   * Decides, in commit order, for every (new event, matching workflow): guards see the effect of earlier
+   * events of the same batch, exactly as if they had come one by one.
+   */
+  private async consider(trx: Transaction<WalflowDatabase>, events: EventEnvelope[]): Promise<Considered[]> {
+    const considered: Considered[] = [];
+    const firedInBatch = new Set<string>();
+    for (const event of events) {
+      for (const workflow of this.index.match(event.tenantId, event.type)) {
+        const verdict = decide(workflow, event, { maxDepth: this.maxDepth });
+        if (verdict.kind === 'decided') {
+          considered.push({ event, workflow, decision: verdict.decision });
+          continue;
+        }
+        const chain = chainOf(event);
+        const link = `${workflow.id}|${chain}|${event.aggregateType ?? ''}|${event.aggregateId ?? ''}`;
+        if (chain !== event.id && (firedInBatch.has(link) || (await ranInChain(trx, workflow.id, chain, event)))) {
+          considered.push({
+            event,
+            workflow,
+            decision: {
+              outcome: 'loop_blocked',
+              reason: 'workflow already ran in this causal chain for the same aggregate',
+              detail: { correlationId: chain, causationId: event.metadata.causationId ?? null, aggregateType: event.aggregateType, aggregateId: event.aggregateId },
+            },
+          });
+          continue;
+        }
+        const decision = await applyGuards(trx, workflow, event, verdict.guards);
+        if (decision.outcome === 'fired') firedInBatch.add(link);
+        considered.push({ event, workflow, decision });
+      }
+    }
+    return considered;
   }
 
   /** Inserts the events; returns those that were not recorded before. */
@@ -125,14 +156,15 @@ export class Dispatcher implements BatchDispatcher {
       const { rows } = await sql<{ id: string; workflow_id: string; event_id: string }>`
         INSERT INTO walflow.workflow_runs
           (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, aggregate_type, aggregate_id,
-           commit_lsn, tx_position, max_attempts)
+           commit_lsn, tx_position, max_attempts, correlation_id, ordered)
         SELECT * FROM unnest(
           ${fired.map((item) => item.workflow.id)}::uuid[], ${fired.map((item) => item.workflow.version)}::int[],
           ${fired.map((item) => item.event.tenantId)}::text[], ${fired.map((item) => item.event.id)}::uuid[],
           ${fired.map((item) => item.event.committedAt)}::timestamptz[], ${fired.map((item) => item.event.type)}::text[],
           ${fired.map((item) => item.event.aggregateType)}::text[], ${fired.map((item) => item.event.aggregateId)}::text[],
           ${fired.map((item) => formatLsn(item.event.commitLsn))}::pg_lsn[], ${fired.map((item) => item.event.position)}::int[],
-          ${fired.map((item) => item.workflow.definition.retry.maxAttempts)}::int[])
+          ${fired.map((item) => item.workflow.definition.retry.maxAttempts)}::int[], ${fired.map((item) => chainOf(item.event))}::uuid[],
+          ${fired.map((item) => item.workflow.definition.ordering === 'aggregate')}::boolean[])
         ON CONFLICT DO NOTHING
         RETURNING id, workflow_id, event_id`.execute(trx);
       for (const row of rows) runIds.set(`${row.workflow_id}/${row.event_id}`, row.id);

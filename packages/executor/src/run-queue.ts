@@ -35,9 +35,15 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
     xid: string;
   }>`
     WITH due AS (
-      SELECT id FROM walflow.workflow_runs
-       WHERE status = 'queued' AND next_attempt_at <= now()
-       ORDER BY next_attempt_at
+      SELECT r.id FROM walflow.workflow_runs r
+       WHERE r.status = 'queued' AND r.next_attempt_at <= now()
+         -- Runs of one workflow for one aggregate go in commit order: wait while an earlier one is unfinished.
+         AND NOT (r.ordered AND r.aggregate_id IS NOT NULL AND EXISTS (
+               SELECT 1 FROM walflow.workflow_runs p
+                WHERE p.workflow_id = r.workflow_id AND p.aggregate_type IS NOT DISTINCT FROM r.aggregate_type
+                  AND p.aggregate_id = r.aggregate_id AND p.status IN ('queued', 'running')
+                  AND (p.commit_lsn, p.tx_position, p.id) < (r.commit_lsn, r.tx_position, r.id)))
+       ORDER BY r.next_attempt_at
        LIMIT ${limit}
        FOR UPDATE SKIP LOCKED
     ), claimed AS (
@@ -73,27 +79,65 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
   }));
 }
 
-/** Marks a run succeeded inside the transaction that performed its effects; false if the lease was lost. */
-export async function completeRun(trx: Transaction<WalflowDatabase>, runId: string, workerId: string): Promise<boolean> {
-  const result = await trx
-    .updateTable('walflow.workflow_runs')
-    .set({ status: 'succeeded', finished_at: sql`now()`, locked_by: null, locked_until: null, last_error: null })
+/**
+ * Locks the run if this worker still holds its lease. Every outcome write is fenced by it: a worker whose
+ * lease expired cannot record over the new owner's work.
+ */
+export async function holdsLease(trx: Transaction<WalflowDatabase>, runId: string, workerId: string): Promise<boolean> {
+  const row = await trx
+    .selectFrom('walflow.workflow_runs')
+    .select('id')
     .where('id', '=', runId)
     .where('status', '=', 'running')
     .where('locked_by', '=', workerId)
+    .forUpdate()
     .executeTakeFirst();
-  return result.numUpdatedRows === 1n;
+  return row !== undefined;
 }
 
-/** Records a failed attempt: queued again after `retryInMs`, or dead when null. */
-export async function failRun(
-  db: Kysely<WalflowDatabase>,
-  runId: string,
-  workerId: string,
-  error: string,
-  retryInMs: number | null,
+export async function succeededActions(db: Kysely<WalflowDatabase>, runId: string): Promise<Set<number>> {
+  const rows = await db.selectFrom('walflow.action_outcomes').select('action_index').where('run_id', '=', runId).where('status', '=', 'succeeded').execute();
+  return new Set(rows.map((row) => row.action_index));
+}
+
+export async function recordOutcome(
+  trx: Transaction<WalflowDatabase>,
+  outcome: { runId: string; actionIndex: number; actionType: string; status: 'succeeded' | 'failed'; result?: Record<string, unknown>; error?: string },
 ): Promise<void> {
-  await db
+  await trx
+    .insertInto('walflow.action_outcomes')
+    .values({
+      run_id: outcome.runId,
+      action_index: outcome.actionIndex,
+      action_type: outcome.actionType,
+      status: outcome.status,
+      result: JSON.stringify(outcome.result ?? {}),
+      error: outcome.error?.slice(0, 10_000) ?? null,
+    })
+    .onConflict((conflict) =>
+      conflict.columns(['run_id', 'action_index']).doUpdateSet({
+        status: (eb) => eb.ref('excluded.status'),
+        result: (eb) => eb.ref('excluded.result'),
+        error: (eb) => eb.ref('excluded.error'),
+        attempts: sql`walflow.action_outcomes.attempts + 1`,
+        finished_at: sql`now()`,
+      }),
+    )
+    .execute();
+}
+
+/** Marks a run succeeded; call after holdsLease in the same transaction. */
+export async function completeRun(trx: Transaction<WalflowDatabase>, runId: string): Promise<void> {
+  await trx
+    .updateTable('walflow.workflow_runs')
+    .set({ status: 'succeeded', finished_at: sql`now()`, locked_by: null, locked_until: null, last_error: null })
+    .where('id', '=', runId)
+    .execute();
+}
+
+/** Records a failed attempt: queued again after `retryInMs`, or dead when null. Call after holdsLease. */
+export async function failRun(trx: Transaction<WalflowDatabase>, runId: string, error: string, retryInMs: number | null): Promise<void> {
+  await trx
     .updateTable('walflow.workflow_runs')
     .set({
       status: retryInMs === null ? 'dead' : 'queued',
@@ -104,7 +148,15 @@ export async function failRun(
       locked_until: null,
     })
     .where('id', '=', runId)
-    .where('locked_by', '=', workerId)
+    .execute();
+}
+
+/** A run whose workflow was deleted or disabled is cancelled, never executed. */
+export async function cancelRun(trx: Transaction<WalflowDatabase>, runId: string, reason: string): Promise<void> {
+  await trx
+    .updateTable('walflow.workflow_runs')
+    .set({ status: 'cancelled', finished_at: sql`now()`, last_error: reason, locked_by: null, locked_until: null })
+    .where('id', '=', runId)
     .execute();
 }
 

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { WalflowError, type WalflowDatabase } from '@walflow/core';
+import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { runActions } from './actions/run-actions.js';
-import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
-import { claimRuns, completeRun, failRun, releaseExpiredLeases, type ClaimedRun } from './run-queue.js';
-import { getWorkflowById } from './workflow-store.js';
+import type { ActionRuntime } from './actions/external-action.js';
+import { executeRun } from './execute-run.js';
+import type { RetryPolicyOptions } from './retry-policy.js';
+import { claimRuns, releaseExpiredLeases } from './run-queue.js';
 
 export interface WorkerPoolOptions {
   db: Kysely<WalflowDatabase>;
@@ -19,6 +19,8 @@ export interface WorkerPoolOptions {
   /** How long a claimed run stays with its worker before another may take it over. @default 60000 */
   leaseMs?: number;
   retry?: RetryPolicyOptions;
+  /** Mail, webhook and secret settings for actions that reach outside PostgreSQL. */
+  runtime?: ActionRuntime;
 }
 
 /** Executes queued workflow runs: claim, run the actions, record success, or schedule a retry or death. */
@@ -62,31 +64,19 @@ export class WorkerPool {
           await this.idle();
           continue;
         }
-        for (const run of runs) await this.execute(run, workerId);
+        for (const run of runs) {
+          const result = await executeRun(run, workerId, {
+            db,
+            logger,
+            runtime: this.options.runtime ?? { secrets: new Map(), webhookAllowHosts: [] },
+            retry: this.options.retry,
+          });
+          logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
+        }
       } catch (error) {
         logger.error({ err: error, workerId }, 'worker loop failed; retrying');
         await this.idle();
       }
-    }
-  }
-
-  private async execute(run: ClaimedRun, workerId: string): Promise<void> {
-    const { db, logger } = this.options;
-    try {
-      const workflow = await getWorkflowById(db, run.workflowId);
-      if (!workflow) throw new WalflowError('not_found', `workflow ${run.workflowId} no longer exists`);
-      await db.transaction().execute(async (trx) => {
-        await runActions(workflow.definition.actions, { event: run.event, workflow, runId: run.id, trx });
-        if (!(await completeRun(trx, run.id, workerId))) {
-          throw new WalflowError('action_failed', 'the run was taken over by another worker (lease expired)');
-        }
-      });
-      logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id }, 'run succeeded');
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      const verdict = afterFailure(run.attempts, run.maxAttempts, this.options.retry);
-      await failRun(db, run.id, workerId, message, verdict.kind === 'retry' ? verdict.delayMs : null);
-      logger.warn({ err: error, runId: run.id, attempts: run.attempts, verdict: verdict.kind }, 'run attempt failed');
     }
   }
 

@@ -11,7 +11,13 @@ const valid = {
 
 describe('parseWorkflowDefinition', () => {
   it('accepts the documented format and fills defaults', () => {
-    expect(parseWorkflowDefinition(valid)).toEqual({ ...valid, retry: { maxAttempts: 5 } });
+    expect(parseWorkflowDefinition(valid)).toEqual({
+      ...valid,
+      rateLimits: [],
+      ordering: 'aggregate',
+      retry: { maxAttempts: 5 },
+      autoPause: { afterConsecutiveFailures: 5 },
+    });
     expect(parseWorkflowDefinition({ name: 'n', trigger: { event: 'a.b' }, actions: [{ type: 'emit_event', event: 'c.d' }] })).toMatchObject({
       tenant: 'default',
       status: 'active',
@@ -22,11 +28,34 @@ describe('parseWorkflowDefinition', () => {
   it('names each offending field', () => {
     expect(() => parseWorkflowDefinition({ ...valid, status: 'on', actions: [{ type: 'emit_event' }] })).toThrow(/status: .*; actions\.0\.event/);
     expect(() => parseWorkflowDefinition({ ...valid, actions: [{ type: 'send_sms' }] })).toThrow(/actions\.0\.type/);
-    expect(() => parseWorkflowDefinition({ ...valid, trigger: { event: 'not valid' } })).toThrow(/trigger\.event: must be a dotted event name/);
+    expect(() => parseWorkflowDefinition({ ...valid, trigger: { event: 'not valid' } })).toThrow(/trigger\.event: must be an event type, a prefix such as policy\.\*, or \*/);
   });
 
   it('refuses unknown fields, so a typo is not silently ignored', () => {
     expect(() => parseWorkflowDefinition({ ...valid, trigerr: {} })).toThrow(/trigerr/);
+  });
+
+  it('accepts wildcard triggers and the engine fields', () => {
+    expect(
+      parseWorkflowDefinition({
+        ...valid,
+        trigger: { event: 'policy.*' },
+        condition: 'event.payload.premium > 1000.0',
+        bypass: "event.metadata.priority == 'critical'",
+        cooldown: { seconds: 600, key: 'event.aggregateId' },
+        rateLimits: [{ limit: 3, periodSeconds: 3600, key: 'event.metadata.actorId' }],
+        ordering: 'none',
+      }),
+    ).toMatchObject({ trigger: { event: 'policy.*' }, cooldown: { seconds: 600 }, ordering: 'none' });
+    expect(parseWorkflowDefinition({ ...valid, trigger: { event: '*' } }).trigger.event).toBe('*');
+    expect(() => parseWorkflowDefinition({ ...valid, trigger: { event: 'policy*' } })).toThrow(/trigger\.event/);
+  });
+
+  it('checks update_field and names a missing value', () => {
+    const update = { type: 'update_field', table: 'crm.agents', key: { column: 'id', value: '{{event.aggregateId}}' }, column: 'lifetime_commission' };
+    expect(() => parseWorkflowDefinition({ ...valid, actions: [update] })).toThrow(/set exactly one of value or increment/);
+    expect(() => parseWorkflowDefinition({ ...valid, actions: [{ ...update, table: 'agents; drop' }] })).toThrow(/actions\.0\.table/);
+    expect(parseWorkflowDefinition({ ...valid, actions: [{ ...update, increment: '{{event.payload.amount}}' }] }).actions[0]).toMatchObject({ type: 'update_field' });
   });
 
   it('requires at least one action', () => {

@@ -1,35 +1,48 @@
 import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
-import { listWorkflows, type StoredWorkflow } from './workflow-store.js';
+import { compileWorkflow } from './compile-workflow.js';
+import type { IndexedWorkflow } from './decide.js';
+import { listWorkflows } from './workflow-store.js';
 
 /**
- * The workflows by (tenant, trigger event), held in memory. A statement trigger bumps
+ * The workflows by tenant and trigger, compiled, held in memory. A statement trigger bumps
  * `walflow.workflow_revision` on every change; the dispatcher reads it inside each batch's transaction and
- * reloads only when it moved, so a batch always sees the workflows as of its own snapshot.
+ * reloads only when it moved, so a pause takes effect for the very next event without a restart.
  */
 export class WorkflowIndex {
   private revision: string | null = null;
-  private byTrigger = new Map<string, StoredWorkflow[]>();
+  private exact = new Map<string, IndexedWorkflow[]>();
+  private prefixes = new Map<string, { prefix: string; workflow: IndexedWorkflow }[]>();
 
-  /** Workflows of this tenant triggered by this event type, disabled ones excluded. */
-  match(tenantId: string, eventType: string): readonly StoredWorkflow[] {
-    return this.byTrigger.get(key(tenantId, eventType)) ?? [];
+  /** Workflows of this tenant whose trigger matches the event type (exact, `prefix.*` or `*`), disabled excluded. */
+  match(tenantId: string, eventType: string): IndexedWorkflow[] {
+    const matched = [...(this.exact.get(`${tenantId}\u0000${eventType}`) ?? [])];
+    for (const { prefix, workflow } of this.prefixes.get(tenantId) ?? []) {
+      if (eventType.startsWith(prefix)) matched.push(workflow);
+    }
+    return matched;
   }
 
   async refresh(db: Kysely<WalflowDatabase>): Promise<void> {
     const row = await db.selectFrom('walflow.workflow_revision').select('revision').executeTakeFirstOrThrow();
     if (row.revision === this.revision) return;
-    const byTrigger = new Map<string, StoredWorkflow[]>();
-    for (const workflow of await listWorkflows(db)) {
-      if (workflow.status === 'disabled') continue;
-      const k = key(workflow.tenantId, workflow.triggerEvent);
-      byTrigger.set(k, [...(byTrigger.get(k) ?? []), workflow]);
+    const exact = new Map<string, IndexedWorkflow[]>();
+    const prefixes = new Map<string, { prefix: string; workflow: IndexedWorkflow }[]>();
+    for (const stored of await listWorkflows(db)) {
+      if (stored.status === 'disabled') continue;
+      const workflow: IndexedWorkflow = { ...stored, compiled: compileWorkflow(stored.definition) };
+      const trigger = stored.triggerEvent;
+      if (trigger.endsWith('*')) {
+        const list = prefixes.get(stored.tenantId) ?? [];
+        list.push({ prefix: trigger.slice(0, -1), workflow });
+        prefixes.set(stored.tenantId, list);
+      } else {
+        const key = `${stored.tenantId}\u0000${trigger}`;
+        exact.set(key, [...(exact.get(key) ?? []), workflow]);
+      }
     }
-    this.byTrigger = byTrigger;
+    this.exact = exact;
+    this.prefixes = prefixes;
     this.revision = row.revision;
   }
-}
-
-function key(tenantId: string, eventType: string): string {
-  return `${tenantId}\u0000${eventType}`;
 }

@@ -1,5 +1,6 @@
 import type { WalflowDatabase, WorkflowStatus } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
+import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
 import { parseWorkflowDefinition, type WorkflowDefinition } from './workflow-definition.js';
 
 export interface StoredWorkflow {
@@ -22,8 +23,11 @@ export type ApplyOutcome = 'created' | 'updated' | 'unchanged';
 export async function applyWorkflow(
   db: Kysely<WalflowDatabase>,
   input: unknown,
+  policy: WorkflowPolicy = {},
 ): Promise<{ workflow: StoredWorkflow; outcome: ApplyOutcome }> {
   const definition = parseWorkflowDefinition(input);
+  compileWorkflow(definition);
+  checkWorkflowPolicy(definition, policy);
   const document = JSON.stringify(definition);
   const written = await db
     .insertInto('walflow.workflows')
@@ -32,6 +36,11 @@ export async function applyWorkflow(
       name: definition.name,
       status: definition.status,
       trigger_event: definition.trigger.event,
+      condition: definition.condition ?? null,
+      bypass: definition.bypass ?? null,
+      cooldown: definition.cooldown === undefined ? null : JSON.stringify(definition.cooldown),
+      rate_limits: JSON.stringify(definition.rateLimits),
+      ordering: definition.ordering,
       actions: JSON.stringify(definition.actions),
       definition: document,
     })
@@ -41,7 +50,15 @@ export async function applyWorkflow(
         .doUpdateSet({
           status: (eb) => eb.ref('excluded.status'),
           trigger_event: (eb) => eb.ref('excluded.trigger_event'),
+          condition: (eb) => eb.ref('excluded.condition'),
+          bypass: (eb) => eb.ref('excluded.bypass'),
+          cooldown: (eb) => eb.ref('excluded.cooldown'),
+          rate_limits: (eb) => eb.ref('excluded.rate_limits'),
+          ordering: (eb) => eb.ref('excluded.ordering'),
           actions: (eb) => eb.ref('excluded.actions'),
+          // A re-applied workflow starts with a clean failure count and no pause reason.
+          consecutive_failures: 0,
+          paused_reason: null,
           definition: (eb) => eb.ref('excluded.definition'),
           version: sql`walflow.workflows.version + 1`,
           updated_at: sql`now()`,

@@ -1,6 +1,13 @@
 import { WalflowError } from '@walflow/core';
 import { z } from 'zod';
 
+function list(item: RegExp, what: string) {
+  return z
+    .string()
+    .transform((value) => value.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0))
+    .refine((entries) => entries.every((entry) => item.test(entry)), `must be a comma-separated list of ${what}`);
+}
+
 const integer = (min: number, max: number) => z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(min).max(max);
 
 /** Every setting walflow reads from the environment; nothing else in walflow reads process.env. */
@@ -21,7 +28,16 @@ const environmentSchema = z.object({
   WALFLOW_WORKER_LEASE_MS: integer(100, 86_400_000).default(60_000),
   WALFLOW_MAX_DEPTH: integer(1, 1000).default(8),
   WALFLOW_BATCH_SIZE: integer(1, 100_000).default(5000),
+  WALFLOW_SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  WALFLOW_SMTP_FROM: z.string().min(3).optional(),
+  WALFLOW_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be a Standard Webhooks secret (whsec_…)').optional(),
+  WALFLOW_WEBHOOK_ALLOW_HOSTS: list(/^[A-Za-z0-9.:_-]+$/, 'host names or IP addresses').default([]),
+  WALFLOW_UPDATE_FIELDS: list(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/, 'schema.table.column entries').default([]),
+  WALFLOW_ACTION_TIMEOUT_MS: integer(100, 600_000).default(10_000),
 });
+
+/** Secrets that workflows reference by name (`{ "secret": "CRM_TOKEN" }`) come from WALFLOW_SECRET_<NAME>. */
+const SECRET_PREFIX = 'WALFLOW_SECRET_';
 
 export interface WalflowConfig {
   databaseUrl: string;
@@ -37,6 +53,14 @@ export interface WalflowConfig {
   workerLeaseMs: number;
   maxDepth: number;
   batchSize: number;
+  smtp: { host: string; port: number; secure: boolean; user?: string; password?: string; from: string } | undefined;
+  webhookSigningSecret: string | undefined;
+  webhookAllowHosts: string[];
+  /** `schema.table.column` entries update_field may write. */
+  updateFields: string[];
+  actionTimeoutMs: number;
+  /** Secret values by name; never logged or shown. */
+  secrets: ReadonlyMap<string, string>;
 }
 
 /** Reads the configuration; a bad value fails with every offending variable named. */
@@ -49,6 +73,11 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     throw new WalflowError('config_invalid', `invalid configuration: ${problems.join('; ')}`, { details: { problems } });
   }
   const env = result.data;
+  const secrets = new Map(
+    Object.entries(present)
+      .filter(([name]) => name.startsWith(SECRET_PREFIX) && name.length > SECRET_PREFIX.length)
+      .map(([name, value]) => [name.slice(SECRET_PREFIX.length), value as string]),
+  );
   return {
     databaseUrl: env.DATABASE_URL,
     slotName: env.WALFLOW_SLOT,
@@ -61,5 +90,25 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     workerLeaseMs: env.WALFLOW_WORKER_LEASE_MS,
     maxDepth: env.WALFLOW_MAX_DEPTH,
     batchSize: env.WALFLOW_BATCH_SIZE,
+    smtp: smtpSettings(env.WALFLOW_SMTP_URL, env.WALFLOW_SMTP_FROM),
+    webhookSigningSecret: env.WALFLOW_WEBHOOK_SECRET,
+    webhookAllowHosts: env.WALFLOW_WEBHOOK_ALLOW_HOSTS,
+    updateFields: env.WALFLOW_UPDATE_FIELDS,
+    actionTimeoutMs: env.WALFLOW_ACTION_TIMEOUT_MS,
+    secrets,
+  };
+}
+
+function smtpSettings(url: string | undefined, from: string | undefined): WalflowConfig['smtp'] {
+  if (url === undefined) return undefined;
+  const parsed = new URL(url);
+  const secure = parsed.protocol === 'smtps:';
+  return {
+    host: parsed.hostname,
+    port: parsed.port === '' ? (secure ? 465 : 587) : Number(parsed.port),
+    secure,
+    ...(parsed.username === '' ? {} : { user: decodeURIComponent(parsed.username) }),
+    ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
+    from: from ?? `walflow@${parsed.hostname}`,
   };
 }

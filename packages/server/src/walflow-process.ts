@@ -24,7 +24,20 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
   try {
     const catalog = config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
     await ensureEventPartitions(db, logger);
-    const workers = new WorkerPool({ db, logger, concurrency: config.workerConcurrency, pollIntervalMs: config.workerPollMs, leaseMs: config.workerLeaseMs });
+    const workers = new WorkerPool({
+      db,
+      logger,
+      concurrency: config.workerConcurrency,
+      pollIntervalMs: config.workerPollMs,
+      leaseMs: config.workerLeaseMs,
+      runtime: {
+        smtp: config.smtp,
+        secrets: config.secrets,
+        webhookSigningSecret: config.webhookSigningSecret,
+        webhookAllowHosts: config.webhookAllowHosts,
+        actionTimeoutMs: config.actionTimeoutMs,
+      },
+    });
     const dispatcher = new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers.notify() });
     const consumer = new ReplicationConsumer({
       connection: { connectionString: config.databaseUrl, application_name: 'walflow-replication' },

@@ -1,26 +1,22 @@
 import type { WalflowDatabase } from '@walflow/core';
-import { applyWorkflow, type WorkflowDefinitionInput } from '@walflow/executor';
-import { createDatabase, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
+import { applyWorkflow, type WorkflowDefinitionInput, type WorkflowPolicy } from '@walflow/executor';
+import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 
 export const silentLogger = pino({ level: process.env.WALFLOW_TEST_LOG_LEVEL ?? 'silent' });
 
 export function testConfig(url: string, slotName: string, overrides: Partial<WalflowConfig> = {}): WalflowConfig {
-  return {
-    databaseUrl: url,
-    slotName,
-    httpPort: 0,
-    httpHost: '127.0.0.1',
-    catalogModule: undefined,
-    logLevel: 'silent',
-    workerConcurrency: 2,
-    workerPollMs: 100,
-    workerLeaseMs: 60_000,
-    maxDepth: 8,
-    batchSize: 5000,
-    ...overrides,
+  const environment = {
+    DATABASE_URL: url,
+    WALFLOW_SLOT: slotName,
+    WALFLOW_HTTP_PORT: '0',
+    WALFLOW_HTTP_HOST: '127.0.0.1',
+    WALFLOW_LOG_LEVEL: 'silent',
+    WALFLOW_WORKER_CONCURRENCY: '2',
+    WALFLOW_WORKER_POLL_MS: '100',
   };
+  return { ...loadConfig(environment), ...overrides };
 }
 
 /** Migrates the test database and starts walflow in this process. */
@@ -34,8 +30,8 @@ export async function startTestWalflow(url: string, slotName: string, overrides:
   return startWalflow(testConfig(url, slotName, overrides), silentLogger);
 }
 
-export async function applyTestWorkflow(db: Kysely<WalflowDatabase>, workflow: WorkflowDefinitionInput): Promise<string> {
-  return (await applyWorkflow(db, workflow)).workflow.id;
+export async function applyTestWorkflow(db: Kysely<WalflowDatabase>, workflow: WorkflowDefinitionInput, policy?: WorkflowPolicy): Promise<string> {
+  return (await applyWorkflow(db, workflow, policy)).workflow.id;
 }
 
 export interface TenantCounts {

@@ -84,11 +84,12 @@ describe('the spine: outbox → WAL → events → workflow runs', () => {
 
   it('stops a workflow that triggers itself at the depth limit and records why', async () => {
     const { db } = walflow;
+    // Each hop is about a new aggregate, so only the depth limit (not the chain guard) can stop it.
     const workflowId = await applyTestWorkflow(db, {
       tenant: 'loop',
       name: 'echo',
       trigger: { event: 'loop.ping' },
-      actions: [{ type: 'emit_event', event: 'loop.ping', payload: { again: true } }],
+      actions: [{ type: 'emit_event', event: 'loop.ping', aggregateId: '{{event.id}}', payload: { again: true } }],
     });
     await emit(db, { type: 'loop.ping', tenantId: 'loop', payload: {} });
 

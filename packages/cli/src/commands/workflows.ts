@@ -17,7 +17,7 @@ export function registerWorkflows(program: Command): void {
       await withDatabase(context, async (db) => {
         for (const { file, document } of documents) {
           try {
-            const { workflow, outcome } = await applyWorkflow(db, document);
+            const { workflow, outcome } = await applyWorkflow(db, document, { updateFields: context.config.updateFields });
             process.stdout.write(`${outcome} ${workflow.tenantId}/${workflow.name} (version ${workflow.version}) from ${file}\n`);
           } catch (error) {
             throw WalflowError.from(error, 'workflow_invalid', file);

@@ -1,14 +1,15 @@
 import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
 import type { Transaction } from 'kysely';
-import type { WorkflowAction } from '../workflow-definition.js';
 import type { StoredWorkflow } from '../workflow-store.js';
 
-export interface ActionContext {
+export interface TransactionalActionContext {
   event: EventEnvelope;
   workflow: StoredWorkflow;
   runId: string;
-  /** The transaction that marks the run succeeded: database effects commit with it, or not at all. */
+  actionIndex: number;
+  /** The transaction that records the action's outcome: its effects commit with it, exactly once. */
   trx: Transaction<WalflowDatabase>;
 }
 
-export type ActionHandler<Action extends WorkflowAction = WorkflowAction> = (action: Action, context: ActionContext) => Promise<void>;
+/** An action whose whole effect is a database write (events, notifications, field updates). */
+export type TransactionalAction<Action> = (action: Action, context: TransactionalActionContext) => Promise<Record<string, unknown>>;

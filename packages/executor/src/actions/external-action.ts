@@ -1,0 +1,37 @@
+import type { EventEnvelope } from '@walflow/core';
+import type { StoredWorkflow } from '../workflow-store.js';
+
+/** What the process is configured with for actions that talk to the outside world. */
+export interface ActionRuntime {
+  /** SMTP for send_email; without it send_email fails with an error that says so. */
+  smtp?: { host: string; port: number; secure?: boolean; user?: string; password?: string; from: string } | undefined;
+  /** Secret values by name: workflows reference them (`{ "secret": "NAME" }`), never contain them. */
+  secrets: ReadonlyMap<string, string>;
+  /** Standard Webhooks signing secret (`whsec_…`) used for every webhook. */
+  webhookSigningSecret?: string | undefined;
+  /** Hosts or IP addresses a webhook may call although they are private, loopback or link-local. */
+  webhookAllowHosts: readonly string[];
+  /** @default 10000 */
+  actionTimeoutMs?: number | undefined;
+}
+
+export interface ExternalActionContext {
+  event: EventEnvelope;
+  workflow: StoredWorkflow;
+  runId: string;
+  actionIndex: number;
+  /** Stable across retries of the same action: `${runId}:${actionIndex}`. */
+  idempotencyKey: string;
+  /** Aborted when the action's timeout passes. */
+  signal: AbortSignal;
+  runtime: ActionRuntime;
+}
+
+/**
+ * An action with a side effect outside PostgreSQL (mail, HTTP). It runs outside the database transaction;
+ * its outcome is recorded afterwards, keyed by (run, action index), so a retry skips it once it succeeded.
+ * Side effects are therefore at-least-once; the idempotency key lets the receiver deduplicate.
+ */
+export interface ExternalAction<Action> {
+  execute(action: Action, context: ExternalActionContext): Promise<Record<string, unknown>>;
+}

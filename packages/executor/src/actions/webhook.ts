@@ -1,0 +1,230 @@
+import { WalflowError, type EventEnvelope } from '@walflow/core';
+import { createHmac } from 'node:crypto';
+import { z } from 'zod';
+import { mustacheTemplate, renderJson, renderText, templateProblem } from '../render-mustache.js';
+import { assertPublicDestination } from './address-guard.js';
+import type { ExternalAction, ExternalActionContext } from './external-action.js';
+
+/** Set by walflow on every request: a workflow overriding them would break the signature or the framing. */
+const RESERVED_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'transfer-encoding',
+  'connection',
+  'host',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+]);
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Names are checked here rather than as the record's key schema, whose errors zod reduces to "Invalid key". */
+const headersSchema = z
+  .record(z.string(), z.union([mustacheTemplate, z.strictObject({ secret: z.string().min(1) })]))
+  .superRefine((value, context) => {
+    for (const name of Object.keys(value)) {
+      if (!HEADER_NAME.test(name)) context.addIssue({ code: 'custom', message: 'must be an HTTP header name', path: [name] });
+      else if (RESERVED_HEADERS.has(name.toLowerCase())) {
+        context.addIssue({ code: 'custom', message: 'is set by walflow and cannot be overridden', path: [name] });
+      }
+    }
+  });
+
+/** Every string inside the data is a template; check them all when the workflow is applied. */
+const templatedJson = z.json().superRefine((value, context) => {
+  const visit = (node: unknown, path: (string | number)[]): void => {
+    if (typeof node === 'string') {
+      const problem = templateProblem(node);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, path });
+    } else if (Array.isArray(node)) {
+      node.forEach((child, index) => visit(child, [...path, index]));
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [key, child] of Object.entries(node)) visit(child, [...path, key]);
+    }
+  };
+  visit(value, []);
+});
+
+export const webhookActionSchema = z.strictObject({
+  type: z.literal('webhook'),
+  /** http or https; may be a template. Private, loopback and link-local hosts need the allow-list. */
+  url: mustacheTemplate.min(1),
+  /** A template, or `{ "secret": "NAME" }` to take the value from the process's secrets. */
+  headers: headersSchema.optional(),
+  /** The CloudEvent's data, every string templated; defaults to the event's payload. */
+  data: templatedJson.optional(),
+  /** The CloudEvent's type; defaults to the event's type. */
+  cloudEventType: z.string().min(1).max(200).optional(),
+});
+
+export type WebhookAction = z.output<typeof webhookActionSchema>;
+
+const RESPONSE_EXCERPT_CHARS = 500;
+
+/**
+ * POSTs the event as a structured CloudEvent, signed per Standard Webhooks. `webhook-id` is the idempotency
+ * key, the same on every retry, so the receiver can deduplicate. Redirects are not followed: the target of a
+ * redirect never passed the address guard.
+ */
+export const webhookAction: ExternalAction<WebhookAction> = {
+  async execute(action, context) {
+    const { event, runtime, signal } = context;
+    const key = signingKey(runtime.webhookSigningSecret);
+    const url = parseWebhookUrl(renderText(action.url, event, { escape: 'none' }));
+    const headers = resolveHeaders(action.headers ?? {}, event, runtime.secrets);
+    await assertPublicDestination(url, runtime.webhookAllowHosts);
+
+    const body = JSON.stringify(cloudEvent(action, context));
+    const id = context.idempotencyKey;
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const signature = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
+
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: {
+          ...headers,
+          'content-type': 'application/cloudevents+json',
+          'webhook-id': id,
+          'webhook-timestamp': timestamp,
+          'webhook-signature': `v1,${signature}`,
+        },
+        body,
+        redirect: 'manual',
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) throw new WalflowError('action_failed', `webhook to ${url.href} ${abortText(signal)}`, { cause: error });
+      throw new WalflowError('action_failed', `webhook to ${url.href} failed: ${fetchFailure(error)}`, { cause: error });
+    }
+
+    if (response.status >= 300 && response.status < 400) {
+      await discard(response);
+      const location = response.headers.get('location');
+      throw new WalflowError(
+        'action_failed',
+        `webhook to ${url.href} answered ${response.status} redirecting${location === null ? '' : ` to ${location}`}; redirects are not followed`,
+        { details: { status: response.status } },
+      );
+    }
+    if (!response.ok) {
+      const excerpt = await bodyExcerpt(response);
+      throw new WalflowError(
+        'action_failed',
+        `webhook to ${url.href} answered ${response.status}${response.statusText === '' ? '' : ` ${response.statusText}`}${excerpt === '' ? '' : `: ${excerpt}`}`,
+        { details: { status: response.status } },
+      );
+    }
+    await discard(response);
+    return { status: response.status, url: url.href };
+  },
+};
+
+/** The HMAC key: the base64 part of `whsec_…` (a bare base64 secret is accepted too, as the reference libraries do). */
+function signingKey(secret: string | undefined): Buffer {
+  if (secret === undefined || secret === '') {
+    throw new WalflowError('action_failed', 'webhook cannot run: no webhook signing secret is configured (whsec_…)');
+  }
+  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) {
+    throw new WalflowError('action_failed', 'webhook signing secret is not valid: expected whsec_ followed by base64');
+  }
+  return Buffer.from(encoded, 'base64');
+}
+
+function parseWebhookUrl(rendered: string): URL {
+  let url: URL;
+  try {
+    url = new URL(rendered.trim());
+  } catch {
+    throw new WalflowError('action_failed', `webhook URL is not a valid URL: ${JSON.stringify(rendered)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new WalflowError('action_failed', `webhook URL must use http or https, not ${url.protocol.replace(/:$/, '')}`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new WalflowError('action_failed', 'webhook URL must not contain credentials; send them in a header from a secret');
+  }
+  return url;
+}
+
+function resolveHeaders(
+  headers: Record<string, string | { secret: string }>,
+  event: EventEnvelope,
+  secrets: ReadonlyMap<string, string>,
+): Record<string, string> {
+  const resolved: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    let text: string;
+    if (typeof value === 'string') {
+      text = renderText(value, event, { escape: 'none' });
+    } else {
+      const secret = secrets.get(value.secret);
+      if (secret === undefined) {
+        throw new WalflowError('action_failed', `webhook header ${name} needs secret ${value.secret}, which is not configured`);
+      }
+      text = secret;
+    }
+    // Checked here so the error names the header; fetch's own error could echo the value.
+    if (/[\0\r\n]/.test(text)) {
+      throw new WalflowError('action_failed', `webhook header ${name} has a value with a line break or NUL, which HTTP cannot carry`);
+    }
+    resolved[name] = text;
+  }
+  return resolved;
+}
+
+function cloudEvent(action: WebhookAction, { event, workflow }: ExternalActionContext): Record<string, unknown> {
+  const subject =
+    event.aggregateId === null ? undefined : event.aggregateType === null ? event.aggregateId : `${event.aggregateType}/${event.aggregateId}`;
+  return {
+    specversion: '1.0',
+    id: event.id,
+    source: `walflow/${encodeURIComponent(workflow.tenantId)}/${encodeURIComponent(workflow.name)}`,
+    type: action.cloudEventType ?? event.type,
+    time: event.committedAt,
+    ...(subject === undefined ? {} : { subject }),
+    datacontenttype: 'application/json',
+    data: action.data === undefined ? event.payload : renderJson(action.data, event),
+  };
+}
+
+/** undici reports "fetch failed" and keeps the reason (ECONNREFUSED, certificate…) in the cause. */
+function fetchFailure(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause: unknown = error.cause;
+  return cause instanceof Error && cause.message !== '' ? `${error.message} (${cause.message})` : error.message;
+}
+
+function abortText(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error && reason.name === 'TimeoutError' ? 'timed out' : 'was aborted';
+}
+
+async function bodyExcerpt(response: Response): Promise<string> {
+  if (response.body === null) return '';
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    while (text.length < RESPONSE_EXCERPT_CHARS) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      const bytes: unknown = chunk.value;
+      if (bytes instanceof Uint8Array) text += decoder.decode(bytes, { stream: true });
+    }
+  } catch {
+    // A body cut short still gives the excerpt read so far.
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return text.slice(0, RESPONSE_EXCERPT_CHARS).trim();
+}
+
+/** Releases the connection without reading a body nobody needs. */
+async function discard(response: Response): Promise<void> {
+  await response.body?.cancel().catch(() => undefined);
+}

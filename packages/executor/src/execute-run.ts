@@ -1,0 +1,154 @@
+import { WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { emitCaused } from '@walflow/outbox';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import { causalMetadata } from './actions/causal-metadata.js';
+import type { ActionRuntime } from './actions/external-action.js';
+import { planAction } from './actions/plan-action.js';
+import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
+import { cancelRun, completeRun, failRun, holdsLease, recordOutcome, succeededActions, type ClaimedRun } from './run-queue.js';
+import type { WorkflowAction } from './workflow-definition.js';
+import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
+
+export interface RunExecutorOptions {
+  db: Kysely<WalflowDatabase>;
+  logger: Logger;
+  runtime: ActionRuntime;
+  retry?: RetryPolicyOptions | undefined;
+}
+
+export type RunResult = 'succeeded' | 'retrying' | 'dead' | 'cancelled' | 'lease_lost';
+
+class LeaseLost extends Error {}
+
+/**
+ * Executes one claimed run: its actions in order, each outcome recorded under (run, action index) so a retry
+ * skips what already succeeded. Database actions run in the transaction that records their outcome (exactly
+ * once); mail and HTTP run outside it (at least once, with a stable idempotency key).
+ */
+export async function executeRun(run: ClaimedRun, workerId: string, options: RunExecutorOptions): Promise<RunResult> {
+  const { db, logger } = options;
+  const fenced = async <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>): Promise<T> =>
+    db.transaction().execute(async (trx) => {
+      if (!(await holdsLease(trx, run.id, workerId))) throw new LeaseLost();
+      return work(trx);
+    });
+
+  const workflow = await getWorkflowById(db, run.workflowId);
+  if (!workflow || workflow.status === 'disabled') {
+    const reason = workflow ? 'workflow is disabled' : 'workflow was deleted';
+    return fenced((trx) => cancelRun(trx, run.id, reason).then(() => 'cancelled' as const)).catch(leaseLostOr('cancelled'));
+  }
+
+  const done = await succeededActions(db, run.id);
+  let failing: { index: number; action: WorkflowAction } | undefined;
+  try {
+    for (const [index, action] of workflow.definition.actions.entries()) {
+      if (done.has(index)) continue;
+      failing = { index, action };
+      await performAction(action, index, run, workflow, options, fenced);
+    }
+    failing = undefined;
+    await fenced(async (trx) => {
+      await completeRun(trx, run.id);
+      await trx.updateTable('walflow.workflows').set({ consecutive_failures: 0 }).where('id', '=', workflow.id).where('consecutive_failures', '<>', 0).execute();
+    });
+    return 'succeeded';
+  } catch (error) {
+    if (error instanceof LeaseLost) return 'lease_lost';
+    const message = error instanceof Error ? error.message : String(error);
+    const verdict = afterFailure(run.attempts, run.maxAttempts, options.retry);
+    logger.warn({ err: error, runId: run.id, workflow: workflow.name, attempts: run.attempts, verdict: verdict.kind }, 'run attempt failed');
+    try {
+      await fenced(async (trx) => {
+        if (failing) {
+          await recordOutcome(trx, { runId: run.id, actionIndex: failing.index, actionType: failing.action.type, status: 'failed', error: message });
+        }
+        await failRun(trx, run.id, message, verdict.kind === 'retry' ? verdict.delayMs : null);
+        if (verdict.kind === 'dead') {
+          if (failing?.action.type === 'send_email') {
+            await emitCaused(trx, followUp(run.event, workflow, run.id, 'email.failed', { error: message, actionIndex: failing.index }));
+          }
+          await countDeadRun(trx, workflow, run, message, logger);
+        }
+      });
+    } catch (recordError) {
+      if (recordError instanceof LeaseLost) return 'lease_lost';
+      throw recordError;
+    }
+    return verdict.kind === 'dead' ? 'dead' : 'retrying';
+  }
+}
+
+async function performAction(
+  action: WorkflowAction,
+  index: number,
+  run: ClaimedRun,
+  workflow: StoredWorkflow,
+  options: RunExecutorOptions,
+  fenced: <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>) => Promise<T>,
+): Promise<void> {
+  const plan = planAction(action);
+  const base = { event: run.event, workflow, runId: run.id, actionIndex: index };
+  if (plan.kind === 'transactional') {
+    await fenced(async (trx) => {
+      const result = await plan.perform({ ...base, trx });
+      await recordOutcome(trx, { runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result });
+    });
+    return;
+  }
+  const timeoutMs = options.runtime.actionTimeoutMs ?? 10_000;
+  const signal = AbortSignal.timeout(timeoutMs);
+  const result = await Promise.race([
+    plan.perform({ ...base, idempotencyKey: `${run.id}:${index}`, signal, runtime: options.runtime }),
+    new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new WalflowError('action_failed', `${action.type} timed out after ${timeoutMs} ms`)))),
+  ]);
+  await fenced(async (trx) => {
+    await recordOutcome(trx, { runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result });
+    if (action.type === 'send_email') {
+      await emitCaused(trx, followUp(run.event, workflow, run.id, 'email.sent', { ...result, actionIndex: index }));
+    }
+  });
+}
+
+/** After N dead runs in a row a workflow pauses itself and says so with an event other workflows can use. */
+async function countDeadRun(trx: Transaction<WalflowDatabase>, workflow: StoredWorkflow, run: ClaimedRun, lastError: string, logger: Logger): Promise<void> {
+  const row = await trx
+    .updateTable('walflow.workflows')
+    .set({ consecutive_failures: sql`consecutive_failures + 1` })
+    .where('id', '=', workflow.id)
+    .returning(['consecutive_failures', 'status'])
+    .executeTakeFirst();
+  const threshold = workflow.definition.autoPause.afterConsecutiveFailures;
+  if (!row || row.status !== 'active' || row.consecutive_failures < threshold) return;
+  const reason = `paused after ${row.consecutive_failures} consecutive dead runs; last error: ${lastError.slice(0, 500)}`;
+  await trx.updateTable('walflow.workflows').set({ status: 'paused', paused_reason: reason }).where('id', '=', workflow.id).execute();
+  await emitCaused(
+    trx,
+    followUp(run.event, workflow, run.id, 'workflow.auto_paused', {
+      workflowId: workflow.id,
+      name: workflow.name,
+      consecutiveFailures: row.consecutive_failures,
+      lastError: lastError.slice(0, 500),
+    }),
+  );
+  logger.error({ workflow: workflow.name, tenant: workflow.tenantId, consecutiveFailures: row.consecutive_failures }, 'workflow paused automatically');
+}
+
+function followUp(cause: EventEnvelope, workflow: StoredWorkflow, runId: string, type: string, payload: Record<string, unknown>) {
+  return {
+    type,
+    tenantId: cause.tenantId,
+    payload: { ...payload, runId, workflowId: workflow.id, sourceEventId: cause.id },
+    ...(cause.aggregateType === null ? {} : { aggregateType: cause.aggregateType }),
+    ...(cause.aggregateId === null ? {} : { aggregateId: cause.aggregateId }),
+    metadata: causalMetadata(cause, workflow.id, runId),
+  };
+}
+
+function leaseLostOr<T>(value: T): (error: unknown) => T {
+  return (error) => {
+    if (error instanceof LeaseLost) return value;
+    throw error;
+  };
+}

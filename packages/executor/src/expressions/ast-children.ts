@@ -1,0 +1,47 @@
+import type { ASTNode } from '@marcbachmann/cel-js';
+
+/** The sub-expressions of a parsed node, in source order (a call's name and a field's name are not nodes). */
+export function astChildren(node: ASTNode): ASTNode[] {
+  switch (node.op) {
+    case 'value':
+    case 'id':
+      return [];
+    case '.':
+    case '.?':
+      return [node.args[0]];
+    case '!_':
+    case '-_':
+      return [node.args];
+    case 'call':
+      return node.args[1];
+    case 'rcall':
+      return [node.args[1], ...node.args[2]];
+    case 'map':
+      return node.args.flat();
+    case 'list':
+    case '?:':
+    case '[]':
+    case '[?]':
+    case '&&':
+    case '||':
+    case '==':
+    case '!=':
+    case '<':
+    case '<=':
+    case '>':
+    case '>=':
+    case '+':
+    case '-':
+    case '*':
+    case '/':
+    case '%':
+    case 'in':
+      return [...node.args];
+  }
+}
+
+/** Whether `map(…)` produces any part of this value, directly or through an index, a field or a literal. */
+export function containsMapMacro(node: ASTNode): boolean {
+  if (node.op === 'rcall' && node.args[0] === 'map') return true;
+  return astChildren(node).some(containsMapMacro);
+}

@@ -1,0 +1,49 @@
+import { Duration, UnsignedInt } from '@marcbachmann/cel-js/evaluator';
+
+const PREVIEW_LENGTH = 60;
+
+/** Names a CEL value's type (and a short preview) for "condition must be true or false, got …". */
+export function describeCelValue(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'string') return `string ${JSON.stringify(preview(value))}`;
+  if (typeof value === 'number') return `double ${value}`;
+  if (typeof value === 'bigint') return `int ${value}`;
+  if (value instanceof UnsignedInt) return `uint ${value.toString()}`;
+  if (value instanceof Date) return `timestamp ${isoOrInvalid(value)}`;
+  if (value instanceof Duration) return `duration ${value.toString()}`;
+  if (value instanceof Uint8Array) return `bytes of length ${value.length}`;
+  if (Array.isArray(value)) return `list of ${value.length} element${value.length === 1 ? '' : 's'}`;
+  if (typeof value === 'object') return 'map';
+  return typeof value;
+}
+
+/**
+ * Turns a key expression's value into the text guards store: strings as they are, numbers and booleans via
+ * String (an int and a JSON number with the same value give the same key), null as 'null', timestamps as
+ * ISO-8601, and lists or maps as JSON. Throws only for a value JSON cannot hold (a cycle, which CEL cannot build).
+ */
+export function keyText(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (value instanceof Date) return isoOrInvalid(value);
+  if (value instanceof UnsignedInt || value instanceof Duration) return value.toString();
+  return JSON.stringify(value, jsonReplacer) ?? 'null';
+}
+
+/** JSON.stringify refuses bigint and writes Maps as `{}`; CEL produces both. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  if (value instanceof UnsignedInt || value instanceof Duration) return value.toString();
+  if (value instanceof Map) return Object.fromEntries(value);
+  if (value instanceof Uint8Array) return Array.from(value);
+  return value;
+}
+
+function isoOrInvalid(date: Date): string {
+  return Number.isNaN(date.getTime()) ? 'Invalid Date' : date.toISOString();
+}
+
+function preview(text: string): string {
+  return text.length > PREVIEW_LENGTH ? `${text.slice(0, PREVIEW_LENGTH)}…` : text;
+}

@@ -1,0 +1,129 @@
+import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
+import { sql, type Transaction } from 'kysely';
+import type { Decision, GuardRequest, IndexedWorkflow } from './decide.js';
+
+/**
+ * Cooldowns and rate limits, kept in rows updated inside the dispatcher's transaction and counted in event
+ * commit time. Rows are locked while they are checked and taken, so concurrent dispatchers (live and replay)
+ * never let more runs through than a limit allows.
+ */
+export async function applyGuards(
+  trx: Transaction<WalflowDatabase>,
+  workflow: IndexedWorkflow,
+  event: EventEnvelope,
+  guards: GuardRequest,
+): Promise<Decision> {
+  const { cooldown, rateLimits } = workflow.definition;
+  const committedAt = new Date(event.committedAt);
+  if (guards.bypassed) {
+    if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, committedAt, cooldown.seconds);
+    return { outcome: 'fired', reason: 'bypass holds: cooldown and rate limits skipped', detail: { bypassed: true } };
+  }
+  if (cooldown) {
+    const until = await cooldownEnd(trx, workflow.id, guards.cooldownKey);
+    if (until && committedAt < until) {
+      return {
+        outcome: 'cooldown',
+        reason: `in cooldown until ${until.toISOString()}`,
+        detail: { until: until.toISOString(), key: guards.cooldownKey, seconds: cooldown.seconds },
+      };
+    }
+  }
+  if (rateLimits.length > 0) {
+    const windows = rateLimits.map((limit, index) => ({
+      index,
+      limit: limit.limit,
+      periodSeconds: limit.periodSeconds,
+      key: guards.rateLimitKeys[index] ?? '',
+      windowStart: new Date(Math.floor(committedAt.getTime() / (limit.periodSeconds * 1000)) * limit.periodSeconds * 1000),
+    }));
+    const counts = await lockWindows(trx, workflow.id, windows);
+    const exceeded = windows.find((window, position) => (counts[position] ?? 0) >= window.limit);
+    if (exceeded) {
+      return {
+        outcome: 'rate_limited',
+        reason: `rate limit of ${exceeded.limit} per ${exceeded.periodSeconds} s reached`,
+        detail: { limit: exceeded.limit, periodSeconds: exceeded.periodSeconds, key: exceeded.key, windowStart: exceeded.windowStart.toISOString() },
+      };
+    }
+    for (const window of windows) {
+      await sql`UPDATE walflow.rate_limit_windows SET count = count + 1
+                 WHERE workflow_id = ${workflow.id} AND limit_index = ${window.index} AND key = ${window.key} AND window_start = ${window.windowStart}`.execute(trx);
+    }
+  }
+  if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, committedAt, cooldown.seconds);
+  return { outcome: 'fired', reason: `trigger ${workflow.triggerEvent} matched`, detail: {} };
+}
+
+async function cooldownEnd(trx: Transaction<WalflowDatabase>, workflowId: string, key: string): Promise<Date | undefined> {
+  // The row must exist before it is locked, or two dispatchers would both see "no cooldown" and both fire.
+  await trx
+    .insertInto('walflow.cooldowns')
+    .values({ workflow_id: workflowId, key, until: '-infinity' })
+    .onConflict((conflict) => conflict.doNothing())
+    .execute();
+  const row = await trx
+    .selectFrom('walflow.cooldowns')
+    .select('until')
+    .where('workflow_id', '=', workflowId)
+    .where('key', '=', key)
+    .forUpdate()
+    .executeTakeFirst();
+  // A fresh row holds -infinity, which node-postgres returns as text: no cooldown yet.
+  return row?.until instanceof Date ? row.until : undefined;
+}
+
+async function startCooldown(trx: Transaction<WalflowDatabase>, workflowId: string, key: string, from: Date, seconds: number): Promise<void> {
+  const until = new Date(from.getTime() + seconds * 1000);
+  await trx
+    .insertInto('walflow.cooldowns')
+    .values({ workflow_id: workflowId, key, until })
+    .onConflict((conflict) => conflict.columns(['workflow_id', 'key']).doUpdateSet({ until: (eb) => eb.fn('greatest', [eb.ref('walflow.cooldowns.until'), eb.ref('excluded.until')]) }))
+    .execute();
+}
+
+/** Creates missing windows and locks all of them in a fixed order (so two dispatchers cannot deadlock on them). */
+async function lockWindows(
+  trx: Transaction<WalflowDatabase>,
+  workflowId: string,
+  windows: { index: number; key: string; windowStart: Date }[],
+): Promise<number[]> {
+  const counts: number[] = [];
+  for (const window of windows) {
+    await trx
+      .insertInto('walflow.rate_limit_windows')
+      .values({ workflow_id: workflowId, limit_index: window.index, key: window.key, window_start: window.windowStart })
+      .onConflict((conflict) => conflict.doNothing())
+      .execute();
+    const row = await trx
+      .selectFrom('walflow.rate_limit_windows')
+      .select('count')
+      .where('workflow_id', '=', workflowId)
+      .where('limit_index', '=', window.index)
+      .where('key', '=', window.key)
+      .where('window_start', '=', window.windowStart)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
+    counts.push(row.count);
+  }
+  return counts;
+}
+
+/** Whether this workflow already ran in the event's causal chain for the same aggregate (A → B → A). */
+export async function ranInChain(
+  trx: Transaction<WalflowDatabase>,
+  workflowId: string,
+  chain: string,
+  event: EventEnvelope,
+): Promise<boolean> {
+  const row = await trx
+    .selectFrom('walflow.workflow_runs')
+    .select('id')
+    .where('workflow_id', '=', workflowId)
+    .where('correlation_id', '=', chain)
+    .where(sql<boolean>`aggregate_type IS NOT DISTINCT FROM ${event.aggregateType}`)
+    .where(sql<boolean>`aggregate_id IS NOT DISTINCT FROM ${event.aggregateId}`)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -1,0 +1,118 @@
+import { isWalflowError, parseLsn, type EventEnvelope } from '@walflow/core';
+import Mustache from 'mustache';
+import { describe, expect, it } from 'vitest';
+import { renderJson, renderText, templateProblem } from './render-mustache.js';
+
+const event: EventEnvelope = {
+  id: 'e1',
+  type: 'recruit.graduated_to_agent',
+  tenantId: 't1',
+  aggregateType: 'recruit',
+  aggregateId: 'r-42',
+  payload: { name: 'Ada <script>"x"</script>', scores: [1, 2], nested: { level: 3 }, agents: [{ email: 'a@x.io' }, { email: 'b@x.io' }], active: true },
+  metadata: { actorId: 'u1' },
+  xid: '7',
+  commitLsn: parseLsn('0/16B3748'),
+  committedAt: '2024-05-01T12:00:00.123456Z',
+  position: 0,
+};
+
+function failure(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a failure');
+}
+
+describe('renderText', () => {
+  it('HTML-escapes {{x}} by default and leaves {{{x}}} raw', () => {
+    expect(renderText('Hi {{event.payload.name}}', event)).toBe('Hi Ada &lt;script&gt;&quot;x&quot;&lt;&#x2F;script&gt;');
+    expect(renderText('Hi {{{event.payload.name}}}', event)).toBe('Hi Ada <script>"x"</script>');
+    expect(renderText('Hi {{&event.payload.name}}', event)).toBe('Hi Ada <script>"x"</script>');
+  });
+
+  it("does not escape with escape 'none'", () => {
+    expect(renderText('Welcome {{event.payload.name}} ({{event.aggregateId}})', event, { escape: 'none' })).toBe(
+      'Welcome Ada <script>"x"</script> (r-42)',
+    );
+  });
+
+  it('reads every envelope field and writes numbers, booleans and objects as text', () => {
+    expect(renderText('{{event.id}} {{event.type}} {{event.tenantId}} {{event.aggregateType}} {{event.committedAt}}', event)).toBe(
+      'e1 recruit.graduated_to_agent t1 recruit 2024-05-01T12:00:00.123456Z',
+    );
+    expect(renderText('{{event.payload.nested.level}} {{event.payload.active}} {{event.metadata.actorId}}', event)).toBe('3 true u1');
+    expect(renderText('{{event.payload.nested}} {{{event.payload.scores}}}', event, { escape: 'none' })).toBe('{"level":3} [1,2]');
+    expect(renderText('{{{event.payload.nested}}}', event)).toBe('{"level":3}');
+  });
+
+  it('renders missing values as empty text', () => {
+    expect(renderText('[{{event.payload.missing}}][{{event.payload.nested.missing.deeper}}]', event)).toBe('[][]');
+  });
+
+  it('supports sections and inverted sections', () => {
+    expect(renderText('{{#event.payload.agents}}{{email}};{{/event.payload.agents}}', event)).toBe('a@x.io;b@x.io;');
+    expect(renderText('{{#event.payload.active}}on{{/event.payload.active}}{{^event.payload.missing}}none{{/event.payload.missing}}', event)).toBe(
+      'onnone',
+    );
+  });
+
+  it('reaches no method through the prototype chain', () => {
+    for (const path of ['event.payload.constructor', 'event.payload.constructor.constructor', 'event.payload.scores.map', 'event.toString', 'event.payload.__proto__']) {
+      expect(renderText(`[{{${path}}}]`, event)).toBe('[]');
+      expect(renderText(`[{{#${path}}}x{{/${path}}}]`, event)).toBe('[]');
+    }
+    expect(renderText('[{{event.type.length}}]', event)).toBe('[26]');
+  });
+
+  it('does not depend on or change global Mustache settings', () => {
+    const escape = Mustache.escape;
+    Mustache.escape = (value: string) => `!${value}!`;
+    try {
+      expect(renderText('{{event.payload.name}}', event, { escape: 'none' })).toBe('Ada <script>"x"</script>');
+      expect(renderText('{{event.aggregateId}}', event)).toBe('r-42');
+      expect(Mustache.render('{{x}}', { x: 'y' })).toBe('!y!');
+    } finally {
+      Mustache.escape = escape;
+    }
+    expect(Mustache.render('{{x}}', { x: '<' })).toBe('&lt;');
+  });
+
+  it('refuses partials, also behind changed delimiters', () => {
+    for (const template of ['{{> header}}', 'a {{ >header }} b', '{{=<% %>=}}<%> header%>', '{{#event.payload.active}}{{>x}}{{/event.payload.active}}']) {
+      const error = failure(() => renderText(template, event));
+      expect(isWalflowError(error, 'workflow_invalid')).toBe(true);
+      expect((error as Error).message).toMatch(/partials/);
+      expect(templateProblem(template)).toMatch(/partials/);
+    }
+  });
+
+  it('fails with workflow_invalid on a malformed template', () => {
+    const error = failure(() => renderText('Hi {{event.payload.name', event));
+    expect(isWalflowError(error, 'workflow_invalid')).toBe(true);
+    expect((error as Error).message).toMatch(/template is malformed: Unclosed tag/);
+    expect(templateProblem('{{#a}}x')).toMatch(/Unclosed section/);
+    expect(templateProblem('Hi {{event.payload.name}}')).toBeUndefined();
+  });
+});
+
+describe('renderJson', () => {
+  it('renders every string without escaping and keeps other values and keys', () => {
+    const value = {
+      '{{event.id}}': 'key stays',
+      greeting: 'Hi {{event.payload.name}}',
+      list: ['{{event.aggregateId}}', 7, null, { deep: '{{event.payload.nested.level}}' }],
+      flag: false,
+    };
+    expect(renderJson(value, event)).toEqual({
+      '{{event.id}}': 'key stays',
+      greeting: 'Hi Ada <script>"x"</script>',
+      list: ['r-42', 7, null, { deep: '3' }],
+      flag: false,
+    });
+    expect(renderJson('{{event.type}}', event)).toBe('recruit.graduated_to_agent');
+    expect(renderJson(12, event)).toBe(12);
+  });
+});

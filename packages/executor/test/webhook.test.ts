@@ -1,0 +1,271 @@
+import { isWalflowError, parseLsn, type EventEnvelope } from '@walflow/core';
+import { HTTP, type CloudEvent } from 'cloudevents';
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ActionRuntime, ExternalActionContext } from '../src/actions/external-action.js';
+import { webhookAction, webhookActionSchema, type WebhookAction } from '../src/actions/webhook.js';
+import { parseWorkflowDefinition } from '../src/workflow-definition.js';
+import type { StoredWorkflow } from '../src/workflow-store.js';
+
+interface RecordedRequest {
+  method: string | undefined;
+  path: string | undefined;
+  headers: Record<string, string>;
+  body: string;
+}
+
+const event: EventEnvelope = {
+  id: '0f5a3c1e-0000-4000-8000-000000000001',
+  type: 'recruit.graduated_to_agent',
+  tenantId: 'graduation',
+  aggregateType: 'recruit',
+  aggregateId: 'r-42',
+  payload: { name: 'Ada', level: 3 },
+  metadata: { actorId: 'u1' },
+  xid: '812',
+  commitLsn: parseLsn('0/16B3748'),
+  committedAt: '2024-05-01T12:00:00.123456Z',
+  position: 0,
+};
+
+const signingSecret = `whsec_${randomBytes(24).toString('base64')}`;
+const idempotencyKey = '7d0c2f5e-0000-4000-8000-000000000099:2';
+const bearer = `Bearer ${randomBytes(12).toString('hex')}`;
+
+function workflowWith(action: WebhookAction): StoredWorkflow {
+  return {
+    id: 'wf-1',
+    tenantId: 'graduation',
+    name: 'notify-crm',
+    status: 'active',
+    triggerEvent: 'recruit.graduated_to_agent',
+    version: 1,
+    definition: parseWorkflowDefinition({ tenant: 'graduation', name: 'notify-crm', trigger: { event: 'recruit.graduated_to_agent' }, actions: [action] }),
+    updatedAt: new Date(),
+  };
+}
+
+function contextFor(action: WebhookAction, runtime: Partial<ActionRuntime> = {}, signal = AbortSignal.timeout(10_000)): ExternalActionContext {
+  return {
+    event,
+    workflow: workflowWith(action),
+    runId: '7d0c2f5e-0000-4000-8000-000000000099',
+    actionIndex: 2,
+    idempotencyKey,
+    signal,
+    runtime: {
+      secrets: new Map([
+        ['CRM_TOKEN', bearer],
+        ['UNUSED', 'do-not-print-me'],
+      ]),
+      webhookSigningSecret: signingSecret,
+      webhookAllowHosts: ['127.0.0.1'],
+      ...runtime,
+    },
+  };
+}
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(
+    servers.splice(0).map(
+      (server) =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    ),
+  );
+});
+
+async function startReceiver(respond: (response: ServerResponse, request: RecordedRequest) => void = (response) => response.end('ok')) {
+  const requests: RecordedRequest[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const recorded = { method: request.method, path: request.url, headers: flatHeaders(request.headers), body: Buffer.concat(chunks).toString('utf8') };
+      requests.push(recorded);
+      respond(response, recorded);
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+}
+
+function flatHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : (value ?? '')]));
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<Error> {
+  const error: unknown = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(isWalflowError(error, 'action_failed')).toBe(true);
+  return error as Error;
+}
+
+describe('webhook', () => {
+  it('POSTs a signed CloudEvent with templated URL, data and headers', async () => {
+    const receiver = await startReceiver();
+    const action = webhookActionSchema.parse({
+      type: 'webhook',
+      url: `${receiver.base}/hooks/{{event.aggregateType}}?id={{event.aggregateId}}`,
+      headers: { authorization: { secret: 'CRM_TOKEN' }, 'x-tenant': '{{event.tenantId}}' },
+      data: { recruit: '{{event.aggregateId}}', greeting: 'Welcome {{event.payload.name}} & co', fixed: 3, list: ['{{event.type}}'] },
+      cloudEventType: 'com.example.crm.agent_created',
+    });
+
+    const result = await webhookAction.execute(action, contextFor(action));
+
+    expect(result).toEqual({ status: 200, url: `${receiver.base}/hooks/recruit?id=r-42` });
+    expect(receiver.requests).toHaveLength(1);
+    const request = receiver.requests[0];
+    if (request === undefined) throw new Error('no request recorded');
+    expect(request).toMatchObject({ method: 'POST', path: '/hooks/recruit?id=r-42' });
+    expect(request.headers).toMatchObject({
+      'content-type': 'application/cloudevents+json',
+      authorization: bearer,
+      'x-tenant': 'graduation',
+      'webhook-id': idempotencyKey,
+    });
+    expect(Math.abs(Number(request.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(60);
+
+    // The reference implementation accepts the signature; it throws otherwise.
+    expect(new Webhook(signingSecret).verify(request.body, request.headers)).toMatchObject({ id: event.id });
+    expect(() => new Webhook(`whsec_${randomBytes(24).toString('base64')}`).verify(request.body, request.headers)).toThrow();
+
+    const cloudEvent = HTTP.toEvent({ headers: request.headers, body: request.body }) as CloudEvent<unknown>;
+    expect(cloudEvent.validate()).toBe(true);
+    expect(cloudEvent).toMatchObject({
+      specversion: '1.0',
+      id: event.id,
+      source: 'walflow/graduation/notify-crm',
+      type: 'com.example.crm.agent_created',
+      subject: 'recruit/r-42',
+      datacontenttype: 'application/json',
+      data: { recruit: 'r-42', greeting: 'Welcome Ada & co', fixed: 3, list: ['recruit.graduated_to_agent'] },
+    });
+    // The body keeps the commit time's microseconds; the SDK's Date keeps milliseconds.
+    expect(JSON.parse(request.body)).toMatchObject({ time: '2024-05-01T12:00:00.123456Z' });
+  });
+
+  it("defaults the data to the event's payload and the type to the event's type", async () => {
+    const receiver = await startReceiver((response) => {
+      response.statusCode = 204;
+      response.end();
+    });
+    const action = webhookActionSchema.parse({ type: 'webhook', url: `${receiver.base}/plain` });
+    expect(await webhookAction.execute(action, contextFor(action))).toEqual({ status: 204, url: `${receiver.base}/plain` });
+    expect(JSON.parse(receiver.requests[0]?.body ?? '')).toMatchObject({ type: event.type, data: { name: 'Ada', level: 3 } });
+  });
+
+  it('refuses loopback when it is not allow-listed', async () => {
+    const receiver = await startReceiver();
+    const action = webhookActionSchema.parse({ type: 'webhook', url: receiver.base });
+    const error = await failureOf(webhookAction.execute(action, contextFor(action, { webhookAllowHosts: [] })));
+    expect(error.message).toBe('webhook host 127.0.0.1 is not a public address (loopback); allow-list the host to call it');
+    expect(receiver.requests).toHaveLength(0);
+  });
+
+  it('refuses the cloud metadata address', async () => {
+    const action = webhookActionSchema.parse({ type: 'webhook', url: 'http://169.254.169.254/latest/meta-data/' });
+    const error = await failureOf(webhookAction.execute(action, contextFor(action)));
+    expect(error.message).toBe('webhook host 169.254.169.254 is not a public address (link-local); allow-list the host to call it');
+  });
+
+  it('refuses other schemes and URLs with credentials', async () => {
+    for (const [url, message] of [
+      ['file:///etc/passwd', 'webhook URL must use http or https, not file'],
+      ['http://user:pass@127.0.0.1/', 'webhook URL must not contain credentials; send them in a header from a secret'],
+      ['not a url {{event.id}}', `webhook URL is not a valid URL: "not a url ${event.id}"`],
+    ] as const) {
+      const action = webhookActionSchema.parse({ type: 'webhook', url });
+      expect((await failureOf(webhookAction.execute(action, contextFor(action)))).message).toBe(message);
+    }
+  });
+
+  it('fails on a non-2xx answer with the status and at most 500 characters of the body', async () => {
+    const receiver = await startReceiver((response) => {
+      response.statusCode = 503;
+      response.end(`down for maintenance ${'x'.repeat(2_000)}`);
+    });
+    const action = webhookActionSchema.parse({ type: 'webhook', url: `${receiver.base}/busy` });
+    const error = await failureOf(webhookAction.execute(action, contextFor(action)));
+    expect(error.message).toMatch(new RegExp(`^webhook to ${receiver.base}/busy answered 503 Service Unavailable: down for maintenance x+$`));
+    expect(error.message.length).toBeLessThan(`webhook to ${receiver.base}/busy answered 503 Service Unavailable: `.length + 501);
+    expect((error as { details?: unknown }).details).toEqual({ status: 503 });
+  });
+
+  it('fails on a redirect instead of following it', async () => {
+    const receiver = await startReceiver((response) => {
+      response.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' });
+      response.end();
+    });
+    const action = webhookActionSchema.parse({ type: 'webhook', url: `${receiver.base}/moved` });
+    const error = await failureOf(webhookAction.execute(action, contextFor(action)));
+    expect(error.message).toBe(
+      `webhook to ${receiver.base}/moved answered 302 redirecting to http://169.254.169.254/latest/meta-data/; redirects are not followed`,
+    );
+    expect(receiver.requests).toHaveLength(1);
+  });
+
+  it('names a missing secret without printing any secret value', async () => {
+    const receiver = await startReceiver();
+    const action = webhookActionSchema.parse({ type: 'webhook', url: receiver.base, headers: { authorization: { secret: 'CRM_TOKEN_V2' } } });
+    const error = await failureOf(webhookAction.execute(action, contextFor(action)));
+    expect(error.message).toBe('webhook header authorization needs secret CRM_TOKEN_V2, which is not configured');
+    expect(error.message).not.toContain(bearer);
+    expect(error.message).not.toContain('do-not-print-me');
+    expect(receiver.requests).toHaveLength(0);
+  });
+
+  it('fails clearly without a signing secret', async () => {
+    const receiver = await startReceiver();
+    const action = webhookActionSchema.parse({ type: 'webhook', url: receiver.base });
+    const error = await failureOf(webhookAction.execute(action, contextFor(action, { webhookSigningSecret: undefined })));
+    expect(error.message).toBe('webhook cannot run: no webhook signing secret is configured (whsec_…)');
+    expect(receiver.requests).toHaveLength(0);
+  });
+
+  it('times out when the receiver never answers', async () => {
+    const receiver = await startReceiver(() => {
+      // Never answers.
+    });
+    const action = webhookActionSchema.parse({ type: 'webhook', url: `${receiver.base}/slow` });
+    const started = Date.now();
+    const error = await failureOf(webhookAction.execute(action, contextFor(action, {}, AbortSignal.timeout(200))));
+    expect(error.message).toBe(`webhook to ${receiver.base}/slow timed out`);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(receiver.requests).toHaveLength(1);
+  });
+
+  it('fails when nothing listens', async () => {
+    const receiver = await startReceiver();
+    const url = receiver.base;
+    await new Promise<void>((resolve) => servers.pop()?.close(() => resolve()));
+    const action = webhookActionSchema.parse({ type: 'webhook', url });
+    const error = await failureOf(webhookAction.execute(action, contextFor(action)));
+    expect(error.message).toMatch(new RegExp(`^webhook to ${url}/ failed: fetch failed \\(.*ECONNREFUSED.*\\)$`));
+  });
+
+  it('rejects reserved headers and broken templates when the workflow is applied', () => {
+    const result = webhookActionSchema.safeParse({
+      type: 'webhook',
+      url: 'https://example.com/{{event.id',
+      headers: { 'Webhook-Signature': 'v1,forged', 'bad header': 'x' },
+      data: { nested: ['{{> partial}}'] },
+    });
+    expect(result.error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)).toEqual([
+      'url: template is malformed: Unclosed tag at 30',
+      'headers.Webhook-Signature: is set by walflow and cannot be overridden',
+      'headers.bad header: must be an HTTP header name',
+      'data.nested.0: template partials ({{> name}}) are not supported',
+    ]);
+  });
+});
