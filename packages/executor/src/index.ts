@@ -5,7 +5,9 @@ export { Dispatcher, type DispatcherOptions } from './dispatcher.js';
 export { executeRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
 export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retry-policy.js';
 export { claimRuns, releaseExpiredLeases, type ClaimedRun } from './run-queue.js';
-export { renderTemplate, templateScope } from './template.js';
+export { templateScope } from './event-scope.js';
+export { renderText } from './render-mustache.js';
+export { renderTemplate } from './template.js';
 export { WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
 export {
   parseWorkflowDefinition,

@@ -1,7 +1,7 @@
 import { isWalflowError, parseLsn, type EventEnvelope } from '@walflow/core';
 import Mustache from 'mustache';
 import { describe, expect, it } from 'vitest';
-import { renderJson, renderText, templateProblem } from './render-mustache.js';
+import { renderText, templateProblem } from './render-mustache.js';
 
 const event: EventEnvelope = {
   id: 'e1',
@@ -95,24 +95,5 @@ describe('renderText', () => {
     expect((error as Error).message).toMatch(/template is malformed: Unclosed tag/);
     expect(templateProblem('{{#a}}x')).toMatch(/Unclosed section/);
     expect(templateProblem('Hi {{event.payload.name}}')).toBeUndefined();
-  });
-});
-
-describe('renderJson', () => {
-  it('renders every string without escaping and keeps other values and keys', () => {
-    const value = {
-      '{{event.id}}': 'key stays',
-      greeting: 'Hi {{event.payload.name}}',
-      list: ['{{event.aggregateId}}', 7, null, { deep: '{{event.payload.nested.level}}' }],
-      flag: false,
-    };
-    expect(renderJson(value, event)).toEqual({
-      '{{event.id}}': 'key stays',
-      greeting: 'Hi Ada <script>"x"</script>',
-      list: ['r-42', 7, null, { deep: '3' }],
-      flag: false,
-    });
-    expect(renderJson('{{event.type}}', event)).toBe('recruit.graduated_to_agent');
-    expect(renderJson(12, event)).toBe(12);
   });
 });

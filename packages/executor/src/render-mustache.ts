@@ -1,7 +1,7 @@
 import { WalflowError, type EventEnvelope } from '@walflow/core';
 import Mustache from 'mustache';
 import { z } from 'zod';
-import { templateScope } from './template.js';
+import { templateScope } from './event-scope.js';
 
 export type TemplateEscape = 'html' | 'none';
 
@@ -39,20 +39,6 @@ const HTML_ENTITIES: Readonly<Record<string, string>> = {
  */
 export function renderText(template: string, event: EventEnvelope, options: { escape?: TemplateEscape } = {}): string {
   return renderWith(template, eventView(event), options.escape ?? 'html');
-}
-
-/** Renders every string inside a JSON value (keys stay as they are), without HTML escaping. */
-export function renderJson(value: unknown, event: EventEnvelope): unknown {
-  const view = eventView(event);
-  const render = (node: unknown): unknown => {
-    if (typeof node === 'string') return renderWith(node, view, 'none');
-    if (Array.isArray(node)) return node.map(render);
-    if (typeof node === 'object' && node !== null) {
-      return Object.fromEntries(Object.entries(node).map(([key, child]) => [key, render(child)]));
-    }
-    return node;
-  };
-  return render(value);
 }
 
 /** A string holding a template, checked when a workflow is applied rather than when it first runs. */

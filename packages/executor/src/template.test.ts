@@ -36,12 +36,20 @@ describe('renderTemplate', () => {
     expect(renderTemplate({ a: 'x{{event.payload.missing}}y', b: '{{event.payload.missing}}' }, event)).toEqual({ a: 'xy', b: null });
   });
 
+  it('renders Mustache inside text, without HTML escaping, and leaves keys and other values alone', () => {
+    expect(renderTemplate({ '{{event.id}}': 'key stays', greeting: 'Hi <{{event.payload.name}}>{{#event.payload.scores}} {{.}}{{/event.payload.scores}}', flag: false }, event)).toEqual({
+      '{{event.id}}': 'key stays',
+      greeting: 'Hi <Ada> 1 2',
+      flag: false,
+    });
+  });
+
   it('never reaches outside the event: no prototype walk, no expressions', () => {
     expect(renderTemplate({ a: '{{event.payload.constructor}}', b: '{{event.__proto__}}', c: '{{process.env.HOME}}', d: '{{event.payload.name + 1}}' }, event)).toEqual({
       a: null,
       b: null,
-      c: null,
-      d: null,
+      c: '',
+      d: '',
     });
   });
 });

@@ -1,7 +1,8 @@
 import { WalflowError, type EventEnvelope } from '@walflow/core';
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { mustacheTemplate, renderJson, renderText, templateProblem } from '../render-mustache.js';
+import { mustacheTemplate, renderText, templateProblem } from '../render-mustache.js';
+import { renderTemplate } from '../template.js';
 import { assertPublicDestination } from './address-guard.js';
 import type { ExternalAction, ExternalActionContext } from './external-action.js';
 
@@ -188,7 +189,7 @@ function cloudEvent(action: WebhookAction, { event, workflow }: ExternalActionCo
     time: event.committedAt,
     ...(subject === undefined ? {} : { subject }),
     datacontenttype: 'application/json',
-    data: action.data === undefined ? event.payload : renderJson(action.data, event),
+    data: action.data === undefined ? event.payload : renderTemplate(action.data, event),
   };
 }
 

@@ -1,6 +1,6 @@
 import { Environment } from '@marcbachmann/cel-js';
 import type { EventEnvelope } from '@walflow/core';
-import { templateScope } from '../template.js';
+import { templateScope } from '../event-scope.js';
 
 /**
  * The one variable an expression sees. Declaring its fields (rather than a plain map) lets the type check

@@ -1,0 +1,15 @@
+import type { EventEnvelope } from '@walflow/core';
+
+/** The `event` variable of templates and CEL: the names match the events table (`event.tenantId`). */
+export function templateScope(event: EventEnvelope): Record<string, unknown> {
+  return {
+    id: event.id,
+    type: event.type,
+    tenantId: event.tenantId,
+    aggregateType: event.aggregateType,
+    aggregateId: event.aggregateId,
+    payload: event.payload,
+    metadata: event.metadata,
+    committedAt: event.committedAt,
+  };
+}

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import { parseLsn, type EventEnvelope, type Lsn, type WalflowDatabase } from '@walflow/core';
+import { claimRuns, Dispatcher, executeRun } from '@walflow/executor';
+import { createDatabase, migrate } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+let lsn = 0x1000;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, silentLogger, { max: 12 });
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+/** A committed event as the stream would hand it over, one second of commit time apart. */
+function event(tenantId: string, type: string, second: number): EventEnvelope {
+  lsn += 0x100;
+  return {
+    id: randomUUID(),
+    type,
+    tenantId,
+    aggregateType: null,
+    aggregateId: null,
+    payload: {},
+    metadata: {},
+    committedAt: new Date(Date.UTC(2026, 10, 26, 12, 0, second)).toISOString(),
+    commitLsn: parseLsn(`0/${lsn.toString(16)}`) as Lsn,
+    position: 0,
+    xid: String(lsn),
+  };
+}
+
+async function outcomes(tenant: string): Promise<Record<string, number>> {
+  const { rows } = await sql<{ outcome: string; n: string }>`
+    SELECT outcome, count(*) AS n FROM walflow.decisions WHERE tenant_id = ${tenant} GROUP BY outcome`.execute(db);
+  return Object.fromEntries(rows.map((row) => [row.outcome, Number(row.n)]));
+}
+
+/** Four dispatchers (think: live stream and replays) recording batches of the same workflow at once. */
+async function dispatchConcurrently(tenant: string, type: string, events: number): Promise<void> {
+  const dispatchers = Array.from({ length: 4 }, () => new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }));
+  const all = Array.from({ length: events }, (_, n) => event(tenant, type, n % 50));
+  await Promise.all(
+    dispatchers.map(async (dispatcher, index) => {
+      const mine = all.filter((_, n) => n % dispatchers.length === index);
+      for (let start = 0; start < mine.length; start += 3) {
+        await dispatcher.dispatch({ events: mine.slice(start, start + 3), parked: [], checkpoint: null });
+      }
+    }),
+  );
+}
+
+describe('guards under concurrent dispatch', () => {
+  it('never lets more runs through than a rate limit allows', async () => {
+    await applyTestWorkflow(db, { tenant: 'rl', name: 'seven-per-hour', trigger: { event: 'user.login' }, rateLimits: [{ limit: 7, periodSeconds: 3600 }], actions: [{ type: 'emit_event', event: 'x.y' }] });
+    await dispatchConcurrently('rl', 'user.login', 40);
+    expect(await outcomes('rl')).toEqual({ fired: 7, rate_limited: 33 });
+    const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.workflow_runs WHERE tenant_id = 'rl'`.execute(db);
+    expect(rows[0]?.n).toBe('7');
+  });
+
+  it('fires once per cooldown window however the events are split between dispatchers', async () => {
+    await applyTestWorkflow(db, { tenant: 'cd', name: 'hourly', trigger: { event: 'user.login' }, cooldown: { seconds: 3600 }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    await dispatchConcurrently('cd', 'user.login', 24);
+    expect(await outcomes('cd')).toEqual({ fired: 1, cooldown: 23 });
+  });
+});
+
+describe('workflow lifecycle', () => {
+  it('cancels, never executes, the queued runs of a deleted workflow', async () => {
+    const workflowId = await applyTestWorkflow(db, { tenant: 'gone', name: 'to-delete', trigger: { event: 'policy.approved' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'x' }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('gone', 'policy.approved', 1)], parked: [], checkpoint: null });
+    await db.deleteFrom('walflow.workflows').where('id', '=', workflowId).execute();
+    const claimed = (await claimRuns(db, 'test-worker', 100, 60_000)).filter((run) => run.workflowId === workflowId);
+    expect(claimed).toHaveLength(1);
+    const result = await executeRun(claimed[0]!, 'test-worker', { db, logger: silentLogger, runtime: { secrets: new Map(), webhookAllowHosts: [] } });
+    expect(result).toBe('cancelled');
+    const run = await db.selectFrom('walflow.workflow_runs').selectAll().where('workflow_id', '=', workflowId).executeTakeFirstOrThrow();
+    expect(run).toMatchObject({ status: 'cancelled', last_error: 'workflow was deleted' });
+    expect(await db.selectFrom('walflow.notifications').select('id').where('tenant_id', '=', 'gone').execute()).toEqual([]);
+  });
+});
