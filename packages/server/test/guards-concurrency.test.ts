@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { parseLsn, type EventEnvelope, type Lsn, type WalflowDatabase } from '@walflow/core';
+import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { claimRuns, Dispatcher, executeRun } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
@@ -31,7 +31,7 @@ function event(tenantId: string, type: string, second: number): EventEnvelope {
     payload: {},
     metadata: {},
     committedAt: new Date(Date.UTC(2026, 10, 26, 12, 0, second)).toISOString(),
-    commitLsn: parseLsn(`0/${lsn.toString(16)}`) as Lsn,
+    commitLsn: parseLsn(`0/${lsn.toString(16)}`),
     position: 0,
     xid: String(lsn),
   };
