@@ -90,14 +90,16 @@ async function performAction(
 ): Promise<void> {
   const plan = planAction(action);
   const base = { event: run.event, workflow, runId: run.id, actionIndex: index };
+  const timeoutMs = options.runtime.actionTimeoutMs ?? 10_000;
   if (plan.kind === 'transactional') {
     await fenced(async (trx) => {
+      // The action's own statements get the same time limit as mail and HTTP.
+      await sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx);
       const result = await plan.perform({ ...base, trx });
       await recordOutcome(trx, { runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result });
     });
     return;
   }
-  const timeoutMs = options.runtime.actionTimeoutMs ?? 10_000;
   const signal = AbortSignal.timeout(timeoutMs);
   const result = await Promise.race([
     plan.perform({ ...base, idempotencyKey: `${run.id}:${index}`, signal, runtime: options.runtime }),
