@@ -16,6 +16,7 @@ export type WalflowErrorCode =
   | 'database_unavailable'
   | 'replication_failed'
   | 'action_failed'
+  | 'dispatch_failed'
   | 'not_found';
 
 export class WalflowError extends Error {

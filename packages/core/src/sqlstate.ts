@@ -12,6 +12,8 @@ export const SqlState = {
   cannotConnectNow: '57P03',
   featureNotSupported: '0A000',
   objectNotInPrerequisiteState: '55000',
+  lockNotAvailable: '55P03',
+  queryCanceled: '57014',
 } as const;
 
 export function sqlStateOf(error: unknown): string | undefined {
@@ -19,4 +21,27 @@ export function sqlStateOf(error: unknown): string | undefined {
     return error.code;
   }
   return undefined;
+}
+
+/**
+ * Errors that say nothing about the data: the connection, the server or a conflict with another transaction.
+ * Retrying the same work later is right; parking an event because of one would lose it for no reason.
+ */
+export function isTransientDatabaseError(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  if (state !== undefined) {
+    return (
+      state.startsWith('08') || // connection exception
+      state.startsWith('53') || // insufficient resources
+      state === SqlState.serializationFailure ||
+      state === SqlState.deadlockDetected ||
+      state === SqlState.adminShutdown ||
+      state === SqlState.crashShutdown ||
+      state === SqlState.cannotConnectNow ||
+      state === SqlState.lockNotAvailable ||
+      state === SqlState.queryCanceled
+    );
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return /Connection terminated|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message);
 }

@@ -2,6 +2,7 @@ export type { ActionRuntime } from './actions/external-action.js';
 export { checkWorkflowPolicy, compileWorkflow, type CompiledExpressions, type WorkflowPolicy } from './compile-workflow.js';
 export { chainOf, decide, eventDepth, type Decision, type DecideOptions, type IndexedWorkflow, type Verdict } from './decide.js';
 export { Dispatcher, type DispatcherOptions } from './dispatcher.js';
+export { PoisonIsolatingDispatcher } from './poison-isolation.js';
 export { executeRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
 export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retry-policy.js';
 export { claimRuns, releaseExpiredLeases, type ClaimedRun } from './run-queue.js';

@@ -1,6 +1,6 @@
 import { ReplicationConsumer, type ConsumerStatus } from '@walflow/cdc';
 import type { WalflowDatabase } from '@walflow/core';
-import { Dispatcher, WorkerPool } from '@walflow/executor';
+import { Dispatcher, PoisonIsolatingDispatcher, WorkerPool } from '@walflow/executor';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { WalflowConfig } from './config.js';
@@ -38,7 +38,10 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
         actionTimeoutMs: config.actionTimeoutMs,
       },
     });
-    const dispatcher = new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers.notify() });
+    const dispatcher = new PoisonIsolatingDispatcher(
+      new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers.notify() }),
+      logger,
+    );
     const consumer = new ReplicationConsumer({
       connection: { connectionString: config.databaseUrl, application_name: 'walflow-replication' },
       slotName: config.slotName,
