@@ -1,6 +1,8 @@
 export { AckTracker, type StandbyStatusSender } from './ack-tracker.js';
 export { mapOutboxRow, type MappedRow, type OutboxRowContext } from './map-outbox-row.js';
-export { ReplicationConsumer, type ConsumerState, type ConsumerStatus, type ReplicationConsumerOptions } from './replication-consumer.js';
+export { LeaderLock, type LeaderHandle } from './leader-lock.js';
+export { ReplicationConsumer, type ConsumerRole, type ConsumerState, type ConsumerStatus, type ReplicationConsumerOptions } from './replication-consumer.js';
+export { verifyConsumer } from './verify-consumer.js';
 export { assertLogicalWal, createSlot, explainSlotError, inspectSlot, missingSlotError, SLOT_PLUGIN, type SlotInfo } from './slot.js';
 export { StreamSession, type StreamSessionOptions } from './stream-session.js';
 export { TransactionAssembler, type StreamSlice, type TransactionAssemblerOptions } from './transaction-assembler.js';

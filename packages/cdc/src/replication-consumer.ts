@@ -1,39 +1,54 @@
 import { backoffDelay, isWalflowError, WalflowError, type BackoffOptions, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
-import { explainSlotError, inspectSlot, missingSlotError, SLOT_PLUGIN } from './slot.js';
+import { LeaderLock, type LeaderHandle } from './leader-lock.js';
+import { explainSlotError } from './slot.js';
 import { StreamSession, type StreamSessionOptions } from './stream-session.js';
+import { verifyConsumer } from './verify-consumer.js';
+import { MESSAGE_PREFIX } from './wal2json-plugin.js';
 
-export type ConsumerState = 'starting' | 'streaming' | 'reconnecting' | 'down' | 'stopped';
+export type ConsumerState = 'starting' | 'standby' | 'streaming' | 'reconnecting' | 'down' | 'stopped';
+export type ConsumerRole = 'leader' | 'standby';
 
 export interface ConsumerStatus {
   state: ConsumerState;
+  role: ConsumerRole;
   /** Why the consumer is not streaming, and for `down` what an operator must do. */
   reason?: string;
   since: Date;
 }
 
 export interface ReplicationConsumerOptions extends Omit<StreamSessionOptions, 'onStreaming'> {
-  /** A normal (non-replication) connection for slot checks. */
+  /** A normal (non-replication) connection for checks and heartbeats. */
   db: Kysely<WalflowDatabase>;
   /** Reconnect delays. @default { initialMs: 500, maxMs: 30000 } */
   reconnect?: BackoffOptions;
+  /** How often a standby tries to become the leader. @default 1000 */
+  standbyPollMs?: number;
+  /** How often a consumer that is down checks again whether it can go on (after a repair). @default 10000 */
+  downRecheckMs?: number;
+  /** How often the leader writes a heartbeat into the WAL, so an idle slot on a busy server moves. @default 30000 */
+  heartbeatMs?: number;
 }
 
-/** Errors no reconnect can fix: the consumer stops and reports them instead of retrying forever. */
-const PERMANENT = ['slot_missing', 'slot_plugin_not_allowed', 'wal_level_not_logical'] as const;
+/** Errors no reconnect can fix: the consumer reports them and checks again later instead of retrying hard. */
+const PERMANENT = ['slot_missing', 'slot_plugin_not_allowed', 'wal_level_not_logical', 'wrong_server'] as const;
 
 /**
- * Keeps a replication session running: a new session (and replication connection) for every attempt, with
- * capped exponential backoff and jitter between them. A stop drains the current session first.
+ * Keeps one replication session running on the leader: leadership first (an advisory lock taken before
+ * START_REPLICATION; standbys wait for it), then sessions — a new replication connection for every attempt,
+ * with capped exponential backoff and jitter between them. A stop drains the current session first.
  */
 export class ReplicationConsumer {
-  private current: ConsumerStatus = { state: 'stopped', since: new Date() };
+  private current: ConsumerStatus = { state: 'stopped', role: 'standby', since: new Date() };
   private session: StreamSession | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
   private wake: (() => void) | null = null;
+  private readonly lock: LeaderLock;
 
-  constructor(private readonly options: ReplicationConsumerOptions) {}
+  constructor(private readonly options: ReplicationConsumerOptions) {
+    this.lock = new LeaderLock(options.connection, options.slotName, options.logger);
+  }
 
   get status(): ConsumerStatus {
     return this.current;
@@ -54,53 +69,99 @@ export class ReplicationConsumer {
   }
 
   private async run(): Promise<void> {
-    const { logger, slotName } = this.options;
-    this.setState('starting');
+    this.setState('starting', 'standby');
     await this.reportOutboxOlderThanSlot();
-    let attempt = 0;
     while (!this.stopping) {
+      if (this.current.state === 'down') await this.sleep(this.options.downRecheckMs ?? 10_000);
+      const leader = await this.becomeLeader();
+      if (!leader) break;
       try {
-        await this.checkSlot();
-        this.session = new StreamSession({
-          ...this.options,
-          onStreaming: () => {
-            attempt = 0;
-            this.setState('streaming');
-            logger.info({ slot: slotName }, 'replication streaming');
-          },
-        });
-        await this.session.run();
-        if (!this.stopping) throw new WalflowError('replication_failed', 'the replication stream ended unexpectedly');
-      } catch (error) {
-        if (this.stopping) break;
-        const failure = error instanceof WalflowError && error.code === 'replication_failed' ? explainSlotError(error.cause ?? error, slotName) : error;
-        if (PERMANENT.some((code) => isWalflowError(failure, code))) {
-          this.setState('down', (failure as WalflowError).message);
-          logger.error({ err: failure, slot: slotName }, 'replication stopped: this needs an operator');
-          return;
-        }
-        const delayMs = backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000, ...this.options.reconnect });
-        this.setState('reconnecting', failure instanceof Error ? failure.message : String(failure));
-        logger.warn({ err: failure, slot: slotName, attempt, delayMs }, 'replication reconnecting');
-        await this.sleep(delayMs);
+        await this.lead(leader);
       } finally {
-        this.session = null;
+        await leader.release();
       }
     }
-    this.setState('stopped');
+    this.setState('stopped', 'standby');
   }
 
-  private async checkSlot(): Promise<void> {
-    const slot = await inspectSlot(this.options.db, this.options.slotName);
-    if (!slot) throw missingSlotError(this.options.slotName);
-    if (slot.plugin !== SLOT_PLUGIN) {
-      throw new WalflowError('slot_plugin_not_allowed', `replication slot ${slot.name} uses ${slot.plugin ?? 'no'} plugin, not ${SLOT_PLUGIN}`);
+  private async becomeLeader(): Promise<LeaderHandle | null> {
+    const { logger, slotName } = this.options;
+    let announced = false;
+    while (!this.stopping) {
+      try {
+        const handle = await this.lock.tryAcquire();
+        if (handle) {
+          logger.info({ slot: slotName }, 'leading: this process consumes the slot');
+          return handle;
+        }
+        if (!announced) logger.info({ slot: slotName }, 'standby: another walflow process consumes the slot');
+        announced = true;
+        if (this.current.state !== 'down') this.setState('standby', 'standby');
+      } catch (error) {
+        logger.warn({ err: error, slot: slotName }, 'could not reach PostgreSQL for the leader lock');
+      }
+      await this.sleep(this.options.standbyPollMs ?? 1000);
     }
-    if (slot.walStatus === 'lost') {
-      throw new WalflowError(
-        'slot_missing',
-        `replication slot ${slot.name} was invalidated (wal_status=lost, max_slot_wal_keep_size exceeded): run \`walflow repair\``,
-      );
+    return null;
+  }
+
+  /** Streams while this process leads: until a stop, the loss of the lock, or a failure no retry can fix. */
+  private async lead(leader: LeaderHandle): Promise<void> {
+    const { logger, slotName } = this.options;
+    let lockLost = false;
+    void leader.lost.then(() => {
+      if (this.stopping) return;
+      lockLost = true;
+      logger.error({ slot: slotName }, 'leader lock lost: stopping the stream');
+      this.wake?.();
+      void this.session?.stop();
+    });
+    const heartbeat = setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? 30_000);
+    heartbeat.unref();
+    let attempt = 0;
+    try {
+      while (!this.stopping && !lockLost) {
+        try {
+          await verifyConsumer(this.options.db, slotName);
+          this.session = new StreamSession({
+            ...this.options,
+            onStreaming: () => {
+              attempt = 0;
+              this.setState('streaming', 'leader');
+              logger.info({ slot: slotName }, 'replication streaming');
+            },
+          });
+          await this.session.run();
+          if (!this.stopping && !lockLost) throw new WalflowError('replication_failed', 'the replication stream ended unexpectedly');
+        } catch (error) {
+          if (this.stopping || lockLost) break;
+          const failure = error instanceof WalflowError && error.code === 'replication_failed' ? explainSlotError(error.cause ?? error, slotName) : error;
+          if (PERMANENT.some((code) => isWalflowError(failure, code))) {
+            const reason = (failure as WalflowError).message;
+            if (this.current.state !== 'down' || this.current.reason !== reason) logger.error({ err: failure, slot: slotName }, 'replication stopped: this needs an operator');
+            this.setState('down', 'leader', reason);
+            return;
+          }
+          const delayMs = backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000, ...this.options.reconnect });
+          this.setState('reconnecting', 'leader', failure instanceof Error ? failure.message : String(failure));
+          logger.warn({ err: failure, slot: slotName, attempt, delayMs }, 'replication reconnecting');
+          await this.sleep(delayMs);
+        } finally {
+          this.session = null;
+        }
+      }
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  /** A transactional logical message: it flows through the slot as an empty transaction that is acknowledged. */
+  private async heartbeat(): Promise<void> {
+    if (this.current.state !== 'streaming') return;
+    try {
+      await sql`SELECT pg_logical_emit_message(true, ${MESSAGE_PREFIX}, 'heartbeat')`.execute(this.options.db);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'heartbeat failed');
     }
   }
 
@@ -123,8 +184,8 @@ export class ReplicationConsumer {
     }
   }
 
-  private setState(state: ConsumerState, reason?: string): void {
-    this.current = reason === undefined ? { state, since: new Date() } : { state, reason, since: new Date() };
+  private setState(state: ConsumerState, role: ConsumerRole, reason?: string): void {
+    this.current = reason === undefined ? { state, role, since: new Date() } : { state, role, reason, since: new Date() };
   }
 
   private sleep(ms: number): Promise<void> {

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerMigrate } from './commands/migrate.js';
+import { registerRepair } from './commands/repair.js';
 import { registerStart } from './commands/start.js';
 import { registerWorkflows } from './commands/workflows.js';
 
@@ -9,6 +10,7 @@ export function createProgram(): Command {
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
   registerMigrate(program);
+  registerRepair(program);
   registerStart(program);
   registerWorkflows(program);
   return program;

@@ -28,6 +28,8 @@ export interface DispatchBatch {
   parked: ParkedRow[];
   /** The last whole transaction in the batch; null when the batch only holds part of a large transaction. */
   checkpoint: TransactionEnd | null;
+  /** Events read from the outbox by `walflow repair` rather than from the WAL; recorded as recovered. */
+  recovered?: boolean;
 }
 
 export interface DispatchResult {

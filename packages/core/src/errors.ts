@@ -17,6 +17,8 @@ export type WalflowErrorCode =
   | 'replication_failed'
   | 'action_failed'
   | 'dispatch_failed'
+  | 'wrong_server'
+  | 'leader_busy'
   | 'not_found';
 
 export class WalflowError extends Error {

@@ -137,6 +137,10 @@ export interface ConsumerStateTable {
   leader_id: string | null;
   leader_since: Timestamp | null;
   updated_at: GeneratedTimestamp;
+  system_identifier: string | null;
+  timeline_id: number | null;
+  slot_created_lsn: PgLsn | null;
+  repaired_at: Timestamp | null;
 }
 
 export interface SchemaMigrationsTable {

@@ -45,7 +45,7 @@ export class Dispatcher implements BatchDispatcher {
 
   async dispatch(batch: DispatchBatch): Promise<DispatchResult> {
     const result = await this.options.db.transaction().execute(async (trx) => {
-      const fresh = await this.insertEvents(trx, batch.events);
+      const fresh = await this.insertEvents(trx, batch.events, batch.recovered ?? false);
       await this.index.refresh(trx);
       const considered = await this.consider(trx, fresh);
       const runsQueued = await this.insertDecisionsAndRuns(trx, considered);
@@ -106,7 +106,7 @@ export class Dispatcher implements BatchDispatcher {
   }
 
   /** Inserts the events; returns those that were not recorded before. */
-  private async insertEvents(trx: Transaction<WalflowDatabase>, events: EventEnvelope[]): Promise<EventEnvelope[]> {
+  private async insertEvents(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], recovered: boolean): Promise<EventEnvelope[]> {
     if (events.length === 0) return [];
     const columns = {
       id: [] as string[],
@@ -137,8 +137,8 @@ export class Dispatcher implements BatchDispatcher {
     // One statement for the whole batch: unnest turns column arrays into rows.
     const { rows } = await sql<{ id: string }>`
       INSERT INTO walflow.events
-        (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, metadata, committed_at, commit_lsn, tx_position, xid)
-      SELECT * FROM unnest(
+        (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, metadata, committed_at, commit_lsn, tx_position, xid, recovered)
+      SELECT *, ${recovered} FROM unnest(
         ${columns.id}::uuid[], ${columns.type}::text[], ${columns.tenant}::text[], ${columns.aggregateType}::text[],
         ${columns.aggregateId}::text[], ${columns.payload}::jsonb[], ${columns.metadata}::jsonb[],
         ${columns.committedAt}::timestamptz[], ${columns.commitLsn}::pg_lsn[], ${columns.position}::int[], ${columns.xid}::bigint[])

@@ -40,11 +40,18 @@ export class WorkerPool {
     this.loops = Array.from({ length: concurrency }, (_, slot) => this.loop(`${this.id}/${slot}`));
   }
 
-  /** Finishes the runs in hand and stops claiming new ones. */
-  async stop(): Promise<void> {
+  /**
+   * Stops claiming and waits for the runs in hand, at most `graceMs`; runs still going then are left to their
+   * leases, which expire and let another worker take them over.
+   */
+  async stop(graceMs = 30_000): Promise<void> {
     this.stopping = true;
     this.notify();
-    await Promise.all(this.loops);
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
+    const finished = await Promise.race([Promise.all(this.loops).then(() => 'done' as const), graceOver]);
+    clearTimeout(timer);
+    if (finished === 'timeout') this.options.logger.warn({ graceMs }, 'shutdown grace period over: leaving running actions to their leases');
     this.loops = [];
   }
 

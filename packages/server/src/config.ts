@@ -34,6 +34,10 @@ const environmentSchema = z.object({
   WALFLOW_WEBHOOK_ALLOW_HOSTS: list(/^[A-Za-z0-9.:_-]+$/, 'host names or IP addresses').default([]),
   WALFLOW_UPDATE_FIELDS: list(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/, 'schema.table.column entries').default([]),
   WALFLOW_ACTION_TIMEOUT_MS: integer(100, 600_000).default(10_000),
+  WALFLOW_SHUTDOWN_GRACE_MS: integer(0, 3_600_000).default(30_000),
+  WALFLOW_HEARTBEAT_MS: integer(100, 3_600_000).default(30_000),
+  WALFLOW_STANDBY_POLL_MS: integer(50, 600_000).default(1000),
+  WALFLOW_DOWN_RECHECK_MS: integer(50, 3_600_000).default(10_000),
 });
 
 /** Secrets that workflows reference by name (`{ "secret": "CRM_TOKEN" }`) come from WALFLOW_SECRET_<NAME>. */
@@ -59,6 +63,12 @@ export interface WalflowConfig {
   /** `schema.table.column` entries update_field may write. */
   updateFields: string[];
   actionTimeoutMs: number;
+  /** How long SIGTERM waits for running actions before the process exits (their leases then expire). */
+  shutdownGraceMs: number;
+  heartbeatMs: number;
+  standbyPollMs: number;
+  /** How often a consumer that is down (slot lost, wrong server) checks whether it was repaired. */
+  downRecheckMs: number;
   /** Secret values by name; never logged or shown. */
   secrets: ReadonlyMap<string, string>;
 }
@@ -95,6 +105,10 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     webhookAllowHosts: env.WALFLOW_WEBHOOK_ALLOW_HOSTS,
     updateFields: env.WALFLOW_UPDATE_FIELDS,
     actionTimeoutMs: env.WALFLOW_ACTION_TIMEOUT_MS,
+    shutdownGraceMs: env.WALFLOW_SHUTDOWN_GRACE_MS,
+    heartbeatMs: env.WALFLOW_HEARTBEAT_MS,
+    standbyPollMs: env.WALFLOW_STANDBY_POLL_MS,
+    downRecheckMs: env.WALFLOW_DOWN_RECHECK_MS,
     secrets,
   };
 }

@@ -48,7 +48,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       await sql`CREATE TABLE IF NOT EXISTS walflow.schema_migrations (
         version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`.execute(conn);
 
-      const slotCreated = await ensureSlot(conn, slotName, logger);
+      const createdAt = await ensureSlot(conn, slotName, logger);
       const done = new Map(
         (await conn.selectFrom('walflow.schema_migrations').select(['version', 'checksum']).execute()).map((row) => [row.version, row.checksum]),
       );
@@ -67,29 +67,30 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       }
       await conn
         .insertInto('walflow.consumer_state')
-        .values({ slot_name: slotName, plugin: SLOT_PLUGIN })
+        .values({ slot_name: slotName, plugin: SLOT_PLUGIN, slot_created_lsn: createdAt })
         .onConflict((conflict) => conflict.column('slot_name').doNothing())
         .execute();
-      return { applied, slotCreated };
+      return { applied, slotCreated: createdAt !== null };
     } finally {
       await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.execute(conn);
     }
   });
 }
 
-async function ensureSlot(conn: Kysely<WalflowDatabase>, slotName: string, logger: Logger): Promise<boolean> {
+/** Creates the slot unless it exists; returns the LSN it was created at, or null when it already existed. */
+async function ensureSlot(conn: Kysely<WalflowDatabase>, slotName: string, logger: Logger): Promise<string | null> {
   const slot = await inspectSlot(conn, slotName);
   if (slot) {
     if (slot.plugin !== SLOT_PLUGIN) {
       throw new WalflowError('slot_plugin_not_allowed', `replication slot ${slotName} exists with plugin ${slot.plugin ?? 'none'}; walflow needs ${SLOT_PLUGIN}`);
     }
-    return false;
+    return null;
   }
   const { rows } = await sql<{ exists: boolean }>`SELECT to_regclass('walflow.outbox') IS NOT NULL AS exists`.execute(conn);
   if (rows[0]?.exists) throw missingSlotError(slotName);
   const { lsn } = await createSlot(conn, slotName);
   logger.info({ slot: slotName, lsn }, 'replication slot created');
-  return true;
+  return lsn;
 }
 
 async function applyMigration(conn: Kysely<WalflowDatabase>, file: MigrationFile): Promise<void> {

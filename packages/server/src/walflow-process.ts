@@ -50,12 +50,18 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       catalog,
       logger,
       maxBatchRows: config.batchSize,
+      heartbeatMs: config.heartbeatMs,
+      standbyPollMs: config.standbyPollMs,
+      downRecheckMs: config.downRecheckMs,
       onBatch: (result) => logger.debug(result, 'batch recorded'),
     });
     const http = await startHttpServer({
       host: config.httpHost,
       port: config.httpPort,
-      routes: { '/healthz': () => ({ status: 200, body: { status: 'ok' } }) },
+      routes: {
+        '/healthz': () => ({ status: 200, body: { status: 'ok' } }),
+        '/health': () => health(consumer.status),
+      },
     });
     const maintenance = setInterval(() => void ensureEventPartitions(db, logger), PARTITION_MAINTENANCE_MS);
     maintenance.unref();
@@ -70,7 +76,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       async stop() {
         clearInterval(maintenance);
         await consumer.stop();
-        await workers.stop();
+        await workers.stop(config.shutdownGraceMs);
         await http.close();
         await db.destroy();
         logger.info('walflow stopped');
@@ -80,6 +86,15 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     await db.destroy();
     throw error;
   }
+}
+
+/** The consumer's view of health; the operations issue adds lag, runs and thresholds. */
+function health(status: ConsumerStatus): { status: number; body: unknown } {
+  const state = status.state === 'down' ? 'down' : status.state === 'streaming' || status.state === 'standby' ? 'ok' : 'degraded';
+  return {
+    status: state === 'down' ? 503 : 200,
+    body: { status: state, role: status.role, consumer: { state: status.state, reason: status.reason ?? null, since: status.since.toISOString() } },
+  };
 }
 
 /** Daily event partitions are created a week ahead; rows never fall into the default partition. */

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { emit } from '@walflow/outbox';
-import { createDatabase, migrate, startWalflow, type RunningWalflow } from '@walflow/server';
+import { createDatabase, migrate, repairSlot, startWalflow, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { countsFor, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
+import { applyTestWorkflow, countsFor, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
 
 const database = useTestDatabase();
 const catalogModule = fileURLToPath(new URL('./fixtures/catalog.ts', import.meta.url));
@@ -37,7 +37,7 @@ describe('WALFLOW_CATALOG', () => {
 });
 
 describe('a lost replication slot', () => {
-  it('is reported, never recreated silently, by the consumer and by migrate', async () => {
+  it('is reported, never recreated silently; walflow repair recovers every event committed meanwhile', async () => {
     const db = createDatabase(database.url, silentLogger);
     try {
       await migrate({ db, slotName: database.slotName, logger: silentLogger });
@@ -48,13 +48,72 @@ describe('a lost replication slot', () => {
         message: expect.stringContaining('walflow repair'),
       });
 
-      walflow = await startWalflow(testConfig(database.url, database.slotName), silentLogger);
+      walflow = await startWalflow({ ...testConfig(database.url, database.slotName), downRecheckMs: 200 }, silentLogger);
       const status = await waitFor('the consumer to report the lost slot', () => walflow!.consumerStatus().state === 'down' && walflow!.consumerStatus());
       expect(status.reason).toMatch(/replication slot .* does not exist.*walflow repair/);
       const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(db);
       expect(rows[0]?.n).toBe('0');
+
+      // Committed while the slot was gone: only the outbox knows them.
+      await applyTestWorkflow(db, { tenant: 'repair', name: 'w', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.done' }] });
+      const missed = [];
+      for (let n = 0; n < 25; n++) missed.push(await emit(db, { type: 'policy.approved', tenantId: 'repair', payload: { n } }));
+      // The process is down; repair needs the leader lock, which a down consumer does not hold for long.
+      const result = await waitFor('repair to get the leader lock', () =>
+        repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger }).catch((error: unknown) => {
+          if ((error as { code?: string }).code === 'leader_busy') return undefined;
+          throw error;
+        }),
+      );
+      expect(result).toMatchObject({ droppedSlot: false, recovered: 25, parked: 0 });
+      const recovered = await db.selectFrom('walflow.events').select(['id', 'recovered']).where('tenant_id', '=', 'repair').where('event_type', '=', 'policy.approved').execute();
+      expect(recovered.map((row) => row.id).sort()).toEqual([...missed].sort());
+      expect(recovered.every((row) => row.recovered)).toBe(true);
+
+      // The running process notices the repaired slot and streams again; nothing is recorded twice.
+      await waitFor('streaming to resume', () => walflow!.consumerStatus().state === 'streaming');
+      const after = await emit(db, { type: 'policy.approved', tenantId: 'repair', payload: { after: true } });
+      await waitFor('every run, and the events they emit, to be recorded', async () => {
+        const counts = await countsFor(db, 'repair');
+        return counts.succeeded === 26 && counts.events === 52 && counts.outbox === 0;
+      });
+      expect(await countsFor(db, 'repair')).toMatchObject({ decisions: 26, runs: 26 });
+      expect((await db.selectFrom('walflow.events').select('recovered').where('id', '=', after).executeTakeFirstOrThrow()).recovered).toBe(false);
     } finally {
       await db.destroy();
     }
   });
 });
+
+describe('a checkpoint that does not belong to this server', () => {
+  it('refuses to consume, says why, and goes on once the state is right again', async () => {
+    await walflow?.stop();
+    walflow = undefined;
+    const db = createDatabase(database.url, silentLogger);
+    try {
+      const original = await db.selectFrom('walflow.consumer_state').selectAll().where('slot_name', '=', database.slotName).executeTakeFirstOrThrow();
+      const cases = [
+        { set: { system_identifier: '1234' }, reason: /written by database system 1234/ },
+        { set: { checkpoint_lsn: 'FFFFFF/0' }, reason: /beyond this server's WAL/ },
+      ];
+      for (const { set, reason } of cases) {
+        await db.updateTable('walflow.consumer_state').set(set).where('slot_name', '=', database.slotName).execute();
+        walflow = await startWalflow({ ...testConfig(database.url, database.slotName), downRecheckMs: 100 }, silentLogger);
+        const status = await waitFor('the consumer to refuse', () => walflow!.consumerStatus().state === 'down' && walflow!.consumerStatus());
+        expect(status.reason).toMatch(reason);
+        expect(status.reason).toMatch(/walflow repair/);
+        await db
+          .updateTable('walflow.consumer_state')
+          .set({ system_identifier: original.system_identifier, checkpoint_lsn: original.checkpoint_lsn })
+          .where('slot_name', '=', database.slotName)
+          .execute();
+        await waitFor('streaming to resume', () => walflow!.consumerStatus().state === 'streaming');
+        await walflow.stop();
+        walflow = undefined;
+      }
+    } finally {
+      await db.destroy();
+    }
+  });
+});
+

@@ -1,0 +1,53 @@
+import { parseLsn, WalflowError, type WalflowDatabase } from '@walflow/core';
+import { sql, type Kysely } from 'kysely';
+import { inspectSlot, missingSlotError, SLOT_PLUGIN } from './slot.js';
+
+const REPAIR = 'run `walflow repair` to recreate the slot and dispatch what the outbox still holds';
+
+/**
+ * Refuses to consume when the slot or the stored checkpoint cannot be trusted: a missing, invalidated or
+ * foreign slot; a checkpoint written by another server or timeline, or beyond this server's WAL (a restored
+ * backup). A slot *behind* the checkpoint is normal: PostgreSQL 15 forgets acknowledgements on restart.
+ */
+export async function verifyConsumer(db: Kysely<WalflowDatabase>, slotName: string): Promise<void> {
+  const slot = await inspectSlot(db, slotName);
+  if (!slot) throw missingSlotError(slotName);
+  if (slot.plugin !== SLOT_PLUGIN) {
+    throw new WalflowError('slot_plugin_not_allowed', `replication slot ${slotName} uses the ${slot.plugin ?? 'no'} plugin, not ${SLOT_PLUGIN}`);
+  }
+  if (slot.walStatus === 'lost') {
+    throw new WalflowError('slot_missing', `replication slot ${slotName} was invalidated (wal_status=lost, max_slot_wal_keep_size exceeded): ${REPAIR}`);
+  }
+  const state = await db
+    .selectFrom('walflow.consumer_state')
+    .select(['system_identifier', 'timeline_id', 'checkpoint_lsn'])
+    .where('slot_name', '=', slotName)
+    .executeTakeFirst();
+  if (!state) throw new WalflowError('slot_missing', `walflow has no state for slot ${slotName}: run \`walflow migrate\` with WALFLOW_SLOT=${slotName}`);
+  const { rows } = await sql<{ system_identifier: string; timeline_id: number; insert_lsn: string }>`
+    SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
+           (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline_id,
+           pg_current_wal_insert_lsn()::text AS insert_lsn`.execute(db);
+  const server = rows[0];
+  if (!server) return;
+  if (state.system_identifier === null || state.timeline_id === null) {
+    await db
+      .updateTable('walflow.consumer_state')
+      .set({ system_identifier: server.system_identifier, timeline_id: server.timeline_id })
+      .where('slot_name', '=', slotName)
+      .execute();
+  } else if (state.system_identifier !== server.system_identifier) {
+    throw new WalflowError(
+      'wrong_server',
+      `the checkpoint of slot ${slotName} was written by database system ${state.system_identifier}, but this server is ${server.system_identifier}: ${REPAIR}`,
+    );
+  } else if (state.timeline_id !== server.timeline_id) {
+    throw new WalflowError('wrong_server', `the server moved from timeline ${state.timeline_id} to ${server.timeline_id} (failover or point-in-time recovery): ${REPAIR}`);
+  }
+  if (state.checkpoint_lsn !== null && parseLsn(state.checkpoint_lsn) > parseLsn(server.insert_lsn)) {
+    throw new WalflowError(
+      'wrong_server',
+      `the checkpoint of slot ${slotName} (${state.checkpoint_lsn}) is beyond this server's WAL (${server.insert_lsn}); was a backup restored? ${REPAIR}`,
+    );
+  }
+}

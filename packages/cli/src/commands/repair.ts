@@ -1,0 +1,21 @@
+import { loadCatalog, repairSlot } from '@walflow/server';
+import type { Command } from 'commander';
+import { commandContext, withDatabase } from '../context.js';
+
+export function registerRepair(program: Command): void {
+  program
+    .command('repair')
+    .description('recreate a lost or invalidated replication slot and dispatch the outbox rows it missed (stop walflow start first)')
+    .action(async () => {
+      const context = commandContext({ logToStdout: false });
+      const { config, logger } = context;
+      const catalog = config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
+      const result = await withDatabase(context, (db) =>
+        repairSlot({ db, databaseUrl: config.databaseUrl, slotName: config.slotName, logger, catalog, maxDepth: config.maxDepth }),
+      );
+      process.stdout.write(
+        `${result.droppedSlot ? 'dropped and recreated' : 'created'} replication slot ${config.slotName} at ${result.consistentPoint}; ` +
+          `recovered ${result.recovered} events from the outbox, parked ${result.parked}\n`,
+      );
+    });
+}

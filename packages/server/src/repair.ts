@@ -1,0 +1,124 @@
+import { assertSlotName, parseLsn, WalflowError, type EventCatalog, type WalflowDatabase } from '@walflow/core';
+import { inspectSlot, LeaderLock, mapOutboxRow, SLOT_PLUGIN } from '@walflow/cdc';
+import { Dispatcher, PoisonIsolatingDispatcher } from '@walflow/executor';
+import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+export interface RepairOptions {
+  db: Kysely<WalflowDatabase>;
+  databaseUrl: string;
+  slotName: string;
+  logger: Logger;
+  catalog?: EventCatalog | undefined;
+  /** @default 8 */
+  maxDepth?: number;
+}
+
+export interface RepairResult {
+  droppedSlot: boolean;
+  consistentPoint: string;
+  recovered: number;
+  parked: number;
+}
+
+const PAGE = 1000;
+
+interface OutboxCursor {
+  createdAt: string;
+  id: string;
+}
+
+/** An outbox row with every column as text, the way wal2json prints it. */
+type OutboxRow = Record<string, string | null> & { id: string; created_at: string };
+
+/**
+ * Recreates a lost or invalidated slot without losing an event. Holding the leader lock (so nothing streams),
+ * it drops the broken slot and creates a new one that exports its snapshot. The outbox rows visible in that
+ * snapshot are exactly the committed events never recorded (the dispatcher deletes what it records); they go
+ * through the normal dispatcher, in outbox order, flagged as recovered. Everything committed later arrives
+ * through the new slot.
+ */
+export async function repairSlot(options: RepairOptions): Promise<RepairResult> {
+  const { db, databaseUrl, logger } = options;
+  const slotName = assertSlotName(options.slotName);
+  const leader = await new LeaderLock({ connectionString: databaseUrl }, slotName, logger).tryAcquire();
+  if (!leader) {
+    throw new WalflowError('leader_busy', `another walflow process leads slot ${slotName}: stop it (walflow start) and run repair again`);
+  }
+  const replication = new pg.Client({ connectionString: databaseUrl, replication: 'database' } as pg.ClientConfig);
+  replication.on('error', (error) => logger.warn({ err: error }, 'repair replication connection failed'));
+  try {
+    const existing = await inspectSlot(db, slotName);
+    if (existing?.active) throw new WalflowError('leader_busy', `slot ${slotName} is in use by another connection; stop it first`);
+    if (existing) await sql`SELECT pg_drop_replication_slot(${slotName})`.execute(db);
+
+    await replication.connect();
+    // The exported snapshot stays valid while this connection runs no other command.
+    const created = await replication.query<{ consistent_point: string; snapshot_name: string }>(
+      `CREATE_REPLICATION_SLOT "${slotName}" LOGICAL ${SLOT_PLUGIN} (SNAPSHOT 'export')`,
+    );
+    const { consistent_point: consistentPoint, snapshot_name: snapshot } = created.rows[0]!;
+    logger.info({ slot: slotName, consistentPoint }, 'replication slot recreated');
+
+    const dispatcher = new PoisonIsolatingDispatcher(new Dispatcher({ db, slotName, logger, maxDepth: options.maxDepth }), logger);
+    const totals = await db.connection().execute(async (conn) => {
+      await sql`BEGIN ISOLATION LEVEL REPEATABLE READ`.execute(conn);
+      try {
+        await sql`SET TRANSACTION SNAPSHOT ${sql.lit(snapshot)}`.execute(conn);
+        const counted = { recovered: 0, parked: 0 };
+        let after: OutboxCursor | null = null;
+        for (;;) {
+          const cursor: OutboxCursor | null = after;
+          const { rows }: { rows: OutboxRow[] } = await sql<OutboxRow>`
+            SELECT id::text, tenant_id, event_type, aggregate_type, aggregate_id, payload::text, metadata::text,
+                   to_json(created_at) #>> '{}' AS created_at
+              FROM walflow.outbox
+             WHERE ${cursor === null ? sql`true` : sql`(created_at, id) > (${cursor.createdAt}::timestamptz, ${cursor.id}::uuid)`}
+             ORDER BY created_at, id
+             LIMIT ${PAGE}`.execute(conn);
+          if (rows.length === 0) break;
+          const events = [];
+          const parked = [];
+          for (const [position, row] of rows.entries()) {
+            const columns = Object.entries(row).map(([name, value]) => ({ name, value }));
+            const mapped = mapOutboxRow(columns, {
+              commit: { xid: '0', commitLsn: parseLsn(consistentPoint), committedAt: row.created_at },
+              position,
+              catalog: options.catalog,
+            });
+            if (mapped.kind === 'event') events.push(mapped.event);
+            else parked.push(mapped.row);
+          }
+          const result = await dispatcher.dispatch({ events, parked, checkpoint: null, recovered: true });
+          counted.recovered += result.recorded;
+          counted.parked += result.parked;
+          const last: OutboxRow = rows[rows.length - 1]!;
+          after = { createdAt: last.created_at, id: last.id };
+        }
+        await sql`COMMIT`.execute(conn);
+        return counted;
+      } catch (error) {
+        await sql`ROLLBACK`.execute(conn);
+        throw error;
+      }
+    });
+    await db
+      .updateTable('walflow.consumer_state')
+      .set({
+        slot_created_at: sql`now()`,
+        slot_created_lsn: consistentPoint,
+        checkpoint_lsn: null,
+        system_identifier: null,
+        timeline_id: null,
+        repaired_at: sql`now()`,
+        updated_at: sql`now()`,
+      })
+      .where('slot_name', '=', slotName)
+      .execute();
+    return { droppedSlot: existing !== null, consistentPoint, ...totals };
+  } finally {
+    await replication.end().catch(() => undefined);
+    await leader.release();
+  }
+}
