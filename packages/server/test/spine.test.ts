@@ -76,7 +76,10 @@ describe('the spine: outbox → WAL → events → workflow runs', () => {
       }),
     );
 
-    await waitFor('every committed event to run', async () => (await countsFor(db, 'rollback')).succeeded === committed.length);
+    await waitFor('every committed event to run, and the runs’ events to be recorded', async () => {
+      const counts = await countsFor(db, 'rollback');
+      return counts.succeeded === committed.length && counts.outbox === 0;
+    });
     const recorded = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'rollback').where('event_type', '=', 'policy.approved').execute();
     expect(recorded.map((row) => row.id).sort()).toEqual([...committed].sort());
     expect(await countsFor(db, 'rollback')).toMatchObject({ decisions: committed.length, runs: committed.length, outbox: 0 });
