@@ -12,7 +12,7 @@ export interface WorkerPoolOptions {
   logger: Logger;
   /** Runs executed at once by this process. @default 4 */
   concurrency?: number;
-  /** Runs one worker claims per query. @default 10 */
+  /** Runs one worker claims per query; they share one lease deadline, so keep it small. @default 1 */
   claimBatchSize?: number;
   /** How often an idle worker looks for due runs (retries, runs queued by other processes). @default 1000 */
   pollIntervalMs?: number;
@@ -62,7 +62,7 @@ export class WorkerPool {
   }
 
   private async loop(workerId: string): Promise<void> {
-    const { db, logger, claimBatchSize = 10, leaseMs = 60_000 } = this.options;
+    const { db, logger, claimBatchSize = 1, leaseMs = 60_000 } = this.options;
     while (!this.stopping) {
       try {
         await this.sweepExpiredLeases(leaseMs);
