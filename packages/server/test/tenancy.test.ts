@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto';
+import { emit } from '@walflow/outbox';
+import type { RunningWalflow } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, countsFor, startTestWalflow } from './fixtures.js';
+
+const database = useTestDatabase();
+let walflow: RunningWalflow;
+/** Application roles (members of walflow_app, neither superuser nor owner); cluster-wide, so named per database. */
+let t1Role: string;
+let t2Role: string;
+let t1WorkflowId: string;
+let t2WorkflowId: string;
+
+const tenantTables = ['events', 'workflows', 'workflow_runs', 'decisions', 'notifications', 'dead_letters'] as const;
+const rlsViolation = { code: '42501', message: expect.stringMatching(/new row violates row-level security policy for table "outbox"/) };
+const permissionDenied = (table: string) => ({ code: '42501', message: `permission denied for table ${table}` });
+
+interface Session {
+  tenant?: string;
+  actor?: string;
+}
+
+/** Runs `fn` on a connection of its own as `role`, with walflow.tenant_id / walflow.actor_id set for the session. */
+async function asApp<T>(role: string, session: Session, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const url = new URL(database.url);
+  url.username = role;
+  const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    if (session.tenant !== undefined) await client.query(`SELECT set_config('walflow.tenant_id', $1, false)`, [session.tenant]);
+    if (session.actor !== undefined) await client.query(`SELECT set_config('walflow.actor_id', $1, false)`, [session.actor]);
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The tenants whose rows `client` can see, per table. */
+async function visibleTenants(client: pg.Client): Promise<Record<string, string[]>> {
+  const visible: Record<string, string[]> = {};
+  for (const table of tenantTables) {
+    const { rows } = await client.query<{ tenant_id: string }>(`SELECT DISTINCT tenant_id FROM walflow.${table} ORDER BY tenant_id`);
+    visible[table] = rows.map((row) => row.tenant_id);
+  }
+  return visible;
+}
+
+/** How many rows of `tenant` each table holds, counted by `client` (the owner, or an application role). */
+async function rowCounts(query: (text: string) => Promise<{ rows: { count: string }[] }>, tenant: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const table of tenantTables) {
+    const { rows } = await query(`SELECT count(*) FROM walflow.${table} WHERE tenant_id = '${tenant}'`);
+    counts[table] = Number(rows[0]?.count);
+  }
+  return counts;
+}
+
+const ownerQuery = (text: string) => sql.raw<{ count: string }>(text).execute(walflow.db);
+const everyTable = (tenants: string[]) => Object.fromEntries(tenantTables.map((table) => [table, tenants]));
+
+beforeAll(async () => {
+  walflow = await startTestWalflow(database.url, database.slotName);
+  const { db } = walflow;
+  t1Role = `${database.name}_t1`;
+  t2Role = `${database.name}_t2`;
+  for (const role of [t1Role, t2Role]) {
+    await sql`CREATE ROLE ${sql.id(role)} LOGIN NOSUPERUSER IN ROLE walflow_app`.execute(db);
+  }
+
+  // The same workflow for both tenants: a notification and a follow-up event (emitted by walflow itself).
+  for (const tenant of ['t1', 't2']) {
+    const id = await applyTestWorkflow(db, {
+      tenant,
+      name: 'order-placed',
+      trigger: { event: 'order.placed' },
+      actions: [
+        { type: 'create_notification', recipient: 'u-1', title: 'Order {{event.aggregateId}}' },
+        { type: 'emit_event', event: 'order.acknowledged', aggregateId: '{{event.aggregateId}}' },
+      ],
+    });
+    if (tenant === 't1') t1WorkflowId = id;
+    else t2WorkflowId = id;
+  }
+
+  // t2 has a row in every table before t1's application does anything.
+  await emit(db, { type: 'order.placed', tenantId: 't2', aggregateType: 'order', aggregateId: 'o-t2', payload: {} });
+  await sql`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('t2', 'order.broken', '[1]')`.execute(db);
+  await waitFor('t2’s order to be processed', async () => {
+    const counts = await countsFor(db, 't2');
+    return counts.succeeded === 1 && counts.events === 2 && counts.deadLetters === 1;
+  });
+});
+
+afterAll(async () => {
+  if (walflow === undefined) return;
+  for (const role of [t1Role, t2Role]) {
+    if (role === undefined) continue;
+    await sql`DROP OWNED BY ${sql.id(role)}`.execute(walflow.db).catch(() => {});
+    await sql`DROP ROLE IF EXISTS ${sql.id(role)}`.execute(walflow.db);
+  }
+  await walflow.stop();
+});
+
+describe('tenant isolation (row-level security and the walflow_app role)', () => {
+  it('runs as application roles that are members of walflow_app and neither superuser nor owner', async () => {
+    const { rows } = await sql<{ rolname: string; rolsuper: boolean; member: boolean; owner: boolean }>`
+      SELECT r.rolname, r.rolsuper, pg_has_role(r.oid, 'walflow_app', 'USAGE') AS member,
+             pg_has_role(r.oid, (SELECT relowner FROM pg_class WHERE oid = 'walflow.outbox'::regclass), 'USAGE') AS owner
+        FROM pg_roles r WHERE r.rolname IN (${t1Role}, ${t2Role}) ORDER BY r.rolname`.execute(walflow.db);
+    expect(rows).toEqual([
+      { rolname: t1Role, rolsuper: false, member: true, owner: false },
+      { rolname: t2Role, rolsuper: false, member: true, owner: false },
+    ]);
+    const { rows: role } = await sql<{ rolcanlogin: boolean }>`SELECT rolcanlogin FROM pg_roles WHERE rolname = 'walflow_app'`.execute(walflow.db);
+    expect(role).toEqual([{ rolcanlogin: false }]);
+  });
+
+  it('lets a tenant’s application emit and read its own rows only; another tenant and no tenant see nothing of it', async () => {
+    const { db } = walflow;
+    const ids = await asApp(t1Role, { tenant: 't1' }, async (client) => {
+      const viaFunction = await client.query<{ id: string }>(
+        `SELECT walflow.emit('order.placed', '{"n": 1}', aggregate_type => 'order', aggregate_id => 'o-1', tenant_id => 't1') AS id`,
+      );
+      // @walflow/outbox's emit: a plain INSERT … RETURNING id.
+      const viaInsert = await emit(client, { type: 'order.placed', tenantId: 't1', aggregateType: 'order', aggregateId: 'o-2', payload: { n: 2 } });
+      await client.query(`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('t1', 'order.broken', '"not an object"')`);
+      return [viaFunction.rows[0]!.id, viaInsert];
+    });
+
+    await waitFor('t1’s orders to be processed', async () => {
+      const counts = await countsFor(db, 't1');
+      return counts.succeeded === 2 && counts.events === 4 && counts.deadLetters === 1 && counts.outbox === 0;
+    });
+    const recorded = await db.selectFrom('walflow.events').select(['id', 'tenant_id']).where('id', 'in', ids).orderBy('id').execute();
+    expect(recorded).toEqual([...ids].sort().map((id) => ({ id, tenant_id: 't1' })));
+
+    const t1Counts = await rowCounts(ownerQuery, 't1');
+    expect(Object.values(t1Counts).every((count) => count > 0)).toBe(true);
+    await asApp(t1Role, { tenant: 't1' }, async (client) => {
+      expect(await visibleTenants(client)).toEqual(everyTable(['t1']));
+      // All of them: nothing of t1's is hidden from t1.
+      expect(await rowCounts((text) => client.query(text), 't1')).toEqual(t1Counts);
+      // The outbox is write-only: not even the session's own uncommitted row can be read back later.
+      await client.query('BEGIN');
+      await client.query(`SELECT walflow.emit('order.drafted', '{}', tenant_id => 't1')`);
+      expect((await client.query('SELECT id FROM walflow.outbox')).rows).toEqual([]);
+      await client.query('ROLLBACK');
+    });
+    await asApp(t2Role, { tenant: 't2' }, async (client) => {
+      expect(await visibleTenants(client)).toEqual(everyTable(['t2']));
+      expect((await client.query('SELECT id FROM walflow.events WHERE id = ANY($1)', [ids])).rows).toEqual([]);
+    });
+    // No tenant, or an empty one, sees nothing at all.
+    await asApp(t1Role, {}, async (client) => expect(await visibleTenants(client)).toEqual(everyTable([])));
+    await asApp(t2Role, { tenant: '' }, async (client) => expect(await visibleTenants(client)).toEqual(everyTable([])));
+  });
+
+  it('refuses to let a tenant’s application emit in another tenant’s name, and writes nothing', async () => {
+    const { db } = walflow;
+    const marker = await asApp(t1Role, { tenant: 't1' }, async (client) => {
+      await expect(client.query(`SELECT walflow.emit('order.forged', '{}', tenant_id => 't2')`)).rejects.toMatchObject(rlsViolation);
+      await expect(client.query(`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('t2', 'order.forged', '{}')`)).rejects.toMatchObject(
+        rlsViolation,
+      );
+      await expect(emit(client, { type: 'order.forged', tenantId: 't2', payload: {} })).rejects.toMatchObject(rlsViolation);
+      // Omitting the tenant means the 'default' tenant, which is not t1's either.
+      await expect(client.query(`SELECT walflow.emit('order.forged', '{}')`)).rejects.toMatchObject(rlsViolation);
+      return emit(client, { type: 'order.marker', tenantId: 't1', payload: {} });
+    });
+    // Commit order: once the marker is recorded, anything committed before it would have been too.
+    await waitFor('the marker', () => db.selectFrom('walflow.events').select('id').where('id', '=', marker).executeTakeFirst());
+    expect(await db.selectFrom('walflow.events').select('id').where('event_type', '=', 'order.forged').execute()).toEqual([]);
+    expect(await db.selectFrom('walflow.dead_letters').select('id').where('event_type', '=', 'order.forged').execute()).toEqual([]);
+    expect(await db.selectFrom('walflow.outbox').select('id').execute()).toEqual([]);
+  });
+
+  it('lets an application with no tenant set (system-wide code) emit for any tenant', async () => {
+    const { db } = walflow;
+    const id = await asApp(t2Role, {}, async (client) => {
+      const { rows } = await client.query<{ id: string }>(`SELECT walflow.emit('order.imported', '{}', tenant_id => 't3') AS id`);
+      return rows[0]!.id;
+    });
+    const event = await waitFor('the t3 event', () => db.selectFrom('walflow.events').select('tenant_id').where('id', '=', id).executeTakeFirst());
+    expect(event).toEqual({ tenant_id: 't3' });
+  });
+
+  it('gives applications no writes but to the outbox, no reads of internals, and events only through the parent', async () => {
+    const { db } = walflow;
+    const { rows: partitions } = await sql<{ name: string }>`
+      SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+       WHERE i.inhparent = 'walflow.events'::regclass ORDER BY c.relname`.execute(db);
+    expect(partitions.map((partition) => partition.name)).toContain('events_default');
+    const daily = partitions.find((partition) => partition.name !== 'events_default')!.name;
+
+    await asApp(t1Role, { tenant: 't1' }, async (client) => {
+      const refused: [string, string][] = [
+        [`UPDATE walflow.outbox SET payload = '{}'`, 'outbox'],
+        ['DELETE FROM walflow.outbox', 'outbox'],
+        ['TRUNCATE walflow.outbox', 'outbox'],
+        ['SELECT * FROM walflow.outbox', 'outbox'],
+        [`INSERT INTO walflow.workflows (tenant_id, name, trigger_event, actions, definition) VALUES ('t1', 'x', 'order.placed', '[]', '{}')`, 'workflows'],
+        [`UPDATE walflow.workflows SET status = 'paused'`, 'workflows'],
+        [
+          `INSERT INTO walflow.events (id, event_type, tenant_id, payload, committed_at, commit_lsn, tx_position, xid)
+           VALUES (gen_random_uuid(), 'order.placed', 't1', '{}', now(), '0/0', 0, 0)`,
+          'events',
+        ],
+        [
+          `INSERT INTO walflow.decisions (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason)
+           VALUES (gen_random_uuid(), 1, 't1', gen_random_uuid(), now(), 'fired', 'forged')`,
+          'decisions',
+        ],
+        [
+          `INSERT INTO walflow.workflow_runs (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, commit_lsn, tx_position)
+           VALUES (gen_random_uuid(), 1, 't1', gen_random_uuid(), now(), 'order.placed', '0/0', 0)`,
+          'workflow_runs',
+        ],
+        [`UPDATE walflow.workflow_runs SET status = 'cancelled'`, 'workflow_runs'],
+        [`DELETE FROM walflow.dead_letters`, 'dead_letters'],
+        [`UPDATE walflow.notifications SET read_at = now()`, 'notifications'],
+        ['SELECT * FROM walflow.action_outcomes', 'action_outcomes'],
+        ['SELECT * FROM walflow.cooldowns', 'cooldowns'],
+        ['SELECT * FROM walflow.consumer_state', 'consumer_state'],
+        ['SELECT * FROM walflow.events_default', 'events_default'],
+        [`SELECT * FROM walflow.${daily}`, daily],
+      ];
+      for (const [statement, table] of refused) {
+        await expect(client.query(statement), statement).rejects.toMatchObject(permissionDenied(table));
+      }
+      await expect(client.query('SELECT walflow.ensure_event_partitions()')).rejects.toMatchObject({
+        code: '42501',
+        message: 'permission denied for function ensure_event_partitions',
+      });
+    });
+  });
+
+  it('strips forged causal metadata from a direct INSERT and records the session’s actor when the row has none', async () => {
+    const { db } = walflow;
+    const forged = { depth: 99, causationId: randomUUID(), correlationId: randomUUID(), workflowId: t2WorkflowId, runId: randomUUID() };
+    const [stripped, explicit, viaFunction, trigger] = await asApp(t1Role, { tenant: 't1', actor: 'u-42' }, async (client) => {
+      const insert = async (type: string, metadata: object) =>
+        (
+          await client.query<{ id: string }>(`INSERT INTO walflow.outbox (tenant_id, event_type, payload, metadata) VALUES ('t1', $1, '{}', $2) RETURNING id`, [
+            type,
+            JSON.stringify(metadata),
+          ])
+        ).rows[0]!.id;
+      return [
+        await insert('audit.forged', { ...forged, note: 'kept' }),
+        await insert('audit.explicit_actor', { ...forged, actorId: 'u-7' }),
+        (await client.query<{ id: string }>(`SELECT walflow.emit('audit.via_function', '{}', tenant_id => 't1', metadata => '{"depth": 99}') AS id`)).rows[0]!
+          .id,
+        // Forged depth would trip the loop guard: the workflow must fire as for any application event.
+        await insert('order.placed', { ...forged, depth: 99 }),
+      ];
+    });
+
+    const metadataOf = (id: string) =>
+      waitFor(`event ${id}`, () => db.selectFrom('walflow.events').select('metadata').where('id', '=', id).executeTakeFirst()).then((row) => row.metadata);
+    expect(await metadataOf(stripped)).toEqual({ note: 'kept', actorId: 'u-42' });
+    expect(await metadataOf(explicit)).toEqual({ actorId: 'u-7' });
+    expect(await metadataOf(viaFunction)).toEqual({ actorId: 'u-42' });
+    expect(await metadataOf(trigger)).toEqual({ actorId: 'u-42' });
+
+    // walflow's own emits (as the owner) go through the same table and keep their causal metadata.
+    const decision = await waitFor('the decision on the order', () =>
+      db.selectFrom('walflow.decisions').select(['outcome', 'run_id']).where('event_id', '=', trigger).executeTakeFirst(),
+    );
+    expect(decision.outcome).toBe('fired');
+    const followUp = await waitFor('the follow-up event', () =>
+      db
+        .selectFrom('walflow.events')
+        .select(['metadata', 'tenant_id'])
+        .where('event_type', '=', 'order.acknowledged')
+        .where(sql<boolean>`metadata->>'causationId' = ${trigger}`)
+        .executeTakeFirst(),
+    );
+    expect(followUp).toEqual({
+      tenant_id: 't1',
+      metadata: { causationId: trigger, correlationId: trigger, depth: 1, workflowId: t1WorkflowId, runId: decision.run_id, actorId: 'u-42' },
+    });
+  });
+
+  it('never lets an event of one tenant trigger another tenant’s workflow', async () => {
+    const { db } = walflow;
+    const id = await asApp(t1Role, { tenant: 't1' }, (client) =>
+      emit(client, { type: 'order.placed', tenantId: 't1', aggregateType: 'order', aggregateId: 'o-isolated', payload: {} }),
+    );
+    await waitFor('the run', () => db.selectFrom('walflow.workflow_runs').select('id').where('event_id', '=', id).where('status', '=', 'succeeded').executeTakeFirst());
+    const decisions = await db.selectFrom('walflow.decisions').select(['workflow_id', 'tenant_id', 'outcome']).where('event_id', '=', id).execute();
+    expect(decisions).toEqual([{ workflow_id: t1WorkflowId, tenant_id: 't1', outcome: 'fired' }]);
+
+    // Over the whole run: t2's workflow decided on t2's events only, and t1's on t1's only.
+    const { rows } = await sql<{ workflow_id: string; event_tenant: string }>`
+      SELECT DISTINCT d.workflow_id, e.tenant_id AS event_tenant
+        FROM walflow.decisions d JOIN walflow.events e ON e.id = d.event_id
+       ORDER BY event_tenant`.execute(db);
+    expect(rows).toEqual([
+      { workflow_id: t1WorkflowId, event_tenant: 't1' },
+      { workflow_id: t2WorkflowId, event_tenant: 't2' },
+    ]);
+    await asApp(t2Role, { tenant: 't2' }, async (client) => {
+      expect((await client.query('SELECT workflow_id FROM walflow.decisions WHERE event_id = $1', [id])).rows).toEqual([]);
+      expect((await client.query('SELECT DISTINCT workflow_id FROM walflow.decisions')).rows).toEqual([{ workflow_id: t2WorkflowId }]);
+    });
+  });
+});
