@@ -21,7 +21,7 @@ export interface EventMetadata {
 export interface EmitEvent<Type extends string = string, Payload = Record<string, unknown>> {
   type: Type;
   payload: Payload;
-  /** @default 'default' */
+  /** @default the session's `walflow.tenant_id` setting, else 'default' */
   tenantId?: string;
   aggregateType?: string;
   aggregateId?: string;

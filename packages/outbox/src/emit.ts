@@ -1,5 +1,4 @@
 import {
-  DEFAULT_TENANT,
   isJsonObject,
   isValidEventType,
   WalflowError,
@@ -86,7 +85,8 @@ export function createOutbox<Definitions extends EventDefinition>(catalog: Event
 }
 
 interface OutboxRow {
-  tenant_id: string;
+  /** Undefined: the column default, the session's walflow.tenant_id or 'default'. */
+  tenant_id: string | undefined;
   event_type: string;
   aggregate_type: string | null;
   aggregate_id: string | null;
@@ -103,7 +103,7 @@ function toRow(event: EmitEvent, metadata: EventMetadata): OutboxRow {
   }
   const cleaned = Object.fromEntries(Object.entries(metadata).filter(([, value]) => value !== undefined));
   return {
-    tenant_id: event.tenantId ?? DEFAULT_TENANT,
+    tenant_id: event.tenantId,
     event_type: event.type,
     aggregate_type: event.aggregateType ?? null,
     aggregate_id: event.aggregateId ?? null,
@@ -119,7 +119,7 @@ async function insertOutboxRows(writer: OutboxWriter, rows: OutboxRow[]): Promis
     VALUES ${sql.join(
       rows.map(
         (row) =>
-          sql`(${row.tenant_id}, ${row.event_type}, ${row.aggregate_type}, ${row.aggregate_id}, ${row.payload}::jsonb, ${row.metadata}::jsonb)`,
+          sql`(${row.tenant_id === undefined ? sql`DEFAULT` : row.tenant_id}, ${row.event_type}, ${row.aggregate_type}, ${row.aggregate_id}, ${row.payload}::jsonb, ${row.metadata}::jsonb)`,
       ),
     )}
     RETURNING id`.compile(compiler);

@@ -123,11 +123,12 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
   it('lets a tenant’s application emit and read its own rows only; another tenant and no tenant see nothing of it', async () => {
     const { db } = walflow;
     const ids = await asApp(t1Role, { tenant: 't1' }, async (client) => {
+      // No tenant given: the session's walflow.tenant_id is the event's tenant.
       const viaFunction = await client.query<{ id: string }>(
-        `SELECT walflow.emit('order.placed', '{"n": 1}', aggregate_type => 'order', aggregate_id => 'o-1', tenant_id => 't1') AS id`,
+        `SELECT walflow.emit('order.placed', '{"n": 1}', aggregate_type => 'order', aggregate_id => 'o-1') AS id`,
       );
       // @walflow/outbox's emit: a plain INSERT … RETURNING id.
-      const viaInsert = await emit(client, { type: 'order.placed', tenantId: 't1', aggregateType: 'order', aggregateId: 'o-2', payload: { n: 2 } });
+      const viaInsert = await emit(client, { type: 'order.placed', aggregateType: 'order', aggregateId: 'o-2', payload: { n: 2 } });
       await client.query(`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('t1', 'order.broken', '"not an object"')`);
       return [viaFunction.rows[0]!.id, viaInsert];
     });
@@ -168,8 +169,8 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
         rlsViolation,
       );
       await expect(emit(client, { type: 'order.forged', tenantId: 't2', payload: {} })).rejects.toMatchObject(rlsViolation);
-      // Omitting the tenant means the 'default' tenant, which is not t1's either.
-      await expect(client.query(`SELECT walflow.emit('order.forged', '{}')`)).rejects.toMatchObject(rlsViolation);
+      // Naming the 'default' tenant explicitly is another tenant's name too.
+      await expect(client.query(`SELECT walflow.emit('order.forged', '{}', tenant_id => 'default')`)).rejects.toMatchObject(rlsViolation);
       return emit(client, { type: 'order.marker', tenantId: 't1', payload: {} });
     });
     // Commit order: once the marker is recorded, anything committed before it would have been too.
