@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { registerEvents } from './commands/events.js';
+import { registerExplain } from './commands/explain.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerRepair } from './commands/repair.js';
 import { registerStart } from './commands/start.js';
@@ -9,6 +11,8 @@ export function createProgram(): Command {
     .description('committed PostgreSQL writes → events → workflow runs')
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
+  registerEvents(program);
+  registerExplain(program);
   registerMigrate(program);
   registerRepair(program);
   registerStart(program);

@@ -4,6 +4,7 @@ export { chainOf, decide, eventDepth, type Decision, type DecideOptions, type In
 export { Dispatcher, type DispatcherOptions } from './dispatcher.js';
 export { PoisonIsolatingDispatcher } from './poison-isolation.js';
 export { executeRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
+export { explainEvent, type EventExplanation } from './explain-event.js';
 export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retry-policy.js';
 export { claimRuns, releaseExpiredLeases, type ClaimedRun } from './run-queue.js';
 export { templateScope } from './event-scope.js';

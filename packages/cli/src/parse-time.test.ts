@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { parseTime } from './parse-time.js';
+
+const now = new Date('2026-11-26T12:00:00Z');
+
+describe('parseTime', () => {
+  it('reads relative times back from now', () => {
+    expect(parseTime('-2h', now).toISOString()).toBe('2026-11-26T10:00:00.000Z');
+    expect(parseTime('-30m', now).toISOString()).toBe('2026-11-26T11:30:00.000Z');
+    expect(parseTime('-7d', now).toISOString()).toBe('2026-11-19T12:00:00.000Z');
+  });
+
+  it('reads ISO-8601', () => {
+    expect(parseTime('2026-11-01T08:00:00+01:00').toISOString()).toBe('2026-11-01T07:00:00.000Z');
+    expect(parseTime('2026-11-01').toISOString()).toBe('2026-11-01T00:00:00.000Z');
+  });
+
+  it('says what it expects', () => {
+    expect(() => parseTime('yesterday')).toThrow(/not a time: "yesterday" \(use ISO-8601/);
+    expect(() => parseTime('-2 hours')).toThrow(/not a time/);
+  });
+});
