@@ -1,3 +1,4 @@
+import { hostname, userInfo } from 'node:os';
 import { createDatabase, loadConfig, type WalflowConfig } from '@walflow/server';
 import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
@@ -6,6 +7,8 @@ import pino, { type Logger } from 'pino';
 export interface CommandContext {
   config: WalflowConfig;
   logger: Logger;
+  /** Who runs the command, for the audit log. */
+  operator: string;
 }
 
 /**
@@ -15,7 +18,7 @@ export interface CommandContext {
 export function commandContext(options: { logToStdout: boolean }): CommandContext {
   const config = loadConfig(process.env);
   const logger = pino({ level: config.logLevel, base: { service: 'walflow' } }, pino.destination(options.logToStdout ? 1 : 2));
-  return { config, logger };
+  return { config, logger, operator: `${userInfo().username}@${hostname()}` };
 }
 
 /** Runs `work` with a database handle that is always closed. */

@@ -1,9 +1,12 @@
 import { Command } from 'commander';
+import { registerAudit } from './commands/audit.js';
+import { registerDeadLetters } from './commands/dead-letters.js';
 import { registerEvents } from './commands/events.js';
 import { registerExplain } from './commands/explain.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerRepair } from './commands/repair.js';
 import { registerStart } from './commands/start.js';
+import { registerStatus } from './commands/status.js';
 import { registerWorkflows } from './commands/workflows.js';
 
 export function createProgram(): Command {
@@ -11,11 +14,14 @@ export function createProgram(): Command {
     .description('committed PostgreSQL writes → events → workflow runs')
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
+  registerAudit(program);
+  registerDeadLetters(program);
   registerEvents(program);
   registerExplain(program);
   registerMigrate(program);
   registerRepair(program);
   registerStart(program);
+  registerStatus(program);
   registerWorkflows(program);
   return program;
 }

@@ -190,6 +190,15 @@ export interface NotificationsTable {
   read_at: Timestamp | null;
 }
 
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: GeneratedTimestamp;
+  actor: string;
+  action: string;
+  target: string | null;
+  arguments: ColumnType<Record<string, unknown>, string | undefined, string>;
+}
+
 /** Kysely's view of the `walflow` schema. */
 export interface WalflowDatabase {
   'walflow.outbox': OutboxTable;
@@ -205,4 +214,5 @@ export interface WalflowDatabase {
   'walflow.cooldowns': CooldownsTable;
   'walflow.rate_limit_windows': RateLimitWindowsTable;
   'walflow.notifications': NotificationsTable;
+  'walflow.audit_log': AuditLogTable;
 }

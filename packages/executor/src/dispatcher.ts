@@ -198,7 +198,19 @@ export class Dispatcher implements BatchDispatcher {
           committed_at: row.commit.committedAt,
         })),
       )
-      .onConflict((conflict) => conflict.column('outbox_id').doNothing())
+      // A dead letter retried by an operator that fails again is open again, with the new reason.
+      .onConflict((conflict) =>
+        conflict.column('outbox_id').doUpdateSet({
+          code: (eb) => eb.ref('excluded.code'),
+          reason: (eb) => eb.ref('excluded.reason'),
+          raw: sql`excluded.raw`,
+          commit_lsn: (eb) => eb.ref('excluded.commit_lsn'),
+          committed_at: (eb) => eb.ref('excluded.committed_at'),
+          created_at: sql`now()`,
+          resolved_at: null,
+          resolution: null,
+        }),
+      )
       .execute();
     for (const row of batch.parked) {
       this.options.logger.warn({ outboxId: row.outboxId, code: row.code, reason: row.reason }, 'outbox row parked as a dead letter');

@@ -1,6 +1,7 @@
 export type { ActionRuntime } from './actions/external-action.js';
 export { checkWorkflowPolicy, compileWorkflow, type CompiledExpressions, type WorkflowPolicy } from './compile-workflow.js';
 export { chainOf, decide, eventDepth, type Decision, type DecideOptions, type IndexedWorkflow, type Verdict } from './decide.js';
+export { discardDeadLetter, listDeadLetters, retryDeadLetter, type DeadLetter } from './dead-letters.js';
 export { Dispatcher, type DispatcherOptions } from './dispatcher.js';
 export { PoisonIsolatingDispatcher } from './poison-isolation.js';
 export { executeRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
@@ -19,4 +20,13 @@ export {
   type WorkflowDefinitionInput,
 } from './workflow-definition.js';
 export { WorkflowIndex } from './workflow-index.js';
-export { applyWorkflow, getWorkflow, getWorkflowById, listWorkflows, type ApplyOutcome, type StoredWorkflow } from './workflow-store.js';
+export {
+  applyWorkflow,
+  deleteWorkflow,
+  getWorkflow,
+  getWorkflowById,
+  listWorkflows,
+  setWorkflowStatus,
+  type ApplyOutcome,
+  type StoredWorkflow,
+} from './workflow-store.js';

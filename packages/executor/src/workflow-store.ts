@@ -73,6 +73,29 @@ export async function applyWorkflow(
   return { workflow: stored, outcome };
 }
 
+/** Pauses or resumes a workflow (the stored document follows, so a later apply starts from it). */
+export async function setWorkflowStatus(db: Kysely<WalflowDatabase>, tenantId: string, name: string, status: 'active' | 'paused'): Promise<boolean> {
+  const result = await db
+    .updateTable('walflow.workflows')
+    .set({
+      status,
+      definition: sql`jsonb_set(definition, '{status}', to_jsonb(${status}::text))`,
+      paused_reason: null,
+      consecutive_failures: 0,
+      updated_at: sql`now()`,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('name', '=', name)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Deletes a workflow; its history stays, and its queued runs are cancelled by the workers. */
+export async function deleteWorkflow(db: Kysely<WalflowDatabase>, tenantId: string, name: string): Promise<boolean> {
+  const result = await db.deleteFrom('walflow.workflows').where('tenant_id', '=', tenantId).where('name', '=', name).executeTakeFirst();
+  return result.numDeletedRows === 1n;
+}
+
 export async function getWorkflow(db: Kysely<WalflowDatabase>, tenantId: string, name: string): Promise<StoredWorkflow | undefined> {
   const row = await selectWorkflows(db).where('tenant_id', '=', tenantId).where('name', '=', name).executeTakeFirst();
   return row && toStoredWorkflow(row);

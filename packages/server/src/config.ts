@@ -1,5 +1,6 @@
 import { WalflowError } from '@walflow/core';
 import { z } from 'zod';
+import type { HealthThresholds } from './health-report.js';
 
 function list(item: RegExp, what: string) {
   return z
@@ -9,6 +10,8 @@ function list(item: RegExp, what: string) {
 }
 
 const integer = (min: number, max: number) => z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(min).max(max);
+
+const GIB = 1024 ** 3;
 
 /** Every setting walflow reads from the environment; nothing else in walflow reads process.env. */
 const environmentSchema = z.object({
@@ -38,6 +41,12 @@ const environmentSchema = z.object({
   WALFLOW_HEARTBEAT_MS: integer(100, 3_600_000).default(30_000),
   WALFLOW_STANDBY_POLL_MS: integer(50, 600_000).default(1000),
   WALFLOW_DOWN_RECHECK_MS: integer(50, 3_600_000).default(10_000),
+  WALFLOW_HEALTH_LAG_SECONDS_DEGRADED: integer(0, 31_536_000).default(60),
+  WALFLOW_HEALTH_LAG_SECONDS_DOWN: integer(0, 31_536_000).default(600),
+  WALFLOW_HEALTH_LAG_BYTES_DEGRADED: integer(0, Number.MAX_SAFE_INTEGER).default(GIB),
+  WALFLOW_HEALTH_LAG_BYTES_DOWN: integer(0, Number.MAX_SAFE_INTEGER).default(16 * GIB),
+  WALFLOW_HEALTH_QUEUED_SECONDS_DEGRADED: integer(0, 31_536_000).default(300),
+  WALFLOW_HEALTH_DEAD_RUNS_DEGRADED: integer(1, Number.MAX_SAFE_INTEGER).default(1),
 });
 
 /** Secrets that workflows reference by name (`{ "secret": "CRM_TOKEN" }`) come from WALFLOW_SECRET_<NAME>. */
@@ -69,6 +78,8 @@ export interface WalflowConfig {
   standbyPollMs: number;
   /** How often a consumer that is down (slot lost, wrong server) checks whether it was repaired. */
   downRecheckMs: number;
+  /** Where `/health` turns degraded or down. */
+  healthThresholds: HealthThresholds;
   /** Secret values by name; never logged or shown. */
   secrets: ReadonlyMap<string, string>;
 }
@@ -109,6 +120,14 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     heartbeatMs: env.WALFLOW_HEARTBEAT_MS,
     standbyPollMs: env.WALFLOW_STANDBY_POLL_MS,
     downRecheckMs: env.WALFLOW_DOWN_RECHECK_MS,
+    healthThresholds: {
+      lagSecondsDegraded: env.WALFLOW_HEALTH_LAG_SECONDS_DEGRADED,
+      lagSecondsDown: env.WALFLOW_HEALTH_LAG_SECONDS_DOWN,
+      lagBytesDegraded: env.WALFLOW_HEALTH_LAG_BYTES_DEGRADED,
+      lagBytesDown: env.WALFLOW_HEALTH_LAG_BYTES_DOWN,
+      queuedSecondsDegraded: env.WALFLOW_HEALTH_QUEUED_SECONDS_DEGRADED,
+      deadRunsDegraded: env.WALFLOW_HEALTH_DEAD_RUNS_DEGRADED,
+    },
     secrets,
   };
 }

@@ -1,7 +1,10 @@
 export { loadConfig, type WalflowConfig } from './config.js';
+export { listAudit, recordAudit, type AuditEntry } from './audit.js';
 export { createDatabase } from './database.js';
-export { startHttpServer, type HttpServer, type RouteHandler } from './http-server.js';
+export { computeHealth, healthHttpStatus, type ComputeHealthOptions, type HealthCheck, type HealthReport, type HealthState, type HealthThresholds } from './health-report.js';
+export { startHttpServer, type HttpServer, type RouteHandler, type RouteResponse } from './http-server.js';
 export { loadCatalog } from './load-catalog.js';
+export { WalflowMetrics } from './metrics.js';
 export { DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
 export { startWalflow, type RunningWalflow } from './walflow-process.js';

@@ -5,8 +5,11 @@ import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { WalflowConfig } from './config.js';
 import { createDatabase } from './database.js';
+import { computeHealth, healthHttpStatus, type HealthReport } from './health-report.js';
 import { startHttpServer } from './http-server.js';
 import { loadCatalog } from './load-catalog.js';
+import { WalflowMetrics } from './metrics.js';
+import { TimedDispatcher } from './timed-dispatcher.js';
 
 export interface RunningWalflow {
   httpPort: number;
@@ -17,6 +20,7 @@ export interface RunningWalflow {
 }
 
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
+const HEALTH_REFRESH_MS = 2000;
 
 /** The composition root of `walflow start`: consumer → dispatcher → workers, and the HTTP server. */
 export async function startWalflow(config: WalflowConfig, logger: Logger): Promise<RunningWalflow> {
@@ -38,9 +42,13 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
         actionTimeoutMs: config.actionTimeoutMs,
       },
     });
-    const dispatcher = new PoisonIsolatingDispatcher(
-      new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers.notify() }),
-      logger,
+    const metrics = new WalflowMetrics();
+    const dispatcher = new TimedDispatcher(
+      new PoisonIsolatingDispatcher(
+        new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers.notify() }),
+        logger,
+      ),
+      (seconds) => metrics.observeDispatchDuration(seconds),
     );
     const consumer = new ReplicationConsumer({
       connection: { connectionString: config.databaseUrl, application_name: 'walflow-replication' },
@@ -53,20 +61,45 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       heartbeatMs: config.heartbeatMs,
       standbyPollMs: config.standbyPollMs,
       downRecheckMs: config.downRecheckMs,
-      onBatch: (result) => logger.debug(result, 'batch recorded'),
+      onBatch: (result, batch) => {
+        metrics.recordBatch(result, batch);
+        logger.debug(result, 'batch recorded');
+      },
     });
+    // /health and /metrics serve the last background report, so probes and scrapes never load the database.
+    let report: HealthReport | null = null;
+    let databaseAnswered = false;
+    const refreshHealth = async (): Promise<void> => {
+      try {
+        report = await computeHealth(db, { slotName: config.slotName, consumer: consumer.status, thresholds: config.healthThresholds });
+        databaseAnswered = true;
+        metrics.updateFromHealth(report, consumer.status.role === 'leader');
+      } catch (error) {
+        databaseAnswered = false;
+        logger.warn({ err: error }, 'could not refresh the health report');
+      }
+    };
     const http = await startHttpServer({
       host: config.httpHost,
       port: config.httpPort,
       routes: {
         '/healthz': () => ({ status: 200, body: { status: 'ok' } }),
-        '/health': () => health(consumer.status),
+        '/health': () =>
+          report === null ? { status: 503, body: { status: 'down', reason: 'no health report yet' } } : { status: healthHttpStatus(report), body: report },
+        '/readyz': () => readiness(databaseAnswered, consumer.status),
+        '/metrics': async () => {
+          const { contentType, text } = await metrics.render();
+          return { status: 200, body: text, contentType };
+        },
       },
     });
     const maintenance = setInterval(() => void ensureEventPartitions(db, logger), PARTITION_MAINTENANCE_MS);
     maintenance.unref();
     consumer.start();
     if (config.workerConcurrency > 0) workers.start();
+    await refreshHealth();
+    const healthRefresh = setInterval(() => void refreshHealth(), HEALTH_REFRESH_MS);
+    healthRefresh.unref();
     logger.info({ slot: config.slotName, httpPort: http.port, catalog: config.catalogModule ?? null }, 'walflow started');
 
     return {
@@ -75,6 +108,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       consumerStatus: () => consumer.status,
       async stop() {
         clearInterval(maintenance);
+        clearInterval(healthRefresh);
         await consumer.stop();
         await workers.stop(config.shutdownGraceMs);
         await http.close();
@@ -88,13 +122,10 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
   }
 }
 
-/** The consumer's view of health; the operations issue adds lag, runs and thresholds. */
-function health(status: ConsumerStatus): { status: number; body: unknown } {
-  const state = status.state === 'down' ? 'down' : status.state === 'streaming' || status.state === 'standby' ? 'ok' : 'degraded';
-  return {
-    status: state === 'down' ? 503 : 200,
-    body: { status: state, role: status.role, consumer: { state: status.state, reason: status.reason ?? null, since: status.since.toISOString() } },
-  };
+/** Ready when the database answered the last refresh and, on the leader, the stream runs. */
+function readiness(databaseAnswered: boolean, status: ConsumerStatus): { status: number; body: unknown } {
+  const ready = databaseAnswered && (status.role !== 'leader' || status.state === 'streaming');
+  return { status: ready ? 200 : 503, body: { ready, database: databaseAnswered, role: status.role, consumer: status.state } };
 }
 
 /** Daily event partitions are created a week ahead; rows never fall into the default partition. */

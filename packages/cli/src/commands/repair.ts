@@ -1,4 +1,4 @@
-import { loadCatalog, repairSlot } from '@walflow/server';
+import { loadCatalog, recordAudit, repairSlot } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
 
@@ -10,9 +10,11 @@ export function registerRepair(program: Command): void {
       const context = commandContext({ logToStdout: false });
       const { config, logger } = context;
       const catalog = config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
-      const result = await withDatabase(context, (db) =>
-        repairSlot({ db, databaseUrl: config.databaseUrl, slotName: config.slotName, logger, catalog, maxDepth: config.maxDepth }),
-      );
+      const result = await withDatabase(context, async (db) => {
+        const repaired = await repairSlot({ db, databaseUrl: config.databaseUrl, slotName: config.slotName, logger, catalog, maxDepth: config.maxDepth });
+        await recordAudit(db, { actor: context.operator, action: 'slot.repair', target: config.slotName, arguments: { ...repaired } });
+        return repaired;
+      });
       process.stdout.write(
         `${result.droppedSlot ? 'dropped and recreated' : 'created'} replication slot ${config.slotName} at ${result.consistentPoint}; ` +
           `recovered ${result.recovered} events from the outbox, parked ${result.parked}\n`,

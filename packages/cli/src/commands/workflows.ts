@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { WalflowError } from '@walflow/core';
-import { applyWorkflow, listWorkflows } from '@walflow/executor';
+import { applyWorkflow, deleteWorkflow, listWorkflows, setWorkflowStatus } from '@walflow/executor';
+import { recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
 
@@ -19,12 +20,36 @@ export function registerWorkflows(program: Command): void {
           try {
             const { workflow, outcome } = await applyWorkflow(db, document, { updateFields: context.config.updateFields });
             process.stdout.write(`${outcome} ${workflow.tenantId}/${workflow.name} (version ${workflow.version}) from ${file}\n`);
+            if (outcome !== 'unchanged') {
+              await recordAudit(db, { actor: context.operator, action: `workflow.${outcome}`, target: `${workflow.tenantId}/${workflow.name}`, arguments: { file, version: workflow.version } });
+            }
           } catch (error) {
             throw WalflowError.from(error, 'workflow_invalid', file);
           }
         }
       });
     });
+
+  for (const [verb, description] of [
+    ['pause', 'stop a workflow from firing (its events are recorded as inactive)'],
+    ['resume', 'let a paused workflow fire again'],
+    ['delete', 'delete a workflow; its history stays and its queued runs are cancelled'],
+  ] as const) {
+    workflows
+      .command(verb)
+      .description(description)
+      .argument('<name>', 'workflow name')
+      .option('--tenant <id>', 'its tenant', 'default')
+      .action(async (name: string, options: { tenant: string }) => {
+        const context = commandContext({ logToStdout: false });
+        await withDatabase(context, async (db) => {
+          const done = verb === 'delete' ? await deleteWorkflow(db, options.tenant, name) : await setWorkflowStatus(db, options.tenant, name, verb === 'pause' ? 'paused' : 'active');
+          if (!done) throw new WalflowError('not_found', `no workflow ${options.tenant}/${name}`);
+          await recordAudit(db, { actor: context.operator, action: `workflow.${verb}`, target: `${options.tenant}/${name}` });
+          process.stdout.write(`${verb === 'delete' ? 'deleted' : verb === 'pause' ? 'paused' : 'resumed'} ${options.tenant}/${name}\n`);
+        });
+      });
+  }
 
   workflows
     .command('list')

@@ -1,0 +1,28 @@
+import { listAudit } from '@walflow/server';
+import type { Command } from 'commander';
+import { commandContext, withDatabase } from '../context.js';
+import { parseTime } from '../parse-time.js';
+
+export function registerAudit(program: Command): void {
+  program
+    .command('audit')
+    .description('operator actions')
+    .command('list')
+    .description('operator actions, newest first')
+    .option('--since <time>', 'ISO-8601 or relative (-7d)', '-30d')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'print JSON')
+    .action(async (options: { since: string; limit: string; json?: boolean }) => {
+      const since = parseTime(options.since);
+      const context = commandContext({ logToStdout: false });
+      const rows = await withDatabase(context, (db) => listAudit(db, { since, limit: Math.max(1, Math.min(10_000, Number(options.limit) || 100)) }));
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        return;
+      }
+      for (const row of rows) {
+        process.stdout.write(`${row.at.toISOString()}  ${row.actor}  ${row.action}  ${row.target ?? ''}  ${JSON.stringify(row.arguments)}\n`);
+      }
+      if (rows.length === 0) process.stdout.write('no operator actions\n');
+    });
+}

@@ -1,0 +1,66 @@
+import { computeHealth, type HealthReport } from '@walflow/server';
+import type { Command } from 'commander';
+import { commandContext, withDatabase } from '../context.js';
+
+const PROBE_TIMEOUT_MS = 1000;
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('health of walflow: replication lag, slot, runs and checks (from the running process, else from the database)')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      const context = commandContext({ logToStdout: false });
+      const { config } = context;
+      const live = await probe(`http://127.0.0.1:${config.httpPort}/health`);
+      const report =
+        live ?? (await withDatabase(context, (db) => computeHealth(db, { slotName: config.slotName, thresholds: config.healthThresholds })));
+      if (options.json) process.stdout.write(`${JSON.stringify({ source: live === null ? 'database' : 'process', ...report }, null, 2)}\n`);
+      else process.stdout.write(describe(report, live === null ? 'computed from the database; no walflow process answered' : 'from the running walflow process'));
+      if (report.status === 'down') process.exitCode = 1;
+    });
+}
+
+/** The running process's cached report, or null when nothing (or something else) answers on the port. */
+async function probe(url: string): Promise<HealthReport | null> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    const body: unknown = await response.json();
+    return isReport(body) ? body : null;
+  } catch {
+    return null;
+  }
+}
+
+function isReport(body: unknown): body is HealthReport {
+  if (typeof body !== 'object' || body === null) return false;
+  const candidate = body as Partial<HealthReport>;
+  return typeof candidate.status === 'string' && Array.isArray(candidate.checks) && typeof candidate.lag === 'object' && typeof candidate.runs === 'object';
+}
+
+function describe(report: HealthReport, source: string): string {
+  const { lag, runs } = report;
+  const lines = [
+    `status: ${report.status} (${source})`,
+    `role: ${report.role ?? 'unknown'}`,
+    `slot: ${report.slot === null ? 'missing' : `${report.slot.name}, ${report.slot.active ? 'active' : 'inactive'}, wal_status ${report.slot.walStatus ?? 'unknown'}`}`,
+    `lag: ${lag.seconds.toFixed(1)} s, ${bytes(lag.bytes)} behind; retained ${bytes(lag.retainedBytes)}` +
+      (lag.safeWalSizeBytes === null ? '' : `, ${bytes(lag.safeWalSizeBytes)} until the slot is invalidated`),
+    `runs: ${runs.queued} queued (oldest ${runs.oldestQueuedSeconds.toFixed(1)} s), ${runs.running} running, ${runs.dead} dead`,
+    `last event committed: ${report.lastEventAt ?? 'never'}`,
+    'checks:',
+    ...report.checks.map((check) => `  ${check.state.padEnd(8)} ${check.name.padEnd(18)} ${check.message}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function bytes(value: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let scaled = value;
+  let unit = 0;
+  while (scaled >= 1024 && unit < units.length - 1) {
+    scaled /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? scaled.toFixed(0) : scaled.toFixed(1)} ${units[unit] ?? 'B'}`;
+}

@@ -1,0 +1,111 @@
+import { applyWorkflow } from '@walflow/executor';
+import { emit } from '@walflow/outbox';
+import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql } from 'kysely';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runWalflow } from './walflow-process.js';
+
+const database = useTestDatabase();
+const logger = pino({ level: 'silent' });
+let walflow: RunningWalflow;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  env = { DATABASE_URL: database.url, WALFLOW_SLOT: database.slotName, WALFLOW_HTTP_PORT: '0', WALFLOW_LOG_LEVEL: 'silent', WALFLOW_WORKER_POLL_MS: '100' };
+  const db = createDatabase(database.url, logger);
+  await migrate({ db, slotName: database.slotName, logger });
+  await db.destroy();
+  walflow = await startWalflow(loadConfig(env), logger);
+});
+afterAll(async () => {
+  await walflow?.stop();
+});
+
+describe('walflow explain', () => {
+  it('shows the decisions with their reasons (a cooldown with its end), the runs and the chain both ways', async () => {
+    const { db } = walflow;
+    await applyWorkflow(db, { tenant: 'x', name: 'greet', trigger: { event: 'recruit.graduated_to_agent' }, cooldown: { seconds: 600 }, actions: [{ type: 'emit_event', event: 'agent.welcomed' }] });
+    const first = await emit(db, { type: 'recruit.graduated_to_agent', tenantId: 'x', aggregateType: 'recruit', aggregateId: 'r1', payload: {} });
+    const second = await emit(db, { type: 'recruit.graduated_to_agent', tenantId: 'x', aggregateType: 'recruit', aggregateId: 'r2', payload: {} });
+    const welcomed = await waitFor('the follow-up event', () => db.selectFrom('walflow.events').select('id').where('event_type', '=', 'agent.welcomed').executeTakeFirst());
+    await waitFor('the second decision', () => db.selectFrom('walflow.decisions').select('id').where('event_id', '=', second).executeTakeFirst());
+
+    const fired = await runWalflow(['explain', first], env);
+    expect(fired.code).toBe(0);
+    expect(fired.output).toMatch(/greet v1: fired/);
+    expect(fired.output).toMatch(/succeeded after 1 attempt/);
+    expect(fired.output).toMatch(/action 0 emit_event: succeeded/);
+    expect(fired.output).toContain(`led to\n  ${welcomed.id}  agent.welcomed`);
+
+    const cooled = await runWalflow(['explain', second, '--json'], env);
+    const explanation = JSON.parse(cooled.output) as { decisions: { outcome: string; detail: { until: string } }[] };
+    expect(explanation.decisions).toEqual([expect.objectContaining({ outcome: 'cooldown', detail: expect.objectContaining({ until: expect.any(String), seconds: 600 }) })]);
+
+    const effect = await runWalflow(['explain', welcomed.id], env);
+    expect(effect.output).toContain(`caused by\n  ${first}  recruit.graduated_to_agent`);
+
+    const missing = await runWalflow(['explain', '00000000-0000-0000-0000-000000000000'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.output).toMatch(/no recorded event/);
+  });
+});
+
+describe('walflow events list', () => {
+  it('lists recent events newest first, filtered by type prefix and tenant', async () => {
+    const { db } = walflow;
+    for (const type of ['policy.approved', 'policy.cancelled', 'user.login']) await emit(db, { type, tenantId: 'list', payload: {} });
+    await waitFor('the events', async () => (await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'list').execute()).length === 3);
+    const listed = await runWalflow(['events', 'list', '--since', '-10m', '--type', 'policy.*', '--tenant', 'list', '--json'], env);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.output) as { event_type: string }[]).map((row) => row.event_type)).toEqual(['policy.cancelled', 'policy.approved']);
+    const bad = await runWalflow(['events', 'list', '--since', 'yesterday'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.output).toMatch(/not a time/);
+  });
+});
+
+describe('operator commands', () => {
+  it('retries and discards dead letters, pauses, resumes and deletes workflows, and audits every action', async () => {
+    const { db } = walflow;
+    // An event the dispatcher cannot record until an operator fixes the cause (here: a trigger).
+    await sql`CREATE FUNCTION public.block_events() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.payload->>'block' = 'yes' THEN RAISE EXCEPTION 'blocked for the test'; END IF; RETURN NEW; END $$`.execute(db);
+    await sql`CREATE TRIGGER block_events BEFORE INSERT ON walflow.events FOR EACH ROW EXECUTE FUNCTION public.block_events()`.execute(db);
+    const blocked = await emit(db, { type: 'policy.approved', tenantId: 'ops', payload: { block: 'yes' } });
+    const [unfixable] = (await sql<{ id: string }>`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('ops', 'policy.approved', '[1]') RETURNING id`.execute(db)).rows;
+    await waitFor('two dead letters', async () => (await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'ops').execute()).length === 2);
+    const listed = JSON.parse((await runWalflow(['dead-letters', 'list', '--tenant', 'ops', '--json'], env)).output) as { id: string; outboxId: string; code: string }[];
+    expect(listed.map((letter) => [letter.outboxId, letter.code]).sort()).toEqual([[blocked, 'dispatch_failed'], [unfixable!.id, 'payload_invalid']].sort());
+
+    await sql`DROP TRIGGER block_events ON walflow.events`.execute(db);
+    const blockedLetter = listed.find((letter) => letter.outboxId === blocked)!;
+    const unfixableLetter = listed.find((letter) => letter.outboxId === unfixable!.id)!;
+    expect(await runWalflow(['dead-letters', 'retry', blockedLetter.id], env)).toMatchObject({ code: 0, output: expect.stringContaining(`as outbox row ${blocked}`) });
+    await waitFor('the retried event to be recorded', () => db.selectFrom('walflow.events').select('id').where('id', '=', blocked).executeTakeFirst());
+    // Retrying what cannot work parks it again, open, rather than losing it.
+    expect((await runWalflow(['dead-letters', 'retry', unfixableLetter.id], env)).code).toBe(0);
+    await waitFor('the row to be parked again', async () =>
+      (await db.selectFrom('walflow.dead_letters').select('resolved_at').where('id', '=', unfixableLetter.id).executeTakeFirstOrThrow()).resolved_at === null,
+    );
+    expect((await runWalflow(['dead-letters', 'discard', unfixableLetter.id], env)).code).toBe(0);
+    expect((await runWalflow(['dead-letters', 'discard', unfixableLetter.id], env)).output).toMatch(/already discarded/);
+    expect((await runWalflow(['dead-letters', 'list', '--tenant', 'ops'], env)).output).toMatch(/no dead letters/);
+
+    await applyWorkflow(db, { tenant: 'ops', name: 'notify', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    expect((await runWalflow(['workflows', 'pause', 'notify', '--tenant', 'ops'], env)).output).toMatch(/paused ops\/notify/);
+    const whilePaused = await emit(db, { type: 'user.login', tenantId: 'ops', payload: {} });
+    await waitFor('an inactive decision', () => db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', whilePaused).where('outcome', '=', 'inactive').executeTakeFirst());
+    expect((await runWalflow(['workflows', 'resume', 'notify', '--tenant', 'ops'], env)).output).toMatch(/resumed ops\/notify/);
+    expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).output).toMatch(/deleted ops\/notify/);
+    expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).code).toBe(1);
+
+    const audit = JSON.parse((await runWalflow(['audit', 'list', '--json'], env)).output) as { action: string; target: string; actor: string }[];
+    expect(audit.map((entry) => entry.action)).toEqual(
+      expect.arrayContaining(['dead_letter.retry', 'dead_letter.discard', 'workflow.pause', 'workflow.resume', 'workflow.delete']),
+    );
+    expect(audit.every((entry) => entry.actor.includes('@'))).toBe(true);
+  });
+});
+

@@ -1,0 +1,82 @@
+import { isJsonObject, WalflowError, type WalflowDatabase } from '@walflow/core';
+import { sql, type Kysely } from 'kysely';
+
+export interface DeadLetter {
+  id: string;
+  outboxId: string | null;
+  tenantId: string;
+  eventType: string | null;
+  code: string;
+  reason: string;
+  raw: unknown;
+  createdAt: Date;
+  resolvedAt: Date | null;
+  resolution: string | null;
+}
+
+export async function listDeadLetters(db: Kysely<WalflowDatabase>, filter: { tenantId?: string; includeResolved?: boolean; limit?: number } = {}): Promise<DeadLetter[]> {
+  let query = db.selectFrom('walflow.dead_letters').selectAll().orderBy('created_at', 'desc').limit(filter.limit ?? 100);
+  if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
+  if (!filter.includeResolved) query = query.where('resolved_at', 'is', null);
+  return (await query.execute()).map((row) => ({
+    id: row.id,
+    outboxId: row.outbox_id,
+    tenantId: row.tenant_id,
+    eventType: row.event_type,
+    code: row.code,
+    reason: row.reason,
+    raw: row.raw,
+    createdAt: row.created_at,
+    resolvedAt: row.resolved_at,
+    resolution: row.resolution,
+  }));
+}
+
+/**
+ * Puts a parked row back into the outbox, under its original id, so it flows through the WAL again (after the
+ * catalog, a workflow or the data was fixed). If it fails again it is parked again, open, with the new reason.
+ */
+export async function retryDeadLetter(db: Kysely<WalflowDatabase>, id: string): Promise<{ outboxId: string }> {
+  return db.transaction().execute(async (trx) => {
+    const letter = await openLetter(trx, id);
+    const row = outboxRowFrom(letter.raw, letter.outbox_id);
+    await sql`
+      INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload, metadata)
+      VALUES (${row.id}::uuid, ${row.tenantId}, ${row.type}, ${row.aggregateType}, ${row.aggregateId}, ${row.payload}::jsonb, ${row.metadata}::jsonb)`.execute(trx);
+    await trx.updateTable('walflow.dead_letters').set({ resolved_at: sql`now()`, resolution: 'retried' }).where('id', '=', id).execute();
+    return { outboxId: row.id };
+  });
+}
+
+export async function discardDeadLetter(db: Kysely<WalflowDatabase>, id: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await openLetter(trx, id);
+    await trx.updateTable('walflow.dead_letters').set({ resolved_at: sql`now()`, resolution: 'discarded' }).where('id', '=', id).execute();
+  });
+}
+
+async function openLetter(db: Kysely<WalflowDatabase>, id: string) {
+  const letter = await db.selectFrom('walflow.dead_letters').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  if (!letter) throw new WalflowError('not_found', `no dead letter ${id}`);
+  if (letter.resolved_at !== null) throw new WalflowError('not_found', `dead letter ${id} was already ${letter.resolution ?? 'resolved'}`);
+  return letter;
+}
+
+/** Parked rows come in two shapes: an outbox row as wal2json printed it, or an event the dispatcher refused. */
+function outboxRowFrom(raw: unknown, outboxId: string | null) {
+  if (!isJsonObject(raw)) throw new WalflowError('payload_invalid', 'this dead letter has no row to retry');
+  const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+  const json = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value ?? {}));
+  const id = outboxId ?? text(raw.id);
+  const type = text(raw.event_type) ?? text(raw.type);
+  if (id === null || type === null) throw new WalflowError('payload_invalid', 'this dead letter has no id or event type to retry with');
+  return {
+    id,
+    type,
+    tenantId: text(raw.tenant_id) ?? text(raw.tenantId) ?? 'default',
+    aggregateType: text(raw.aggregate_type) ?? text(raw.aggregateType),
+    aggregateId: text(raw.aggregate_id) ?? text(raw.aggregateId),
+    payload: json(raw.payload),
+    metadata: json(raw.metadata),
+  };
+}

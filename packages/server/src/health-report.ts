@@ -1,0 +1,158 @@
+import type { ConsumerStatus } from '@walflow/cdc';
+import type { WalflowDatabase } from '@walflow/core';
+import { sql, type Kysely } from 'kysely';
+
+export type HealthState = 'ok' | 'degraded' | 'down';
+
+export interface HealthCheck {
+  name: 'consumer' | 'slot' | 'lag_seconds' | 'lag_bytes' | 'oldest_queued_run' | 'dead_runs';
+  state: HealthState;
+  message: string;
+}
+
+export interface HealthThresholds {
+  lagSecondsDegraded: number;
+  lagSecondsDown: number;
+  lagBytesDegraded: number;
+  lagBytesDown: number;
+  queuedSecondsDegraded: number;
+  deadRunsDegraded: number;
+}
+
+export interface HealthReport {
+  status: HealthState;
+  role: 'leader' | 'standby' | null;
+  slot: { name: string; active: boolean; walStatus: string | null } | null;
+  lag: { bytes: number; seconds: number; retainedBytes: number; safeWalSizeBytes: number | null; secondsToInvalidation: null };
+  runs: { queued: number; running: number; dead: number; oldestQueuedSeconds: number };
+  /** Outbox rows that could not become events and are not resolved yet. */
+  deadLetters: number;
+  /** ISO-8601 commit time of the last recorded transaction. */
+  lastEventAt: string | null;
+  checks: HealthCheck[];
+  /** ISO-8601 time the report was computed. */
+  at: string;
+}
+
+export interface ComputeHealthOptions {
+  slotName: string;
+  /** The in-process consumer; without it (the CLI while walflow is down) role is null and the consumer check is left out. */
+  consumer?: ConsumerStatus;
+  thresholds: HealthThresholds;
+}
+
+interface SlotRow {
+  active: boolean;
+  wal_status: string | null;
+  safe_wal_size: number | null;
+  lag_bytes: number | null;
+  retained_bytes: number | null;
+}
+
+interface DatabaseRow {
+  lag_seconds: number;
+  queued: number;
+  running: number;
+  dead: number;
+  oldest_queued_seconds: number;
+  dead_letters: number;
+  last_commit_at: string | null;
+}
+
+const RANK: Record<HealthState, number> = { ok: 0, degraded: 1, down: 2 };
+
+/** Replication lag, slot retention, run backlog and the consumer's state, in two queries, judged against thresholds. */
+export async function computeHealth(db: Kysely<WalflowDatabase>, options: ComputeHealthOptions): Promise<HealthReport> {
+  const { slotName, consumer, thresholds } = options;
+  const [slotResult, databaseResult] = await Promise.all([
+    sql<SlotRow>`
+      SELECT active, wal_status, safe_wal_size::float8 AS safe_wal_size,
+             pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 AS lag_bytes,
+             pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 AS retained_bytes
+        FROM pg_replication_slots WHERE slot_name = ${slotName}`.execute(db),
+    // Runnable queued runs only: a retry waiting for its backoff is not a backlog.
+    sql<DatabaseRow>`
+      SELECT coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM walflow.outbox)), 0)::float8 AS lag_seconds,
+             (SELECT count(*) FROM walflow.workflow_runs WHERE status = 'queued')::int AS queued,
+             (SELECT count(*) FROM walflow.workflow_runs WHERE status = 'running')::int AS running,
+             (SELECT count(*) FROM walflow.workflow_runs WHERE status = 'dead')::int AS dead,
+             coalesce(extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM walflow.workflow_runs
+                                                    WHERE status = 'queued' AND next_attempt_at <= now())), 0)::float8 AS oldest_queued_seconds,
+             (SELECT count(*) FROM walflow.dead_letters WHERE resolved_at IS NULL)::int AS dead_letters,
+             (SELECT to_json(last_commit_at) #>> '{}' FROM walflow.consumer_state WHERE slot_name = ${slotName}) AS last_commit_at`.execute(db),
+  ]);
+  const slotRow = slotResult.rows[0];
+  const row = databaseResult.rows[0];
+  if (row === undefined) throw new Error('the health query returned no row');
+
+  const lag = {
+    bytes: Math.max(0, slotRow?.lag_bytes ?? 0),
+    seconds: Math.max(0, row.lag_seconds),
+    retainedBytes: Math.max(0, slotRow?.retained_bytes ?? 0),
+    safeWalSizeBytes: slotRow?.safe_wal_size ?? null,
+    secondsToInvalidation: null,
+  };
+  const runs = { queued: row.queued, running: row.running, dead: row.dead, oldestQueuedSeconds: Math.max(0, row.oldest_queued_seconds) };
+  const checks: HealthCheck[] = [];
+  if (consumer !== undefined) checks.push(consumerCheck(consumer));
+  checks.push(slotCheck(slotName, slotRow));
+  checks.push(
+    levelCheck('lag_seconds', lag.seconds, thresholds.lagSecondsDegraded, thresholds.lagSecondsDown, (v) => `oldest unrecorded outbox row is ${v.toFixed(1)} s old`),
+    levelCheck('lag_bytes', lag.bytes, thresholds.lagBytesDegraded, thresholds.lagBytesDown, (v) => `slot is ${formatBytes(v)} behind the current WAL position`),
+    levelCheck('oldest_queued_run', runs.oldestQueuedSeconds, thresholds.queuedSecondsDegraded, Infinity, (v) => `oldest runnable queued run waits ${v.toFixed(1)} s`),
+  );
+  checks.push({
+    name: 'dead_runs',
+    state: runs.dead >= thresholds.deadRunsDegraded ? 'degraded' : 'ok',
+    message: `${runs.dead} dead run${runs.dead === 1 ? '' : 's'}`,
+  });
+  const status = checks.reduce<HealthState>((worst, check) => (RANK[check.state] > RANK[worst] ? check.state : worst), 'ok');
+  return {
+    status,
+    role: consumer?.role ?? null,
+    slot: slotRow === undefined ? null : { name: slotName, active: slotRow.active, walStatus: slotRow.wal_status },
+    lag,
+    runs,
+    deadLetters: row.dead_letters,
+    lastEventAt: row.last_commit_at,
+    checks,
+    at: new Date().toISOString(),
+  };
+}
+
+function consumerCheck(consumer: ConsumerStatus): HealthCheck {
+  const detail = consumer.reason === undefined ? '' : `: ${consumer.reason}`;
+  const message = `${consumer.state} since ${consumer.since.toISOString()}${detail}`;
+  if (consumer.state === 'down') return { name: 'consumer', state: 'down', message };
+  if (consumer.state === 'streaming' || consumer.state === 'standby') return { name: 'consumer', state: 'ok', message };
+  return { name: 'consumer', state: 'degraded', message };
+}
+
+function slotCheck(slotName: string, slot: SlotRow | undefined): HealthCheck {
+  if (slot === undefined) return { name: 'slot', state: 'down', message: `replication slot ${slotName} is missing: run walflow repair` };
+  if (slot.wal_status === 'lost') return { name: 'slot', state: 'down', message: `replication slot ${slotName} was invalidated (wal_status lost): run walflow repair` };
+  // 'unreserved': the next checkpoint may remove WAL the slot still needs.
+  if (slot.wal_status === 'unreserved') return { name: 'slot', state: 'degraded', message: `replication slot ${slotName} is about to lose WAL it needs (wal_status unreserved)` };
+  return { name: 'slot', state: 'ok', message: `replication slot ${slotName} is ${slot.active ? 'active' : 'inactive'} (wal_status ${slot.wal_status ?? 'unknown'})` };
+}
+
+function levelCheck(name: HealthCheck['name'], value: number, degraded: number, down: number, describe: (value: number) => string): HealthCheck {
+  const state: HealthState = value > down ? 'down' : value > degraded ? 'degraded' : 'ok';
+  return { name, state, message: describe(value) };
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[unit] ?? 'B'}`;
+}
+
+/** 200 while walflow works (perhaps degraded), 503 when an operator must act. */
+export function healthHttpStatus(report: HealthReport): number {
+  return report.status === 'down' ? 503 : 200;
+}

@@ -1,0 +1,87 @@
+import type { DispatchBatch, DispatchResult } from '@walflow/core';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { HealthReport } from './health-report.js';
+
+const RUN_STATUSES = ['queued', 'running', 'dead'] as const;
+
+/** Prometheus metrics of one walflow process, in a registry of its own so several processes (tests) never share one. */
+export class WalflowMetrics {
+  readonly registry = new Registry();
+  private readonly lagBytes = this.gauge('walflow_replication_lag_bytes', 'WAL bytes between the current position and the slot’s confirmed flush position');
+  private readonly lagSeconds = this.gauge('walflow_replication_lag_seconds', 'Age of the oldest outbox row not yet recorded as an event');
+  private readonly retainedBytes = this.gauge('walflow_slot_retained_bytes', 'WAL bytes the replication slot keeps on the server (from restart_lsn)');
+  private readonly runs = new Gauge({ name: 'walflow_runs', help: 'Workflow runs by status', labelNames: ['status'], registers: [this.registry] });
+  private readonly leader = this.gauge('walflow_leader', '1 while this process holds the replication leadership, else 0');
+  private readonly deadLetters = this.gauge('walflow_dead_letters', 'Unresolved outbox rows parked in walflow.dead_letters');
+  private readonly healthStatus = this.gauge('walflow_health_status', 'Overall health: 0 ok, 1 degraded, 2 down');
+  private readonly eventsRecorded = new Counter({
+    name: 'walflow_events_recorded_total',
+    help: 'Events recorded for the first time, by event type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  private readonly duplicates = this.counter('walflow_events_duplicate_total', 'Redelivered events that were already recorded');
+  private readonly parked = this.counter('walflow_rows_parked_total', 'Outbox rows parked as dead letters');
+  private readonly runsQueued = this.counter('walflow_runs_queued_total', 'Workflow runs queued by the dispatcher');
+  private readonly batches = this.counter('walflow_dispatch_batches_total', 'Batches handed to the dispatcher and recorded');
+  private readonly batchSize = new Histogram({
+    name: 'walflow_dispatch_batch_size',
+    help: 'Rows (events and parked rows) per recorded batch',
+    buckets: [1, 5, 10, 50, 100, 500, 1000, 5000, 20_000],
+    registers: [this.registry],
+  });
+  private readonly batchDuration = new Histogram({
+    name: 'walflow_dispatch_batch_duration_seconds',
+    help: 'Time to record one batch (events, decisions, runs) in the database',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private readonly commitToRecord = new Histogram({
+    name: 'walflow_commit_to_record_seconds',
+    help: 'From the event’s WAL commit time to its recording by walflow',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  /** Counters and latencies of one recorded batch (the consumer's onBatch callback). */
+  recordBatch(result: DispatchResult, batch: DispatchBatch, now = Date.now()): void {
+    this.batches.inc();
+    this.batchSize.observe(batch.events.length + batch.parked.length);
+    if (result.duplicates > 0) this.duplicates.inc(result.duplicates);
+    if (result.parked > 0) this.parked.inc(result.parked);
+    if (result.runsQueued > 0) this.runsQueued.inc(result.runsQueued);
+    // Redeliveries replay from the last acknowledged position, so they lead the batch.
+    for (const event of batch.events.slice(result.duplicates)) {
+      this.eventsRecorded.inc({ type: event.type });
+      const committedAt = Date.parse(event.committedAt);
+      if (Number.isFinite(committedAt)) this.commitToRecord.observe(Math.max(0, (now - committedAt) / 1000));
+    }
+  }
+
+  observeDispatchDuration(seconds: number): void {
+    this.batchDuration.observe(seconds);
+  }
+
+  /** Gauges follow the background health refresh, so a scrape never queries the database. */
+  updateFromHealth(report: HealthReport, isLeader: boolean): void {
+    this.lagBytes.set(report.lag.bytes);
+    this.lagSeconds.set(report.lag.seconds);
+    this.retainedBytes.set(report.lag.retainedBytes);
+    for (const status of RUN_STATUSES) this.runs.set({ status }, report.runs[status]);
+    this.leader.set(isLeader ? 1 : 0);
+    this.deadLetters.set(report.deadLetters);
+    this.healthStatus.set(report.status === 'ok' ? 0 : report.status === 'degraded' ? 1 : 2);
+  }
+
+  async render(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  private gauge(name: string, help: string): Gauge {
+    return new Gauge({ name, help, registers: [this.registry] });
+  }
+
+  private counter(name: string, help: string): Counter {
+    return new Counter({ name, help, registers: [this.registry] });
+  }
+}

@@ -1,0 +1,110 @@
+import type { WalflowDatabase } from '@walflow/core';
+import { emit } from '@walflow/outbox';
+import { computeHealth, createDatabase, migrate, type HealthReport, type HealthThresholds, type RunningWalflow } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
+
+const database = useTestDatabase();
+const MIB = 1024 * 1024;
+let db: Kysely<WalflowDatabase>;
+let defaults: HealthThresholds;
+let walflow: RunningWalflow | undefined;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, silentLogger);
+  defaults = testConfig(database.url, database.slotName).healthThresholds;
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+});
+afterAll(async () => {
+  await walflow?.stop();
+  await db?.destroy();
+});
+
+const check = (report: HealthReport, name: string) => report.checks.find((entry) => entry.name === name);
+
+async function get(path: string): Promise<{ status: number; contentType: string; text: string }> {
+  const response = await fetch(`http://127.0.0.1:${walflow?.httpPort}${path}`);
+  return { status: response.status, contentType: response.headers.get('content-type') ?? '', text: await response.text() };
+}
+
+describe('health report and metrics', () => {
+  it('measures the backlog while walflow is not running, judges it against thresholds, and sees it drain', async () => {
+    await applyTestWorkflow(db, { tenant: 'health', name: 'queue-one', trigger: { event: 'health.pinged' }, actions: [{ type: 'emit_event', event: 'health.ponged' }] });
+    await db.transaction().execute(async (trx) => {
+      for (let n = 0; n < 5; n++) await emit(trx, { type: 'health.pinged', tenantId: 'health', payload: { n } });
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+
+    const stopped = await computeHealth(db, { slotName: database.slotName, thresholds: defaults });
+    expect(stopped.role).toBeNull();
+    expect(check(stopped, 'consumer')).toBeUndefined();
+    expect(stopped.slot).toMatchObject({ name: database.slotName, active: false });
+    expect(stopped.lag.bytes).toBeGreaterThan(0);
+    expect(stopped.lag.seconds).toBeGreaterThan(1);
+    expect(stopped.lag.retainedBytes).toBeGreaterThanOrEqual(stopped.lag.bytes);
+    expect(stopped.status).toBe('ok');
+
+    const degraded = await computeHealth(db, { slotName: database.slotName, thresholds: { ...defaults, lagSecondsDegraded: 0 } });
+    expect(degraded.status).toBe('degraded');
+    expect(check(degraded, 'lag_seconds')?.state).toBe('degraded');
+    const down = await computeHealth(db, { slotName: database.slotName, thresholds: { ...defaults, lagSecondsDegraded: 0, lagSecondsDown: 0, lagBytesDown: 0 } });
+    expect(down.status).toBe('down');
+    expect(check(down, 'lag_bytes')?.state).toBe('down');
+    const missing = await computeHealth(db, { slotName: 'no_such_slot', thresholds: defaults });
+    expect(missing).toMatchObject({ status: 'down', slot: null, lag: { bytes: 0 } });
+    expect(check(missing, 'slot')?.message).toContain('walflow repair');
+
+    // No workers, so the fired runs stay queued and the queued-run threshold turns the process degraded.
+    walflow = await startTestWalflow(database.url, database.slotName, {
+      workerConcurrency: 0,
+      heartbeatMs: 200,
+      healthThresholds: { ...defaults, queuedSecondsDegraded: 0 },
+    });
+    const caughtUp = await waitFor('walflow to record the backlog and the slot to catch up', async () => {
+      const report = await computeHealth(db, { slotName: database.slotName, thresholds: defaults });
+      return report.lag.seconds === 0 && report.lag.bytes < MIB && report.runs.queued >= 5 ? report : undefined;
+    });
+    expect(caughtUp.lastEventAt).not.toBeNull();
+
+    const health = await waitFor('/health to report the queued runs', async () => {
+      const response = await get('/health');
+      const report = JSON.parse(response.text) as HealthReport;
+      return response.status === 200 && report.role === 'leader' && check(report, 'consumer')?.state === 'ok' && report.runs.queued >= 5 ? report : undefined;
+    });
+    expect(health.status).toBe('degraded');
+    expect(check(health, 'oldest_queued_run')?.state).toBe('degraded');
+    expect(health.slot).toMatchObject({ name: database.slotName, active: true });
+    expect(health.lag.seconds).toBe(0);
+    expect((await get('/readyz')).status).toBe(200);
+  });
+
+  it('serves Prometheus metrics from its own registry', async () => {
+    const { status, contentType, text } = await waitFor('the gauges to follow the health refresh', async () => {
+      const response = await get('/metrics');
+      return /^walflow_runs\{status="queued"\} [5-9]/m.test(response.text) ? response : undefined;
+    });
+    expect(status).toBe(200);
+    expect(contentType).toContain('text/plain');
+    for (const name of [
+      'walflow_events_recorded_total',
+      'walflow_replication_lag_bytes',
+      'walflow_replication_lag_seconds',
+      'walflow_runs',
+      'walflow_leader',
+      'walflow_dead_letters',
+      'walflow_dispatch_batches_total',
+      'walflow_dispatch_batch_size',
+      'walflow_dispatch_batch_duration_seconds',
+      'walflow_commit_to_record_seconds',
+    ]) {
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} (gauge|counter|histogram)$`, 'm'));
+    }
+    expect(text).toMatch(/^walflow_events_recorded_total\{type="health\.pinged"\} 5$/m);
+    expect(text).toMatch(/^walflow_leader 1$/m);
+    expect(text).toMatch(/^walflow_commit_to_record_seconds_count [1-9]/m);
+    expect(text).toMatch(/^walflow_dispatch_batch_duration_seconds_count [1-9]/m);
+    expect(text).not.toMatch(/^process_cpu/m);
+  });
+});
