@@ -4,6 +4,7 @@ import { registerDeadLetters } from './commands/dead-letters.js';
 import { registerEvents } from './commands/events.js';
 import { registerExplain } from './commands/explain.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerPrune } from './commands/prune.js';
 import { registerRepair } from './commands/repair.js';
 import { registerStart } from './commands/start.js';
 import { registerStatus } from './commands/status.js';
@@ -19,6 +20,7 @@ export function createProgram(): Command {
   registerEvents(program);
   registerExplain(program);
   registerMigrate(program);
+  registerPrune(program);
   registerRepair(program);
   registerStart(program);
   registerStatus(program);

@@ -6,5 +6,6 @@ export { startHttpServer, type HttpServer, type RouteHandler, type RouteResponse
 export { loadCatalog } from './load-catalog.js';
 export { WalflowMetrics } from './metrics.js';
 export { DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
+export { prune, type PruneOptions, type PruneResult } from './prune.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
 export { startWalflow, type RunningWalflow } from './walflow-process.js';

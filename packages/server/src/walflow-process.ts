@@ -8,6 +8,7 @@ import { createDatabase } from './database.js';
 import { computeHealth, healthHttpStatus, type HealthReport } from './health-report.js';
 import { startHttpServer } from './http-server.js';
 import { loadCatalog } from './load-catalog.js';
+import { prune } from './prune.js';
 import { WalflowMetrics } from './metrics.js';
 import { TimedDispatcher } from './timed-dispatcher.js';
 
@@ -20,6 +21,7 @@ export interface RunningWalflow {
 }
 
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
+const RETENTION_INTERVAL_MS = 24 * 60 * 60 * 1000;
 const HEALTH_REFRESH_MS = 2000;
 
 /** The composition root of `walflow start`: consumer → dispatcher → workers, and the HTTP server. */
@@ -95,6 +97,11 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     });
     const maintenance = setInterval(() => void ensureEventPartitions(db, logger), PARTITION_MAINTENANCE_MS);
     maintenance.unref();
+    // Once a day, and only on the leader, so several processes do not prune at once.
+    const retention = setInterval(() => {
+      if (consumer.status.role === 'leader') void pruneOldData(db, config.retentionDays, logger);
+    }, RETENTION_INTERVAL_MS);
+    retention.unref();
     consumer.start();
     if (config.workerConcurrency > 0) workers.start();
     await refreshHealth();
@@ -108,6 +115,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       consumerStatus: () => consumer.status,
       async stop() {
         clearInterval(maintenance);
+        clearInterval(retention);
         clearInterval(healthRefresh);
         await consumer.stop();
         await workers.stop(config.shutdownGraceMs);
@@ -126,6 +134,15 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
 function readiness(databaseAnswered: boolean, status: ConsumerStatus): { status: number; body: unknown } {
   const ready = databaseAnswered && (status.role !== 'leader' || status.state === 'streaming');
   return { status: ready ? 200 : 503, body: { ready, database: databaseAnswered, role: status.role, consumer: status.state } };
+}
+
+async function pruneOldData(db: Kysely<WalflowDatabase>, retentionDays: number, logger: Logger): Promise<void> {
+  try {
+    const result = await prune(db, { olderThan: new Date(Date.now() - retentionDays * 86_400_000) });
+    logger.info({ ...result, retentionDays }, 'pruned data older than the retention window');
+  } catch (error) {
+    logger.warn({ err: error }, 'pruning failed; it runs again tomorrow');
+  }
 }
 
 /** Daily event partitions are created a week ahead; rows never fall into the default partition. */

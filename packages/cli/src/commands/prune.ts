@@ -1,0 +1,31 @@
+import { prune, recordAudit } from '@walflow/server';
+import type { Command } from 'commander';
+import { commandContext, withDatabase } from '../context.js';
+import { parseTime } from '../parse-time.js';
+
+export function registerPrune(program: Command): void {
+  program
+    .command('prune')
+    .description('remove events, decisions, finished runs and resolved dead letters older than the retention window')
+    .option('--older-than <age>', 'an age such as 30d, 12h (default: WALFLOW_RETENTION_DAYS)')
+    .option('--dry-run', 'count what would go, change nothing')
+    .option('--json', 'print JSON')
+    .action(async (options: { olderThan?: string; dryRun?: boolean; json?: boolean }) => {
+      const context = commandContext({ logToStdout: false });
+      const olderThan = parseTime(`-${options.olderThan ?? `${context.config.retentionDays}d`}`);
+      const result = await withDatabase(context, async (db) => {
+        const pruned = await prune(db, { olderThan, dryRun: options.dryRun ?? false });
+        if (!options.dryRun) await recordAudit(db, { actor: context.operator, action: 'prune', arguments: { olderThan: olderThan.toISOString(), ...pruned } });
+        return pruned;
+      });
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ olderThan: olderThan.toISOString(), dryRun: options.dryRun ?? false, ...result }, null, 2)}\n`);
+        return;
+      }
+      const verb = options.dryRun ? 'would remove' : 'removed';
+      process.stdout.write(
+        `${verb} what is older than ${olderThan.toISOString()}: ${result.events} events (${result.droppedPartitions.length} whole partitions), ` +
+          `${result.decisions} decisions, ${result.runs} finished runs, ${result.deadLetters} resolved dead letters\n`,
+      );
+    });
+}

@@ -1,0 +1,85 @@
+import type { WalflowDatabase } from '@walflow/core';
+import { sql, type Kysely } from 'kysely';
+
+export interface PruneOptions {
+  /** Everything about events committed before this goes. */
+  olderThan: Date;
+  /** Count, change nothing. */
+  dryRun?: boolean;
+  /** Rows per delete statement, so no statement holds locks for long. @default 5000 */
+  batchSize?: number;
+}
+
+export interface PruneResult {
+  droppedPartitions: string[];
+  events: number;
+  decisions: number;
+  runs: number;
+  deadLetters: number;
+}
+
+const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
+
+/**
+ * Removes events, decisions, finished runs (with their action outcomes) and resolved dead letters older than
+ * the window. Whole daily partitions of the event log are dropped, which costs nothing and leaves no bloat;
+ * what remains (the partition holding the cut, the default partition) is deleted in bounded batches. Queued
+ * and running runs are never touched.
+ */
+export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions): Promise<PruneResult> {
+  const cutoff = options.olderThan;
+  const batch = options.batchSize ?? 5000;
+  const { rows: partitions } = await sql<{ name: string }>`
+    SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = 'walflow.events'::regclass ORDER BY c.relname`.execute(db);
+  const droppable = partitions
+    .map((partition) => ({ name: partition.name, match: DAILY_PARTITION.exec(partition.name) }))
+    .filter(({ match }) => match !== null && Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]) + 1) <= cutoff.getTime())
+    .map(({ name }) => name);
+
+  const count = async (query: ReturnType<typeof sql<{ n: string }>>): Promise<number> => Number((await query.execute(db)).rows[0]?.n ?? 0);
+  if (options.dryRun) {
+    return {
+      droppedPartitions: droppable,
+      events: await count(sql`SELECT count(*) AS n FROM walflow.events WHERE committed_at < ${cutoff}`),
+      decisions: await count(sql`SELECT count(*) AS n FROM walflow.decisions WHERE event_committed_at < ${cutoff}`),
+      runs: await count(sql`SELECT count(*) AS n FROM walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`),
+      deadLetters: await count(sql`SELECT count(*) AS n FROM walflow.dead_letters WHERE resolved_at IS NOT NULL AND created_at < ${cutoff}`),
+    };
+  }
+
+  let events = 0;
+  for (const name of droppable) {
+    events += await count(sql`SELECT count(*) AS n FROM ${sql.table(`walflow.${name}`)}`);
+    await sql`DROP TABLE IF EXISTS ${sql.table(`walflow.${name}`)}`.execute(db);
+  }
+  const inBatches = async (step: () => Promise<number>): Promise<number> => {
+    let total = 0;
+    for (;;) {
+      const deleted = await step();
+      total += deleted;
+      if (deleted < batch) return total;
+    }
+  };
+  const deleting = (statement: ReturnType<typeof sql>) => async () => Number((await statement.execute(db)).numAffectedRows ?? 0n);
+  events += await inBatches(
+    deleting(sql`DELETE FROM walflow.events WHERE (committed_at, id) IN (SELECT committed_at, id FROM walflow.events WHERE committed_at < ${cutoff} LIMIT ${batch})`),
+  );
+  const decisions = await inBatches(
+    deleting(sql`DELETE FROM walflow.decisions WHERE id IN (SELECT id FROM walflow.decisions WHERE event_committed_at < ${cutoff} LIMIT ${batch})`),
+  );
+  // Data-modifying CTEs all run: a run and its action outcomes go together.
+  const runs = await inBatches(() =>
+    count(sql`
+      WITH gone AS (
+        DELETE FROM walflow.workflow_runs WHERE id IN (
+          SELECT id FROM walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled') LIMIT ${batch})
+        RETURNING id),
+      outcomes AS (DELETE FROM walflow.action_outcomes WHERE run_id IN (SELECT id FROM gone))
+      SELECT count(*) AS n FROM gone`),
+  );
+  const deadLetters = await inBatches(
+    deleting(sql`DELETE FROM walflow.dead_letters WHERE id IN (SELECT id FROM walflow.dead_letters WHERE resolved_at IS NOT NULL AND created_at < ${cutoff} LIMIT ${batch})`),
+  );
+  return { droppedPartitions: droppable, events, decisions, runs, deadLetters };
+}

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { createDatabase, migrate, prune } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+const DAY = 86_400_000;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, silentLogger);
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+function eventAt(committedAt: Date, n: number): EventEnvelope {
+  return {
+    id: randomUUID(),
+    type: 'policy.approved',
+    tenantId: 'prune',
+    aggregateType: null,
+    aggregateId: null,
+    payload: { n },
+    metadata: {},
+    committedAt: committedAt.toISOString(),
+    commitLsn: parseLsn('0/100'),
+    position: n,
+    xid: '1',
+  };
+}
+
+async function counts() {
+  const { rows } = await sql<{ events: string; decisions: string; runs: string; queued: string }>`
+    SELECT (SELECT count(*) FROM walflow.events) AS events, (SELECT count(*) FROM walflow.decisions) AS decisions,
+           (SELECT count(*) FROM walflow.workflow_runs) AS runs, (SELECT count(*) FROM walflow.workflow_runs WHERE status = 'queued') AS queued`.execute(db);
+  return rows[0];
+}
+
+describe('prune', () => {
+  it('removes exactly what is older than the window, keeps unfinished runs, and a dry run changes nothing', async () => {
+    await applyTestWorkflow(db, { tenant: 'prune', name: 'w', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const now = Date.now();
+    const old = [40, 35, 31].map((days, n) => eventAt(new Date(now - days * DAY), n));
+    const young = [29, 1, 0].map((days, n) => eventAt(new Date(now - days * DAY + 60_000), n + 3));
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [...old, ...young], parked: [], checkpoint: null });
+    // Two old runs finished, one still queued: a queued run is never pruned.
+    await sql`UPDATE walflow.workflow_runs SET status = 'succeeded' WHERE event_id IN (${old[0]!.id}::uuid, ${old[1]!.id}::uuid)`.execute(db);
+    expect(await counts()).toEqual({ events: '6', decisions: '6', runs: '6', queued: '4' });
+
+    const cutoff = new Date(now - 30 * DAY);
+    expect(await prune(db, { olderThan: cutoff, dryRun: true })).toEqual({ droppedPartitions: [], events: 3, decisions: 3, runs: 2, deadLetters: 0 });
+    expect(await counts()).toEqual({ events: '6', decisions: '6', runs: '6', queued: '4' });
+
+    expect(await prune(db, { olderThan: cutoff, batchSize: 2 })).toEqual({ droppedPartitions: [], events: 3, decisions: 3, runs: 2, deadLetters: 0 });
+    const left = await db.selectFrom('walflow.events').select('id').execute();
+    expect(left.map((row) => row.id).sort()).toEqual(young.map((event) => event.id).sort());
+    expect(await counts()).toEqual({ events: '3', decisions: '3', runs: '4', queued: '4' });
+  });
+
+  it('drops whole daily partitions that lie before the cut', async () => {
+    const tomorrow = new Date(Math.ceil(Date.now() / DAY) * DAY);
+    const today = new Date(tomorrow.getTime() - DAY);
+    const name = `events_${today.toISOString().slice(0, 10).replaceAll('-', '')}`;
+    const result = await prune(db, { olderThan: tomorrow });
+    expect(result.droppedPartitions).toContain(name);
+    const { rows } = await sql<{ exists: boolean }>`SELECT to_regclass(${`walflow.${name}`}) IS NOT NULL AS exists`.execute(db);
+    expect(rows[0]?.exists).toBe(false);
+    expect((await counts())?.events).toBe('0');
+  });
+});
