@@ -6,6 +6,7 @@ import { registerExplain } from './commands/explain.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRepair } from './commands/repair.js';
+import { registerReplay } from './commands/replay.js';
 import { registerStart } from './commands/start.js';
 import { registerStatus } from './commands/status.js';
 import { registerWorkflows } from './commands/workflows.js';
@@ -22,6 +23,7 @@ export function createProgram(): Command {
   registerMigrate(program);
   registerPrune(program);
   registerRepair(program);
+  registerReplay(program);
   registerStart(program);
   registerStatus(program);
   registerWorkflows(program);

@@ -52,6 +52,28 @@ describe('walflow explain', () => {
   });
 });
 
+describe('walflow replay', () => {
+  it('re-runs a range with guard state of its own; the runs’ events carry the replay id; a dry run creates nothing', async () => {
+    const { db } = walflow;
+    // Absolute times: the derived replay id comes from the range, so the same range is the same replay.
+    const from = new Date(Date.now() - 10 * 60_000).toISOString();
+    const to = new Date(Date.now() + 60_000).toISOString();
+    const dry = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--dry-run', '--json'], env);
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.output)).toMatchObject({ dryRun: true, events: 2, runsQueued: 0, workflows: { greet: { fired: 1, cooldown: 1 } } });
+
+    const real = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--json'], env);
+    const summary = JSON.parse(real.output) as { replayId: string; runsQueued: number };
+    expect(summary.runsQueued).toBe(1);
+    const emitted = await waitFor('the replayed run’s event', () =>
+      db.selectFrom('walflow.events').select('metadata').where(sql<boolean>`metadata->>'replayId' = ${summary.replayId}`).executeTakeFirst(),
+    );
+    expect(emitted.metadata).toMatchObject({ replayId: summary.replayId, depth: 1 });
+    const again = JSON.parse((await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--json'], env)).output) as { runsQueued: number };
+    expect(again.runsQueued).toBe(0);
+  });
+});
+
 describe('walflow events list', () => {
   it('lists recent events newest first, filtered by type prefix and tenant', async () => {
     const { db } = walflow;

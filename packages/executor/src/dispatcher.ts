@@ -8,7 +8,7 @@ import {
 } from '@walflow/core';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { chainOf, decide, type Decision, type IndexedWorkflow } from './decide.js';
+import { chainOf, decide, type Decision, type GuardRequest, type IndexedWorkflow } from './decide.js';
 import { applyGuards, ranInChain } from './guard-state.js';
 import { WorkflowIndex } from './workflow-index.js';
 
@@ -29,6 +29,21 @@ interface Considered {
   decision: Decision;
 }
 
+/** How a replay differs from live dispatch. */
+export interface ReplayScope {
+  /** Decisions and runs are recorded under it; guard state and the chain guard are the replay's own. */
+  replayId: string;
+  /** Fire every match: no cooldown, no rate limit. */
+  ignoreGuards?: boolean;
+  /** Only these workflows. */
+  workflowIds?: ReadonlySet<string>;
+}
+
+export interface ReplayResult {
+  decisions: { workflowId: string; workflow: string; outcome: string }[];
+  runsQueued: number;
+}
+
 /**
  * Records a batch of committed events in ONE transaction: the events (idempotently, on their id and commit
  * time), a decision for every (new event, matching workflow), a run for each that fired, the dead letters; it
@@ -47,8 +62,8 @@ export class Dispatcher implements BatchDispatcher {
     const result = await this.options.db.transaction().execute(async (trx) => {
       const fresh = await this.insertEvents(trx, batch.events, batch.recovered ?? false);
       await this.index.refresh(trx);
-      const considered = await this.consider(trx, fresh);
-      const runsQueued = await this.insertDecisionsAndRuns(trx, considered);
+      const considered = await this.consider(trx, fresh, null);
+      const runsQueued = await this.insertDecisionsAndRuns(trx, considered, null);
       await this.insertDeadLetters(trx, batch);
       await this.deleteOutboxRows(trx, batch);
       if (batch.checkpoint) {
@@ -70,14 +85,30 @@ export class Dispatcher implements BatchDispatcher {
   }
 
   /**
+   * Runs recorded events through the current workflows again, inside the caller's transaction (a dry run
+   * rolls it back). Decisions and runs carry the replay id, so replaying the same range twice adds nothing.
+   */
+  async replay(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
+    await this.index.refresh(trx);
+    const considered = await this.consider(trx, events, scope);
+    const runsQueued = await this.insertDecisionsAndRuns(trx, considered, scope.replayId);
+    return {
+      decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, outcome: item.decision.outcome })),
+      runsQueued,
+    };
+  }
+
+  /**
    * Decides, in commit order, for every (new event, matching workflow): guards see the effect of earlier
    * events of the same batch, exactly as if they had come one by one.
    */
-  private async consider(trx: Transaction<WalflowDatabase>, events: EventEnvelope[]): Promise<Considered[]> {
+  private async consider(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], replay: ReplayScope | null): Promise<Considered[]> {
     const considered: Considered[] = [];
     const firedInBatch = new Set<string>();
+    const replayId = replay?.replayId ?? null;
     for (const event of events) {
       for (const workflow of this.index.match(event.tenantId, event.type)) {
+        if (replay?.workflowIds && !replay.workflowIds.has(workflow.id)) continue;
         const verdict = decide(workflow, event, { maxDepth: this.maxDepth });
         if (verdict.kind === 'decided') {
           considered.push({ event, workflow, decision: verdict.decision });
@@ -85,7 +116,7 @@ export class Dispatcher implements BatchDispatcher {
         }
         const chain = chainOf(event);
         const link = `${workflow.id}|${chain}|${event.aggregateType ?? ''}|${event.aggregateId ?? ''}`;
-        if (chain !== event.id && (firedInBatch.has(link) || (await ranInChain(trx, workflow.id, chain, event)))) {
+        if (chain !== event.id && (firedInBatch.has(link) || (await ranInChain(trx, workflow.id, chain, event, replayId)))) {
           considered.push({
             event,
             workflow,
@@ -97,7 +128,9 @@ export class Dispatcher implements BatchDispatcher {
           });
           continue;
         }
-        const decision = await applyGuards(trx, workflow, event, verdict.guards);
+        const decision = replay?.ignoreGuards
+          ? { outcome: 'fired' as const, reason: 'replayed with guards ignored', detail: { guardsIgnored: true } }
+          : await applyGuards(trx, workflow, event, replayId === null ? verdict.guards : inReplay(verdict.guards, replayId));
         if (decision.outcome === 'fired') firedInBatch.add(link);
         considered.push({ event, workflow, decision });
       }
@@ -148,7 +181,7 @@ export class Dispatcher implements BatchDispatcher {
     return inserted.size === events.length ? events : events.filter((event) => inserted.has(event.id));
   }
 
-  private async insertDecisionsAndRuns(trx: Transaction<WalflowDatabase>, considered: Considered[]): Promise<number> {
+  private async insertDecisionsAndRuns(trx: Transaction<WalflowDatabase>, considered: Considered[], replayId: string | null): Promise<number> {
     if (considered.length === 0) return 0;
     const fired = considered.filter((item) => item.decision.outcome === 'fired');
     const runIds = new Map<string, string>();
@@ -156,7 +189,7 @@ export class Dispatcher implements BatchDispatcher {
       const { rows } = await sql<{ id: string; workflow_id: string; event_id: string }>`
         INSERT INTO walflow.workflow_runs
           (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, aggregate_type, aggregate_id,
-           commit_lsn, tx_position, max_attempts, correlation_id, ordered)
+           commit_lsn, tx_position, max_attempts, correlation_id, ordered, replay_id)
         SELECT * FROM unnest(
           ${fired.map((item) => item.workflow.id)}::uuid[], ${fired.map((item) => item.workflow.version)}::int[],
           ${fired.map((item) => item.event.tenantId)}::text[], ${fired.map((item) => item.event.id)}::uuid[],
@@ -164,20 +197,20 @@ export class Dispatcher implements BatchDispatcher {
           ${fired.map((item) => item.event.aggregateType)}::text[], ${fired.map((item) => item.event.aggregateId)}::text[],
           ${fired.map((item) => formatLsn(item.event.commitLsn))}::pg_lsn[], ${fired.map((item) => item.event.position)}::int[],
           ${fired.map((item) => item.workflow.definition.retry.maxAttempts)}::int[], ${fired.map((item) => chainOf(item.event))}::uuid[],
-          ${fired.map((item) => item.workflow.definition.ordering === 'aggregate')}::boolean[])
+          ${fired.map((item) => item.workflow.definition.ordering === 'aggregate')}::boolean[], ${fired.map(() => replayId)}::text[])
         ON CONFLICT DO NOTHING
         RETURNING id, workflow_id, event_id`.execute(trx);
       for (const row of rows) runIds.set(`${row.workflow_id}/${row.event_id}`, row.id);
     }
     await sql`
       INSERT INTO walflow.decisions
-        (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason, detail, run_id)
+        (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason, detail, run_id, replay_id)
       SELECT * FROM unnest(
         ${considered.map((item) => item.workflow.id)}::uuid[], ${considered.map((item) => item.workflow.version)}::int[],
         ${considered.map((item) => item.event.tenantId)}::text[], ${considered.map((item) => item.event.id)}::uuid[],
         ${considered.map((item) => item.event.committedAt)}::timestamptz[], ${considered.map((item) => item.decision.outcome)}::text[],
         ${considered.map((item) => item.decision.reason)}::text[], ${considered.map((item) => JSON.stringify(item.decision.detail))}::jsonb[],
-        ${considered.map((item) => runIds.get(`${item.workflow.id}/${item.event.id}`) ?? null)}::uuid[])
+        ${considered.map((item) => runIds.get(`${item.workflow.id}/${item.event.id}`) ?? null)}::uuid[], ${considered.map(() => replayId)}::text[])
       ON CONFLICT DO NOTHING`.execute(trx);
     return runIds.size;
   }
@@ -224,3 +257,13 @@ export class Dispatcher implements BatchDispatcher {
     await sql`DELETE FROM walflow.outbox WHERE id = ANY(${ids}::uuid[])`.execute(trx);
   }
 }
+
+/** A replay keeps guard state of its own: its cooldowns and windows never touch live ones. */
+function inReplay(guards: GuardRequest, replayId: string): GuardRequest {
+  return {
+    ...guards,
+    cooldownKey: `replay:${replayId}:${guards.cooldownKey}`,
+    rateLimitKeys: guards.rateLimitKeys.map((key) => `replay:${replayId}:${key}`),
+  };
+}
+

@@ -67,7 +67,7 @@ export async function executeRun(run: ClaimedRun, workerId: string, options: Run
         await failRun(trx, run.id, message, verdict.kind === 'retry' ? verdict.delayMs : null);
         if (verdict.kind === 'dead') {
           if (failing?.action.type === 'send_email') {
-            await emitCaused(trx, followUp(run.event, workflow, run.id, 'email.failed', { error: message, actionIndex: failing.index }));
+            await emitCaused(trx, followUp(run.event, workflow, run, 'email.failed', { error: message, actionIndex: failing.index }));
           }
           await countDeadRun(trx, workflow, run, message, logger);
         }
@@ -89,7 +89,7 @@ async function performAction(
   fenced: <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>) => Promise<T>,
 ): Promise<void> {
   const plan = planAction(action);
-  const base = { event: run.event, workflow, runId: run.id, actionIndex: index };
+  const base = { event: run.event, workflow, runId: run.id, actionIndex: index, replayId: run.replayId };
   const timeoutMs = options.runtime.actionTimeoutMs ?? 10_000;
   if (plan.kind === 'transactional') {
     await fenced(async (trx) => {
@@ -108,7 +108,7 @@ async function performAction(
   await fenced(async (trx) => {
     await recordOutcome(trx, { runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result });
     if (action.type === 'send_email') {
-      await emitCaused(trx, followUp(run.event, workflow, run.id, 'email.sent', { ...result, actionIndex: index }));
+      await emitCaused(trx, followUp(run.event, workflow, run, 'email.sent', { ...result, actionIndex: index }));
     }
   });
 }
@@ -127,7 +127,7 @@ async function countDeadRun(trx: Transaction<WalflowDatabase>, workflow: StoredW
   await trx.updateTable('walflow.workflows').set({ status: 'paused', paused_reason: reason }).where('id', '=', workflow.id).execute();
   await emitCaused(
     trx,
-    followUp(run.event, workflow, run.id, 'workflow.auto_paused', {
+    followUp(run.event, workflow, run, 'workflow.auto_paused', {
       workflowId: workflow.id,
       name: workflow.name,
       consecutiveFailures: row.consecutive_failures,
@@ -137,14 +137,14 @@ async function countDeadRun(trx: Transaction<WalflowDatabase>, workflow: StoredW
   logger.error({ workflow: workflow.name, tenant: workflow.tenantId, consecutiveFailures: row.consecutive_failures }, 'workflow paused automatically');
 }
 
-function followUp(cause: EventEnvelope, workflow: StoredWorkflow, runId: string, type: string, payload: Record<string, unknown>) {
+function followUp(cause: EventEnvelope, workflow: StoredWorkflow, run: ClaimedRun, type: string, payload: Record<string, unknown>) {
   return {
     type,
     tenantId: cause.tenantId,
-    payload: { ...payload, runId, workflowId: workflow.id, sourceEventId: cause.id },
+    payload: { ...payload, runId: run.id, workflowId: workflow.id, sourceEventId: cause.id },
     ...(cause.aggregateType === null ? {} : { aggregateType: cause.aggregateType }),
     ...(cause.aggregateId === null ? {} : { aggregateId: cause.aggregateId }),
-    metadata: causalMetadata(cause, workflow.id, runId),
+    metadata: causalMetadata(cause, workflow.id, run.id, run.replayId),
   };
 }
 

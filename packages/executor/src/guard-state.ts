@@ -115,12 +115,14 @@ export async function ranInChain(
   workflowId: string,
   chain: string,
   event: EventEnvelope,
+  replayId: string | null = null,
 ): Promise<boolean> {
   const row = await trx
     .selectFrom('walflow.workflow_runs')
     .select('id')
     .where('workflow_id', '=', workflowId)
     .where('correlation_id', '=', chain)
+    .where(sql<boolean>`replay_id IS NOT DISTINCT FROM ${replayId}`)
     .where(sql<boolean>`aggregate_type IS NOT DISTINCT FROM ${event.aggregateType}`)
     .where(sql<boolean>`aggregate_id IS NOT DISTINCT FROM ${event.aggregateId}`)
     .limit(1)

@@ -8,6 +8,8 @@ export interface ClaimedRun {
   workflowVersion: number;
   attempts: number;
   maxAttempts: number;
+  /** Set when the run comes from a replay: events it emits say so. */
+  replayId: string | null;
   event: EventEnvelope;
 }
 
@@ -22,6 +24,7 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
     workflow_version: number;
     attempts: number;
     max_attempts: number;
+    replay_id: string | null;
     event_id: string;
     event_type: string;
     tenant_id: string;
@@ -51,9 +54,9 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
          SET status = 'running', attempts = r.attempts + 1, locked_by = ${workerId},
              locked_until = now() + ${leaseMs} * interval '1 millisecond', started_at = coalesce(r.started_at, now())
         FROM due WHERE r.id = due.id
-      RETURNING r.id, r.workflow_id, r.workflow_version, r.attempts, r.max_attempts, r.event_id, r.event_committed_at
+      RETURNING r.id, r.workflow_id, r.workflow_version, r.attempts, r.max_attempts, r.replay_id, r.event_id, r.event_committed_at
     )
-    SELECT c.id, c.workflow_id, c.workflow_version, c.attempts, c.max_attempts,
+    SELECT c.id, c.workflow_id, c.workflow_version, c.attempts, c.max_attempts, c.replay_id,
            e.id AS event_id, e.event_type, e.tenant_id, e.aggregate_type, e.aggregate_id, e.payload, e.metadata,
            to_json(e.committed_at) #>> '{}' AS committed_at, e.commit_lsn::text AS commit_lsn, e.tx_position, e.xid::text AS xid
       FROM claimed c JOIN walflow.events e ON e.committed_at = c.event_committed_at AND e.id = c.event_id`.execute(db);
@@ -63,6 +66,7 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
     workflowVersion: row.workflow_version,
     attempts: row.attempts,
     maxAttempts: row.max_attempts,
+    replayId: row.replay_id,
     event: {
       id: row.event_id,
       type: row.event_type,

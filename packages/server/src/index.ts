@@ -8,4 +8,5 @@ export { WalflowMetrics } from './metrics.js';
 export { DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { prune, type PruneOptions, type PruneResult } from './prune.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
+export { replayRange, type ReplayOptions, type ReplaySummary } from './replay.js';
 export { startWalflow, type RunningWalflow } from './walflow-process.js';

@@ -7,6 +7,8 @@ export interface TransactionalActionContext {
   workflow: StoredWorkflow;
   runId: string;
   actionIndex: number;
+  /** The replay the run belongs to, if any; events it emits carry it. */
+  replayId: string | null;
   /** The transaction that records the action's outcome: its effects commit with it, exactly once. */
   trx: Transaction<WalflowDatabase>;
 }

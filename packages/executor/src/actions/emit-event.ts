@@ -9,7 +9,7 @@ import { causalMetadata } from './causal-metadata.js';
  * Emits a new event through the outbox, in the run's own transaction, carrying the causal chain: the loop
  * guard reads `depth`, explain follows `causationId`.
  */
-export const emitEventAction: TransactionalAction<EmitEventAction> = async (action, { event, workflow, runId, trx }) => {
+export const emitEventAction: TransactionalAction<EmitEventAction> = async (action, { event, workflow, runId, replayId, trx }) => {
   const payload = renderTemplate(action.payload, event);
   if (!isJsonObject(payload)) throw new WalflowError('action_failed', 'emit_event payload must render to a JSON object');
   const aggregateType = action.aggregateType === undefined ? event.aggregateType : String(renderTemplate(action.aggregateType, event));
@@ -20,7 +20,7 @@ export const emitEventAction: TransactionalAction<EmitEventAction> = async (acti
     tenantId: event.tenantId,
     ...(aggregateType === null ? {} : { aggregateType }),
     ...(aggregateId === null ? {} : { aggregateId }),
-    metadata: causalMetadata(event, workflow.id, runId),
+    metadata: causalMetadata(event, workflow.id, runId, replayId),
   });
   return { eventId: id, type: action.event };
 };

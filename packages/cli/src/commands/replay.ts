@@ -1,0 +1,106 @@
+import { readFile } from 'node:fs/promises';
+import { WalflowError } from '@walflow/core';
+import { recordAudit, replayRange } from '@walflow/server';
+import type { Command } from 'commander';
+import { commandContext, withDatabase } from '../context.js';
+import { parseTime } from '../parse-time.js';
+
+interface ReplayFlags {
+  from: string;
+  to: string;
+  type?: string;
+  workflow?: string;
+  workflowFile?: string;
+  tenant?: string;
+  replayId?: string;
+  again?: boolean;
+  dryRun?: boolean;
+  ignoreGuards?: boolean;
+  json?: boolean;
+}
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('run the recorded events committed in [from, to) through the current workflows again')
+    .requiredOption('--from <time>', 'ISO-8601 or relative (-2h); included')
+    .requiredOption('--to <time>', 'ISO-8601 or relative; excluded')
+    .option('--type <pattern>', 'an event type, or a prefix such as policy.*')
+    .option('--workflow <name|id>', 'only this workflow')
+    .option('--workflow-file <file>', 'with --dry-run: backtest a workflow that is not applied yet')
+    .option('--tenant <id>', 'only this tenant')
+    .option('--replay-id <id>', 'name the replay (default: derived from the range and filters)')
+    .option('--again', 'a fresh replay id: run the same range once more')
+    .option('--dry-run', 'decide and count, create nothing')
+    .option('--ignore-guards', 'fire every match: no cooldown, no rate limit')
+    .option('--json', 'print the summary as JSON')
+    .action(async (flags: ReplayFlags) => {
+      const context = commandContext({ logToStdout: false });
+      const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
+      const progress = progressReporter();
+      const summary = await withDatabase(context, async (db) => {
+        const result = await replayRange({
+          db,
+          logger: context.logger,
+          slotName: context.config.slotName,
+          from: parseTime(flags.from),
+          to: parseTime(flags.to),
+          type: flags.type,
+          tenantId: flags.tenant,
+          workflow: flags.workflow,
+          replayId: flags.replayId,
+          again: flags.again,
+          dryRun: flags.dryRun,
+          ignoreGuards: flags.ignoreGuards,
+          workflowDefinition,
+          policy: { updateFields: context.config.updateFields },
+          maxDepth: context.config.maxDepth,
+          retentionDays: context.config.retentionDays,
+          onProgress: progress,
+        });
+        if (!result.dryRun) await recordAudit(db, { actor: context.operator, action: 'replay', target: result.replayId, arguments: { ...flags } });
+        return result;
+      });
+      progress.done();
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        return;
+      }
+      const lines = [
+        `${summary.dryRun ? 'dry run' : 'replay'} ${summary.replayId}: ${summary.events} events, ${summary.dryRun ? 'nothing created' : `${summary.runsQueued} runs queued`}`,
+        ...Object.entries(summary.workflows).map(
+          ([workflow, counts]) => `  ${workflow}: ${Object.entries(counts).map(([outcome, n]) => `${outcome} ${n}`).join(', ')}`,
+        ),
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}
+
+async function readWorkflowFile(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as unknown;
+  } catch (error) {
+    throw WalflowError.from(error, 'workflow_invalid', `cannot read ${file}`);
+  }
+}
+
+/** A progress line with rate and ETA on a terminal (rewritten in place); nothing when stderr is not one. */
+function progressReporter(): ((done: number, total: number) => void) & { done(): void } {
+  const started = Date.now();
+  let drawn = false;
+  const report = (done: number, total: number): void => {
+    if (!process.stderr.isTTY) return;
+    const seconds = (Date.now() - started) / 1000;
+    const rate = done / Math.max(seconds, 0.001);
+    const eta = rate > 0 ? Math.round((total - done) / rate) : 0;
+    const width = 30;
+    const filled = total === 0 ? width : Math.round((done / total) * width);
+    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} events  ${Math.round(rate)}/s  ETA ${eta}s `);
+    drawn = true;
+  };
+  return Object.assign(report, {
+    done: () => {
+      if (drawn) process.stderr.write('\n');
+    },
+  });
+}

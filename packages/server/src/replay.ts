@@ -1,0 +1,177 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { formatLsn, parseLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { applyWorkflow, Dispatcher, type WorkflowPolicy } from '@walflow/executor';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Logger } from 'pino';
+
+export interface ReplayOptions {
+  db: Kysely<WalflowDatabase>;
+  logger: Logger;
+  slotName: string;
+  /** Half-open range of commit times: [from, to). */
+  from: Date;
+  to: Date;
+  /** An event type, or a prefix such as `policy.*`. */
+  type?: string | undefined;
+  tenantId?: string | undefined;
+  /** Only this workflow: its name or id. */
+  workflow?: string | undefined;
+  /** Names the replay; by default it is derived from the range and filters, so the same replay twice adds nothing. */
+  replayId?: string | undefined;
+  /** A fresh replay id: run the same range again on purpose. */
+  again?: boolean | undefined;
+  /** Decide, count and print; create nothing. */
+  dryRun?: boolean | undefined;
+  /** Fire every match: no cooldown, no rate limit. */
+  ignoreGuards?: boolean | undefined;
+  /** A workflow document that is not applied yet, evaluated in a dry run (a backtest). */
+  workflowDefinition?: unknown;
+  policy?: WorkflowPolicy | undefined;
+  maxDepth?: number | undefined;
+  /** Events older than this many days are gone: a range reaching further back is refused. */
+  retentionDays: number;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+}
+
+export interface ReplaySummary {
+  replayId: string;
+  dryRun: boolean;
+  events: number;
+  runsQueued: number;
+  /** Per workflow name: decision counts by outcome. */
+  workflows: Record<string, Record<string, number>>;
+}
+
+const PAGE = 500;
+
+class DryRunDone extends Error {}
+
+/**
+ * Runs recorded events of a time range through the current workflows again, in commit order. Conditions and
+ * guards see the events' commit times and guard state of the replay's own; runs carry the replay id and the
+ * original event. A dry run does everything inside a transaction it rolls back.
+ */
+export async function replayRange(options: ReplayOptions): Promise<ReplaySummary> {
+  const { db, from, to } = options;
+  if (!(from < to)) throw new WalflowError('config_invalid', `the range is empty: --from ${from.toISOString()} is not before --to ${to.toISOString()}`);
+  const retainedSince = new Date(Date.now() - options.retentionDays * 86_400_000);
+  if (from < retainedSince) {
+    throw new WalflowError('config_invalid', `events before ${retainedSince.toISOString()} are no longer kept (retention ${options.retentionDays} days): replay a later range`);
+  }
+  if (options.workflowDefinition !== undefined && !options.dryRun) {
+    throw new WalflowError('config_invalid', 'a workflow file is evaluated only in a dry run (--dry-run); apply it to replay for real');
+  }
+  const replayId = (options.replayId ?? derivedReplayId(options)) + (options.again ? `-${randomUUID().slice(0, 8)}` : '');
+  const summary: ReplaySummary = { replayId, dryRun: options.dryRun ?? false, events: 0, runsQueued: 0, workflows: {} };
+  const dispatcher = new Dispatcher({ db, slotName: options.slotName, logger: options.logger, maxDepth: options.maxDepth });
+  const total = await countEvents(db, options);
+
+  const replayPages = async (trx: Transaction<WalflowDatabase> | null, workflowIds: ReadonlySet<string> | undefined): Promise<void> => {
+    let after: EventEnvelope | null = null;
+    for (;;) {
+      const page = await eventsAfter(trx ?? db, options, after);
+      if (page.length === 0) return;
+      const run = (t: Transaction<WalflowDatabase>) => dispatcher.replay(t, page, { replayId, ignoreGuards: options.ignoreGuards ?? false, ...(workflowIds ? { workflowIds } : {}) });
+      const result = trx ? await run(trx) : await db.transaction().execute(run);
+      summary.events += page.length;
+      summary.runsQueued += result.runsQueued;
+      for (const decision of result.decisions) {
+        const counts = (summary.workflows[decision.workflow] ??= {});
+        counts[decision.outcome] = (counts[decision.outcome] ?? 0) + 1;
+      }
+      options.onProgress?.(summary.events, total);
+      after = page[page.length - 1]!;
+    }
+  };
+
+  if (options.dryRun) {
+    await db
+      .transaction()
+      .execute(async (trx) => {
+        const candidate = options.workflowDefinition === undefined ? undefined : (await applyWorkflow(trx, options.workflowDefinition, options.policy)).workflow.id;
+        const ids = candidate === undefined ? await workflowIds(trx, options) : new Set([candidate]);
+        await replayPages(trx, ids);
+        throw new DryRunDone();
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof DryRunDone)) throw error;
+      });
+    summary.runsQueued = 0;
+  } else {
+    await replayPages(null, await workflowIds(db, options));
+  }
+  return summary;
+}
+
+function derivedReplayId(options: ReplayOptions): string {
+  const key = JSON.stringify([options.from.toISOString(), options.to.toISOString(), options.type ?? null, options.tenantId ?? null, options.workflow ?? null, options.ignoreGuards ?? false]);
+  return `replay-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+}
+
+async function workflowIds(db: Kysely<WalflowDatabase>, options: ReplayOptions): Promise<ReadonlySet<string> | undefined> {
+  if (options.workflow === undefined) return undefined;
+  const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(options.workflow);
+  let query = db.selectFrom('walflow.workflows').select('id').where(isId ? 'id' : 'name', '=', options.workflow);
+  if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
+  const rows = await query.execute();
+  if (rows.length === 0) throw new WalflowError('not_found', `no workflow ${options.workflow}`);
+  return new Set(rows.map((row) => row.id));
+}
+
+function filtered(db: Kysely<WalflowDatabase>, options: ReplayOptions) {
+  let query = db.selectFrom('walflow.events').where('committed_at', '>=', options.from).where('committed_at', '<', options.to);
+  if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
+  if (options.type !== undefined) {
+    query = options.type.endsWith('*')
+      ? query.where('event_type', 'like', `${options.type.slice(0, -1).replace(/[\\%_]/g, '\\$&')}%`)
+      : query.where('event_type', '=', options.type);
+  }
+  return query;
+}
+
+async function countEvents(db: Kysely<WalflowDatabase>, options: ReplayOptions): Promise<number> {
+  const row = await filtered(db, options).select(sql<string>`count(*)`.as('n')).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** The next page in commit order: commit time, commit LSN, position in the transaction. */
+async function eventsAfter(db: Kysely<WalflowDatabase>, options: ReplayOptions, after: EventEnvelope | null): Promise<EventEnvelope[]> {
+  let query = filtered(db, options)
+    .select([
+      'id',
+      'event_type',
+      'tenant_id',
+      'aggregate_type',
+      'aggregate_id',
+      'payload',
+      'metadata',
+      sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at'),
+      sql<string>`commit_lsn::text`.as('commit_lsn'),
+      'tx_position',
+      sql<string>`xid::text`.as('xid'),
+    ])
+    .orderBy('committed_at')
+    .orderBy('commit_lsn')
+    .orderBy('tx_position')
+    .orderBy('id')
+    .limit(PAGE);
+  if (after) {
+    query = query.where(
+      sql<boolean>`(committed_at, commit_lsn, tx_position, id) > (${after.committedAt}::timestamptz, ${formatLsn(after.commitLsn)}::pg_lsn, ${after.position}, ${after.id}::uuid)`,
+    );
+  }
+  const rows = await query.execute();
+  return rows.map((row) => ({
+    id: row.id,
+    type: row.event_type,
+    tenantId: row.tenant_id,
+    aggregateType: row.aggregate_type,
+    aggregateId: row.aggregate_id,
+    payload: row.payload,
+    metadata: row.metadata,
+    committedAt: row.committed_at,
+    commitLsn: parseLsn(row.commit_lsn),
+    position: row.tx_position,
+    xid: row.xid,
+  }));
+}

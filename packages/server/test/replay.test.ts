@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { createDatabase, migrate, replayRange, type ReplayOptions } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+const base = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 2 * 3_600_000); // two hours ago, on the hour
+const minute = (n: number) => new Date(base.getTime() + n * 60_000);
+const events: EventEnvelope[] = [];
+
+beforeAll(async () => {
+  db = createDatabase(database.url, silentLogger);
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  // Six events a minute apart, recorded before any workflow existed: nothing fired live.
+  for (let n = 0; n < 6; n++) {
+    events.push({
+      id: randomUUID(),
+      type: n === 5 ? 'user.login' : 'policy.approved',
+      tenantId: 'replay',
+      aggregateType: 'policy',
+      aggregateId: `p${n}`,
+      payload: { n, premium: n * 1000 },
+      metadata: {},
+      committedAt: minute(n).toISOString(),
+      commitLsn: parseLsn(`0/${(0x1000 + n).toString(16)}`),
+      position: 0,
+      xid: String(n),
+    });
+  }
+  await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
+  await applyTestWorkflow(db, { tenant: 'replay', name: 'approved', trigger: { event: 'policy.*' }, cooldown: { seconds: 90 }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+const options = (overrides: Partial<ReplayOptions>): ReplayOptions => ({
+  db,
+  logger: silentLogger,
+  slotName: database.slotName,
+  from: minute(1),
+  to: minute(4),
+  retentionDays: 30,
+  ...overrides,
+});
+
+async function decisionsOf(replayId: string) {
+  return db.selectFrom('walflow.decisions').select(['event_id', 'outcome']).where('replay_id', '=', replayId).orderBy('event_committed_at').execute();
+}
+
+describe('replay', () => {
+  it('re-fires exactly the events in [from, to), in commit order, with guards in commit time', async () => {
+    const summary = await replayRange(options({}));
+    expect(summary).toMatchObject({ events: 3, dryRun: false, runsQueued: 2, workflows: { approved: { fired: 2, cooldown: 1 } } });
+    // minute 1 fires, minute 2 is within its 90 s cooldown, minute 3 fires again; minute 4 is excluded.
+    expect((await decisionsOf(summary.replayId)).map((d) => [d.event_id, d.outcome])).toEqual([
+      [events[1]!.id, 'fired'],
+      [events[2]!.id, 'cooldown'],
+      [events[3]!.id, 'fired'],
+    ]);
+    const runs = await db.selectFrom('walflow.workflow_runs').select(['event_id', 'replay_id']).where('replay_id', '=', summary.replayId).execute();
+    expect(runs.map((run) => run.event_id).sort()).toEqual([events[1]!.id, events[3]!.id].sort());
+  });
+
+  it('is idempotent: the same replay twice creates nothing the second time; --again does it once more', async () => {
+    const before = await db.selectFrom('walflow.workflow_runs').select('id').execute();
+    const second = await replayRange(options({}));
+    expect(second.runsQueued).toBe(0);
+    expect(await db.selectFrom('walflow.workflow_runs').select('id').execute()).toHaveLength(before.length);
+    const again = await replayRange(options({ again: true }));
+    expect(again.replayId).not.toBe(second.replayId);
+    expect(again.runsQueued).toBe(2);
+  });
+
+  it('dry run writes nothing and counts; it backtests a workflow that is not applied yet', async () => {
+    const count = async () => Number((await sql<{ n: string }>`SELECT (SELECT count(*) FROM walflow.decisions) + (SELECT count(*) FROM walflow.workflow_runs) + (SELECT count(*) FROM walflow.workflows) AS n`.execute(db)).rows[0]?.n);
+    const before = await count();
+    const dry = await replayRange(options({ from: minute(0), to: minute(6), dryRun: true, ignoreGuards: true, replayId: 'dry' }));
+    expect(dry).toMatchObject({ events: 6, runsQueued: 0, workflows: { approved: { fired: 5 } } });
+    const backtest = await replayRange(
+      options({
+        from: minute(0),
+        to: minute(6),
+        dryRun: true,
+        replayId: 'backtest',
+        workflowDefinition: { tenant: 'replay', name: 'big-premiums', trigger: { event: 'policy.approved' }, condition: 'event.payload.premium >= 3000.0', actions: [{ type: 'emit_event', event: 'x.z' }] },
+      }),
+    );
+    expect(backtest.workflows).toEqual({ 'big-premiums': { condition_false: 3, fired: 2 } });
+    expect(await count()).toBe(before);
+  });
+
+  it('filters by type and workflow, and refuses what it cannot do', async () => {
+    const typed = await replayRange(options({ from: minute(0), to: minute(6), type: 'user.*', replayId: 'users', dryRun: true }));
+    expect(typed.events).toBe(1);
+    await expect(replayRange(options({ workflow: 'nope' }))).rejects.toThrow(/no workflow nope/);
+    await expect(replayRange(options({ from: minute(4), to: minute(1) }))).rejects.toThrow(/the range is empty/);
+    await expect(replayRange(options({ from: new Date(Date.now() - 40 * 86_400_000) }))).rejects.toThrow(/no longer kept/);
+    await expect(replayRange(options({ workflowDefinition: {} }))).rejects.toThrow(/only in a dry run/);
+  });
+});
