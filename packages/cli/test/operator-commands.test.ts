@@ -5,7 +5,7 @@ import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runWalflow } from './walflow-process.js';
+import { runWalflow, spawnWalflow } from './walflow-process.js';
 
 const database = useTestDatabase();
 const logger = pino({ level: 'silent' });
@@ -71,6 +71,22 @@ describe('walflow replay', () => {
     expect(emitted.metadata).toMatchObject({ replayId: summary.replayId, depth: 1 });
     const again = JSON.parse((await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--json'], env)).output) as { runsQueued: number };
     expect(again.runsQueued).toBe(0);
+  });
+});
+
+describe('walflow events tail', () => {
+  it('prints events as they are recorded and stops on SIGTERM', async () => {
+    const tail = spawnWalflow(['events', 'tail', '--tenant', 'tail', '--type', 'policy.*', '--interval', '100', '--json'], env);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const ids = [await emit(walflow.db, { type: 'policy.approved', tenantId: 'tail', payload: {} }), await emit(walflow.db, { type: 'user.login', tenantId: 'tail', payload: {} })];
+      await waitFor('the tailed event', () => tail.output().includes(ids[0]!));
+      expect(JSON.parse(tail.output().trim().split('\n')[0]!)).toMatchObject({ id: ids[0], event_type: 'policy.approved', tenant_id: 'tail' });
+      expect(tail.output()).not.toContain(ids[1]);
+    } finally {
+      tail.kill('SIGTERM');
+    }
+    expect(await tail.exited).toBe(0);
   });
 });
 

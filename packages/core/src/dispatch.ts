@@ -39,6 +39,8 @@ export interface DispatchResult {
   duplicates: number;
   runsQueued: number;
   parked: number;
+  /** Decisions made for the new events, by outcome. */
+  decisions?: Partial<Record<string, number>>;
 }
 
 /**

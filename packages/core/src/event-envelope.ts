@@ -64,3 +64,9 @@ export function isValidEventType(type: string): boolean {
 export function isJsonObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** How SQL matches an event type pattern: exact, or a `prefix.*` (and `*`) as LIKE with the prefix escaped. */
+export function eventTypeCondition(pattern: string): { operator: '=' | 'like'; value: string } {
+  if (!pattern.endsWith('*')) return { operator: '=', value: pattern };
+  return { operator: 'like', value: `${pattern.slice(0, -1).replace(/[\\%_]/g, '\\$&')}%` };
+}

@@ -64,6 +64,8 @@ export class Dispatcher implements BatchDispatcher {
       await this.index.refresh(trx);
       const considered = await this.consider(trx, fresh, null);
       const runsQueued = await this.insertDecisionsAndRuns(trx, considered, null);
+      const decisions: Record<string, number> = {};
+      for (const item of considered) decisions[item.decision.outcome] = (decisions[item.decision.outcome] ?? 0) + 1;
       await this.insertDeadLetters(trx, batch);
       await this.deleteOutboxRows(trx, batch);
       if (batch.checkpoint) {
@@ -78,7 +80,7 @@ export class Dispatcher implements BatchDispatcher {
           .where((eb) => eb.or([eb('checkpoint_lsn', 'is', null), eb('checkpoint_lsn', '<', sql<string>`${formatLsn(batch.checkpoint!.endLsn)}::pg_lsn`)]))
           .execute();
       }
-      return { recorded: fresh.length, duplicates: batch.events.length - fresh.length, runsQueued, parked: batch.parked.length };
+      return { recorded: fresh.length, duplicates: batch.events.length - fresh.length, runsQueued, parked: batch.parked.length, decisions };
     });
     if (result.runsQueued > 0) this.options.onRunsQueued?.(result.runsQueued);
     return result;

@@ -10,11 +10,18 @@ import { cancelRun, completeRun, failRun, holdsLease, recordOutcome, succeededAc
 import type { WorkflowAction } from './workflow-definition.js';
 import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
 
+/** Told how actions and attempts went, for metrics. */
+export interface ExecutionObserver {
+  actionFinished(type: string, seconds: number, succeeded: boolean): void;
+  attemptFinished(result: RunResult): void;
+}
+
 export interface RunExecutorOptions {
   db: Kysely<WalflowDatabase>;
   logger: Logger;
   runtime: ActionRuntime;
   retry?: RetryPolicyOptions | undefined;
+  observer?: ExecutionObserver | undefined;
 }
 
 export type RunResult = 'succeeded' | 'retrying' | 'dead' | 'cancelled' | 'lease_lost';
@@ -27,6 +34,12 @@ class LeaseLost extends Error {}
  * once); mail and HTTP run outside it (at least once, with a stable idempotency key).
  */
 export async function executeRun(run: ClaimedRun, workerId: string, options: RunExecutorOptions): Promise<RunResult> {
+  const result = await attempt(run, workerId, options);
+  options.observer?.attemptFinished(result);
+  return result;
+}
+
+async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOptions): Promise<RunResult> {
   const { db, logger } = options;
   const fenced = async <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>): Promise<T> =>
     db.transaction().execute(async (trx) => {
@@ -46,7 +59,14 @@ export async function executeRun(run: ClaimedRun, workerId: string, options: Run
     for (const [index, action] of workflow.definition.actions.entries()) {
       if (done.has(index)) continue;
       failing = { index, action };
-      await performAction(action, index, run, workflow, options, fenced);
+      const started = performance.now();
+      try {
+        await performAction(action, index, run, workflow, options, fenced);
+        options.observer?.actionFinished(action.type, (performance.now() - started) / 1000, true);
+      } catch (error) {
+        options.observer?.actionFinished(action.type, (performance.now() - started) / 1000, false);
+        throw error;
+      }
     }
     failing = undefined;
     await fenced(async (trx) => {

@@ -53,6 +53,7 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
       duplicates: first.duplicates + second.duplicates,
       runsQueued: first.runsQueued + second.runsQueued,
       parked: first.parked + second.parked,
+      decisions: mergeCounts(first.decisions, second.decisions),
     };
   }
 
@@ -71,3 +72,10 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
     return this.inner.dispatch({ events: [], parked: [...batch.parked, parked], checkpoint: batch.checkpoint });
   }
 }
+
+function mergeCounts(a: DispatchResult['decisions'], b: DispatchResult['decisions']): Record<string, number> {
+  const merged: Record<string, number> = {};
+  for (const counts of [a, b]) for (const [key, value] of Object.entries(counts ?? {})) merged[key] = (merged[key] ?? 0) + (value ?? 0);
+  return merged;
+}
+

@@ -3,7 +3,7 @@ import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
-import { executeRun } from './execute-run.js';
+import { executeRun, type ExecutionObserver } from './execute-run.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimRuns, releaseExpiredLeases } from './run-queue.js';
 
@@ -21,6 +21,7 @@ export interface WorkerPoolOptions {
   retry?: RetryPolicyOptions;
   /** Mail, webhook and secret settings for actions that reach outside PostgreSQL. */
   runtime?: ActionRuntime;
+  observer?: ExecutionObserver;
 }
 
 /** Executes queued workflow runs: claim, run the actions, record success, or schedule a retry or death. */
@@ -77,6 +78,7 @@ export class WorkerPool {
             logger,
             runtime: this.options.runtime ?? { secrets: new Map(), webhookAllowHosts: [] },
             retry: this.options.retry,
+            observer: this.options.observer,
           });
           logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
         }

@@ -43,6 +43,31 @@ export class WalflowMetrics {
     registers: [this.registry],
   });
 
+  private readonly decisions = new Counter({ name: 'walflow_decisions_total', help: 'Decisions made, by outcome', labelNames: ['outcome'], registers: [this.registry] });
+  private readonly actionDuration = new Histogram({
+    name: 'walflow_action_duration_seconds',
+    help: 'Time one action took, by action type and result',
+    labelNames: ['type', 'result'],
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly attempts = new Counter({
+    name: 'walflow_run_attempts_total',
+    help: 'Run attempts by result; "retrying" counts retries, "dead" runs that gave up',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+
+  /** What the workers report: action durations and attempt results. */
+  readonly observer = {
+    actionFinished: (type: string, seconds: number, succeeded: boolean): void => {
+      this.actionDuration.observe({ type, result: succeeded ? 'succeeded' : 'failed' }, seconds);
+    },
+    attemptFinished: (result: string): void => {
+      this.attempts.inc({ result });
+    },
+  };
+
   /** Counters and latencies of one recorded batch (the consumer's onBatch callback). */
   recordBatch(result: DispatchResult, batch: DispatchBatch, now = Date.now()): void {
     this.batches.inc();
@@ -50,6 +75,7 @@ export class WalflowMetrics {
     if (result.duplicates > 0) this.duplicates.inc(result.duplicates);
     if (result.parked > 0) this.parked.inc(result.parked);
     if (result.runsQueued > 0) this.runsQueued.inc(result.runsQueued);
+    for (const [outcome, count] of Object.entries(result.decisions ?? {})) if (count) this.decisions.inc({ outcome }, count);
     // Redeliveries replay from the last acknowledged position, so they lead the batch.
     for (const event of batch.events.slice(result.duplicates)) {
       this.eventsRecorded.inc({ type: event.type });

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { formatLsn, parseLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { eventTypeCondition, formatLsn, parseLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, Dispatcher, type WorkflowPolicy } from '@walflow/executor';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -122,9 +122,8 @@ function filtered(db: Kysely<WalflowDatabase>, options: ReplayOptions) {
   let query = db.selectFrom('walflow.events').where('committed_at', '>=', options.from).where('committed_at', '<', options.to);
   if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
   if (options.type !== undefined) {
-    query = options.type.endsWith('*')
-      ? query.where('event_type', 'like', `${options.type.slice(0, -1).replace(/[\\%_]/g, '\\$&')}%`)
-      : query.where('event_type', '=', options.type);
+    const condition = eventTypeCondition(options.type);
+    query = query.where('event_type', condition.operator, condition.value);
   }
   return query;
 }

@@ -30,8 +30,10 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
   try {
     const catalog = config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
     await ensureEventPartitions(db, logger);
+    const metrics = new WalflowMetrics();
     const workers = new WorkerPool({
       db,
+      observer: metrics.observer,
       logger,
       concurrency: config.workerConcurrency,
       pollIntervalMs: config.workerPollMs,
@@ -44,7 +46,6 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
         actionTimeoutMs: config.actionTimeoutMs,
       },
     });
-    const metrics = new WalflowMetrics();
     const dispatcher = new TimedDispatcher(
       new PoisonIsolatingDispatcher(
         new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers.notify() }),

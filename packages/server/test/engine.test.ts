@@ -313,4 +313,12 @@ describe('execution order and lifecycle', () => {
     expect(workflow.status).toBe('paused');
     expect(workflow.paused_reason).toMatch(/3 consecutive dead runs/);
   });
+
+  it('reports action durations by type and retries in /metrics', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${walflow.httpPort}/metrics`)).text();
+    expect(text).toMatch(/^walflow_action_duration_seconds_count\{type="send_email",result="succeeded"\} [1-9]/m);
+    expect(text).toMatch(/^walflow_action_duration_seconds_count\{type="webhook",result="failed"\} [1-9]/m);
+    expect(text).toMatch(/^walflow_run_attempts_total\{result="retrying"\} [1-9]/m);
+    expect(text).toMatch(/^walflow_run_attempts_total\{result="dead"\} [1-9]/m);
+  });
 });

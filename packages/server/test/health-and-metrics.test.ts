@@ -98,11 +98,15 @@ describe('health report and metrics', () => {
       'walflow_dispatch_batch_size',
       'walflow_dispatch_batch_duration_seconds',
       'walflow_commit_to_record_seconds',
+      'walflow_decisions_total',
+      'walflow_action_duration_seconds',
+      'walflow_run_attempts_total',
     ]) {
       expect(text).toMatch(new RegExp(`^# TYPE ${name} (gauge|counter|histogram)$`, 'm'));
     }
     expect(text).toMatch(/^walflow_events_recorded_total\{type="health\.pinged"\} 5$/m);
     expect(text).toMatch(/^walflow_leader 1$/m);
+    expect(text).toMatch(/^walflow_decisions_total\{outcome="fired"\} 5$/m);
     expect(text).toMatch(/^walflow_commit_to_record_seconds_count [1-9]/m);
     expect(text).toMatch(/^walflow_dispatch_batch_duration_seconds_count [1-9]/m);
     expect(text).not.toMatch(/^process_cpu/m);

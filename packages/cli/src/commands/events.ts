@@ -1,3 +1,4 @@
+import { eventTypeCondition } from '@walflow/core';
 import type { Command } from 'commander';
 import { sql } from 'kysely';
 import { commandContext, withDatabase } from '../context.js';
@@ -27,9 +28,8 @@ export function registerEvents(program: Command): void {
           .limit(limit);
         if (options.tenant !== undefined) query = query.where('tenant_id', '=', options.tenant);
         if (options.type !== undefined) {
-          query = options.type.endsWith('*')
-            ? query.where('event_type', 'like', `${options.type.slice(0, -1).replace(/[\\%_]/g, '\\$&')}%`)
-            : query.where('event_type', '=', options.type);
+          const condition = eventTypeCondition(options.type);
+          query = query.where('event_type', condition.operator, condition.value);
         }
         return query.execute();
       });
@@ -43,4 +43,50 @@ export function registerEvents(program: Command): void {
       }
       if (rows.length === 0) process.stdout.write(`no events since ${since.toISOString()}\n`);
     });
+
+  events
+    .command('tail')
+    .description('follow new events as they are recorded (Ctrl-C to stop)')
+    .option('--type <pattern>', 'an event type, or a prefix such as policy.*')
+    .option('--tenant <id>', 'only this tenant')
+    .option('--interval <ms>', 'how often to look', '500')
+    .option('--json', 'one JSON object per line')
+    .action(async (options: { type?: string; tenant?: string; interval: string; json?: boolean }) => {
+      const context = commandContext({ logToStdout: false });
+      const intervalMs = Math.max(50, Number(options.interval) || 500);
+      let stopped = false;
+      const stop = (): void => {
+        stopped = true;
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await withDatabase(context, async (db) => {
+        // Follows received_at (when walflow recorded it), so a late-committed backlog is not skipped.
+        let since = new Date();
+        const seen = new Set<string>();
+        while (!stopped) {
+          let query = db
+            .selectFrom('walflow.events')
+            .select(['id', 'event_type', 'tenant_id', 'aggregate_type', 'aggregate_id', 'received_at', sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at'), 'payload'])
+            .where('received_at', '>=', since)
+            .orderBy('received_at')
+            .limit(1000);
+          if (options.tenant !== undefined) query = query.where('tenant_id', '=', options.tenant);
+          if (options.type !== undefined) {
+            const condition = eventTypeCondition(options.type);
+            query = query.where('event_type', condition.operator, condition.value);
+          }
+          for (const row of await query.execute()) {
+            if (seen.has(row.id)) continue;
+            seen.add(row.id);
+            since = row.received_at;
+            const { received_at: _receivedAt, ...event } = row;
+            process.stdout.write(options.json ? `${JSON.stringify(event)}\n` : `${event.committed_at}  ${event.id}  ${event.tenant_id}  ${event.event_type}\n`);
+          }
+          if (seen.size > 10_000) seen.clear();
+          await new Promise((resolve) => setTimeout(resolve, intervalMs));
+        }
+      });
+    });
 }
+
