@@ -8,6 +8,8 @@ export interface PruneOptions {
   dryRun?: boolean;
   /** Rows per delete statement, so no statement holds locks for long. @default 5000 */
   batchSize?: number;
+  /** The audit log is kept longer than events. @default one year before now */
+  auditOlderThan?: Date;
 }
 
 export interface PruneResult {
@@ -16,6 +18,7 @@ export interface PruneResult {
   decisions: number;
   runs: number;
   deadLetters: number;
+  auditEntries: number;
 }
 
 const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
@@ -28,6 +31,7 @@ const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
  */
 export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions): Promise<PruneResult> {
   const cutoff = options.olderThan;
+  const auditCutoff = options.auditOlderThan ?? new Date(Date.now() - 365 * 86_400_000);
   const batch = options.batchSize ?? 5000;
   const { rows: partitions } = await sql<{ name: string }>`
     SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -45,6 +49,7 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
       decisions: await count(sql`SELECT count(*) AS n FROM walflow.decisions WHERE event_committed_at < ${cutoff}`),
       runs: await count(sql`SELECT count(*) AS n FROM walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`),
       deadLetters: await count(sql`SELECT count(*) AS n FROM walflow.dead_letters WHERE resolved_at IS NOT NULL AND created_at < ${cutoff}`),
+      auditEntries: await count(sql`SELECT count(*) AS n FROM walflow.audit_log WHERE at < ${auditCutoff}`),
     };
   }
 
@@ -81,5 +86,8 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const deadLetters = await inBatches(
     deleting(sql`DELETE FROM walflow.dead_letters WHERE id IN (SELECT id FROM walflow.dead_letters WHERE resolved_at IS NOT NULL AND created_at < ${cutoff} LIMIT ${batch})`),
   );
-  return { droppedPartitions: droppable, events, decisions, runs, deadLetters };
+  const auditEntries = await inBatches(
+    deleting(sql`DELETE FROM walflow.audit_log WHERE id IN (SELECT id FROM walflow.audit_log WHERE at < ${auditCutoff} LIMIT ${batch})`),
+  );
+  return { droppedPartitions: droppable, events, decisions, runs, deadLetters, auditEntries };
 }

@@ -54,10 +54,13 @@ describe('prune', () => {
     expect(await counts()).toEqual({ events: '6', decisions: '6', runs: '6', queued: '4' });
 
     const cutoff = new Date(now - 30 * DAY);
-    expect(await prune(db, { olderThan: cutoff, dryRun: true })).toEqual({ droppedPartitions: [], events: 3, decisions: 3, runs: 2, deadLetters: 0 });
+    await sql`INSERT INTO walflow.audit_log (at, actor, action) VALUES (now() - interval '400 days', 'ops@host', 'old'), (now() - interval '200 days', 'ops@host', 'kept')`.execute(db);
+    expect(await prune(db, { olderThan: cutoff, dryRun: true })).toEqual({ droppedPartitions: [], events: 3, decisions: 3, runs: 2, deadLetters: 0, auditEntries: 1 });
     expect(await counts()).toEqual({ events: '6', decisions: '6', runs: '6', queued: '4' });
 
-    expect(await prune(db, { olderThan: cutoff, batchSize: 2 })).toEqual({ droppedPartitions: [], events: 3, decisions: 3, runs: 2, deadLetters: 0 });
+    expect(await prune(db, { olderThan: cutoff, batchSize: 2 })).toEqual({ droppedPartitions: [], events: 3, decisions: 3, runs: 2, deadLetters: 0, auditEntries: 1 });
+    // The audit log is kept a year, longer than events.
+    expect((await db.selectFrom('walflow.audit_log').select('action').execute()).map((row) => row.action)).toEqual(['kept']);
     const left = await db.selectFrom('walflow.events').select('id').execute();
     expect(left.map((row) => row.id).sort()).toEqual(young.map((event) => event.id).sort());
     expect(await counts()).toEqual({ events: '3', decisions: '3', runs: '4', queued: '4' });

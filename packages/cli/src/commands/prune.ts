@@ -25,7 +25,8 @@ export function registerPrune(program: Command): void {
       const verb = options.dryRun ? 'would remove' : 'removed';
       process.stdout.write(
         `${verb} what is older than ${olderThan.toISOString()}: ${result.events} events (${result.droppedPartitions.length} whole partitions), ` +
-          `${result.decisions} decisions, ${result.runs} finished runs, ${result.deadLetters} resolved dead letters\n`,
+          `${result.decisions} decisions, ${result.runs} finished runs, ${result.deadLetters} resolved dead letters; ` +
+          `${result.auditEntries} audit entries older than a year\n`,
       );
     });
 }

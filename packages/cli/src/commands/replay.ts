@@ -84,15 +84,21 @@ async function readWorkflowFile(file: string): Promise<unknown> {
   }
 }
 
-/** A progress line with rate and ETA on a terminal (rewritten in place); nothing when stderr is not one. */
+/** A progress bar with rate and ETA on a terminal (rewritten in place); a plain line per 10% otherwise. */
 function progressReporter(): ((done: number, total: number) => void) & { done(): void } {
   const started = Date.now();
   let drawn = false;
+  let lastTenth = 0;
   const report = (done: number, total: number): void => {
-    if (!process.stderr.isTTY) return;
     const seconds = (Date.now() - started) / 1000;
     const rate = done / Math.max(seconds, 0.001);
     const eta = rate > 0 ? Math.round((total - done) / rate) : 0;
+    if (!process.stderr.isTTY) {
+      const tenth = total === 0 ? 10 : Math.floor((done / total) * 10);
+      if (tenth > lastTenth) process.stderr.write(`replayed ${done}/${total} events, ${Math.round(rate)}/s, ETA ${eta}s\n`);
+      lastTenth = tenth;
+      return;
+    }
     const width = 30;
     const filled = total === 0 ? width : Math.round((done / total) * width);
     process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} events  ${Math.round(rate)}/s  ETA ${eta}s `);
