@@ -1,6 +1,7 @@
 import type { ConsumerStatus } from '@walflow/cdc';
 import type { WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
+import { secondsToInvalidation, type WalRate } from './wal-rate.js';
 
 export type HealthState = 'ok' | 'degraded' | 'down';
 
@@ -23,7 +24,7 @@ export interface HealthReport {
   status: HealthState;
   role: 'leader' | 'standby' | null;
   slot: { name: string; active: boolean; walStatus: string | null } | null;
-  lag: { bytes: number; seconds: number; retainedBytes: number; safeWalSizeBytes: number | null; secondsToInvalidation: null };
+  lag: { bytes: number; seconds: number; retainedBytes: number; safeWalSizeBytes: number | null; secondsToInvalidation: number | null };
   runs: { queued: number; running: number; dead: number; oldestQueuedSeconds: number };
   /** Outbox rows that could not become events and are not resolved yet. */
   deadLetters: number;
@@ -39,6 +40,8 @@ export interface ComputeHealthOptions {
   /** The in-process consumer; without it (the CLI while walflow is down) role is null and the consumer check is left out. */
   consumer?: ConsumerStatus;
   thresholds: HealthThresholds;
+  /** Successive reports share it to estimate the WAL rate; without it secondsToInvalidation stays null. */
+  walRate?: WalRate;
 }
 
 interface SlotRow {
@@ -57,6 +60,8 @@ interface DatabaseRow {
   oldest_queued_seconds: number;
   dead_letters: number;
   last_commit_at: string | null;
+  wal_position: number;
+  sampled_at_ms: number;
 }
 
 const RANK: Record<HealthState, number> = { ok: 0, degraded: 1, down: 2 };
@@ -79,7 +84,9 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
              coalesce(extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM walflow.workflow_runs
                                                     WHERE status = 'queued' AND next_attempt_at <= now())), 0)::float8 AS oldest_queued_seconds,
              (SELECT count(*) FROM walflow.dead_letters WHERE resolved_at IS NULL)::int AS dead_letters,
-             (SELECT to_json(last_commit_at) #>> '{}' FROM walflow.consumer_state WHERE slot_name = ${slotName}) AS last_commit_at`.execute(db),
+             (SELECT to_json(last_commit_at) #>> '{}' FROM walflow.consumer_state WHERE slot_name = ${slotName}) AS last_commit_at,
+             pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal_position,
+             (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS sampled_at_ms`.execute(db),
   ]);
   const slotRow = slotResult.rows[0];
   const row = databaseResult.rows[0];
@@ -90,7 +97,7 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
     seconds: Math.max(0, row.lag_seconds),
     retainedBytes: Math.max(0, slotRow?.retained_bytes ?? 0),
     safeWalSizeBytes: slotRow?.safe_wal_size ?? null,
-    secondsToInvalidation: null,
+    secondsToInvalidation: secondsToInvalidation(slotRow?.safe_wal_size ?? null, options.walRate?.observe(row.wal_position, row.sampled_at_ms) ?? null),
   };
   const runs = { queued: row.queued, running: row.running, dead: row.dead, oldestQueuedSeconds: Math.max(0, row.oldest_queued_seconds) };
   const checks: HealthCheck[] = [];

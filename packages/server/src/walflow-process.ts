@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { WalflowConfig } from './config.js';
 import { createDatabase } from './database.js';
 import { computeHealth, healthHttpStatus, type HealthReport } from './health-report.js';
+import { WalRate } from './wal-rate.js';
 import { startHttpServer } from './http-server.js';
 import { loadCatalog } from './load-catalog.js';
 import { prune } from './prune.js';
@@ -31,6 +32,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     const catalog = config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
     await ensureEventPartitions(db, logger);
     const metrics = new WalflowMetrics();
+    const walRate = new WalRate();
     const workers = new WorkerPool({
       db,
       observer: metrics.observer,
@@ -74,7 +76,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     let databaseAnswered = false;
     const refreshHealth = async (): Promise<void> => {
       try {
-        report = await computeHealth(db, { slotName: config.slotName, consumer: consumer.status, thresholds: config.healthThresholds });
+        report = await computeHealth(db, { slotName: config.slotName, consumer: consumer.status, thresholds: config.healthThresholds, walRate });
         databaseAnswered = true;
         metrics.updateFromHealth(report, consumer.status.role === 'leader');
       } catch (error) {
