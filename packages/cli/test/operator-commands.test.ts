@@ -40,7 +40,7 @@ describe('walflow explain', () => {
     expect(fired.output).toContain(`led to\n  ${welcomed.id}  agent.welcomed`);
 
     const cooled = await runWalflow(['explain', second, '--json'], env);
-    const explanation = JSON.parse(cooled.output) as { decisions: { outcome: string; detail: { until: string } }[] };
+    const explanation = JSON.parse(cooled.stdout) as { decisions: { outcome: string; detail: { until: string } }[] };
     expect(explanation.decisions).toEqual([expect.objectContaining({ outcome: 'cooldown', detail: expect.objectContaining({ until: expect.any(String), seconds: 600 }) })]);
 
     const effect = await runWalflow(['explain', welcomed.id], env);
@@ -60,16 +60,16 @@ describe('walflow replay', () => {
     const to = new Date(Date.now() + 60_000).toISOString();
     const dry = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--dry-run', '--json'], env);
     expect(dry.code).toBe(0);
-    expect(JSON.parse(dry.output)).toMatchObject({ dryRun: true, events: 2, runsQueued: 0, workflows: { greet: { fired: 1, cooldown: 1 } } });
+    expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, events: 2, runsQueued: 0, workflows: { greet: { fired: 1, cooldown: 1 } } });
 
     const real = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--json'], env);
-    const summary = JSON.parse(real.output) as { replayId: string; runsQueued: number };
+    const summary = JSON.parse(real.stdout) as { replayId: string; runsQueued: number };
     expect(summary.runsQueued).toBe(1);
     const emitted = await waitFor('the replayed run’s event', () =>
       db.selectFrom('walflow.events').select('metadata').where(sql<boolean>`metadata->>'replayId' = ${summary.replayId}`).executeTakeFirst(),
     );
     expect(emitted.metadata).toMatchObject({ replayId: summary.replayId, depth: 1 });
-    const again = JSON.parse((await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--json'], env)).output) as { runsQueued: number };
+    const again = JSON.parse((await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--json'], env)).stdout) as { runsQueued: number };
     expect(again.runsQueued).toBe(0);
   });
 });
@@ -81,7 +81,7 @@ describe('walflow events tail', () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const ids = [await emit(walflow.db, { type: 'policy.approved', tenantId: 'tail', payload: {} }), await emit(walflow.db, { type: 'user.login', tenantId: 'tail', payload: {} })];
       await waitFor('the tailed event', () => tail.output().includes(ids[0]!));
-      expect(JSON.parse(tail.output().trim().split('\n')[0]!)).toMatchObject({ id: ids[0], event_type: 'policy.approved', tenant_id: 'tail' });
+      expect(JSON.parse(tail.stdout().trim().split('\n')[0]!)).toMatchObject({ id: ids[0], event_type: 'policy.approved', tenant_id: 'tail' });
       expect(tail.output()).not.toContain(ids[1]);
     } finally {
       tail.kill('SIGTERM');
@@ -97,7 +97,7 @@ describe('walflow events list', () => {
     await waitFor('the events', async () => (await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'list').execute()).length === 3);
     const listed = await runWalflow(['events', 'list', '--since', '-10m', '--type', 'policy.*', '--tenant', 'list', '--json'], env);
     expect(listed.code).toBe(0);
-    expect((JSON.parse(listed.output) as { event_type: string }[]).map((row) => row.event_type)).toEqual(['policy.cancelled', 'policy.approved']);
+    expect((JSON.parse(listed.stdout) as { event_type: string }[]).map((row) => row.event_type)).toEqual(['policy.cancelled', 'policy.approved']);
     const bad = await runWalflow(['events', 'list', '--since', 'yesterday'], env);
     expect(bad.code).toBe(2);
     expect(bad.output).toMatch(/not a time/);
@@ -114,7 +114,7 @@ describe('operator commands', () => {
     const blocked = await emit(db, { type: 'policy.approved', tenantId: 'ops', payload: { block: 'yes' } });
     const [unfixable] = (await sql<{ id: string }>`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('ops', 'policy.approved', '[1]') RETURNING id`.execute(db)).rows;
     await waitFor('two dead letters', async () => (await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'ops').execute()).length === 2);
-    const listed = JSON.parse((await runWalflow(['dead-letters', 'list', '--tenant', 'ops', '--json'], env)).output) as { id: string; outboxId: string; code: string }[];
+    const listed = JSON.parse((await runWalflow(['dead-letters', 'list', '--tenant', 'ops', '--json'], env)).stdout) as { id: string; outboxId: string; code: string }[];
     expect(listed.map((letter) => [letter.outboxId, letter.code]).sort()).toEqual([[blocked, 'dispatch_failed'], [unfixable!.id, 'payload_invalid']].sort());
 
     await sql`DROP TRIGGER block_events ON walflow.events`.execute(db);
@@ -139,7 +139,7 @@ describe('operator commands', () => {
     expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).output).toMatch(/deleted ops\/notify/);
     expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).code).toBe(1);
 
-    const audit = JSON.parse((await runWalflow(['audit', 'list', '--json'], env)).output) as { action: string; target: string; actor: string }[];
+    const audit = JSON.parse((await runWalflow(['audit', 'list', '--json'], env)).stdout) as { action: string; target: string; actor: string }[];
     expect(audit.map((entry) => entry.action)).toEqual(
       expect.arrayContaining(['dead_letter.retry', 'dead_letter.discard', 'workflow.pause', 'workflow.resume', 'workflow.delete']),
     );

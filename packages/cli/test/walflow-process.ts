@@ -7,24 +7,31 @@ export const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
 export interface WalflowChild {
   process: ChildProcess;
+  /** stdout and stderr, interleaved as they arrived. */
   output(): string;
+  stdout(): string;
   exited: Promise<number | null>;
   kill(signal: NodeJS.Signals): void;
 }
 
 export function spawnWalflow(args: string[], env: Record<string, string>): WalflowChild {
   let output = '';
+  let stdout = '';
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, WALFLOW_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group
   });
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    stdout += chunk.toString();
+  });
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return {
     process: child,
     output: () => output,
+    stdout: () => stdout,
     exited,
     kill: (signal) => {
       if (child.pid === undefined || child.exitCode !== null) return;
@@ -38,10 +45,10 @@ export function spawnWalflow(args: string[], env: Record<string, string>): Walfl
 }
 
 /** Runs a CLI command to completion. */
-export async function runWalflow(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+export async function runWalflow(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string; stdout: string }> {
   const child = spawnWalflow(args, env);
   const code = await child.exited;
-  return { code, output: child.output() };
+  return { code, output: child.output(), stdout: child.stdout() };
 }
 
 /** Starts `walflow start` and waits until it streams from the slot. */
