@@ -18,7 +18,7 @@ export interface CommandContext {
 export function commandContext(options: { logToStdout: boolean }): CommandContext {
   const config = loadConfig(process.env);
   const logger = pino({ level: config.logLevel, base: { service: 'walflow' } }, pino.destination(options.logToStdout ? 1 : 2));
-  return { config, logger, operator: `${userInfo().username}@${hostname()}` };
+  return { config, logger, operator: config.operator ?? `${userInfo().username}@${hostname()}` };
 }
 
 /** Runs `work` with a database handle that is always closed. */

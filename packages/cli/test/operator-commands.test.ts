@@ -139,7 +139,11 @@ describe('operator commands', () => {
     expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).output).toMatch(/deleted ops\/notify/);
     expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).code).toBe(1);
 
+    expect((await runWalflow(['workflows', 'pause', 'nobody', '--tenant', 'ops'], { ...env, WALFLOW_OPERATOR: 'ada@ops' })).code).toBe(1);
+    await applyWorkflow(db, { tenant: 'ops', name: 'named', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    expect((await runWalflow(['workflows', 'pause', 'named', '--tenant', 'ops'], { ...env, WALFLOW_OPERATOR: 'ada@ops' })).code).toBe(0);
     const audit = JSON.parse((await runWalflow(['audit', 'list', '--json'], env)).stdout) as { action: string; target: string; actor: string }[];
+    expect(audit.find((entry) => entry.target === 'ops/named')).toMatchObject({ actor: 'ada@ops', action: 'workflow.pause' });
     expect(audit.map((entry) => entry.action)).toEqual(
       expect.arrayContaining(['dead_letter.retry', 'dead_letter.discard', 'workflow.pause', 'workflow.resume', 'workflow.delete']),
     );

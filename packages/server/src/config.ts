@@ -42,6 +42,7 @@ const environmentSchema = z.object({
   WALFLOW_STANDBY_POLL_MS: integer(50, 600_000).default(1000),
   WALFLOW_DOWN_RECHECK_MS: integer(50, 3_600_000).default(10_000),
   WALFLOW_RETENTION_DAYS: integer(1, 36_500).default(30),
+  WALFLOW_OPERATOR: z.string().min(1).max(200).optional(),
   WALFLOW_HEALTH_LAG_SECONDS_DEGRADED: integer(0, 31_536_000).default(60),
   WALFLOW_HEALTH_LAG_SECONDS_DOWN: integer(0, 31_536_000).default(600),
   WALFLOW_HEALTH_LAG_BYTES_DEGRADED: integer(0, Number.MAX_SAFE_INTEGER).default(GIB),
@@ -81,6 +82,8 @@ export interface WalflowConfig {
   downRecheckMs: number;
   /** Events, decisions and finished runs older than this many days are pruned once a day. */
   retentionDays: number;
+  /** Who the audit log names for CLI actions; default `user@host`. */
+  operator: string | undefined;
   /** Where `/health` turns degraded or down. */
   healthThresholds: HealthThresholds;
   /** Secret values by name; never logged or shown. */
@@ -124,6 +127,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     standbyPollMs: env.WALFLOW_STANDBY_POLL_MS,
     downRecheckMs: env.WALFLOW_DOWN_RECHECK_MS,
     retentionDays: env.WALFLOW_RETENTION_DAYS,
+    operator: env.WALFLOW_OPERATOR,
     healthThresholds: {
       lagSecondsDegraded: env.WALFLOW_HEALTH_LAG_SECONDS_DEGRADED,
       lagSecondsDown: env.WALFLOW_HEALTH_LAG_SECONDS_DOWN,

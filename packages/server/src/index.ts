@@ -10,3 +10,4 @@ export { prune, type PruneOptions, type PruneResult } from './prune.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
 export { replayRange, type ReplayOptions, type ReplaySummary } from './replay.js';
 export { startWalflow, type RunningWalflow } from './walflow-process.js';
+export { secondsToInvalidation, WalRate } from './wal-rate.js';
