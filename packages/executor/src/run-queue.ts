@@ -1,6 +1,6 @@
-import type { EventEnvelope, EventMetadata, WalflowDatabase } from '@walflow/core';
-import { parseLsn } from '@walflow/core';
+import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { toEventEnvelope, type EventRow } from './event-row.js';
 
 export interface ClaimedRun {
   id: string;
@@ -18,25 +18,17 @@ export interface ClaimedRun {
  * number of processes, take disjoint runs. The lease lets another worker take the run over if this one dies.
  */
 export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, limit: number, leaseMs: number): Promise<ClaimedRun[]> {
-  const { rows } = await sql<{
-    id: string;
-    workflow_id: string;
-    workflow_version: number;
-    attempts: number;
-    max_attempts: number;
-    replay_id: string | null;
-    event_id: string;
-    event_type: string;
-    tenant_id: string;
-    aggregate_type: string | null;
-    aggregate_id: string | null;
-    payload: Record<string, unknown>;
-    metadata: EventMetadata;
-    committed_at: string;
-    commit_lsn: string;
-    tx_position: number;
-    xid: string;
-  }>`
+  const { rows } = await sql<
+    Omit<EventRow, 'id'> & {
+      id: string;
+      workflow_id: string;
+      workflow_version: number;
+      attempts: number;
+      max_attempts: number;
+      replay_id: string | null;
+      event_id: string;
+    }
+  >`
     WITH due AS (
       SELECT r.id FROM walflow.workflow_runs r
        WHERE r.status = 'queued' AND r.next_attempt_at <= now()
@@ -67,19 +59,7 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
     attempts: row.attempts,
     maxAttempts: row.max_attempts,
     replayId: row.replay_id,
-    event: {
-      id: row.event_id,
-      type: row.event_type,
-      tenantId: row.tenant_id,
-      aggregateType: row.aggregate_type,
-      aggregateId: row.aggregate_id,
-      payload: row.payload,
-      metadata: row.metadata,
-      committedAt: row.committed_at,
-      commitLsn: parseLsn(row.commit_lsn),
-      position: row.tx_position,
-      xid: row.xid,
-    },
+    event: toEventEnvelope({ ...row, id: row.event_id }),
   }));
 }
 

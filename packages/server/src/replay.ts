@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { eventTypeCondition, formatLsn, parseLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { applyWorkflow, Dispatcher, type WorkflowPolicy } from '@walflow/executor';
+import { eventTypeCondition, formatLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { applyWorkflow, Dispatcher, toEventEnvelope, type WorkflowPolicy } from '@walflow/executor';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 
@@ -159,18 +159,5 @@ async function eventsAfter(db: Kysely<WalflowDatabase>, options: ReplayOptions, 
       sql<boolean>`(committed_at, commit_lsn, tx_position, id) > (${after.committedAt}::timestamptz, ${formatLsn(after.commitLsn)}::pg_lsn, ${after.position}, ${after.id}::uuid)`,
     );
   }
-  const rows = await query.execute();
-  return rows.map((row) => ({
-    id: row.id,
-    type: row.event_type,
-    tenantId: row.tenant_id,
-    aggregateType: row.aggregate_type,
-    aggregateId: row.aggregate_id,
-    payload: row.payload,
-    metadata: row.metadata,
-    committedAt: row.committed_at,
-    commitLsn: parseLsn(row.commit_lsn),
-    position: row.tx_position,
-    xid: row.xid,
-  }));
+  return (await query.execute()).map(toEventEnvelope);
 }
