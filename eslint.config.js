@@ -29,7 +29,7 @@ export default tseslint.config(
   },
   {
     // vitest's asymmetric matchers (expect.any, expect.stringContaining) are typed `any`.
-    files: ['**/*.test.ts'],
+    files: ['**/*.test.ts', '**/test/**/*.ts'],
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },
   },
   {

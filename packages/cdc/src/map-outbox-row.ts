@@ -18,12 +18,10 @@ export interface OutboxRowContext {
 }
 
 /**
- * Turns one inserted outbox row, as wal2json prints it, into a named event, or parks it with the reason it
- * cannot be one. Never throws: bad data must not stop the stream.
+ * Turns one inserted outbox row (column values as text, json columns as JSON text) into a named event, or parks
+ * it with the reason it cannot be one. Never throws: bad data must not stop the stream.
  */
-export function mapOutboxRow(columns: readonly { name: string; value: unknown }[], context: OutboxRowContext): MappedRow {
-  const raw: Record<string, unknown> = {};
-  for (const column of columns) raw[column.name] = column.value;
+export function mapOutboxRow(raw: Readonly<Record<string, unknown>>, context: OutboxRowContext): MappedRow {
 
   const id = typeof raw.id === 'string' ? raw.id : null;
   const tenantId = typeof raw.tenant_id === 'string' ? raw.tenant_id : DEFAULT_TENANT;
@@ -58,7 +56,7 @@ export function mapOutboxRow(columns: readonly { name: string; value: unknown }[
   };
 }
 
-/** wal2json prints json and jsonb columns as JSON text. */
+/** Both decoders deliver json and jsonb columns as JSON text. */
 function parseJsonColumn(value: unknown): unknown {
   if (typeof value !== 'string') return undefined;
   try {

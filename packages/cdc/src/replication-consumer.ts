@@ -4,7 +4,7 @@ import { LeaderLock, type LeaderHandle } from './leader-lock.js';
 import { explainSlotError } from './slot.js';
 import { StreamSession, type StreamSessionOptions } from './stream-session.js';
 import { verifyConsumer } from './verify-consumer.js';
-import { MESSAGE_PREFIX } from './wal2json-plugin.js';
+import { MESSAGE_PREFIX } from './outbox-stream.js';
 
 export type ConsumerState = 'starting' | 'standby' | 'streaming' | 'reconnecting' | 'down' | 'stopped';
 export type ConsumerRole = 'leader' | 'standby';
@@ -17,7 +17,7 @@ export interface ConsumerStatus {
   since: Date;
 }
 
-export interface ReplicationConsumerOptions extends Omit<StreamSessionOptions, 'onStreaming'> {
+export interface ReplicationConsumerOptions extends Omit<StreamSessionOptions, 'onStreaming' | 'decoder'> {
   /** A normal (non-replication) connection for checks and heartbeats. */
   db: Kysely<WalflowDatabase>;
   /** Reconnect delays. @default { initialMs: 500, maxMs: 30000 } */
@@ -122,9 +122,10 @@ export class ReplicationConsumer {
     try {
       while (!this.stopping && !lockLost) {
         try {
-          await verifyConsumer(this.options.db, slotName);
+          const decoder = await verifyConsumer(this.options.db, slotName);
           this.session = new StreamSession({
             ...this.options,
+            decoder,
             onStreaming: () => {
               attempt = 0;
               this.setState('streaming', 'leader');

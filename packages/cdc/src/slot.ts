@@ -1,7 +1,10 @@
 import { assertSlotName, sqlStateOf, SqlState, WalflowError } from '@walflow/core';
 import { sql, type QueryExecutorProvider } from 'kysely';
+import { isSlotPlugin, type SlotPlugin } from './change-decoder.js';
+import { OUTBOX_PUBLICATION } from './outbox-stream.js';
 
-export const SLOT_PLUGIN = 'wal2json';
+/** `auto` keeps an existing slot's plugin and gives a new slot wal2json when the server has it, else pgoutput. */
+export type DecoderChoice = SlotPlugin | 'auto';
 
 export interface SlotInfo {
   name: string;
@@ -46,17 +49,54 @@ export async function assertLogicalWal(db: QueryExecutorProvider): Promise<void>
 }
 
 /**
- * Creates the logical slot. This waits for every transaction open in the cluster to finish, and must run
- * outside any transaction.
+ * Creates the logical slot with the chosen plugin (`auto`: wal2json when the server allows it, else pgoutput).
+ * This waits for every transaction open in the cluster to finish, and must run outside any transaction. A
+ * pgoutput slot needs its publication to exist first; see ensureOutboxPublication.
  */
-export async function createSlot(db: QueryExecutorProvider, name: string): Promise<{ lsn: string }> {
+export async function createSlot(db: QueryExecutorProvider, name: string, choice: DecoderChoice): Promise<{ lsn: string; plugin: SlotPlugin }> {
+  if (choice === 'auto') {
+    try {
+      return await createSlot(db, name, 'wal2json');
+    } catch (error) {
+      if (!(error instanceof WalflowError && error.code === 'slot_plugin_not_allowed')) throw error;
+      return createSlot(db, name, 'pgoutput');
+    }
+  }
   try {
     const { rows } = await sql<{ lsn: string }>`
-      SELECT lsn::text FROM pg_create_logical_replication_slot(${assertSlotName(name)}, ${SLOT_PLUGIN})`.execute(db);
-    return { lsn: rows[0]?.lsn ?? '0/0' };
+      SELECT lsn::text FROM pg_create_logical_replication_slot(${assertSlotName(name)}, ${choice})`.execute(db);
+    return { lsn: rows[0]?.lsn ?? '0/0', plugin: choice };
   } catch (error) {
     throw explainSlotError(error, name);
   }
+}
+
+/**
+ * The slot's plugin must match an explicit choice; `auto` accepts whichever supported plugin it has.
+ * Returns the plugin to read the slot with.
+ */
+export function assertSlotPlugin(slot: SlotInfo, choice: DecoderChoice): SlotPlugin {
+  const { plugin, name } = slot;
+  if (!isSlotPlugin(plugin) || (choice !== 'auto' && plugin !== choice)) {
+    const wanted = choice === 'auto' ? 'wal2json or pgoutput' : choice;
+    throw new WalflowError(
+      'slot_plugin_not_allowed',
+      `replication slot ${name} exists with plugin ${plugin ?? 'none'}, but walflow is configured for ${wanted} (WALFLOW_DECODER); ` +
+        'a slot keeps its plugin for life: set WALFLOW_DECODER=auto, or recreate the slot with `walflow repair`',
+    );
+  }
+  return plugin;
+}
+
+/**
+ * Creates the (empty) publication pgoutput reads, unless it exists. pgoutput looks its publication up as of each
+ * decoded change, and fails on changes from before the publication existed, so it must predate the slot;
+ * migration 0009 adds the outbox table to it in the same transaction as the rest of the schema.
+ */
+export async function ensureOutboxPublication(db: QueryExecutorProvider): Promise<void> {
+  const { rows } = await sql<{ exists: boolean }>`
+    SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = ${OUTBOX_PUBLICATION}) AS exists`.execute(db);
+  if (!rows[0]?.exists) await sql`CREATE PUBLICATION ${sql.id(OUTBOX_PUBLICATION)} WITH (publish = 'insert')`.execute(db);
 }
 
 /** Turns PostgreSQL's slot errors into ones that say what to do. */
@@ -65,14 +105,21 @@ export function explainSlotError(error: unknown, name: string): WalflowError {
   if (/may not be used as an output plugin/.test(message)) {
     return new WalflowError(
       'slot_plugin_not_allowed',
-      `PostgreSQL does not allow wal2json as an output plugin: add it to output_plugin_libraries (for example output_plugin_libraries = 'pgoutput, test_decoding, wal2json') and reload the configuration`,
+      `PostgreSQL does not allow wal2json as an output plugin: add it to output_plugin_libraries (for example output_plugin_libraries = 'pgoutput, test_decoding, wal2json') and reload the configuration, or set WALFLOW_DECODER=pgoutput`,
+      { cause: error },
+    );
+  }
+  if (/publication "[^"]*" does not exist/.test(message)) {
+    return new WalflowError(
+      'slot_plugin_not_allowed',
+      `the pgoutput slot ${name} cannot find publication ${OUTBOX_PUBLICATION} as of the changes it decodes: run \`walflow migrate\`, then \`walflow repair\` to recreate the slot`,
       { cause: error },
     );
   }
   if (/could not access file "wal2json"/.test(message)) {
     return new WalflowError(
       'slot_plugin_not_allowed',
-      'the wal2json output plugin is not installed on the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql-<major>-wal2json)',
+      'the wal2json output plugin is not installed on the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql-<major>-wal2json), or set WALFLOW_DECODER=pgoutput',
       { cause: error },
     );
   }

@@ -10,13 +10,15 @@ import type { ClientConfig } from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { AckTracker } from './ack-tracker.js';
+import type { ChangeDecoder } from './change-decoder.js';
+import { OUTBOX_SCHEMA, OUTBOX_TABLE } from './outbox-stream.js';
 import { TransactionAssembler, type StreamSlice } from './transaction-assembler.js';
-import { parseWal2JsonMessage } from './wal2json-messages.js';
-import { createWal2JsonPlugin, OUTBOX_SCHEMA, OUTBOX_TABLE } from './wal2json-plugin.js';
 
 export interface StreamSessionOptions {
   connection: ClientConfig;
   slotName: string;
+  /** The decoder of the plugin the slot was created with. */
+  decoder: ChangeDecoder;
   dispatcher: BatchDispatcher;
   logger: Logger;
   catalog?: EventCatalog | undefined;
@@ -71,7 +73,7 @@ export class StreamSession {
     this.service.on('start', () => this.options.onStreaming?.());
     try {
       // 0/0 asks the server to start from the slot's confirmed position.
-      await this.service.subscribe(createWal2JsonPlugin(), this.options.slotName, '0/00000000');
+      await this.service.subscribe(this.options.decoder.createPlugin(), this.options.slotName, '0/00000000');
     } catch (error) {
       this.fail(error);
     }
@@ -95,7 +97,7 @@ export class StreamSession {
   private async onData(raw: unknown): Promise<void> {
     if (this.failure !== null || this.draining) return;
     try {
-      const message = parseWal2JsonMessage(raw);
+      const message = this.options.decoder.decode(raw);
       for (const slice of this.assembler.accept(message)) {
         this.pending.push(slice);
         this.pendingRows += slice.events.length + slice.parked.length;

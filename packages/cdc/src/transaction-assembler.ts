@@ -1,6 +1,6 @@
-import { parseLsn, WalflowError, type EventCatalog, type EventEnvelope, type ParkedRow, type TransactionEnd } from '@walflow/core';
+import { WalflowError, type CommitPosition, type EventCatalog, type EventEnvelope, type ParkedRow, type TransactionEnd } from '@walflow/core';
+import type { ChangeMessage } from './change-message.js';
 import { mapOutboxRow } from './map-outbox-row.js';
-import { walTimestampToIso, type Wal2JsonBegin, type Wal2JsonMessage } from './wal2json-messages.js';
 
 /**
  * A piece of the committed stream. Slices of one transaction arrive in order; only the last one carries `end`,
@@ -25,13 +25,12 @@ export interface TransactionAssemblerOptions {
 }
 
 interface OpenTransaction {
-  begin: Wal2JsonBegin;
-  commit: { xid: string; commitLsn: ReturnType<typeof parseLsn>; committedAt: string };
+  commit: CommitPosition;
   position: number;
   slice: StreamSlice;
 }
 
-/** Groups wal2json format-version 2 messages (B, I…, C) into slices of committed transactions. */
+/** Groups change messages (begin, inserts, commit) into slices of committed transactions. */
 export class TransactionAssembler {
   private open: OpenTransaction | null = null;
   private readonly sliceSize: number;
@@ -46,22 +45,18 @@ export class TransactionAssembler {
   }
 
   /** Returns the slices that the message completes (none, one or, at a commit, the rest of the transaction). */
-  accept(message: Wal2JsonMessage): StreamSlice[] {
-    switch (message.action) {
-      case 'B': {
-        if (this.open) throw protocolError(`BEGIN of xid ${message.xid} inside xid ${this.open.begin.xid}`);
-        this.open = {
-          begin: message,
-          commit: { xid: String(message.xid), commitLsn: parseLsn(message.lsn), committedAt: walTimestampToIso(message.timestamp) },
-          position: 0,
-          slice: emptySlice(),
-        };
+  accept(message: ChangeMessage): StreamSlice[] {
+    switch (message.kind) {
+      case 'begin': {
+        if (this.open) throw protocolError(`BEGIN of xid ${message.xid} inside xid ${this.open.commit.xid}`);
+        const { xid, commitLsn, committedAt } = message;
+        this.open = { commit: { xid, commitLsn, committedAt }, position: 0, slice: emptySlice() };
         return [];
       }
-      case 'I': {
+      case 'insert': {
         const open = this.requireOpen('INSERT');
         if (message.schema !== this.options.outboxSchema || message.table !== this.options.outboxTable) return [];
-        const mapped = mapOutboxRow(message.columns, { commit: open.commit, position: open.position++, catalog: this.options.catalog });
+        const mapped = mapOutboxRow(message.row, { commit: open.commit, position: open.position++, catalog: this.options.catalog });
         if (mapped.kind === 'event') open.slice.events.push(mapped.event);
         else open.slice.parked.push(mapped.row);
         if (open.slice.events.length + open.slice.parked.length < this.sliceSize) return [];
@@ -69,21 +64,19 @@ export class TransactionAssembler {
         open.slice = emptySlice();
         return [full];
       }
-      case 'C': {
+      case 'commit': {
         const open = this.requireOpen('COMMIT');
-        if (message.xid !== open.begin.xid) throw protocolError(`COMMIT of xid ${message.xid} inside xid ${open.begin.xid}`);
+        if (message.xid !== null && message.xid !== open.commit.xid) throw protocolError(`COMMIT of xid ${message.xid} inside xid ${open.commit.xid}`);
         this.open = null;
         const last = open.slice;
-        last.end = { commitLsn: open.commit.commitLsn, endLsn: parseLsn(message.nextlsn), committedAt: open.commit.committedAt };
+        last.end = { commitLsn: open.commit.commitLsn, endLsn: message.endLsn, committedAt: open.commit.committedAt };
         return [last];
       }
-      case 'M':
-        // Heartbeats and other logical messages carry no events; their transaction's C still acknowledges them.
+      case 'ignored':
+        // Heartbeats and other logical messages carry no events; their transaction's commit still acknowledges them.
         return [];
-      case 'U':
-      case 'D':
-      case 'T':
-        throw protocolError(`unexpected ${message.action} change: the slot must be read with actions=insert`);
+      case 'unexpected':
+        throw protocolError(`unexpected ${message.action} change: the slot must only stream inserts into the outbox`);
     }
   }
 
@@ -98,5 +91,5 @@ function emptySlice(): StreamSlice {
 }
 
 function protocolError(message: string): WalflowError {
-  return new WalflowError('message_invalid', `wal2json stream out of order: ${message}`);
+  return new WalflowError('message_invalid', `change stream out of order: ${message}`);
 }

@@ -1,3 +1,4 @@
+import type { DecoderChoice } from '@walflow/cdc';
 import { WalflowError } from '@walflow/core';
 import { z } from 'zod';
 import type { HealthThresholds } from './health-report.js';
@@ -24,6 +25,7 @@ const environmentSchema = z.object({
     .default('walflow'),
   WALFLOW_HTTP_PORT: integer(0, 65535).default(8787),
   WALFLOW_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  WALFLOW_DECODER: z.enum(['auto', 'wal2json', 'pgoutput']).default('auto'),
   WALFLOW_CATALOG: z.string().min(1).optional(),
   WALFLOW_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WALFLOW_WORKER_CONCURRENCY: integer(0, 256).default(4),
@@ -61,6 +63,8 @@ export interface WalflowConfig {
   httpHost: string;
   /** Module exporting the event catalog (`catalog` or default export); without it any object payload is accepted. */
   catalogModule: string | undefined;
+  /** Output plugin of a new slot (`auto`: wal2json when the server has it, else pgoutput); a slot keeps its plugin. */
+  decoder: DecoderChoice;
   logLevel: z.output<typeof environmentSchema>['WALFLOW_LOG_LEVEL'];
   workerConcurrency: number;
   workerPollMs: number;
@@ -117,6 +121,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     workerLeaseMs: env.WALFLOW_WORKER_LEASE_MS,
     maxDepth: env.WALFLOW_MAX_DEPTH,
     batchSize: env.WALFLOW_BATCH_SIZE,
+    decoder: env.WALFLOW_DECODER,
     smtp: smtpSettings(env.WALFLOW_SMTP_URL, env.WALFLOW_SMTP_FROM),
     webhookSigningSecret: env.WALFLOW_WEBHOOK_SECRET,
     webhookAllowHosts: env.WALFLOW_WEBHOOK_ALLOW_HOSTS,

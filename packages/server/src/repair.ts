@@ -1,5 +1,5 @@
 import { assertSlotName, parseLsn, WalflowError, type EventCatalog, type WalflowDatabase } from '@walflow/core';
-import { inspectSlot, LeaderLock, mapOutboxRow, SLOT_PLUGIN } from '@walflow/cdc';
+import { ensureOutboxPublication, inspectSlot, isSlotPlugin, LeaderLock, mapOutboxRow, type DecoderChoice, type SlotPlugin } from '@walflow/cdc';
 import { Dispatcher, PoisonIsolatingDispatcher } from '@walflow/executor';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
@@ -11,6 +11,8 @@ export interface RepairOptions {
   slotName: string;
   logger: Logger;
   catalog?: EventCatalog | undefined;
+  /** The new slot's plugin; `auto` keeps the plugin the slot had (or was migrated with). @default 'auto' */
+  decoder?: DecoderChoice | undefined;
   /** @default 8 */
   maxDepth?: number;
 }
@@ -18,6 +20,7 @@ export interface RepairOptions {
 export interface RepairResult {
   droppedSlot: boolean;
   consistentPoint: string;
+  plugin: SlotPlugin;
   recovered: number;
   parked: number;
 }
@@ -51,12 +54,14 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
   try {
     const existing = await inspectSlot(db, slotName);
     if (existing?.active) throw new WalflowError('leader_busy', `slot ${slotName} is in use by another connection; stop it first`);
+    const plugin = await choosePlugin(db, slotName, existing?.plugin ?? null, options.decoder ?? 'auto');
     if (existing) await sql`SELECT pg_drop_replication_slot(${slotName})`.execute(db);
+    if (plugin === 'pgoutput') await ensureOutboxPublication(db);
 
     await replication.connect();
     // The exported snapshot stays valid while this connection runs no other command.
     const created = await replication.query<{ consistent_point: string; snapshot_name: string }>(
-      `CREATE_REPLICATION_SLOT "${slotName}" LOGICAL ${SLOT_PLUGIN} (SNAPSHOT 'export')`,
+      `CREATE_REPLICATION_SLOT "${slotName}" LOGICAL ${plugin} (SNAPSHOT 'export')`,
     );
     const { consistent_point: consistentPoint, snapshot_name: snapshot } = created.rows[0]!;
     logger.info({ slot: slotName, consistentPoint }, 'replication slot recreated');
@@ -81,8 +86,7 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
           const events = [];
           const parked = [];
           for (const [position, row] of rows.entries()) {
-            const columns = Object.entries(row).map(([name, value]) => ({ name, value }));
-            const mapped = mapOutboxRow(columns, {
+            const mapped = mapOutboxRow(row, {
               commit: { xid: '0', commitLsn: parseLsn(consistentPoint), committedAt: row.created_at },
               position,
               catalog: options.catalog,
@@ -106,6 +110,7 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
     await db
       .updateTable('walflow.consumer_state')
       .set({
+        plugin,
         slot_created_at: sql`now()`,
         slot_created_lsn: consistentPoint,
         checkpoint_lsn: null,
@@ -116,9 +121,18 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
       })
       .where('slot_name', '=', slotName)
       .execute();
-    return { droppedSlot: existing !== null, consistentPoint, ...totals };
+    return { droppedSlot: existing !== null, consistentPoint, plugin, ...totals };
   } finally {
     await replication.end().catch(() => undefined);
     await leader.release();
   }
+}
+
+/** An explicit choice wins; `auto` keeps the lost slot's plugin, else the one recorded when it was migrated. */
+async function choosePlugin(db: Kysely<WalflowDatabase>, slotName: string, existing: string | null, choice: DecoderChoice): Promise<SlotPlugin> {
+  if (choice !== 'auto') return choice;
+  if (isSlotPlugin(existing)) return existing;
+  const state = await db.selectFrom('walflow.consumer_state').select('plugin').where('slot_name', '=', slotName).executeTakeFirst();
+  const recorded = state?.plugin ?? null;
+  return isSlotPlugin(recorded) ? recorded : 'wal2json';
 }

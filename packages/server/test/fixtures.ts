@@ -23,7 +23,7 @@ export function testConfig(url: string, slotName: string, overrides: Partial<Wal
 export async function startTestWalflow(url: string, slotName: string, overrides: Partial<WalflowConfig> = {}): Promise<RunningWalflow> {
   const db = createDatabase(url, silentLogger);
   try {
-    await migrate({ db, slotName, logger: silentLogger });
+    await migrate({ db, slotName, logger: silentLogger, decoder: overrides.decoder });
   } finally {
     await db.destroy();
   }

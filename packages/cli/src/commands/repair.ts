@@ -11,7 +11,7 @@ export function registerRepair(program: Command): void {
       const { config, logger } = context;
       const catalog = config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
       const result = await withDatabase(context, async (db) => {
-        const repaired = await repairSlot({ db, databaseUrl: config.databaseUrl, slotName: config.slotName, logger, catalog, maxDepth: config.maxDepth });
+        const repaired = await repairSlot({ db, databaseUrl: config.databaseUrl, slotName: config.slotName, logger, catalog, maxDepth: config.maxDepth, decoder: config.decoder });
         await recordAudit(db, { actor: context.operator, action: 'slot.repair', target: config.slotName, arguments: { ...repaired } });
         return repaired;
       });

@@ -1,0 +1,64 @@
+import { parseLsn, WalflowError } from '@walflow/core';
+import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import type { ChangeDecoder } from './change-decoder.js';
+import type { ChangeMessage } from './change-message.js';
+import { OUTBOX_PUBLICATION } from './outbox-stream.js';
+
+const JSON_TYPE_OIDS = new Set([114, 3802]);
+
+/**
+ * PostgreSQL's built-in plugin, for servers without wal2json (managed services, embedded PostgreSQL). The
+ * publication limits the stream to outbox inserts; `messages` lets heartbeats through. pgoutput leaves empty
+ * transactions out entirely, so idle periods are confirmed through keepalives alone.
+ */
+export const pgoutputDecoder: ChangeDecoder = {
+  plugin: 'pgoutput',
+  createPlugin: () => new PgoutputPlugin({ protoVersion: 1, publicationNames: [OUTBOX_PUBLICATION], messages: true }),
+  decode(raw: unknown): ChangeMessage {
+    const message = raw as Pgoutput.Message;
+    switch (message.tag) {
+      case 'begin':
+        return { kind: 'begin', xid: String(message.xid), commitLsn: parseLsn(requireLsn(message.commitLsn, 'begin')), committedAt: unixMicrosToIso(message.commitTime as bigint) };
+      case 'insert':
+        return { kind: 'insert', schema: message.relation.schema, table: message.relation.name, row: asWal2JsonText(message) };
+      case 'commit':
+        return { kind: 'commit', xid: null, endLsn: parseLsn(requireLsn(message.commitEndLsn, 'commit')) };
+      case 'message':
+      case 'relation':
+      case 'type':
+      case 'origin':
+        return { kind: 'ignored' };
+      case 'update':
+      case 'delete':
+      case 'truncate':
+        return { kind: 'unexpected', action: message.tag };
+      default:
+        throw new WalflowError('message_invalid', `unexpected pgoutput message ${JSON.stringify((raw as { tag?: unknown }).tag)}`);
+    }
+  },
+};
+
+/**
+ * The library parses column text with node-postgres's type parsers; json columns go back to JSON text so that a
+ * row means the same whichever plugin decoded it (a jsonb *string* that looks like an object must stay a string).
+ */
+function asWal2JsonText(message: Pgoutput.MessageInsert): Record<string, unknown> {
+  const row: Record<string, unknown> = {};
+  for (const column of message.relation.columns) {
+    const value: unknown = message.new[column.name];
+    row[column.name] = value !== null && value !== undefined && JSON_TYPE_OIDS.has(column.typeOid) ? JSON.stringify(value) : value;
+  }
+  return row;
+}
+
+function requireLsn(lsn: string | null, where: string): string {
+  if (lsn === null) throw new WalflowError('message_invalid', `pgoutput ${where} message without an LSN`);
+  return lsn;
+}
+
+/** pg-logical-replication gives commit times as microseconds since the Unix epoch; this keeps the microseconds. */
+export function unixMicrosToIso(micros: bigint): string {
+  const seconds = micros / 1_000_000n;
+  const fraction = (micros % 1_000_000n).toString().padStart(6, '0');
+  return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19)}.${fraction}+00:00`;
+}

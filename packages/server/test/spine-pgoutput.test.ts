@@ -1,0 +1,3 @@
+import { describeSpine } from './spine-suite.js';
+
+describeSpine('pgoutput');

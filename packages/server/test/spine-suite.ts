@@ -1,0 +1,178 @@
+import type { SlotPlugin } from '@walflow/cdc';
+import { emit } from '@walflow/outbox';
+import { migrate, type RunningWalflow } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, countsFor, silentLogger, startTestWalflow } from './fixtures.js';
+
+/** The spine's end-to-end tests, run once per decoder (spine.test.ts, spine-pgoutput.test.ts). */
+export function describeSpine(decoder: SlotPlugin): void {
+  const database = useTestDatabase();
+  let walflow: RunningWalflow;
+
+  beforeAll(async () => {
+    walflow = await startTestWalflow(database.url, database.slotName, { maxDepth: 5, decoder });
+  });
+  afterAll(async () => {
+    await walflow?.stop();
+  });
+
+  describe(`the spine with ${decoder}: outbox → WAL → events → workflow runs`, () => {
+    it(`reads a slot created with ${decoder}`, async () => {
+      const { rows } = await sql<{ plugin: string }>`SELECT plugin FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(walflow.db);
+      expect(rows).toEqual([{ plugin: decoder }]);
+    });
+
+    it('turns a committed recruit.graduated_to_agent into one event, one decision and one successful run', async () => {
+      const { db } = walflow;
+      const workflowId = await applyTestWorkflow(db, {
+        tenant: 'graduation',
+        name: 'welcome-agent',
+        trigger: { event: 'recruit.graduated_to_agent' },
+        actions: [{ type: 'emit_event', event: 'agent.onboarding_started', payload: { recruitId: '{{event.aggregateId}}', name: '{{event.payload.name}}' } }],
+      });
+      const eventId = await db.transaction().execute((trx) =>
+        emit(trx, { type: 'recruit.graduated_to_agent', tenantId: 'graduation', aggregateType: 'recruit', aggregateId: 'r-42', payload: { name: 'Ada' }, actorId: 'u1' }),
+      );
+
+      await waitFor('the run to succeed', async () => (await countsFor(db, 'graduation')).succeeded === 1);
+      const event = await db.selectFrom('walflow.events').selectAll().where('id', '=', eventId).executeTakeFirstOrThrow();
+      expect(event).toMatchObject({ event_type: 'recruit.graduated_to_agent', tenant_id: 'graduation', aggregate_id: 'r-42', payload: { name: 'Ada' }, tx_position: 0 });
+      const decisions = await db.selectFrom('walflow.decisions').selectAll().where('event_id', '=', eventId).execute();
+      expect(decisions).toMatchObject([{ workflow_id: workflowId, outcome: 'fired', workflow_version: 1 }]);
+      const runs = await db.selectFrom('walflow.workflow_runs').selectAll().where('event_id', '=', eventId).execute();
+      expect(runs).toMatchObject([{ id: decisions[0]?.run_id, status: 'succeeded', attempts: 1, workflow_version: 1 }]);
+
+      // The action's event went through the outbox and the WAL too, carrying its cause.
+      const followUp = await waitFor('the emitted event to be recorded', () =>
+        db.selectFrom('walflow.events').selectAll().where('event_type', '=', 'agent.onboarding_started').executeTakeFirst(),
+      );
+      expect(followUp).toMatchObject({
+        tenant_id: 'graduation',
+        payload: { recruitId: 'r-42', name: 'Ada' },
+        metadata: { causationId: eventId, correlationId: eventId, depth: 1, runId: runs[0]?.id, actorId: 'u1' },
+      });
+      expect(await countsFor(db, 'graduation')).toMatchObject({ events: 2, decisions: 1, runs: 1, outbox: 0 });
+    });
+
+    it('emits nothing for rolled-back transactions or savepoints, and exactly the committed events', async () => {
+      const { db } = walflow;
+      await applyTestWorkflow(db, { tenant: 'rollback', name: 'count', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'policy.counted' }] });
+      const committed: string[] = [];
+      for (let n = 0; n < 30; n++) {
+        const events = Array.from({ length: (n % 3) + 1 }, (_, k) => ({ type: 'policy.approved', tenantId: 'rollback', payload: { n, k } }));
+        if (n % 2 === 0) {
+          committed.push(...(await db.transaction().execute(async (trx) => Promise.all(events.map((event) => emit(trx, event))))));
+        } else {
+          await db
+            .transaction()
+            .execute(async (trx) => {
+              for (const event of events) await emit(trx, event);
+              throw new Error('rollback');
+            })
+            .catch(() => undefined);
+        }
+      }
+      // A savepoint rolled back inside a committed transaction: only the outer event survives.
+      committed.push(
+        await db.transaction().execute(async (trx) => {
+          await sql`SAVEPOINT s`.execute(trx);
+          await emit(trx, { type: 'policy.approved', tenantId: 'rollback', payload: { savepoint: true } });
+          await sql`ROLLBACK TO SAVEPOINT s`.execute(trx);
+          return emit(trx, { type: 'policy.approved', tenantId: 'rollback', payload: { outer: true } });
+        }),
+      );
+
+      await waitFor('every committed event to run, and the runs’ events to be recorded', async () => {
+        const counts = await countsFor(db, 'rollback');
+        return counts.succeeded === committed.length && counts.outbox === 0;
+      });
+      const recorded = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'rollback').where('event_type', '=', 'policy.approved').execute();
+      expect(recorded.map((row) => row.id).sort()).toEqual([...committed].sort());
+      expect(await countsFor(db, 'rollback')).toMatchObject({ decisions: committed.length, runs: committed.length, outbox: 0 });
+    });
+
+    it('stops a workflow that triggers itself at the depth limit and records why', async () => {
+      const { db } = walflow;
+      // Each hop is about a new aggregate, so only the depth limit (not the chain guard) can stop it.
+      const workflowId = await applyTestWorkflow(db, {
+        tenant: 'loop',
+        name: 'echo',
+        trigger: { event: 'loop.ping' },
+        actions: [{ type: 'emit_event', event: 'loop.ping', aggregateId: '{{event.id}}', payload: { again: true } }],
+      });
+      await emit(db, { type: 'loop.ping', tenantId: 'loop', payload: {} });
+
+      // Depth 0 (the application's event) through depth 5: five runs, then the sixth event is blocked.
+      await waitFor('the loop to be blocked', async () =>
+        db.selectFrom('walflow.decisions').select('reason').where('workflow_id', '=', workflowId).where('outcome', '=', 'loop_blocked').executeTakeFirst(),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await countsFor(db, 'loop')).toMatchObject({ events: 6, decisions: 6, fired: 5, runs: 5, succeeded: 5, outbox: 0 });
+    });
+
+    it('never runs a workflow of another tenant, and records a paused workflow as inactive', async () => {
+      const { db } = walflow;
+      await applyTestWorkflow(db, { tenant: 'tenant-b', name: 'b-listener', trigger: { event: 'commission.earned' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+      await applyTestWorkflow(db, { tenant: 'tenant-a', name: 'a-paused', status: 'paused', trigger: { event: 'commission.earned' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+      const eventId = await emit(db, { type: 'commission.earned', tenantId: 'tenant-a', payload: { amount: 10 } });
+      await waitFor('the event to be recorded', async () => (await countsFor(db, 'tenant-a')).decisions === 1);
+      const decisions = await db.selectFrom('walflow.decisions').select(['outcome', 'reason']).where('event_id', '=', eventId).execute();
+      expect(decisions).toEqual([{ outcome: 'inactive', reason: 'workflow is paused' }]);
+      expect(await countsFor(db, 'tenant-b')).toMatchObject({ decisions: 0, runs: 0 });
+    });
+
+    it('parks an outbox row whose payload is not an object, deletes it from the outbox, and goes on', async () => {
+      const { db } = walflow;
+      const [bad] = (await sql<{ id: string }>`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('poison', 'policy.approved', '[1, 2]') RETURNING id`.execute(db)).rows;
+      const good = await emit(db, { type: 'policy.approved', tenantId: 'poison', payload: { fine: true } });
+      await waitFor('the good event after the bad row', async () => (await countsFor(db, 'poison')).events === 1);
+      const letter = await db.selectFrom('walflow.dead_letters').selectAll().where('outbox_id', '=', bad!.id).executeTakeFirstOrThrow();
+      expect(letter).toMatchObject({ code: 'payload_invalid', event_type: 'policy.approved', raw: { tenant_id: 'poison' } });
+      // The raw row keeps the payload as JSON text (spacing is the decoder's).
+      expect(JSON.parse((letter.raw as { payload: string }).payload) as unknown).toEqual([1, 2]);
+      expect(await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'poison').execute()).toEqual([{ id: good }]);
+      expect(await countsFor(db, 'poison')).toMatchObject({ outbox: 0, deadLetters: 1 });
+    });
+
+    it('retries a failing run with backoff and marks it dead after its attempts, keeping the error', async () => {
+      const { db } = walflow;
+      // A real database failure inside the action's transaction: the outbox refuses this one event type.
+      await sql`CREATE FUNCTION public.refuse_fail_me() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.event_type = 'fail.me' THEN RAISE EXCEPTION 'outbox refuses fail.me'; END IF; RETURN NEW; END $$`.execute(db);
+      await sql`CREATE TRIGGER refuse_fail_me BEFORE INSERT ON walflow.outbox FOR EACH ROW EXECUTE FUNCTION public.refuse_fail_me()`.execute(db);
+      await applyTestWorkflow(db, { tenant: 'retry', name: 'doomed', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'fail.me' }], retry: { maxAttempts: 2 } });
+      const eventId = await emit(db, { type: 'policy.approved', tenantId: 'retry', payload: {} });
+      const run = await waitFor('the run to die', () =>
+        db.selectFrom('walflow.workflow_runs').selectAll().where('event_id', '=', eventId).where('status', '=', 'dead').executeTakeFirst(),
+      );
+      expect(run).toMatchObject({ attempts: 2, max_attempts: 2, last_error: expect.stringContaining('outbox refuses fail.me') });
+      expect(run.finished_at).toBeInstanceOf(Date);
+      await sql`DROP TRIGGER refuse_fail_me ON walflow.outbox`.execute(db);
+    });
+
+    it('changes nothing when migrate runs again while walflow is running', async () => {
+      const { db } = walflow;
+      const before = await db.selectFrom('walflow.schema_migrations').selectAll().execute();
+      const result = await migrate({ db, slotName: database.slotName, logger: silentLogger });
+      expect(result).toEqual({ applied: [], slotCreated: false, plugin: decoder });
+      expect(await db.selectFrom('walflow.schema_migrations').selectAll().execute()).toEqual(before);
+      await emit(db, { type: 'policy.approved', tenantId: 'after-migrate', payload: {} });
+      await waitFor('streaming to go on', async () => (await countsFor(db, 'after-migrate')).events === 1);
+      expect(walflow.consumerStatus().state).toBe('streaming');
+    });
+
+    it('advances the slot and the checkpoint only past recorded transactions', async () => {
+      const { db } = walflow;
+      await emit(db, { type: 'policy.approved', tenantId: 'checkpoint', payload: {} });
+      await waitFor('the event', async () => (await countsFor(db, 'checkpoint')).events === 1);
+      const { rows } = await sql<{ recorded: boolean; confirmed: boolean }>`
+        SELECT s.checkpoint_lsn >= e.commit_lsn AS recorded, r.confirmed_flush_lsn >= e.commit_lsn AS confirmed
+          FROM walflow.consumer_state s, pg_replication_slots r,
+               (SELECT max(commit_lsn) AS commit_lsn FROM walflow.events WHERE tenant_id = 'checkpoint') e
+         WHERE s.slot_name = ${database.slotName} AND r.slot_name = ${database.slotName}`.execute(db);
+      expect(rows[0]).toEqual({ recorded: true, confirmed: true });
+    });
+  });
+}
