@@ -1,0 +1,14 @@
+# The walflow process: `walflow migrate` and `walflow start` from one image (see docker-compose.yml).
+FROM node:20-bookworm-slim AS build
+WORKDIR /walflow
+RUN npm install -g pnpm@10.34.8
+COPY . .
+RUN pnpm install --frozen-lockfile && pnpm build && pnpm prune --prod
+
+FROM node:20-bookworm-slim
+WORKDIR /walflow
+COPY --from=build /walflow /walflow
+ENV NODE_ENV=production WALFLOW_HTTP_HOST=0.0.0.0 WALFLOW_HTTP_PORT=8787
+EXPOSE 8787
+ENTRYPOINT ["node", "packages/cli/dist/main.js"]
+CMD ["start"]
