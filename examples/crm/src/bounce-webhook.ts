@@ -1,0 +1,90 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Kysely } from 'kysely';
+import { bounceNotificationSchema, recordBounce } from './email-bounces.js';
+import type { CrmDatabase } from './schema.js';
+
+export const BOUNCE_PATH = '/webhooks/email/bounces';
+/** A bounce notification is a few hundred bytes; anything far larger is not one. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+export interface BounceWebhook {
+  url: string;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The inbound endpoint an email provider posts bounces to: `POST /webhooks/email/bounces` with one JSON bounce
+ * notification (see email-bounces.ts). 202 with the event id; 400 naming every invalid field; 404, 405, 413.
+ * It has no authentication: bind it to a private address, or verify the provider's signature in front of it.
+ */
+export async function startBounceWebhook(options: { db: Kysely<CrmDatabase>; host?: string; port?: number }): Promise<BounceWebhook> {
+  const server = createServer((request, response) => {
+    handle(request, options.db).then(
+      (eventId) => reply(response, 202, { eventId }),
+      (error: unknown) =>
+        error instanceof HttpError
+          ? reply(response, error.status, { error: error.message })
+          : reply(response, 500, { error: `the bounce could not be recorded: ${error instanceof Error ? error.message : String(error)}` }),
+    );
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${host}:${port}${BOUNCE_PATH}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(request: IncomingMessage, db: Kysely<CrmDatabase>): Promise<string> {
+  const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+  if (path !== BOUNCE_PATH) throw new HttpError(404, `no route ${path}; bounces go to POST ${BOUNCE_PATH}`);
+  if (request.method !== 'POST') throw new HttpError(405, `${request.method ?? 'this method'} is not allowed; use POST`);
+  let body: unknown;
+  try {
+    body = JSON.parse(await readBody(request));
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    throw new HttpError(400, `the body is not JSON: ${(error as Error).message}`);
+  }
+  const parsed = bounceNotificationSchema.safeParse(body);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
+    throw new HttpError(400, `invalid bounce notification: ${issues.join('; ')}`);
+  }
+  return recordBounce(db, parsed.data);
+}
+
+async function readBody(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function reply(response: ServerResponse, status: number, body: unknown): void {
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
+  if (status === 405) headers.allow = 'POST';
+  response.writeHead(status, headers).end(JSON.stringify(body));
+}

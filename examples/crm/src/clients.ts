@@ -1,0 +1,9 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { ClientsTable, CrmDatabase } from './schema.js';
+
+export type Client = Selectable<ClientsTable>;
+
+/** A new client of the agency; no event (policies carry their client in theirs). */
+export async function createClient(db: Kysely<CrmDatabase>, client: { name: string; email: string }): Promise<Client> {
+  return db.insertInto('crm.clients').values(client).returningAll().executeTakeFirstOrThrow();
+}

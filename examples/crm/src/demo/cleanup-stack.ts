@@ -1,0 +1,26 @@
+/**
+ * What the demo started, stopped in reverse order — also after a failure. Every step runs even when an earlier one
+ * fails; the failures are reported together at the end.
+ */
+export class CleanupStack {
+  readonly #steps: { what: string; stop: () => Promise<void> }[] = [];
+
+  /** Registers `stop` for something that just started. */
+  defer(what: string, stop: () => Promise<void>): void {
+    this.#steps.push({ what, stop });
+  }
+
+  async run(): Promise<void> {
+    const failures: unknown[] = [];
+    const messages: string[] = [];
+    for (let step = this.#steps.pop(); step !== undefined; step = this.#steps.pop()) {
+      try {
+        await step.stop();
+      } catch (error) {
+        failures.push(error);
+        messages.push(`stopping ${step.what} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    if (failures.length > 0) throw new AggregateError(failures, messages.join('; '));
+  }
+}

