@@ -61,6 +61,8 @@ export interface WorkflowsTable {
   ordering: Generated<'aggregate' | 'none'>;
   consecutive_failures: Generated<number>;
   paused_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Generated from `definition.concurrency.limit`. */
+  concurrency_limit: ColumnType<number | null, never, never>;
   version: Generated<number>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
@@ -101,6 +103,8 @@ export interface WorkflowRunsTable {
   replay_id: string | null;
   correlation_id: ColumnType<string | null, string | null | undefined, string | null>;
   ordered: Generated<boolean>;
+  /** The workflow's concurrency key for this run ('' without one). */
+  concurrency_key: Generated<string>;
   status: Generated<RunStatus>;
   attempts: Generated<number>;
   max_attempts: Generated<number>;

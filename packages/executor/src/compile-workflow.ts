@@ -8,6 +8,7 @@ export interface CompiledExpressions {
   bypass: CompiledExpression | undefined;
   cooldownKey: CompiledExpression | undefined;
   rateLimitKeys: (CompiledExpression | undefined)[];
+  concurrencyKey: CompiledExpression | undefined;
 }
 
 /** What an operator allows workflows to touch; checked when a workflow is applied. */
@@ -25,6 +26,7 @@ export function compileWorkflow(definition: WorkflowDefinition): CompiledExpress
     bypass: compile('bypass', definition.bypass, true),
     cooldownKey: compile('cooldown.key', definition.cooldown?.key, false),
     rateLimitKeys: definition.rateLimits.map((limit, index) => compile(`rateLimits.${index}.key`, limit.key, false)),
+    concurrencyKey: compile('concurrency.key', definition.concurrency?.key, false),
   };
 }
 

@@ -26,7 +26,7 @@ const event = (metadata: Record<string, unknown> = {}): EventEnvelope => ({
 
 describe('decide', () => {
   it('hands an active workflow on to the guards, with its keys', () => {
-    expect(decide(workflow, event(), { maxDepth: 3 })).toEqual({ kind: 'guarded', guards: { bypassed: false, cooldownKey: '', rateLimitKeys: [] } });
+    expect(decide(workflow, event(), { maxDepth: 3 })).toEqual({ kind: 'guarded', guards: { bypassed: false, cooldownKey: '', rateLimitKeys: [], concurrencyKey: '' } });
   });
 
   it('records a paused workflow as inactive', () => {
@@ -64,7 +64,18 @@ describe('decide', () => {
     });
     expect(decide(guarded, event({ priority: 'critical', actorId: 'u1' }), { maxDepth: 3 })).toEqual({
       kind: 'guarded',
-      guards: { bypassed: true, cooldownKey: 'null', rateLimitKeys: ['u1', ''] },
+      guards: { bypassed: true, cooldownKey: 'null', rateLimitKeys: ['u1', ''], concurrencyKey: '' },
+    });
+  });
+
+  it('computes the concurrency key beside the guard keys, and records a key that fails as a condition error', () => {
+    const limited = indexed({ rateLimits: [{ limit: 2, periodSeconds: 60, key: 'event.metadata.actorId' }], concurrency: { limit: 2, key: 'event.metadata.actorId' } });
+    expect(decide(limited, event({ actorId: 'u7' }), { maxDepth: 3 })).toEqual({
+      kind: 'guarded',
+      guards: { bypassed: false, cooldownKey: '', rateLimitKeys: ['u7'], concurrencyKey: 'u7' },
+    });
+    expect(decide(indexed({ concurrency: { limit: 1, key: 'event.payload.missing' } }), event(), { maxDepth: 3 })).toMatchObject({
+      decision: { outcome: 'condition_error', reason: expect.stringMatching(/^concurrency\.key failed/) },
     });
   });
 });

@@ -16,11 +16,13 @@ export interface DecideOptions {
 
 export type IndexedWorkflow = StoredWorkflow & { compiled: CompiledExpressions };
 
-/** What the guards kept in PostgreSQL (chain, cooldown, rate limits) still have to decide. */
+/** What the guards kept in PostgreSQL (chain, cooldown, rate limits, concurrency when claimed) still have to decide. */
 export interface GuardRequest {
   bypassed: boolean;
   cooldownKey: string;
   rateLimitKeys: string[];
+  /** Recorded on the run: workers count running runs per (workflow, this key). */
+  concurrencyKey: string;
 }
 
 export type Verdict = { kind: 'decided'; decision: Decision } | { kind: 'guarded'; guards: GuardRequest };
@@ -43,7 +45,7 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
       causationId: event.metadata.causationId ?? null,
     });
   }
-  const { condition, bypass, cooldownKey, rateLimitKeys } = workflow.compiled;
+  const { condition, bypass, cooldownKey, rateLimitKeys, concurrencyKey } = workflow.compiled;
   if (condition) {
     const result = evaluateCondition(condition, event);
     if (!result.ok) return decided('condition_error', `condition failed: ${result.error}`, { condition: condition.source });
@@ -56,7 +58,12 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
     bypassed = result.value;
   }
   const keys: string[] = [];
-  for (const [field, expression] of [['cooldown.key', cooldownKey] as const, ...rateLimitKeys.map((key, index) => [`rateLimits.${index}.key`, key] as const)]) {
+  const keyExpressions = [
+    ['cooldown.key', cooldownKey] as const,
+    ...rateLimitKeys.map((key, index) => [`rateLimits.${index}.key`, key] as const),
+    ['concurrency.key', concurrencyKey] as const,
+  ];
+  for (const [field, expression] of keyExpressions) {
     if (!expression) {
       keys.push('');
       continue;
@@ -65,7 +72,10 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
     if (!result.ok) return decided('condition_error', `${field} failed: ${result.error}`, { [field]: expression.source });
     keys.push(result.key);
   }
-  return { kind: 'guarded', guards: { bypassed, cooldownKey: keys[0] ?? '', rateLimitKeys: keys.slice(1) } };
+  return {
+    kind: 'guarded',
+    guards: { bypassed, cooldownKey: keys[0] ?? '', rateLimitKeys: keys.slice(1, 1 + rateLimitKeys.length), concurrencyKey: keys.at(-1) ?? '' },
+  };
 }
 
 export function eventDepth(event: EventEnvelope): number {

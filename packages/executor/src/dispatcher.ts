@@ -27,6 +27,8 @@ interface Considered {
   event: EventEnvelope;
   workflow: IndexedWorkflow;
   decision: Decision;
+  /** The run's concurrency key, for workflows that were handed on to the guards. */
+  concurrencyKey?: string;
 }
 
 /** How a replay differs from live dispatch. */
@@ -134,7 +136,7 @@ export class Dispatcher implements BatchDispatcher {
           ? { outcome: 'fired' as const, reason: 'replayed with guards ignored', detail: { guardsIgnored: true } }
           : await applyGuards(trx, workflow, event, replayId === null ? verdict.guards : inReplay(verdict.guards, replayId));
         if (decision.outcome === 'fired') firedInBatch.add(link);
-        considered.push({ event, workflow, decision });
+        considered.push({ event, workflow, decision, concurrencyKey: verdict.guards.concurrencyKey });
       }
     }
     return considered;
@@ -191,7 +193,7 @@ export class Dispatcher implements BatchDispatcher {
       const { rows } = await sql<{ id: string; workflow_id: string; event_id: string }>`
         INSERT INTO walflow.workflow_runs
           (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, aggregate_type, aggregate_id,
-           commit_lsn, tx_position, max_attempts, correlation_id, ordered, replay_id)
+           commit_lsn, tx_position, max_attempts, correlation_id, ordered, replay_id, concurrency_key)
         SELECT * FROM unnest(
           ${fired.map((item) => item.workflow.id)}::uuid[], ${fired.map((item) => item.workflow.version)}::int[],
           ${fired.map((item) => item.event.tenantId)}::text[], ${fired.map((item) => item.event.id)}::uuid[],
@@ -199,7 +201,8 @@ export class Dispatcher implements BatchDispatcher {
           ${fired.map((item) => item.event.aggregateType)}::text[], ${fired.map((item) => item.event.aggregateId)}::text[],
           ${fired.map((item) => formatLsn(item.event.commitLsn))}::pg_lsn[], ${fired.map((item) => item.event.position)}::int[],
           ${fired.map((item) => item.workflow.definition.retry.maxAttempts)}::int[], ${fired.map((item) => chainOf(item.event))}::uuid[],
-          ${fired.map((item) => item.workflow.definition.ordering === 'aggregate')}::boolean[], ${fired.map(() => replayId)}::text[])
+          ${fired.map((item) => item.workflow.definition.ordering === 'aggregate')}::boolean[], ${fired.map(() => replayId)}::text[],
+          ${fired.map((item) => item.concurrencyKey ?? '')}::text[])
         ON CONFLICT DO NOTHING
         RETURNING id, workflow_id, event_id`.execute(trx);
       for (const row of rows) runIds.set(`${row.workflow_id}/${row.event_id}`, row.id);

@@ -13,9 +13,13 @@ export interface ClaimedRun {
   event: EventEnvelope;
 }
 
+/** Runs queued: the 0011 migration's trigger notifies this channel when a statement queues runs. */
+export const RUNS_QUEUED_CHANNEL = 'walflow_runs_queued';
+
 /**
- * Claims up to `limit` due runs for one worker: FOR UPDATE SKIP LOCKED lets any number of workers, in any
- * number of processes, take disjoint runs. The lease lets another worker take the run over if this one dies.
+ * Claims up to `limit` due runs for one worker (walflow.claim_runs): FOR UPDATE SKIP LOCKED lets any number of
+ * workers, in any number of processes, take disjoint runs, in commit order per aggregate and within each
+ * workflow's concurrency limit. The lease lets another worker take the run over if this one dies.
  */
 export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, limit: number, leaseMs: number): Promise<ClaimedRun[]> {
   const { rows } = await sql<
@@ -29,29 +33,11 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
       event_id: string;
     }
   >`
-    WITH due AS (
-      SELECT r.id FROM walflow.workflow_runs r
-       WHERE r.status = 'queued' AND r.next_attempt_at <= now()
-         -- Runs of one workflow for one aggregate go in commit order: wait while an earlier one is unfinished.
-         AND NOT (r.ordered AND r.aggregate_id IS NOT NULL AND EXISTS (
-               SELECT 1 FROM walflow.workflow_runs p
-                WHERE p.workflow_id = r.workflow_id AND p.aggregate_type IS NOT DISTINCT FROM r.aggregate_type
-                  AND p.aggregate_id = r.aggregate_id AND p.status IN ('queued', 'running')
-                  AND (p.commit_lsn, p.tx_position, p.id) < (r.commit_lsn, r.tx_position, r.id)))
-       ORDER BY r.next_attempt_at
-       LIMIT ${limit}
-       FOR UPDATE SKIP LOCKED
-    ), claimed AS (
-      UPDATE walflow.workflow_runs r
-         SET status = 'running', attempts = r.attempts + 1, locked_by = ${workerId},
-             locked_until = now() + ${leaseMs} * interval '1 millisecond', started_at = coalesce(r.started_at, now())
-        FROM due WHERE r.id = due.id
-      RETURNING r.id, r.workflow_id, r.workflow_version, r.attempts, r.max_attempts, r.replay_id, r.event_id, r.event_committed_at
-    )
-    SELECT c.id, c.workflow_id, c.workflow_version, c.attempts, c.max_attempts, c.replay_id,
-           e.id AS event_id, e.event_type, e.tenant_id, e.aggregate_type, e.aggregate_id, e.payload, e.metadata,
-           to_json(e.committed_at) #>> '{}' AS committed_at, e.commit_lsn::text AS commit_lsn, e.tx_position, e.xid::text AS xid
-      FROM claimed c JOIN walflow.events e ON e.committed_at = c.event_committed_at AND e.id = c.event_id`.execute(db);
+    SELECT (c.run).id, (c.run).workflow_id, (c.run).workflow_version, (c.run).attempts, (c.run).max_attempts, (c.run).replay_id,
+           (c.event).id AS event_id, (c.event).event_type, (c.event).tenant_id, (c.event).aggregate_type, (c.event).aggregate_id,
+           (c.event).payload, (c.event).metadata, to_json((c.event).committed_at) #>> '{}' AS committed_at,
+           (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid
+      FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}) c`.execute(db);
   return rows.map((row) => ({
     id: row.id,
     workflowId: row.workflow_id,
@@ -142,6 +128,30 @@ export async function cancelRun(trx: Transaction<WalflowDatabase>, runId: string
     .set({ status: 'cancelled', finished_at: sql`now()`, last_error: reason, locked_by: null, locked_until: null })
     .where('id', '=', runId)
     .execute();
+}
+
+/**
+ * Hands back the runs a stopping worker pool still holds (`locked_by` starting with its id): queued again at
+ * once, the interrupted attempt not counted. Runs whose outcome is being written right now are skipped; that
+ * write finishes them. Workers elsewhere are woken for the runs handed back.
+ */
+export async function releaseHeldRuns(db: Kysely<WalflowDatabase>, poolId: string): Promise<number> {
+  const { rows } = await sql<{ released: number }>`
+    WITH held AS (
+      SELECT id FROM walflow.workflow_runs
+       WHERE status = 'running' AND starts_with(locked_by, ${`${poolId}/`})
+       FOR UPDATE SKIP LOCKED
+    ), released AS (
+      UPDATE walflow.workflow_runs r
+         SET status = 'queued', attempts = greatest(r.attempts - 1, 0), next_attempt_at = now(),
+             locked_by = NULL, locked_until = NULL, last_error = 'released by a worker that shut down'
+        FROM held WHERE r.id = held.id
+      RETURNING r.id
+    )
+    SELECT count(*)::int AS released FROM released`.execute(db);
+  const released = rows[0]?.released ?? 0;
+  if (released > 0) await sql`SELECT pg_notify(${RUNS_QUEUED_CHANNEL}, '')`.execute(db);
+  return released;
 }
 
 /** Returns runs whose worker died (lease expired) to the queue, or to dead when out of attempts. */

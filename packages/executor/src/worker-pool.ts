@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
 import { executeRun, type ExecutionObserver } from './execute-run.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
-import { claimRuns, releaseExpiredLeases } from './run-queue.js';
+import { claimRuns, releaseExpiredLeases, releaseHeldRuns } from './run-queue.js';
 
 export interface WorkerPoolOptions {
   db: Kysely<WalflowDatabase>;
@@ -42,8 +42,8 @@ export class WorkerPool {
   }
 
   /**
-   * Stops claiming and waits for the runs in hand, at most `graceMs`; runs still going then are left to their
-   * leases, which expire and let another worker take them over.
+   * Stops claiming and waits for the runs in hand, at most `graceMs`; runs still going then are handed back to
+   * the queue, so other workers take them over at once instead of when their leases expire.
    */
   async stop(graceMs = 30_000): Promise<void> {
     this.stopping = true;
@@ -52,7 +52,7 @@ export class WorkerPool {
     const graceOver = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
     const finished = await Promise.race([Promise.all(this.loops).then(() => 'done' as const), graceOver]);
     clearTimeout(timer);
-    if (finished === 'timeout') this.options.logger.warn({ graceMs }, 'shutdown grace period over: leaving running actions to their leases');
+    if (finished === 'timeout') await this.releaseRunsInHand(graceMs);
     this.loops = [];
   }
 
@@ -86,6 +86,15 @@ export class WorkerPool {
         logger.error({ err: error, workerId }, 'worker loop failed; retrying');
         await this.idle();
       }
+    }
+  }
+
+  private async releaseRunsInHand(graceMs: number): Promise<void> {
+    try {
+      const released = await releaseHeldRuns(this.options.db, this.id);
+      this.options.logger.warn({ graceMs, released }, 'shutdown grace period over: runs still in hand handed back to the queue');
+    } catch (error) {
+      this.options.logger.warn({ err: error, graceMs }, 'shutdown grace period over: could not hand runs back; their leases will expire');
     }
   }
 

@@ -58,6 +58,13 @@ describe('parseWorkflowDefinition', () => {
     expect(parseWorkflowDefinition({ ...valid, actions: [{ ...update, increment: '{{event.payload.amount}}' }] }).actions[0]).toMatchObject({ type: 'update_field' });
   });
 
+  it('accepts a concurrency limit with an optional key, and refuses a limit below 1', () => {
+    expect(parseWorkflowDefinition({ ...valid, concurrency: { limit: 2, key: 'event.aggregateId' } }).concurrency).toEqual({ limit: 2, key: 'event.aggregateId' });
+    expect(parseWorkflowDefinition({ ...valid, concurrency: { limit: 1 } }).concurrency).toEqual({ limit: 1 });
+    expect(() => parseWorkflowDefinition({ ...valid, concurrency: { limit: 0 } })).toThrow(/concurrency\.limit/);
+    expect(() => parseWorkflowDefinition({ ...valid, concurrency: { limit: 2, keys: 'x' } })).toThrow(/concurrency/);
+  });
+
   it('requires at least one action', () => {
     expect(() => parseWorkflowDefinition({ ...valid, actions: [] })).toThrow(/actions/);
   });

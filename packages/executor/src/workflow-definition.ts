@@ -74,6 +74,11 @@ export const workflowDefinitionSchema = z.strictObject({
     .default([]),
   /** `aggregate`: runs of this workflow for one aggregate execute in commit order. */
   ordering: z.enum(['aggregate', 'none']).default('aggregate'),
+  /**
+   * At most `limit` runs of this workflow execute at once, across every worker process; with `key` (CEL over
+   * `event`, computed when the run is queued) the limit holds per key value.
+   */
+  concurrency: z.strictObject({ limit: z.number().int().min(1).max(10_000), key: expression.optional() }).optional(),
   actions: z.array(actionSchema).min(1).max(20),
   retry: z.strictObject({ maxAttempts: z.number().int().min(1).max(100).default(5) }).default({ maxAttempts: 5 }),
   /** After this many dead runs in a row the workflow pauses itself and emits workflow.auto_paused. */
