@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const packages = ['core', 'outbox', 'cdc', 'executor', 'server', 'cli', 'testing'];
+const packages = ['core', 'outbox', 'cdc', 'executor', 'nats-sink', 'server', 'cli', 'testing'];
 
 /** Tests run against the TypeScript sources, never a stale dist/. */
 const alias = Object.fromEntries(

@@ -19,6 +19,7 @@ export type WalflowErrorCode =
   | 'dispatch_failed'
   | 'wrong_server'
   | 'leader_busy'
+  | 'sink_failed'
   | 'not_found';
 
 export class WalflowError extends Error {

@@ -1,5 +1,6 @@
 export * from './backoff.js';
 export * from './catalog.js';
+export * from './cloud-event.js';
 export * from './dispatch.js';
 export * from './errors.js';
 export * from './event-envelope.js';

@@ -1,4 +1,4 @@
-import { WalflowError, type EventEnvelope } from '@walflow/core';
+import { toCloudEvent, WalflowError, type EventEnvelope, type StructuredCloudEvent } from '@walflow/core';
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { mustacheTemplate, renderText, templateProblem } from '../render-mustache.js';
@@ -178,19 +178,12 @@ function resolveHeaders(
   return resolved;
 }
 
-function cloudEvent(action: WebhookAction, { event, workflow }: ExternalActionContext): Record<string, unknown> {
-  const subject =
-    event.aggregateId === null ? undefined : event.aggregateType === null ? event.aggregateId : `${event.aggregateType}/${event.aggregateId}`;
-  return {
-    specversion: '1.0',
-    id: event.id,
+function cloudEvent(action: WebhookAction, { event, workflow }: ExternalActionContext): StructuredCloudEvent {
+  return toCloudEvent(event, {
     source: `walflow/${encodeURIComponent(workflow.tenantId)}/${encodeURIComponent(workflow.name)}`,
-    type: action.cloudEventType ?? event.type,
-    time: event.committedAt,
-    ...(subject === undefined ? {} : { subject }),
-    datacontenttype: 'application/json',
-    data: action.data === undefined ? event.payload : renderTemplate(action.data, event),
-  };
+    type: action.cloudEventType,
+    data: action.data === undefined ? undefined : renderTemplate(action.data, event),
+  });
 }
 
 /** undici reports "fetch failed" and keeps the reason (ECONNREFUSED, certificate…) in the cause. */

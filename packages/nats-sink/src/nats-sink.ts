@@ -1,0 +1,166 @@
+import { backoffDelay, WalflowError, type BackoffOptions, type WalflowDatabase } from '@walflow/core';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { JetStreamPublisher } from './jetstream-publisher.js';
+import { eventsAfter, readCursor, saveCursor, tryLockSink } from './sink-cursor.js';
+import { sinkMessage } from './sink-message.js';
+import { sinkName, type NatsSinkSettings } from './sink-settings.js';
+
+export type SinkState = 'starting' | 'publishing' | 'standby' | 'failing' | 'stopped';
+
+export interface SinkStatus {
+  /** `publishing` also when caught up; `standby` while another process publishes for this database. */
+  state: SinkState;
+  since: Date;
+  /** Why the sink is failing. */
+  reason?: string;
+  /** Messages JetStream acknowledged in this process, and how many of them it had already. */
+  published: number;
+  duplicates: number;
+}
+
+export interface NatsSinkOptions {
+  /** Holds one connection for each round (lock, read, publish, cursor save). */
+  db: Kysely<WalflowDatabase>;
+  settings: NatsSinkSettings;
+  logger: Logger;
+  /** Events published, acknowledged and saved together. @default 500 */
+  batchSize?: number;
+  /** How often an idle or standby sink looks for new events; notify() wakes it at once. @default 1000 */
+  pollMs?: number;
+  /** Delays after failed rounds; reconnecting to NATS is cheap, so they stay short. @default { initialMs: 500, maxMs: 5000 } */
+  retry?: BackoffOptions;
+}
+
+type Round = { kind: 'published' } | { kind: 'idle' } | { kind: 'standby' } | { kind: 'interrupted' } | { kind: 'failed'; error: unknown };
+
+/**
+ * Publishes every recorded event to JetStream, in commit order, following walflow.events with a cursor of its
+ * own. Each round runs in one transaction holding the sink's advisory lock: read the cursor, read the next
+ * events, publish them, and save the cursor past the prefix JetStream acknowledged. The slot never waits for
+ * it: a NATS outage leaves events behind the cursor (sink lag), not WAL. A crash between the acknowledgements
+ * and the save re-publishes that round, and JetStream drops the repeats by Nats-Msg-Id.
+ */
+export class NatsSink {
+  readonly name: string;
+  private current: SinkStatus = { state: 'stopped', since: new Date(), published: 0, duplicates: 0 };
+  private publisher: JetStreamPublisher | null = null;
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private nudged = false;
+  private readonly batchSize: number;
+
+  constructor(private readonly options: NatsSinkOptions) {
+    this.name = sinkName(options.settings);
+    this.batchSize = options.batchSize ?? 500;
+  }
+
+  get status(): SinkStatus {
+    return this.current;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.stopping = false;
+    this.setState('starting');
+    this.loop = this.run();
+  }
+
+  /** Finishes the round in progress (its cursor save included) and closes the NATS connection. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+    this.loop = null;
+    await this.publisher?.close();
+    this.publisher = null;
+    this.setState('stopped');
+  }
+
+  /** New events were recorded: publish them now rather than at the next poll. */
+  notify(): void {
+    this.nudged = true;
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    const { logger, settings } = this.options;
+    let failures = 0;
+    while (!this.stopping) {
+      let round: Round;
+      try {
+        round = await this.round();
+      } catch (error) {
+        round = { kind: 'failed', error };
+      }
+      if (round.kind === 'failed') {
+        const reason = round.error instanceof Error ? round.error.message : String(round.error);
+        const delayMs = backoffDelay(failures++, { initialMs: 500, maxMs: 5000, ...this.options.retry });
+        if (this.current.state !== 'failing' || this.current.reason !== reason) logger.warn({ err: round.error, stream: settings.stream, delayMs }, 'the JetStream sink cannot publish; retrying');
+        this.setState('failing', reason);
+        // A fresh connection next time: it drops whatever the old one still buffers, and checks the stream again.
+        await this.publisher?.close();
+        this.publisher = null;
+        await this.sleep(delayMs);
+        continue;
+      }
+      if (failures > 0) logger.info({ stream: settings.stream }, 'the JetStream sink publishes again');
+      failures = 0;
+      if (round.kind === 'standby') {
+        if (this.current.state !== 'standby') logger.info({ stream: settings.stream }, 'standby: another walflow process publishes to the JetStream sink');
+        this.setState('standby');
+      } else if (this.current.state !== 'publishing') {
+        this.setState('publishing');
+      }
+      if (round.kind === 'idle' || round.kind === 'standby') await this.sleep(this.options.pollMs ?? 1000);
+    }
+  }
+
+  private async round(): Promise<Round> {
+    this.nudged = false;
+    return this.options.db.transaction().execute(async (trx): Promise<Round> => {
+      if (!(await tryLockSink(trx, this.name))) return { kind: 'standby' };
+      const publisher = await this.connected();
+      const unavailable = publisher.unavailable;
+      // Publishing into a reconnecting client would only queue messages that time out here and arrive later.
+      if (unavailable !== null) return { kind: 'failed', error: new WalflowError('sink_failed', unavailable) };
+      const cursor = await readCursor(trx, this.name);
+      const events = await eventsAfter(trx, cursor, this.batchSize);
+      if (events.length === 0) return { kind: 'idle' };
+      const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject)));
+      this.current = { ...this.current, published: this.current.published + outcome.stored, duplicates: this.current.duplicates + outcome.duplicates };
+      const last = events[outcome.stored - 1];
+      if (last !== undefined) await saveCursor(trx, this.name, last, outcome.stored);
+      if (outcome.failure === undefined) return { kind: 'published' };
+      return outcome.failure.interrupted ? { kind: 'interrupted' } : { kind: 'failed', error: outcome.failure.error };
+    });
+  }
+
+  private async connected(): Promise<JetStreamPublisher> {
+    this.publisher ??= await JetStreamPublisher.connect(this.options.settings, this.options.logger);
+    return this.publisher;
+  }
+
+  private setState(state: SinkState, reason?: string): void {
+    const { published, duplicates } = this.current;
+    this.current = reason === undefined ? { state, since: new Date(), published, duplicates } : { state, since: new Date(), reason, published, duplicates };
+  }
+
+  /** Waits, unless notify() was called since the last round began. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.nudged) {
+        resolve();
+        return;
+      }
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+}

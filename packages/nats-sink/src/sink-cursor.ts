@@ -1,0 +1,80 @@
+import type { WalflowDatabase } from '@walflow/core';
+import { sql, type Kysely } from 'kysely';
+import type { SinkEvent } from './sink-message.js';
+
+/**
+ * A place in the event log in recording order (see db/migrations/0010_nats_sink.sql): the recording
+ * transaction's id, then commit order inside it. Text keeps xid8 and pg_lsn exact.
+ */
+export interface LogPosition {
+  recordedXid: string;
+  commitLsn: string;
+  txPosition: number;
+  eventId: string;
+}
+
+export type LoggedEvent = SinkEvent & LogPosition;
+
+/** Advisory lock namespace of the sinks ("ws"); the leader lock uses another, so the two never collide. */
+const SINK_LOCK_CLASS = 0x7773;
+
+/**
+ * Only rows of transactions that are over: every row inserted from now on gets a transaction id at least this
+ * horizon, so a cursor that moves past the rows read never passes one inserted later.
+ */
+const FINISHED = sql`recorded_xid < pg_snapshot_xmin(pg_current_snapshot())`;
+const ORDER = sql`recorded_xid, commit_lsn, tx_position, id`;
+
+/** One publisher per sink and database: the lock lasts for the caller's transaction, cursor save included. */
+export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): Promise<boolean> {
+  const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${SINK_LOCK_CLASS}, hashtext(${sink})) AS locked`.execute(trx);
+  return rows[0]?.locked === true;
+}
+
+/** The sink's cursor; a new sink starts at the end of the log as it is now. */
+export async function readCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<LogPosition> {
+  const saved = await savedCursor(trx, sink);
+  if (saved !== undefined) return saved;
+  await sql`
+    INSERT INTO walflow.sink_cursors (sink, recorded_xid, commit_lsn, tx_position, event_id)
+    SELECT ${sink}, coalesce(last.recorded_xid, '0'), coalesce(last.commit_lsn, '0/0'), coalesce(last.tx_position, -1),
+           coalesce(last.id, '00000000-0000-0000-0000-000000000000')
+      FROM (SELECT 1) AS one
+      LEFT JOIN LATERAL (
+        SELECT recorded_xid, commit_lsn, tx_position, id FROM walflow.events
+         WHERE recorded_xid IS NOT NULL AND ${FINISHED}
+         ORDER BY recorded_xid DESC, commit_lsn DESC, tx_position DESC, id DESC LIMIT 1) AS last ON true`.execute(trx);
+  return (await savedCursor(trx, sink))!;
+}
+
+async function savedCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<LogPosition | undefined> {
+  const { rows } = await sql<LogPosition>`
+    SELECT recorded_xid::text AS "recordedXid", commit_lsn::text AS "commitLsn", tx_position AS "txPosition", event_id::text AS "eventId"
+      FROM walflow.sink_cursors WHERE sink = ${sink}`.execute(trx);
+  return rows[0];
+}
+
+/** Up to `limit` events after the position, in recording order, from finished transactions only. */
+export async function eventsAfter(trx: Kysely<WalflowDatabase>, after: LogPosition, limit: number): Promise<LoggedEvent[]> {
+  const { rows } = await sql<LoggedEvent>`
+    SELECT id, event_type AS type, tenant_id AS "tenantId", aggregate_type AS "aggregateType", aggregate_id AS "aggregateId",
+           payload, metadata, to_json(committed_at) #>> '{}' AS "committedAt",
+           recorded_xid::text AS "recordedXid", commit_lsn::text AS "commitLsn", tx_position AS "txPosition", id AS "eventId"
+      FROM walflow.events
+     WHERE recorded_xid IS NOT NULL AND ${FINISHED} AND ${afterPosition(after)}
+     ORDER BY ${ORDER}
+     LIMIT ${limit}`.execute(trx);
+  return rows;
+}
+
+export async function saveCursor(trx: Kysely<WalflowDatabase>, sink: string, last: LogPosition, published: number): Promise<void> {
+  await sql`
+    UPDATE walflow.sink_cursors
+       SET recorded_xid = ${last.recordedXid}::xid8, commit_lsn = ${last.commitLsn}::pg_lsn, tx_position = ${last.txPosition},
+           event_id = ${last.eventId}::uuid, published = published + ${published}, updated_at = now()
+     WHERE sink = ${sink}`.execute(trx);
+}
+
+function afterPosition(position: LogPosition) {
+  return sql<boolean>`(${ORDER}) > (${position.recordedXid}::xid8, ${position.commitLsn}::pg_lsn, ${position.txPosition}, ${position.eventId}::uuid)`;
+}

@@ -1,0 +1,41 @@
+import { toCloudEvent, type CloudEventExtensions, type CloudEventSource, type EventEnvelope } from '@walflow/core';
+import { subjectFor } from './subject-template.js';
+
+/** A recorded event as the sink publishes it. */
+export type SinkEvent = CloudEventSource & Pick<EventEnvelope, 'tenantId' | 'metadata'>;
+
+/** One JetStream message: a CloudEvent in structured JSON mode. */
+export interface SinkMessage {
+  eventId: string;
+  subject: string;
+  /** Nats-Msg-Id: the event id, so JetStream drops a re-publication; `<event id>:<replay id>` for a replay. */
+  msgId: string;
+  data: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The event's CloudEvent (id = event id, time = commit time, subject = aggregate, data = payload) with
+ * walflow's extensions: `tenant`, the causal chain (`correlationid`, `causationid`), `actorid`, and on a
+ * replay `replayid`.
+ */
+export function sinkMessage(event: SinkEvent, subjectTemplate: string, replayId?: string): SinkMessage {
+  const cloudEvent = toCloudEvent(event, { source: `walflow/${encodeURIComponent(event.tenantId)}`, extensions: extensionsOf(event, replayId) });
+  return {
+    eventId: event.id,
+    subject: subjectFor(subjectTemplate, event),
+    msgId: replayId === undefined ? event.id : `${event.id}:${replayId}`,
+    data: encoder.encode(JSON.stringify(cloudEvent)),
+  };
+}
+
+function extensionsOf(event: SinkEvent, replayId: string | undefined): CloudEventExtensions {
+  const extensions: CloudEventExtensions = { tenant: event.tenantId };
+  const { actorId, correlationId, causationId } = event.metadata;
+  if (typeof actorId === 'string') extensions.actorid = actorId;
+  if (typeof correlationId === 'string') extensions.correlationid = correlationId;
+  if (typeof causationId === 'string') extensions.causationid = causationId;
+  if (replayId !== undefined) extensions.replayid = replayId;
+  return extensions;
+}

@@ -1,0 +1,53 @@
+import type { EventEnvelope } from '@walflow/core';
+
+/** The event fields a subject template may name. */
+export type SubjectFields = Pick<EventEnvelope, 'tenantId' | 'type' | 'aggregateType' | 'aggregateId'>;
+
+/**
+ * Dot-separated tokens of letters, digits, `_` and `-`, and the placeholders {tenant}, {type}, {aggregateType}
+ * and {aggregateId}. The first token is literal, so the stream captures `<literal prefix>.>` and never every
+ * subject on the server.
+ */
+export const SUBJECT_TEMPLATE_PATTERN = /^[A-Za-z0-9_-]+(\.([A-Za-z0-9_-]|\{(tenant|type|aggregateType|aggregateId)\})+)*$/;
+
+const PLACEHOLDER = /\{(tenant|type|aggregateType|aggregateId)\}/g;
+const PLAIN_TOKEN_BYTE = /^[A-Za-z0-9_-]$/;
+const encoder = new TextEncoder();
+
+/**
+ * The subject of an event. The event type's dots are kept, so `walflow.*.policy.>` selects policy events of
+ * every tenant; tenant and aggregate values become one token each: any byte other than a letter, digit, `_`
+ * or `-` is written `%XX` (a dot, a space or a wildcard would change the subject's shape), and a missing or
+ * empty value is `_`.
+ */
+export function subjectFor(template: string, event: SubjectFields): string {
+  return template.replace(PLACEHOLDER, (_match, name: string) => {
+    switch (name) {
+      case 'type':
+        return event.type;
+      case 'tenant':
+        return token(event.tenantId);
+      case 'aggregateType':
+        return token(event.aggregateType);
+      default:
+        return token(event.aggregateId);
+    }
+  });
+}
+
+/** What the stream captures: the template itself when it is all literal, else its literal prefix and `>`. */
+export function streamSubjects(template: string): string[] {
+  const tokens = template.split('.');
+  const literal = tokens.findIndex((part) => part.includes('{'));
+  return literal === -1 ? [template] : [[...tokens.slice(0, literal), '>'].join('.')];
+}
+
+function token(value: string | null): string {
+  if (value === null || value === '') return '_';
+  let encoded = '';
+  for (const character of value) {
+    if (PLAIN_TOKEN_BYTE.test(character)) encoded += character;
+    else for (const byte of encoder.encode(character)) encoded += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return encoded;
+}

@@ -1,0 +1,168 @@
+import { measureSinkLag, NatsSink, sinkName, type NatsSinkSettings, type SinkState } from '@walflow/nats-sink';
+import type { HealthReport, RunningWalflow } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger, startTestWalflow } from '../../server/test/fixtures.js';
+import { expectPublishedOnceInCommitOrder, publishedFor } from './expect-published.js';
+import { startNatsServer, type TestNatsServer } from './nats-server.js';
+import { streamSize } from './stream-contents.js';
+import { writeEvents } from './write-events.js';
+
+const database = useTestDatabase();
+let nats: TestNatsServer;
+let walflow: RunningWalflow;
+
+const STREAM = 'WALFLOW_TEST';
+const settings = (overrides: Partial<NatsSinkSettings> = {}): NatsSinkSettings => ({
+  servers: [nats.url],
+  subject: 'walflow.{tenant}.{type}',
+  stream: STREAM,
+  maxAgeSeconds: 3600,
+  duplicateWindowSeconds: 600,
+  ...overrides,
+});
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  walflow = await startTestWalflow(database.url, database.slotName, { natsSink: settings() });
+});
+afterAll(async () => {
+  await walflow?.stop();
+  await nats?.dispose();
+});
+
+async function health(): Promise<HealthReport> {
+  const response = await fetch(`http://127.0.0.1:${walflow.httpPort}/health`);
+  return (await response.json()) as HealthReport;
+}
+
+function sinkCheck(report: HealthReport) {
+  return report.checks.find((check) => check.name === 'sink');
+}
+
+describe('the JetStream sink', () => {
+  it('publishes every event once, in commit order, as a CloudEvent named by its event id', async () => {
+    const committed = await writeEvents(walflow.db, { tenant: 'order', transactions: 25, perTransaction: 4, writers: 4 });
+    const published = await expectPublishedOnceInCommitOrder(walflow.db, { url: nats.url, stream: STREAM }, 'order', committed);
+
+    const first = published[0]!;
+    const { rows } = await sql<{ committed_at: string; aggregate_id: string; payload: unknown }>`
+      SELECT to_json(committed_at) #>> '{}' AS committed_at, aggregate_id, payload
+        FROM walflow.events WHERE id = ${first.msgId}`.execute(walflow.db);
+    const row = rows[0]!;
+    expect(first).toMatchObject({ subject: 'walflow.order.policy.approved', contentType: 'application/cloudevents+json' });
+    expect(first.cloudEvent).toEqual({
+      specversion: '1.0',
+      id: first.msgId,
+      source: 'walflow/order',
+      type: 'policy.approved',
+      time: row.committed_at,
+      subject: `policy/${row.aggregate_id}`,
+      datacontenttype: 'application/json',
+      data: row.payload,
+      tenant: 'order',
+    });
+
+    await waitFor('the health report to show the sink caught up', async () => {
+      const report = await health();
+      return report.sink?.pending === 0 && sinkCheck(report)?.state === 'ok' && report;
+    });
+  });
+
+  it('keeps events through a NATS outage: the health check fails meanwhile, the slot moves on, nothing is lost or doubled', async () => {
+    const writing = writeEvents(walflow.db, { tenant: 'outage', transactions: 60, perTransaction: 3, writers: 2, pauseMs: 25 });
+    await waitFor('some events to be published', async () => (await publishedFor(nats.url, STREAM, 'outage')).length > 20);
+    await nats.stop();
+
+    const failing = await waitFor('the sink check to fail', async () => {
+      const report = await health();
+      const check = sinkCheck(report);
+      return check?.state === 'degraded' && check.message.includes('failing') && (report.sink?.pending ?? 0) > 0 && report;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(failing.sink?.state).toBe('failing');
+    // The slot does not wait for NATS: what was recorded meanwhile is acknowledged.
+    await waitFor('the slot to confirm events recorded during the outage', async () => {
+      const { rows } = await sql<{ confirmed: boolean }>`
+        SELECT s.confirmed_flush_lsn > (SELECT max(commit_lsn) FROM walflow.events WHERE tenant_id = 'outage') AS confirmed
+          FROM pg_replication_slots s WHERE s.slot_name = ${database.slotName}`.execute(walflow.db);
+      return rows[0]?.confirmed === true;
+    });
+
+    await nats.start();
+    const committed = await writing;
+    await expectPublishedOnceInCommitOrder(walflow.db, { url: nats.url, stream: STREAM }, 'outage', committed);
+    await waitFor('the sink check to recover', async () => sinkCheck(await health())?.state === 'ok');
+  });
+
+  it('never skips an event whose recording transaction is still open, however old its commit time', async () => {
+    // Like `walflow repair` recording a missed outbox row, or a dispatcher that lost its lock and commits late.
+    const lateId = '00000000-0000-4000-8000-00000000a1a1';
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let markInserted!: () => void;
+    const inserted = new Promise<void>((resolve) => (markInserted = resolve));
+    const late = walflow.db.transaction().execute(async (trx) => {
+      await sql`INSERT INTO walflow.events (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, committed_at, commit_lsn, tx_position, xid)
+                VALUES (${lateId}, 'policy.approved', 'late', 'policy', 'p0', '{}', now() - interval '1 hour', '0/1', 0, 1)`.execute(trx);
+      markInserted();
+      await released;
+    });
+    await inserted;
+    let later: string[];
+    try {
+      later = await writeEvents(walflow.db, { tenant: 'late', transactions: 5, perTransaction: 2 });
+      await waitFor('the later events to be recorded', async () => (await measureSinkLag(walflow.db, sinkName(settings())))?.pending === later.length);
+      // Rounds go on meanwhile (every recorded batch wakes the sink); none may move past the open transaction.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(await publishedFor(nats.url, STREAM, 'late')).toEqual([]);
+    } finally {
+      release();
+      await late;
+    }
+    await expectPublishedOnceInCommitOrder(walflow.db, { url: nats.url, stream: STREAM }, 'late', [lateId, ...later]);
+  });
+
+  it('publishes a round again when its cursor save fails, and JetStream drops the repeats by Nats-Msg-Id', async () => {
+    const resave = settings({ stream: 'RESAVE', subject: 'resave.{tenant}.{type}' });
+    const sink = new NatsSink({ db: walflow.db, settings: resave, logger: silentLogger, pollMs: 50, retry: { initialMs: 50, maxMs: 200 } });
+    sink.start();
+    try {
+      await waitFor('the new sink’s cursor', () => measureSinkLag(walflow.db, sinkName(resave)));
+      await sql`CREATE FUNCTION public.refuse_cursor_save() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'cursor save refused'; END $$`.execute(walflow.db);
+      await sql`CREATE TRIGGER refuse_cursor_save BEFORE UPDATE ON walflow.sink_cursors FOR EACH ROW
+                WHEN (OLD.sink = 'nats:RESAVE') EXECUTE FUNCTION public.refuse_cursor_save()`.execute(walflow.db);
+      const committed = await writeEvents(walflow.db, { tenant: 'resave', transactions: 10, perTransaction: 3 });
+
+      await waitFor('the round to be published again and dropped', () => sink.status.state === 'failing' && sink.status.duplicates >= committed.length);
+      expect(sink.status.reason).toMatch(/cursor save refused/);
+      expect(await streamSize(nats.url, 'RESAVE')).toBe(committed.length);
+
+      await sql`DROP TRIGGER refuse_cursor_save ON walflow.sink_cursors`.execute(walflow.db);
+      await waitFor('the cursor to be saved', async () => (await measureSinkLag(walflow.db, sinkName(resave)))?.pending === 0);
+      await expectPublishedOnceInCommitOrder(walflow.db, { url: nats.url, stream: 'RESAVE' }, 'resave', committed);
+      expect(sink.status.state).toBe('publishing');
+    } finally {
+      await sink.stop();
+    }
+  });
+
+  it('lets one process publish at a time: two sinks of one stream still store every event once, in commit order', async () => {
+    const pair = settings({ stream: 'PAIR', subject: 'pair.{tenant}.{type}' });
+    const sinks = [0, 1].map(() => new NatsSink({ db: walflow.db, settings: pair, logger: silentLogger, pollMs: 20, batchSize: 20 }));
+    const seen = new Set<SinkState>();
+    const watch = setInterval(() => sinks.forEach((sink) => seen.add(sink.status.state)), 5);
+    for (const sink of sinks) sink.start();
+    try {
+      await waitFor('both sinks to run', () => sinks.every((sink) => sink.status.state !== 'starting'));
+      const committed = await writeEvents(walflow.db, { tenant: 'pair', transactions: 40, perTransaction: 5, writers: 2, pauseMs: 5 });
+      await expectPublishedOnceInCommitOrder(walflow.db, { url: nats.url, stream: 'PAIR' }, 'pair', committed);
+      expect(seen.has('standby')).toBe(true);
+      expect(sinks[0]!.status.published + sinks[1]!.status.published).toBeGreaterThanOrEqual(committed.length);
+    } finally {
+      clearInterval(watch);
+      await Promise.all(sinks.map((sink) => sink.stop()));
+    }
+  });
+});
