@@ -78,7 +78,7 @@ describe('walflow events tail', () => {
   it('prints events as they are recorded and stops on SIGTERM', async () => {
     const tail = spawnWalflow(['events', 'tail', '--tenant', 'tail', '--type', 'policy.*', '--interval', '100', '--json'], env);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await waitFor('the tail to start', () => tail.output().includes('following new events'));
       const ids = [await emit(walflow.db, { type: 'policy.approved', tenantId: 'tail', payload: {} }), await emit(walflow.db, { type: 'user.login', tenantId: 'tail', payload: {} })];
       await waitFor('the tailed event', () => tail.output().includes(ids[0]!));
       expect(JSON.parse(tail.stdout().trim().split('\n')[0]!)).toMatchObject({ id: ids[0], event_type: 'policy.approved', tenant_id: 'tail' });

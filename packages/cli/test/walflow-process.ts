@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { ProcessRole } from '@walflow/server';
 import { waitFor } from '@walflow/testing';
 
 /** The built CLI: spawned with node directly, so a kill -9 hits walflow itself and nothing survives it. */
@@ -51,11 +52,20 @@ export async function runWalflow(args: string[], env: Record<string, string>): P
   return { code, output: child.output(), stdout: child.stdout() };
 }
 
-/** Starts `walflow start` and waits until it streams from the slot. */
-export async function startWalflowProcess(env: Record<string, string>): Promise<WalflowChild> {
-  const child = spawnWalflow(['start'], env);
+/** What each role logs once it is at work. */
+const READY: Record<ProcessRole, string> = {
+  all: 'replication streaming',
+  consumer: 'replication streaming',
+  worker: 'listening for queued runs',
+  http: 'walflow started',
+};
+
+/** Starts `walflow start` (with `--role` when given) and waits until it is at work: streaming, unless a worker or http. */
+export async function startWalflowProcess(env: Record<string, string>, role?: ProcessRole): Promise<WalflowChild> {
+  const child = spawnWalflow(role === undefined ? ['start'] : ['start', '--role', role], env);
+  const ready = READY[role ?? 'all'];
   try {
-    await waitFor('walflow start to stream', () => child.output().includes('replication streaming') || child.process.exitCode !== null, { timeoutMs: 30_000 });
+    await waitFor(`walflow start to log "${ready}"`, () => child.output().includes(ready) || child.process.exitCode !== null, { timeoutMs: 30_000 });
   } catch (error) {
     child.kill('SIGKILL');
     throw new Error(`${(error as Error).message}\n${child.output().slice(-3000)}`);

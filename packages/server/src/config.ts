@@ -1,7 +1,10 @@
 import type { DecoderChoice } from '@walflow/cdc';
 import { WalflowError } from '@walflow/core';
+import { SUBJECT_TEMPLATE_PATTERN, type NatsSinkSettings } from '@walflow/nats-sink';
 import { z } from 'zod';
 import type { HealthThresholds } from './health-report.js';
+import { PROCESS_ROLES, type ProcessRole } from './process-role.js';
+import { parseConsoleSettings, type ConsoleSettings } from './console/console-settings.js';
 
 function list(item: RegExp, what: string) {
   return z
@@ -23,11 +26,13 @@ const environmentSchema = z.object({
     .string()
     .regex(/^[a-z0-9_]{1,63}$/, 'must be 1-63 lower-case letters, digits or underscores')
     .default('walflow'),
-  WALFLOW_HTTP_PORT: integer(0, 65535).default(8787),
-  WALFLOW_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
   WALFLOW_DECODER: z.enum(['auto', 'wal2json', 'pgoutput']).default('auto'),
+  WALFLOW_HTTP_PORT: integer(0, 65535).default(8787),
+  // Default: 127.0.0.1 while the console is on, else 0.0.0.0.
+  WALFLOW_HTTP_HOST: z.string().min(1).optional(),
   WALFLOW_CATALOG: z.string().min(1).optional(),
   WALFLOW_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  WALFLOW_ROLE: z.enum(PROCESS_ROLES).default('all'),
   WALFLOW_WORKER_CONCURRENCY: integer(0, 256).default(4),
   WALFLOW_WORKER_POLL_MS: integer(10, 600_000).default(1000),
   WALFLOW_WORKER_LEASE_MS: integer(100, 86_400_000).default(60_000),
@@ -51,6 +56,16 @@ const environmentSchema = z.object({
   WALFLOW_HEALTH_LAG_BYTES_DOWN: integer(0, Number.MAX_SAFE_INTEGER).default(16 * GIB),
   WALFLOW_HEALTH_QUEUED_SECONDS_DEGRADED: integer(0, 31_536_000).default(300),
   WALFLOW_HEALTH_DEAD_RUNS_DEGRADED: integer(1, Number.MAX_SAFE_INTEGER).default(1),
+  WALFLOW_NATS_URL: list(/^((nats|tls|ws|wss):\/\/)?[^\s/]+$/, 'NATS server URLs (nats://host:4222)')
+    .refine((servers) => servers.length > 0, 'must name at least one NATS server')
+    .optional(),
+  WALFLOW_NATS_SUBJECT: z
+    .string()
+    .regex(SUBJECT_TEMPLATE_PATTERN, 'must be dot-separated tokens of letters, digits, _ or - and {tenant}, {type}, {aggregateType}, {aggregateId}, starting with a literal token')
+    .default('walflow.{tenant}.{type}'),
+  WALFLOW_NATS_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -').default('WALFLOW'),
+  WALFLOW_NATS_MAX_AGE_SECONDS: integer(0, 315_360_000).default(7 * 86_400),
+  WALFLOW_NATS_DUPLICATE_WINDOW_SECONDS: integer(1, 315_360_000).default(3600),
 });
 
 /** Secrets that workflows reference by name (`{ "secret": "CRM_TOKEN" }`) come from WALFLOW_SECRET_<NAME>. */
@@ -59,13 +74,17 @@ const SECRET_PREFIX = 'WALFLOW_SECRET_';
 export interface WalflowConfig {
   databaseUrl: string;
   slotName: string;
-  httpPort: number;
-  httpHost: string;
-  /** Module exporting the event catalog (`catalog` or default export); without it any object payload is accepted. */
-  catalogModule: string | undefined;
   /** Output plugin of a new slot (`auto`: wal2json when the server has it, else pgoutput); a slot keeps its plugin. */
   decoder: DecoderChoice;
+  httpPort: number;
+  httpHost: string;
+  /** The operator console under /console: on only with WALFLOW_CONSOLE_TOKEN. */
+  console: ConsoleSettings | undefined;
+  /** Module exporting the event catalog (`catalog` or default export); without it any object payload is accepted. */
+  catalogModule: string | undefined;
   logLevel: z.output<typeof environmentSchema>['WALFLOW_LOG_LEVEL'];
+  /** What `walflow start` runs (`--role` overrides it). */
+  role: ProcessRole;
   workerConcurrency: number;
   workerPollMs: number;
   /** How long a run stays with a worker that stopped answering before another takes it over. */
@@ -92,6 +111,8 @@ export interface WalflowConfig {
   healthThresholds: HealthThresholds;
   /** Secret values by name; never logged or shown. */
   secrets: ReadonlyMap<string, string>;
+  /** The NATS JetStream sink; off unless WALFLOW_NATS_URL is set. */
+  natsSink: NatsSinkSettings | undefined;
 }
 
 /** Reads the configuration; a bad value fails with every offending variable named. */
@@ -99,8 +120,9 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
   // An empty variable means "not set", as in most shells' `VAR= command`.
   const present = Object.fromEntries(Object.entries(environment).filter(([, value]) => value !== undefined && value !== ''));
   const result = environmentSchema.safeParse(present);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
+  const consoleSettings = parseConsoleSettings(present.WALFLOW_CONSOLE_TOKEN, present.WALFLOW_CONSOLE_TOKENS);
+  if (!result.success || consoleSettings.problems.length > 0) {
+    const problems = [...(result.success ? [] : result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`)), ...consoleSettings.problems];
     throw new WalflowError('config_invalid', `invalid configuration: ${problems.join('; ')}`, { details: { problems } });
   }
   const env = result.data;
@@ -112,16 +134,18 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
   return {
     databaseUrl: env.DATABASE_URL,
     slotName: env.WALFLOW_SLOT,
+    decoder: env.WALFLOW_DECODER,
     httpPort: env.WALFLOW_HTTP_PORT,
-    httpHost: env.WALFLOW_HTTP_HOST,
+    httpHost: env.WALFLOW_HTTP_HOST ?? (consoleSettings.settings === undefined ? '0.0.0.0' : '127.0.0.1'),
+    console: consoleSettings.settings,
     catalogModule: env.WALFLOW_CATALOG,
     logLevel: env.WALFLOW_LOG_LEVEL,
+    role: env.WALFLOW_ROLE,
     workerConcurrency: env.WALFLOW_WORKER_CONCURRENCY,
     workerPollMs: env.WALFLOW_WORKER_POLL_MS,
     workerLeaseMs: env.WALFLOW_WORKER_LEASE_MS,
     maxDepth: env.WALFLOW_MAX_DEPTH,
     batchSize: env.WALFLOW_BATCH_SIZE,
-    decoder: env.WALFLOW_DECODER,
     smtp: smtpSettings(env.WALFLOW_SMTP_URL, env.WALFLOW_SMTP_FROM),
     webhookSigningSecret: env.WALFLOW_WEBHOOK_SECRET,
     webhookAllowHosts: env.WALFLOW_WEBHOOK_ALLOW_HOSTS,
@@ -142,6 +166,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
       deadRunsDegraded: env.WALFLOW_HEALTH_DEAD_RUNS_DEGRADED,
     },
     secrets,
+    natsSink: natsSinkSettings(env),
   };
 }
 
@@ -157,4 +182,16 @@ function smtpSettings(url: string | undefined, from: string | undefined): Walflo
     ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
     from: from ?? `walflow@${parsed.hostname}`,
   };
+}
+
+function natsSinkSettings(env: z.output<typeof environmentSchema>): NatsSinkSettings | undefined {
+  if (env.WALFLOW_NATS_URL === undefined) return undefined;
+  const maxAgeSeconds = env.WALFLOW_NATS_MAX_AGE_SECONDS;
+  const duplicateWindowSeconds = env.WALFLOW_NATS_DUPLICATE_WINDOW_SECONDS;
+  // JetStream refuses a stream whose duplicate window outlasts its messages.
+  if (maxAgeSeconds > 0 && duplicateWindowSeconds > maxAgeSeconds) {
+    const problem = `WALFLOW_NATS_DUPLICATE_WINDOW_SECONDS (${duplicateWindowSeconds}) must not exceed WALFLOW_NATS_MAX_AGE_SECONDS (${maxAgeSeconds})`;
+    throw new WalflowError('config_invalid', `invalid configuration: ${problem}`, { details: { problems: [problem] } });
+  }
+  return { servers: env.WALFLOW_NATS_URL, subject: env.WALFLOW_NATS_SUBJECT, stream: env.WALFLOW_NATS_STREAM, maxAgeSeconds, duplicateWindowSeconds };
 }

@@ -1,12 +1,14 @@
 import type { ConsumerStatus } from '@walflow/cdc';
 import type { WalflowDatabase } from '@walflow/core';
+import type { SinkStatus } from '@walflow/nats-sink';
 import { sql, type Kysely } from 'kysely';
+import { sinkHealth, type SinkHealth } from './sink-health.js';
 import { secondsToInvalidation, type WalRate } from './wal-rate.js';
 
 export type HealthState = 'ok' | 'degraded' | 'down';
 
 export interface HealthCheck {
-  name: 'consumer' | 'slot' | 'lag_seconds' | 'lag_bytes' | 'oldest_queued_run' | 'dead_runs';
+  name: 'consumer' | 'slot' | 'lag_seconds' | 'lag_bytes' | 'oldest_queued_run' | 'dead_runs' | 'sink';
   state: HealthState;
   message: string;
 }
@@ -31,6 +33,8 @@ export interface HealthReport {
   /** ISO-8601 commit time of the last recorded transaction. */
   lastEventAt: string | null;
   checks: HealthCheck[];
+  /** The JetStream sink, when one is configured. */
+  sink?: SinkHealth;
   /** ISO-8601 time the report was computed. */
   at: string;
 }
@@ -42,6 +46,8 @@ export interface ComputeHealthOptions {
   thresholds: HealthThresholds;
   /** Successive reports share it to estimate the WAL rate; without it secondsToInvalidation stays null. */
   walRate?: WalRate;
+  /** The JetStream sink's cursor name and, in the process that runs it, its status. */
+  sink?: { name: string; status?: SinkStatus | undefined } | undefined;
 }
 
 interface SlotRow {
@@ -113,6 +119,8 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
     state: runs.dead >= thresholds.deadRunsDegraded ? 'degraded' : 'ok',
     message: `${runs.dead} dead run${runs.dead === 1 ? '' : 's'}`,
   });
+  const sink = options.sink === undefined ? undefined : await sinkHealth(db, options.sink, thresholds);
+  if (sink !== undefined) checks.push(sink.check);
   const status = checks.reduce<HealthState>((worst, check) => (RANK[check.state] > RANK[worst] ? check.state : worst), 'ok');
   return {
     status,
@@ -123,6 +131,7 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
     deadLetters: row.dead_letters,
     lastEventAt: row.last_commit_at,
     checks,
+    ...(sink === undefined ? {} : { sink: sink.summary }),
     at: new Date().toISOString(),
   };
 }
@@ -148,7 +157,7 @@ function levelCheck(name: HealthCheck['name'], value: number, degraded: number, 
   return { name, state, message: describe(value) };
 }
 
-function formatBytes(bytes: number): string {
+export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface HttpServer {
@@ -15,21 +15,44 @@ export interface RouteResponse {
 
 export type RouteHandler = () => Promise<RouteResponse> | RouteResponse;
 
-/** A small JSON HTTP server for health and operations endpoints (GET only), plus text bodies such as /metrics. */
-export async function startHttpServer(options: { host: string; port: number; routes: Record<string, RouteHandler> }): Promise<HttpServer> {
+/** Owns every request under its path prefix: any method, bodies, cookies, streamed responses. */
+export type MountedHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  /** Exact paths answering GET and HEAD with JSON (or text): health, readiness, metrics. */
+  routes: Record<string, RouteHandler>;
+  /** Path prefixes (such as `/console`) handed to an application of their own. */
+  mounts?: Record<string, MountedHandler>;
+}
+
+/** The process's HTTP server: small JSON routes for operations, plus mounted applications such as the console. */
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const mounts = Object.entries(options.mounts ?? {});
   const server: Server = createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const route = options.routes[path];
     const reply = (status: number, body: unknown, contentType?: string): void => {
       response.writeHead(status, { 'content-type': contentType ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
       response.end(contentType === undefined ? JSON.stringify(body) : String(body));
     };
+    const failed = (error: unknown): void => {
+      // A streamed response that already started cannot become an error page: end it.
+      if (response.headersSent) response.destroy();
+      else reply(500, { error: error instanceof Error ? error.message : String(error) });
+    };
+    const mounted = mounts.find(([prefix]) => path === prefix || path.startsWith(`${prefix}/`));
+    if (mounted) {
+      mounted[1](request, response).catch(failed);
+      return;
+    }
+    const route = options.routes[path];
     if (!route) return reply(404, { error: `no route ${path}` });
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, { error: 'method not allowed' });
     Promise.resolve()
       .then(route)
       .then(({ status, body, contentType }) => reply(status, body, contentType))
-      .catch((error: unknown) => reply(500, { error: error instanceof Error ? error.message : String(error) }));
+      .catch(failed);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -40,6 +63,7 @@ export async function startHttpServer(options: { host: string; port: number; rou
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
+        // Also ends open streams (the console's live event lists), which would hold close() forever.
         server.closeAllConnections();
       }),
   };

@@ -1,11 +1,26 @@
 export { loadConfig, type WalflowConfig } from './config.js';
 export { listAudit, recordAudit, type AuditEntry } from './audit.js';
 export { createDatabase } from './database.js';
+export { discardDeadRun, listDeadRuns, retryDeadRun, type DeadRun } from './dead-runs.js';
+export {
+  currentEventCursor,
+  eventCursorAt,
+  eventsRecordedAfter,
+  followEvents,
+  listEvents,
+  type EventCursor,
+  type EventFilter,
+  type FollowOptions,
+  type ListedEvent,
+  type RecordedEvent,
+} from './event-log.js';
 export { computeHealth, healthHttpStatus, type ComputeHealthOptions, type HealthCheck, type HealthReport, type HealthState, type HealthThresholds } from './health-report.js';
-export { startHttpServer, type HttpServer, type RouteHandler, type RouteResponse } from './http-server.js';
+export { startHttpServer, type HttpServer, type HttpServerOptions, type MountedHandler, type RouteHandler, type RouteResponse } from './http-server.js';
 export { loadCatalog } from './load-catalog.js';
 export { WalflowMetrics } from './metrics.js';
 export { DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
+export { PROCESS_ROLES, partsOf, type ProcessParts, type ProcessRole } from './process-role.js';
+export { parseTime } from './parse-time.js';
 export { prune, type PruneOptions, type PruneResult } from './prune.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
 export { replayRange, type ReplayOptions, type ReplaySummary } from './replay.js';

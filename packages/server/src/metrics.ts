@@ -14,6 +14,8 @@ export class WalflowMetrics {
   private readonly leader = this.gauge('walflow_leader', '1 while this process holds the replication leadership, else 0');
   private readonly deadLetters = this.gauge('walflow_dead_letters', 'Unresolved outbox rows parked in walflow.dead_letters');
   private readonly healthStatus = this.gauge('walflow_health_status', 'Overall health: 0 ok, 1 degraded, 2 down');
+  private readonly sinkPending = this.gauge('walflow_sink_pending_events', 'Recorded events the JetStream sink has not published yet (counted up to 100000)');
+  private readonly sinkLagSeconds = this.gauge('walflow_sink_lag_seconds', 'Age of the oldest recorded event the JetStream sink has not published yet');
   private readonly eventsRecorded = new Counter({
     name: 'walflow_events_recorded_total',
     help: 'Events recorded for the first time, by event type',
@@ -97,6 +99,10 @@ export class WalflowMetrics {
     this.leader.set(isLeader ? 1 : 0);
     this.deadLetters.set(report.deadLetters);
     this.healthStatus.set(report.status === 'ok' ? 0 : report.status === 'degraded' ? 1 : 2);
+    if (report.sink !== undefined) {
+      this.sinkPending.set(report.sink.pending);
+      this.sinkLagSeconds.set(report.sink.lagSeconds);
+    }
   }
 
   async render(): Promise<{ contentType: string; text: string }> {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { eventTypeCondition, formatLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, Dispatcher, toEventEnvelope, type WorkflowPolicy } from '@walflow/executor';
+import { JetStreamPublisher, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 
@@ -31,6 +32,8 @@ export interface ReplayOptions {
   /** Events older than this many days are gone: a range reaching further back is refused. */
   retentionDays: number;
   onProgress?: ((done: number, total: number) => void) | undefined;
+  /** Re-publish the range to this JetStream sink instead of running workflows; message ids carry the replay id. */
+  toSink?: NatsSinkSettings | undefined;
 }
 
 export interface ReplaySummary {
@@ -40,6 +43,8 @@ export interface ReplaySummary {
   runsQueued: number;
   /** Per workflow name: decision counts by outcome. */
   workflows: Record<string, Record<string, number>>;
+  /** With toSink: messages JetStream stored, and those it already had from the same replay id. */
+  sink?: { stream: string; published: number; duplicates: number };
 }
 
 const PAGE = 500;
@@ -61,16 +66,17 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   if (options.workflowDefinition !== undefined && !options.dryRun) {
     throw new WalflowError('config_invalid', 'a workflow file is evaluated only in a dry run (--dry-run); apply it to replay for real');
   }
+  if (options.toSink !== undefined && (options.dryRun || options.workflow !== undefined || options.workflowDefinition !== undefined || options.ignoreGuards)) {
+    throw new WalflowError('config_invalid', '--to-sink re-publishes events and runs no workflow: it takes no --workflow, --workflow-file, --dry-run or --ignore-guards');
+  }
   const replayId = (options.replayId ?? derivedReplayId(options)) + (options.again ? `-${randomUUID().slice(0, 8)}` : '');
+  if (options.toSink !== undefined) return replayToSink(options, options.toSink, replayId);
   const summary: ReplaySummary = { replayId, dryRun: options.dryRun ?? false, events: 0, runsQueued: 0, workflows: {} };
   const dispatcher = new Dispatcher({ db, slotName: options.slotName, logger: options.logger, maxDepth: options.maxDepth });
   const total = await countEvents(db, options);
 
   const replayPages = async (trx: Transaction<WalflowDatabase> | null, workflowIds: ReadonlySet<string> | undefined): Promise<void> => {
-    let after: EventEnvelope | null = null;
-    for (;;) {
-      const page = await eventsAfter(trx ?? db, options, after);
-      if (page.length === 0) return;
+    for await (const page of pagesOf(trx ?? db, options)) {
       const run = (t: Transaction<WalflowDatabase>) => dispatcher.replay(t, page, { replayId, ignoreGuards: options.ignoreGuards ?? false, ...(workflowIds ? { workflowIds } : {}) });
       const result = trx ? await run(trx) : await db.transaction().execute(run);
       summary.events += page.length;
@@ -80,7 +86,6 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
         counts[decision.outcome] = (counts[decision.outcome] ?? 0) + 1;
       }
       options.onProgress?.(summary.events, total);
-      after = page[page.length - 1]!;
     }
   };
 
@@ -103,8 +108,42 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   return summary;
 }
 
+/**
+ * Publishes the range to the sink in commit order. Message ids are `<event id>:<replay id>`: JetStream keeps
+ * them next to the live messages, and drops them when the same replay runs twice within its duplicate window.
+ */
+async function replayToSink(options: ReplayOptions, settings: NatsSinkSettings, replayId: string): Promise<ReplaySummary> {
+  const summary = { replayId, dryRun: false, events: 0, runsQueued: 0, workflows: {}, sink: { stream: settings.stream, published: 0, duplicates: 0 } };
+  const total = await countEvents(options.db, options);
+  const publisher = await JetStreamPublisher.connect(settings, options.logger);
+  try {
+    for await (const page of pagesOf(options.db, options)) {
+      const { stored, duplicates } = await publisher.publishAll(page.map((event) => sinkMessage(event, settings.subject, replayId)));
+      summary.events += page.length;
+      summary.sink.published += stored - duplicates;
+      summary.sink.duplicates += duplicates;
+      options.onProgress?.(summary.events, total);
+    }
+  } finally {
+    await publisher.close();
+  }
+  return summary;
+}
+
+/** The range's events, page by page in commit order. */
+async function* pagesOf(db: Kysely<WalflowDatabase>, options: ReplayOptions): AsyncGenerator<EventEnvelope[]> {
+  let after: EventEnvelope | null = null;
+  for (;;) {
+    const page = await eventsAfter(db, options, after);
+    if (page.length === 0) return;
+    yield page;
+    after = page[page.length - 1]!;
+  }
+}
+
 function derivedReplayId(options: ReplayOptions): string {
-  const key = JSON.stringify([options.from.toISOString(), options.to.toISOString(), options.type ?? null, options.tenantId ?? null, options.workflow ?? null, options.ignoreGuards ?? false]);
+  // A re-publication is another replay than running workflows over the same range; older ids stay as they were.
+  const key = JSON.stringify([options.from.toISOString(), options.to.toISOString(), options.type ?? null, options.tenantId ?? null, options.workflow ?? null, options.ignoreGuards ?? false, ...(options.toSink === undefined ? [] : ['sink'])]);
   return `replay-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
 }
 

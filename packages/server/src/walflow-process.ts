@@ -1,6 +1,7 @@
 import { ReplicationConsumer, type ConsumerStatus } from '@walflow/cdc';
 import type { WalflowDatabase } from '@walflow/core';
-import { Dispatcher, PoisonIsolatingDispatcher, WorkerPool } from '@walflow/executor';
+import { Dispatcher, PoisonIsolatingDispatcher, RunQueueListener, WorkerPool } from '@walflow/executor';
+import { NatsSink, sinkName } from '@walflow/nats-sink';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { WalflowConfig } from './config.js';
@@ -9,12 +10,16 @@ import { computeHealth, healthHttpStatus, type HealthReport } from './health-rep
 import { WalRate } from './wal-rate.js';
 import { startHttpServer } from './http-server.js';
 import { loadCatalog } from './load-catalog.js';
+import { partsOf } from './process-role.js';
 import { prune } from './prune.js';
 import { WalflowMetrics } from './metrics.js';
 import { TimedDispatcher } from './timed-dispatcher.js';
+import { startConsole } from './console/start-console.js';
 
 export interface RunningWalflow {
-  httpPort: number;
+  /** null when the role serves no HTTP (worker). */
+  httpPort: number | null;
+  /** `stopped`, with the role as the reason, when this process runs no consumer. */
   consumerStatus(): ConsumerStatus;
   db: Kysely<WalflowDatabase>;
   /** Records and acknowledges what was received, finishes runs in hand, closes everything. */
@@ -25,15 +30,19 @@ const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
 const RETENTION_INTERVAL_MS = 24 * 60 * 60 * 1000;
 const HEALTH_REFRESH_MS = 2000;
 
-/** The composition root of `walflow start`: consumer → dispatcher → workers, and the HTTP server. */
+/**
+ * The composition root of `walflow start`: consumer → dispatcher → workers, and the HTTP server — all of them,
+ * or the parts `config.role` names.
+ */
 export async function startWalflow(config: WalflowConfig, logger: Logger): Promise<RunningWalflow> {
-  const db = createDatabase(config.databaseUrl, logger, { max: config.workerConcurrency + 4 });
+  const parts = partsOf(config.role, config.workerConcurrency);
+  const db = createDatabase(config.databaseUrl, logger, { max: (parts.workers ? config.workerConcurrency : 0) + 4 });
   try {
-    const catalog = config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
-    await ensureEventPartitions(db, logger);
+    const catalog = !parts.consumer || config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
+    if (parts.consumer) await ensureEventPartitions(db, logger);
     const metrics = new WalflowMetrics();
     const walRate = new WalRate();
-    const workers = new WorkerPool({
+    const workers = !parts.workers ? null : new WorkerPool({
       db,
       observer: metrics.observer,
       logger,
@@ -48,14 +57,18 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
         actionTimeoutMs: config.actionTimeoutMs,
       },
     });
+    // Runs queued by any process wake this one's workers; runs this process's dispatcher queued wake them directly.
+    const listener = workers && new RunQueueListener({ connection: { connectionString: config.databaseUrl }, logger, onRunsQueued: () => workers.notify() });
     const dispatcher = new TimedDispatcher(
       new PoisonIsolatingDispatcher(
-        new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers.notify() }),
+        new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers?.notify() }),
         logger,
       ),
       (seconds) => metrics.observeDispatchDuration(seconds),
     );
-    const consumer = new ReplicationConsumer({
+    // The JetStream sink follows the recorded log where the consumer runs; its lock keeps one publisher per database.
+    const sink = !parts.consumer || config.natsSink === undefined ? null : new NatsSink({ db, settings: config.natsSink, logger });
+    const consumer = !parts.consumer ? null : new ReplicationConsumer({
       connection: { connectionString: config.databaseUrl, application_name: 'walflow-replication' },
       slotName: config.slotName,
       dispatcher,
@@ -68,6 +81,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       downRecheckMs: config.downRecheckMs,
       onBatch: (result, batch) => {
         metrics.recordBatch(result, batch);
+        if (result.recorded > 0) sink?.notify();
         logger.debug(result, 'batch recorded');
       },
     });
@@ -76,53 +90,67 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     let databaseAnswered = false;
     const refreshHealth = async (): Promise<void> => {
       try {
-        report = await computeHealth(db, { slotName: config.slotName, consumer: consumer.status, thresholds: config.healthThresholds, walRate });
+        report = await computeHealth(db, { slotName: config.slotName, consumer: consumer?.status, thresholds: config.healthThresholds, walRate,
+          sink: config.natsSink === undefined ? undefined : { name: sinkName(config.natsSink), status: sink?.status } });
         databaseAnswered = true;
-        metrics.updateFromHealth(report, consumer.status.role === 'leader');
+        metrics.updateFromHealth(report, consumer?.status.role === 'leader');
       } catch (error) {
         databaseAnswered = false;
         logger.warn({ err: error }, 'could not refresh the health report');
       }
     };
-    const http = await startHttpServer({
+    const noConsumer: ConsumerStatus = { state: 'stopped', role: 'standby', reason: `role ${config.role} runs no consumer`, since: new Date() };
+    const operatorConsole =
+      !parts.http || config.console === undefined
+        ? null
+        : await startConsole(config.console, { config, logger, metrics, health: () => report, consumerStatus: () => consumer?.status ?? noConsumer, onRunsQueued: () => workers?.notify() });
+    const http = !parts.http ? null : await startHttpServer({
       host: config.httpHost,
       port: config.httpPort,
+      mounts: operatorConsole === null ? {} : { '/console': operatorConsole.handle },
       routes: {
         '/healthz': () => ({ status: 200, body: { status: 'ok' } }),
         '/health': () =>
           report === null ? { status: 503, body: { status: 'down', reason: 'no health report yet' } } : { status: healthHttpStatus(report), body: report },
-        '/readyz': () => readiness(databaseAnswered, consumer.status),
+        '/readyz': () => readiness(databaseAnswered, consumer?.status),
         '/metrics': async () => {
           const { contentType, text } = await metrics.render();
           return { status: 200, body: text, contentType };
         },
       },
     });
-    const maintenance = setInterval(() => void ensureEventPartitions(db, logger), PARTITION_MAINTENANCE_MS);
-    maintenance.unref();
+    const maintenance = consumer && setInterval(() => void ensureEventPartitions(db, logger), PARTITION_MAINTENANCE_MS);
+    maintenance?.unref();
     // Once a day, and only on the leader, so several processes do not prune at once.
-    const retention = setInterval(() => {
-      if (consumer.status.role === 'leader') void pruneOldData(db, config.retentionDays, logger);
-    }, RETENTION_INTERVAL_MS);
-    retention.unref();
-    consumer.start();
-    if (config.workerConcurrency > 0) workers.start();
-    await refreshHealth();
-    const healthRefresh = setInterval(() => void refreshHealth(), HEALTH_REFRESH_MS);
-    healthRefresh.unref();
-    logger.info({ slot: config.slotName, httpPort: http.port, catalog: config.catalogModule ?? null }, 'walflow started');
+    const retention =
+      consumer &&
+      setInterval(() => {
+        if (consumer.status.role === 'leader') void pruneOldData(db, config.retentionDays, logger);
+      }, RETENTION_INTERVAL_MS);
+    retention?.unref();
+    consumer?.start();
+    sink?.start();
+    workers?.start();
+    listener?.start();
+    if (http) await refreshHealth();
+    const healthRefresh = http && setInterval(() => void refreshHealth(), HEALTH_REFRESH_MS);
+    healthRefresh?.unref();
+    logger.info({ role: config.role, parts, slot: config.slotName, httpPort: http?.port ?? null, catalog: config.catalogModule ?? null }, 'walflow started');
 
     return {
-      httpPort: http.port,
+      httpPort: http?.port ?? null,
       db,
-      consumerStatus: () => consumer.status,
+      consumerStatus: () => consumer?.status ?? noConsumer,
       async stop() {
-        clearInterval(maintenance);
-        clearInterval(retention);
-        clearInterval(healthRefresh);
-        await consumer.stop();
-        await workers.stop(config.shutdownGraceMs);
-        await http.close();
+        clearInterval(maintenance ?? undefined);
+        clearInterval(retention ?? undefined);
+        clearInterval(healthRefresh ?? undefined);
+        await consumer?.stop();
+        await sink?.stop();
+        await listener?.stop();
+        await workers?.stop(config.shutdownGraceMs);
+        await http?.close();
+        await operatorConsole?.close();
         await db.destroy();
         logger.info('walflow stopped');
       },
@@ -134,9 +162,9 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
 }
 
 /** Ready when the database answered the last refresh and, on the leader, the stream runs. */
-function readiness(databaseAnswered: boolean, status: ConsumerStatus): { status: number; body: unknown } {
-  const ready = databaseAnswered && (status.role !== 'leader' || status.state === 'streaming');
-  return { status: ready ? 200 : 503, body: { ready, database: databaseAnswered, role: status.role, consumer: status.state } };
+function readiness(databaseAnswered: boolean, status: ConsumerStatus | undefined): { status: number; body: unknown } {
+  const ready = databaseAnswered && (status?.role !== 'leader' || status.state === 'streaming');
+  return { status: ready ? 200 : 503, body: { ready, database: databaseAnswered, role: status?.role ?? null, consumer: status?.state ?? null } };
 }
 
 async function pruneOldData(db: Kysely<WalflowDatabase>, retentionDays: number, logger: Logger): Promise<void> {

@@ -1,7 +1,6 @@
-import { listAudit } from '@walflow/server';
+import { listAudit, parseTime } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
-import { parseTime } from '../parse-time.js';
 
 export function registerAudit(program: Command): void {
   program

@@ -1,8 +1,6 @@
-import { eventTypeCondition } from '@walflow/core';
+import { eventCursorAt, eventsRecordedAfter, followEvents, listEvents, parseTime } from '@walflow/server';
 import type { Command } from 'commander';
-import { sql } from 'kysely';
 import { commandContext, withDatabase } from '../context.js';
-import { parseTime } from '../parse-time.js';
 
 export function registerEvents(program: Command): void {
   const events = program.command('events').description('the recorded event log');
@@ -19,20 +17,7 @@ export function registerEvents(program: Command): void {
       const limit = Number(options.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new Error(`--limit must be a whole number from 1 to 10000, got ${options.limit}`);
       const context = commandContext({ logToStdout: false });
-      const rows = await withDatabase(context, async (db) => {
-        let query = db
-          .selectFrom('walflow.events')
-          .select(['id', 'event_type', 'tenant_id', 'aggregate_type', 'aggregate_id', sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at'), 'payload'])
-          .where('committed_at', '>=', since)
-          .orderBy('committed_at', 'desc')
-          .limit(limit);
-        if (options.tenant !== undefined) query = query.where('tenant_id', '=', options.tenant);
-        if (options.type !== undefined) {
-          const condition = eventTypeCondition(options.type);
-          query = query.where('event_type', condition.operator, condition.value);
-        }
-        return query.execute();
-      });
+      const rows = await withDatabase(context, (db) => listEvents(db, { since, type: options.type, tenantId: options.tenant, limit }));
       if (options.json) {
         process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
         return;
@@ -52,41 +37,28 @@ export function registerEvents(program: Command): void {
     .option('--interval <ms>', 'how often to look', '500')
     .option('--json', 'one JSON object per line')
     .action(async (options: { type?: string; tenant?: string; interval: string; json?: boolean }) => {
+      // From the moment the command starts, before it connects: nothing recorded meanwhile is missed.
+      const from = eventCursorAt(new Date());
       const context = commandContext({ logToStdout: false });
-      const intervalMs = Math.max(50, Number(options.interval) || 500);
-      let stopped = false;
-      const stop = (): void => {
-        stopped = true;
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      await withDatabase(context, async (db) => {
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      process.once('SIGTERM', () => stop.abort());
+      const filter = { type: options.type, tenantId: options.tenant };
+      // On stderr, so --json output stays data; scripts (and the tests) wait for it before writing.
+      process.stderr.write('following new events (Ctrl-C to stop)\n');
+      await withDatabase(context, (db) =>
         // Follows received_at (when walflow recorded it), so a late-committed backlog is not skipped.
-        let since = new Date();
-        const seen = new Set<string>();
-        while (!stopped) {
-          let query = db
-            .selectFrom('walflow.events')
-            .select(['id', 'event_type', 'tenant_id', 'aggregate_type', 'aggregate_id', 'received_at', sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at'), 'payload'])
-            .where('received_at', '>=', since)
-            .orderBy('received_at')
-            .limit(1000);
-          if (options.tenant !== undefined) query = query.where('tenant_id', '=', options.tenant);
-          if (options.type !== undefined) {
-            const condition = eventTypeCondition(options.type);
-            query = query.where('event_type', condition.operator, condition.value);
-          }
-          for (const row of await query.execute()) {
-            if (seen.has(row.id)) continue;
-            seen.add(row.id);
-            since = row.received_at;
-            const { received_at: _receivedAt, ...event } = row;
-            process.stdout.write(options.json ? `${JSON.stringify(event)}\n` : `${event.committed_at}  ${event.id}  ${event.tenant_id}  ${event.event_type}\n`);
-          }
-          if (seen.size > 10_000) seen.clear();
-          await new Promise((resolve) => setTimeout(resolve, intervalMs));
-        }
-      });
+        followEvents({
+          read: (cursor) => eventsRecordedAfter(db, cursor, filter, 1000),
+          from,
+          intervalMs: Math.max(50, Number(options.interval) || 500),
+          signal: stop.signal,
+          onEvents: (recorded) => {
+            for (const { received_at: _receivedAt, ...event } of recorded) {
+              process.stdout.write(options.json ? `${JSON.stringify(event)}\n` : `${event.committed_at}  ${event.id}  ${event.tenant_id}  ${event.event_type}\n`);
+            }
+          },
+        }),
+      );
     });
 }
-

@@ -1,7 +1,6 @@
-import { prune, recordAudit } from '@walflow/server';
+import { parseTime, prune, recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
-import { parseTime } from '../parse-time.js';
 
 export function registerPrune(program: Command): void {
   program

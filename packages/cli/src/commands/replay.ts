@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { WalflowError } from '@walflow/core';
-import { recordAudit, replayRange } from '@walflow/server';
+import { parseTime, recordAudit, replayRange } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
-import { parseTime } from '../parse-time.js';
 
 interface ReplayFlags {
   from: string;
@@ -16,6 +15,7 @@ interface ReplayFlags {
   again?: boolean;
   dryRun?: boolean;
   ignoreGuards?: boolean;
+  toSink?: boolean;
   json?: boolean;
 }
 
@@ -33,9 +33,11 @@ export function registerReplay(program: Command): void {
     .option('--again', 'a fresh replay id: run the same range once more')
     .option('--dry-run', 'decide and count, create nothing')
     .option('--ignore-guards', 'fire every match: no cooldown, no rate limit')
+    .option('--to-sink', 're-publish the events to the JetStream sink (WALFLOW_NATS_URL) with message ids that carry the replay id; runs no workflow')
     .option('--json', 'print the summary as JSON')
     .action(async (flags: ReplayFlags) => {
       const context = commandContext({ logToStdout: false });
+      if (flags.toSink && context.config.natsSink === undefined) throw new WalflowError('config_invalid', '--to-sink needs the sink configured: set WALFLOW_NATS_URL');
       const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
       const progress = progressReporter();
       const summary = await withDatabase(context, async (db) => {
@@ -57,6 +59,7 @@ export function registerReplay(program: Command): void {
           maxDepth: context.config.maxDepth,
           retentionDays: context.config.retentionDays,
           onProgress: progress,
+          toSink: flags.toSink ? context.config.natsSink : undefined,
         });
         if (!result.dryRun) await recordAudit(db, { actor: context.operator, action: 'replay', target: result.replayId, arguments: { ...flags } });
         return result;
@@ -64,6 +67,11 @@ export function registerReplay(program: Command): void {
       progress.done();
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        return;
+      }
+      if (summary.sink !== undefined) {
+        const { stream, published, duplicates } = summary.sink;
+        process.stdout.write(`replay ${summary.replayId}: ${summary.events} events, ${published} published to stream ${stream}${duplicates > 0 ? `, ${duplicates} already there` : ''}\n`);
         return;
       }
       const lines = [

@@ -1,14 +1,24 @@
-import { startWalflow } from '@walflow/server';
-import type { Command } from 'commander';
+import { PROCESS_ROLES, startWalflow, type ProcessRole } from '@walflow/server';
+import { Option, type Command } from 'commander';
 import { commandContext } from '../context.js';
 
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('consume the WAL, dispatch events, run workflows and serve /healthz until SIGTERM')
-    .action(async () => {
+    .description('consume the WAL, dispatch events, run workflows and serve /healthz until SIGTERM (or one part of that: --role)')
+    .addOption(new Option('--role <role>', 'what this process runs (default: WALFLOW_ROLE, else all)').choices(PROCESS_ROLES))
+    .addHelpText(
+      'after',
+      `
+Roles:
+  all       everything below, in one process
+  consumer  replication consumer and dispatcher (one leader per slot; standbys take over), housekeeping, HTTP
+  worker    executes queued runs; run any number, on any machine; no HTTP
+  http      /healthz, /readyz, /health and /metrics only`,
+    )
+    .action(async (options: { role?: ProcessRole }) => {
       const context = commandContext({ logToStdout: true });
-      const walflow = await startWalflow(context.config, context.logger);
+      const walflow = await startWalflow({ ...context.config, role: options.role ?? context.config.role }, context.logger);
       await new Promise<void>((resolve) => {
         const shutdown = (signal: NodeJS.Signals): void => {
           context.logger.info({ signal }, 'shutting down');
@@ -20,5 +30,8 @@ export function registerStart(program: Command): void {
         process.on('SIGINT', shutdown);
       });
       await walflow.stop();
+      // Everything is closed and runs still going were handed back: an action past the grace period (a webhook
+      // waiting for its timeout) must not keep the process alive.
+      process.exit(0);
     });
 }

@@ -8,6 +8,7 @@ describe('parseTime', () => {
     expect(parseTime('-2h', now).toISOString()).toBe('2026-11-26T10:00:00.000Z');
     expect(parseTime('-30m', now).toISOString()).toBe('2026-11-26T11:30:00.000Z');
     expect(parseTime('-7d', now).toISOString()).toBe('2026-11-19T12:00:00.000Z');
+    expect(parseTime('now', now)).toBe(now);
   });
 
   it('reads ISO-8601', () => {

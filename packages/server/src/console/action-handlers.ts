@@ -1,0 +1,135 @@
+import { isWalflowError, type WalflowDatabase } from '@walflow/core';
+import { discardDeadLetter, retryDeadLetter, setWorkflowStatus } from '@walflow/executor';
+import type { Kysely } from 'kysely';
+import { recordAudit } from '../audit.js';
+import { discardDeadRun, retryDeadRun } from '../dead-runs.js';
+import { parseTime } from '../parse-time.js';
+import { replayRange } from '../replay.js';
+import type { ConsoleContext, ConsoleRequest } from './console-context.js';
+import { HttpError } from './http-request.js';
+import { showWorkflows, textParameter, UUID } from './page-handlers.js';
+import type { BacktestInput } from './pages/workflows-page.js';
+import { auditActor } from './session.js';
+import { readInScope } from './tenant-scope.js';
+
+/** What an action did, shown on the page it returns to. */
+export interface ActionOutcome {
+  returnTo: string;
+  done: string;
+}
+
+export async function changeWorkflowStatus(context: ConsoleContext, request: ConsoleRequest, form: URLSearchParams, verb: 'pause' | 'resume'): Promise<ActionOutcome> {
+  const name = textParameter(form, 'name');
+  const { tenant: fixedTenant } = request.principal;
+  const tenant = fixedTenant ?? textParameter(form, 'tenant');
+  // The tenant is part of the key the update matches on, so an operator fixed to a tenant can only reach its own.
+  if (fixedTenant !== null && textParameter(form, 'tenant') !== fixedTenant) throw new HttpError(404, `no workflow ${name}`);
+  const changed = await setWorkflowStatus(context.db, tenant, name, verb === 'pause' ? 'paused' : 'active');
+  if (!changed) throw new HttpError(404, `no workflow ${tenant}/${name}`);
+  await recordAudit(context.db, { actor: auditActor(request.principal), action: `workflow.${verb}`, target: `${tenant}/${name}` });
+  return { returnTo: '/console/workflows', done: `${verb === 'pause' ? 'Paused' : 'Resumed'} ${tenant}/${name}.` };
+}
+
+/** The rows a form names: its row button's id, else the ticked ones. */
+function selectedIds(form: URLSearchParams): string[] {
+  const one = form.get('one');
+  const ids = one === null ? form.getAll('ids') : [one];
+  if (ids.length === 0) throw new HttpError(400, 'nothing selected');
+  if (ids.length > 1000) throw new HttpError(400, 'at most 1000 rows at once');
+  const bad = ids.find((id) => !UUID.test(id));
+  if (bad !== undefined) throw new HttpError(400, `not an id: ${bad}`);
+  return [...new Set(ids)];
+}
+
+/**
+ * Acts on rows one by one as the CLI does, each with its audit entry. An operator fixed to a tenant first reads
+ * the rows through their scope: what row-level security hides from them does not exist for them.
+ */
+async function actOnRows(
+  context: ConsoleContext,
+  request: ConsoleRequest,
+  ids: string[],
+  rows: { table: 'walflow.dead_letters' | 'walflow.workflow_runs'; noun: string; action: string },
+  act: (id: string) => Promise<void>,
+): Promise<number> {
+  const { tenant } = request.principal;
+  if (tenant !== null) {
+    const visible = await readInScope(context.db, tenant, (db) => visibleIds(db, rows.table, ids));
+    const hidden = ids.find((id) => !visible.has(id));
+    if (hidden !== undefined) throw new HttpError(404, `no ${rows.noun} ${hidden}`);
+  }
+  let done = 0;
+  for (const id of ids) {
+    try {
+      await act(id);
+    } catch (error) {
+      const already = done === 0 ? '' : ` (${done} done before it)`;
+      if (isWalflowError(error, 'not_found') || isWalflowError(error, 'payload_invalid')) throw new HttpError(409, `${error.message}${already}`);
+      throw error;
+    }
+    await recordAudit(context.db, { actor: auditActor(request.principal), action: rows.action, target: id });
+    done++;
+  }
+  return done;
+}
+
+async function visibleIds(db: Kysely<WalflowDatabase>, table: 'walflow.dead_letters' | 'walflow.workflow_runs', ids: string[]): Promise<Set<string>> {
+  const rows = await db.selectFrom(table).select('id').where('id', 'in', ids).execute();
+  return new Set(rows.map((row) => row.id));
+}
+
+export async function actOnDeadLetters(context: ConsoleContext, request: ConsoleRequest, form: URLSearchParams, verb: 'retry' | 'discard'): Promise<ActionOutcome> {
+  const ids = selectedIds(form);
+  const done = await actOnRows(context, request, ids, { table: 'walflow.dead_letters', noun: 'dead letter', action: `dead_letter.${verb}` }, async (id) => {
+    if (verb === 'retry') await retryDeadLetter(context.db, id);
+    else await discardDeadLetter(context.db, id);
+  });
+  return { returnTo: '/console/dead', done: `${verb === 'retry' ? 'Retried' : 'Discarded'} ${done} dead letter${done === 1 ? '' : 's'}.` };
+}
+
+export async function actOnDeadRuns(context: ConsoleContext, request: ConsoleRequest, form: URLSearchParams, verb: 'retry' | 'discard'): Promise<ActionOutcome> {
+  const ids = selectedIds(form);
+  const done = await actOnRows(context, request, ids, { table: 'walflow.workflow_runs', noun: 'dead run', action: `run.${verb}` }, (id) =>
+    verb === 'retry' ? retryDeadRun(context.db, id) : discardDeadRun(context.db, id),
+  );
+  if (verb === 'retry') context.host.onRunsQueued();
+  return { returnTo: '/console/dead', done: `${verb === 'retry' ? 'Queued again' : 'Discarded'} ${done} dead run${done === 1 ? '' : 's'}.` };
+}
+
+/**
+ * The dry-run replay of a time range (`walflow replay --dry-run`), shown on the workflows page. It runs as
+ * walflow itself inside a transaction it rolls back; an operator fixed to a tenant replays only that tenant's
+ * events, which trigger only that tenant's workflows.
+ */
+export async function runBacktest(context: ConsoleContext, request: ConsoleRequest, form: URLSearchParams): Promise<void> {
+  const { tenant: fixedTenant } = request.principal;
+  const input: BacktestInput = {
+    from: textParameter(form, 'from', 40),
+    to: textParameter(form, 'to', 40),
+    workflow: textParameter(form, 'workflow'),
+    type: textParameter(form, 'type'),
+    tenant: fixedTenant ?? textParameter(form, 'tenant'),
+  };
+  if (input.workflow !== '' && !UUID.test(input.workflow)) throw new HttpError(400, `not a workflow id: ${input.workflow}`);
+  const { config, logger } = context.host;
+  try {
+    const result = await replayRange({
+      db: context.db,
+      logger,
+      slotName: config.slotName,
+      from: parseTime(input.from),
+      to: parseTime(input.to),
+      type: input.type || undefined,
+      tenantId: input.tenant || undefined,
+      workflow: input.workflow || undefined,
+      dryRun: true,
+      policy: { updateFields: config.updateFields },
+      maxDepth: config.maxDepth,
+      retentionDays: config.retentionDays,
+    });
+    await showWorkflows(context, request, { input, result });
+  } catch (error) {
+    if (!isWalflowError(error, 'config_invalid') && !isWalflowError(error, 'not_found')) throw error;
+    await showWorkflows(context, { ...request, notice: { kind: 'error', text: error.message } }, { input }, 400);
+  }
+}

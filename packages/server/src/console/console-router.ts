@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { MountedHandler } from '../http-server.js';
+import { actOnDeadLetters, actOnDeadRuns, changeWorkflowStatus, runBacktest, type ActionOutcome } from './action-handlers.js';
+import type { ConsoleContext, ConsoleRequest } from './console-context.js';
+import { html } from './html.js';
+import { crossSiteReason, HttpError, parseCookies, readForm, redirect, sendPage } from './http-request.js';
+import { streamEvents } from './live-events.js';
+import { showDead, showEvent, showEvents, showOverview, showWorkflows, textParameter, UUID } from './page-handlers.js';
+import { layout, type Frame } from './pages/layout.js';
+import { loginPage } from './pages/login-page.js';
+import { sameText, SESSION_SECONDS, type Principal } from './session.js';
+
+const SESSION_COOKIE = 'walflow_console';
+/** What the last action did, for the page it redirects to: read once. */
+const NOTICE_COOKIE = 'walflow_console_notice';
+
+type GetRoute = (context: ConsoleContext, request: ConsoleRequest, match: RegExpExecArray) => Promise<void>;
+type PostRoute = (context: ConsoleContext, request: ConsoleRequest, form: URLSearchParams) => Promise<ActionOutcome | void>;
+
+const GET_ROUTES: [RegExp, GetRoute][] = [
+  [/^\/console\/?$/, showOverview],
+  [/^\/console\/events$/, showEvents],
+  [/^\/console\/events\/stream$/, streamEvents],
+  [/^\/console\/events\/([^/]+)$/, (context, request, match) => showEventIfId(context, request, match[1] ?? '')],
+  [/^\/console\/workflows$/, (context, request) => showWorkflows(context, request)],
+  [/^\/console\/dead$/, showDead],
+];
+
+const POST_ROUTES: Record<string, PostRoute> = {
+  '/console/workflows/pause': (context, request, form) => changeWorkflowStatus(context, request, form, 'pause'),
+  '/console/workflows/resume': (context, request, form) => changeWorkflowStatus(context, request, form, 'resume'),
+  '/console/workflows/backtest': runBacktest,
+  '/console/dead-letters/retry': (context, request, form) => actOnDeadLetters(context, request, form, 'retry'),
+  '/console/dead-letters/discard': (context, request, form) => actOnDeadLetters(context, request, form, 'discard'),
+  '/console/runs/retry': (context, request, form) => actOnDeadRuns(context, request, form, 'retry'),
+  '/console/runs/discard': (context, request, form) => actOnDeadRuns(context, request, form, 'discard'),
+};
+
+async function showEventIfId(context: ConsoleContext, request: ConsoleRequest, id: string): Promise<void> {
+  if (!UUID.test(id)) throw new HttpError(404, `not an event id: ${id}`);
+  await showEvent(context, request, id);
+}
+
+/**
+ * The console's request handling: sign-in, authentication of every other request (a bearer token or the
+ * signed session cookie), cross-site and CSRF checks on every POST, then the page or action.
+ */
+export function consoleHandler(context: ConsoleContext): MountedHandler {
+  return async (request, response) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const nonce = randomBytes(16).toString('base64');
+    const method = request.method ?? 'GET';
+    const cookies = parseCookies(request.headers.cookie);
+    try {
+      if (url.pathname === '/console/login') return await login(context, request, response, method, nonce);
+      const principal = authenticate(context, request, cookies);
+      if (!principal) return sendPage(response, 401, loginPage(nonce), nonce, { 'www-authenticate': 'Bearer realm="walflow console"' });
+      const notice = cookies.get(NOTICE_COOKIE);
+      const consoleRequest: ConsoleRequest = {
+        request,
+        response,
+        url,
+        principal,
+        nonce,
+        notice: notice === undefined ? undefined : { kind: notice.startsWith('!') ? 'error' : 'done', text: notice.replace(/^!/, '') },
+      };
+      if (notice !== undefined) response.setHeader('set-cookie', cookie(request, NOTICE_COOKIE, '', 0));
+      if (method === 'POST') return await post(context, consoleRequest);
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed here`);
+      for (const [pattern, route] of GET_ROUTES) {
+        const match = pattern.exec(url.pathname);
+        if (match) return await route(context, consoleRequest, match);
+      }
+      throw new HttpError(404, `no page ${url.pathname}`);
+    } catch (error) {
+      if (response.headersSent) return void response.end();
+      // What went wrong inside walflow goes to the log; the page says only that it did.
+      if (!(error instanceof HttpError)) context.host.logger.error({ err: error, path: url.pathname }, 'console request failed');
+      const { status, message } = error instanceof HttpError ? error : { status: 500, message: 'Something failed inside walflow; its log says what.' };
+      sendPage(response, status, errorPage({ title: statusTitle(status), nonce, principal: authenticate(context, request, cookies) ?? null }, message), nonce);
+    }
+  };
+}
+
+async function post(context: ConsoleContext, request: ConsoleRequest): Promise<void> {
+  const crossSite = crossSiteReason(request.request);
+  if (crossSite !== undefined) throw new HttpError(403, `refused: ${crossSite}`);
+  const form = await readForm(request.request);
+  const { principal, url, response } = request;
+  const setCookie = (name: string, value: string, maxAgeSeconds: number) => ({ 'set-cookie': cookie(request.request, name, value, maxAgeSeconds) });
+  // A cookie goes along with any request the browser makes; the form's token proves the page was ours.
+  if (principal.csrfToken !== null && !sameText(form.get('_csrf') ?? '', principal.csrfToken)) throw new HttpError(403, 'refused: the form is stale or not ours (CSRF token)');
+  if (url.pathname === '/console/logout') return redirect(response, '/console/login', setCookie(SESSION_COOKIE, '', 0));
+  const route = POST_ROUTES[url.pathname];
+  if (!route) throw new HttpError(404, `no action ${url.pathname}`);
+  try {
+    const outcome = await route(context, request, form);
+    if (outcome) redirect(response, outcome.returnTo, setCookie(NOTICE_COOKIE, outcome.done, 30));
+  } catch (error) {
+    // A refused action goes back to its page with the reason, as a browser user expects after a form.
+    if (!(error instanceof HttpError) || error.status >= 500 || principal.csrfToken === null) throw error;
+    redirect(response, returnPath(url.pathname), setCookie(NOTICE_COOKIE, `!${error.message}`, 30));
+  }
+}
+
+function returnPath(actionPath: string): string {
+  return actionPath.startsWith('/console/workflows') ? '/console/workflows' : '/console/dead';
+}
+
+async function login(context: ConsoleContext, request: IncomingMessage, response: ServerResponse, method: string, nonce: string): Promise<void> {
+  if (method === 'GET' || method === 'HEAD') return sendPage(response, 200, loginPage(nonce), nonce);
+  if (method !== 'POST') throw new HttpError(405, `${method} is not allowed here`);
+  const crossSite = crossSiteReason(request);
+  if (crossSite !== undefined) throw new HttpError(403, `refused: ${crossSite}`);
+  const form = await readForm(request);
+  const opened = context.auth.tokenTenant(form.get('token') ?? '');
+  // Printable characters only: the name goes into the audit log.
+  const name = [...textParameter(form, 'name', 100)].filter((character) => character >= ' ' && character !== '\u007f').join('');
+  if (!opened) return sendPage(response, 401, loginPage(nonce, 'That token opens nothing here.'), nonce);
+  if (name === '') return sendPage(response, 400, loginPage(nonce, 'Say who you are: the audit log records it.'), nonce);
+  const session = context.auth.issueSession({ name, tenant: opened.tenant });
+  redirect(response, '/console', { 'set-cookie': cookie(request, SESSION_COOKIE, session, SESSION_SECONDS) });
+}
+
+function authenticate(context: ConsoleContext, request: IncomingMessage, cookies: Map<string, string>): Principal | undefined {
+  const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
+  if (bearer !== undefined) {
+    const opened = context.auth.tokenTenant(bearer);
+    return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null };
+  }
+  const session = cookies.get(SESSION_COOKIE);
+  return session === undefined ? undefined : context.auth.readSession(session);
+}
+
+/** HttpOnly and SameSite=Strict, scoped to the console; Secure when a proxy says the browser used HTTPS. */
+function cookie(request: IncomingMessage, name: string, value: string, maxAgeSeconds: number): string {
+  const secure = request.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
+  return `${name}=${encodeURIComponent(value)}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`;
+}
+
+function statusTitle(status: number): string {
+  return ({ 400: 'Bad request', 403: 'Refused', 404: 'Not found', 405: 'Method not allowed', 409: 'Conflict', 413: 'Too large', 415: 'Unsupported form' } as Record<number, string>)[status] ?? 'Error';
+}
+
+function errorPage(frame: Omit<Frame, 'notice'>, message: string) {
+  return layout(frame, html`<p class="notice error">${message}</p><p><a href="/console">Back to the overview</a></p>`);
+}

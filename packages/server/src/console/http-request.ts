@@ -1,0 +1,94 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SafeHtml } from './html.js';
+
+/** Form bodies are a few fields: anything larger is refused before it is read to the end. */
+const FORM_LIMIT_BYTES = 64 * 1024;
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function parseCookies(header: string | undefined): Map<string, string> {
+  const cookies = new Map<string, string>();
+  for (const part of (header ?? '').split(';')) {
+    const separator = part.indexOf('=');
+    if (separator < 1) continue;
+    const value = part.slice(separator + 1).trim();
+    try {
+      cookies.set(part.slice(0, separator).trim(), decodeURIComponent(value));
+    } catch {
+      // A malformed cookie of someone else's is not ours to judge.
+    }
+  }
+  return cookies;
+}
+
+/** An `application/x-www-form-urlencoded` body: what the console's forms post. */
+export async function readForm(request: IncomingMessage): Promise<URLSearchParams> {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') throw new HttpError(415, 'forms must be posted as application/x-www-form-urlencoded');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > FORM_LIMIT_BYTES) throw new HttpError(413, `form larger than ${FORM_LIMIT_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/**
+ * Why a state-changing request looks cross-site, or undefined. Browsers say where a request comes from in
+ * Sec-Fetch-Site (same-origin is the only acceptable answer) and Origin (its host must be ours). Clients that
+ * send neither (curl, scripts) are judged by their credentials alone: a bearer token, or a session whose form
+ * carries its CSRF token.
+ */
+export function crossSiteReason(request: IncomingMessage): string | undefined {
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin') return `the request comes from another site (Sec-Fetch-Site: ${site})`;
+  const origin = request.headers.origin;
+  if (origin === undefined) return undefined;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return `the request's Origin is not ours (${origin})`;
+  }
+  return host === request.headers.host ? undefined : `the request's Origin is not ours (${origin})`;
+}
+
+/**
+ * Sends a page with the headers every console response carries: no caching, no framing, no sniffing, and a
+ * content security policy under which only the page's own nonce-bearing style and script run.
+ */
+export function sendPage(response: ServerResponse, status: number, page: SafeHtml, nonce: string, headers: Record<string, string | string[]> = {}): void {
+  response.writeHead(status, { ...securityHeaders(nonce), 'content-type': 'text/html; charset=utf-8', ...headers });
+  response.end(page.text);
+}
+
+export function redirect(response: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
+  response.writeHead(303, { ...securityHeaders(null), location, ...headers });
+  response.end();
+}
+
+/** Headers of every console response; a page (with its nonce) also gets the content security policy. */
+export function securityHeaders(nonce: string | null): Record<string, string> {
+  return {
+    'cache-control': 'no-store',
+    ...(nonce === null
+      ? {}
+      : {
+          'content-security-policy':
+            `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; connect-src 'self'; ` +
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        }),
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'same-origin',
+  };
+}

@@ -1,0 +1,56 @@
+import { currentEventCursor, eventsRecordedAfter, followEvents, type EventCursor } from '../event-log.js';
+import type { ConsoleContext, ConsoleRequest } from './console-context.js';
+import { securityHeaders } from './http-request.js';
+import { textParameter, UUID } from './page-handlers.js';
+import { eventRowData } from './pages/events-page.js';
+import { readInScope } from './tenant-scope.js';
+
+const POLL_MS = 500;
+const KEEPALIVE_MS = 15_000;
+const PAGE = 200;
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * The live event list: Server-Sent Events, one `recorded` message per event as walflow records it, read with the
+ * same query as `walflow events tail` and through the operator's scope. Each message's id is its position, so
+ * a browser that reconnects (it does by itself) resumes where it was and misses nothing.
+ */
+export async function streamEvents(context: ConsoleContext, request: ConsoleRequest): Promise<void> {
+  const query = request.url.searchParams;
+  const { tenant } = request.principal;
+  const filter = { type: textParameter(query, 'type') || undefined, tenantId: tenant === null ? textParameter(query, 'tenant') || undefined : undefined };
+  const from = resumedCursor(request.request.headers['last-event-id']) ?? (await currentEventCursor(context.db));
+
+  const { response } = request;
+  const stop = new AbortController();
+  const signal = AbortSignal.any([stop.signal, context.closing]);
+  request.request.on('close', () => stop.abort());
+  response.writeHead(200, { ...securityHeaders(null), 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  response.write('retry: 2000\n\n');
+  const keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
+  try {
+    await followEvents({
+      read: (cursor) => readInScope(context.db, tenant, (db) => eventsRecordedAfter(db, cursor, filter, PAGE)),
+      from,
+      intervalMs: POLL_MS,
+      signal,
+      onEvents: (events) => {
+        for (const event of events) {
+          response.write(`id: ${event.received_at}|${event.id}\nevent: recorded\ndata: ${JSON.stringify(eventRowData(event))}\n\n`);
+        }
+      },
+    });
+  } catch (error) {
+    // The browser reconnects and resumes from its last event id; the process goes on.
+    context.host.logger.warn({ err: error }, 'console live event stream failed');
+  } finally {
+    clearInterval(keepalive);
+    response.end();
+  }
+}
+
+function resumedCursor(lastEventId: string | string[] | undefined): EventCursor | undefined {
+  if (typeof lastEventId !== 'string') return undefined;
+  const [receivedAt, id] = lastEventId.split('|');
+  return receivedAt !== undefined && id !== undefined && TIMESTAMP.test(receivedAt) && UUID.test(id) ? { receivedAt, id } : undefined;
+}

@@ -1,0 +1,109 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { eventTypeCondition, type WalflowDatabase } from '@walflow/core';
+import { sql, type Kysely } from 'kysely';
+
+/** One recorded event as `walflow events list` and the console's event list show it. */
+export interface ListedEvent {
+  id: string;
+  event_type: string;
+  tenant_id: string;
+  aggregate_type: string | null;
+  aggregate_id: string | null;
+  /** ISO-8601 with the database's microseconds. */
+  committed_at: string;
+  payload: unknown;
+}
+
+/** A listed event and when walflow recorded it: the position `followEvents` resumes from. */
+export interface RecordedEvent extends ListedEvent {
+  /** ISO-8601 with the database's microseconds, so resuming after it skips nothing and repeats nothing. */
+  received_at: string;
+}
+
+export interface EventFilter {
+  /** An event type, or a prefix such as `policy.*`. */
+  type?: string | undefined;
+  tenantId?: string | undefined;
+}
+
+/** Where following the log resumes: after this (received_at, id). */
+export interface EventCursor {
+  receivedAt: string;
+  id: string;
+}
+
+const LISTED_COLUMNS = ['id', 'event_type', 'tenant_id', 'aggregate_type', 'aggregate_id', 'payload'] as const;
+
+function filtered(db: Kysely<WalflowDatabase>, filter: EventFilter) {
+  let query = db.selectFrom('walflow.events');
+  if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
+  if (filter.type !== undefined) {
+    const condition = eventTypeCondition(filter.type);
+    query = query.where('event_type', condition.operator, condition.value);
+  }
+  return query;
+}
+
+/** Events committed in [since, until), newest first. */
+export async function listEvents(db: Kysely<WalflowDatabase>, filter: EventFilter & { since: Date; until?: Date | undefined; limit: number }): Promise<ListedEvent[]> {
+  let query = filtered(db, filter)
+    .select([...LISTED_COLUMNS, sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at')])
+    .where('committed_at', '>=', filter.since)
+    .orderBy('committed_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(filter.limit);
+  if (filter.until !== undefined) query = query.where('committed_at', '<', filter.until);
+  return query.execute();
+}
+
+/** The position at a time: following from it shows the events recorded from then on. */
+export function eventCursorAt(time: Date | string): EventCursor {
+  return { receivedAt: typeof time === 'string' ? time : time.toISOString(), id: '00000000-0000-0000-0000-000000000000' };
+}
+
+/** The position "now" in the database's clock. */
+export async function currentEventCursor(db: Kysely<WalflowDatabase>): Promise<EventCursor> {
+  const { rows } = await sql<{ now: string }>`SELECT to_json(now()) #>> '{}' AS now`.execute(db);
+  return eventCursorAt(rows[0]!.now);
+}
+
+/**
+ * Events recorded after the cursor, in the order walflow recorded them. Ordered and resumed by
+ * (received_at, id): a dispatcher batch shares one received_at, so the id breaks ties and a batch larger than
+ * `limit` is read in pages instead of repeating its first page.
+ */
+export async function eventsRecordedAfter(db: Kysely<WalflowDatabase>, cursor: EventCursor, filter: EventFilter, limit: number): Promise<RecordedEvent[]> {
+  return filtered(db, filter)
+    .select([...LISTED_COLUMNS, sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at'), sql<string>`to_json(received_at) #>> '{}'`.as('received_at')])
+    // The plain range lets the index on received_at narrow the scan; the row comparison is exact.
+    .where('received_at', '>=', sql<Date>`${cursor.receivedAt}::timestamptz`)
+    .where(sql<boolean>`(received_at, id) > (${cursor.receivedAt}::timestamptz, ${cursor.id}::uuid)`)
+    .orderBy('received_at')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}
+
+export interface FollowOptions {
+  /** Reads the next page after the cursor (through whatever scope the caller needs). */
+  read: (cursor: EventCursor) => Promise<RecordedEvent[]>;
+  from: EventCursor;
+  intervalMs: number;
+  signal: AbortSignal;
+  onEvents: (events: RecordedEvent[]) => void | Promise<void>;
+}
+
+/** Follows the event log until `signal` aborts: `walflow events tail` and the console's live list. */
+export async function followEvents(options: FollowOptions): Promise<void> {
+  let cursor = options.from;
+  while (!options.signal.aborted) {
+    const events = await options.read(cursor);
+    const last = events.at(-1);
+    if (last !== undefined) {
+      cursor = { receivedAt: last.received_at, id: last.id };
+      await options.onEvents(events);
+      continue; // a full page may have more behind it
+    }
+    await sleep(options.intervalMs, undefined, { signal: options.signal }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,33 @@
+import { WalflowError } from '@walflow/core';
+
+/** What `walflow start` runs: everything, or one part, so that each part is placed and scaled on its own. */
+export const PROCESS_ROLES = ['all', 'consumer', 'worker', 'http'] as const;
+export type ProcessRole = (typeof PROCESS_ROLES)[number];
+
+/** The parts of a walflow process. */
+export interface ProcessParts {
+  /** The replication consumer (leader or standby) with the dispatcher, partition upkeep and the leader's daily prune. */
+  consumer: boolean;
+  /** The worker pool and its LISTEN connection. */
+  workers: boolean;
+  /** /healthz, /readyz, /health and /metrics. */
+  http: boolean;
+}
+
+/**
+ * A consumer serves HTTP too: /health and /readyz are mostly about the slot it reads. A worker serves nothing,
+ * so any number of them fit on one machine; the fleet's health shows in /health's queued-run checks.
+ */
+export function partsOf(role: ProcessRole, workerConcurrency: number): ProcessParts {
+  switch (role) {
+    case 'all':
+      return { consumer: true, workers: workerConcurrency > 0, http: true };
+    case 'consumer':
+      return { consumer: true, workers: false, http: true };
+    case 'worker':
+      if (workerConcurrency === 0) throw new WalflowError('config_invalid', 'role worker needs WALFLOW_WORKER_CONCURRENCY of at least 1');
+      return { consumer: false, workers: true, http: false };
+    case 'http':
+      return { consumer: false, workers: false, http: true };
+  }
+}

@@ -1,0 +1,237 @@
+import type { WalflowDatabase } from '@walflow/core';
+import { emit } from '@walflow/outbox';
+import { listAudit, type RunningWalflow } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONSOLE_TOKEN, ConsoleClient, csrfTokenIn, startConsoleWalflow, T1_TOKEN } from './console-fixtures.js';
+import { readInScope } from '../src/console/tenant-scope.js';
+import { applyTestWorkflow } from './fixtures.js';
+
+const database = useTestDatabase();
+let walflow: RunningWalflow;
+let db: Kysely<WalflowDatabase>;
+let client: ConsoleClient;
+
+/** Emits one event in its own transaction and waits until walflow recorded it and ran what it fired. */
+async function emitRecorded(type: string, tenantId: string, payload: Record<string, unknown>): Promise<string> {
+  const id = await db.transaction().execute((trx) => emit(trx, { type, tenantId, payload }));
+  await waitFor(`event ${type} of ${tenantId} to be recorded and run`, async () => {
+    const event = await db.selectFrom('walflow.events').select('id').where('id', '=', id).executeTakeFirst();
+    const unfinished = await db.selectFrom('walflow.workflow_runs').select('id').where('event_id', '=', id).where('status', 'in', ['queued', 'running']).executeTakeFirst();
+    return event !== undefined && unfinished === undefined;
+  });
+  return id;
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+beforeAll(async () => {
+  walflow = await startConsoleWalflow(database.url, database.slotName);
+  db = walflow.db;
+  client = new ConsoleClient(walflow.httpPort!);
+  for (const tenant of ['t1', 't2']) {
+    await applyTestWorkflow(db, {
+      tenant,
+      name: 'notify-order',
+      trigger: { event: 'order.placed' },
+      actions: [{ type: 'create_notification', recipient: 'ops', title: 'order {{event.payload.orderId}}' }],
+    });
+  }
+});
+afterAll(async () => {
+  await walflow?.stop();
+});
+
+describe('console authentication', () => {
+  it('answers 401 with the sign-in form to every request without valid credentials, and leaves the other routes open', async () => {
+    for (const path of ['/console', '/console/events', '/console/workflows', '/console/dead', '/console/events/stream', '/console/no-such-page']) {
+      const response = await client.request(path);
+      expect(response.status, path).toBe(401);
+      expect(response.text).toContain('action="/console/login"');
+    }
+    expect((await client.request('/console', { headers: bearer('not-a-token-of-ours-at-all') })).status).toBe(401);
+    expect((await client.request('/console', { headers: { cookie: 'walflow_console=forged.cookie' } })).status).toBe(401);
+    const pause = await client.request('/console/workflows/pause', { form: { tenant: 't1', name: 'notify-order' }, headers: { origin: client.origin } });
+    expect(pause.status).toBe(401);
+    expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').executeTakeFirstOrThrow()).status).toBe('active');
+    expect((await client.request('/healthz')).status).toBe(200);
+
+    const wrong = await client.request('/console/login', { form: { name: 'mallory', token: 'guessing-the-token-here' }, headers: { origin: client.origin } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('set-cookie')).toBeNull();
+  });
+
+  it('signs in with a token and keeps the session in a signed HttpOnly, SameSite=Strict cookie that holds no token', async () => {
+    const response = await client.request('/console/login', { form: { name: 'alice', token: CONSOLE_TOKEN }, headers: { origin: client.origin } });
+    expect(response.status).toBe(303);
+    const setCookie = response.headers.get('set-cookie') ?? '';
+    expect(setCookie).toMatch(/^walflow_console=[^;]+; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+    expect(setCookie).not.toContain(CONSOLE_TOKEN);
+    const cookie = setCookie.split(';')[0]!;
+    const overview = await client.request('/console', { headers: { cookie } });
+    expect(overview.status).toBe(200);
+    expect(overview.text).toContain('alice');
+    expect(overview.headers.get('content-security-policy')).toMatch(/script-src 'nonce-[^']+'/);
+
+    // Changing one character of the signed value, or signing it as another tenant's session, opens nothing.
+    const [name, value] = cookie.split('=') as [string, string];
+    const [payload, signature] = value.split('.') as [string, string];
+    const tampered = `${name}=${payload}.${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`;
+    expect((await client.request('/console', { headers: { cookie: tampered } })).status).toBe(401);
+    const asTenant = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), t: 't1' })).toString('base64url');
+    expect((await client.request('/console', { headers: { cookie: `${name}=${asTenant}.${signature}` } })).status).toBe(401);
+  });
+});
+
+describe('console actions', () => {
+  it('refuses a cross-site POST and one without the page’s CSRF token, and audits the one that is ours', async () => {
+    const cookie = await client.login('alice', CONSOLE_TOKEN);
+    const csrf = csrfTokenIn((await client.request('/console/workflows', { headers: { cookie } })).text);
+    const form = { tenant: 't1', name: 'notify-order', _csrf: csrf };
+
+    const crossSite = await client.request('/console/workflows/pause', { form, headers: { cookie, origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' } });
+    expect(crossSite.status).toBe(403);
+    const foreignOrigin = await client.request('/console/workflows/pause', { form, headers: { cookie, origin: 'http://evil.example' } });
+    expect(foreignOrigin.status).toBe(403);
+    const sameSite = await client.request('/console/workflows/pause', { form, headers: { cookie, 'sec-fetch-site': 'same-site' } });
+    expect(sameSite.status).toBe(403);
+    const noToken = await client.request('/console/workflows/pause', { form: { tenant: 't1', name: 'notify-order' }, headers: { cookie, origin: client.origin } });
+    expect(noToken.status).toBe(403);
+    const getInstead = await client.request('/console/workflows/pause?tenant=t1&name=notify-order', { headers: { cookie } });
+    expect(getInstead.status).toBe(404);
+    expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').executeTakeFirstOrThrow()).status).toBe('active');
+
+    const ours = await client.request('/console/workflows/pause', { form, headers: { cookie, origin: client.origin, 'sec-fetch-site': 'same-origin' } });
+    expect(ours.status).toBe(303);
+    expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').executeTakeFirstOrThrow()).status).toBe('paused');
+    const after = await client.request(ours.headers.get('location')!, { headers: { cookie: `${cookie}; ${(ours.headers.get('set-cookie') ?? '').split(';')[0]}` } });
+    expect(after.text).toContain('Paused t1/notify-order.');
+
+    const resumed = await client.request('/console/workflows/resume', { form: { tenant: 't1', name: 'notify-order' }, headers: { ...bearer(CONSOLE_TOKEN) } });
+    expect(resumed.status).toBe(303);
+    const audit = await listAudit(db, { since: new Date(Date.now() - 60_000), limit: 10 });
+    expect(audit.map((entry) => [entry.actor, entry.action, entry.target])).toEqual([
+      ['bearer token (console)', 'workflow.resume', 't1/notify-order'],
+      ['alice (console)', 'workflow.pause', 't1/notify-order'],
+    ]);
+  });
+
+  it('discards a dead run, audited, and says so when it is gone already', async () => {
+    // The row it counts on does not exist: the one attempt fails and the run is dead.
+    await sql`CREATE TABLE public.stock (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
+    await applyTestWorkflow(
+      db,
+      {
+        tenant: 't1',
+        name: 'count-stock',
+        trigger: { event: 'stock.counted' },
+        actions: [{ type: 'update_field', table: 'public.stock', key: { column: 'sku', value: '{{event.payload.sku}}' }, column: 'count', increment: 1 }],
+        retry: { maxAttempts: 1 },
+      },
+      { updateFields: ['public.stock.count'] },
+    );
+    const eventId = await emitRecorded('stock.counted', 't1', { sku: 'missing' });
+    const run = await db.selectFrom('walflow.workflow_runs').select(['id', 'status']).where('event_id', '=', eventId).executeTakeFirstOrThrow();
+    expect(run.status).toBe('dead');
+    const dead = await client.request('/console/dead', { headers: bearer(CONSOLE_TOKEN) });
+    expect(dead.text).toContain(run.id);
+
+    expect((await client.request('/console/runs/discard', { form: { one: run.id }, headers: bearer(CONSOLE_TOKEN) })).status).toBe(303);
+    expect((await db.selectFrom('walflow.workflow_runs').select('status').where('id', '=', run.id).executeTakeFirstOrThrow()).status).toBe('cancelled');
+    const again = await client.request('/console/runs/discard', { form: { one: run.id }, headers: bearer(CONSOLE_TOKEN) });
+    expect(again.status).toBe(409);
+    expect(again.text).toContain(`no dead run ${run.id}`);
+    const audit = await listAudit(db, { since: new Date(Date.now() - 60_000), limit: 1 });
+    expect(audit[0]).toMatchObject({ actor: 'bearer token (console)', action: 'run.discard', target: run.id });
+  });
+});
+
+describe('what the console shows', () => {
+  it('shows a payload holding markup as text, in the list and in the explain view', async () => {
+    const attack = '<script>alert("walflow")</script><img src=x onerror=alert(1)>';
+    const id = await emitRecorded('order.placed', 't1', { orderId: 'o-1', note: attack });
+    for (const path of ['/console/events?since=-10m', `/console/events/${id}`]) {
+      const page = await client.request(path, { headers: bearer(CONSOLE_TOKEN) });
+      expect(page.status).toBe(200);
+      expect(page.text).not.toContain('<script>alert');
+      expect(page.text).not.toContain('<img src=x');
+      expect(page.text).toContain('&lt;script&gt;alert(');
+      expect(page.text).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    }
+  });
+
+  it('shows an operator fixed to a tenant only that tenant’s rows, read through row-level security', async () => {
+    // The reads of such an operator run as a role that is neither superuser nor the tables' owner.
+    const reader = await readInScope(db, 't1', async (trx) => {
+      const { rows } = await sql<{ role: string; superuser: boolean; owner: boolean; tenant: string }>`
+        SELECT current_user AS role, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+               pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'walflow.events'::regclass), 'USAGE') AS owner,
+               current_setting('walflow.tenant_id') AS tenant`.execute(trx);
+      return rows[0];
+    });
+    expect(reader).toEqual({ role: 'walflow_console', superuser: false, owner: false, tenant: 't1' });
+
+    const own = await emitRecorded('order.placed', 't1', { orderId: 'own' });
+    const other = await emitRecorded('order.placed', 't2', { orderId: 'other' });
+    const t1 = bearer(T1_TOKEN);
+
+    const list = await client.request('/console/events?since=-10m&tenant=t2', { headers: t1 });
+    expect(list.status).toBe(200);
+    expect(list.text).toContain(own);
+    expect(list.text).not.toContain(other);
+    const everyone = await client.request('/console/events?since=-10m', { headers: bearer(CONSOLE_TOKEN) });
+    expect(everyone.text).toContain(own);
+    expect(everyone.text).toContain(other);
+
+    // Explain reads events, decisions, workflows, runs and action outcomes as walflow_console.
+    const explained = await client.request(`/console/events/${own}`, { headers: t1 });
+    expect(explained.status).toBe(200);
+    expect(explained.text).toMatch(/notify-order<\/td><td>1<\/td><td><span class="badge fired">fired/);
+    expect(explained.text).toMatch(/create_notification: <span class="badge succeeded">succeeded/);
+    expect((await client.request(`/console/events/${other}`, { headers: t1 })).status).toBe(404);
+
+    const workflows = await client.request('/console/workflows', { headers: t1 });
+    expect(workflows.text).toContain('data-workflow="notify-order"');
+    expect(workflows.text).not.toContain('tenant t2');
+    const pauseOther = await client.request('/console/workflows/pause', { form: { tenant: 't2', name: 'notify-order' }, headers: t1 });
+    expect(pauseOther.status).toBe(404);
+    expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't2').executeTakeFirstOrThrow()).status).toBe('active');
+    const otherRun = await db.selectFrom('walflow.workflow_runs').select('id').where('event_id', '=', other).executeTakeFirstOrThrow();
+    expect((await client.request('/console/runs/retry', { form: { one: otherRun.id }, headers: t1 })).status).toBe(404);
+  });
+
+  it('backtests a time range as a dry run: counts what would be decided, creates nothing', async () => {
+    await emitRecorded('order.placed', 't2', { orderId: 'backtested' });
+    const before = await db.selectFrom('walflow.decisions').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
+    const result = await client.request('/console/workflows/backtest', { form: { from: '-10m', to: 'now', workflow: '', type: 'order.*', tenant: 't2' }, headers: bearer(CONSOLE_TOKEN) });
+    expect(result.status).toBe(200);
+    const t2Orders = await db.selectFrom('walflow.events').select(sql<number>`count(*)::int`.as('n')).where('tenant_id', '=', 't2').where('event_type', '=', 'order.placed').executeTakeFirstOrThrow();
+    expect(result.text).toContain(`${t2Orders.n} events replayed`);
+    expect(result.text).toMatch(new RegExp(`<td>notify-order</td><td><span class="badge fired">fired</span> ${t2Orders.n} </td>`));
+    const after = await db.selectFrom('walflow.decisions').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
+
+    const bad = await client.request('/console/workflows/backtest', { form: { from: 'yesterday', to: 'now', workflow: '', type: '', tenant: '' }, headers: bearer(CONSOLE_TOKEN) });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('not a time: &quot;yesterday&quot;');
+  });
+
+  it('streams newly recorded events of the operator’s scope only', async () => {
+    const stream = await fetch(`${client.origin}/console/events/stream?type=order.*`, { headers: bearer(T1_TOKEN) });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const other = await emitRecorded('order.placed', 't2', { orderId: 'not-for-t1' });
+    const own = await emitRecorded('order.placed', 't1', { orderId: 'for-t1' });
+    let received = '';
+    await waitFor('the stream to carry the t1 event', async () => {
+      const { value } = await reader.read();
+      received += value ?? '';
+      return received.includes(own);
+    });
+    await reader.cancel();
+    expect(received).toMatch(new RegExp(`id: [^|]+\\|${own}\\nevent: recorded\\ndata: \\{"id":"${own}","type":"order.placed","tenant":"t1"`));
+    expect(received).not.toContain(other);
+  });
+});
