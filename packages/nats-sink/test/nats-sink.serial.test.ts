@@ -1,6 +1,6 @@
 import { measureSinkLag, NatsSink, sinkName, type NatsSinkSettings, type SinkState } from '@walflow/nats-sink';
 import type { HealthReport, RunningWalflow } from '@walflow/server';
-import { useTestDatabase, waitFor } from '@walflow/testing';
+import { createTestDatabase, startPostgres, waitFor, type CreatedTestDatabase, type StartedPostgres } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, startTestWalflow } from '../../server/test/fixtures.js';
@@ -9,11 +9,15 @@ import { startNatsServer, type TestNatsServer } from './nats-server.js';
 import { streamSize } from './stream-contents.js';
 import { writeEvents } from './write-events.js';
 
-const database = useTestDatabase();
+// A cluster of its own: the sink waits for the cluster-wide oldest running transaction, so transactions of
+// other test files sharing a cluster would hold it back.
+let cluster: StartedPostgres;
+let database: CreatedTestDatabase;
 let nats: TestNatsServer;
 let walflow: RunningWalflow;
 
 const STREAM = 'WALFLOW_TEST';
+const SLOT = 'walflow_sink';
 const settings = (overrides: Partial<NatsSinkSettings> = {}): NatsSinkSettings => ({
   servers: [nats.url],
   subject: 'walflow.{tenant}.{type}',
@@ -24,11 +28,15 @@ const settings = (overrides: Partial<NatsSinkSettings> = {}): NatsSinkSettings =
 });
 
 beforeAll(async () => {
+  cluster = await startPostgres({ dedicated: true });
+  database = await createTestDatabase(cluster.url);
   nats = await startNatsServer();
-  walflow = await startTestWalflow(database.url, database.slotName, { natsSink: settings() });
+  walflow = await startTestWalflow(database.url, SLOT, { natsSink: settings() });
 });
 afterAll(async () => {
   await walflow?.stop();
+  await database?.drop();
+  await cluster?.stop();
   await nats?.dispose();
 });
 
@@ -85,7 +93,7 @@ describe('the JetStream sink', () => {
     await waitFor('the slot to confirm events recorded during the outage', async () => {
       const { rows } = await sql<{ confirmed: boolean }>`
         SELECT s.confirmed_flush_lsn > (SELECT max(commit_lsn) FROM walflow.events WHERE tenant_id = 'outage') AS confirmed
-          FROM pg_replication_slots s WHERE s.slot_name = ${database.slotName}`.execute(walflow.db);
+          FROM pg_replication_slots s WHERE s.slot_name = ${SLOT}`.execute(walflow.db);
       return rows[0]?.confirmed === true;
     });
 
@@ -135,7 +143,10 @@ describe('the JetStream sink', () => {
                 WHEN (OLD.sink = 'nats:RESAVE') EXECUTE FUNCTION public.refuse_cursor_save()`.execute(walflow.db);
       const committed = await writeEvents(walflow.db, { tenant: 'resave', transactions: 10, perTransaction: 3 });
 
-      await waitFor('the round to be published again and dropped', () => sink.status.state === 'failing' && sink.status.duplicates >= committed.length);
+      // Every event stored once; then at least one more whole round of them published again and dropped.
+      await waitFor('every event to be stored', async () => (await streamSize(nats.url, 'RESAVE')) === committed.length);
+      const droppedBefore = sink.status.duplicates;
+      await waitFor('the round to be published again and dropped', () => sink.status.state === 'failing' && sink.status.duplicates >= droppedBefore + committed.length);
       expect(sink.status.reason).toMatch(/cursor save refused/);
       expect(await streamSize(nats.url, 'RESAVE')).toBe(committed.length);
 
