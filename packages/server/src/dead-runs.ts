@@ -1,4 +1,5 @@
 import { WalflowError, type WalflowDatabase } from '@walflow/core';
+import { RUNS_QUEUED_CHANNEL } from '@walflow/executor';
 import { sql, type Kysely } from 'kysely';
 
 export interface DeadRun {
@@ -56,6 +57,8 @@ export async function retryDeadRun(db: Kysely<WalflowDatabase>, id: string): Pro
     .where('r.status', '=', 'dead')
     .executeTakeFirst();
   if (result.numUpdatedRows !== 1n) throw notDead(id);
+  // The queue's trigger only notifies inserted runs: wake the workers of every process for this one.
+  await sql`SELECT pg_notify(${RUNS_QUEUED_CHANNEL}, '')`.execute(db);
 }
 
 /** Closes a dead run without retrying it: it is cancelled, keeps its last error, and no longer counts as dead. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { RunQueueListener } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
-import type { RunningWalflow } from '@walflow/server';
+import { retryDeadRun, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,5 +76,17 @@ describe('LISTEN/NOTIFY for queued runs', () => {
     });
     await emit(db, { type: 'job.requested', tenantId: 'notify', payload: {} });
     await waitFor('a wake for the run queued after the reconnect', () => wakes === 2);
+  });
+
+  it('wakes when a dead run is retried, which queues it by an update', async () => {
+    const { db } = walflow;
+    const { rows } = await sql<{ id: string }>`
+      INSERT INTO walflow.workflow_runs (workflow_id, workflow_version, event_id, event_committed_at, event_type, commit_lsn, tx_position, status, attempts)
+      VALUES (${randomUUID()}::uuid, 1, ${randomUUID()}::uuid, now(), 'job.requested', '0/1', 0, 'dead', 3) RETURNING id`.execute(db);
+    // Let any wake for the insert itself arrive before counting.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    wakes = 0;
+    await retryDeadRun(db, rows[0]!.id);
+    await waitFor('a wake for the retried run', () => wakes === 1);
   });
 });
