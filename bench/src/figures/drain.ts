@@ -1,0 +1,142 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeBacklog, type BacklogShape } from '../harness/backlog.js';
+import { createBenchDatabase } from '../harness/bench-database.js';
+import { summariseCpuProfile, type ProfileSummary } from '../harness/cpu-profile.js';
+import { probeHealth } from '../harness/health-probe.js';
+import { createRecvlogicalSlot, streamWithRecvlogical } from '../harness/pg-recvlogical.js';
+import { resetStatements, topStatements, type StatementCost } from '../harness/pg-stat-statements.js';
+import { spawnWalflow } from '../harness/walflow-child.js';
+import { dispatchWindow, OUTBOX_EMPTY, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
+import { healthMeasurements } from '../report/health-measurements.js';
+import { target, type FigureResult, type Measurement } from '../report/result.js';
+import { NOTIFY_ON_ORDER, WALFLOW_BACKLOG_INSERT } from '../workload.js';
+import { deadlineAfter, scaled, type FigureContext } from './figure.js';
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const DRAIN_TARGET_EVENTS_PER_SECOND = 10_000;
+const DRAIN_TARGET_RATIO = 0.35;
+/** The line of the batched backlog (transactions of 100), which figure 5 puts beside the peers. */
+export const WALFLOW_DRAIN_KEY = 'drain.batched';
+
+/**
+ * Figure 2: a backlog of committed events, one matching workflow each. walflow starts (workers off: this is
+ * about recording and queueing) and the clock runs from its spawn to the commit of the dispatch batch that
+ * queued the last run. The baseline is pg_recvlogical with walflow's wal2json options streaming the same
+ * transactions from a second slot, created before the backlog, into /dev/null.
+ */
+export async function drainFigure(context: FigureContext): Promise<FigureResult> {
+  const started = performance.now();
+  const transactions = scaled(context, 1000);
+  const events = transactions * 100;
+  const shapes: Array<{ label: string; shape: BacklogShape }> = [
+    { label: `${transactions.toLocaleString('en')} tx × 100`, shape: { transactions, eventsPerTransaction: 100 } },
+    { label: `${events.toLocaleString('en')} tx × 1`, shape: { transactions: events, eventsPerTransaction: 1 } },
+  ];
+  const measurements: Measurement[] = [];
+  const memory: FigureResult['memory'] = [];
+  const details: Record<string, unknown> = {};
+  for (const { label, shape } of shapes) {
+    const batched = shape.eventsPerTransaction > 1;
+    context.log(`  backlog of ${label}`);
+    const run = await drainOnce(context, label, shape);
+    const ratio = run.walflow.eventsPerSecond / run.recvlogicalEventsPerSecond;
+    measurements.push(
+      {
+        ...(batched ? { key: WALFLOW_DRAIN_KEY } : {}),
+        name: `drain ${label}: recorded + runs queued${run.capSeconds === undefined ? '' : ` (stopped after ${run.capSeconds} s: ${run.queued.toLocaleString('en')} done)`}`,
+        value: run.walflow.eventsPerSecond,
+        unit: 'events/s',
+        baseline: { name: 'pg_recvlogical', value: run.recvlogicalEventsPerSecond, unit: 'events/s' },
+        ratio,
+        targets: [
+          target(`≥ ${DRAIN_TARGET_EVENTS_PER_SECOND.toLocaleString('en')} events/s`, run.walflow.eventsPerSecond >= DRAIN_TARGET_EVENTS_PER_SECOND),
+          target(`ratio ≥ ${DRAIN_TARGET_RATIO}`, ratio >= DRAIN_TARGET_RATIO),
+        ],
+      },
+      { name: `drain ${label}: first to last dispatch commit`, value: run.walflow.steadyEventsPerSecond, unit: 'events/s' },
+      { name: `drain ${label}: spawn to 'replication streaming' logged`, value: run.walflow.streamingSeconds * 1000, unit: 'ms' },
+      { name: `drain ${label}: spawn to first dispatch commit`, value: run.walflow.startupSeconds * 1000, unit: 'ms' },
+      ...healthMeasurements(`drain ${label}`, run.health),
+    );
+    memory.push({ label: `drain ${label}`, ...run.memory });
+    details[label] = run;
+  }
+  return {
+    id: 'drain',
+    title: '2 drain throughput',
+    measurements,
+    memory,
+    notes: [
+      'clock: from spawning `walflow start` to the commit of the batch that queued the last run (commit timestamps); workers off (WALFLOW_WORKER_CONCURRENCY=0), everything else default',
+      'pg_recvlogical: same wal2json options, --endpos at the end of the backlog, -f /dev/null, timed from spawn to exit; it runs first, on a slot created before the backlog',
+      'backlogs are written inside the server with asynchronous commit (set-up only: the WAL is the same), then flushed before anything reads them',
+    ],
+    details,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+async function drainOnce(context: FigureContext, label: string, shape: BacklogShape) {
+  const database = await createBenchDatabase(context.adminUrl, 'bench_drain', [NOTIFY_ON_ORDER]);
+  try {
+    const recvSlot = `${database.name}_recv`;
+    await createRecvlogicalSlot(database.url, recvSlot);
+    const backlog = await writeBacklog(database.url, WALFLOW_BACKLOG_INSERT, shape);
+    context.log(`    written in ${backlog.seconds.toFixed(1)} s; pg_recvlogical…`);
+    const recvSeconds = await streamWithRecvlogical(database.url, recvSlot, backlog.endLsn);
+    context.log(`    pg_recvlogical: ${recvSeconds.toFixed(2)} s; walflow…`);
+
+    const profileDir = context.profileDir === undefined ? undefined : join(context.profileDir, label.replace(/[^0-9a-z]+/gi, '_'));
+    if (profileDir !== undefined) {
+      await mkdir(profileDir, { recursive: true });
+      await resetStatements(database.url);
+    }
+    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, env: { WALFLOW_WORKER_CONCURRENCY: '0' }, cpuProfileDir: profileDir });
+    let stopped = false;
+    try {
+      const cap = deadlineAfter(context, 600, 120);
+      const probe = probeHealth(await walflow.started);
+      const streamingAt = await walflow.streaming;
+      const drained = await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline);
+      const health = await probe.stop();
+      const window = await dispatchWindow(database.url);
+      const counts = await walflowCounts(database.url);
+      const queued = counts.runs;
+      if (drained && (counts.events !== backlog.events || counts.runs !== backlog.events)) {
+        throw new Error(`drain ${label}: walflow recorded ${counts.events} events and queued ${counts.runs} runs for ${backlog.events} events`);
+      }
+      const memory = await walflow.memory();
+      await walflow.stop();
+      stopped = true;
+      const seconds = (window.lastMs - walflow.spawnedAt) / 1000;
+      context.log(`    walflow: ${seconds.toFixed(2)} s`);
+      let profile: { cpu: ProfileSummary; statements: StatementCost[] } | undefined;
+      if (profileDir !== undefined) {
+        profile = { cpu: await summariseCpuProfile(profileDir, REPOSITORY_ROOT), statements: await topStatements(database.url, 15) };
+      }
+      return {
+        events: backlog.events,
+        queued,
+        capSeconds: queued < backlog.events ? cap.seconds : undefined,
+        recvlogicalEventsPerSecond: backlog.events / recvSeconds,
+        recvlogicalSeconds: recvSeconds,
+        walflow: {
+          seconds,
+          eventsPerSecond: queued / seconds,
+          steadyEventsPerSecond: queued / ((window.lastMs - window.firstMs) / 1000),
+          startupSeconds: (window.firstMs - walflow.spawnedAt) / 1000,
+          streamingSeconds: (streamingAt - walflow.spawnedAt) / 1000,
+        },
+        health,
+        memory,
+        profile,
+      };
+    } finally {
+      if (!stopped) await walflow.stop().catch(() => {});
+    }
+  } finally {
+    await database.drop();
+  }
+}

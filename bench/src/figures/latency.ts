@@ -1,0 +1,109 @@
+import { createBenchDatabase } from '../harness/bench-database.js';
+import { probeHealth } from '../harness/health-probe.js';
+import { runPacedLoad } from '../harness/paced-load.js';
+import { censoredDistribution, type Distribution } from '../harness/percentiles.js';
+import { spawnWalflow } from '../harness/walflow-child.js';
+import { finishedLatencies, OUTBOX_EMPTY, recordedLatencies, RUNS_DONE, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
+import { healthMeasurements } from '../report/health-measurements.js';
+import { target, type FigureResult, type Measurement, type Target } from '../report/result.js';
+import { NOTIFY_ON_ORDER, orderEvent } from '../workload.js';
+import { deadlineAfter, type FigureContext } from './figure.js';
+
+export const LATENCY_RATES = [1000, 3000] as const;
+/** Enough connections that commits waiting for their fsync never hold the rate back. */
+const LOAD_CONNECTIONS = 16;
+const RECORDED_P99_TARGET_MS = 50;
+const FINISHED_P99_TARGET_MS = 150;
+
+/** The load's statement: one autocommitted walflow.emit per event, so each event is a transaction of its own. */
+export function emitStatement(type: string): (n: number) => { text: string; values: unknown[] } {
+  return (n) => {
+    const event = orderEvent(n, type);
+    return { text: 'SELECT walflow.emit($1, $2::jsonb, $3, $4)', values: [event.type, JSON.stringify(event.payload), event.aggregateType, event.aggregateId] };
+  };
+}
+
+/** p50 / p95 / p99 / max, for the table. */
+export function spread(latency: Distribution): string {
+  const format = (ms: number): string => (ms === Infinity ? '∞' : ms < 10 ? ms.toFixed(1) : ms.toFixed(0));
+  return `${format(latency.p50)} / ${format(latency.p95)} / ${format(latency.p99)} / ${format(latency.max)}`;
+}
+
+/** The line of commit→recorded at 1,000 events/s, which figure 5 puts beside the peers. */
+export const WALFLOW_RECORDED_P99_KEY = 'latency.1000.recorded';
+
+/**
+ * Figure 3: a steady load of single-event transactions while walflow (default settings) runs, each rate in a fresh
+ * database with a walflow of its own; for every event, commit to recorded (its WAL commit time to the commit of
+ * the dispatch batch that recorded it) and commit to run finished (to the commit that marked its
+ * create_notification run succeeded). Events not recorded, or runs not finished, when the bench stops waiting
+ * count as infinitely late.
+ */
+export async function latencyFigure(context: FigureContext): Promise<FigureResult> {
+  const started = performance.now();
+  const seconds = Math.max(2, Math.round(20 * context.scale));
+  const measurements: Measurement[] = [];
+  const memory: FigureResult['memory'] = [];
+  const details: Record<string, unknown> = { seconds };
+  for (const rate of LATENCY_RATES) {
+    const outcome = await measureRate(context, rate, seconds);
+    const { load, recorded, finished } = outcome;
+    context.log(`  ${rate}/s (achieved ${load.rate.toFixed(0)}): recorded ${spread(recorded)} ms, finished ${spread(finished)} ms`);
+    const targets = (limit: number, latency: Distribution): Target[] | undefined =>
+      rate === 1000 ? [target(`p99 < ${limit} ms`, latency.p99 < limit)] : undefined;
+    const unfinished = outcome.finishedCount < load.events ? ` (${outcome.finishedCount.toLocaleString('en')} of ${load.events.toLocaleString('en')} within ${outcome.waitedSeconds} s)` : '';
+    measurements.push(
+      { name: `load at ${rate}/s: achieved`, value: load.rate, unit: 'events/s' },
+      { key: `latency.${rate}.recorded`, name: `${rate}/s commit→recorded p50/p95/p99/max`, value: recorded.p99, display: spread(recorded), unit: 'ms', targets: targets(RECORDED_P99_TARGET_MS, recorded) },
+      { key: `latency.${rate}.finished`, name: `${rate}/s commit→run finished p50/p95/p99/max${unfinished}`, value: finished.p99, display: spread(finished), unit: 'ms', targets: targets(FINISHED_P99_TARGET_MS, finished) },
+      ...healthMeasurements(`${rate}/s`, outcome.health),
+    );
+    memory.push({ label: `latency at ${rate}/s`, ...outcome.memory });
+    details[`${rate}`] = outcome;
+  }
+  return {
+    id: 'latency',
+    title: '3 latency under steady load',
+    measurements,
+    memory,
+    notes: [
+      `${seconds} s per rate, ${LOAD_CONNECTIONS} connections, one autocommitted SELECT walflow.emit(…) per event; walflow start with default settings (4 workers)`,
+      'recorded: pg_xact_commit_timestamp(xmin) of the walflow.events row minus its committed_at (the WAL commit time); finished: the same for the succeeded walflow.workflow_runs row minus event_committed_at',
+      'the run is one create_notification action: one row written in the run’s own transaction, nothing outside PostgreSQL',
+    ],
+    details,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+async function measureRate(context: FigureContext, rate: number, seconds: number) {
+  const type = `bench.load_${rate}`;
+  const database = await createBenchDatabase(context.adminUrl, 'bench_latency', [NOTIFY_ON_ORDER]);
+  try {
+    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name });
+    try {
+      const probe = probeHealth(await walflow.started);
+      await walflow.streaming;
+      const load = await runPacedLoad({ url: database.url, ratePerSecond: rate, seconds, connections: LOAD_CONNECTIONS, statement: emitStatement(type) });
+      const cap = deadlineAfter(context, 120, 30);
+      if (await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline)) await waitUntil(database.url, RUNS_DONE, cap.deadline);
+      const { events: recordedCount, succeeded: finishedCount } = await walflowCounts(database.url, type);
+      const health = await probe.stop();
+      const memory = await walflow.memory();
+      return {
+        load,
+        recordedCount,
+        finishedCount,
+        waitedSeconds: cap.seconds,
+        recorded: censoredDistribution(await recordedLatencies(database.url, type), load.events),
+        finished: censoredDistribution(await finishedLatencies(database.url, type), load.events),
+        health,
+        memory,
+      };
+    } finally {
+      await walflow.stop();
+    }
+  } finally {
+    await database.drop();
+  }
+}

@@ -1,0 +1,82 @@
+import { mkdtemp } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { drainFigure } from './figures/drain.js';
+import type { FigureContext } from './figures/figure.js';
+import { latencyFigure } from './figures/latency.js';
+import { peersFigure } from './figures/peers.js';
+import { workersFigure } from './figures/workers.js';
+import { writeOverheadFigure } from './figures/write-overhead.js';
+import { startBenchPostgres } from './harness/durable-postgres.js';
+import { parseOptions, type FigureId } from './options.js';
+import { writeReport } from './report/json.js';
+import { renderProfiles } from './report/profile.js';
+import type { FigureResult } from './report/result.js';
+import { renderTable } from './report/table.js';
+
+const RESULTS_FILE = fileURLToPath(new URL('../results/latest.json', import.meta.url));
+
+const FIGURES: Record<FigureId, (context: FigureContext) => Promise<FigureResult>> = {
+  'write-overhead': writeOverheadFigure,
+  drain: drainFigure,
+  latency: latencyFigure,
+  workers: workersFigure,
+  peers: peersFigure,
+};
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2), process.env);
+  const startedAt = new Date();
+  const postgres = await startBenchPostgres(log);
+  const figures: FigureResult[] = [];
+  let failures = 0;
+  try {
+    const settings = Object.entries(postgres.settings).map(([name, value]) => `${name}=${value}`).join(', ');
+    log(`PostgreSQL ${postgres.version}, durable: ${settings}`);
+    const profileDir = options.profile ? await mkdtemp(join(tmpdir(), 'walflow-bench-profile-')) : undefined;
+    const save = (): Promise<void> =>
+      writeReport(RESULTS_FILE, {
+        startedAt: startedAt.toISOString(),
+        seconds: (Date.now() - startedAt.getTime()) / 1000,
+        scale: options.scale,
+        machine: { cpus: cpus().length, node: process.version, postgres: postgres.version },
+        serverSettings: postgres.settings,
+        figures,
+      });
+    for (const id of options.figures) {
+      log(`figure ${id}${options.scale === 1 ? '' : ` (scale ${options.scale})`}`);
+      try {
+        figures.push(await FIGURES[id]({ adminUrl: postgres.url, scale: options.scale, profileDir, previous: figures, log }));
+        // Saved after every figure: a long run that dies late keeps what it measured.
+        await save();
+      } catch (error) {
+        failures++;
+        log(`figure ${id} failed: ${(error as Error).stack ?? String(error)}`);
+      }
+    }
+    await save();
+    const seconds = (Date.now() - startedAt.getTime()) / 1000;
+    process.stdout.write(`\nwalflow bench: PostgreSQL ${postgres.version} (${settings}), ${cpus().length} CPUs, Node ${process.version}, scale ${options.scale}, ${Math.round(seconds)} s\n`);
+    process.stdout.write(renderTable(figures));
+    if (options.profile) process.stdout.write(`${renderProfiles(figures)}\n`);
+    process.stdout.write(`written to ${RESULTS_FILE}\n`);
+  } finally {
+    await postgres.stop();
+  }
+  return failures === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    log((error as Error).message);
+    process.exitCode = 1;
+  },
+);
