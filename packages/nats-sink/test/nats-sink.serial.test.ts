@@ -133,16 +133,23 @@ describe('the JetStream sink', () => {
 
   it('publishes a round again when its cursor save fails, and JetStream drops the repeats by Nats-Msg-Id', async () => {
     const resave = settings({ stream: 'RESAVE', subject: 'resave.{tenant}.{type}' });
-    const sink = new NatsSink({ db: walflow.db, settings: resave, logger: silentLogger, pollMs: 50, retry: { initialMs: 50, maxMs: 200 } });
+    const sinkOf = () => new NatsSink({ db: walflow.db, settings: resave, logger: silentLogger, pollMs: 50, retry: { initialMs: 50, maxMs: 200 } });
+    // The first sink only places the cursor; the events are recorded while no sink runs, so the next sink's first
+    // round holds all of them (a round stops at the first message the stream refuses as out of order).
+    const placing = sinkOf();
+    placing.start();
+    await waitFor('the new sink’s cursor', () => measureSinkLag(walflow.db, sinkName(resave)));
+    await placing.stop();
+    await sql`CREATE FUNCTION public.refuse_cursor_save() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN RAISE EXCEPTION 'cursor save refused'; END $$`.execute(walflow.db);
+    await sql`CREATE TRIGGER refuse_cursor_save BEFORE UPDATE ON walflow.sink_cursors FOR EACH ROW
+              WHEN (OLD.sink = 'nats:RESAVE') EXECUTE FUNCTION public.refuse_cursor_save()`.execute(walflow.db);
+    const committed = await writeEvents(walflow.db, { tenant: 'resave', transactions: 10, perTransaction: 3 });
+    await waitFor('walflow to record every event', async () => (await measureSinkLag(walflow.db, sinkName(resave)))?.pending === committed.length);
+
+    const sink = sinkOf();
     sink.start();
     try {
-      await waitFor('the new sink’s cursor', () => measureSinkLag(walflow.db, sinkName(resave)));
-      await sql`CREATE FUNCTION public.refuse_cursor_save() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN RAISE EXCEPTION 'cursor save refused'; END $$`.execute(walflow.db);
-      await sql`CREATE TRIGGER refuse_cursor_save BEFORE UPDATE ON walflow.sink_cursors FOR EACH ROW
-                WHEN (OLD.sink = 'nats:RESAVE') EXECUTE FUNCTION public.refuse_cursor_save()`.execute(walflow.db);
-      const committed = await writeEvents(walflow.db, { tenant: 'resave', transactions: 10, perTransaction: 3 });
-
       // Every event stored once; then at least one more whole round of them published again and dropped.
       await waitFor('every event to be stored', async () => (await streamSize(nats.url, 'RESAVE')) === committed.length);
       const droppedBefore = sink.status.duplicates;
