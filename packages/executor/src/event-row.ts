@@ -1,4 +1,5 @@
 import { parseLsn, type EventEnvelope, type EventMetadata } from '@walflow/core';
+import { sql } from 'kysely';
 
 /** A walflow.events row as read for an envelope: commit time and LSN as text, so nothing loses precision. */
 export interface EventRow {
@@ -17,6 +18,21 @@ export interface EventRow {
   /** `xid::text` */
   xid: string;
 }
+
+/** The selection that reads an EventRow from walflow.events, for every query that turns rows into envelopes. */
+export const eventRowColumns = [
+  'id',
+  'event_type',
+  'tenant_id',
+  'aggregate_type',
+  'aggregate_id',
+  'payload',
+  'metadata',
+  sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at'),
+  sql<string>`commit_lsn::text`.as('commit_lsn'),
+  'tx_position',
+  sql<string>`xid::text`.as('xid'),
+] as const;
 
 export function toEventEnvelope(row: EventRow): EventEnvelope {
   return {

@@ -1,5 +1,6 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
+import { eventRowColumns } from './event-row.js';
 
 export interface EventExplanation {
   event: {
@@ -33,18 +34,7 @@ export interface EventExplanation {
 export async function explainEvent(db: Kysely<WalflowDatabase>, eventId: string): Promise<EventExplanation | undefined> {
   const row = await db
     .selectFrom('walflow.events')
-    .select([
-      'id',
-      'event_type',
-      'tenant_id',
-      'aggregate_type',
-      'aggregate_id',
-      'payload',
-      'metadata',
-      sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at'),
-      sql<string>`commit_lsn::text`.as('commit_lsn'),
-      'recovered',
-    ])
+    .select([...eventRowColumns, 'recovered'])
     .where('id', '=', eventId)
     .executeTakeFirst();
   if (!row) return undefined;

@@ -4,7 +4,7 @@ export { chainOf, decide, eventDepth, type Decision, type DecideOptions, type In
 export { discardDeadLetter, listDeadLetters, retryDeadLetter, type DeadLetter } from './dead-letters.js';
 export { Dispatcher, type DispatcherOptions } from './dispatcher.js';
 export { PoisonIsolatingDispatcher } from './poison-isolation.js';
-export { toEventEnvelope, type EventRow } from './event-row.js';
+export { eventRowColumns, toEventEnvelope, type EventRow } from './event-row.js';
 export { executeRun, type ExecutionObserver, type RunExecutorOptions, type RunResult } from './execute-run.js';
 export { explainEvent, type EventExplanation } from './explain-event.js';
 export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retry-policy.js';

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { eventTypeCondition, formatLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { applyWorkflow, Dispatcher, toEventEnvelope, type WorkflowPolicy } from '@walflow/executor';
+import { applyWorkflow, Dispatcher, eventRowColumns, toEventEnvelope, type WorkflowPolicy } from '@walflow/executor';
 import { JetStreamPublisher, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -175,19 +175,7 @@ async function countEvents(db: Kysely<WalflowDatabase>, options: ReplayOptions):
 /** The next page in commit order: commit time, commit LSN, position in the transaction. */
 async function eventsAfter(db: Kysely<WalflowDatabase>, options: ReplayOptions, after: EventEnvelope | null): Promise<EventEnvelope[]> {
   let query = filtered(db, options)
-    .select([
-      'id',
-      'event_type',
-      'tenant_id',
-      'aggregate_type',
-      'aggregate_id',
-      'payload',
-      'metadata',
-      sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at'),
-      sql<string>`commit_lsn::text`.as('commit_lsn'),
-      'tx_position',
-      sql<string>`xid::text`.as('xid'),
-    ])
+    .select(eventRowColumns)
     .orderBy('committed_at')
     .orderBy('commit_lsn')
     .orderBy('tx_position')
