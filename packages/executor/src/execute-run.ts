@@ -6,9 +6,9 @@ import { causalMetadata } from './actions/causal-metadata.js';
 import type { ActionRuntime } from './actions/external-action.js';
 import { planAction } from './actions/plan-action.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
-import { cancelRun, completeRun, failRun, holdsLease, recordOutcome, succeededActions, type ClaimedRun } from './run-queue.js';
+import { cancelRun, completeRuns, failRun, holdsLease, recordOutcomes, succeededActions, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
-import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
+import { getWorkflowById, resetConsecutiveFailures, type StoredWorkflow } from './workflow-store.js';
 
 /** Told how actions and attempts went, for metrics. */
 export interface ExecutionObserver {
@@ -47,13 +47,13 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
       return work(trx);
     });
 
-  const workflow = await getWorkflowById(db, run.workflowId);
-  if (!workflow || workflow.status === 'disabled') {
-    const reason = workflow ? 'workflow is disabled' : 'workflow was deleted';
-    return fenced((trx) => cancelRun(trx, run.id, reason).then(() => 'cancelled' as const)).catch(leaseLostOr('cancelled'));
+  const runnable = toRun(await getWorkflowById(db, run.workflowId));
+  if ('cancelled' in runnable) {
+    return fenced((trx) => cancelRun(trx, run.id, runnable.cancelled).then(() => 'cancelled' as const)).catch(leaseLostOr('cancelled'));
   }
+  const { workflow } = runnable;
 
-  const done = await succeededActions(db, run.id);
+  const done = (await succeededActions(db, [run.id])).get(run.id) ?? new Set<number>();
   let failing: { index: number; action: WorkflowAction } | undefined;
   try {
     for (const [index, action] of workflow.definition.actions.entries()) {
@@ -70,8 +70,8 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
     }
     failing = undefined;
     await fenced(async (trx) => {
-      await completeRun(trx, run.id);
-      await trx.updateTable('walflow.workflows').set({ consecutive_failures: 0 }).where('id', '=', workflow.id).where('consecutive_failures', '<>', 0).execute();
+      await completeRuns(trx, [run.id]);
+      await resetConsecutiveFailures(trx, [workflow.id]);
     });
     return 'succeeded';
   } catch (error) {
@@ -82,7 +82,7 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
     try {
       await fenced(async (trx) => {
         if (failing) {
-          await recordOutcome(trx, { runId: run.id, actionIndex: failing.index, actionType: failing.action.type, status: 'failed', error: message });
+          await recordOutcomes(trx, [{ runId: run.id, actionIndex: failing.index, actionType: failing.action.type, status: 'failed', error: message }]);
         }
         await failRun(trx, run.id, message, verdict.kind === 'retry' ? verdict.delayMs : null);
         if (verdict.kind === 'dead') {
@@ -109,14 +109,13 @@ async function performAction(
   fenced: <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>) => Promise<T>,
 ): Promise<void> {
   const plan = planAction(action);
-  const base = { event: run.event, workflow, runId: run.id, actionIndex: index, replayId: run.replayId };
-  const timeoutMs = options.runtime.actionTimeoutMs ?? 10_000;
+  const base = actionContext(run, workflow, index);
+  const timeoutMs = actionTimeoutMs(options.runtime);
   if (plan.kind === 'transactional') {
     await fenced(async (trx) => {
-      // The action's own statements get the same time limit as mail and HTTP.
-      await sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx);
+      await limitStatements(trx, timeoutMs);
       const result = await plan.perform({ ...base, trx });
-      await recordOutcome(trx, { runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result });
+      await recordOutcomes(trx, [{ runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result }]);
     });
     return;
   }
@@ -126,11 +125,31 @@ async function performAction(
     new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new WalflowError('action_failed', `${action.type} timed out after ${timeoutMs} ms`)))),
   ]);
   await fenced(async (trx) => {
-    await recordOutcome(trx, { runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result });
+    await recordOutcomes(trx, [{ runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result }]);
     if (action.type === 'send_email') {
       await emitCaused(trx, followUp(run.event, workflow, run, 'email.sent', { ...result, actionIndex: index }));
     }
   });
+}
+
+/** The workflow a run executes, or why the run is cancelled instead. */
+export function toRun(workflow: StoredWorkflow | undefined): { workflow: StoredWorkflow } | { cancelled: string } {
+  if (!workflow) return { cancelled: 'workflow was deleted' };
+  return workflow.status === 'disabled' ? { cancelled: 'workflow is disabled' } : { workflow };
+}
+
+/** What an action of a run knows, besides the transaction or the outside world it acts on. */
+export function actionContext(run: ClaimedRun, workflow: StoredWorkflow, actionIndex: number) {
+  return { event: run.event, workflow, runId: run.id, actionIndex, replayId: run.replayId };
+}
+
+export function actionTimeoutMs(runtime: ActionRuntime): number {
+  return runtime.actionTimeoutMs ?? 10_000;
+}
+
+/** A transactional action's own statements get the same time limit as mail and HTTP. */
+export async function limitStatements(trx: Transaction<WalflowDatabase>, timeoutMs: number): Promise<void> {
+  await sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx);
 }
 
 /** After N dead runs in a row a workflow pauses itself and says so with an event other workflows can use. */

@@ -54,36 +54,74 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
  * lease expired cannot record over the new owner's work.
  */
 export async function holdsLease(trx: Transaction<WalflowDatabase>, runId: string, workerId: string): Promise<boolean> {
-  const row = await trx
+  return (await heldRuns(trx, [runId], workerId)).has(runId);
+}
+
+/** holdsLease for many runs at once: locks those this worker still holds and returns their ids. */
+export async function heldRuns(trx: Transaction<WalflowDatabase>, runIds: readonly string[], workerId: string): Promise<Set<string>> {
+  const rows = await trx
     .selectFrom('walflow.workflow_runs')
     .select('id')
-    .where('id', '=', runId)
+    .where('id', '=', sql<string>`ANY(${[...runIds]}::uuid[])`)
     .where('status', '=', 'running')
     .where('locked_by', '=', workerId)
     .forUpdate()
-    .executeTakeFirst();
-  return row !== undefined;
+    .execute();
+  return new Set(rows.map((row) => row.id));
 }
 
-export async function succeededActions(db: Kysely<WalflowDatabase>, runId: string): Promise<Set<number>> {
-  const rows = await db.selectFrom('walflow.action_outcomes').select('action_index').where('run_id', '=', runId).where('status', '=', 'succeeded').execute();
-  return new Set(rows.map((row) => row.action_index));
+/** Another `leaseMs` for runs this worker still holds: runs of a claimed batch that wait for their turn. */
+export async function extendLeases(db: Kysely<WalflowDatabase>, runIds: readonly string[], workerId: string, leaseMs: number): Promise<void> {
+  await db
+    .updateTable('walflow.workflow_runs')
+    .set({ locked_until: sql`now() + ${leaseMs} * interval '1 millisecond'` })
+    .where('id', '=', sql<string>`ANY(${[...runIds]}::uuid[])`)
+    .where('status', '=', 'running')
+    .where('locked_by', '=', workerId)
+    .execute();
 }
 
-export async function recordOutcome(
-  trx: Transaction<WalflowDatabase>,
-  outcome: { runId: string; actionIndex: number; actionType: string; status: 'succeeded' | 'failed'; result?: Record<string, unknown>; error?: string },
-): Promise<void> {
+/** The actions of each run that succeeded in an earlier attempt: a retry skips them. */
+export async function succeededActions(db: Kysely<WalflowDatabase>, runIds: readonly string[]): Promise<Map<string, Set<number>>> {
+  const rows = await db
+    .selectFrom('walflow.action_outcomes')
+    .select(['run_id', 'action_index'])
+    .where('run_id', '=', sql<string>`ANY(${[...runIds]}::uuid[])`)
+    .where('status', '=', 'succeeded')
+    .execute();
+  const done = new Map<string, Set<number>>();
+  for (const row of rows) {
+    const actions = done.get(row.run_id) ?? new Set<number>();
+    actions.add(row.action_index);
+    done.set(row.run_id, actions);
+  }
+  return done;
+}
+
+export interface ActionOutcome {
+  runId: string;
+  actionIndex: number;
+  actionType: string;
+  status: 'succeeded' | 'failed';
+  result?: Record<string, unknown>;
+  error?: string;
+}
+
+/** Records action outcomes under (run, action index); an outcome recorded again replaces the earlier one. */
+export async function recordOutcomes(trx: Transaction<WalflowDatabase>, outcomes: readonly ActionOutcome[]): Promise<void> {
+  if (outcomes.length === 0) return;
   await trx
     .insertInto('walflow.action_outcomes')
-    .values({
-      run_id: outcome.runId,
-      action_index: outcome.actionIndex,
-      action_type: outcome.actionType,
-      status: outcome.status,
-      result: JSON.stringify(outcome.result ?? {}),
-      error: outcome.error?.slice(0, 10_000) ?? null,
-    })
+    .values(
+      outcomes.map((outcome) => ({
+        run_id: outcome.runId,
+        action_index: outcome.actionIndex,
+        action_type: outcome.actionType,
+        status: outcome.status,
+        result: JSON.stringify(outcome.result ?? {}),
+        error: outcome.error?.slice(0, 10_000) ?? null,
+      })),
+    )
     .onConflict((conflict) =>
       conflict.columns(['run_id', 'action_index']).doUpdateSet({
         status: (eb) => eb.ref('excluded.status'),
@@ -96,12 +134,13 @@ export async function recordOutcome(
     .execute();
 }
 
-/** Marks a run succeeded; call after holdsLease in the same transaction. */
-export async function completeRun(trx: Transaction<WalflowDatabase>, runId: string): Promise<void> {
+/** Marks runs succeeded; call after holdsLease (or heldRuns) in the same transaction. */
+export async function completeRuns(trx: Transaction<WalflowDatabase>, runIds: readonly string[]): Promise<void> {
+  if (runIds.length === 0) return;
   await trx
     .updateTable('walflow.workflow_runs')
     .set({ status: 'succeeded', finished_at: sql`now()`, locked_by: null, locked_until: null, last_error: null })
-    .where('id', '=', runId)
+    .where('id', '=', sql<string>`ANY(${[...runIds]}::uuid[])`)
     .execute();
 }
 

@@ -3,16 +3,21 @@ import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
-import { executeRun, type ExecutionObserver } from './execute-run.js';
+import { executeRun, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
-import { claimRuns, releaseExpiredLeases, releaseHeldRuns } from './run-queue.js';
+import { executeRunBatch, runsInOneTransaction } from './run-batch.js';
+import { claimRuns, extendLeases, releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
+import { getWorkflowsById } from './workflow-store.js';
 
 export interface WorkerPoolOptions {
   db: Kysely<WalflowDatabase>;
   logger: Logger;
-  /** Runs executed at once by this process. @default 4 */
+  /** Workers of this process, each executing one claimed batch at a time. @default 4 */
   concurrency?: number;
-  /** Runs one worker claims per query; they share one lease deadline, so keep it small. @default 1 */
+  /**
+   * Runs one worker claims at once. Those whose actions are all database writes execute together in one
+   * transaction; the others one after another, their leases extended while they wait. @default 32
+   */
   claimBatchSize?: number;
   /** How often an idle worker looks for due runs (retries, runs queued by other processes). @default 1000 */
   pollIntervalMs?: number;
@@ -63,7 +68,7 @@ export class WorkerPool {
   }
 
   private async loop(workerId: string): Promise<void> {
-    const { db, logger, claimBatchSize = 1, leaseMs = 60_000 } = this.options;
+    const { db, logger, claimBatchSize = 32, leaseMs = 60_000 } = this.options;
     while (!this.stopping) {
       try {
         await this.sweepExpiredLeases(leaseMs);
@@ -72,20 +77,36 @@ export class WorkerPool {
           await this.idle();
           continue;
         }
-        for (const run of runs) {
-          const result = await executeRun(run, workerId, {
-            db,
-            logger,
-            runtime: this.options.runtime ?? { secrets: new Map(), webhookAllowHosts: [] },
-            retry: this.options.retry,
-            observer: this.options.observer,
-          });
-          logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
-        }
+        await this.execute(runs, workerId, leaseMs);
       } catch (error) {
         logger.error({ err: error, workerId }, 'worker loop failed; retrying');
         await this.idle();
       }
+    }
+  }
+
+  private async execute(runs: ClaimedRun[], workerId: string, leaseMs: number): Promise<void> {
+    const claimedAt = Date.now();
+    const execution: RunExecutorOptions = {
+      db: this.options.db,
+      logger: this.options.logger,
+      runtime: this.options.runtime ?? { secrets: new Map(), webhookAllowHosts: [] },
+      retry: this.options.retry,
+      observer: this.options.observer,
+    };
+    const workflows = await getWorkflowsById(this.options.db, [...new Set(runs.map((run) => run.workflowId))]);
+    const together = runs.filter((run) => runsInOneTransaction(workflows.get(run.workflowId)));
+    const alone = runs.filter((run) => !runsInOneTransaction(workflows.get(run.workflowId)));
+    if (together.length > 0) await executeRunBatch(together, workflows, workerId, execution);
+    let leaseFrom = claimedAt;
+    for (const [position, run] of alone.entries()) {
+      // Mail and HTTP may take their whole timeout: runs still waiting keep their leases.
+      if (Date.now() - leaseFrom > leaseMs / 2) {
+        leaseFrom = Date.now();
+        await extendLeases(this.options.db, alone.slice(position).map((waiting) => waiting.id), workerId, leaseMs);
+      }
+      const result = await executeRun(run, workerId, execution);
+      this.options.logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
     }
   }
 

@@ -1,5 +1,5 @@
 import type { WalflowDatabase, WorkflowStatus } from '@walflow/core';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
 import { parseWorkflowDefinition, type WorkflowDefinition } from './workflow-definition.js';
 
@@ -102,8 +102,25 @@ export async function getWorkflow(db: Kysely<WalflowDatabase>, tenantId: string,
 }
 
 export async function getWorkflowById(db: Kysely<WalflowDatabase>, id: string): Promise<StoredWorkflow | undefined> {
-  const row = await selectWorkflows(db).where('id', '=', id).executeTakeFirst();
-  return row && toStoredWorkflow(row);
+  return (await getWorkflowsById(db, [id])).get(id);
+}
+
+/** The workflows with these ids that exist, by id. */
+export async function getWorkflowsById(db: Kysely<WalflowDatabase>, ids: readonly string[]): Promise<Map<string, StoredWorkflow>> {
+  if (ids.length === 0) return new Map();
+  const rows = await selectWorkflows(db).where('id', '=', sql<string>`ANY(${[...ids]}::uuid[])`).execute();
+  return new Map(rows.map((row) => [row.id, toStoredWorkflow(row)]));
+}
+
+/** A workflow's run succeeded: its count of dead runs in a row starts again. */
+export async function resetConsecutiveFailures(trx: Transaction<WalflowDatabase>, workflowIds: readonly string[]): Promise<void> {
+  if (workflowIds.length === 0) return;
+  await trx
+    .updateTable('walflow.workflows')
+    .set({ consecutive_failures: 0 })
+    .where('id', '=', sql<string>`ANY(${[...workflowIds]}::uuid[])`)
+    .where('consecutive_failures', '<>', 0)
+    .execute();
 }
 
 export async function listWorkflows(db: Kysely<WalflowDatabase>, filter: { tenantId?: string } = {}): Promise<StoredWorkflow[]> {

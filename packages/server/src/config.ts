@@ -36,6 +36,7 @@ const environmentSchema = z.object({
   WALFLOW_WORKER_CONCURRENCY: integer(0, 256).default(4),
   WALFLOW_WORKER_POLL_MS: integer(10, 600_000).default(1000),
   WALFLOW_WORKER_LEASE_MS: integer(100, 86_400_000).default(60_000),
+  WALFLOW_WORKER_CLAIM_BATCH: integer(1, 1000).default(32),
   WALFLOW_MAX_DEPTH: integer(1, 1000).default(8),
   WALFLOW_BATCH_SIZE: integer(1, 100_000).default(5000),
   WALFLOW_SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
@@ -89,6 +90,8 @@ export interface WalflowConfig {
   workerPollMs: number;
   /** How long a run stays with a worker that stopped answering before another takes it over. */
   workerLeaseMs: number;
+  /** Runs a worker claims at once; those that only write to the database execute in one transaction. */
+  workerClaimBatch: number;
   maxDepth: number;
   batchSize: number;
   smtp: { host: string; port: number; secure: boolean; user?: string; password?: string; from: string } | undefined;
@@ -144,6 +147,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     workerConcurrency: env.WALFLOW_WORKER_CONCURRENCY,
     workerPollMs: env.WALFLOW_WORKER_POLL_MS,
     workerLeaseMs: env.WALFLOW_WORKER_LEASE_MS,
+    workerClaimBatch: env.WALFLOW_WORKER_CLAIM_BATCH,
     maxDepth: env.WALFLOW_MAX_DEPTH,
     batchSize: env.WALFLOW_BATCH_SIZE,
     smtp: smtpSettings(env.WALFLOW_SMTP_URL, env.WALFLOW_SMTP_FROM),

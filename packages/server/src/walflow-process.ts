@@ -49,6 +49,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       concurrency: config.workerConcurrency,
       pollIntervalMs: config.workerPollMs,
       leaseMs: config.workerLeaseMs,
+      claimBatchSize: config.workerClaimBatch,
       runtime: {
         smtp: config.smtp,
         secrets: config.secrets,

@@ -15,3 +15,9 @@ export interface TransactionalActionContext {
 
 /** An action whose whole effect is a database write (events, notifications, field updates). */
 export type TransactionalAction<Action> = (action: Action, context: TransactionalActionContext) => Promise<Record<string, unknown>>;
+
+/** One action of one run, for actions that are carried out for many runs in one statement. */
+export interface TransactionalActionCall<Action> {
+  action: Action;
+  context: Omit<TransactionalActionContext, 'trx'>;
+}

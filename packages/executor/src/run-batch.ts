@@ -1,0 +1,100 @@
+import type { WalflowDatabase } from '@walflow/core';
+import type { Transaction } from 'kysely';
+import { performTogether } from './actions/perform-together.js';
+import { planAction } from './actions/plan-action.js';
+import { actionContext, actionTimeoutMs, executeRun, limitStatements, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
+import { cancelRun, completeRuns, heldRuns, recordOutcomes, succeededActions, type ActionOutcome, type ClaimedRun } from './run-queue.js';
+import type { WorkflowAction } from './workflow-definition.js';
+import { resetConsecutiveFailures, type StoredWorkflow } from './workflow-store.js';
+
+/**
+ * True when every action of the workflow is a database write (notifications, events, field updates), or the
+ * run is only to be cancelled: such runs can be executed together in one transaction.
+ */
+export function runsInOneTransaction(workflow: StoredWorkflow | undefined): boolean {
+  const runnable = toRun(workflow);
+  return 'cancelled' in runnable || runnable.workflow.definition.actions.every((action) => planAction(action).kind === 'transactional');
+}
+
+interface ActionTiming {
+  type: string;
+  seconds: number;
+}
+
+/**
+ * Executes claimed runs whose actions are all transactional in ONE transaction fenced by their leases: the
+ * actions' writes, their outcomes and the runs' completion commit together, so a batch costs one commit instead
+ * of two per run. The guarantees are a single run's: each action's effect commits exactly once with its
+ * outcome, actions that succeeded in an earlier attempt are skipped, a run whose lease was lost is left alone.
+ * Any failure rolls the whole transaction back and each run is then executed on its own (executeRun), which
+ * retries or buries the failing run alone: one failing run costs the others a second try, never their outcome.
+ */
+export async function executeRunBatch(
+  runs: readonly ClaimedRun[],
+  workflows: ReadonlyMap<string, StoredWorkflow>,
+  workerId: string,
+  options: RunExecutorOptions,
+): Promise<Map<string, RunResult>> {
+  const timings: ActionTiming[] = [];
+  let results: Map<string, RunResult>;
+  try {
+    results = await options.db.transaction().execute((trx) => executeTogether(trx, runs, workflows, workerId, options, timings));
+  } catch (error) {
+    options.logger.debug({ err: error, runs: runs.length }, 'batch of runs rolled back; executing them one by one');
+    results = new Map();
+    for (const run of runs) results.set(run.id, await executeRun(run, workerId, options));
+    return results;
+  }
+  for (const timing of timings) options.observer?.actionFinished(timing.type, timing.seconds, true);
+  for (const result of results.values()) options.observer?.attemptFinished(result);
+  return results;
+}
+
+async function executeTogether(
+  trx: Transaction<WalflowDatabase>,
+  runs: readonly ClaimedRun[],
+  workflows: ReadonlyMap<string, StoredWorkflow>,
+  workerId: string,
+  options: RunExecutorOptions,
+  timings: ActionTiming[],
+): Promise<Map<string, RunResult>> {
+  const results = new Map<string, RunResult>();
+  const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
+  const done = await succeededActions(trx, [...held]);
+  await limitStatements(trx, actionTimeoutMs(options.runtime));
+  const executing: { run: ClaimedRun; workflow: StoredWorkflow; pending: [number, WorkflowAction][] }[] = [];
+  for (const run of runs) {
+    const runnable = toRun(workflows.get(run.workflowId));
+    if (!held.has(run.id)) {
+      results.set(run.id, 'lease_lost');
+    } else if ('cancelled' in runnable) {
+      await cancelRun(trx, run.id, runnable.cancelled);
+      results.set(run.id, 'cancelled');
+    } else {
+      const pending = [...runnable.workflow.definition.actions.entries()].filter(([index]) => !done.get(run.id)?.has(index));
+      executing.push({ run, workflow: runnable.workflow, pending });
+    }
+  }
+  // Step by step: the n-th pending action of every run together, so each run still acts in order.
+  const outcomes: ActionOutcome[] = [];
+  for (let step = 0; ; step++) {
+    const wave = executing.filter(({ pending }) => pending.length > step);
+    if (wave.length === 0) break;
+    const calls = wave.map(({ run, workflow, pending }) => {
+      const [index, action] = pending[step]!;
+      return { action, context: actionContext(run, workflow, index) };
+    });
+    const performed = await performTogether(trx, calls);
+    calls.forEach(({ action, context }, position) => {
+      const { result, seconds } = performed[position]!;
+      timings.push({ type: action.type, seconds });
+      outcomes.push({ runId: context.runId, actionIndex: context.actionIndex, actionType: action.type, status: 'succeeded', result });
+    });
+  }
+  const succeeded = executing.map(({ run }) => run);
+  for (const run of succeeded) results.set(run.id, 'succeeded');
+  await recordOutcomes(trx, outcomes);
+  await completeRuns(trx, succeeded.map((run) => run.id));
+  await resetConsecutiveFailures(trx, [...new Set(succeeded.map((run) => run.workflowId))]);
+  return results;
+}

@@ -1,0 +1,178 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { claimRuns, Dispatcher, executeRunBatch, getWorkflowsById, WorkerPool, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
+import { createDatabase, migrate } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+const policy = { updateFields: ['batch_test.accounts.balance'] };
+let db: Kysely<WalflowDatabase>;
+let options: RunExecutorOptions;
+let lsn = 0x1000;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, silentLogger, { max: 8 });
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  await sql`CREATE SCHEMA batch_test`.execute(db);
+  await sql`CREATE TABLE batch_test.accounts (id text PRIMARY KEY, balance numeric NOT NULL DEFAULT 0)`.execute(db);
+  options = {
+    db,
+    logger: silentLogger,
+    runtime: { secrets: new Map(), webhookAllowHosts: ['127.0.0.1'], webhookSigningSecret: `whsec_${Buffer.from('batch-test-secret-0123456789').toString('base64')}` },
+  };
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+function event(tenantId: string, payload: Record<string, unknown>): EventEnvelope {
+  lsn += 0x100;
+  return {
+    id: randomUUID(),
+    type: 'payment.received',
+    tenantId,
+    aggregateType: null,
+    aggregateId: null,
+    payload,
+    metadata: {},
+    committedAt: new Date().toISOString(),
+    commitLsn: parseLsn(`0/${lsn.toString(16)}`),
+    position: 0,
+    xid: String(lsn),
+  };
+}
+
+/** Records the events as the stream would, and claims their runs for one worker. */
+async function queueAndClaim(tenant: string, payloads: Record<string, unknown>[], workerId: string): Promise<ClaimedRun[]> {
+  await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: payloads.map((payload) => event(tenant, payload)), parked: [], checkpoint: null });
+  const claimed = await claimRuns(db, workerId, 100, 60_000);
+  return claimed.filter((run) => run.event.tenantId === tenant);
+}
+
+async function executeClaimed(runs: ClaimedRun[], workerId: string) {
+  const workflows = await getWorkflowsById(db, [...new Set(runs.map((run) => run.workflowId))]);
+  return executeRunBatch(runs, workflows, workerId, options);
+}
+
+async function notificationsPerRun(tenant: string): Promise<Map<string, number>> {
+  const rows = await db.selectFrom('walflow.notifications').select(['run_id', sql<string>`count(*)`.as('n')]).where('tenant_id', '=', tenant).groupBy('run_id').execute();
+  return new Map(rows.map((row) => [row.run_id as string, Number(row.n)]));
+}
+
+describe('a claimed batch of database-only runs', () => {
+  it('executes in one transaction, one effect and one outcome per run', async () => {
+    await applyTestWorkflow(db, { tenant: 'together', name: 'notify', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid {{event.payload.n}}' }] });
+    const runs = await queueAndClaim('together', Array.from({ length: 20 }, (_, n) => ({ n })), 'together/0');
+    expect(runs).toHaveLength(20);
+    const results = await executeClaimed(runs, 'together/0');
+    expect([...results.values()]).toEqual(Array(20).fill('succeeded'));
+    const perRun = await notificationsPerRun('together');
+    expect(perRun.size).toBe(20);
+    expect([...perRun.values()].every((n) => n === 1)).toBe(true);
+    // Every effect was written by the same transaction.
+    const { rows } = await sql<{ transactions: string }>`
+      SELECT count(DISTINCT xmin::text) AS transactions FROM walflow.notifications WHERE tenant_id = 'together'`.execute(db);
+    expect(rows[0]?.transactions).toBe('1');
+    const statuses = await db.selectFrom('walflow.workflow_runs').select('status').where('tenant_id', '=', 'together').execute();
+    expect(statuses.every((row) => row.status === 'succeeded')).toBe(true);
+  });
+
+  it('falls back to one run at a time when one run fails: the others succeed once, the failing one retries alone', async () => {
+    await applyTestWorkflow(
+      db,
+      {
+        tenant: 'mixed',
+        name: 'credit',
+        trigger: { event: 'payment.received' },
+        actions: [
+          { type: 'create_notification', recipient: 'u1', title: 'paid {{event.payload.account}}' },
+          { type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: '{{event.payload.account}}' }, increment: '{{event.payload.amount}}' },
+        ],
+      },
+      policy,
+    );
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('a1'), ('a2'), ('a3')`.execute(db);
+    const runs = await queueAndClaim('mixed', [{ account: 'a1', amount: 1 }, { account: 'missing', amount: 5 }, { account: 'a2', amount: 2 }, { account: 'a3', amount: 3 }], 'mixed/0');
+    const failing = runs.find((run) => run.event.payload.account === 'missing')!;
+    const results = await executeClaimed(runs, 'mixed/0');
+    expect(results.get(failing.id)).toBe('retrying');
+    expect([...results.entries()].filter(([id]) => id !== failing.id).map(([, result]) => result)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    const balances = await sql<{ id: string; balance: string }>`SELECT id, balance::text FROM batch_test.accounts ORDER BY id`.execute(db);
+    expect(balances.rows).toEqual([{ id: 'a1', balance: '1' }, { id: 'a2', balance: '2' }, { id: 'a3', balance: '3' }]);
+    // The failing run's first action committed on its own; its retry, in a batch, must not repeat it.
+    expect([...(await notificationsPerRun('mixed')).values()]).toEqual([1, 1, 1, 1]);
+
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('missing')`.execute(db);
+    await db.updateTable('walflow.workflow_runs').set({ next_attempt_at: sql`now()` }).where('id', '=', failing.id).execute();
+    const retry = await claimRuns(db, 'mixed/1', 10, 60_000);
+    expect(retry.map((run) => run.id)).toEqual([failing.id]);
+    expect(await executeClaimed(retry, 'mixed/1')).toEqual(new Map([[failing.id, 'succeeded']]));
+    expect([...(await notificationsPerRun('mixed')).values()]).toEqual([1, 1, 1, 1]);
+    // The retry ran in the batch transaction (its effect and its completion share one xmin), not in the fallback.
+    const missing = await sql<{ balance: string; together: boolean }>`
+      SELECT a.balance::text, a.xmin::text = r.xmin::text AS together
+        FROM batch_test.accounts a, walflow.workflow_runs r WHERE a.id = 'missing' AND r.id = ${failing.id}`.execute(db);
+    expect(missing.rows[0]).toEqual({ balance: '5', together: true });
+  });
+
+  it('leaves alone a run another worker took over, and cancels the runs of a disabled workflow', async () => {
+    const workflowId = await applyTestWorkflow(db, { tenant: 'fenced', name: 'notify', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'x' }] });
+    const runs = await queueAndClaim('fenced', [{ n: 1 }, { n: 2 }, { n: 3 }], 'fenced/0');
+    const takenOver = runs[1]!;
+    await db.updateTable('walflow.workflow_runs').set({ locked_by: 'elsewhere/0' }).where('id', '=', takenOver.id).execute();
+    const results = await executeClaimed(runs, 'fenced/0');
+    expect(results.get(takenOver.id)).toBe('lease_lost');
+    expect([...(await notificationsPerRun('fenced')).keys()].sort()).toEqual([runs[0]!.id, runs[2]!.id].sort());
+
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('fenced', { n: 4 })], parked: [], checkpoint: null });
+    await db.updateTable('walflow.workflows').set({ status: 'disabled' }).where('id', '=', workflowId).execute();
+    const later = (await claimRuns(db, 'fenced/1', 10, 60_000)).filter((run) => run.event.tenantId === 'fenced');
+    expect(await executeClaimed(later, 'fenced/1')).toEqual(new Map([[later[0]!.id, 'cancelled']]));
+    expect((await notificationsPerRun('fenced')).size).toBe(2);
+  });
+});
+
+describe('runs that call out (mail, HTTP)', () => {
+  let http: Server;
+  let port: number;
+  /** For each request: runs of the tenant still waiting in the worker's hands with an expired lease. */
+  const expiredWhileWaiting: number[] = [];
+
+  beforeAll(async () => {
+    http = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        void sql<{ n: string }>`SELECT count(*) AS n FROM walflow.workflow_runs WHERE tenant_id = 'slow' AND status = 'running' AND locked_until < now()`
+          .execute(db)
+          .then(({ rows }) => expiredWhileWaiting.push(Number(rows[0]?.n)))
+          .then(() => setTimeout(() => response.writeHead(204).end(), 400));
+      });
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
+    port = (http.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())));
+
+  it('execute one after another, and the runs waiting their turn keep their leases', async () => {
+    await applyTestWorkflow(db, { tenant: 'slow', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/slow` }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2, 3, 4].map((n) => event('slow', { n })), parked: [], checkpoint: null });
+    const pool = new WorkerPool({ db, logger: silentLogger, concurrency: 1, claimBatchSize: 10, leaseMs: 700, pollIntervalMs: 50, runtime: options.runtime });
+    pool.start();
+    try {
+      await waitFor('the slow runs to succeed', async () => {
+        const rows = await db.selectFrom('walflow.workflow_runs').select(['status', 'last_error']).where('tenant_id', '=', 'slow').execute();
+        return rows.length === 4 && rows.every((row) => row.status === 'succeeded') ? rows : undefined;
+      }, { timeoutMs: 30_000 });
+    } finally {
+      await pool.stop();
+    }
+    expect(expiredWhileWaiting).toEqual([0, 0, 0, 0]);
+    const attempts = await db.selectFrom('walflow.workflow_runs').select('attempts').where('tenant_id', '=', 'slow').execute();
+    expect(attempts.every((row) => row.attempts === 1)).toBe(true);
+  });
+});
