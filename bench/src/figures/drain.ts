@@ -1,20 +1,18 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeBacklog, type BacklogShape } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
 import { summariseCpuProfile, type ProfileSummary } from '../harness/cpu-profile.js';
 import { probeHealth } from '../harness/health-probe.js';
 import { createRecvlogicalSlot, streamWithRecvlogical } from '../harness/pg-recvlogical.js';
 import { resetStatements, topStatements, type StatementCost } from '../harness/pg-stat-statements.js';
-import { spawnWalflow } from '../harness/walflow-child.js';
+import { REPOSITORY_ROOT, spawnWalflow } from '../harness/walflow-child.js';
 import { dispatchWindow, OUTBOX_EMPTY, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { healthMeasurements } from '../report/health-measurements.js';
 import { target, type FigureResult, type Measurement } from '../report/result.js';
 import { NOTIFY_ON_ORDER, WALFLOW_BACKLOG_INSERT } from '../workload.js';
 import { deadlineAfter, scaled, type FigureContext } from './figure.js';
 
-const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DRAIN_TARGET_EVENTS_PER_SECOND = 10_000;
 const DRAIN_TARGET_RATIO = 0.35;
 /** The line of the batched backlog (transactions of 100), which figure 5 puts beside the peers. */

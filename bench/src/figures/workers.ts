@@ -1,6 +1,10 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { writeBacklog } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
-import { spawnWalflow } from '../harness/walflow-child.js';
+import { summariseCpuProfile } from '../harness/cpu-profile.js';
+import { resetStatements, topStatements } from '../harness/pg-stat-statements.js';
+import { REPOSITORY_ROOT, spawnWalflow } from '../harness/walflow-child.js';
 import { executionWindow, OUTBOX_EMPTY, RUNS_DONE, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { target, type FigureResult } from '../report/result.js';
 import { NOTIFY_ON_ORDER, WALFLOW_BACKLOG_INSERT } from '../workload.js';
@@ -29,7 +33,13 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
       await queueing.stop();
     }
     context.log(`  ${runs.toLocaleString('en')} runs queued; executing`);
-    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name });
+    const profileDir = context.profileDir === undefined ? undefined : join(context.profileDir, 'workers');
+    if (profileDir !== undefined) {
+      await mkdir(profileDir, { recursive: true });
+      await resetStatements(database.url);
+    }
+    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profileDir });
+    let stopped = false;
     try {
       const cap = deadlineAfter(context, 300, 60);
       await waitUntil(database.url, RUNS_DONE, cap.deadline);
@@ -40,6 +50,9 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
       const stoppedEarly = succeeded < runs ? ` (stopped after ${cap.seconds} s: ${succeeded.toLocaleString('en')} done)` : '';
       context.log(`  ${runsPerSecond.toFixed(0)} runs/s`);
       const memory = await walflow.memory();
+      await walflow.stop();
+      stopped = true;
+      const profile = profileDir === undefined ? undefined : { cpu: await summariseCpuProfile(profileDir, REPOSITORY_ROOT), statements: await topStatements(database.url, 15) };
       return {
         id: 'workers',
         title: '4 workers',
@@ -48,12 +61,12 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
           { name: 'the same from spawning walflow start', value: fromSpawn, unit: 'runs/s' },
         ],
         memory: [{ label: 'workers', ...memory }],
-        notes: ['default worker settings (WALFLOW_WORKER_CONCURRENCY=4, claims of one run); action: create_notification; each event of its own aggregate, so ordering never waits'],
-        details: { runs, succeeded, runsPerSecond, fromSpawn, window },
+        notes: ['default worker settings (WALFLOW_WORKER_CONCURRENCY=4, WALFLOW_WORKER_CLAIM_BATCH=32); action: create_notification; each event of its own aggregate, so ordering never waits'],
+        details: { runs, succeeded, runsPerSecond, fromSpawn, window, profile },
         seconds: (performance.now() - started) / 1000,
       };
     } finally {
-      await walflow.stop();
+      if (!stopped) await walflow.stop().catch(() => {});
     }
   } finally {
     await database.drop();

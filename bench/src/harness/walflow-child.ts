@@ -3,8 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { waitFor } from '@walflow/testing/runtime';
 import { residentMemory, type ResidentMemory } from './memory.js';
 
+/** The repository walflow is built in: CPU profiles name its files relative to it. */
+export const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** The built CLI. walflow runs as a child process so its resident memory and CPU profile are its own. */
-const CLI = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
+const CLI = `${REPOSITORY_ROOT}packages/cli/dist/main.js`;
 
 /** How much of walflow's output is kept for error messages. */
 const OUTPUT_TAIL_CHARS = 20_000;

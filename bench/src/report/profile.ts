@@ -7,22 +7,24 @@ interface ProfiledRun {
   profile?: { cpu: ProfileSummary; statements: StatementCost[] };
 }
 
-/** With --profile: where the walflow process spent its CPU and PostgreSQL its time, per drained backlog. */
+/** With --profile: where the walflow process spent its CPU and PostgreSQL its time, per profiled phase. */
 export function renderProfiles(figures: readonly FigureResult[]): string {
-  const drain = figures.find((figure) => figure.id === 'drain');
-  if (drain === undefined) return '';
   const out: string[] = [];
-  for (const [label, run] of Object.entries(drain.details as Record<string, ProfiledRun>)) {
-    if (run.profile === undefined) continue;
-    const { cpu, statements } = run.profile;
-    out.push(`\nprofile of walflow during drain ${label}: ${cpu.file} (${formatNumber(cpu.totalMs)} ms)`);
-    out.push('  self time by module:');
-    for (const spot of cpu.modules.slice(0, 12)) out.push(`    ${formatNumber(spot.selfPercent).padStart(6)} %  ${spot.frame}`);
-    out.push('  self time by function:');
-    for (const spot of cpu.functions) out.push(`    ${formatNumber(spot.selfPercent).padStart(6)} %  ${spot.frame}`);
-    out.push('  pg_stat_statements, by total execution time:');
-    for (const statement of statements) {
-      out.push(`    ${formatNumber(statement.totalMs).padStart(9)} ms  ${String(statement.calls).padStart(7)} calls  ${formatNumber(statement.meanMs).padStart(7)} ms/call  ${statement.query.slice(0, 140)}`);
+  for (const figure of figures) {
+    const details = (figure.details ?? {}) as Record<string, ProfiledRun>;
+    const phases: [string, ProfiledRun][] = 'profile' in details ? [[figure.id, details]] : Object.entries(details).map(([label, run]) => [`${figure.id} ${label}`, run]);
+    for (const [label, run] of phases) {
+      if (run?.profile === undefined) continue;
+      const { cpu, statements } = run.profile;
+      out.push(`\nprofile of walflow during ${label}: ${cpu.file} (${formatNumber(cpu.totalMs)} ms)`);
+      out.push('  self time by module:');
+      for (const spot of cpu.modules.slice(0, 12)) out.push(`    ${formatNumber(spot.selfPercent).padStart(6)} %  ${spot.frame}`);
+      out.push('  self time by function:');
+      for (const spot of cpu.functions) out.push(`    ${formatNumber(spot.selfPercent).padStart(6)} %  ${spot.frame}`);
+      out.push('  pg_stat_statements, by total execution time:');
+      for (const statement of statements) {
+        out.push(`    ${formatNumber(statement.totalMs).padStart(9)} ms  ${String(statement.calls).padStart(7)} calls  ${formatNumber(statement.meanMs).padStart(7)} ms/call  ${statement.query.slice(0, 140)}`);
+      }
     }
   }
   return out.join('\n');
