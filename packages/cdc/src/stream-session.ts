@@ -44,8 +44,9 @@ export class StreamSession {
   private readonly maxBatchRows: number;
   private pending: StreamSlice[] = [];
   private pendingRows = 0;
-  private flushing: Promise<void> | null = null;
-  private flushScheduled = false;
+  /** The one batch being recorded and acknowledged; never rejects (a failure ends the session). */
+  private recording: Promise<void> | null = null;
+  private dispatchScheduled = false;
   private failure: unknown = null;
   private draining = false;
 
@@ -78,6 +79,8 @@ export class StreamSession {
       this.fail(error);
     }
     await this.service.stop();
+    // The session ends with its last dispatch, so a new session never records alongside it.
+    while (this.recording !== null) await this.recording;
     if (this.failure !== null) {
       throw WalflowError.from(this.failure, 'replication_failed', `replication from slot ${this.options.slotName} failed`);
     }
@@ -86,11 +89,9 @@ export class StreamSession {
   /** Records what has been received, acknowledges it, and closes the connection. */
   async stop(): Promise<void> {
     this.draining = true;
-    try {
-      await this.flush();
-    } catch (error) {
-      this.fail(error);
-    }
+    // Each recorded batch starts the next one, until nothing is pending.
+    this.dispatchPending();
+    while (this.recording !== null) await this.recording;
     await this.service.stop();
   }
 
@@ -102,36 +103,53 @@ export class StreamSession {
         this.pending.push(slice);
         this.pendingRows += slice.events.length + slice.parked.length;
       }
-      // Waiting here is the backpressure: the library pauses the socket until the handler returns.
-      if (this.pendingRows >= this.maxBatchRows || this.pending.length >= this.maxBatchRows) await this.flush();
-      else if (this.pending.length > 0) this.scheduleFlush();
+      if (this.isBatchFull()) {
+        // Waiting here is the backpressure: the library pauses the socket until the handler returns. It only
+        // waits while the batch before is still being recorded, so the next batch is read and decoded meanwhile.
+        while (this.recording !== null && this.isBatchFull()) await this.recording;
+        this.dispatchPending();
+      } else if (this.pending.length > 0) this.scheduleDispatch();
     } catch (error) {
       this.fail(error);
     }
   }
 
-  /** Flushes once the messages already read from the socket are processed, so one batch spans them all. */
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
+  private isBatchFull(): boolean {
+    return this.pendingRows >= this.maxBatchRows || this.pending.length >= this.maxBatchRows;
+  }
+
+  /** Dispatches once the messages already read from the socket are processed, so one batch spans them all. */
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
     setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush().catch((error: unknown) => this.fail(error));
+      this.dispatchScheduled = false;
+      this.dispatchPending();
     });
   }
 
-  private async flush(): Promise<void> {
-    while (this.flushing) await this.flushing;
-    if (this.pending.length === 0 || this.failure !== null) return;
+  /**
+   * Starts recording everything pending, unless a batch is being recorded: then the pending slices wait for it
+   * and go next. One batch at a time keeps batches in stream order, and each one's acknowledgement after the
+   * acknowledgement of the batch before, so the slot never moves past a transaction whose effects are not
+   * committed.
+   */
+  private dispatchPending(): void {
+    if (this.recording !== null || this.pending.length === 0 || this.failure !== null) return;
     const slices = this.pending;
     this.pending = [];
     this.pendingRows = 0;
-    this.flushing = this.record(slices);
-    try {
-      await this.flushing;
-    } finally {
-      this.flushing = null;
-    }
+    this.recording = this.record(slices).then(
+      () => {
+        this.recording = null;
+        // What arrived while this batch was being recorded is the next batch.
+        this.dispatchPending();
+      },
+      (error: unknown) => {
+        this.recording = null;
+        this.fail(error);
+      },
+    );
   }
 
   private async record(slices: StreamSlice[]): Promise<void> {
@@ -157,7 +175,7 @@ export class StreamSession {
   private isIdle(): boolean {
     const queue = this.service as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
     const libraryIdle = (queue._messageQueue?.length ?? 1) === 0 && queue._processing === false;
-    return libraryIdle && !this.assembler.inTransaction && this.pending.length === 0 && this.flushing === null;
+    return libraryIdle && !this.assembler.inTransaction && this.pending.length === 0 && this.recording === null;
   }
 
   private fail(error: unknown): void {

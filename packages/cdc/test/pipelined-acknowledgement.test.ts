@@ -1,0 +1,117 @@
+import { ReplicationConsumer } from '@walflow/cdc';
+import { formatLsn, type BatchDispatcher, type DispatchBatch, type Lsn, type WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { createDatabase, migrate } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const logger = pino({ level: 'silent' });
+const TRANSACTIONS = 30;
+const PER_TRANSACTION = 10;
+/** Five whole transactions per batch, so every batch carries a checkpoint. */
+const BATCH_ROWS = 50;
+
+const database = useTestDatabase({ prefix: 'walflow_pipeline' });
+let db: Kysely<WalflowDatabase>;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, logger);
+  await migrate({ db, slotName: database.slotName, logger });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+async function confirmedFlushAtLeast(lsn: string): Promise<boolean> {
+  const { rows } = await sql<{ past: boolean }>`
+    SELECT confirmed_flush_lsn >= ${lsn}::pg_lsn AS past FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(db);
+  return rows[0]?.past === true;
+}
+
+async function confirmedFlush(): Promise<string> {
+  const { rows } = await sql<{ lsn: string }>`
+    SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(db);
+  return rows[0]!.lsn;
+}
+
+describe('the next batch is read while the one before commits', () => {
+  it('acknowledges only committed batches, in order: a failed second batch is redelivered exactly, nothing lost', async () => {
+    for (let tx = 0; tx < TRANSACTIONS; tx++) {
+      await sql`
+        INSERT INTO walflow.outbox (event_type, aggregate_type, aggregate_id, payload)
+        SELECT 'order.placed', 'order', 'o' || n, jsonb_build_object('n', n)
+          FROM generate_series(${tx * PER_TRANSACTION}::int, ${tx * PER_TRANSACTION + PER_TRANSACTION - 1}::int) AS n`.execute(db);
+    }
+    const real = new Dispatcher({ db, slotName: database.slotName, logger });
+    const streamOrder = (
+      await sql<{ id: string }>`SELECT id FROM walflow.outbox ORDER BY (payload->>'n')::int`.execute(db)
+    ).rows.map((row) => row.id);
+
+    let calls = 0;
+    let firstCheckpoint: Lsn | null = null;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let failedBatch: DispatchBatch | null = null;
+    let confirmedWhenFailing = '';
+    const afterFailure: DispatchBatch[] = [];
+    let duplicates = 0;
+    const failingSecond: BatchDispatcher = {
+      async dispatch(batch) {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        try {
+          const call = ++calls;
+          if (call === 2) {
+            failedBatch = batch;
+            // The first batch is acknowledged while this one is in flight; meanwhile the session reads on.
+            await waitFor('the first batch to be acknowledged', () => confirmedFlushAtLeast(formatLsn(firstCheckpoint!)));
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            confirmedWhenFailing = await confirmedFlush();
+            throw new Error('simulated failure of the second batch, before its transaction commits');
+          }
+          if (call > 2) afterFailure.push(batch);
+          const result = await real.dispatch(batch);
+          duplicates += result.duplicates;
+          if (call === 1) firstCheckpoint = batch.checkpoint!.endLsn;
+          return result;
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+
+    const consumer = new ReplicationConsumer({
+      connection: { connectionString: database.url },
+      slotName: database.slotName,
+      dispatcher: failingSecond,
+      db,
+      logger,
+      maxBatchRows: BATCH_ROWS,
+      reconnect: { initialMs: 20, maxMs: 100 },
+    });
+    consumer.start();
+    try {
+      await waitFor('the backlog to be recorded after the failure', async () => {
+        const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.events`.execute(db);
+        return Number(rows[0]!.n) === TRANSACTIONS * PER_TRANSACTION;
+      });
+    } finally {
+      await consumer.stop();
+    }
+
+    const failed = failedBatch as DispatchBatch | null;
+    expect(failed?.events.length).toBe(BATCH_ROWS);
+    // While the second batch was being recorded the slot stood exactly after the first: not one transaction further.
+    expect(confirmedWhenFailing).toBe(formatLsn(firstCheckpoint!));
+    // The new session starts with exactly the batch that failed, and everything after it follows in stream order.
+    const redelivered = afterFailure.flatMap((batch) => batch.events.map((event) => event.id));
+    expect(redelivered.slice(0, BATCH_ROWS)).toEqual(failed!.events.map((event) => event.id));
+    expect(redelivered).toEqual(streamOrder.slice(BATCH_ROWS));
+    expect(duplicates).toBe(0);
+    expect(maxInFlight).toBe(1);
+    const outbox = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.outbox`.execute(db);
+    expect(Number(outbox.rows[0]!.n)).toBe(0);
+  });
+});
