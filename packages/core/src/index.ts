@@ -7,4 +7,5 @@ export * from './event-envelope.js';
 export * from './identifiers.js';
 export * from './lsn.js';
 export * from './sqlstate.js';
+export * from './uuid-v7.js';
 export type * from './tables.js';

@@ -1,0 +1,16 @@
+import { describe, expect, it } from 'vitest';
+import { uuidV7 } from './uuid-v7.js';
+
+describe('uuidV7', () => {
+  it('has the layout of walflow.uuid_v7(): Unix milliseconds first, version 7, the RFC 4122 variant', () => {
+    const unixMs = Date.UTC(2026, 10, 27, 3, 30, 0, 123);
+    const id = uuidV7(unixMs);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(Number.parseInt(id.replace(/-/g, '').slice(0, 12), 16)).toBe(unixMs);
+  });
+
+  it('sorts by the time it was made, and differs within one millisecond', () => {
+    expect(uuidV7(1_700_000_000_000) < uuidV7(1_700_000_000_001)).toBe(true);
+    expect(new Set(Array.from({ length: 1000 }, () => uuidV7(1_700_000_000_000))).size).toBe(1000);
+  });
+});
