@@ -114,6 +114,64 @@ describe('emit', () => {
   });
 });
 
+describe('emit writes only', () => {
+  it('needs nothing but INSERT on the outbox: the row is never read back, its id is made by emit', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const role = `emit_only_${Date.now()}`;
+    await sql`CREATE ROLE ${sql.id(role)} LOGIN`.execute(db);
+    await sql`GRANT USAGE ON SCHEMA walflow TO ${sql.id(role)}`.execute(db);
+    await sql`GRANT INSERT ON walflow.outbox TO ${sql.id(role)}`.execute(db);
+    await sql`CREATE POLICY ${sql.id(`${role}_insert`)} ON walflow.outbox FOR INSERT TO ${sql.id(role)} WITH CHECK (true)`.execute(db);
+    const url = new URL(database.url);
+    url.username = role;
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      await expect(client.query('SELECT id FROM walflow.outbox')).rejects.toMatchObject({ code: '42501' });
+      await client.query('BEGIN');
+      const id = await emit(client, { type: 'policy.approved', payload: { policyId: 'p1', premium: 1 } });
+      const ids = await emitMany(client, [
+        { type: 'policy.approved', payload: { policyId: 'p2', premium: 2 } },
+        { type: 'policy.approved', payload: { policyId: 'p3', premium: 3 } },
+      ]);
+      await client.query('COMMIT');
+      const stored = new Map((await outboxRows()).map((row) => [row.id, (row.payload as { policyId: string }).policyId]));
+      expect([id, ...ids].map((each) => stored.get(each))).toEqual(['p1', 'p2', 'p3']);
+    } finally {
+      await client.end();
+      await sql`DROP POLICY ${sql.id(`${role}_insert`)} ON walflow.outbox`.execute(db);
+      await sql`DROP OWNED BY ${sql.id(role)}`.execute(db);
+      await sql`DROP ROLE ${sql.id(role)}`.execute(db);
+    }
+  });
+
+  it('gives ids that sort by the time of emit', async () => {
+    const before = Date.now();
+    const id = await emit(db, { type: 'policy.approved', payload: { policyId: 'p1', premium: 1 } });
+    const millis = parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+    expect(millis).toBeGreaterThanOrEqual(before);
+    expect(millis).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('takes the session tenant for events without one, in one statement with events naming theirs', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query("SET walflow.tenant_id = 't5'");
+      const [named, unnamed] = await emitMany(client, [
+        { type: 'policy.approved', tenantId: 't5', payload: { policyId: 'p1', premium: 1 } },
+        { type: 'policy.approved', payload: { policyId: 'p2', premium: 2 } },
+      ]);
+      const single = await emit(client, { type: 'policy.approved', payload: { policyId: 'p3', premium: 3 } });
+      const tenants = new Map((await outboxRows()).map((row) => [row.id, row.tenant_id]));
+      expect([named, unnamed, single].map((id) => tenants.get(id!))).toEqual(['t5', 't5', 't5']);
+    } finally {
+      await client.end();
+    }
+  });
+});
+
 describe('walflow.emit (SQL)', () => {
   it('inserts an outbox row and keeps causal metadata to walflow', async () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);

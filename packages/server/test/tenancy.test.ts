@@ -127,7 +127,7 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
       const viaFunction = await client.query<{ id: string }>(
         `SELECT walflow.emit('order.placed', '{"n": 1}', aggregate_type => 'order', aggregate_id => 'o-1') AS id`,
       );
-      // @walflow/outbox's emit: a plain INSERT … RETURNING id.
+      // @walflow/outbox's emit: a plain INSERT of a row whose id it made.
       const viaInsert = await emit(client, { type: 'order.placed', aggregateType: 'order', aggregateId: 'o-2', payload: { n: 2 } });
       await client.query(`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('t1', 'order.broken', '"not an object"')`);
       return [viaFunction.rows[0]!.id, viaInsert];
