@@ -5,7 +5,13 @@
 -- concurrency limit are then claimed by one UPDATE; runs of workflows with a limit one at a time, under their
 -- group's lock, because the count that decides must include the runs this call has just claimed. The ordering
 -- check sees the committed queue: of two queued runs for one aggregate only the earlier is a candidate.
-CREATE OR REPLACE FUNCTION walflow.claim_runs(worker_id text, max_runs integer, lease_ms integer)
+--
+-- A claim may now hold many runs, and runs that call out (mail, HTTP) execute one after another while the
+-- others wait: `max_calling_out` caps how many of those one claim takes (`calling_out` names their action
+-- types), so they spread over the workers as before. The walk looks at most twice `max_runs` candidates.
+DROP FUNCTION walflow.claim_runs(text, integer, integer);
+CREATE FUNCTION walflow.claim_runs(worker_id text, max_runs integer, lease_ms integer,
+                                   calling_out text[] DEFAULT '{}', max_calling_out integer DEFAULT NULL)
 RETURNS TABLE (run walflow.workflow_runs, event walflow.events)
 LANGUAGE plpgsql VOLATILE
 -- Walk the queued runs in order and stop at the first ones free, never sort them all: statistics lag behind a
@@ -17,6 +23,8 @@ DECLARE
   claimed_run walflow.workflow_runs;
   -- Candidates of workflows without a limit, claimed together at the end.
   free uuid[] := '{}';
+  claimed integer := 0;
+  claimed_calling_out integer := 0;
   holds_group_lock boolean := false;
   -- (workflow, key) groups found at their limit, or busy, during this call.
   skipped text[] := '{}';
@@ -27,7 +35,8 @@ BEGIN
   END IF;
 
   FOR candidate IN
-    SELECT r.id, r.workflow_id, r.concurrency_key, w.concurrency_limit, r.workflow_id::text || '/' || r.concurrency_key AS grp
+    SELECT r.id, r.workflow_id, r.concurrency_key, w.concurrency_limit, r.workflow_id::text || '/' || r.concurrency_key AS grp,
+           coalesce(EXISTS (SELECT FROM jsonb_array_elements(w.actions) a WHERE a->>'type' = ANY (calling_out)), false) AS calls_out
       FROM walflow.workflow_runs r
       LEFT JOIN walflow.workflows w ON w.id = r.workflow_id
      WHERE r.status = 'queued' AND r.next_attempt_at <= now()
@@ -51,11 +60,15 @@ BEGIN
              SELECT count(*) FROM walflow.workflow_runs c
               WHERE c.workflow_id = r.workflow_id AND c.concurrency_key = r.concurrency_key AND c.status = 'running') < w.concurrency_limit)
      ORDER BY r.next_attempt_at
-     LIMIT max_runs
+     LIMIT 2 * max_runs
      FOR UPDATE OF r SKIP LOCKED
   LOOP
+    EXIT WHEN claimed >= max_runs;
+    CONTINUE WHEN candidate.calls_out AND claimed_calling_out >= max_calling_out;
     IF candidate.concurrency_limit IS NULL THEN
       free := free || candidate.id;
+      claimed := claimed + 1;
+      claimed_calling_out := claimed_calling_out + candidate.calls_out::int;
       CONTINUE;
     END IF;
     CONTINUE WHEN candidate.grp = ANY (skipped);
@@ -78,6 +91,8 @@ BEGIN
            locked_until = now() + lease_ms * interval '1 millisecond', started_at = coalesce(r.started_at, now())
      WHERE r.id = candidate.id
     RETURNING r.* INTO claimed_run;
+    claimed := claimed + 1;
+    claimed_calling_out := claimed_calling_out + candidate.calls_out::int;
     RETURN QUERY SELECT claimed_run, e FROM walflow.events e
                   WHERE e.committed_at = claimed_run.event_committed_at AND e.id = claimed_run.event_id;
   END LOOP;
@@ -97,4 +112,4 @@ BEGIN
      SELECT e FROM walflow.events e WHERE e.committed_at = (c.run).event_committed_at AND e.id = (c.run).event_id OFFSET 0) x;
 END $$;
 
-REVOKE EXECUTE ON FUNCTION walflow.claim_runs(text, integer, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION walflow.claim_runs(text, integer, integer, text[], integer) FROM PUBLIC;

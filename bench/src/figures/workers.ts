@@ -61,7 +61,7 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
           { name: 'the same from spawning walflow start', value: fromSpawn, unit: 'runs/s' },
         ],
         memory: [{ label: 'workers', ...memory }],
-        notes: ['default worker settings (WALFLOW_WORKER_CONCURRENCY=4, WALFLOW_WORKER_CLAIM_BATCH=32); action: create_notification; each event of its own aggregate, so ordering never waits'],
+        notes: ['default worker settings (WALFLOW_WORKER_CONCURRENCY=4, WALFLOW_WORKER_CLAIM_BATCH=200); action: create_notification; each event of its own aggregate, so ordering never waits'],
         details: { runs, succeeded, runsPerSecond, fromSpawn, window, profile },
         seconds: (performance.now() - started) / 1000,
       };

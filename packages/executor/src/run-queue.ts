@@ -16,12 +16,24 @@ export interface ClaimedRun {
 /** Runs queued: the 0011 migration's trigger notifies this channel when a statement queues runs. */
 export const RUNS_QUEUED_CHANNEL = 'walflow_runs_queued';
 
+/** Runs of workflows with an action of these types count against `maxCallingOut`. */
+export interface CallingOutLimit {
+  actionTypes: readonly string[];
+  maxCallingOut: number;
+}
+
 /**
  * Claims up to `limit` due runs for one worker (walflow.claim_runs): FOR UPDATE SKIP LOCKED lets any number of
  * workers, in any number of processes, take disjoint runs, in commit order per aggregate and within each
  * workflow's concurrency limit. The lease lets another worker take the run over if this one dies.
  */
-export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, limit: number, leaseMs: number): Promise<ClaimedRun[]> {
+export async function claimRuns(
+  db: Kysely<WalflowDatabase>,
+  workerId: string,
+  limit: number,
+  leaseMs: number,
+  callingOut: CallingOutLimit = { actionTypes: [], maxCallingOut: limit },
+): Promise<ClaimedRun[]> {
   const { rows } = await sql<
     Omit<EventRow, 'id'> & {
       id: string;
@@ -37,7 +49,7 @@ export async function claimRuns(db: Kysely<WalflowDatabase>, workerId: string, l
            (c.event).id AS event_id, (c.event).event_type, (c.event).tenant_id, (c.event).aggregate_type, (c.event).aggregate_id,
            (c.event).payload, (c.event).metadata, to_json((c.event).committed_at) #>> '{}' AS committed_at,
            (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid
-      FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}) c`.execute(db);
+      FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}, ${[...callingOut.actionTypes]}::text[], ${callingOut.maxCallingOut}) c`.execute(db);
   return rows.map((row) => ({
     id: row.id,
     workflowId: row.workflow_id,
@@ -68,17 +80,6 @@ export async function heldRuns(trx: Transaction<WalflowDatabase>, runIds: readon
     .forUpdate()
     .execute();
   return new Set(rows.map((row) => row.id));
-}
-
-/** Another `leaseMs` for runs this worker still holds: runs of a claimed batch that wait for their turn. */
-export async function extendLeases(db: Kysely<WalflowDatabase>, runIds: readonly string[], workerId: string, leaseMs: number): Promise<void> {
-  await db
-    .updateTable('walflow.workflow_runs')
-    .set({ locked_until: sql`now() + ${leaseMs} * interval '1 millisecond'` })
-    .where('id', '=', sql<string>`ANY(${[...runIds]}::uuid[])`)
-    .where('status', '=', 'running')
-    .where('locked_by', '=', workerId)
-    .execute();
 }
 
 /** The actions of each run that succeeded in an earlier attempt: a retry skips them. */

@@ -3,11 +3,14 @@ import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
+import { CALLING_OUT_ACTION_TYPES } from './actions/plan-action.js';
 import { executeRun, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { executeRunBatch, runsInOneTransaction } from './run-batch.js';
-import { claimRuns, extendLeases, releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
+import { claimRuns, releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
 import { getWorkflowsById } from './workflow-store.js';
+
+const DEFAULT_CLAIM_BATCH_SIZE = 200;
 
 export interface WorkerPoolOptions {
   db: Kysely<WalflowDatabase>;
@@ -16,7 +19,7 @@ export interface WorkerPoolOptions {
   concurrency?: number;
   /**
    * Runs one worker claims at once. Those whose actions are all database writes execute together in one
-   * transaction; the others one after another, their leases extended while they wait. @default 32
+   * transaction; of the runs that call out (mail, HTTP) a claim takes one. @default 200
    */
   claimBatchSize?: number;
   /** How often an idle worker looks for due runs (retries, runs queued by other processes). @default 1000 */
@@ -35,6 +38,8 @@ export class WorkerPool {
   private loops: Promise<void>[] = [];
   private stopping = false;
   private waiting = new Set<() => void>();
+  /** Counts notify() calls, so a worker can tell whether runs were queued while it was busy. */
+  private notifications = 0;
   private lastLeaseSweep = 0;
 
   constructor(private readonly options: WorkerPoolOptions) {}
@@ -52,7 +57,7 @@ export class WorkerPool {
    */
   async stop(graceMs = 30_000): Promise<void> {
     this.stopping = true;
-    this.notify();
+    this.wakeAll();
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
     const finished = await Promise.race([Promise.all(this.loops).then(() => 'done' as const), graceOver]);
@@ -61,23 +66,42 @@ export class WorkerPool {
     this.loops = [];
   }
 
-  /** Wakes idle workers: runs were just queued. */
-  notify(): void {
+  /**
+   * Wakes idle workers: runs were just queued. One worker per claim batch of `runs` (one when the count is not
+   * known): every worker woken for nothing would still walk the queue. A worker whose claim came back full wakes
+   * the next one itself.
+   */
+  notify(runs?: number): void {
+    this.notifications++;
+    const claimBatchSize = this.options.claimBatchSize ?? DEFAULT_CLAIM_BATCH_SIZE;
+    let workers = runs === undefined ? 1 : Math.ceil(runs / claimBatchSize);
+    for (const wake of this.waiting) {
+      if (workers-- <= 0) break;
+      wake();
+    }
+  }
+
+  private wakeAll(): void {
     for (const wake of this.waiting) wake();
-    this.waiting.clear();
   }
 
   private async loop(workerId: string): Promise<void> {
-    const { db, logger, claimBatchSize = 32, leaseMs = 60_000 } = this.options;
+    const { db, logger, claimBatchSize = DEFAULT_CLAIM_BATCH_SIZE, leaseMs = 60_000 } = this.options;
     while (!this.stopping) {
       try {
         await this.sweepExpiredLeases(leaseMs);
-        const runs = await claimRuns(db, workerId, claimBatchSize, leaseMs);
+        const notificationsBefore = this.notifications;
+        // One run that calls out per claim: mail and HTTP wait for each other, so they spread over the workers.
+        const runs = await claimRuns(db, workerId, claimBatchSize, leaseMs, { actionTypes: CALLING_OUT_ACTION_TYPES, maxCallingOut: 1 });
         if (runs.length === 0) {
           await this.idle();
           continue;
         }
-        await this.execute(runs, workerId, leaseMs);
+        const full = runs.length === claimBatchSize;
+        if (full) this.notify();
+        await this.execute(runs, workerId);
+        // A claim that was not full emptied the queue: claim again only if runs were queued since.
+        if (!full && this.notifications === notificationsBefore) await this.idle();
       } catch (error) {
         logger.error({ err: error, workerId }, 'worker loop failed; retrying');
         await this.idle();
@@ -85,8 +109,7 @@ export class WorkerPool {
     }
   }
 
-  private async execute(runs: ClaimedRun[], workerId: string, leaseMs: number): Promise<void> {
-    const claimedAt = Date.now();
+  private async execute(runs: ClaimedRun[], workerId: string): Promise<void> {
     const execution: RunExecutorOptions = {
       db: this.options.db,
       logger: this.options.logger,
@@ -98,13 +121,7 @@ export class WorkerPool {
     const together = runs.filter((run) => runsInOneTransaction(workflows.get(run.workflowId)));
     const alone = runs.filter((run) => !runsInOneTransaction(workflows.get(run.workflowId)));
     if (together.length > 0) await executeRunBatch(together, workflows, workerId, execution);
-    let leaseFrom = claimedAt;
-    for (const [position, run] of alone.entries()) {
-      // Mail and HTTP may take their whole timeout: runs still waiting keep their leases.
-      if (Date.now() - leaseFrom > leaseMs / 2) {
-        leaseFrom = Date.now();
-        await extendLeases(this.options.db, alone.slice(position).map((waiting) => waiting.id), workerId, leaseMs);
-      }
+    for (const run of alone) {
       const result = await executeRun(run, workerId, execution);
       this.options.logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
     }

@@ -36,7 +36,7 @@ const environmentSchema = z.object({
   WALFLOW_WORKER_CONCURRENCY: integer(0, 256).default(4),
   WALFLOW_WORKER_POLL_MS: integer(10, 600_000).default(1000),
   WALFLOW_WORKER_LEASE_MS: integer(100, 86_400_000).default(60_000),
-  WALFLOW_WORKER_CLAIM_BATCH: integer(1, 1000).default(32),
+  WALFLOW_WORKER_CLAIM_BATCH: integer(1, 1000).default(200),
   WALFLOW_MAX_DEPTH: integer(1, 1000).default(8),
   WALFLOW_BATCH_SIZE: integer(1, 100_000).default(5000),
   WALFLOW_SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),

@@ -62,7 +62,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     const listener = workers && new RunQueueListener({ connection: { connectionString: config.databaseUrl }, logger, onRunsQueued: () => workers.notify() });
     const dispatcher = new TimedDispatcher(
       new PoisonIsolatingDispatcher(
-        new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: () => workers?.notify() }),
+        new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: (count) => workers?.notify(count) }),
         logger,
       ),
       (seconds) => metrics.observeDispatchDuration(seconds),

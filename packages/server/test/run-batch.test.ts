@@ -158,9 +158,12 @@ describe('runs that call out (mail, HTTP)', () => {
   });
   afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())));
 
-  it('execute one after another, and the runs waiting their turn keep their leases', async () => {
+  it('are claimed one per claim beside the database-only runs, so none waits in a worker with its lease running out', async () => {
     await applyTestWorkflow(db, { tenant: 'slow', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/slow` }] });
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2, 3, 4].map((n) => event('slow', { n })), parked: [], checkpoint: null });
+    const claim = await claimRuns(db, 'slow/peek', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 });
+    expect(claim.filter((run) => run.event.tenantId === 'slow')).toHaveLength(1);
+    await sql`UPDATE walflow.workflow_runs SET status = 'queued', attempts = 0, locked_by = NULL, locked_until = NULL WHERE locked_by = 'slow/peek'`.execute(db);
     const pool = new WorkerPool({ db, logger: silentLogger, concurrency: 1, claimBatchSize: 10, leaseMs: 700, pollIntervalMs: 50, runtime: options.runtime });
     pool.start();
     try {

@@ -11,6 +11,9 @@ export type ActionPlan =
   | { kind: 'transactional'; perform(context: TransactionalActionContext): Promise<Record<string, unknown>> }
   | { kind: 'external'; perform(context: ExternalActionContext): Promise<Record<string, unknown>> };
 
+/** The action types planAction carries out outside the database (mail, HTTP). */
+export const CALLING_OUT_ACTION_TYPES: readonly WorkflowAction['type'][] = ['send_email', 'webhook'];
+
 /** How one action of a workflow is carried out: inside the outcome's transaction, or outside it. */
 export function planAction(action: WorkflowAction): ActionPlan {
   switch (action.type) {
