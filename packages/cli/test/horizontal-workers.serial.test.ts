@@ -29,7 +29,9 @@ const throughput: Record<string, number> = {};
 beforeAll(async () => {
   cluster = await startPostgres({ dedicated: true });
   database = await createTestDatabase(cluster.url);
-  env = { DATABASE_URL: database.url, WALFLOW_SLOT: SLOT, WALFLOW_HTTP_PORT: '0', WALFLOW_LOG_LEVEL: 'info' };
+  // Claims of 20 runs: with the default 200, a few thousand runs are only a few claims, and one process may take
+  // them all before the others ask.
+  env = { DATABASE_URL: database.url, WALFLOW_SLOT: SLOT, WALFLOW_HTTP_PORT: '0', WALFLOW_LOG_LEVEL: 'info', WALFLOW_WORKER_CLAIM_BATCH: '20' };
   db = createDatabase(database.url, logger, { max: 4 });
   await migrate({ db, slotName: SLOT, logger });
   // The effect each run has: one increment of its own row, in the run's transaction.

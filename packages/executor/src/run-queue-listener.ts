@@ -9,6 +9,11 @@ export interface RunQueueListenerOptions {
   logger: Logger;
   /** Called for every notification, and after every (re)connect: runs may have been queued while it was away. */
   onRunsQueued: () => void;
+  /**
+   * Notifications sent by these server processes are ignored: this process's own connections, whose writers
+   * already woke the workers directly (the dispatcher, after its commit).
+   */
+  ownBackends?: ReadonlySet<number>;
   /** Reconnect delays. @default { initialMs: 500, maxMs: 30000 } */
   reconnect?: BackoffOptions;
 }
@@ -50,7 +55,9 @@ export class RunQueueListener {
         client.on('error', resolve);
         client.on('end', () => resolve(undefined));
       });
-      client.on('notification', () => onRunsQueued());
+      client.on('notification', (notification) => {
+        if (!this.options.ownBackends?.has(notification.processId)) onRunsQueued();
+      });
       try {
         await client.connect();
         await client.query(`LISTEN ${RUNS_QUEUED_CHANNEL}`);

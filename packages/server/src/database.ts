@@ -3,11 +3,26 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 
+export interface DatabaseOptions {
+  max?: number;
+  /** Kept up to date with the server process ids of the pool's open connections. */
+  backendPids?: Set<number>;
+}
+
 /** A Kysely over a pg pool. Every client's error must be handled, or it crashes the process. */
-export function createDatabase(url: string, logger: Logger, options: { max?: number } = {}): Kysely<WalflowDatabase> {
+export function createDatabase(url: string, logger: Logger, options: DatabaseOptions = {}): Kysely<WalflowDatabase> {
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, application_name: 'walflow' });
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
-  // A checked-out client whose server goes away between queries emits 'error' too; unheard, it kills the process.
-  pool.on('connect', (client) => client.on('error', (error) => logger.warn({ err: error }, 'database connection failed')));
+  pool.on('connect', (client) => {
+    // A checked-out client whose server goes away between queries emits 'error' too; unheard, it kills the process.
+    client.on('error', (error) => logger.warn({ err: error }, 'database connection failed'));
+    options.backendPids?.add(backendPid(client));
+  });
+  pool.on('remove', (client) => options.backendPids?.delete(backendPid(client)));
   return new Kysely<WalflowDatabase>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** The server process of a connected client (pg keeps it from the BackendKeyData message). */
+function backendPid(client: pg.PoolClient): number {
+  return (client as unknown as { processID: number }).processID;
 }

@@ -36,7 +36,8 @@ const HEALTH_REFRESH_MS = 2000;
  */
 export async function startWalflow(config: WalflowConfig, logger: Logger): Promise<RunningWalflow> {
   const parts = partsOf(config.role, config.workerConcurrency);
-  const db = createDatabase(config.databaseUrl, logger, { max: (parts.workers ? config.workerConcurrency : 0) + 4 });
+  const backendPids = new Set<number>();
+  const db = createDatabase(config.databaseUrl, logger, { max: (parts.workers ? config.workerConcurrency : 0) + 4, backendPids });
   try {
     const catalog = !parts.consumer || config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
     if (parts.consumer) await ensureEventPartitions(db, logger);
@@ -59,7 +60,8 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       },
     });
     // Runs queued by any process wake this one's workers; runs this process's dispatcher queued wake them directly.
-    const listener = workers && new RunQueueListener({ connection: { connectionString: config.databaseUrl }, logger, onRunsQueued: () => workers.notify() });
+    // Runs queued through this process's own connections woke its workers already.
+    const listener = workers && new RunQueueListener({ connection: { connectionString: config.databaseUrl }, logger, ownBackends: backendPids, onRunsQueued: () => workers.notify() });
     const dispatcher = new TimedDispatcher(
       new PoisonIsolatingDispatcher(
         new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: (count) => workers?.notify(count) }),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { RunQueueListener } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
-import { retryDeadRun, type RunningWalflow } from '@walflow/server';
+import { createDatabase, retryDeadRun, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,27 @@ describe('LISTEN/NOTIFY for queued runs', () => {
     });
     await emit(db, { type: 'job.requested', tenantId: 'notify', payload: {} });
     await waitFor('a wake for the run queued after the reconnect', () => wakes === 2);
+  });
+
+  it('ignores the notifications of its own process’s connections, whose writers woke the workers already', async () => {
+    const backendPids = new Set<number>();
+    const own = createDatabase(database.url, silentLogger, { max: 1, backendPids });
+    let ownWakes = 0;
+    const filtered = new RunQueueListener({ connection: { connectionString: database.url }, logger: silentLogger, ownBackends: backendPids, onRunsQueued: () => ownWakes++ });
+    filtered.start();
+    try {
+      await waitFor('the filtered listener to connect', () => ownWakes > 0);
+      ownWakes = 0;
+      await insertRuns(1).execute(own);
+      expect(backendPids.size).toBe(1);
+      await insertRuns(1).execute(walflow.db);
+      await waitFor('a wake for the run queued through another pool', () => ownWakes === 1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(ownWakes).toBe(1);
+    } finally {
+      await filtered.stop();
+      await own.destroy();
+    }
   });
 
   it('wakes when a dead run is retried, which queues it by an update', async () => {
