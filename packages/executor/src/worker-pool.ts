@@ -38,8 +38,6 @@ export class WorkerPool {
   private loops: Promise<void>[] = [];
   private stopping = false;
   private waiting = new Set<() => void>();
-  /** Counts notify() calls, so a worker can tell whether runs were queued while it was busy. */
-  private notifications = 0;
   private lastLeaseSweep = 0;
 
   constructor(private readonly options: WorkerPoolOptions) {}
@@ -68,11 +66,10 @@ export class WorkerPool {
 
   /**
    * Wakes idle workers: runs were just queued. One worker per claim batch of `runs` (one when the count is not
-   * known): every worker woken for nothing would still walk the queue. A worker whose claim came back full wakes
-   * the next one itself.
+   * known): every worker woken for nothing would still walk the queue. A worker whose claim came back full, or
+   * held a run that calls out, wakes the next one itself.
    */
   notify(runs?: number): void {
-    this.notifications++;
     const claimBatchSize = this.options.claimBatchSize ?? DEFAULT_CLAIM_BATCH_SIZE;
     let workers = runs === undefined ? 1 : Math.ceil(runs / claimBatchSize);
     for (const wake of this.waiting) {
@@ -90,18 +87,14 @@ export class WorkerPool {
     while (!this.stopping) {
       try {
         await this.sweepExpiredLeases(leaseMs);
-        const notificationsBefore = this.notifications;
         // One run that calls out per claim: mail and HTTP wait for each other, so they spread over the workers.
         const runs = await claimRuns(db, workerId, claimBatchSize, leaseMs, { actionTypes: CALLING_OUT_ACTION_TYPES, maxCallingOut: 1 });
         if (runs.length === 0) {
           await this.idle();
           continue;
         }
-        const full = runs.length === claimBatchSize;
-        if (full) this.notify();
+        if (runs.length === claimBatchSize) this.notify();
         await this.execute(runs, workerId);
-        // A claim that was not full emptied the queue: claim again only if runs were queued since.
-        if (!full && this.notifications === notificationsBefore) await this.idle();
       } catch (error) {
         logger.error({ err: error, workerId }, 'worker loop failed; retrying');
         await this.idle();
@@ -120,6 +113,8 @@ export class WorkerPool {
     const workflows = await getWorkflowsById(this.options.db, [...new Set(runs.map((run) => run.workflowId))]);
     const together = runs.filter((run) => runsInOneTransaction(workflows.get(run.workflowId)));
     const alone = runs.filter((run) => !runsInOneTransaction(workflows.get(run.workflowId)));
+    // A claim takes one run that calls out: others may be waiting, and another worker takes the next one.
+    if (alone.length > 0) this.notify();
     if (together.length > 0) await executeRunBatch(together, workflows, workerId, execution);
     for (const run of alone) {
       const result = await executeRun(run, workerId, execution);

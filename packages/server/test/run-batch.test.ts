@@ -179,3 +179,55 @@ describe('runs that call out (mail, HTTP)', () => {
     expect(attempts.every((row) => row.attempts === 1)).toBe(true);
   });
 });
+
+describe('waking workers', () => {
+  let http: Server;
+  let port: number;
+  let inFlight = 0;
+  let mostInFlight = 0;
+
+  beforeAll(async () => {
+    http = createServer((request, response) => {
+      request.resume();
+      inFlight++;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        response.writeHead(204).end();
+      }, 300);
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
+    port = (http.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())));
+
+  /** A pool that never polls: only notify() and the workers' own wake-ups move it. */
+  async function runUntilDone(tenant: string, runs: number, notify: (pool: WorkerPool) => void): Promise<void> {
+    const pool = new WorkerPool({ db, logger: silentLogger, concurrency: 4, pollIntervalMs: 600_000, runtime: options.runtime });
+    pool.start();
+    try {
+      notify(pool);
+      await waitFor(`the ${runs} runs of ${tenant} to succeed`, async () => {
+        const rows = await db.selectFrom('walflow.workflow_runs').select('status').where('tenant_id', '=', tenant).execute();
+        return rows.length === runs && rows.every((row) => row.status === 'succeeded') ? rows : undefined;
+      }, { timeoutMs: 20_000 });
+    } finally {
+      await pool.stop();
+    }
+  }
+
+  it('spreads runs that call out over the workers, each claim taking one', async () => {
+    await applyTestWorkflow(db, { tenant: 'spread', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/spread` }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2, 3, 4].map((n) => event('spread', { n })), parked: [], checkpoint: null });
+    // Four queued runs are less than one claim: one worker is woken, and each claim of a run that calls out wakes the next.
+    await runUntilDone('spread', 4, (pool) => pool.notify(4));
+    expect(mostInFlight).toBeGreaterThan(1);
+  });
+
+  it('executes runs held back by the order of their aggregate as soon as the earlier ones finish', async () => {
+    await applyTestWorkflow(db, { tenant: 'in-order', name: 'notify', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: '{{event.payload.n}}' }] });
+    const events = [1, 2, 3].map((n) => ({ ...event('in-order', { n }), aggregateType: 'account', aggregateId: 'a1' }));
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
+    await runUntilDone('in-order', 3, (pool) => pool.notify(3));
+  });
+});
