@@ -1,4 +1,4 @@
-import { backoffDelay, isWalflowError, WalflowError, type BackoffOptions, type WalflowDatabase } from '@walflow/core';
+import { backoffDelay, isWalflowError, WakeableSleep, WalflowError, type BackoffOptions, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import { LeaderLock, type LeaderHandle } from './leader-lock.js';
 import { explainSlotError } from './slot.js';
@@ -43,7 +43,7 @@ export class ReplicationConsumer {
   private session: StreamSession | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
-  private wake: (() => void) | null = null;
+  private readonly pause = new WakeableSleep();
   private readonly lock: LeaderLock;
 
   constructor(private readonly options: ReplicationConsumerOptions) {
@@ -62,7 +62,7 @@ export class ReplicationConsumer {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.pause.wake();
     await this.session?.stop();
     await this.loop;
     this.loop = null;
@@ -72,7 +72,7 @@ export class ReplicationConsumer {
     this.setState('starting', 'standby');
     await this.reportOutboxOlderThanSlot();
     while (!this.stopping) {
-      if (this.current.state === 'down') await this.sleep(this.options.downRecheckMs ?? 10_000);
+      if (this.current.state === 'down') await this.pause.sleep(this.options.downRecheckMs ?? 10_000);
       const leader = await this.becomeLeader();
       if (!leader) break;
       try {
@@ -100,7 +100,7 @@ export class ReplicationConsumer {
       } catch (error) {
         logger.warn({ err: error, slot: slotName }, 'could not reach PostgreSQL for the leader lock');
       }
-      await this.sleep(this.options.standbyPollMs ?? 1000);
+      await this.pause.sleep(this.options.standbyPollMs ?? 1000);
     }
     return null;
   }
@@ -113,7 +113,7 @@ export class ReplicationConsumer {
       if (this.stopping) return;
       lockLost = true;
       logger.error({ slot: slotName }, 'leader lock lost: stopping the stream');
-      this.wake?.();
+      this.pause.wake();
       void this.session?.stop();
     });
     const heartbeat = setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? 30_000);
@@ -146,7 +146,7 @@ export class ReplicationConsumer {
           const delayMs = backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000, ...this.options.reconnect });
           this.setState('reconnecting', 'leader', failure instanceof Error ? failure.message : String(failure));
           logger.warn({ err: failure, slot: slotName, attempt, delayMs }, 'replication reconnecting');
-          await this.sleep(delayMs);
+          await this.pause.sleep(delayMs);
         } finally {
           this.session = null;
         }
@@ -187,16 +187,5 @@ export class ReplicationConsumer {
 
   private setState(state: ConsumerState, role: ConsumerRole, reason?: string): void {
     this.current = reason === undefined ? { state, role, since: new Date() } : { state, role, reason, since: new Date() };
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }

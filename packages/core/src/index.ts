@@ -8,4 +8,5 @@ export * from './identifiers.js';
 export * from './lsn.js';
 export * from './sqlstate.js';
 export * from './uuid-v7.js';
+export * from './wakeable-sleep.js';
 export type * from './tables.js';

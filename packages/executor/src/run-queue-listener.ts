@@ -1,4 +1,4 @@
-import { backoffDelay, type BackoffOptions } from '@walflow/core';
+import { backoffDelay, WakeableSleep, type BackoffOptions } from '@walflow/core';
 import pg, { type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
 import { RUNS_QUEUED_CHANNEL } from './run-queue.js';
@@ -26,7 +26,7 @@ export class RunQueueListener {
   private loop: Promise<void> | null = null;
   private stopping = false;
   private client: pg.Client | null = null;
-  private wake: (() => void) | null = null;
+  private readonly pause = new WakeableSleep();
 
   constructor(private readonly options: RunQueueListenerOptions) {}
 
@@ -38,7 +38,7 @@ export class RunQueueListener {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.pause.wake();
     await this.client?.end().catch(() => undefined);
     await this.loop;
     this.loop = null;
@@ -73,19 +73,7 @@ export class RunQueueListener {
         await client.end().catch(() => undefined);
       }
       if (this.stopping) break;
-      await this.sleep(backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000, ...this.options.reconnect }));
+      await this.pause.sleep(backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000, ...this.options.reconnect }));
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wake = null;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
   }
 }

@@ -110,9 +110,11 @@ export class WorkerPool {
       retry: this.options.retry,
       observer: this.options.observer,
     };
-    const workflows = await getWorkflowsById(this.options.db, [...new Set(runs.map((run) => run.workflowId))]);
-    const together = runs.filter((run) => runsInOneTransaction(workflows.get(run.workflowId)));
-    const alone = runs.filter((run) => !runsInOneTransaction(workflows.get(run.workflowId)));
+    const workflowIds = [...new Set(runs.map((run) => run.workflowId))];
+    const workflows = await getWorkflowsById(this.options.db, workflowIds);
+    const oneTransaction = new Map(workflowIds.map((id) => [id, runsInOneTransaction(workflows.get(id))]));
+    const together = runs.filter((run) => oneTransaction.get(run.workflowId));
+    const alone = runs.filter((run) => !oneTransaction.get(run.workflowId));
     // A claim takes one run that calls out: others may be waiting, and another worker takes the next one.
     if (alone.length > 0) this.notify();
     if (together.length > 0) await executeRunBatch(together, workflows, workerId, execution);

@@ -1,4 +1,4 @@
-import { backoffDelay, WalflowError, type BackoffOptions, type WalflowDatabase } from '@walflow/core';
+import { backoffDelay, WakeableSleep, WalflowError, type BackoffOptions, type WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { JetStreamPublisher } from './jetstream-publisher.js';
@@ -47,7 +47,7 @@ export class NatsSink {
   private publisher: JetStreamPublisher | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
-  private wake: (() => void) | null = null;
+  private readonly pause = new WakeableSleep();
   private nudged = false;
   private readonly batchSize: number;
 
@@ -70,7 +70,7 @@ export class NatsSink {
   /** Finishes the round in progress (its cursor save included) and closes the NATS connection. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.pause.wake();
     await this.loop;
     this.loop = null;
     await this.publisher?.close();
@@ -81,7 +81,7 @@ export class NatsSink {
   /** New events were recorded: publish them now rather than at the next poll. */
   notify(): void {
     this.nudged = true;
-    this.wake?.();
+    this.pause.wake();
   }
 
   private async run(): Promise<void> {
@@ -148,19 +148,8 @@ export class NatsSink {
   }
 
   /** Waits, unless notify() was called since the last round began. */
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.nudged) {
-        resolve();
-        return;
-      }
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wake = null;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
+  private async sleep(ms: number): Promise<void> {
+    if (!this.nudged) await this.pause.sleep(ms);
   }
+
 }

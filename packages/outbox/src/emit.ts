@@ -98,33 +98,13 @@ function toRow(event: EmitEvent, metadata: EventMetadata): OutboxRow {
 }
 
 /**
- * The SQL text is built by hand, not compiled by Kysely, and for one event it is one of two fixed strings: emit
- * sits in the application's hottest transactions, where the per-call compile and RETURNING showed in `pnpm bench`
- * (write overhead). No RETURNING: the ids are made here, so the row is never read back, and for walflow_app the
- * SELECT policy (a SECURITY DEFINER lookup per row, about 60 µs) no longer runs on it.
+ * The SQL text is built by hand, not compiled by Kysely: emit sits in the application's hottest transactions,
+ * where the per-call compile and RETURNING showed in `pnpm bench` (write overhead). One statement for all rows;
+ * a row without a tenant takes the column default. No RETURNING: the ids are made here, so the row is never read
+ * back, and for walflow_app the SELECT policy (a SECURITY DEFINER lookup per row, about 60 µs) no longer runs.
  */
 async function insertOutboxRows(writer: OutboxWriter, rows: OutboxRow[]): Promise<string[]> {
   if (rows.length === 0) return [];
-  const { text, values } = rows.length === 1 ? singleRowInsert(rows[0]!) : multiRowInsert(rows);
-  if (isKysely(writer)) await writer.executeQuery(CompiledQuery.raw(text, values));
-  else await writer.query(text, values);
-  return rows.map((row) => row.id);
-}
-
-const INSERT_ONE = `INSERT INTO walflow.outbox (id, event_type, aggregate_type, aggregate_id, payload, metadata)
-  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)`;
-const INSERT_ONE_FOR_TENANT = `INSERT INTO walflow.outbox (id, event_type, aggregate_type, aggregate_id, payload, metadata, tenant_id)
-  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)`;
-
-function singleRowInsert(row: OutboxRow): { text: string; values: unknown[] } {
-  const values: unknown[] = [row.id, row.event_type, row.aggregate_type, row.aggregate_id, row.payload, row.metadata];
-  if (row.tenant_id === undefined) return { text: INSERT_ONE, values };
-  values.push(row.tenant_id);
-  return { text: INSERT_ONE_FOR_TENANT, values };
-}
-
-/** One statement for all rows; a row without a tenant takes the column default, as a single emit does. */
-function multiRowInsert(rows: readonly OutboxRow[]): { text: string; values: unknown[] } {
   const values: unknown[] = [];
   const parameter = (value: unknown): string => {
     values.push(value);
@@ -134,10 +114,10 @@ function multiRowInsert(rows: readonly OutboxRow[]): { text: string; values: unk
     const tenant = row.tenant_id === undefined ? 'DEFAULT' : parameter(row.tenant_id);
     return `(${parameter(row.id)}, ${parameter(row.event_type)}, ${parameter(row.aggregate_type)}, ${parameter(row.aggregate_id)}, ${parameter(row.payload)}::jsonb, ${parameter(row.metadata)}::jsonb, ${tenant})`;
   });
-  return {
-    text: `INSERT INTO walflow.outbox (id, event_type, aggregate_type, aggregate_id, payload, metadata, tenant_id) VALUES ${tuples.join(', ')}`,
-    values,
-  };
+  const text = `INSERT INTO walflow.outbox (id, event_type, aggregate_type, aggregate_id, payload, metadata, tenant_id) VALUES ${tuples.join(', ')}`;
+  if (isKysely(writer)) await writer.executeQuery(CompiledQuery.raw(text, values));
+  else await writer.query(text, values);
+  return rows.map((row) => row.id);
 }
 
 function isKysely(writer: OutboxWriter): writer is Exclude<OutboxWriter, PgQueryable> {
