@@ -1,15 +1,8 @@
-import {
-  formatLsn,
-  type BatchDispatcher,
-  type DispatchBatch,
-  type DispatchResult,
-  type EventEnvelope,
-  type WalflowDatabase,
-  uuidV7,
-} from '@walflow/core';
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { formatLsn, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { chainOf, decide, type Decision, type GuardRequest, type IndexedWorkflow } from './decide.js';
+import { chainOf, decide, type GuardRequest } from './decide.js';
+import { insertEvents, writeOutcomes, type Considered } from './dispatch-statements.js';
 import { applyGuards, ranInChain } from './guard-state.js';
 import { WorkflowIndex } from './workflow-index.js';
 
@@ -22,14 +15,6 @@ export interface DispatcherOptions {
   maxDepth?: number;
   /** Told after a batch that queued runs has committed, so workers can start at once. */
   onRunsQueued?: (count: number) => void;
-}
-
-interface Considered {
-  event: EventEnvelope;
-  workflow: IndexedWorkflow;
-  decision: Decision;
-  /** The run's concurrency key, for workflows that were handed on to the guards. */
-  concurrencyKey?: string;
 }
 
 /** How a replay differs from live dispatch. */
@@ -63,26 +48,20 @@ export class Dispatcher implements BatchDispatcher {
 
   async dispatch(batch: DispatchBatch): Promise<DispatchResult> {
     const result = await this.options.db.transaction().execute(async (trx) => {
-      const fresh = await this.insertEvents(trx, batch.events, batch.recovered ?? false);
-      await this.index.refresh(trx);
+      const { fresh, workflowRevision } = await insertEvents(trx, batch.events, batch.recovered ?? false);
+      await this.index.refresh(trx, workflowRevision);
       const considered = await this.consider(trx, fresh, null);
-      const runsQueued = await this.insertDecisionsAndRuns(trx, considered, null);
+      await this.insertDeadLetters(trx, batch);
+      const recordedOutboxIds = batch.events.map((event) => event.id);
+      for (const row of batch.parked) if (row.outboxId !== null) recordedOutboxIds.push(row.outboxId);
+      const runsQueued = await writeOutcomes(trx, {
+        considered,
+        replayId: null,
+        recordedOutboxIds,
+        checkpoint: batch.checkpoint && { slotName: this.options.slotName, end: batch.checkpoint },
+      });
       const decisions: Record<string, number> = {};
       for (const item of considered) decisions[item.decision.outcome] = (decisions[item.decision.outcome] ?? 0) + 1;
-      await this.insertDeadLetters(trx, batch);
-      await this.deleteOutboxRows(trx, batch);
-      if (batch.checkpoint) {
-        await trx
-          .updateTable('walflow.consumer_state')
-          .set({
-            checkpoint_lsn: formatLsn(batch.checkpoint.endLsn),
-            last_commit_at: batch.checkpoint.committedAt,
-            updated_at: sql`now()`,
-          })
-          .where('slot_name', '=', this.options.slotName)
-          .where((eb) => eb.or([eb('checkpoint_lsn', 'is', null), eb('checkpoint_lsn', '<', sql<string>`${formatLsn(batch.checkpoint!.endLsn)}::pg_lsn`)]))
-          .execute();
-      }
       return { recorded: fresh.length, duplicates: batch.events.length - fresh.length, runsQueued, parked: batch.parked.length, decisions };
     });
     if (result.runsQueued > 0) this.options.onRunsQueued?.(result.runsQueued);
@@ -96,7 +75,7 @@ export class Dispatcher implements BatchDispatcher {
   async replay(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
     await this.index.refresh(trx);
     const considered = await this.consider(trx, events, scope);
-    const runsQueued = await this.insertDecisionsAndRuns(trx, considered, scope.replayId);
+    const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId });
     return {
       decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, outcome: item.decision.outcome })),
       runsQueued,
@@ -143,91 +122,6 @@ export class Dispatcher implements BatchDispatcher {
     return considered;
   }
 
-  /** Inserts the events; returns those that were not recorded before. */
-  private async insertEvents(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], recovered: boolean): Promise<EventEnvelope[]> {
-    if (events.length === 0) return [];
-    const rows = events.map((event) => [
-      event.id,
-      event.type,
-      event.tenantId,
-      event.aggregateType,
-      event.aggregateId,
-      event.payload,
-      event.metadata,
-      event.committedAt,
-      formatLsn(event.commitLsn),
-      event.position,
-      event.xid,
-    ]);
-    const { rows: inserted } = await sql<{ id: string }>`
-      INSERT INTO walflow.events
-        (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, metadata, committed_at, commit_lsn, tx_position, xid, recovered)
-      SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint, ${recovered}
-        FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
-      ON CONFLICT DO NOTHING
-      RETURNING id`.execute(trx);
-    const fresh = new Set(inserted.map((row) => row.id));
-    return fresh.size === events.length ? events : events.filter((event) => fresh.has(event.id));
-  }
-
-  private async insertDecisionsAndRuns(trx: Transaction<WalflowDatabase>, considered: Considered[], replayId: string | null): Promise<number> {
-    if (considered.length === 0) return 0;
-    // Run ids are made here rather than by the column's default, which costs PostgreSQL a function call per row;
-    // a run whose (workflow, event, replay) already exists keeps its id and is not returned.
-    const runIds = new Map<Considered, string>();
-    for (const item of considered) if (item.decision.outcome === 'fired') runIds.set(item, uuidV7());
-    if (runIds.size > 0) {
-      const rows = [...runIds].map(([item, id]) => [
-        id,
-        item.workflow.id,
-        item.workflow.version,
-        item.event.tenantId,
-        item.event.id,
-        item.event.committedAt,
-        item.event.type,
-        item.event.aggregateType,
-        item.event.aggregateId,
-        formatLsn(item.event.commitLsn),
-        item.event.position,
-        item.workflow.definition.retry.maxAttempts,
-        chainOf(item.event),
-        item.workflow.definition.ordering === 'aggregate',
-        replayId,
-        item.concurrencyKey ?? '',
-      ]);
-      const { rows: inserted } = await sql<{ id: string }>`
-        INSERT INTO walflow.workflow_runs
-          (id, workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, aggregate_type, aggregate_id,
-           commit_lsn, tx_position, max_attempts, correlation_id, ordered, replay_id, concurrency_key)
-        SELECT (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, r->>3, (r->>4)::uuid, (r->>5)::timestamptz, r->>6, r->>7, r->>8,
-               (r->>9)::pg_lsn, (r->>10)::int, (r->>11)::int, (r->>12)::uuid, (r->>13)::boolean, r->>14, r->>15
-          FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
-        ON CONFLICT DO NOTHING
-        RETURNING id`.execute(trx);
-      const queued = new Set(inserted.map((row) => row.id));
-      for (const [item, id] of runIds) if (!queued.has(id)) runIds.delete(item);
-    }
-    const rows = considered.map((item) => [
-      item.workflow.id,
-      item.workflow.version,
-      item.event.tenantId,
-      item.event.id,
-      item.event.committedAt,
-      item.decision.outcome,
-      item.decision.reason,
-      item.decision.detail,
-      runIds.get(item) ?? null,
-      replayId,
-    ]);
-    await sql`
-      INSERT INTO walflow.decisions
-        (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason, detail, run_id, replay_id)
-      SELECT (r->>0)::uuid, (r->>1)::int, r->>2, (r->>3)::uuid, (r->>4)::timestamptz, r->>5, r->>6, r->7, (r->>8)::uuid, r->>9
-        FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
-      ON CONFLICT DO NOTHING`.execute(trx);
-    return runIds.size;
-  }
-
   private async insertDeadLetters(trx: Transaction<WalflowDatabase>, batch: DispatchBatch): Promise<void> {
     if (batch.parked.length === 0) return;
     await trx
@@ -262,22 +156,6 @@ export class Dispatcher implements BatchDispatcher {
       this.options.logger.warn({ outboxId: row.outboxId, code: row.code, reason: row.reason }, 'outbox row parked as a dead letter');
     }
   }
-
-  private async deleteOutboxRows(trx: Transaction<WalflowDatabase>, batch: DispatchBatch): Promise<void> {
-    const ids = batch.events.map((event) => event.id);
-    for (const row of batch.parked) if (row.outboxId !== null) ids.push(row.outboxId);
-    if (ids.length === 0) return;
-    await sql`DELETE FROM walflow.outbox WHERE id = ANY(${ids}::uuid[])`.execute(trx);
-  }
-}
-
-/**
- * Rows for `jsonb_array_elements`: one JSON parameter per statement. Measured on a batch of 5,000 events, it
- * costs Node a third of the CPU of one text array per column (which node-postgres escapes element by
- * element), and PostgreSQL no more.
- */
-function asJsonRows(rows: unknown[][]): RawBuilder<unknown> {
-  return sql`${JSON.stringify(rows)}::jsonb`;
 }
 
 /** A replay keeps guard state of its own: its cooldowns and windows never touch live ones. */

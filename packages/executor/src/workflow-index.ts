@@ -23,9 +23,10 @@ export class WorkflowIndex {
     return matched;
   }
 
-  async refresh(db: Kysely<WalflowDatabase>): Promise<void> {
-    const row = await db.selectFrom('walflow.workflow_revision').select('revision').executeTakeFirstOrThrow();
-    if (row.revision === this.revision) return;
+  /** Reloads the workflows if their revision moved; `revision`, when the caller has just read it, spares the query. */
+  async refresh(db: Kysely<WalflowDatabase>, revision: string | null = null): Promise<void> {
+    const current = revision ?? (await db.selectFrom('walflow.workflow_revision').select('revision').executeTakeFirstOrThrow()).revision;
+    if (current === this.revision) return;
     const exact = new Map<string, IndexedWorkflow[]>();
     const prefixes = new Map<string, { prefix: string; workflow: IndexedWorkflow }[]>();
     for (const stored of await listWorkflows(db)) {
@@ -43,6 +44,6 @@ export class WorkflowIndex {
     }
     this.exact = exact;
     this.prefixes = prefixes;
-    this.revision = row.revision;
+    this.revision = current;
   }
 }

@@ -77,6 +77,22 @@ describe('replay', () => {
     expect(again.runsQueued).toBe(2);
   });
 
+  it('a decision names only a run it queued: with the decisions pruned and the runs kept, a replay points at none', async () => {
+    const first = await replayRange(options({ again: true, ignoreGuards: true }));
+    const runsOf = () => db.selectFrom('walflow.workflow_runs').select('id').where('replay_id', '=', first.replayId).execute();
+    const runs = await runsOf();
+    const fired = await db.selectFrom('walflow.decisions').select('run_id').where('replay_id', '=', first.replayId).where('outcome', '=', 'fired').execute();
+    expect(fired.map((decision) => decision.run_id).sort()).toEqual(runs.map((run) => run.id).sort());
+
+    await db.deleteFrom('walflow.decisions').where('replay_id', '=', first.replayId).execute();
+    const again = await replayRange(options({ replayId: first.replayId, ignoreGuards: true }));
+    expect(again.runsQueued).toBe(0);
+    expect(await runsOf()).toHaveLength(runs.length);
+    const refired = await db.selectFrom('walflow.decisions').select('run_id').where('replay_id', '=', first.replayId).where('outcome', '=', 'fired').execute();
+    expect(refired).toHaveLength(fired.length);
+    expect(refired.every((decision) => decision.run_id === null)).toBe(true);
+  });
+
   it('dry run writes nothing and counts; it backtests a workflow that is not applied yet', async () => {
     const count = async () => Number((await sql<{ n: string }>`SELECT (SELECT count(*) FROM walflow.decisions) + (SELECT count(*) FROM walflow.workflow_runs) + (SELECT count(*) FROM walflow.workflows) AS n`.execute(db)).rows[0]?.n);
     const before = await count();

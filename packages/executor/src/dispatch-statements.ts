@@ -1,0 +1,153 @@
+import { formatLsn, uuidV7, type EventEnvelope, type TransactionEnd, type WalflowDatabase } from '@walflow/core';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
+import { chainOf, type Decision, type IndexedWorkflow } from './decide.js';
+
+/** One (event, matching workflow) pair and what was decided for it. */
+export interface Considered {
+  event: EventEnvelope;
+  workflow: IndexedWorkflow;
+  decision: Decision;
+  /** The run's concurrency key, for workflows that were handed on to the guards. */
+  concurrencyKey?: string;
+}
+
+export interface InsertedEvents {
+  /** The events not recorded before, in batch order. */
+  fresh: EventEnvelope[];
+  /** `walflow.workflow_revision`, read by the same statement; null when there was nothing to insert. */
+  workflowRevision: string | null;
+}
+
+/**
+ * Inserts the events idempotently (on their commit time and id). The statement also reads the workflows'
+ * revision, which the dispatcher needs next, so a batch spends no round trip of its own on it.
+ */
+export async function insertEvents(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], recovered: boolean): Promise<InsertedEvents> {
+  if (events.length === 0) return { fresh: [], workflowRevision: null };
+  const rows = events.map((event) => [
+    event.id,
+    event.type,
+    event.tenantId,
+    event.aggregateType,
+    event.aggregateId,
+    event.payload,
+    event.metadata,
+    event.committedAt,
+    formatLsn(event.commitLsn),
+    event.position,
+    event.xid,
+  ]);
+  const { rows: [result] } = await sql<{ fresh: string[]; revision: string }>`
+    WITH inserted AS (
+      INSERT INTO walflow.events
+        (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, metadata, committed_at, commit_lsn, tx_position, xid, recovered)
+      SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint, ${recovered}
+        FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
+      ON CONFLICT DO NOTHING
+      RETURNING id)
+    SELECT array(SELECT id::text FROM inserted) AS fresh, (SELECT revision FROM walflow.workflow_revision)::text AS revision`.execute(trx);
+  const inserted = new Set(result!.fresh);
+  return { fresh: inserted.size === events.length ? events : events.filter((event) => inserted.has(event.id)), workflowRevision: result!.revision };
+}
+
+export interface Outcomes {
+  considered: Considered[];
+  /** Decisions and runs of a replay carry its id; live ones carry null. */
+  replayId: string | null;
+  /** Outbox rows now recorded (as events or dead letters), deleted in the same statement. */
+  recordedOutboxIds?: string[];
+  /** The slot checkpoint to advance to, in the same statement. */
+  checkpoint?: { slotName: string; end: TransactionEnd } | null;
+}
+
+/**
+ * Writes what a batch decided in ONE statement: a run for every fired decision (a run whose workflow, event
+ * and replay already have one is not queued again), every decision (pointing at its run only if that run
+ * was queued), the deletion of the recorded outbox rows and the checkpoint. Returns how many runs were queued.
+ */
+export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes: Outcomes): Promise<number> {
+  const { considered, replayId, recordedOutboxIds = [], checkpoint = null } = outcomes;
+  // Run ids are made here rather than by the column's default, which costs PostgreSQL a function call per row.
+  const runIds = new Map<Considered, string>();
+  for (const item of considered) if (item.decision.outcome === 'fired') runIds.set(item, uuidV7());
+  const parts: RawBuilder<unknown>[] = [];
+  if (runIds.size > 0) parts.push(queueRuns(runIds, replayId));
+  if (considered.length > 0) parts.push(recordDecisions(considered, runIds, replayId));
+  if (recordedOutboxIds.length > 0) parts.push(sql`removed AS (DELETE FROM walflow.outbox WHERE id = ANY(${recordedOutboxIds}::uuid[]))`);
+  if (checkpoint !== null) parts.push(advanceCheckpoint(checkpoint.slotName, checkpoint.end));
+  if (parts.length === 0) return 0;
+  const counted = runIds.size > 0 ? sql`(SELECT count(*) FROM queued)` : sql`0`;
+  const { rows } = await sql<{ queued: number }>`WITH ${sql.join(parts)} SELECT ${counted}::int AS queued`.execute(trx);
+  return rows[0]!.queued;
+}
+
+function queueRuns(runIds: Map<Considered, string>, replayId: string | null): RawBuilder<unknown> {
+  const rows = [...runIds].map(([item, id]) => [
+    id,
+    item.workflow.id,
+    item.workflow.version,
+    item.event.tenantId,
+    item.event.id,
+    item.event.committedAt,
+    item.event.type,
+    item.event.aggregateType,
+    item.event.aggregateId,
+    formatLsn(item.event.commitLsn),
+    item.event.position,
+    item.workflow.definition.retry.maxAttempts,
+    chainOf(item.event),
+    item.workflow.definition.ordering === 'aggregate',
+    replayId,
+    item.concurrencyKey ?? '',
+  ]);
+  return sql`queued AS (
+    INSERT INTO walflow.workflow_runs
+      (id, workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, aggregate_type, aggregate_id,
+       commit_lsn, tx_position, max_attempts, correlation_id, ordered, replay_id, concurrency_key)
+    SELECT (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, r->>3, (r->>4)::uuid, (r->>5)::timestamptz, r->>6, r->>7, r->>8,
+           (r->>9)::pg_lsn, (r->>10)::int, (r->>11)::int, (r->>12)::uuid, (r->>13)::boolean, r->>14, r->>15
+      FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
+    ON CONFLICT DO NOTHING
+    RETURNING id)`;
+}
+
+function recordDecisions(considered: Considered[], runIds: Map<Considered, string>, replayId: string | null): RawBuilder<unknown> {
+  const rows = considered.map((item) => [
+    item.workflow.id,
+    item.workflow.version,
+    item.event.tenantId,
+    item.event.id,
+    item.event.committedAt,
+    item.decision.outcome,
+    item.decision.reason,
+    item.decision.detail,
+    runIds.get(item) ?? null,
+    replayId,
+  ]);
+  // A decision names its run only if the run was queued now: the sibling statement's RETURNING says which.
+  const [runOfDecision, joinQueued] =
+    runIds.size > 0 ? [sql`queued.id`, sql`LEFT JOIN queued ON queued.id = (r->>8)::uuid`] : [sql`NULL::uuid`, sql``];
+  return sql`decided AS (
+    INSERT INTO walflow.decisions
+      (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason, detail, run_id, replay_id)
+    SELECT (r->>0)::uuid, (r->>1)::int, r->>2, (r->>3)::uuid, (r->>4)::timestamptz, r->>5, r->>6, r->7, ${runOfDecision}, r->>9
+      FROM jsonb_array_elements(${asJsonRows(rows)}) AS r ${joinQueued}
+    ON CONFLICT DO NOTHING)`;
+}
+
+function advanceCheckpoint(slotName: string, end: TransactionEnd): RawBuilder<unknown> {
+  const lsn = formatLsn(end.endLsn);
+  return sql`checkpointed AS (
+    UPDATE walflow.consumer_state
+       SET checkpoint_lsn = ${lsn}::pg_lsn, last_commit_at = ${end.committedAt}, updated_at = now()
+     WHERE slot_name = ${slotName} AND (checkpoint_lsn IS NULL OR checkpoint_lsn < ${lsn}::pg_lsn))`;
+}
+
+/**
+ * Rows for `jsonb_array_elements`: one JSON parameter per statement. Measured on a batch of 5,000 events, it
+ * costs Node a third of the CPU of one text array per column (which node-postgres escapes element by
+ * element), and PostgreSQL no more.
+ */
+function asJsonRows(rows: unknown[][]): RawBuilder<unknown> {
+  return sql`${JSON.stringify(rows)}::jsonb`;
+}
