@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { activityBetween, describeActivity, snapshotActivity } from '../harness/background-activity.js';
 import { writeBacklog } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
 import { summariseCpuProfile } from '../harness/cpu-profile.js';
@@ -11,6 +12,7 @@ import { NOTIFY_ON_ORDER, WALFLOW_BACKLOG_INSERT } from '../workload.js';
 import { deadlineAfter, scaled, type FigureContext } from './figure.js';
 
 const TARGET_RUNS_PER_SECOND = 5000;
+const RUNS_TABLE = 'walflow.workflow_runs';
 
 /**
  * Figure 4: queued runs of a no-side-effect action (create_notification) executed by `walflow start` with the
@@ -38,6 +40,7 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
       await mkdir(profileDir, { recursive: true });
       await resetStatements(database.url);
     }
+    const before = await snapshotActivity(database.url, RUNS_TABLE);
     const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profileDir });
     let stopped = false;
     try {
@@ -48,7 +51,8 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
       const runsPerSecond = succeeded / ((window.lastMs - window.firstMs) / 1000);
       const fromSpawn = succeeded / ((window.lastMs - walflow.spawnedAt) / 1000);
       const stoppedEarly = succeeded < runs ? ` (stopped after ${cap.seconds} s: ${succeeded.toLocaleString('en')} done)` : '';
-      context.log(`  ${runsPerSecond.toFixed(0)} runs/s`);
+      const background = activityBetween(before, await snapshotActivity(database.url, RUNS_TABLE));
+      context.log(`  ${runsPerSecond.toFixed(0)} runs/s; ${describeActivity(background, RUNS_TABLE)}`);
       const memory = await walflow.memory();
       await walflow.stop();
       stopped = true;
@@ -61,8 +65,11 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
           { name: 'the same from spawning walflow start', value: fromSpawn, unit: 'runs/s' },
         ],
         memory: [{ label: 'workers', ...memory }],
-        notes: ['default worker settings (WALFLOW_WORKER_CONCURRENCY=4, WALFLOW_WORKER_CLAIM_BATCH=200); action: create_notification; each event of its own aggregate, so ordering never waits'],
-        details: { runs, succeeded, runsPerSecond, fromSpawn, window, profile },
+        notes: [
+          'default worker settings (WALFLOW_WORKER_CONCURRENCY=4, WALFLOW_WORKER_CLAIM_BATCH=200); action: create_notification; each event of its own aggregate, so ordering never waits',
+          describeActivity(background, RUNS_TABLE),
+        ],
+        details: { runs, succeeded, runsPerSecond, fromSpawn, window, background, profile },
         seconds: (performance.now() - started) / 1000,
       };
     } finally {
