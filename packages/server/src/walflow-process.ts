@@ -62,19 +62,18 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     // Runs queued by any process wake this one's workers; runs this process's dispatcher queued wake them directly.
     // Runs queued through this process's own connections woke its workers already.
     const listener = workers && new RunQueueListener({ connection: { connectionString: config.databaseUrl }, logger, ownBackends: backendPids, onRunsQueued: () => workers.notify() });
-    const dispatcher = new TimedDispatcher(
-      new PoisonIsolatingDispatcher(
-        new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: (count) => workers?.notify(count) }),
-        logger,
-      ),
-      (seconds) => metrics.observeDispatchDuration(seconds),
-    );
     // The JetStream sink follows the recorded log where the consumer runs; its lock keeps one publisher per database.
     const sink = !parts.consumer || config.natsSink === undefined ? null : new NatsSink({ db, settings: config.natsSink, logger });
     const consumer = !parts.consumer ? null : new ReplicationConsumer({
       connection: { connectionString: config.databaseUrl, application_name: 'walflow-replication' },
       slotName: config.slotName,
-      dispatcher,
+      dispatcher: new TimedDispatcher(
+        new PoisonIsolatingDispatcher(
+          new Dispatcher({ db, slotName: config.slotName, logger, maxDepth: config.maxDepth, onRunsQueued: (count) => workers?.notify(count) }),
+          logger,
+        ),
+        (seconds) => metrics.observeDispatchDuration(seconds),
+      ),
       db,
       catalog,
       logger,
