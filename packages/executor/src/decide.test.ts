@@ -6,7 +6,7 @@ import { parseWorkflowDefinition } from './workflow-definition.js';
 
 const indexed = (overrides: Record<string, unknown> = {}): IndexedWorkflow => {
   const parsed = parseWorkflowDefinition({ name: 'w', trigger: { event: 'a.b' }, actions: [{ type: 'emit_event', event: 'c.d' }], ...overrides });
-  return { id: 'w1', tenantId: 'default', name: 'w', status: parsed.status, triggerEvent: 'a.b', version: 1, definition: parsed, updatedAt: new Date(0), compiled: compileWorkflow(parsed) };
+  return { id: 'w1', tenantId: 'default', name: 'w', status: parsed.status, pausedReason: null, triggerEvent: 'a.b', version: 1, definition: parsed, updatedAt: new Date(0), compiled: compileWorkflow(parsed) };
 };
 const workflow = indexed();
 const outcome = (verdict: Verdict): string => (verdict.kind === 'decided' ? verdict.decision.outcome : 'guarded');

@@ -8,6 +8,8 @@ export interface StoredWorkflow {
   tenantId: string;
   name: string;
   status: WorkflowStatus;
+  /** Why a workflow paused itself (auto-pause); null when it is active or an operator paused it. */
+  pausedReason: string | null;
   triggerEvent: string;
   version: number;
   definition: WorkflowDefinition;
@@ -132,7 +134,7 @@ export async function listWorkflows(db: Kysely<WalflowDatabase>, filter: { tenan
 function selectWorkflows(db: Kysely<WalflowDatabase>) {
   return db
     .selectFrom('walflow.workflows')
-    .select(['id', 'tenant_id', 'name', 'status', 'trigger_event', 'version', 'definition', 'updated_at']);
+    .select(['id', 'tenant_id', 'name', 'status', 'paused_reason', 'trigger_event', 'version', 'definition', 'updated_at']);
 }
 
 function toStoredWorkflow(row: {
@@ -140,6 +142,7 @@ function toStoredWorkflow(row: {
   tenant_id: string;
   name: string;
   status: WorkflowStatus;
+  paused_reason: string | null;
   trigger_event: string;
   version: number;
   definition: Record<string, unknown>;
@@ -150,6 +153,7 @@ function toStoredWorkflow(row: {
     tenantId: row.tenant_id,
     name: row.name,
     status: row.status,
+    pausedReason: row.paused_reason,
     triggerEvent: row.trigger_event,
     version: row.version,
     definition: parseWorkflowDefinition(row.definition, `stored workflow ${row.name}`),

@@ -41,6 +41,7 @@ const workflow: StoredWorkflow = {
   tenantId: 'graduation',
   name: 'welcome-agent',
   status: 'active',
+  pausedReason: null,
   triggerEvent: 'recruit.graduated_to_agent',
   version: 1,
   definition: parseWorkflowDefinition({ tenant: 'graduation', name: 'welcome-agent', trigger: { event: 'recruit.graduated_to_agent' }, actions: [action] }),

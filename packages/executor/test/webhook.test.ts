@@ -41,6 +41,7 @@ function workflowWith(action: WebhookAction): StoredWorkflow {
     tenantId: 'graduation',
     name: 'notify-crm',
     status: 'active',
+    pausedReason: null,
     triggerEvent: 'recruit.graduated_to_agent',
     version: 1,
     definition: parseWorkflowDefinition({ tenant: 'graduation', name: 'notify-crm', trigger: { event: 'recruit.graduated_to_agent' }, actions: [action] }),

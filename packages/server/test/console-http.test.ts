@@ -161,6 +161,31 @@ describe('what the console shows', () => {
     }
   });
 
+  it('shows why a workflow paused itself', async () => {
+    await sql`CREATE TABLE public.shelf (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
+    await applyTestWorkflow(
+      db,
+      {
+        tenant: 't1',
+        name: 'count-shelf',
+        trigger: { event: 'shelf.counted' },
+        actions: [{ type: 'update_field', table: 'public.shelf', key: { column: 'sku', value: '{{event.payload.sku}}' }, column: 'count', increment: 1 }],
+        retry: { maxAttempts: 1 },
+        autoPause: { afterConsecutiveFailures: 1 },
+      },
+      { updateFields: ['public.shelf.count'] },
+    );
+    await emitRecorded('shelf.counted', 't1', { sku: 'missing' });
+    await waitFor('the workflow to pause itself', async () =>
+      (await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').where('name', '=', 'count-shelf').executeTakeFirstOrThrow()).status === 'paused',
+    );
+    const page = await client.request('/console/workflows', { headers: bearer(CONSOLE_TOKEN) });
+    const row = page.text.slice(page.text.indexOf('data-workflow="count-shelf"'));
+    expect(row.slice(0, row.indexOf('</tr>'))).toMatch(/<small class="paused-reason">paused after 1 consecutive dead runs; last error: [^<]*expected one row/);
+    const notify = page.text.slice(page.text.indexOf('data-workflow="notify-order"'));
+    expect(notify.slice(0, notify.indexOf('</tr>'))).not.toContain('paused-reason');
+  });
+
   it('shows an operator fixed to a tenant only that tenant’s rows, read through row-level security', async () => {
     // The reads of such an operator run as a role that is neither superuser nor the tables' owner.
     const reader = await readInScope(db, 't1', async (trx) => {

@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { WalflowDatabase } from '@walflow/core';
+import { getWorkflowById } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import type { RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
@@ -312,6 +313,7 @@ describe('execution order and lifecycle', () => {
     const workflow = await db.selectFrom('walflow.workflows').select(['status', 'paused_reason']).where('id', '=', workflowId).executeTakeFirstOrThrow();
     expect(workflow.status).toBe('paused');
     expect(workflow.paused_reason).toMatch(/3 consecutive dead runs/);
+    expect((await getWorkflowById(db, workflowId))?.pausedReason).toBe(workflow.paused_reason);
   });
 
   it('reports action durations by type and retries in /metrics', async () => {

@@ -63,8 +63,8 @@ export function registerWorkflows(program: Command): void {
         process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
         return;
       }
-      const rows = list.map((w) => [w.tenantId, w.name, w.status, w.triggerEvent, String(w.version)]);
-      process.stdout.write(formatTable(['TENANT', 'NAME', 'STATUS', 'TRIGGER', 'VERSION'], rows));
+      const rows = list.map((w) => [w.tenantId, w.name, w.status, w.triggerEvent, String(w.version), w.pausedReason ?? '']);
+      process.stdout.write(formatTable(['TENANT', 'NAME', 'STATUS', 'TRIGGER', 'VERSION', 'PAUSED BECAUSE'], rows));
     });
 }
 

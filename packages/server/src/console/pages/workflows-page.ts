@@ -33,7 +33,7 @@ ${data.workflows.map((workflow) => {
   const decisions = Object.entries(activity.decisions);
   const verb = workflow.status === 'active' ? 'pause' : 'resume';
   return html`<tr data-workflow="${workflow.name}"><td><strong>${workflow.name}</strong>${principal?.tenant === null ? html`<br><small>tenant ${workflow.tenantId}</small>` : ''}<br><small>version ${workflow.version}</small></td>
-<td>${badge(workflow.status)}</td>
+<td>${badge(workflow.status)}${workflow.pausedReason === null ? '' : html`<br><small class="paused-reason">${workflow.pausedReason}</small>`}</td>
 <td><code>${workflow.triggerEvent}</code>${workflow.definition.condition === undefined ? '' : html`<br><small class="mono">${workflow.definition.condition}</small>`}</td>
 <td>${activity.lastRuns.length === 0 ? 'none' : activity.lastRuns.map((run) => html`<a href="/console/events/${run.eventId}#run-${run.id}" title="${run.createdAt}">${badge(run.status)}</a> `)}</td>
 <td>${rate === null ? '—' : `${(rate * 100).toFixed(1)} %`}</td>
