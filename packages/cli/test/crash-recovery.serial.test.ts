@@ -96,6 +96,15 @@ describe('walflow start as a process', () => {
     expect(listed.output).toMatch(/kill\s+welcome-agent\s+active\s+recruit\.graduated_to_agent\s+1/);
   });
 
+  it('reports the JetStream sink in walflow status, from the database when no process answers', async () => {
+    const status = await runWalflow(['status'], { ...env, WALFLOW_NATS_URL: 'nats://127.0.0.1:4222', WALFLOW_NATS_STREAM: 'CRASH_STATUS' });
+    expect(status.output).toContain('computed from the database');
+    expect(status.output).toMatch(/^sink: nats:CRASH_STATUS \(JetStream\), no process, never ran, 0 pending/m);
+    expect(status.output).toMatch(/^\s+ok\s+sink\s+JetStream sink nats:CRASH_STATUS \(no process\)/m);
+    const withoutSink = await runWalflow(['status'], env);
+    expect(withoutSink.output).not.toMatch(/sink/);
+  });
+
   it('loses nothing and records nothing twice across kill -9', async () => {
     let child = await start();
     const writing = writeTraffic(150, 'kill');

@@ -1,3 +1,4 @@
+import { sinkName } from '@walflow/nats-sink';
 import { computeHealth, type HealthReport } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
@@ -13,8 +14,10 @@ export function registerStatus(program: Command): void {
       const context = commandContext({ logToStdout: false });
       const { config } = context;
       const live = await probe(`http://127.0.0.1:${config.httpPort}/health`);
+      // Without a process to ask, the sink's backlog still comes from its cursor in the database.
+      const sink = config.natsSink === undefined ? undefined : { name: sinkName(config.natsSink) };
       const report =
-        live ?? (await withDatabase(context, (db) => computeHealth(db, { slotName: config.slotName, thresholds: config.healthThresholds })));
+        live ?? (await withDatabase(context, (db) => computeHealth(db, { slotName: config.slotName, thresholds: config.healthThresholds, sink })));
       if (options.json) process.stdout.write(`${JSON.stringify({ source: live === null ? 'database' : 'process', ...report }, null, 2)}\n`);
       else process.stdout.write(describe(report, live === null ? 'computed from the database; no walflow process answered' : 'from the running walflow process'));
       if (report.status === 'down') process.exitCode = 1;
@@ -47,11 +50,17 @@ function describe(report: HealthReport, source: string): string {
     `lag: ${lag.seconds.toFixed(1)} s, ${bytes(lag.bytes)} behind; retained ${bytes(lag.retainedBytes)}` +
       (lag.safeWalSizeBytes === null ? '' : `, ${bytes(lag.safeWalSizeBytes)} until the slot is invalidated`),
     `runs: ${runs.queued} queued (oldest ${runs.oldestQueuedSeconds.toFixed(1)} s), ${runs.running} running, ${runs.dead} dead`,
+    ...(report.sink === undefined ? [] : [describeSink(report.sink)]),
     `last event committed: ${report.lastEventAt ?? 'never'}`,
     'checks:',
     ...report.checks.map((check) => `  ${check.state.padEnd(8)} ${check.name.padEnd(18)} ${check.message}`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function describeSink(sink: NonNullable<HealthReport['sink']>): string {
+  const published = sink.published === null ? 'never ran' : `${sink.published} published`;
+  return `sink: ${sink.name} (JetStream), ${sink.state ?? 'no process'}, ${published}, ${sink.pending} pending (oldest ${sink.lagSeconds.toFixed(1)} s)`;
 }
 
 function bytes(value: number): string {
