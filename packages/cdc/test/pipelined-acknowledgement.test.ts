@@ -10,7 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const logger = pino({ level: 'silent' });
 const TRANSACTIONS = 30;
 const PER_TRANSACTION = 10;
-/** Five whole transactions per batch, so every batch carries a checkpoint. */
+/**
+ * At most five whole transactions per batch. A batch holds what had been read when it was dispatched, so on a
+ * busy machine it may hold fewer; transactions are never split at this size, so every batch carries a checkpoint.
+ */
 const BATCH_ROWS = 50;
 
 const database = useTestDatabase({ prefix: 'walflow_pipeline' });
@@ -51,6 +54,7 @@ describe('the next batch is read while the one before commits', () => {
 
     let calls = 0;
     let firstCheckpoint: Lsn | null = null;
+    let firstBatchEvents = 0;
     let inFlight = 0;
     let maxInFlight = 0;
     let failedBatch: DispatchBatch | null = null;
@@ -74,7 +78,10 @@ describe('the next batch is read while the one before commits', () => {
           if (call > 2) afterFailure.push(batch);
           const result = await real.dispatch(batch);
           duplicates += result.duplicates;
-          if (call === 1) firstCheckpoint = batch.checkpoint!.endLsn;
+          if (call === 1) {
+            firstCheckpoint = batch.checkpoint!.endLsn;
+            firstBatchEvents = batch.events.length;
+          }
           return result;
         } finally {
           inFlight--;
@@ -102,13 +109,13 @@ describe('the next batch is read while the one before commits', () => {
     }
 
     const failed = failedBatch as DispatchBatch | null;
-    expect(failed?.events.length).toBe(BATCH_ROWS);
+    expect(failed?.events.length).toBeGreaterThan(0);
     // While the second batch was being recorded the slot stood exactly after the first: not one transaction further.
     expect(confirmedWhenFailing).toBe(formatLsn(firstCheckpoint!));
     // The new session starts with exactly the batch that failed, and everything after it follows in stream order.
     const redelivered = afterFailure.flatMap((batch) => batch.events.map((event) => event.id));
-    expect(redelivered.slice(0, BATCH_ROWS)).toEqual(failed!.events.map((event) => event.id));
-    expect(redelivered).toEqual(streamOrder.slice(BATCH_ROWS));
+    expect(redelivered.slice(0, failed!.events.length)).toEqual(failed!.events.map((event) => event.id));
+    expect(redelivered).toEqual(streamOrder.slice(firstBatchEvents));
     expect(duplicates).toBe(0);
     expect(maxInFlight).toBe(1);
     const outbox = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.outbox`.execute(db);

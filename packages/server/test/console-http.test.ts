@@ -1,5 +1,6 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { emit } from '@walflow/outbox';
+import type { WorkflowDefinitionInput } from '@walflow/executor';
 import { listAudit, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -25,6 +26,26 @@ async function emitRecorded(type: string, tenantId: string, payload: Record<stri
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/**
+ * Workflow `count-<thing>` of tenant t1 on `<thing>.counted`: it counts into a row of `public.<thing>` that
+ * does not exist, so its one attempt fails and the run is dead.
+ */
+async function applyFailingCounter(thing: string, extra: Partial<WorkflowDefinitionInput>): Promise<void> {
+  await sql`CREATE TABLE ${sql.table(`public.${thing}`)} (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
+  await applyTestWorkflow(
+    db,
+    {
+      tenant: 't1',
+      name: `count-${thing}`,
+      trigger: { event: `${thing}.counted` },
+      actions: [{ type: 'update_field', table: `public.${thing}`, key: { column: 'sku', value: '{{event.payload.sku}}' }, column: 'count', increment: 1 }],
+      retry: { maxAttempts: 1 },
+      ...extra,
+    },
+    { updateFields: [`public.${thing}.count`] },
+  );
+}
 
 beforeAll(async () => {
   walflow = await startConsoleWalflow(database.url, database.slotName);
@@ -118,19 +139,7 @@ describe('console actions', () => {
   });
 
   it('discards a dead run, audited, and says so when it is gone already', async () => {
-    // The row it counts on does not exist: the one attempt fails and the run is dead.
-    await sql`CREATE TABLE public.stock (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
-    await applyTestWorkflow(
-      db,
-      {
-        tenant: 't1',
-        name: 'count-stock',
-        trigger: { event: 'stock.counted' },
-        actions: [{ type: 'update_field', table: 'public.stock', key: { column: 'sku', value: '{{event.payload.sku}}' }, column: 'count', increment: 1 }],
-        retry: { maxAttempts: 1 },
-      },
-      { updateFields: ['public.stock.count'] },
-    );
+    await applyFailingCounter('stock', {});
     const eventId = await emitRecorded('stock.counted', 't1', { sku: 'missing' });
     const run = await db.selectFrom('walflow.workflow_runs').select(['id', 'status']).where('event_id', '=', eventId).executeTakeFirstOrThrow();
     expect(run.status).toBe('dead');
@@ -162,19 +171,7 @@ describe('what the console shows', () => {
   });
 
   it('shows why a workflow paused itself', async () => {
-    await sql`CREATE TABLE public.shelf (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
-    await applyTestWorkflow(
-      db,
-      {
-        tenant: 't1',
-        name: 'count-shelf',
-        trigger: { event: 'shelf.counted' },
-        actions: [{ type: 'update_field', table: 'public.shelf', key: { column: 'sku', value: '{{event.payload.sku}}' }, column: 'count', increment: 1 }],
-        retry: { maxAttempts: 1 },
-        autoPause: { afterConsecutiveFailures: 1 },
-      },
-      { updateFields: ['public.shelf.count'] },
-    );
+    await applyFailingCounter('shelf', { autoPause: { afterConsecutiveFailures: 1 } });
     await emitRecorded('shelf.counted', 't1', { sku: 'missing' });
     await waitFor('the workflow to pause itself', async () =>
       (await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').where('name', '=', 'count-shelf').executeTakeFirstOrThrow()).status === 'paused',
