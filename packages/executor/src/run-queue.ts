@@ -1,5 +1,6 @@
 import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { anyUuid } from './any-uuid.js';
 import { toEventEnvelope, type EventRow } from './event-row.js';
 
 export interface ClaimedRun {
@@ -74,7 +75,7 @@ export async function heldRuns(trx: Transaction<WalflowDatabase>, runIds: readon
   const rows = await trx
     .selectFrom('walflow.workflow_runs')
     .select('id')
-    .where('id', '=', sql<string>`ANY(${[...runIds]}::uuid[])`)
+    .where('id', '=', anyUuid(runIds))
     .where('status', '=', 'running')
     .where('locked_by', '=', workerId)
     .forUpdate()
@@ -87,7 +88,7 @@ export async function succeededActions(db: Kysely<WalflowDatabase>, runIds: read
   const rows = await db
     .selectFrom('walflow.action_outcomes')
     .select(['run_id', 'action_index'])
-    .where('run_id', '=', sql<string>`ANY(${[...runIds]}::uuid[])`)
+    .where('run_id', '=', anyUuid(runIds))
     .where('status', '=', 'succeeded')
     .execute();
   const done = new Map<string, Set<number>>();
@@ -141,7 +142,7 @@ export async function completeRuns(trx: Transaction<WalflowDatabase>, runIds: re
   await trx
     .updateTable('walflow.workflow_runs')
     .set({ status: 'succeeded', finished_at: sql`now()`, locked_by: null, locked_until: null, last_error: null })
-    .where('id', '=', sql<string>`ANY(${[...runIds]}::uuid[])`)
+    .where('id', '=', anyUuid(runIds))
     .execute();
 }
 

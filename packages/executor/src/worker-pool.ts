@@ -40,7 +40,18 @@ export class WorkerPool {
   private waiting = new Set<() => void>();
   private lastLeaseSweep = 0;
 
-  constructor(private readonly options: WorkerPoolOptions) {}
+  /** What every run execution needs, the same for every claim. */
+  private readonly execution: RunExecutorOptions;
+
+  constructor(private readonly options: WorkerPoolOptions) {
+    this.execution = {
+      db: options.db,
+      logger: options.logger,
+      runtime: options.runtime ?? { secrets: new Map(), webhookAllowHosts: [] },
+      retry: options.retry,
+      observer: options.observer,
+    };
+  }
 
   start(): void {
     if (this.loops.length > 0) return;
@@ -103,13 +114,6 @@ export class WorkerPool {
   }
 
   private async execute(runs: ClaimedRun[], workerId: string): Promise<void> {
-    const execution: RunExecutorOptions = {
-      db: this.options.db,
-      logger: this.options.logger,
-      runtime: this.options.runtime ?? { secrets: new Map(), webhookAllowHosts: [] },
-      retry: this.options.retry,
-      observer: this.options.observer,
-    };
     const workflowIds = [...new Set(runs.map((run) => run.workflowId))];
     const workflows = await getWorkflowsById(this.options.db, workflowIds);
     const oneTransaction = new Map(workflowIds.map((id) => [id, runsInOneTransaction(workflows.get(id))]));
@@ -117,9 +121,9 @@ export class WorkerPool {
     const alone = runs.filter((run) => !oneTransaction.get(run.workflowId));
     // A claim takes one run that calls out: others may be waiting, and another worker takes the next one.
     if (alone.length > 0) this.notify();
-    if (together.length > 0) await executeRunBatch(together, workflows, workerId, execution);
+    if (together.length > 0) await executeRunBatch(together, workflows, workerId, this.execution);
     for (const run of alone) {
-      const result = await executeRun(run, workerId, execution);
+      const result = await executeRun(run, workerId, this.execution);
       this.options.logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
     }
   }

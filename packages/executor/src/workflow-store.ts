@@ -1,6 +1,7 @@
 import type { WalflowDatabase, WorkflowStatus } from '@walflow/core';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
+import { anyUuid } from './any-uuid.js';
 import { parseWorkflowDefinition, type WorkflowDefinition } from './workflow-definition.js';
 
 export interface StoredWorkflow {
@@ -110,7 +111,7 @@ export async function getWorkflowById(db: Kysely<WalflowDatabase>, id: string): 
 /** The workflows with these ids that exist, by id. */
 export async function getWorkflowsById(db: Kysely<WalflowDatabase>, ids: readonly string[]): Promise<Map<string, StoredWorkflow>> {
   if (ids.length === 0) return new Map();
-  const rows = await selectWorkflows(db).where('id', '=', sql<string>`ANY(${[...ids]}::uuid[])`).execute();
+  const rows = await selectWorkflows(db).where('id', '=', anyUuid(ids)).execute();
   return new Map(rows.map((row) => [row.id, toStoredWorkflow(row)]));
 }
 
@@ -120,7 +121,7 @@ export async function resetConsecutiveFailures(trx: Transaction<WalflowDatabase>
   await trx
     .updateTable('walflow.workflows')
     .set({ consecutive_failures: 0 })
-    .where('id', '=', sql<string>`ANY(${[...workflowIds]}::uuid[])`)
+    .where('id', '=', anyUuid(workflowIds))
     .where('consecutive_failures', '<>', 0)
     .execute();
 }

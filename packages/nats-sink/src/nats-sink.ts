@@ -151,5 +151,4 @@ export class NatsSink {
   private async sleep(ms: number): Promise<void> {
     if (!this.nudged) await this.pause.sleep(ms);
   }
-
 }

@@ -1,6 +1,5 @@
-import { isJsonObject } from '@walflow/core';
+import { isJsonObject, type WalflowDatabase } from '@walflow/core';
 import type { Transaction } from 'kysely';
-import type { WalflowDatabase } from '@walflow/core';
 import { renderTemplate } from '../template.js';
 import type { CreateNotificationAction } from '../workflow-definition.js';
 import type { TransactionalAction, TransactionalActionCall } from './action.js';
