@@ -1,8 +1,8 @@
-import { formatLsn, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { formatLsn, SqlState, sqlStateOf, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { chainOf, decide, type GuardRequest } from './decide.js';
-import { insertEvents, writeOutcomes, type Considered } from './dispatch-statements.js';
+import { insertEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { applyGuards, ranInChain } from './guard-state.js';
 import { WorkflowIndex } from './workflow-index.js';
 
@@ -47,7 +47,22 @@ export class Dispatcher implements BatchDispatcher {
   }
 
   async dispatch(batch: DispatchBatch): Promise<DispatchResult> {
-    const result = await this.options.db.transaction().execute(async (trx) => {
+    let result: DispatchResult;
+    try {
+      result = await this.record(batch, 'fail');
+    } catch (error) {
+      // Only rows left behind by hand or by pruning (an event deleted, its run kept, the event delivered again)
+      // can make a newly recorded event's run or decision exist already; the batch is written again around them.
+      if (sqlStateOf(error) !== SqlState.uniqueViolation) throw error;
+      this.options.logger.warn({ err: error }, 'a newly recorded event already had a run or decision; recording the batch again, keeping those');
+      result = await this.record(batch, 'skip');
+    }
+    if (result.runsQueued > 0) this.options.onRunsQueued?.(result.runsQueued);
+    return result;
+  }
+
+  private async record(batch: DispatchBatch, onExisting: Outcomes['onExisting']): Promise<DispatchResult> {
+    return this.options.db.transaction().execute(async (trx) => {
       const { fresh, workflowRevision } = await insertEvents(trx, batch.events, batch.recovered ?? false);
       await this.index.refresh(trx, workflowRevision);
       const considered = await this.consider(trx, fresh, null);
@@ -59,13 +74,12 @@ export class Dispatcher implements BatchDispatcher {
         replayId: null,
         recordedOutboxIds,
         checkpoint: batch.checkpoint && { slotName: this.options.slotName, end: batch.checkpoint },
+        onExisting,
       });
       const decisions: Record<string, number> = {};
       for (const item of considered) decisions[item.decision.outcome] = (decisions[item.decision.outcome] ?? 0) + 1;
       return { recorded: fresh.length, duplicates: batch.events.length - fresh.length, runsQueued, parked: batch.parked.length, decisions };
     });
-    if (result.runsQueued > 0) this.options.onRunsQueued?.(result.runsQueued);
-    return result;
   }
 
   /**
@@ -75,7 +89,7 @@ export class Dispatcher implements BatchDispatcher {
   async replay(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
     await this.index.refresh(trx);
     const considered = await this.consider(trx, events, scope);
-    const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId });
+    const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
     return {
       decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, outcome: item.decision.outcome })),
       runsQueued,

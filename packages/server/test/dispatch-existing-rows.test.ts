@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { createDatabase, migrate } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+let dispatcher: Dispatcher;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, silentLogger);
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  await applyTestWorkflow(db, { tenant: 'existing', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+  dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+function approval(id: string, n: number): EventEnvelope {
+  return {
+    id,
+    type: 'policy.approved',
+    tenantId: 'existing',
+    aggregateType: 'policy',
+    aggregateId: `p${n}`,
+    payload: { n },
+    metadata: {},
+    committedAt: new Date(Date.now() - 60_000 + n).toISOString(),
+    commitLsn: parseLsn(`0/${(0x2000 + n).toString(16)}`),
+    position: 0,
+    xid: String(n),
+  };
+}
+
+async function inOutbox(event: EventEnvelope): Promise<void> {
+  await sql`INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload)
+            VALUES (${event.id}, ${event.tenantId}, ${event.type}, ${event.aggregateType}, ${event.aggregateId}, ${JSON.stringify(event.payload)})`.execute(db);
+}
+
+describe('live dispatch over a run or decision that exists already', () => {
+  it('records the batch around it: no second run, no crash, every outbox row of the batch consumed', async () => {
+    const first = approval(randomUUID(), 1);
+    expect(await dispatcher.dispatch({ events: [first], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1 });
+    // The event is gone (deleted by hand, or pruned before its run), then delivered again with a new one.
+    await db.deleteFrom('walflow.events').where('id', '=', first.id).execute();
+    const again = approval(first.id, 1);
+    const next = approval(randomUUID(), 2);
+    await inOutbox(again);
+    await inOutbox(next);
+
+    const result = await dispatcher.dispatch({ events: [again, next], parked: [], checkpoint: null });
+
+    expect(result).toMatchObject({ recorded: 2, duplicates: 0, runsQueued: 1 });
+    const runs = await db.selectFrom('walflow.workflow_runs').select(['id', 'event_id']).where('tenant_id', '=', 'existing').orderBy('created_at').execute();
+    expect(runs.map((run) => run.event_id)).toEqual([first.id, next.id]);
+    const decisions = await db.selectFrom('walflow.decisions').select(['event_id', 'run_id']).where('tenant_id', '=', 'existing').orderBy('id').execute();
+    expect(decisions).toEqual([
+      { event_id: first.id, run_id: runs[0]!.id },
+      { event_id: next.id, run_id: runs[1]!.id },
+    ]);
+    const outbox = await db.selectFrom('walflow.outbox').select('id').where('tenant_id', '=', 'existing').execute();
+    expect(outbox).toEqual([]);
+  });
+});
