@@ -1,4 +1,5 @@
 import {
+  BatchProgress,
   parseLsn,
   WalflowError,
   type BatchDispatcher,
@@ -26,6 +27,11 @@ export interface StreamSessionOptions {
   maxBatchRows?: number;
   /** Rows of one transaction handed on before its commit arrives. @default 2000 */
   sliceSize?: number;
+  /**
+   * Batches recorded at once. The next batch records its events while the one before writes its outcomes;
+   * the dispatcher orders their guard reads and commits (DispatchBatch.previous). @default 2
+   */
+  batchesInFlight?: number;
   /** Told after each batch's effects are committed, before the slot is acknowledged. */
   onBatch?: ((result: DispatchResult, batch: DispatchBatch) => void) | undefined;
   /** Told once START_REPLICATION succeeded. */
@@ -42,16 +48,20 @@ export class StreamSession {
   private readonly assembler: TransactionAssembler;
   private readonly acks: AckTracker;
   private readonly maxBatchRows: number;
+  private readonly batchesInFlight: number;
   private pending: StreamSlice[] = [];
   private pendingRows = 0;
-  /** The one batch being recorded and acknowledged; never rejects (a failure ends the session). */
-  private recording: Promise<void> | null = null;
+  /** Batches being recorded and acknowledged, oldest first; they never reject (a failure ends the session). */
+  private recording: Promise<void>[] = [];
+  /** The newest dispatched batch's progress, and the newest acknowledgement: the next batch comes after both. */
+  private newest: { progress: BatchProgress | undefined; acknowledged: Promise<unknown> } | null = null;
   private dispatchScheduled = false;
   private failure: unknown = null;
   private draining = false;
 
   constructor(private readonly options: StreamSessionOptions) {
     this.maxBatchRows = options.maxBatchRows ?? 5000;
+    this.batchesInFlight = options.batchesInFlight ?? 2;
     // Never let the library acknowledge: auto-ack and its status timer both report *received* positions.
     this.service = new LogicalReplicationService(options.connection, {
       acknowledge: { auto: false, timeoutSeconds: 0 },
@@ -80,7 +90,7 @@ export class StreamSession {
     }
     await this.service.stop();
     // The session ends with its last dispatch, so a new session never records alongside it.
-    while (this.recording !== null) await this.recording;
+    await this.settled();
     if (this.failure !== null) {
       throw WalflowError.from(this.failure, 'replication_failed', `replication from slot ${this.options.slotName} failed`);
     }
@@ -91,8 +101,12 @@ export class StreamSession {
     this.draining = true;
     // Each recorded batch starts the next one, until nothing is pending.
     this.dispatchPending();
-    while (this.recording !== null) await this.recording;
+    await this.settled();
     await this.service.stop();
+  }
+
+  private async settled(): Promise<void> {
+    while (this.recording.length > 0) await this.recording[0];
   }
 
   private async onData(raw: unknown): Promise<void> {
@@ -105,8 +119,8 @@ export class StreamSession {
       }
       if (this.isBatchFull()) {
         // Waiting here is the backpressure: the library pauses the socket until the handler returns. It only
-        // waits while the batch before is still being recorded, so the next batch is read and decoded meanwhile.
-        while (this.recording !== null && this.isBatchFull()) await this.recording;
+        // waits while the batches before are still being recorded, so the next batch is read and decoded meanwhile.
+        while (this.recording.length >= this.batchesInFlight && this.isBatchFull()) await this.recording[0];
         this.dispatchPending();
       } else if (this.pending.length > 0) this.scheduleDispatch();
     } catch (error) {
@@ -129,37 +143,51 @@ export class StreamSession {
   }
 
   /**
-   * Starts recording everything pending, unless a batch is being recorded: then the pending slices wait for it
-   * and go next. One batch at a time keeps batches in stream order, and each one's acknowledgement after the
-   * acknowledgement of the batch before, so the slot never moves past a transaction whose effects are not
-   * committed.
+   * Starts recording everything pending, unless `batchesInFlight` batches are being recorded: then the pending
+   * slices wait and go next. Batches start in stream order and are recorded in it (the dispatcher follows
+   * DispatchBatch.previous); each one is acknowledged after its commit and the acknowledgement before, so the
+   * slot never moves past a transaction whose effects are not committed.
    */
   private dispatchPending(): void {
-    if (this.recording !== null || this.pending.length === 0 || this.failure !== null) return;
-    const slices = this.pending;
+    if (this.recording.length >= this.batchesInFlight || this.pending.length === 0 || this.failure !== null) return;
+    const batch = toBatch(this.pending);
     this.pending = [];
     this.pendingRows = 0;
-    this.recording = this.record(slices).then(
-      () => {
-        this.recording = null;
-        // What arrived while this batch was being recorded is the next batch.
-        this.dispatchPending();
-      },
+    const before = this.newest;
+    // A batch of empty transactions needs no write at all, only its acknowledgement in turn.
+    const progress = batch.events.length > 0 || batch.parked.length > 0 ? new BatchProgress() : undefined;
+    // A dispatcher that reports no progress has it settled when its dispatch does: the next batch then waits.
+    const committed =
+      progress === undefined
+        ? undefined
+        : this.options.dispatcher.dispatch({ ...batch, progress, previous: before?.progress }).then(
+            (result) => {
+              progress.markCommitted();
+              this.options.onBatch?.(result, batch);
+            },
+            (error: unknown) => {
+              progress.markFailed(error);
+              throw error;
+            },
+          );
+    const acknowledged = Promise.all([committed, before?.acknowledged]).then(async () => {
+      if (batch.checkpoint) await this.acks.confirm(batch.checkpoint.endLsn);
+    });
+    this.newest = { progress: progress ?? before?.progress, acknowledged };
+    const recorded: Promise<void> = acknowledged.then(
+      () => this.finished(recorded),
       (error: unknown) => {
-        this.recording = null;
+        this.finished(recorded);
         this.fail(error);
       },
     );
+    this.recording.push(recorded);
   }
 
-  private async record(slices: StreamSlice[]): Promise<void> {
-    const batch = toBatch(slices);
-    if (batch.events.length > 0 || batch.parked.length > 0) {
-      const result = await this.options.dispatcher.dispatch(batch);
-      this.options.onBatch?.(result, batch);
-    }
-    // Only now are the batch's effects committed; a batch of empty transactions needs no write at all.
-    if (batch.checkpoint) await this.acks.confirm(batch.checkpoint.endLsn);
+  private finished(recorded: Promise<void>): void {
+    this.recording = this.recording.filter((entry) => entry !== recorded);
+    // What arrived while batches were being recorded is the next batch.
+    this.dispatchPending();
   }
 
   private onKeepalive(lsn: string, shouldRespond: boolean): void {
@@ -175,7 +203,7 @@ export class StreamSession {
   private isIdle(): boolean {
     const queue = this.service as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
     const libraryIdle = (queue._messageQueue?.length ?? 1) === 0 && queue._processing === false;
-    return libraryIdle && !this.assembler.inTransaction && this.pending.length === 0 && this.recording === null;
+    return libraryIdle && !this.assembler.inTransaction && this.pending.length === 0 && this.recording.length === 0;
   }
 
   private fail(error: unknown): void {

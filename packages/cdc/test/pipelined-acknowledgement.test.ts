@@ -1,5 +1,5 @@
 import { ReplicationConsumer } from '@walflow/cdc';
-import { formatLsn, type BatchDispatcher, type DispatchBatch, type Lsn, type WalflowDatabase } from '@walflow/core';
+import { formatLsn, isWalflowError, type BatchDispatcher, type DispatchBatch, type Lsn, type WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
@@ -39,8 +39,8 @@ async function confirmedFlush(): Promise<string> {
   return rows[0]!.lsn;
 }
 
-describe('the next batch is read while the one before commits', () => {
-  it('acknowledges only committed batches, in order: a failed second batch is redelivered exactly, nothing lost', async () => {
+describe('the next batches are read and recorded while the one before commits', () => {
+  it('acknowledges only committed batches, in order: a failed second batch fails the third and is redelivered exactly, nothing lost', async () => {
     for (let tx = 0; tx < TRANSACTIONS; tx++) {
       await sql`
         INSERT INTO walflow.outbox (event_type, aggregate_type, aggregate_id, payload)
@@ -59,7 +59,8 @@ describe('the next batch is read while the one before commits', () => {
     let maxInFlight = 0;
     let failedBatch: DispatchBatch | null = null;
     let confirmedWhenFailing = '';
-    const afterFailure: DispatchBatch[] = [];
+    const recordedAfterFailure: DispatchBatch[] = [];
+    const failedAfterFailure: unknown[] = [];
     let duplicates = 0;
     const failingSecond: BatchDispatcher = {
       async dispatch(batch) {
@@ -75,8 +76,14 @@ describe('the next batch is read while the one before commits', () => {
             confirmedWhenFailing = await confirmedFlush();
             throw new Error('simulated failure of the second batch, before its transaction commits');
           }
-          if (call > 2) afterFailure.push(batch);
-          const result = await real.dispatch(batch);
+          let result;
+          try {
+            result = await real.dispatch(batch);
+          } catch (error) {
+            failedAfterFailure.push(error);
+            throw error;
+          }
+          if (call > 2) recordedAfterFailure.push(batch);
           duplicates += result.duplicates;
           if (call === 1) {
             firstCheckpoint = batch.checkpoint!.endLsn;
@@ -112,12 +119,15 @@ describe('the next batch is read while the one before commits', () => {
     expect(failed?.events.length).toBeGreaterThan(0);
     // While the second batch was being recorded the slot stood exactly after the first: not one transaction further.
     expect(confirmedWhenFailing).toBe(formatLsn(firstCheckpoint!));
+    // The third batch was being recorded beside the second, and failed with it: it waits for the second's commit.
+    expect(maxInFlight).toBe(2);
+    expect(failedAfterFailure.length).toBeGreaterThan(0);
+    expect(failedAfterFailure.every((error) => isWalflowError(error, 'previous_batch_failed'))).toBe(true);
     // The new session starts with exactly the batch that failed, and everything after it follows in stream order.
-    const redelivered = afterFailure.flatMap((batch) => batch.events.map((event) => event.id));
+    const redelivered = recordedAfterFailure.flatMap((batch) => batch.events.map((event) => event.id));
     expect(redelivered.slice(0, failed!.events.length)).toEqual(failed!.events.map((event) => event.id));
     expect(redelivered).toEqual(streamOrder.slice(firstBatchEvents));
     expect(duplicates).toBe(0);
-    expect(maxInFlight).toBe(1);
     const outbox = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.outbox`.execute(db);
     expect(Number(outbox.rows[0]!.n)).toBe(0);
   });

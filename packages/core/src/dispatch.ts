@@ -1,3 +1,4 @@
+import type { BatchProgress } from './batch-progress.js';
 import type { WalflowErrorCode } from './errors.js';
 import type { CommitPosition, EventEnvelope } from './event-envelope.js';
 import type { Lsn } from './lsn.js';
@@ -30,6 +31,15 @@ export interface DispatchBatch {
   checkpoint: TransactionEnd | null;
   /** Events read from the outbox by `walflow repair` rather than from the WAL; recorded as recovered. */
   recovered?: boolean;
+  /** This batch's progress, which the dispatcher reports, when the batch after it may be recorded meanwhile. */
+  progress?: BatchProgress;
+  /**
+   * The progress of the batch before, when both are recorded at once. This batch inserts its events after
+   * that batch did, and reads guard state and writes its outcomes after that batch committed, so it is
+   * recorded as if it came after; if that batch's first attempt fails, this one fails with
+   * `previous_batch_failed` and records nothing.
+   */
+  previous?: BatchProgress;
 }
 
 export interface DispatchResult {

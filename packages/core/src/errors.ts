@@ -17,6 +17,7 @@ export type WalflowErrorCode =
   | 'replication_failed'
   | 'action_failed'
   | 'dispatch_failed'
+  | 'previous_batch_failed'
   | 'wrong_server'
   | 'leader_busy'
   | 'sink_failed'

@@ -1,4 +1,5 @@
 export * from './backoff.js';
+export * from './batch-progress.js';
 export * from './catalog.js';
 export * from './cloud-event.js';
 export * from './dispatch.js';

@@ -1,9 +1,9 @@
-import { formatLsn, SqlState, sqlStateOf, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { formatLsn, SqlState, sqlStateOf, WalflowError, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { chainOf, decide, type GuardRequest } from './decide.js';
 import { insertEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
-import { applyGuards, ranInChain } from './guard-state.js';
+import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
 import { WorkflowIndex } from './workflow-index.js';
 
 export interface DispatcherOptions {
@@ -61,25 +61,41 @@ export class Dispatcher implements BatchDispatcher {
     return result;
   }
 
+  /**
+   * One attempt at a batch. Recording its events and deciding what needs no guard state overlap the batch
+   * before; guard reads and the outcomes (with the checkpoint) wait for that batch's commit.
+   */
   private async record(batch: DispatchBatch, onExisting: Outcomes['onExisting']): Promise<DispatchResult> {
-    return this.options.db.transaction().execute(async (trx) => {
-      const { fresh, workflowRevision } = await insertEvents(trx, batch.events, batch.recovered ?? false);
-      await this.index.refresh(trx, workflowRevision);
-      const considered = await this.consider(trx, fresh, null);
-      await this.insertDeadLetters(trx, batch);
-      const recordedOutboxIds = batch.events.map((event) => event.id);
-      for (const row of batch.parked) if (row.outboxId !== null) recordedOutboxIds.push(row.outboxId);
-      const runsQueued = await writeOutcomes(trx, {
-        considered,
-        replayId: null,
-        recordedOutboxIds,
-        checkpoint: batch.checkpoint && { slotName: this.options.slotName, end: batch.checkpoint },
-        onExisting,
+    const afterPreviousRecorded = waitOnce(batch.previous?.recorded);
+    const afterPrevious = waitOnce(batch.previous?.committed);
+    try {
+      const result = await this.options.db.transaction().execute(async (trx) => {
+        await afterPreviousRecorded();
+        const { fresh, workflowRevision } = await insertEvents(trx, batch.events, batch.recovered ?? false);
+        batch.progress?.markRecorded();
+        await this.index.refresh(trx, workflowRevision);
+        const considered = await this.consider(trx, fresh, null, afterPrevious);
+        await this.insertDeadLetters(trx, batch);
+        await afterPrevious();
+        const recordedOutboxIds = batch.events.map((event) => event.id);
+        for (const row of batch.parked) if (row.outboxId !== null) recordedOutboxIds.push(row.outboxId);
+        const runsQueued = await writeOutcomes(trx, {
+          considered,
+          replayId: null,
+          recordedOutboxIds,
+          checkpoint: batch.checkpoint && { slotName: this.options.slotName, end: batch.checkpoint },
+          onExisting,
+        });
+        const decisions: Record<string, number> = {};
+        for (const item of considered) decisions[item.decision.outcome] = (decisions[item.decision.outcome] ?? 0) + 1;
+        return { recorded: fresh.length, duplicates: batch.events.length - fresh.length, runsQueued, parked: batch.parked.length, decisions };
       });
-      const decisions: Record<string, number> = {};
-      for (const item of considered) decisions[item.decision.outcome] = (decisions[item.decision.outcome] ?? 0) + 1;
-      return { recorded: fresh.length, duplicates: batch.events.length - fresh.length, runsQueued, parked: batch.parked.length, decisions };
-    });
+      batch.progress?.markCommitted();
+      return result;
+    } catch (error) {
+      batch.progress?.markFailed(error);
+      throw error;
+    }
   }
 
   /**
@@ -88,7 +104,7 @@ export class Dispatcher implements BatchDispatcher {
    */
   async replay(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
     await this.index.refresh(trx);
-    const considered = await this.consider(trx, events, scope);
+    const considered = await this.consider(trx, events, scope, waitOnce(undefined));
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
     return {
       decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, outcome: item.decision.outcome })),
@@ -98,9 +114,15 @@ export class Dispatcher implements BatchDispatcher {
 
   /**
    * Decides, in commit order, for every (new event, matching workflow): guards see the effect of earlier
-   * events of the same batch, exactly as if they had come one by one.
+   * events of the same batch, exactly as if they had come one by one, and of earlier batches, because the
+   * first read of guard state waits for `afterPrevious`.
    */
-  private async consider(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], replay: ReplayScope | null): Promise<Considered[]> {
+  private async consider(
+    trx: Transaction<WalflowDatabase>,
+    events: EventEnvelope[],
+    replay: ReplayScope | null,
+    afterPrevious: () => Promise<void>,
+  ): Promise<Considered[]> {
     const considered: Considered[] = [];
     const firedInBatch = new Set<string>();
     const replayId = replay?.replayId ?? null;
@@ -114,7 +136,11 @@ export class Dispatcher implements BatchDispatcher {
         }
         const chain = chainOf(event);
         const link = `${workflow.id}|${chain}|${event.aggregateType ?? ''}|${event.aggregateId ?? ''}`;
-        if (chain !== event.id && (firedInBatch.has(link) || (await ranInChain(trx, workflow.id, chain, event, replayId)))) {
+        const ranBefore = async () => {
+          await afterPrevious();
+          return ranInChain(trx, workflow.id, chain, event, replayId);
+        };
+        if (chain !== event.id && (firedInBatch.has(link) || (await ranBefore()))) {
           considered.push({
             event,
             workflow,
@@ -126,6 +152,7 @@ export class Dispatcher implements BatchDispatcher {
           });
           continue;
         }
+        if (!replay?.ignoreGuards && usesGuardState(workflow)) await afterPrevious();
         const decision = replay?.ignoreGuards
           ? { outcome: 'fired' as const, reason: 'replayed with guards ignored', detail: { guardsIgnored: true } }
           : await applyGuards(trx, workflow, event, replayId === null ? verdict.guards : inReplay(verdict.guards, replayId));
@@ -170,6 +197,24 @@ export class Dispatcher implements BatchDispatcher {
       this.options.logger.warn({ outboxId: row.outboxId, code: row.code, reason: row.reason }, 'outbox row parked as a dead letter');
     }
   }
+}
+
+/**
+ * Waits for a step of the batch before the first time it is called, and at once after that. A failure of that
+ * batch becomes `previous_batch_failed`: this batch must then record nothing.
+ */
+function waitOnce(previous: Promise<void> | undefined): () => Promise<void> {
+  let waited: Promise<void> | undefined;
+  return () =>
+    (waited ??=
+      previous === undefined
+        ? Promise.resolve()
+        : previous.then(
+            () => undefined,
+            (error: unknown) => {
+              throw new WalflowError('previous_batch_failed', 'the batch before this one failed, so this one records nothing', { cause: error });
+            },
+          ));
 }
 
 /** A replay keeps guard state of its own: its cooldowns and windows never touch live ones. */

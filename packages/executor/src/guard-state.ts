@@ -55,6 +55,11 @@ export async function applyGuards(
   return { outcome: 'fired', reason: `trigger ${workflow.triggerEvent} matched`, detail: {} };
 }
 
+/** Whether applyGuards reads and writes guard rows for this workflow: it has a cooldown or a rate limit. */
+export function usesGuardState(workflow: IndexedWorkflow): boolean {
+  return workflow.definition.cooldown !== undefined || workflow.definition.rateLimits.length > 0;
+}
+
 async function cooldownEnd(trx: Transaction<WalflowDatabase>, workflowId: string, key: string): Promise<Date | undefined> {
   // The row must exist before it is locked, or two dispatchers would both see "no cooldown" and both fire.
   await trx

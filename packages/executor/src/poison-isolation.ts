@@ -1,6 +1,7 @@
 import {
   formatLsn,
   isTransientDatabaseError,
+  isWalflowError,
   type BatchDispatcher,
   type DispatchBatch,
   type DispatchResult,
@@ -13,7 +14,8 @@ import type { Logger } from 'pino';
  * Keeps one bad event from stopping the stream. A batch that fails for a reason that is not transient is
  * tried again whole, then split in halves until the event that fails on its own is found; only that event is
  * parked in dead_letters, with the error, and everything else is recorded. Transient errors (connection,
- * shutdown, serialization, deadlock) park nothing: they go up, and the stream retries the batch.
+ * shutdown, serialization, deadlock) park nothing: they go up, and the stream retries the batch. Nor does the
+ * failure of the batch before (`previous_batch_failed`). The halves keep the batch's `previous` and `recovered`.
  */
 export class PoisonIsolatingDispatcher implements BatchDispatcher {
   constructor(
@@ -25,7 +27,7 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
     try {
       return await this.inner.dispatch(batch);
     } catch (error) {
-      if (isTransientDatabaseError(error)) throw error;
+      if (notTheBatchsFault(error)) throw error;
       this.logger.warn({ err: error, events: batch.events.length }, 'batch failed; trying it again, then event by event');
       return this.attempt(batch);
     }
@@ -35,7 +37,7 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
     try {
       return await this.inner.dispatch(batch);
     } catch (error) {
-      if (isTransientDatabaseError(error)) throw error;
+      if (notTheBatchsFault(error)) throw error;
       return this.split(batch, error);
     }
   }
@@ -46,8 +48,8 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
     if (rest.length === 0) return this.park(event, batch, error);
     const middle = Math.ceil(batch.events.length / 2);
     // Only the half that holds the batch's end may move the checkpoint, and only after the first half.
-    const first = await this.attempt({ events: batch.events.slice(0, middle), parked: [], checkpoint: null });
-    const second = await this.attempt({ events: batch.events.slice(middle), parked: batch.parked, checkpoint: batch.checkpoint });
+    const first = await this.attempt({ ...batch, events: batch.events.slice(0, middle), parked: [], checkpoint: null });
+    const second = await this.attempt({ ...batch, events: batch.events.slice(middle) });
     return {
       recorded: first.recorded + second.recorded,
       duplicates: first.duplicates + second.duplicates,
@@ -69,8 +71,12 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
       raw: { ...event, commitLsn: formatLsn(event.commitLsn) },
       commit: { xid: event.xid, commitLsn: event.commitLsn, committedAt: event.committedAt },
     };
-    return this.inner.dispatch({ events: [], parked: [...batch.parked, parked], checkpoint: batch.checkpoint });
+    return this.inner.dispatch({ ...batch, events: [], parked: [...batch.parked, parked] });
   }
+}
+
+function notTheBatchsFault(error: unknown): boolean {
+  return isTransientDatabaseError(error) || isWalflowError(error, 'previous_batch_failed');
 }
 
 function mergeCounts(a: DispatchResult['decisions'], b: DispatchResult['decisions']): Record<string, number> {
