@@ -28,8 +28,8 @@ export interface StreamSessionOptions {
   /** Rows of one transaction handed on before its commit arrives. @default 2000 */
   sliceSize?: number;
   /**
-   * Batches recorded at once. The next batch records its events while the one before writes its outcomes;
-   * the dispatcher orders their guard reads and commits (DispatchBatch.previous). @default 2
+   * Full batches recorded at once. The next batch records its events while the one before writes its
+   * outcomes; the dispatcher orders their guard reads and commits (DispatchBatch.previous). @default 2
    */
   batchesInFlight?: number;
   /** Told after each batch's effects are committed, before the slot is acknowledged. */
@@ -143,13 +143,16 @@ export class StreamSession {
   }
 
   /**
-   * Starts recording everything pending, unless `batchesInFlight` batches are being recorded: then the pending
-   * slices wait and go next. Batches start in stream order and are recorded in it (the dispatcher follows
+   * Starts recording everything pending, unless `batchesInFlight` batches (one, if the pending batch is not
+   * full) are being recorded: then the pending slices wait and go next. Batches start in stream order and are recorded in it (the dispatcher follows
    * DispatchBatch.previous); each one is acknowledged after its commit and the acknowledgement before, so the
    * slot never moves past a transaction whose effects are not committed.
    */
   private dispatchPending(): void {
-    if (this.recording.length >= this.batchesInFlight || this.pending.length === 0 || this.failure !== null) return;
+    // Only a full batch goes beside another: under light load a second small transaction only adds a commit,
+    // while waiting lets the next batch gather what arrives meanwhile.
+    const limit = this.isBatchFull() ? this.batchesInFlight : 1;
+    if (this.recording.length >= limit || this.pending.length === 0 || this.failure !== null) return;
     const batch = toBatch(this.pending);
     this.pending = [];
     this.pendingRows = 0;
