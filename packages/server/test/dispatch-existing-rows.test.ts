@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
-import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, approvalEvent, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -21,22 +20,6 @@ afterAll(async () => {
   await db.destroy();
 });
 
-function approval(id: string, n: number): EventEnvelope {
-  return {
-    id,
-    type: 'policy.approved',
-    tenantId: 'existing',
-    aggregateType: 'policy',
-    aggregateId: `p${n}`,
-    payload: { n },
-    metadata: {},
-    committedAt: new Date(Date.now() - 60_000 + n).toISOString(),
-    commitLsn: parseLsn(`0/${(0x2000 + n).toString(16)}`),
-    position: 0,
-    xid: String(n),
-  };
-}
-
 async function inOutbox(event: EventEnvelope): Promise<void> {
   await sql`INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload)
             VALUES (${event.id}, ${event.tenantId}, ${event.type}, ${event.aggregateType}, ${event.aggregateId}, ${JSON.stringify(event.payload)})`.execute(db);
@@ -44,12 +27,12 @@ async function inOutbox(event: EventEnvelope): Promise<void> {
 
 describe('live dispatch over a run or decision that exists already', () => {
   it('records the batch around it: no second run, no crash, every outbox row of the batch consumed', async () => {
-    const first = approval(randomUUID(), 1);
+    const first = approvalEvent('existing', 1);
     expect(await dispatcher.dispatch({ events: [first], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1 });
     // The event is gone (deleted by hand, or pruned before its run), then delivered again with a new one.
     await db.deleteFrom('walflow.events').where('id', '=', first.id).execute();
-    const again = approval(first.id, 1);
-    const next = approval(randomUUID(), 2);
+    const again = approvalEvent('existing', 1, first.id);
+    const next = approvalEvent('existing', 2);
     await inOutbox(again);
     await inOutbox(next);
 

@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
-import { BatchProgress, isWalflowError, parseLsn, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { BatchProgress, isWalflowError, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { Dispatcher, PoisonIsolatingDispatcher } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, countsFor, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, approvalEvent, countsFor, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -22,23 +21,8 @@ afterAll(async () => {
   await db.destroy();
 });
 
-let sequence = 0;
-function approval(tenantId: string): EventEnvelope {
-  const n = ++sequence;
-  return {
-    id: randomUUID(),
-    type: 'policy.approved',
-    tenantId,
-    aggregateType: 'policy',
-    aggregateId: `p${n}`,
-    payload: { n },
-    metadata: {},
-    committedAt: new Date(Date.now() - 60_000 + n).toISOString(),
-    commitLsn: parseLsn(`0/${(0x3000 + n).toString(16)}`),
-    position: 0,
-    xid: String(n),
-  };
-}
+let sequence = 100;
+const approval = (tenantId: string): EventEnvelope => approvalEvent(tenantId, ++sequence);
 
 /** A dispatch whose settling the test can observe without awaiting it. */
 function observed(batch: DispatchBatch): { result: Promise<DispatchResult>; progress: BatchProgress; settled: () => boolean } {

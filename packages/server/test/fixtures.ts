@@ -1,4 +1,5 @@
-import type { WalflowDatabase } from '@walflow/core';
+import { randomUUID } from 'node:crypto';
+import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, type WorkflowDefinitionInput, type WorkflowPolicy } from '@walflow/executor';
 import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
 import { sql, type Kysely } from 'kysely';
@@ -32,6 +33,26 @@ export async function startTestWalflow(url: string, slotName: string, overrides:
 
 export async function applyTestWorkflow(db: Kysely<WalflowDatabase>, workflow: WorkflowDefinitionInput, policy?: WorkflowPolicy): Promise<string> {
   return (await applyWorkflow(db, workflow, policy)).workflow.id;
+}
+
+/**
+ * Event number `n` of a stream handed straight to a Dispatcher: `policy.approved` for aggregate `p<n>`,
+ * committed a minute ago plus n ms, at a commit position that grows with n.
+ */
+export function approvalEvent(tenantId: string, n: number, id: string = randomUUID()): EventEnvelope {
+  return {
+    id,
+    type: 'policy.approved',
+    tenantId,
+    aggregateType: 'policy',
+    aggregateId: `p${n}`,
+    payload: { n },
+    metadata: {},
+    committedAt: new Date(Date.now() - 60_000 + n).toISOString(),
+    commitLsn: parseLsn(`0/${(0x2000 + n).toString(16)}`),
+    position: 0,
+    xid: String(n),
+  };
 }
 
 export interface TenantCounts {
