@@ -58,6 +58,14 @@ async function runningOf(workflowId: string): Promise<number> {
   return Number(row.n);
 }
 
+describe('the claim', () => {
+  it('never JIT-compiles or sorts the queue, whatever the statistics say (a claim compiled ~57 functions once the queue was analyzed)', async () => {
+    const { rows } = await sql<{ config: string[] }>`
+      SELECT proconfig AS config FROM pg_proc WHERE oid = 'walflow.claim_runs(text, integer, integer, text[], integer)'::regprocedure`.execute(db);
+    expect(rows[0]?.config).toEqual(expect.arrayContaining(['enable_sort=off', 'jit=off']));
+  });
+});
+
 describe('a workflow concurrency limit, enforced when runs are claimed', () => {
   it('lets exactly `limit` runs through however many workers claim at once, and the next ones when those finish', async () => {
     const workflowId = await queueRuns(
