@@ -144,9 +144,9 @@ export class StreamSession {
 
   /**
    * Starts recording everything pending, unless `batchesInFlight` batches (one, if the pending batch is not
-   * full) are being recorded: then the pending slices wait and go next. Batches start in stream order and are recorded in it (the dispatcher follows
-   * DispatchBatch.previous); each one is acknowledged after its commit and the acknowledgement before, so the
-   * slot never moves past a transaction whose effects are not committed.
+   * full) are being recorded: then the pending slices wait and go next. Batches start in stream order and are
+   * recorded in it (the dispatcher follows DispatchBatch.previous); each one is acknowledged after its commit
+   * and the acknowledgement before, so the slot never moves past a transaction whose effects are not committed.
    */
   private dispatchPending(): void {
     // Only a full batch goes beside another: under light load a second small transaction only adds a commit,
