@@ -37,7 +37,7 @@ export async function insertEvents(trx: Transaction<WalflowDatabase>, events: Ev
     event.position,
     event.xid,
   ]);
-  const { rows: [result] } = await sql<{ fresh: string[]; revision: string }>`
+  const { rows: [result] } = await sql<{ fresh: string[] | null; revision: string }>`
     WITH inserted AS (
       INSERT INTO walflow.events
         (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, metadata, committed_at, commit_lsn, tx_position, xid, recovered)
@@ -45,9 +45,12 @@ export async function insertEvents(trx: Transaction<WalflowDatabase>, events: Ev
         FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
       ON CONFLICT DO NOTHING
       RETURNING id)
-    SELECT array(SELECT id::text FROM inserted) AS fresh, (SELECT revision FROM walflow.workflow_revision)::text AS revision`.execute(trx);
+    SELECT CASE WHEN (SELECT count(*) FROM inserted) < ${events.length} THEN array(SELECT id::text FROM inserted) END AS fresh,
+           (SELECT revision FROM walflow.workflow_revision)::text AS revision`.execute(trx);
+  // The ids come back only when some event was recorded before: parsing 5,000 of them was 2.5 % of the CPU.
+  if (result!.fresh === null) return { fresh: events, workflowRevision: result!.revision };
   const inserted = new Set(result!.fresh);
-  return { fresh: inserted.size === events.length ? events : events.filter((event) => inserted.has(event.id)), workflowRevision: result!.revision };
+  return { fresh: events.filter((event) => inserted.has(event.id)), workflowRevision: result!.revision };
 }
 
 export interface Outcomes {
