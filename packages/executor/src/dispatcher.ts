@@ -136,11 +136,11 @@ export class Dispatcher implements BatchDispatcher {
         }
         const chain = chainOf(event);
         const link = `${workflow.id}|${chain}|${event.aggregateType ?? ''}|${event.aggregateId ?? ''}`;
-        const ranBefore = async () => {
-          await afterPrevious();
-          return ranInChain(trx, workflow.id, chain, event, replayId);
-        };
-        if (chain !== event.id && (firedInBatch.has(link) || (await ranBefore()))) {
+        // Only a caused event can loop; the lookup (and its wait for the batch before) happens only then.
+        const ranBefore =
+          chain !== event.id &&
+          (firedInBatch.has(link) || (await afterPrevious().then(() => ranInChain(trx, workflow.id, chain, event, replayId))));
+        if (ranBefore) {
           considered.push({
             event,
             workflow,
