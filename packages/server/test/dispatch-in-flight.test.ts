@@ -54,6 +54,14 @@ async function bothWaitingOrSecondDone(second: { settled: () => boolean }): Prom
   );
 }
 
+/** Two one-event batches dispatched at once behind `before`, returned once both wait in their transactions. */
+async function twoAtOnce(before: BatchProgress, first: EventEnvelope, second: EventEnvelope) {
+  const a = observed({ events: [first], parked: [], checkpoint: null, previous: before });
+  const b = observed({ events: [second], parked: [], checkpoint: null, previous: a.progress });
+  await bothWaitingOrSecondDone(b);
+  return { a, b };
+}
+
 /** The batch before, with its events inserted and its commit still to come. */
 function recordedNotCommitted(): BatchProgress {
   const progress = new BatchProgress();
@@ -82,9 +90,7 @@ describe('two batches recorded at once', () => {
     const first = approval('guarded');
     const second = approval('guarded');
     const before = recordedNotCommitted();
-    const a = observed({ events: [first], parked: [], checkpoint: null, previous: before });
-    const b = observed({ events: [second], parked: [], checkpoint: null, previous: a.progress });
-    await bothWaitingOrSecondDone(b);
+    const { a, b } = await twoAtOnce(before, first, second);
     before.markCommitted();
     await within(10_000, Promise.all([a.result, b.result]));
     // As if they had come one by one: the first fires and starts the cooldown, the second falls inside it.
@@ -97,9 +103,7 @@ describe('two batches recorded at once', () => {
     // What the workflow's own action would emit for the same aggregate: the same workflow must not run again.
     const echo = { ...approval('unguarded'), aggregateId: root.aggregateId, metadata: { correlationId: root.id, causationId: root.id, depth: 1, workflowId } };
     const before = recordedNotCommitted();
-    const a = observed({ events: [root], parked: [], checkpoint: null, previous: before });
-    const b = observed({ events: [echo], parked: [], checkpoint: null, previous: a.progress });
-    await bothWaitingOrSecondDone(b);
+    const { a, b } = await twoAtOnce(before, root, echo);
     before.markCommitted();
     await within(10_000, Promise.all([a.result, b.result]));
     expect([await outcomeOf(root), await outcomeOf(echo)]).toEqual(['fired', 'loop_blocked']);
@@ -109,9 +113,7 @@ describe('two batches recorded at once', () => {
     const first = approval('unguarded');
     const second = approval('unguarded');
     const before = recordedNotCommitted();
-    const a = observed({ events: [first], parked: [], checkpoint: null, previous: before });
-    const b = observed({ events: [second], parked: [], checkpoint: null, previous: a.progress });
-    await bothWaitingOrSecondDone(b);
+    const { b } = await twoAtOnce(before, first, second);
     expect(b.settled()).toBe(false);
     expect(await outcomeOf(second)).toBeUndefined();
     before.markCommitted();
@@ -123,9 +125,7 @@ describe('two batches recorded at once', () => {
     const first = approval('unguarded');
     const second = approval('unguarded');
     const before = new BatchProgress();
-    const a = observed({ events: [first], parked: [], checkpoint: null, previous: before });
-    const b = observed({ events: [second], parked: [], checkpoint: null, previous: a.progress });
-    await bothWaitingOrSecondDone(b);
+    const { a, b } = await twoAtOnce(before, first, second);
     before.markCommitted();
     await within(10_000, Promise.all([a.result, b.result]));
     const { rows } = await sql<{ id: string }>`
