@@ -30,7 +30,7 @@ describe('walflow explain', () => {
     const first = await emit(db, { type: 'recruit.graduated_to_agent', tenantId: 'x', aggregateType: 'recruit', aggregateId: 'r1', payload: {} });
     const second = await emit(db, { type: 'recruit.graduated_to_agent', tenantId: 'x', aggregateType: 'recruit', aggregateId: 'r2', payload: {} });
     const welcomed = await waitFor('the follow-up event', () => db.selectFrom('walflow.events').select('id').where('event_type', '=', 'agent.welcomed').executeTakeFirst());
-    await waitFor('the second decision', () => db.selectFrom('walflow.decisions').select('id').where('event_id', '=', second).executeTakeFirst());
+    await waitFor('the second decision', () => db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', second).executeTakeFirst());
 
     const fired = await runWalflow(['explain', first], env);
     expect(fired.code).toBe(0);

@@ -73,7 +73,8 @@ export interface WorkflowRevisionTable {
   revision: ColumnType<string, never, string | number>;
 }
 
-export interface DecisionsTable {
+/** A decision that queued no run. A fired decision is its run (`decision_reason`, `decision_detail`). */
+export interface DecisionRecordsTable {
   id: Generated<string>;
   workflow_id: string;
   workflow_version: number;
@@ -84,8 +85,24 @@ export interface DecisionsTable {
   outcome: DecisionOutcome;
   reason: string;
   detail: Json<Record<string, unknown>>;
+  /** Set only on decisions recorded before runs carried their own (migration 0019). */
   run_id: string | null;
   decided_at: GeneratedTimestamp;
+}
+
+/** The view `walflow.decisions`: every decision, from decision_records and from the runs. Read-only. */
+export interface DecisionsView {
+  workflow_id: ColumnType<string, never, never>;
+  workflow_version: ColumnType<number, never, never>;
+  tenant_id: ColumnType<string, never, never>;
+  event_id: ColumnType<string, never, never>;
+  event_committed_at: ColumnType<Date, never, never>;
+  replay_id: ColumnType<string | null, never, never>;
+  outcome: ColumnType<DecisionOutcome, never, never>;
+  reason: ColumnType<string, never, never>;
+  detail: ColumnType<Record<string, unknown>, never, never>;
+  run_id: ColumnType<string | null, never, never>;
+  decided_at: ColumnType<Date, never, never>;
 }
 
 export interface WorkflowRunsTable {
@@ -115,6 +132,9 @@ export interface WorkflowRunsTable {
   created_at: GeneratedTimestamp;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
+  /** Why the run was queued; null on runs queued before migration 0019, whose decision is a decision record. */
+  decision_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  decision_detail: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
 }
 
 export interface DeadLettersTable {
@@ -209,7 +229,8 @@ export interface WalflowDatabase {
   'walflow.events': EventsTable;
   'walflow.workflows': WorkflowsTable;
   'walflow.workflow_revision': WorkflowRevisionTable;
-  'walflow.decisions': DecisionsTable;
+  'walflow.decision_records': DecisionRecordsTable;
+  'walflow.decisions': DecisionsView;
   'walflow.workflow_runs': WorkflowRunsTable;
   'walflow.dead_letters': DeadLettersTable;
   'walflow.consumer_state': ConsumerStateTable;

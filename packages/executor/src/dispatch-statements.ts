@@ -62,8 +62,8 @@ export interface Outcomes {
   /** The slot checkpoint to advance to, in the same statement. */
   checkpoint?: { slotName: string; end: TransactionEnd } | null;
   /**
-   * What a run or decision whose (workflow, event, replay) is already recorded does. Live dispatch decides only
-   * for events its own transaction recorded, so it says 'fail': the rows go in by plain INSERT, measured a fifth
+   * What a decision whose (event, workflow, replay) is already recorded does. Live dispatch decides only for
+   * events its own transaction recorded, so it says 'fail': the rows go in by plain INSERT, measured a fifth
    * cheaper than ON CONFLICT's speculative insertion, and the unique constraints still refuse a duplicate
    * (the dispatcher then writes the batch again with 'skip'). A replay meets existing rows by design: 'skip'.
    */
@@ -71,32 +71,39 @@ export interface Outcomes {
 }
 
 /**
- * Writes what a batch decided in ONE statement: a run for every fired decision (with 'skip', a run whose
- * workflow, event and replay already have one is not queued again), every decision (pointing at its run only
- * if that run was queued), the deletion of the recorded outbox rows and the checkpoint. Returns how many runs
- * were queued.
+ * Writes what a batch decided in ONE statement: a run for every fired decision, carrying the decision's reason
+ * (a fired decision is its run), a decision record for every other decision, the deletion of the recorded
+ * outbox rows and the checkpoint. With 'skip', a pair whose decision is recorded already, as a run or as a
+ * record, gets nothing new. Returns how many runs were queued.
  */
 export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes: Outcomes): Promise<number> {
   const { considered, replayId, recordedOutboxIds = [], checkpoint = null, onExisting } = outcomes;
-  // Run ids are made here rather than by the column's default, which costs PostgreSQL a function call per row.
-  const runIds = new Map<Considered, string>();
-  for (const item of considered) if (item.decision.outcome === 'fired') runIds.set(item, uuidV7());
+  const fired = considered.filter((item) => item.decision.outcome === 'fired');
+  const unfired = considered.filter((item) => item.decision.outcome !== 'fired');
   const parts: RawBuilder<unknown>[] = [];
   const skipExisting = onExisting === 'skip';
-  if (runIds.size > 0) parts.push(queueRuns(runIds, replayId, skipExisting));
-  if (considered.length > 0) parts.push(recordDecisions(considered, runIds, replayId, skipExisting));
+  if (fired.length > 0) parts.push(queueRuns(fired, replayId, skipExisting));
+  if (unfired.length > 0) parts.push(recordDecisions(unfired, replayId, skipExisting));
   if (recordedOutboxIds.length > 0) parts.push(sql`removed AS (DELETE FROM walflow.outbox WHERE id = ANY(${recordedOutboxIds}::uuid[]))`);
   if (checkpoint !== null) parts.push(advanceCheckpoint(checkpoint.slotName, checkpoint.end));
   if (parts.length === 0) return 0;
   // Without 'skip', the statement either inserts every run or fails.
-  const counted = runIds.size > 0 && skipExisting ? sql`(SELECT count(*) FROM queued)` : sql`${runIds.size}`;
+  const counted = fired.length > 0 && skipExisting ? sql`(SELECT count(*) FROM queued)` : sql`${fired.length}`;
   const { rows } = await sql<{ queued: number }>`WITH ${sql.join(parts)} SELECT ${counted}::int AS queued`.execute(trx);
   return rows[0]!.queued;
 }
 
-function queueRuns(runIds: Map<Considered, string>, replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
-  const rows = [...runIds].map(([item, id]) => [
-    id,
+// Each table's unique key sees only its own rows, and a pair (event, workflow, replay) has one decision: under
+// 'skip', a run is not queued where a decision record exists, nor a record written where a run exists.
+const DECISION_RECORDED_FOR_RUN_ROW = sql`SELECT FROM walflow.decision_records d
+  WHERE d.event_id = (r->>4)::uuid AND d.workflow_id = (r->>1)::uuid AND d.replay_id IS NOT DISTINCT FROM r->>14`;
+const RUN_RECORDED_FOR_DECISION_ROW = sql`SELECT FROM walflow.workflow_runs w
+  WHERE w.event_id = (r->>3)::uuid AND w.workflow_id = (r->>0)::uuid AND w.replay_id IS NOT DISTINCT FROM r->>8`;
+
+function queueRuns(fired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
+  // Run ids are made here rather than by the column's default, which costs PostgreSQL a function call per row.
+  const rows = fired.map((item) => [
+    uuidV7(),
     item.workflow.id,
     item.workflow.version,
     item.event.tenantId,
@@ -112,19 +119,21 @@ function queueRuns(runIds: Map<Considered, string>, replayId: string | null, ski
     item.workflow.definition.ordering === 'aggregate',
     replayId,
     item.concurrencyKey ?? '',
+    item.decision.reason,
+    item.decision.detail,
   ]);
   return sql`queued AS (
     INSERT INTO walflow.workflow_runs
       (id, workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, aggregate_type, aggregate_id,
-       commit_lsn, tx_position, max_attempts, correlation_id, ordered, replay_id, concurrency_key)
+       commit_lsn, tx_position, max_attempts, correlation_id, ordered, replay_id, concurrency_key, decision_reason, decision_detail)
     SELECT (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, r->>3, (r->>4)::uuid, (r->>5)::timestamptz, r->>6, r->>7, r->>8,
-           (r->>9)::pg_lsn, (r->>10)::int, (r->>11)::int, (r->>12)::uuid, (r->>13)::boolean, r->>14, r->>15
+           (r->>9)::pg_lsn, (r->>10)::int, (r->>11)::int, (r->>12)::uuid, (r->>13)::boolean, r->>14, r->>15, r->>16, r->17
       FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
-    ${skipExisting ? sql`ON CONFLICT DO NOTHING RETURNING id` : sql``})`;
+    ${skipExisting ? sql`WHERE NOT EXISTS (${DECISION_RECORDED_FOR_RUN_ROW}) ON CONFLICT DO NOTHING RETURNING id` : sql``})`;
 }
 
-function recordDecisions(considered: Considered[], runIds: Map<Considered, string>, replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
-  const rows = considered.map((item) => [
+function recordDecisions(unfired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
+  const rows = unfired.map((item) => [
     item.workflow.id,
     item.workflow.version,
     item.event.tenantId,
@@ -133,23 +142,14 @@ function recordDecisions(considered: Considered[], runIds: Map<Considered, strin
     item.decision.outcome,
     item.decision.reason,
     item.decision.detail,
-    runIds.get(item) ?? null,
     replayId,
   ]);
-  // A decision names its run only if the run was queued now. Where runs may be skipped, the sibling
-  // statement's RETURNING says which were queued; otherwise every run was, or the statement fails.
-  const [runOfDecision, joinQueued] =
-    runIds.size === 0
-      ? [sql`NULL::uuid`, sql``]
-      : skipExisting
-        ? [sql`queued.id`, sql`LEFT JOIN queued ON queued.id = (r->>8)::uuid`]
-        : [sql`(r->>8)::uuid`, sql``];
   return sql`decided AS (
-    INSERT INTO walflow.decisions
-      (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason, detail, run_id, replay_id)
-    SELECT (r->>0)::uuid, (r->>1)::int, r->>2, (r->>3)::uuid, (r->>4)::timestamptz, r->>5, r->>6, r->7, ${runOfDecision}, r->>9
-      FROM jsonb_array_elements(${asJsonRows(rows)}) AS r ${joinQueued}
-    ${skipExisting ? sql`ON CONFLICT DO NOTHING` : sql``})`;
+    INSERT INTO walflow.decision_records
+      (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason, detail, replay_id)
+    SELECT (r->>0)::uuid, (r->>1)::int, r->>2, (r->>3)::uuid, (r->>4)::timestamptz, r->>5, r->>6, r->7, r->>8
+      FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
+    ${skipExisting ? sql`WHERE NOT EXISTS (${RUN_RECORDED_FOR_DECISION_ROW}) ON CONFLICT DO NOTHING` : sql``})`;
 }
 
 function advanceCheckpoint(slotName: string, end: TransactionEnd): RawBuilder<unknown> {

@@ -25,7 +25,7 @@ const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
 
 /**
  * Removes events, decisions, finished runs (with their action outcomes) and resolved dead letters older than
- * the window. Whole daily partitions of the event log are dropped, which costs nothing and leaves no bloat;
+ * the window (a fired decision is its run's, and goes with it). Whole daily partitions of the event log are dropped, which costs nothing and leaves no bloat;
  * what remains (the partition holding the cut, the default partition) is deleted in bounded batches. Queued
  * and running runs are never touched.
  */
@@ -42,12 +42,15 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
     .map(({ name }) => name);
 
   const count = async (query: ReturnType<typeof sql<{ n: string }>>): Promise<number> => Number((await query.execute(db)).rows[0]?.n ?? 0);
+  const finishedRuns = sql`walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`;
   if (options.dryRun) {
     return {
       droppedPartitions: droppable,
       events: await count(sql`SELECT count(*) AS n FROM walflow.events WHERE committed_at < ${cutoff}`),
-      decisions: await count(sql`SELECT count(*) AS n FROM walflow.decisions WHERE event_committed_at < ${cutoff}`),
-      runs: await count(sql`SELECT count(*) AS n FROM walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`),
+      decisions: await count(sql`
+        SELECT (SELECT count(*) FROM walflow.decision_records WHERE event_committed_at < ${cutoff})
+             + (SELECT count(*) FROM ${finishedRuns} AND decision_reason IS NOT NULL) AS n`),
+      runs: await count(sql`SELECT count(*) AS n FROM ${finishedRuns}`),
       deadLetters: await count(sql`SELECT count(*) AS n FROM walflow.dead_letters WHERE resolved_at IS NOT NULL AND created_at < ${cutoff}`),
       auditEntries: await count(sql`SELECT count(*) AS n FROM walflow.audit_log WHERE at < ${auditCutoff}`),
     };
@@ -70,19 +73,20 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   events += await inBatches(
     deleting(sql`DELETE FROM walflow.events WHERE (committed_at, id) IN (SELECT committed_at, id FROM walflow.events WHERE committed_at < ${cutoff} LIMIT ${batch})`),
   );
-  const decisions = await inBatches(
-    deleting(sql`DELETE FROM walflow.decisions WHERE id IN (SELECT id FROM walflow.decisions WHERE event_committed_at < ${cutoff} LIMIT ${batch})`),
+  let decisions = await inBatches(
+    deleting(sql`DELETE FROM walflow.decision_records WHERE id IN (SELECT id FROM walflow.decision_records WHERE event_committed_at < ${cutoff} LIMIT ${batch})`),
   );
-  // Data-modifying CTEs all run: a run and its action outcomes go together.
-  const runs = await inBatches(() =>
-    count(sql`
+  // Data-modifying CTEs all run: a run, its action outcomes and its decision go together.
+  const runs = await inBatches(async () => {
+    const { rows } = await sql<{ runs: string; fired: string }>`
       WITH gone AS (
-        DELETE FROM walflow.workflow_runs WHERE id IN (
-          SELECT id FROM walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled') LIMIT ${batch})
-        RETURNING id),
+        DELETE FROM walflow.workflow_runs WHERE id IN (SELECT id FROM ${finishedRuns} LIMIT ${batch})
+        RETURNING id, decision_reason),
       outcomes AS (DELETE FROM walflow.action_outcomes WHERE run_id IN (SELECT id FROM gone))
-      SELECT count(*) AS n FROM gone`),
-  );
+      SELECT count(*) AS runs, count(decision_reason) AS fired FROM gone`.execute(db);
+    decisions += Number(rows[0]!.fired);
+    return Number(rows[0]!.runs);
+  });
   const deadLetters = await inBatches(
     deleting(sql`DELETE FROM walflow.dead_letters WHERE id IN (SELECT id FROM walflow.dead_letters WHERE resolved_at IS NOT NULL AND created_at < ${cutoff} LIMIT ${batch})`),
   );

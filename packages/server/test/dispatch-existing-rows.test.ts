@@ -41,7 +41,7 @@ describe('live dispatch over a run or decision that exists already', () => {
     expect(result).toMatchObject({ recorded: 2, duplicates: 0, runsQueued: 1 });
     const runs = await db.selectFrom('walflow.workflow_runs').select(['id', 'event_id']).where('tenant_id', '=', 'existing').orderBy('created_at').execute();
     expect(runs.map((run) => run.event_id)).toEqual([first.id, next.id]);
-    const decisions = await db.selectFrom('walflow.decisions').select(['event_id', 'run_id']).where('tenant_id', '=', 'existing').orderBy('id').execute();
+    const decisions = await db.selectFrom('walflow.decisions').select(['event_id', 'run_id']).where('tenant_id', '=', 'existing').orderBy('decided_at').execute();
     expect(decisions).toEqual([
       { event_id: first.id, run_id: runs[0]!.id },
       { event_id: next.id, run_id: runs[1]!.id },

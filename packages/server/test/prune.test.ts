@@ -43,27 +43,31 @@ async function counts() {
 }
 
 describe('prune', () => {
-  it('removes exactly what is older than the window, keeps unfinished runs, and a dry run changes nothing', async () => {
+  it('removes exactly what is older than the window, keeps unfinished runs with their decisions, and a dry run changes nothing', async () => {
     await applyTestWorkflow(db, { tenant: 'prune', name: 'w', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    // Every event also gets a decision that queued no run: a decision record of its own.
+    await applyTestWorkflow(db, { tenant: 'prune', name: 'never', trigger: { event: 'policy.approved' }, condition: 'false', actions: [{ type: 'emit_event', event: 'x.y' }] });
     const now = Date.now();
     const old = [40, 35, 31].map((days, n) => eventAt(new Date(now - days * DAY), n));
     const young = [29, 1, 0].map((days, n) => eventAt(new Date(now - days * DAY + 60_000), n + 3));
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [...old, ...young], parked: [], checkpoint: null });
     // Two old runs finished, one still queued: a queued run is never pruned.
     await sql`UPDATE walflow.workflow_runs SET status = 'succeeded' WHERE event_id IN (${old[0]!.id}::uuid, ${old[1]!.id}::uuid)`.execute(db);
-    expect(await counts()).toEqual({ events: '6', decisions: '6', runs: '6', queued: '4' });
+    expect(await counts()).toEqual({ events: '6', decisions: '12', runs: '6', queued: '4' });
 
     const cutoff = new Date(now - 30 * DAY);
     await sql`INSERT INTO walflow.audit_log (at, actor, action) VALUES (now() - interval '400 days', 'ops@host', 'old'), (now() - interval '200 days', 'ops@host', 'kept')`.execute(db);
-    expect(await prune(db, { olderThan: cutoff, dryRun: true })).toEqual({ droppedPartitions: [], events: 3, decisions: 3, runs: 2, deadLetters: 0, auditEntries: 1 });
-    expect(await counts()).toEqual({ events: '6', decisions: '6', runs: '6', queued: '4' });
+    // Old: three condition_false records and the decisions of the two finished runs; the queued run keeps its own.
+    const pruned = { droppedPartitions: [], events: 3, decisions: 5, runs: 2, deadLetters: 0, auditEntries: 1 };
+    expect(await prune(db, { olderThan: cutoff, dryRun: true })).toEqual(pruned);
+    expect(await counts()).toEqual({ events: '6', decisions: '12', runs: '6', queued: '4' });
 
-    expect(await prune(db, { olderThan: cutoff, batchSize: 2 })).toEqual({ droppedPartitions: [], events: 3, decisions: 3, runs: 2, deadLetters: 0, auditEntries: 1 });
+    expect(await prune(db, { olderThan: cutoff, batchSize: 2 })).toEqual(pruned);
     // The audit log is kept a year, longer than events.
     expect((await db.selectFrom('walflow.audit_log').select('action').execute()).map((row) => row.action)).toEqual(['kept']);
     const left = await db.selectFrom('walflow.events').select('id').execute();
     expect(left.map((row) => row.id).sort()).toEqual(young.map((event) => event.id).sort());
-    expect(await counts()).toEqual({ events: '3', decisions: '3', runs: '4', queued: '4' });
+    expect(await counts()).toEqual({ events: '3', decisions: '7', runs: '4', queued: '4' });
   });
 
   it('drops whole daily partitions that lie before the cut', async () => {

@@ -77,20 +77,25 @@ describe('replay', () => {
     expect(again.runsQueued).toBe(2);
   });
 
-  it('a decision names only a run it queued: with the decisions pruned and the runs kept, a replay points at none', async () => {
-    const first = await replayRange(options({ again: true, ignoreGuards: true }));
-    const runsOf = () => db.selectFrom('walflow.workflow_runs').select('id').where('replay_id', '=', first.replayId).execute();
-    const runs = await runsOf();
-    const fired = await db.selectFrom('walflow.decisions').select('run_id').where('replay_id', '=', first.replayId).where('outcome', '=', 'fired').execute();
-    expect(fired.map((decision) => decision.run_id).sort()).toEqual(runs.map((run) => run.id).sort());
+  it('a pair has one decision, as a run or as a record: replaying under the same id adds neither beside the other', async () => {
+    const outcomesOf = async (replayId: string) => (await decisionsOf(replayId)).map((decision) => decision.outcome);
+    const runsOf = (replayId: string) => db.selectFrom('walflow.workflow_runs').select('id').where('replay_id', '=', replayId).execute();
 
-    await db.deleteFrom('walflow.decisions').where('replay_id', '=', first.replayId).execute();
-    const again = await replayRange(options({ replayId: first.replayId, ignoreGuards: true }));
-    expect(again.runsQueued).toBe(0);
-    expect(await runsOf()).toHaveLength(runs.length);
-    const refired = await db.selectFrom('walflow.decisions').select('run_id').where('replay_id', '=', first.replayId).where('outcome', '=', 'fired').execute();
-    expect(refired).toHaveLength(fired.length);
-    expect(refired.every((decision) => decision.run_id === null)).toBe(true);
+    // Guarded first (minute 2 is in the cooldown), then the same id with guards ignored: no run beside the record.
+    const guarded = await replayRange(options({ again: true }));
+    expect(await replayRange(options({ replayId: guarded.replayId, ignoreGuards: true }))).toMatchObject({ runsQueued: 0 });
+    expect(await outcomesOf(guarded.replayId)).toEqual(['fired', 'cooldown', 'fired']);
+    expect(await runsOf(guarded.replayId)).toHaveLength(2);
+
+    // Guards ignored first (all fire), then guarded: no cooldown record beside the run.
+    const ignored = await replayRange(options({ again: true, ignoreGuards: true }));
+    expect(await replayRange(options({ replayId: ignored.replayId }))).toMatchObject({ runsQueued: 0 });
+    expect(await outcomesOf(ignored.replayId)).toEqual(['fired', 'fired', 'fired']);
+
+    // A fired decision is its run.
+    const fired = await db.selectFrom('walflow.decisions').select(['run_id', 'reason']).where('replay_id', '=', ignored.replayId).execute();
+    expect(fired.map((decision) => decision.run_id).sort()).toEqual((await runsOf(ignored.replayId)).map((run) => run.id).sort());
+    expect(new Set(fired.map((decision) => decision.reason))).toEqual(new Set(['replayed with guards ignored']));
   });
 
   it('dry run writes nothing and counts; it backtests a workflow that is not applied yet', async () => {

@@ -212,9 +212,9 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
           'events',
         ],
         [
-          `INSERT INTO walflow.decisions (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason)
-           VALUES (gen_random_uuid(), 1, 't1', gen_random_uuid(), now(), 'fired', 'forged')`,
-          'decisions',
+          `INSERT INTO walflow.decision_records (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason)
+           VALUES (gen_random_uuid(), 1, 't1', gen_random_uuid(), now(), 'cooldown', 'forged')`,
+          'decision_records',
         ],
         [
           `INSERT INTO walflow.workflow_runs (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, commit_lsn, tx_position)
