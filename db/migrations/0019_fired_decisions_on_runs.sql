@@ -4,8 +4,8 @@
 -- loop blocked, inactive, condition error) are rows of their own, in walflow.decision_records. walflow.decisions
 -- is a view of both with the columns it always had (but id: a decision is named by its event, workflow and
 -- replay), so explain, the console and operators' queries read one place, under the readers' row security.
--- Measured side by side (`pnpm bench --only drain`, four alternated rounds): +17 % on a backlog of 1,000
--- transactions of 100 events, +13 % on 100,000 transactions of one.
+-- Measured side by side with the schema before: one dispatch of 5,000 events writes 1,620 instead of 1,990 bytes
+-- of WAL per event and takes a fifth less time in one process; `pnpm bench --only drain` drains 7-9 % faster.
 --
 -- Runs queued before this migration keep their decision in decision_records and no reason of their own, so the
 -- view shows each decision once. Both steps are catalog changes only: no table is rewritten.

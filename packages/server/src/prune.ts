@@ -25,9 +25,9 @@ const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
 
 /**
  * Removes events, decisions, finished runs (with their action outcomes) and resolved dead letters older than
- * the window (a fired decision is its run's, and goes with it). Whole daily partitions of the event log are dropped, which costs nothing and leaves no bloat;
+ * the window. Whole daily partitions of the event log are dropped, which costs nothing and leaves no bloat;
  * what remains (the partition holding the cut, the default partition) is deleted in bounded batches. Queued
- * and running runs are never touched.
+ * and running runs are never touched, nor their decisions: a fired decision is its run, and goes with it.
  */
 export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions): Promise<PruneResult> {
   const cutoff = options.olderThan;
