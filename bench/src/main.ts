@@ -2,6 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dispatchCostFigure } from './figures/dispatch-cost.js';
 import { drainFigure } from './figures/drain.js';
 import type { FigureContext } from './figures/figure.js';
 import { latencyFigure } from './figures/latency.js';
@@ -23,6 +24,7 @@ const FIGURES: Record<FigureId, (context: FigureContext) => Promise<FigureResult
   latency: latencyFigure,
   workers: workersFigure,
   peers: peersFigure,
+  dispatch: dispatchCostFigure,
 };
 
 const log = (line: string): void => {

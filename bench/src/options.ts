@@ -1,4 +1,4 @@
-export const FIGURE_IDS = ['write-overhead', 'drain', 'latency', 'workers', 'peers'] as const;
+export const FIGURE_IDS = ['write-overhead', 'drain', 'latency', 'workers', 'peers', 'dispatch'] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
 export interface BenchOptions {
