@@ -8,7 +8,7 @@
 -- of WAL per event and takes a fifth less time in one process; `pnpm bench --only drain` drains 7-9 % faster.
 --
 -- Runs queued before this migration keep their decision in decision_records and no reason of their own, so the
--- view shows each decision once. Both steps are catalog changes only: no table is rewritten.
+-- view shows each decision once. Every step is a catalog change: no table is rewritten.
 ALTER TABLE walflow.decisions RENAME TO decision_records;
 ALTER TABLE walflow.workflow_runs ADD COLUMN decision_reason text, ADD COLUMN decision_detail jsonb;
 

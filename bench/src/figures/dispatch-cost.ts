@@ -1,5 +1,4 @@
-import { parseLsn, type EventEnvelope } from '@walflow/core';
-import { Dispatcher } from '@walflow/executor';
+import { Dispatcher, toEventEnvelope, type EventRow } from '@walflow/executor';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { writeBacklog } from '../harness/backlog.js';
@@ -11,17 +10,6 @@ import { scaled, type FigureContext } from './figure.js';
 
 /** The consumer's default batch (WALFLOW_BATCH_SIZE). */
 const BATCH_EVENTS = 5000;
-
-interface OutboxRow {
-  id: string;
-  tenant_id: string;
-  event_type: string;
-  aggregate_type: string | null;
-  aggregate_id: string | null;
-  payload: Record<string, unknown>;
-  metadata: Record<string, unknown>;
-  xid: string;
-}
 
 /**
  * Figure 7, not one of the issue's: what recording an event costs, without the stream, the walsender or a second
@@ -44,27 +32,17 @@ export async function dispatchCostFigure(context: FigureContext): Promise<Figure
     const beforeBacklog = await walPosition();
     const backlog = await writeBacklog(database.url, WALFLOW_BACKLOG_INSERT, { transactions: batches * (BATCH_EVENTS / 1000), eventsPerTransaction: 1000 });
     const backlogWalPerEvent = (await walSince(beforeBacklog)) / backlog.events;
-    const { rows } = await sql<OutboxRow>`
-      SELECT id, tenant_id, event_type, aggregate_type, aggregate_id, payload, metadata, xmin::text AS xid FROM walflow.outbox ORDER BY id`.execute(db);
+    // The outbox rows as the events the consumer would decode from them, in batches of walflow's size.
+    const { rows } = await sql<EventRow>`
+      SELECT id, tenant_id, event_type, aggregate_type, aggregate_id, payload, metadata, to_json(now()) #>> '{}' AS committed_at,
+             ${backlog.endLsn}::text AS commit_lsn, ((row_number() OVER (ORDER BY id) - 1) % ${BATCH_EVENTS})::int AS tx_position, xmin::text AS xid
+        FROM walflow.outbox ORDER BY id`.execute(db);
     context.log(`  ${backlog.events.toLocaleString('en')} outbox rows; recording them in batches of ${BATCH_EVENTS.toLocaleString('en')}…`);
 
     const dispatcher = new Dispatcher({ db, slotName: database.name, logger: pino({ level: 'silent' }) });
-    const commitLsn = parseLsn(backlog.endLsn);
     const perBatch: Array<{ walBytesPerEvent: number; microsecondsPerEvent: number }> = [];
     for (let first = 0; first < rows.length; first += BATCH_EVENTS) {
-      const events: EventEnvelope[] = rows.slice(first, first + BATCH_EVENTS).map((row, position) => ({
-        id: row.id,
-        type: row.event_type,
-        tenantId: row.tenant_id,
-        aggregateType: row.aggregate_type,
-        aggregateId: row.aggregate_id,
-        payload: row.payload,
-        metadata: row.metadata,
-        position,
-        xid: row.xid,
-        commitLsn,
-        committedAt: new Date().toISOString(),
-      }));
+      const events = rows.slice(first, first + BATCH_EVENTS).map(toEventEnvelope);
       const walBefore = await walPosition();
       const batchStarted = performance.now();
       await dispatcher.dispatch({ events, parked: [], checkpoint: null });

@@ -74,12 +74,14 @@ export interface Outcomes {
  * Writes what a batch decided in ONE statement: a run for every fired decision, carrying the decision's reason
  * (a fired decision is its run), a decision record for every other decision, the deletion of the recorded
  * outbox rows and the checkpoint. With 'skip', a pair whose decision is recorded already, as a run or as a
- * record, gets nothing new. Returns how many runs were queued.
+ * record, gets nothing new: each table's unique key sees only its own rows, so each insert also looks into the
+ * other table (by the event, workflow and replay of its row `r`). Returns how many runs were queued.
  */
 export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes: Outcomes): Promise<number> {
   const { considered, replayId, recordedOutboxIds = [], checkpoint = null, onExisting } = outcomes;
-  const fired = considered.filter((item) => item.decision.outcome === 'fired');
-  const unfired = considered.filter((item) => item.decision.outcome !== 'fired');
+  const fired: Considered[] = [];
+  const unfired: Considered[] = [];
+  for (const item of considered) (item.decision.outcome === 'fired' ? fired : unfired).push(item);
   const parts: RawBuilder<unknown>[] = [];
   const skipExisting = onExisting === 'skip';
   if (fired.length > 0) parts.push(queueRuns(fired, replayId, skipExisting));
@@ -92,13 +94,6 @@ export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes:
   const { rows } = await sql<{ queued: number }>`WITH ${sql.join(parts)} SELECT ${counted}::int AS queued`.execute(trx);
   return rows[0]!.queued;
 }
-
-// Each table's unique key sees only its own rows, and a pair (event, workflow, replay) has one decision: under
-// 'skip', a run is not queued where a decision record exists, nor a record written where a run exists.
-const DECISION_RECORDED_FOR_RUN_ROW = sql`SELECT FROM walflow.decision_records d
-  WHERE d.event_id = (r->>4)::uuid AND d.workflow_id = (r->>1)::uuid AND d.replay_id IS NOT DISTINCT FROM r->>14`;
-const RUN_RECORDED_FOR_DECISION_ROW = sql`SELECT FROM walflow.workflow_runs w
-  WHERE w.event_id = (r->>3)::uuid AND w.workflow_id = (r->>0)::uuid AND w.replay_id IS NOT DISTINCT FROM r->>8`;
 
 function queueRuns(fired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
   // Run ids are made here rather than by the column's default, which costs PostgreSQL a function call per row.
@@ -129,7 +124,10 @@ function queueRuns(fired: Considered[], replayId: string | null, skipExisting: b
     SELECT (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, r->>3, (r->>4)::uuid, (r->>5)::timestamptz, r->>6, r->>7, r->>8,
            (r->>9)::pg_lsn, (r->>10)::int, (r->>11)::int, (r->>12)::uuid, (r->>13)::boolean, r->>14, r->>15, r->>16, r->17
       FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
-    ${skipExisting ? sql`WHERE NOT EXISTS (${DECISION_RECORDED_FOR_RUN_ROW}) ON CONFLICT DO NOTHING RETURNING id` : sql``})`;
+    ${skipExisting ? sql`WHERE NOT EXISTS (SELECT FROM walflow.decision_records d
+                                          WHERE d.event_id = (r->>4)::uuid AND d.workflow_id = (r->>1)::uuid
+                                            AND d.replay_id IS NOT DISTINCT FROM r->>14)
+                         ON CONFLICT DO NOTHING RETURNING id` : sql``})`;
 }
 
 function recordDecisions(unfired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
@@ -149,7 +147,10 @@ function recordDecisions(unfired: Considered[], replayId: string | null, skipExi
       (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, outcome, reason, detail, replay_id)
     SELECT (r->>0)::uuid, (r->>1)::int, r->>2, (r->>3)::uuid, (r->>4)::timestamptz, r->>5, r->>6, r->7, r->>8
       FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
-    ${skipExisting ? sql`WHERE NOT EXISTS (${RUN_RECORDED_FOR_DECISION_ROW}) ON CONFLICT DO NOTHING` : sql``})`;
+    ${skipExisting ? sql`WHERE NOT EXISTS (SELECT FROM walflow.workflow_runs w
+                                          WHERE w.event_id = (r->>3)::uuid AND w.workflow_id = (r->>0)::uuid
+                                            AND w.replay_id IS NOT DISTINCT FROM r->>8)
+                         ON CONFLICT DO NOTHING` : sql``})`;
 }
 
 function advanceCheckpoint(slotName: string, end: TransactionEnd): RawBuilder<unknown> {
