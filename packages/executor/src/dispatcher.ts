@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { chainOf, decide, type GuardRequest } from './decide.js';
 import { insertEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
+import { outboxWriters, waitForWriters } from './outbox-writers.js';
 import { WorkflowIndex } from './workflow-index.js';
 
 export interface DispatcherOptions {
@@ -71,12 +72,15 @@ export class Dispatcher implements BatchDispatcher {
     try {
       const result = await this.options.db.transaction().execute(async (trx) => {
         await afterPreviousRecorded();
-        const { fresh, workflowRevision } = await insertEvents(trx, batch.events, batch.recovered ?? false);
+        const writers = outboxWriters(batch);
+        const { fresh, workflowRevision, writersRunning } = await insertEvents(trx, batch.events, batch.recovered ?? false, writers);
         batch.progress?.markRecorded();
         await this.index.refresh(trx, workflowRevision);
         const considered = await this.consider(trx, fresh, null, afterPrevious);
         await this.insertDeadLetters(trx, batch);
         await afterPrevious();
+        // The outbox rows are deleted below, by a statement that must see them all.
+        if (writersRunning !== 0) await waitForWriters(trx, writers);
         const recordedOutboxIds = batch.events.map((event) => event.id);
         for (const row of batch.parked) if (row.outboxId !== null) recordedOutboxIds.push(row.outboxId);
         const runsQueued = await writeOutcomes(trx, {

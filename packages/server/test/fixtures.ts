@@ -36,6 +36,13 @@ export async function applyTestWorkflow(db: Kysely<WalflowDatabase>, workflow: W
 }
 
 /**
+ * The transaction id of events handed straight to a Dispatcher. They stand for decoded, committed transactions,
+ * and the dispatcher waits until the writers of a batch are visible before it deletes their outbox rows: the id
+ * must be one every snapshot sees ended (the first normal one), never a number that may lie in the future.
+ */
+export const COMMITTED_XID = '3';
+
+/**
  * Event number `n` of a stream handed straight to a Dispatcher: `policy.approved` for aggregate `p<n>`,
  * committed a minute ago plus n ms, at a commit position that grows with n.
  */
@@ -51,7 +58,7 @@ export function approvalEvent(tenantId: string, n: number, id: string = randomUU
     committedAt: new Date(Date.now() - 60_000 + n).toISOString(),
     commitLsn: parseLsn(`0/${(0x2000 + n).toString(16)}`),
     position: 0,
-    xid: String(n),
+    xid: COMMITTED_XID,
   };
 }
 

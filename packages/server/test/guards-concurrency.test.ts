@@ -5,7 +5,7 @@ import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -33,7 +33,7 @@ function event(tenantId: string, type: string, second: number): EventEnvelope {
     committedAt: new Date(Date.UTC(2026, 10, 26, 12, 0, second)).toISOString(),
     commitLsn: parseLsn(`0/${lsn.toString(16)}`),
     position: 0,
-    xid: String(lsn),
+    xid: COMMITTED_XID,
   };
 }
 

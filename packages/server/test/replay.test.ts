@@ -5,7 +5,7 @@ import { createDatabase, migrate, replayRange, type ReplayOptions } from '@walfl
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -29,7 +29,7 @@ beforeAll(async () => {
       committedAt: minute(n).toISOString(),
       commitLsn: parseLsn(`0/${(0x1000 + n).toString(16)}`),
       position: 0,
-      xid: String(n),
+      xid: COMMITTED_XID,
     });
   }
   await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });

@@ -7,7 +7,7 @@ import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 const policy = { updateFields: ['batch_test.accounts.balance'] };
@@ -43,7 +43,7 @@ function event(tenantId: string, payload: Record<string, unknown>): EventEnvelop
     committedAt: new Date().toISOString(),
     commitLsn: parseLsn(`0/${lsn.toString(16)}`),
     position: 0,
-    xid: String(lsn),
+    xid: COMMITTED_XID,
   };
 }
 

@@ -1,0 +1,52 @@
+import type { WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { createDatabase, migrate } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, approvalEvent, silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+let dispatcher: Dispatcher;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, silentLogger);
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  await applyTestWorkflow(db, { tenant: 'unpublished', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+  dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+describe('an outbox row decoded before its transaction is visible to other sessions', () => {
+  // The walsender sends a commit once its WAL is flushed; the committing backend leaves the list of running
+  // transactions after that. A transaction held open stands in for that gap, which is too short to hit at will.
+  it('is deleted with its recording: the dispatch waits until its writer is visible, and the outbox ends empty', async () => {
+    const writer = new pg.Client({ connectionString: database.url });
+    await writer.connect();
+    try {
+      await writer.query('BEGIN');
+      const event = approvalEvent('unpublished', 1);
+      await writer.query(
+        `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
+      );
+      const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
+
+      let settled = false;
+      const dispatched = dispatcher.dispatch({ events: [{ ...event, xid: rows[0]!.xid }], parked: [], checkpoint: null }).finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(settled).toBe(false);
+      await writer.query('COMMIT');
+
+      expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 1 });
+      const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.outbox WHERE tenant_id = 'unpublished'`.execute(db);
+      expect(left.rows[0]!.n).toBe(0);
+    } finally {
+      await writer.end();
+    }
+  });
+});
