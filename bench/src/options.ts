@@ -5,14 +5,18 @@ export interface BenchOptions {
   /** Multiplies every event count and duration: 1 for the full run, 0.1 with --quick. */
   scale: number;
   figures: FigureId[];
-  /** CPU-profile the walflow process and read pg_stat_statements during the drain and workers figures. */
+  /**
+   * CPU-profile the walflow process and read pg_stat_statements during the drain, latency and workers figures, and
+   * during the latency figure's load, the CPU of each process on the machine.
+   */
   profile: boolean;
 }
 
 const USAGE = `usage: pnpm bench [--quick] [--only <figure>[,<figure>…]] [--profile]
   --quick          every figure about 10× smaller (or BENCH_SCALE=<factor>)
   --only <figure>  ${FIGURE_IDS.join(', ')}
-  --profile        node --cpu-prof of walflow and pg_stat_statements during the drain and workers figures`;
+  --profile        node --cpu-prof of walflow and pg_stat_statements during the drain, latency and workers
+                   figures; under the latency figure's load, the CPU of each process on the machine`;
 
 /** Reads the command line and BENCH_SCALE; an unknown argument fails with the usage. */
 export function parseOptions(argv: readonly string[], env: Record<string, string | undefined>): BenchOptions {

@@ -5,7 +5,7 @@ import { createBenchDatabase } from '../harness/bench-database.js';
 import { summariseCpuProfile, type ProfileSummary } from '../harness/cpu-profile.js';
 import { probeHealth } from '../harness/health-probe.js';
 import { createRecvlogicalSlot, streamWithRecvlogical } from '../harness/pg-recvlogical.js';
-import { resetStatements, topStatements, type StatementCost } from '../harness/pg-stat-statements.js';
+import { trackStatements, topStatements, type StatementCost } from '../harness/pg-stat-statements.js';
 import { REPOSITORY_ROOT, spawnWalflow } from '../harness/walflow-child.js';
 import { dispatchWindow, OUTBOX_EMPTY, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { healthMeasurements } from '../report/health-measurements.js';
@@ -89,7 +89,7 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
     const profileDir = context.profileDir === undefined ? undefined : join(context.profileDir, label.replace(/[^0-9a-z]+/gi, '_'));
     if (profileDir !== undefined) {
       await mkdir(profileDir, { recursive: true });
-      await resetStatements(database.url);
+      await trackStatements(database.url);
     }
     const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, env: { WALFLOW_WORKER_CONCURRENCY: '0' }, cpuProfileDir: profileDir });
     let stopped = false;

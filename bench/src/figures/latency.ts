@@ -1,8 +1,13 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createBenchDatabase } from '../harness/bench-database.js';
+import { summariseCpuProfile } from '../harness/cpu-profile.js';
 import { probeHealth } from '../harness/health-probe.js';
-import { runPacedLoad } from '../harness/paced-load.js';
+import { runPacedLoad, type PacedLoadResult } from '../harness/paced-load.js';
 import { censoredDistribution, type Distribution } from '../harness/percentiles.js';
-import { spawnWalflow } from '../harness/walflow-child.js';
+import { topStatements, trackStatements } from '../harness/pg-stat-statements.js';
+import { sampleProcessCpu, type ProcessCpu } from '../harness/process-cpu.js';
+import { REPOSITORY_ROOT, spawnWalflow } from '../harness/walflow-child.js';
 import { finishedLatencies, OUTBOX_EMPTY, recordedLatencies, RUNS_DONE, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { healthMeasurements } from '../report/health-measurements.js';
 import { target, type FigureResult, type Measurement, type Target } from '../report/result.js';
@@ -80,16 +85,36 @@ async function measureRate(context: FigureContext, rate: number, seconds: number
   const type = `bench.load_${rate}`;
   const database = await createBenchDatabase(context.adminUrl, 'bench_latency', [NOTIFY_ON_ORDER]);
   try {
-    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name });
+    const profileDir = context.profileDir === undefined ? undefined : join(context.profileDir, `latency_${rate}`);
+    if (profileDir !== undefined) {
+      await mkdir(profileDir, { recursive: true });
+      await trackStatements(database.url);
+    }
+    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profileDir });
+    let stopped = false;
     try {
       const probe = probeHealth(await walflow.started);
       await walflow.streaming;
-      const load = await runPacedLoad({ url: database.url, ratePerSecond: rate, seconds, connections: LOAD_CONNECTIONS, statement: emitStatement(type) });
+      // With --profile, where the machine's CPU goes while the load runs: at these rates it is what latency waits for.
+      const sampler = profileDir === undefined ? undefined : await sampleProcessCpu(database.url, walflow.pid);
+      let load: PacedLoadResult;
+      let processes: ProcessCpu | undefined;
+      try {
+        load = await runPacedLoad({ url: database.url, ratePerSecond: rate, seconds, connections: LOAD_CONNECTIONS, statement: emitStatement(type) });
+      } finally {
+        processes = await sampler?.stop();
+      }
       const cap = deadlineAfter(context, 120, 30);
       if (await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline)) await waitUntil(database.url, RUNS_DONE, cap.deadline);
       const { events: recordedCount, succeeded: finishedCount } = await walflowCounts(database.url, type);
       const health = await probe.stop();
       const memory = await walflow.memory();
+      await walflow.stop();
+      stopped = true;
+      const profile =
+        profileDir === undefined
+          ? undefined
+          : { cpu: await summariseCpuProfile(profileDir, REPOSITORY_ROOT), statements: await topStatements(database.url, 15), processes };
       return {
         load,
         recordedCount,
@@ -99,9 +124,10 @@ async function measureRate(context: FigureContext, rate: number, seconds: number
         finished: censoredDistribution(await finishedLatencies(database.url, type), load.events),
         health,
         memory,
+        profile,
       };
     } finally {
-      await walflow.stop();
+      if (!stopped) await walflow.stop();
     }
   } finally {
     await database.drop();

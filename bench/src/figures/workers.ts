@@ -4,7 +4,7 @@ import { activityBetween, describeActivity, snapshotActivity } from '../harness/
 import { writeBacklog } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
 import { summariseCpuProfile } from '../harness/cpu-profile.js';
-import { resetStatements, topStatements } from '../harness/pg-stat-statements.js';
+import { trackStatements, topStatements } from '../harness/pg-stat-statements.js';
 import { REPOSITORY_ROOT, spawnWalflow } from '../harness/walflow-child.js';
 import { executionWindow, OUTBOX_EMPTY, RUNS_DONE, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { target, type FigureResult } from '../report/result.js';
@@ -38,7 +38,7 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
     const profileDir = context.profileDir === undefined ? undefined : join(context.profileDir, 'workers');
     if (profileDir !== undefined) {
       await mkdir(profileDir, { recursive: true });
-      await resetStatements(database.url);
+      await trackStatements(database.url);
     }
     const before = await snapshotActivity(database.url, RUNS_TABLE);
     const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profileDir });
