@@ -70,7 +70,8 @@ export class Dispatcher implements BatchDispatcher {
     const afterPreviousRecorded = waitOnce(batch.previous?.recorded);
     const afterPrevious = waitOnce(batch.previous?.committed);
     try {
-      const result = await this.options.db.transaction().execute(async (trx) => {
+      // READ COMMITTED whatever the database's default: waitForWriters needs each statement's own snapshot.
+      const result = await this.options.db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
         await afterPreviousRecorded();
         const writers = outboxWriters(batch);
         const { fresh, workflowRevision, writersRunning } = await insertEvents(trx, batch.events, batch.recovered ?? false, writers);

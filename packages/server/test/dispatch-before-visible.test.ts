@@ -25,28 +25,44 @@ describe('an outbox row decoded before its transaction is visible to other sessi
   // The walsender sends a commit once its WAL is flushed; the committing backend leaves the list of running
   // transactions after that. A transaction held open stands in for that gap, which is too short to hit at will.
   it('is deleted with its recording: the dispatch waits until its writer is visible, and the outbox ends empty', async () => {
-    const writer = new pg.Client({ connectionString: database.url });
-    await writer.connect();
+    await expectWaitForWriter(dispatcher, 1);
+  });
+
+  it('is waited for the same when the database defaults to REPEATABLE READ, whose one snapshot would never see it', async () => {
+    await sql`ALTER DATABASE ${sql.id(database.name)} SET default_transaction_isolation = 'repeatable read'`.execute(db);
+    const repeatable = createDatabase(database.url, silentLogger);
     try {
-      await writer.query('BEGIN');
-      const event = approvalEvent('unpublished', 1);
-      await writer.query(
-        `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
-      );
-      const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
-
-      let settled = false;
-      const dispatched = dispatcher.dispatch({ events: [{ ...event, xid: rows[0]!.xid }], parked: [], checkpoint: null }).finally(() => (settled = true));
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(settled).toBe(false);
-      await writer.query('COMMIT');
-
-      expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 1 });
-      const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.outbox WHERE tenant_id = 'unpublished'`.execute(db);
-      expect(left.rows[0]!.n).toBe(0);
+      await expectWaitForWriter(new Dispatcher({ db: repeatable, slotName: database.slotName, logger: silentLogger }), 2);
     } finally {
-      await writer.end();
+      await repeatable.destroy();
+      await sql`ALTER DATABASE ${sql.id(database.name)} RESET default_transaction_isolation`.execute(db);
     }
   });
 });
+
+/** Holds a writer's transaction open across a dispatch of its event, commits it, and checks its outbox row went. */
+async function expectWaitForWriter(through: Dispatcher, n: number): Promise<void> {
+  const writer = new pg.Client({ connectionString: database.url });
+  await writer.connect();
+  try {
+    await writer.query('BEGIN');
+    const event = approvalEvent('unpublished', n);
+    await writer.query(
+      `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
+    );
+    const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
+
+    let settled = false;
+    const dispatched = through.dispatch({ events: [{ ...event, xid: rows[0]!.xid }], parked: [], checkpoint: null }).finally(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(settled).toBe(false);
+    await writer.query('COMMIT');
+
+    expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 1 });
+    const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.outbox WHERE id = ${event.id}`.execute(db);
+    expect(left.rows[0]!.n).toBe(0);
+  } finally {
+    await writer.end();
+  }
+}
