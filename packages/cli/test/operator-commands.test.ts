@@ -1,3 +1,4 @@
+import { SqlState, sqlStateOf } from '@walflow/core';
 import { applyWorkflow } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow } from '@walflow/server';
@@ -110,14 +111,14 @@ describe('operator commands', () => {
     // An event the dispatcher cannot record until an operator fixes the cause (here: a trigger).
     await sql`CREATE FUNCTION public.block_events() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.payload->>'block' = 'yes' THEN RAISE EXCEPTION 'blocked for the test'; END IF; RETURN NEW; END $$`.execute(db);
-    await sql`CREATE TRIGGER block_events BEFORE INSERT ON walflow.events FOR EACH ROW EXECUTE FUNCTION public.block_events()`.execute(db);
+    await retryOnDeadlock(() => sql`CREATE TRIGGER block_events BEFORE INSERT ON walflow.events FOR EACH ROW EXECUTE FUNCTION public.block_events()`.execute(db));
     const blocked = await emit(db, { type: 'policy.approved', tenantId: 'ops', payload: { block: 'yes' } });
     const [unfixable] = (await sql<{ id: string }>`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('ops', 'policy.approved', '[1]') RETURNING id`.execute(db)).rows;
     await waitFor('two dead letters', async () => (await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'ops').execute()).length === 2);
     const listed = JSON.parse((await runWalflow(['dead-letters', 'list', '--tenant', 'ops', '--json'], env)).stdout) as { id: string; outboxId: string; code: string }[];
     expect(listed.map((letter) => [letter.outboxId, letter.code]).sort()).toEqual([[blocked, 'dispatch_failed'], [unfixable!.id, 'payload_invalid']].sort());
 
-    await sql`DROP TRIGGER block_events ON walflow.events`.execute(db);
+    await retryOnDeadlock(() => sql`DROP TRIGGER block_events ON walflow.events`.execute(db));
     const blockedLetter = listed.find((letter) => letter.outboxId === blocked)!;
     const unfixableLetter = listed.find((letter) => letter.outboxId === unfixable!.id)!;
     expect(await runWalflow(['dead-letters', 'retry', blockedLetter.id], env)).toMatchObject({ code: 0, output: expect.stringContaining(`as outbox row ${blocked}`) });
@@ -151,3 +152,17 @@ describe('operator commands', () => {
   });
 });
 
+/**
+ * DDL on the partitioned walflow.events locks each partition in turn, and walflow (still running here) can hold
+ * one meanwhile: PostgreSQL then picks a deadlock victim, which may be the test's statement. Try it again.
+ */
+async function retryOnDeadlock(work: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await work();
+      return;
+    } catch (error) {
+      if (sqlStateOf(error) !== SqlState.deadlockDetected || attempt === 5) throw error;
+    }
+  }
+}
