@@ -1,12 +1,9 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { writeBacklog, type BacklogShape } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
-import { summariseCpuProfile, type ProfileSummary } from '../harness/cpu-profile.js';
 import { probeHealth } from '../harness/health-probe.js';
 import { createRecvlogicalSlot, streamWithRecvlogical } from '../harness/pg-recvlogical.js';
-import { trackStatements, topStatements, type StatementCost } from '../harness/pg-stat-statements.js';
-import { REPOSITORY_ROOT, spawnWalflow } from '../harness/walflow-child.js';
+import { spawnWalflow } from '../harness/walflow-child.js';
+import { profilePhase } from '../harness/walflow-profile.js';
 import { dispatchWindow, OUTBOX_EMPTY, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { healthMeasurements } from '../report/health-measurements.js';
 import { target, type FigureResult, type Measurement } from '../report/result.js';
@@ -86,12 +83,8 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
     const recvSeconds = await streamWithRecvlogical(database.url, recvSlot, backlog.endLsn);
     context.log(`    pg_recvlogical: ${recvSeconds.toFixed(2)} s; walflow…`);
 
-    const profileDir = context.profileDir === undefined ? undefined : join(context.profileDir, label.replace(/[^0-9a-z]+/gi, '_'));
-    if (profileDir !== undefined) {
-      await mkdir(profileDir, { recursive: true });
-      await trackStatements(database.url);
-    }
-    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, env: { WALFLOW_WORKER_CONCURRENCY: '0' }, cpuProfileDir: profileDir });
+    const profiling = await profilePhase(context.profileDir, label, database.url);
+    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, env: { WALFLOW_WORKER_CONCURRENCY: '0' }, cpuProfileDir: profiling?.dir });
     let stopped = false;
     try {
       const cap = deadlineAfter(context, 600, 120);
@@ -110,10 +103,7 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
       stopped = true;
       const seconds = (window.lastMs - walflow.spawnedAt) / 1000;
       context.log(`    walflow: ${seconds.toFixed(2)} s`);
-      let profile: { cpu: ProfileSummary; statements: StatementCost[] } | undefined;
-      if (profileDir !== undefined) {
-        profile = { cpu: await summariseCpuProfile(profileDir, REPOSITORY_ROOT), statements: await topStatements(database.url, 15) };
-      }
+      const profile = await profiling?.collect();
       return {
         events: backlog.events,
         queued,

@@ -1,13 +1,10 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { createBenchDatabase } from '../harness/bench-database.js';
-import { summariseCpuProfile } from '../harness/cpu-profile.js';
 import { probeHealth } from '../harness/health-probe.js';
 import { runPacedLoad, type PacedLoadResult } from '../harness/paced-load.js';
 import { censoredDistribution, type Distribution } from '../harness/percentiles.js';
-import { topStatements, trackStatements } from '../harness/pg-stat-statements.js';
 import { sampleProcessCpu, type ProcessCpu } from '../harness/process-cpu.js';
-import { REPOSITORY_ROOT, spawnWalflow } from '../harness/walflow-child.js';
+import { spawnWalflow } from '../harness/walflow-child.js';
+import { profilePhase } from '../harness/walflow-profile.js';
 import { finishedLatencies, OUTBOX_EMPTY, recordedLatencies, RUNS_DONE, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { healthMeasurements } from '../report/health-measurements.js';
 import { target, type FigureResult, type Measurement, type Target } from '../report/result.js';
@@ -85,18 +82,14 @@ async function measureRate(context: FigureContext, rate: number, seconds: number
   const type = `bench.load_${rate}`;
   const database = await createBenchDatabase(context.adminUrl, 'bench_latency', [NOTIFY_ON_ORDER]);
   try {
-    const profileDir = context.profileDir === undefined ? undefined : join(context.profileDir, `latency_${rate}`);
-    if (profileDir !== undefined) {
-      await mkdir(profileDir, { recursive: true });
-      await trackStatements(database.url);
-    }
-    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profileDir });
+    const profiling = await profilePhase(context.profileDir, `latency ${rate}`, database.url);
+    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profiling?.dir });
     let stopped = false;
     try {
       const probe = probeHealth(await walflow.started);
       await walflow.streaming;
       // With --profile, where the machine's CPU goes while the load runs: at these rates it is what latency waits for.
-      const sampler = profileDir === undefined ? undefined : await sampleProcessCpu(database.url, walflow.pid);
+      const sampler = profiling === undefined ? undefined : await sampleProcessCpu(database.url, walflow.pid);
       let load: PacedLoadResult;
       let processes: ProcessCpu | undefined;
       try {
@@ -111,10 +104,7 @@ async function measureRate(context: FigureContext, rate: number, seconds: number
       const memory = await walflow.memory();
       await walflow.stop();
       stopped = true;
-      const profile =
-        profileDir === undefined
-          ? undefined
-          : { cpu: await summariseCpuProfile(profileDir, REPOSITORY_ROOT), statements: await topStatements(database.url, 15), processes };
+      const profile = profiling === undefined ? undefined : { ...(await profiling.collect()), processes };
       return {
         load,
         recordedCount,

@@ -1,11 +1,8 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { activityBetween, describeActivity, snapshotActivity } from '../harness/background-activity.js';
 import { writeBacklog } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
-import { summariseCpuProfile } from '../harness/cpu-profile.js';
-import { trackStatements, topStatements } from '../harness/pg-stat-statements.js';
-import { REPOSITORY_ROOT, spawnWalflow } from '../harness/walflow-child.js';
+import { spawnWalflow } from '../harness/walflow-child.js';
+import { profilePhase } from '../harness/walflow-profile.js';
 import { executionWindow, OUTBOX_EMPTY, RUNS_DONE, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { target, type FigureResult } from '../report/result.js';
 import { NOTIFY_ON_ORDER, WALFLOW_BACKLOG_INSERT } from '../workload.js';
@@ -35,13 +32,9 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
       await queueing.stop();
     }
     context.log(`  ${runs.toLocaleString('en')} runs queued; executing`);
-    const profileDir = context.profileDir === undefined ? undefined : join(context.profileDir, 'workers');
-    if (profileDir !== undefined) {
-      await mkdir(profileDir, { recursive: true });
-      await trackStatements(database.url);
-    }
+    const profiling = await profilePhase(context.profileDir, 'workers', database.url);
     const before = await snapshotActivity(database.url, RUNS_TABLE);
-    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profileDir });
+    const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profiling?.dir });
     let stopped = false;
     try {
       const cap = deadlineAfter(context, 300, 60);
@@ -56,7 +49,7 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
       const memory = await walflow.memory();
       await walflow.stop();
       stopped = true;
-      const profile = profileDir === undefined ? undefined : { cpu: await summariseCpuProfile(profileDir, REPOSITORY_ROOT), statements: await topStatements(database.url, 15) };
+      const profile = await profiling?.collect();
       return {
         id: 'workers',
         title: '4 workers',

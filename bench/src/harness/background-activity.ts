@@ -23,7 +23,7 @@ interface Snapshot {
   cpu: CpuTimes;
 }
 
-interface CpuTimes {
+export interface CpuTimes {
   total: number;
   idle: number;
   iowait: number;
@@ -71,7 +71,7 @@ export function describeActivity(activity: BackgroundActivity, table: string): s
 }
 
 /** The machine-wide `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal (guest time is in user). */
-async function readCpuTimes(): Promise<CpuTimes> {
+export async function readCpuTimes(): Promise<CpuTimes> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n').find((row) => row.startsWith('cpu '));
   const fields = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;

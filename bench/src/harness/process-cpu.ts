@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
+import { readCpuTimes } from './background-activity.js';
 
 /** Linux reports a process's CPU time in clock ticks of 1/100 s (USER_HZ) on every architecture Node runs on. */
 const TICKS_PER_SECOND = 100;
@@ -109,9 +110,8 @@ function postgresOwner(row: { application_name: string; backend_type: string }):
   return `PostgreSQL sessions of ${row.application_name || 'unnamed clients'}`;
 }
 
-/** Busy time of the whole machine: every field of /proc/stat's `cpu` line but idle and iowait. */
+/** Busy time of the whole machine: all of it but idle and iowait. */
 async function machineBusyTicks(): Promise<number> {
-  const line = (await readFile('/proc/stat', 'utf8')).split('\n').find((row) => row.startsWith('cpu '));
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  return user + nice + system + irq + softirq + steal;
+  const cpu = await readCpuTimes();
+  return cpu.total - cpu.idle - cpu.iowait;
 }

@@ -1,11 +1,10 @@
-import type { ProfileSummary } from '../harness/cpu-profile.js';
-import type { StatementCost } from '../harness/pg-stat-statements.js';
 import type { ProcessCpu } from '../harness/process-cpu.js';
+import type { WalflowProfile } from '../harness/walflow-profile.js';
 import type { FigureResult } from './result.js';
 import { formatNumber } from './table.js';
 
 interface ProfiledRun {
-  profile?: { cpu: ProfileSummary; statements: StatementCost[]; processes?: ProcessCpu | undefined };
+  profile?: WalflowProfile & { processes?: ProcessCpu | undefined };
 }
 
 /** With --profile: where the walflow process spent its CPU and PostgreSQL its time, per profiled phase. */

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { chainOf, decide, type GuardRequest } from './decide.js';
 import { insertEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
-import { outboxWriters, waitForWriters } from './outbox-writers.js';
+import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { WorkflowIndex } from './workflow-index.js';
 
 export interface DispatcherOptions {
@@ -73,21 +73,19 @@ export class Dispatcher implements BatchDispatcher {
       // READ COMMITTED whatever the database's default: waitForWriters needs each statement's own snapshot.
       const result = await this.options.db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
         await afterPreviousRecorded();
-        const writers = outboxWriters(batch);
-        const { fresh, workflowRevision, writersRunning } = await insertEvents(trx, batch.events, batch.recovered ?? false, writers);
+        const outbox = batchOutboxRows(batch);
+        const { fresh, workflowRevision, writersRunning } = await insertEvents(trx, batch.events, batch.recovered ?? false, outbox.writers);
         batch.progress?.markRecorded();
         await this.index.refresh(trx, workflowRevision);
         const considered = await this.consider(trx, fresh, null, afterPrevious);
         await this.insertDeadLetters(trx, batch);
         await afterPrevious();
         // The outbox rows are deleted below, by a statement that must see them all.
-        if (writersRunning !== 0) await waitForWriters(trx, writers);
-        const recordedOutboxIds = batch.events.map((event) => event.id);
-        for (const row of batch.parked) if (row.outboxId !== null) recordedOutboxIds.push(row.outboxId);
+        if (writersRunning !== 0) await waitForWriters(trx, outbox.writers);
         const runsQueued = await writeOutcomes(trx, {
           considered,
           replayId: null,
-          recordedOutboxIds,
+          recordedOutboxIds: outbox.ids,
           checkpoint: batch.checkpoint && { slotName: this.options.slotName, end: batch.checkpoint },
           onExisting,
         });

@@ -5,9 +5,14 @@ import { sql, type RawBuilder, type Transaction } from 'kysely';
 const WRITERS_TIMEOUT_MS = 10_000;
 const RECHECK_MS = 1;
 
+/** The outbox rows a batch records (as events or dead letters) and deletes, and the transactions that wrote them. */
+export interface BatchOutboxRows {
+  ids: string[];
+  /** Each writing transaction once. */
+  writers: string[];
+}
+
 /**
- * The transactions that wrote a batch's outbox rows (and parked rows), once each.
- *
  * Logical decoding can hand walflow a transaction before PostgreSQL shows it to other sessions: the walsender
  * sends a commit once its WAL is flushed, and the committing backend leaves the list of running transactions
  * only after that (on a busy machine, milliseconds later). A DELETE in that gap does not see the outbox row,
@@ -15,11 +20,15 @@ const RECHECK_MS = 1;
  * events not yet recorded (its oldest row is the lag health reports). So the outbox rows are deleted only by
  * a statement that starts once every writer is visible.
  */
-export function outboxWriters(batch: DispatchBatch): string[] {
-  const xids = new Set<string>();
-  for (const event of batch.events) xids.add(event.xid);
-  for (const row of batch.parked) if (row.outboxId !== null) xids.add(row.commit.xid);
-  return [...xids];
+export function batchOutboxRows(batch: DispatchBatch): BatchOutboxRows {
+  const ids = batch.events.map((event) => event.id);
+  const writers = new Set(batch.events.map((event) => event.xid));
+  for (const row of batch.parked) {
+    if (row.outboxId === null) continue;
+    ids.push(row.outboxId);
+    writers.add(row.commit.xid);
+  }
+  return { ids, writers: [...writers] };
 }
 
 /**
