@@ -1,4 +1,5 @@
 import type { WalflowDatabase } from '@walflow/core';
+import { applyWorkflow } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import { createDatabase } from '@walflow/server';
 import { createTestDatabase, startPostgres, waitFor, type CreatedTestDatabase, type StartedPostgres } from '@walflow/testing';
@@ -116,6 +117,54 @@ describe('walflow start as a process', () => {
     const committed = await writing;
     child = await start();
     await expectExactlyOnce('kill', committed);
+    child.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+  });
+
+  it('frees at once, uncounted, the database-only runs a worker killed by -9 was executing, and the next walflow runs each once', async () => {
+    await sql`CREATE SCHEMA held_app`.execute(db);
+    await sql`CREATE TABLE held_app.jobs (id integer PRIMARY KEY, executions integer NOT NULL DEFAULT 0)`.execute(db);
+    await sql`INSERT INTO held_app.jobs (id) SELECT generate_series(1, 5)`.execute(db);
+    await applyWorkflow(
+      db,
+      {
+        tenant: 'held-kill',
+        name: 'count-job',
+        trigger: { event: 'job.requested' },
+        actions: [{ type: 'update_field', table: 'held_app.jobs', key: { column: 'id', value: '{{event.payload.id}}' }, column: 'executions', increment: 1 }],
+      },
+      { updateFields: ['held_app.jobs.executions'] },
+    );
+    // A lease long past the test's timeout: a run leased by the killed process could not finish in time.
+    const longLease = { ...env, WALFLOW_WORKER_LEASE_MS: '600000' };
+    let child = await startWalflowProcess(longLease);
+    children.push(child);
+    // Job 1 stays locked, so the worker's batch waits inside its transaction until the process is killed.
+    let release!: () => void;
+    const lockHeld = db.transaction().execute(async (trx) => {
+      await sql`SELECT 1 FROM held_app.jobs WHERE id = 1 FOR UPDATE`.execute(trx);
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    await db.transaction().execute(async (trx) => {
+      for (let id = 1; id <= 5; id++) await emit(trx, { type: 'job.requested', tenantId: 'held-kill', payload: { id } });
+    });
+    await waitFor('the worker to wait for job 1', async () =>
+      Number((await sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%held_app%'`.execute(db)).rows[0]?.n) === 1,
+    );
+    const runs = () => db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'locked_by']).where('tenant_id', '=', 'held-kill').execute();
+    expect(await runs()).toEqual(Array(5).fill({ status: 'queued', attempts: 0, locked_by: null }));
+    child.kill('SIGKILL');
+    await child.exited;
+    // The killed worker's session finds its client gone once the lock is free, and rolls its transaction back.
+    release();
+    await lockHeld;
+
+    child = await startWalflowProcess(longLease);
+    children.push(child);
+    await waitFor('the five runs to succeed', async () => (await runs()).every((run) => run.status === 'succeeded'), { timeoutMs: 30_000 });
+    expect(await runs()).toEqual(Array(5).fill({ status: 'succeeded', attempts: 1, locked_by: null }));
+    const executions = await sql<{ executions: number }>`SELECT executions FROM held_app.jobs ORDER BY id`.execute(db);
+    expect(executions.rows.map((row) => row.executions)).toEqual([1, 1, 1, 1, 1]);
     child.kill('SIGTERM');
     expect(await child.exited).toBe(0);
   });

@@ -8,7 +8,7 @@ export { eventRowColumns, toEventEnvelope, type EventRow } from './event-row.js'
 export { executeRun, type ExecutionObserver, type RunExecutorOptions, type RunResult } from './execute-run.js';
 export { explainEvent, type EventExplanation } from './explain-event.js';
 export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retry-policy.js';
-export { executeRunBatch } from './run-batch.js';
+export { claimAndExecuteHeld, executeRunBatch, type ClaimBatch } from './run-batch.js';
 export { claimRuns, releaseExpiredLeases, releaseHeldRuns, RUNS_QUEUED_CHANNEL, type ClaimedRun } from './run-queue.js';
 export { RunQueueListener, type RunQueueListenerOptions } from './run-queue-listener.js';
 export { templateScope } from './event-scope.js';

@@ -3,9 +3,20 @@ import type { Transaction } from 'kysely';
 import { performTogether } from './actions/perform-together.js';
 import { planAction } from './actions/plan-action.js';
 import { actionContext, actionTimeoutMs, executeRun, limitStatements, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
-import { cancelRun, completeRuns, heldRuns, recordOutcomes, succeededActions, type ActionOutcome, type ClaimedRun } from './run-queue.js';
+import {
+  cancelRun,
+  claimRunsToHold,
+  completeRuns,
+  heldRuns,
+  leaseHeldRuns,
+  recordOutcomes,
+  succeededActions,
+  type ActionOutcome,
+  type CallingOutLimit,
+  type ClaimedRun,
+} from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
-import { resetConsecutiveFailures, type StoredWorkflow } from './workflow-store.js';
+import { getWorkflowsById, resetConsecutiveFailures, type StoredWorkflow } from './workflow-store.js';
 
 /**
  * True when every action of the workflow is a database write (notifications, events, field updates), or the
@@ -38,28 +49,87 @@ export async function executeRunBatch(
   const timings: ActionTiming[] = [];
   let results: Map<string, RunResult>;
   try {
-    results = await options.db.transaction().execute((trx) => executeTogether(trx, runs, workflows, workerId, options, timings));
+    results = await options.db.transaction().execute(async (trx) => {
+      const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
+      return executeTogether(trx, runs, held, workflows, options, timings);
+    });
   } catch (error) {
     options.logger.debug({ err: error, runs: runs.length }, 'batch of runs rolled back; executing them one by one');
-    results = new Map();
-    for (const run of runs) results.set(run.id, await executeRun(run, workerId, options));
-    return results;
+    return executeOneByOne(runs, workerId, options);
   }
-  for (const timing of timings) options.observer?.actionFinished(timing.type, timing.seconds, true);
-  for (const result of results.values()) options.observer?.attemptFinished(result);
+  observe(results, timings, options);
   return results;
 }
 
+export interface ClaimBatch {
+  workerId: string;
+  limit: number;
+  leaseMs: number;
+  callingOut: CallingOutLimit;
+  /** Called once the claim is made, before its runs execute, with the number of runs it took. */
+  onClaimed(runs: number): void;
+}
+
+/**
+ * Claims a batch in the transaction that executes it (claimRunsToHold): the runs it holds execute there as
+ * executeRunBatch executes its runs, fenced by their row locks instead of leases, and go from queued to
+ * finished in one write and one commit. Should the transaction fail, those runs are leased afresh, one attempt
+ * counted, and executed one by one. Returns how many runs the claim took, and the runs it leased (concurrency-
+ * limited, calling out, or whose workflow calls out by now): the caller executes those after the commit.
+ */
+export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecutorOptions): Promise<{ claimed: number; leased: ClaimedRun[] }> {
+  const timings: ActionTiming[] = [];
+  let held: ClaimedRun[] = [];
+  let claim: { claimed: number; leased: ClaimedRun[]; results: Map<string, RunResult> };
+  try {
+    claim = await options.db
+      .transaction()
+      .setIsolationLevel('read committed')
+      .execute(async (trx) => {
+        const { held: holding, leased } = await claimRunsToHold(trx, batch.workerId, batch.limit, batch.leaseMs, batch.callingOut);
+        held = holding;
+        const claimed = holding.length + leased.length;
+        if (claimed > 0) batch.onClaimed(claimed);
+        if (holding.length === 0) return { claimed, leased, results: new Map() };
+        const workflows = await getWorkflowsById(trx, [...new Set(holding.map((run) => run.workflowId))]);
+        // The workflow may have changed since the claim read it: a run that now calls out is leased instead.
+        const callingOutNow = holding.filter((run) => !runsInOneTransaction(workflows.get(run.workflowId)));
+        const together = holding.filter((run) => !callingOutNow.includes(run));
+        const results = await executeTogether(trx, together, new Set(together.map((run) => run.id)), workflows, options, timings);
+        return { claimed, leased: [...leased, ...(await leaseHeldRuns(trx, callingOutNow, batch.workerId, batch.leaseMs))], results };
+      });
+  } catch (error) {
+    if (held.length === 0) throw error;
+    options.logger.debug({ err: error, runs: held.length }, 'batch of held runs rolled back; leasing them and executing them one by one');
+    await executeOneByOne(await leaseHeldRuns(options.db, held, batch.workerId, batch.leaseMs), batch.workerId, options);
+    return { claimed: held.length, leased: [] };
+  }
+  observe(claim.results, timings, options);
+  return { claimed: claim.claimed, leased: claim.leased };
+}
+
+async function executeOneByOne(runs: readonly ClaimedRun[], workerId: string, options: RunExecutorOptions): Promise<Map<string, RunResult>> {
+  const results = new Map<string, RunResult>();
+  for (const run of runs) results.set(run.id, await executeRun(run, workerId, options));
+  return results;
+}
+
+function observe(results: ReadonlyMap<string, RunResult>, timings: readonly ActionTiming[], options: RunExecutorOptions): void {
+  for (const timing of timings) options.observer?.actionFinished(timing.type, timing.seconds, true);
+  for (const result of results.values()) options.observer?.attemptFinished(result);
+}
+
+/** Executes the runs in `trx`; those not in `held` (their lease lost) are left alone. */
 async function executeTogether(
   trx: Transaction<WalflowDatabase>,
   runs: readonly ClaimedRun[],
+  held: ReadonlySet<string>,
   workflows: ReadonlyMap<string, StoredWorkflow>,
-  workerId: string,
   options: RunExecutorOptions,
   timings: ActionTiming[],
 ): Promise<Map<string, RunResult>> {
   const results = new Map<string, RunResult>();
-  const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
+  if (runs.length === 0) return results;
   const done = await succeededActions(trx, [...held]);
   await limitStatements(trx, actionTimeoutMs(options.runtime));
   const executing: { run: ClaimedRun; workflow: StoredWorkflow; pending: [number, WorkflowAction][] }[] = [];

@@ -35,23 +35,66 @@ export async function claimRuns(
   leaseMs: number,
   callingOut: CallingOutLimit = { actionTypes: [], maxCallingOut: limit },
 ): Promise<ClaimedRun[]> {
-  const { rows } = await sql<
-    Omit<EventRow, 'id'> & {
-      id: string;
-      workflow_id: string;
-      workflow_version: number;
-      attempts: number;
-      max_attempts: number;
-      replay_id: string | null;
-      event_id: string;
-    }
-  >`
-    SELECT (c.run).id, (c.run).workflow_id, (c.run).workflow_version, (c.run).attempts, (c.run).max_attempts, (c.run).replay_id,
+  const rows = await callClaimRuns(db, workerId, limit, leaseMs, callingOut, false);
+  return rows.map(toClaimedRun);
+}
+
+/** A claim made inside the transaction that executes it (claimRunsToHold). */
+export interface HeldClaim {
+  /** Locked by the transaction, still `queued` and unleased: it executes them and finishes them, or rolls back. */
+  held: ClaimedRun[];
+  /** Leased as claimRuns leases (concurrency-limited, calling out): the lease commits with the transaction. */
+  leased: ClaimedRun[];
+}
+
+/**
+ * claimRuns inside the caller's READ COMMITTED transaction, holding the runs it can execute there (no
+ * concurrency limit, no action that calls out) by their row locks alone: the transaction that claims them
+ * finishes them in one write and one commit, and a crash or a rollback leaves them queued, free at once.
+ */
+export async function claimRunsToHold(
+  trx: Transaction<WalflowDatabase>,
+  workerId: string,
+  limit: number,
+  leaseMs: number,
+  callingOut: CallingOutLimit,
+): Promise<HeldClaim> {
+  const rows = await callClaimRuns(trx, workerId, limit, leaseMs, callingOut, true);
+  const claim: HeldClaim = { held: [], leased: [] };
+  for (const row of rows) (row.status === 'queued' ? claim.held : claim.leased).push(toClaimedRun(row));
+  return claim;
+}
+
+type ClaimRow = Omit<EventRow, 'id'> & {
+  id: string;
+  status: string;
+  workflow_id: string;
+  workflow_version: number;
+  attempts: number;
+  max_attempts: number;
+  replay_id: string | null;
+  event_id: string;
+};
+
+async function callClaimRuns(
+  db: Kysely<WalflowDatabase>,
+  workerId: string,
+  limit: number,
+  leaseMs: number,
+  callingOut: CallingOutLimit,
+  hold: boolean,
+): Promise<ClaimRow[]> {
+  const { rows } = await sql<ClaimRow>`
+    SELECT (c.run).id, (c.run).status, (c.run).workflow_id, (c.run).workflow_version, (c.run).attempts, (c.run).max_attempts, (c.run).replay_id,
            (c.event).id AS event_id, (c.event).event_type, (c.event).tenant_id, (c.event).aggregate_type, (c.event).aggregate_id,
            (c.event).payload, (c.event).metadata, to_json((c.event).committed_at) #>> '{}' AS committed_at,
            (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid
-      FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}, ${[...callingOut.actionTypes]}::text[], ${callingOut.maxCallingOut}) c`.execute(db);
-  return rows.map((row) => ({
+      FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}, ${[...callingOut.actionTypes]}::text[], ${callingOut.maxCallingOut}, ${hold}) c`.execute(db);
+  return rows;
+}
+
+function toClaimedRun(row: ClaimRow): ClaimedRun {
+  return {
     id: row.id,
     workflowId: row.workflow_id,
     workflowVersion: row.workflow_version,
@@ -59,7 +102,25 @@ export async function claimRuns(
     maxAttempts: row.max_attempts,
     replayId: row.replay_id,
     event: toEventEnvelope({ ...row, id: row.event_id }),
-  }));
+  };
+}
+
+/**
+ * Leases runs this worker held in a transaction that did not finish them (rolled back, or whose workflow now
+ * calls out), as the claim would have: one attempt more. Runs taken meanwhile by another worker, or finished,
+ * are left out. Returns the runs leased, with their attempts counted.
+ */
+export async function leaseHeldRuns(db: Kysely<WalflowDatabase>, runs: readonly ClaimedRun[], workerId: string, leaseMs: number): Promise<ClaimedRun[]> {
+  if (runs.length === 0) return [];
+  const { rows } = await sql<{ id: string; attempts: number }>`
+    UPDATE walflow.workflow_runs r
+       SET status = 'running', attempts = r.attempts + 1, locked_by = ${workerId},
+           locked_until = now() + ${leaseMs} * interval '1 millisecond', started_at = coalesce(r.started_at, now())
+      FROM (SELECT id FROM walflow.workflow_runs WHERE id = ${anyUuid(runs.map((run) => run.id))} AND status = 'queued' FOR UPDATE SKIP LOCKED) free
+     WHERE r.id = free.id
+    RETURNING r.id, r.attempts`.execute(db);
+  const attempts = new Map(rows.map((row) => [row.id, row.attempts]));
+  return runs.filter((run) => attempts.has(run.id)).map((run) => ({ ...run, attempts: attempts.get(run.id)! }));
 }
 
 /**
@@ -136,12 +197,23 @@ export async function recordOutcomes(trx: Transaction<WalflowDatabase>, outcomes
     .execute();
 }
 
-/** Marks runs succeeded; call after holdsLease (or heldRuns) in the same transaction. */
+/**
+ * Marks runs succeeded; call after holdsLease (or heldRuns) in the same transaction, or in the transaction
+ * that holds them (claimRunsToHold): a held run's attempt is counted here, where a leased one's was at its claim.
+ */
 export async function completeRuns(trx: Transaction<WalflowDatabase>, runIds: readonly string[]): Promise<void> {
   if (runIds.length === 0) return;
   await trx
     .updateTable('walflow.workflow_runs')
-    .set({ status: 'succeeded', finished_at: sql`now()`, locked_by: null, locked_until: null, last_error: null })
+    .set({
+      status: 'succeeded',
+      attempts: sql`CASE WHEN status = 'queued' THEN attempts + 1 ELSE attempts END`,
+      started_at: sql`coalesce(started_at, now())`,
+      finished_at: sql`now()`,
+      locked_by: null,
+      locked_until: null,
+      last_error: null,
+    })
     .where('id', '=', anyUuid(runIds))
     .execute();
 }

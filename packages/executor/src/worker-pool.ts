@@ -6,8 +6,8 @@ import type { ActionRuntime } from './actions/external-action.js';
 import { CALLING_OUT_ACTION_TYPES } from './actions/plan-action.js';
 import { executeRun, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
-import { executeRunBatch, runsInOneTransaction } from './run-batch.js';
-import { claimRuns, releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
+import { claimAndExecuteHeld, executeRunBatch, runsInOneTransaction } from './run-batch.js';
+import { releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
 import { getWorkflowsById } from './workflow-store.js';
 
 const DEFAULT_CLAIM_BATCH_SIZE = 200;
@@ -39,6 +39,8 @@ export class WorkerPool {
   private stopping = false;
   private waiting = new Set<() => void>();
   private lastLeaseSweep = 0;
+  /** Runs this pool's claims took, for the log line at stop: which processes of a deployment did the work. */
+  private runsClaimed = 0;
 
   /** What every run execution needs, the same for every claim. */
   private readonly execution: RunExecutorOptions;
@@ -73,6 +75,7 @@ export class WorkerPool {
     clearTimeout(timer);
     if (finished === 'timeout') await this.releaseRunsInHand(graceMs);
     this.loops = [];
+    this.options.logger.info({ poolId: this.id, runsClaimed: this.runsClaimed }, 'worker pool stopped');
   }
 
   /**
@@ -94,18 +97,29 @@ export class WorkerPool {
   }
 
   private async loop(workerId: string): Promise<void> {
-    const { db, logger, claimBatchSize = DEFAULT_CLAIM_BATCH_SIZE, leaseMs = 60_000 } = this.options;
+    const { logger, claimBatchSize = DEFAULT_CLAIM_BATCH_SIZE, leaseMs = 60_000 } = this.options;
     while (!this.stopping) {
       try {
         await this.sweepExpiredLeases(leaseMs);
-        // One run that calls out per claim: mail and HTTP wait for each other, so they spread over the workers.
-        const runs = await claimRuns(db, workerId, claimBatchSize, leaseMs, { actionTypes: CALLING_OUT_ACTION_TYPES, maxCallingOut: 1 });
-        if (runs.length === 0) {
+        const { claimed, leased } = await claimAndExecuteHeld(
+          {
+            workerId,
+            limit: claimBatchSize,
+            leaseMs,
+            // One run that calls out per claim: mail and HTTP wait for each other, so they spread over the workers.
+            callingOut: { actionTypes: CALLING_OUT_ACTION_TYPES, maxCallingOut: 1 },
+            onClaimed: (runs) => {
+              if (runs === claimBatchSize) this.notify();
+            },
+          },
+          this.execution,
+        );
+        this.runsClaimed += claimed;
+        if (claimed === 0) {
           await this.idle();
           continue;
         }
-        if (runs.length === claimBatchSize) this.notify();
-        await this.execute(runs, workerId);
+        if (leased.length > 0) await this.execute(leased, workerId);
       } catch (error) {
         logger.error({ err: error, workerId }, 'worker loop failed; retrying');
         await this.idle();

@@ -61,7 +61,7 @@ async function runningOf(workflowId: string): Promise<number> {
 describe('the claim', () => {
   it('never JIT-compiles or sorts the queue, whatever the statistics say (a claim compiled ~57 functions once the queue was analyzed)', async () => {
     const { rows } = await sql<{ config: string[] }>`
-      SELECT proconfig AS config FROM pg_proc WHERE oid = 'walflow.claim_runs(text, integer, integer, text[], integer)'::regprocedure`.execute(db);
+      SELECT proconfig AS config FROM pg_proc WHERE oid = 'walflow.claim_runs(text, integer, integer, text[], integer, boolean)'::regprocedure`.execute(db);
     expect(rows[0]?.config).toEqual(expect.arrayContaining(['enable_sort=off', 'jit=off']));
   });
 });

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { claimRuns, Dispatcher, executeRunBatch, getWorkflowsById, WorkerPool, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
+import { claimAndExecuteHeld, claimRuns, Dispatcher, executeRunBatch, getWorkflowsById, WorkerPool, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -229,5 +229,150 @@ describe('waking workers', () => {
     const events = [1, 2, 3].map((n) => ({ ...event('in-order', { n }), aggregateType: 'account', aggregateId: 'a1' }));
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
     await runUntilDone('in-order', 3, (pool) => pool.notify(3));
+  });
+});
+
+describe('a claim that holds its database-only runs in the transaction that executes them', () => {
+  const claimAndExecute = (workerId: string, callingOut = { actionTypes: ['webhook'], maxCallingOut: 1 }) =>
+    claimAndExecuteHeld({ workerId, limit: 100, leaseMs: 60_000, callingOut, onClaimed: () => undefined }, options);
+
+  async function runsOf(tenant: string) {
+    return db
+      .selectFrom('walflow.workflow_runs')
+      .select(['id', 'status', 'attempts', 'locked_by', 'started_at', sql<string>`xmin::text`.as('xmin')])
+      .where('tenant_id', '=', tenant)
+      .orderBy('commit_lsn')
+      .execute();
+  }
+
+  /** Holds the row lock on one account, so a run that updates it waits inside its worker's transaction. */
+  async function lockAccount(id: string): Promise<{ release(): Promise<void> }> {
+    let release!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const held = db.transaction().execute(async (trx) => {
+      await sql`SELECT 1 FROM batch_test.accounts WHERE id = ${id} FOR UPDATE`.execute(trx);
+      locked();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    await isLocked;
+    return { release: () => (release(), held) };
+  }
+
+  it('leaves them queued and unleased while they execute, passed over by other claims, and finishes them in one write', async () => {
+    await applyTestWorkflow(
+      db,
+      {
+        tenant: 'held',
+        name: 'credit',
+        trigger: { event: 'payment.received' },
+        actions: [{ type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: '{{event.payload.account}}' }, increment: 1 }],
+      },
+      policy,
+    );
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('h1'), ('h2')`.execute(db);
+    const lock = await lockAccount('h1');
+    // h1 twice for one aggregate: the second must wait for the first, which its worker holds without a lease.
+    const events = [{ account: 'h1' }, { account: 'h2' }, { account: 'h1' }].map((payload) => ({ ...event('held', payload), aggregateType: 'account', aggregateId: payload.account }));
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
+    const executing = claimAndExecute('held/0');
+    await waitFor('the held batch to wait for the account lock', async () => {
+      const { rows } = await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%batch_test%'`.execute(db);
+      return rows[0]!.n === 1;
+    });
+    const whileHeld = await runsOf('held');
+    expect(whileHeld.map((run) => [run.status, run.attempts, run.locked_by])).toEqual(Array(3).fill(['queued', 0, null]));
+    const [first, second, later] = whileHeld;
+    // Another worker takes none of them: the first two are locked, the third waits for the first of its aggregate.
+    expect((await claimRuns(db, 'held/1', 100, 60_000)).filter((run) => run.event.tenantId === 'held')).toEqual([]);
+    await lock.release();
+    const { claimed, leased } = await executing;
+    expect(claimed).toBeGreaterThanOrEqual(2);
+    expect(leased).toEqual([]);
+
+    const after = await runsOf('held');
+    expect(after.slice(0, 2).map((run) => [run.status, run.attempts, run.locked_by, run.started_at !== null])).toEqual(Array(2).fill(['succeeded', 1, null, true]));
+    // One transaction claimed, executed and finished both.
+    expect(new Set([after[0]!.xmin, after[1]!.xmin]).size).toBe(1);
+    expect([first!.id, second!.id]).toEqual([after[0]!.id, after[1]!.id]);
+    // Now the later run of h1 is free, and goes the same way.
+    await claimAndExecute('held/0');
+    expect((await runsOf('held')).find((run) => run.id === later!.id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+    const balances = await sql<{ id: string; balance: string }>`SELECT id, balance::text FROM batch_test.accounts WHERE id IN ('h1', 'h2') ORDER BY id`.execute(db);
+    expect(balances.rows).toEqual([{ id: 'h1', balance: '2' }, { id: 'h2', balance: '1' }]);
+  });
+
+  it('leases the runs afresh when the transaction fails, counting the attempt, and executes them one by one', async () => {
+    await applyTestWorkflow(
+      db,
+      {
+        tenant: 'held-failing',
+        name: 'credit',
+        trigger: { event: 'payment.received' },
+        actions: [{ type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: '{{event.payload.account}}' }, increment: 1 }],
+      },
+      policy,
+    );
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('f1'), ('f2')`.execute(db);
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
+      events: [{ account: 'f1' }, { account: 'nowhere' }, { account: 'f2' }].map((payload) => event('held-failing', payload)),
+      parked: [],
+      checkpoint: null,
+    });
+    await claimAndExecute('held-failing/0');
+    const runs = await runsOf('held-failing');
+    expect(runs.map((run) => [run.status, run.attempts])).toEqual([['succeeded', 1], ['queued', 1], ['succeeded', 1]]);
+    const failing = await db.selectFrom('walflow.workflow_runs').select(['last_error', 'next_attempt_at']).where('id', '=', runs[1]!.id).executeTakeFirstOrThrow();
+    expect(failing.last_error).toMatch(/nowhere|no row/i);
+    expect(failing.next_attempt_at.getTime()).toBeGreaterThan(Date.now());
+    const balances = await sql<{ id: string; balance: string }>`SELECT id, balance::text FROM batch_test.accounts WHERE id IN ('f1', 'f2') ORDER BY id`.execute(db);
+    expect(balances.rows).toEqual([{ id: 'f1', balance: '1' }, { id: 'f2', balance: '1' }]);
+  });
+
+  it('leases runs of a workflow with a concurrency limit, without waiting for a group lock another claim holds', async () => {
+    const workflowId = await applyTestWorkflow(db, {
+      tenant: 'held-limited',
+      name: 'notify',
+      trigger: { event: 'payment.received' },
+      concurrency: { limit: 1 },
+      ordering: 'none',
+      actions: [{ type: 'create_notification', recipient: 'u1', title: 'x' }],
+    });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2].map((n) => event('held-limited', { n })), parked: [], checkpoint: null });
+    const { concurrency_key: group } = await db.selectFrom('walflow.workflow_runs').select('concurrency_key').where('tenant_id', '=', 'held-limited').executeTakeFirstOrThrow();
+    // Another claimer holds the group's lock in a transaction that stays open.
+    let release!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const other = db.transaction().execute(async (trx) => {
+      await sql`SELECT pg_advisory_xact_lock(30563, hashtext(${`${workflowId}/${group}`}))`.execute(trx);
+      locked();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    await isLocked;
+    const passedOver = await claimAndExecute('held-limited/0');
+    expect(passedOver.leased.filter((run) => run.event.tenantId === 'held-limited')).toEqual([]);
+    release();
+    await other;
+
+    const { leased } = await claimAndExecute('held-limited/0');
+    const ours = leased.filter((run) => run.event.tenantId === 'held-limited');
+    expect(ours).toHaveLength(1);
+    expect(ours[0]!.attempts).toBe(1);
+    // The lease is committed: the run counts against the limit for every other claimer.
+    expect((await runsOf('held-limited')).map((run) => [run.status, run.locked_by])).toEqual(
+      expect.arrayContaining([['running', 'held-limited/0'], ['queued', null]]),
+    );
+    expect((await claimRuns(db, 'held-limited/1', 100, 60_000)).filter((run) => run.event.tenantId === 'held-limited')).toEqual([]);
+  });
+
+  it('leases a held run whose workflow turns out to call out, for its caller to execute after the commit', async () => {
+    await applyTestWorkflow(db, { tenant: 'held-calling', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('held-calling', { n: 1 })], parked: [], checkpoint: null });
+    // A claim told of no calling-out types holds the run; the executor, reading the workflow, knows better.
+    const { leased } = await claimAndExecute('held-calling/0', { actionTypes: [], maxCallingOut: 100 });
+    expect(leased.filter((run) => run.event.tenantId === 'held-calling').map((run) => run.attempts)).toEqual([1]);
+    expect((await runsOf('held-calling')).map((run) => [run.status, run.attempts, run.locked_by])).toEqual([['running', 1, 'held-calling/0']]);
   });
 });

@@ -1,0 +1,133 @@
+-- A run was written three times (queued by the dispatch, running by its claim, succeeded by its completion) and
+-- locked twice more (the claim's walk, the lease check before the outcome): every write a new row version with
+-- its ~7 index entries, since `status` is in the queue's partial indexes and no update of it is HOT. The claim
+-- and the completion were two commits.
+--
+-- A worker now claims inside the transaction that executes the runs. With `hold` on, a run that can execute in
+-- that transaction (no concurrency limit, no action that calls out) is only locked, FOR UPDATE: it stays
+-- `queued` and unleased until the same transaction finishes it, in one write and one commit. Nobody else can
+-- take it meanwhile (SKIP LOCKED passes it over; an earlier run of an aggregate keeps the later ones waiting as
+-- it did when it was `running`), and a crash rolls the claim back with the rest, so the run is free at once
+-- instead of after its lease. Runs of workflows with a concurrency limit (their count reads committed `running`
+-- rows) and runs that call out (their lease and attempt must be committed before they reach the outside world)
+-- are leased as before, committed with the transaction. The caller tells them apart by `status`.
+--
+-- Holding means holding the transaction open while the runs execute, so with `hold` on a claim never waits for
+-- another claimer's group lock either: it tries, and passes the group over if it is taken.
+DROP FUNCTION walflow.claim_runs(text, integer, integer, text[], integer);
+CREATE FUNCTION walflow.claim_runs(worker_id text, max_runs integer, lease_ms integer,
+                                   calling_out text[] DEFAULT '{}', max_calling_out integer DEFAULT NULL,
+                                   hold boolean DEFAULT false)
+RETURNS TABLE (run walflow.workflow_runs, event walflow.events)
+LANGUAGE plpgsql VOLATILE
+-- Walk the queued runs in order and stop at the first ones free, never sort them all: statistics lag behind a
+-- burst of queued runs, and with them the planner would sort the whole queue for every claim. Never JIT-compile
+-- the walk either (0018).
+SET enable_sort = off
+SET jit = off
+AS $$
+DECLARE
+  candidate record;
+  claimed_run walflow.workflow_runs;
+  -- Candidates of workflows without a limit, claimed together at the end: leased, or only held.
+  free uuid[] := '{}';
+  held uuid[] := '{}';
+  claimed integer := 0;
+  claimed_calling_out integer := 0;
+  holds_group_lock boolean := false;
+  -- (workflow, key) groups found at their limit, or busy, during this call.
+  skipped text[] := '{}';
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'walflow.claim_runs needs READ COMMITTED (it is %): the concurrency count must see every committed claim',
+      current_setting('transaction_isolation');
+  END IF;
+
+  FOR candidate IN
+    SELECT r.id, r.workflow_id, r.concurrency_key, w.concurrency_limit, r.workflow_id::text || '/' || r.concurrency_key AS grp,
+           coalesce(EXISTS (SELECT FROM jsonb_array_elements(w.actions) a WHERE a->>'type' = ANY (calling_out)), false) AS calls_out
+      FROM walflow.workflow_runs r
+      LEFT JOIN walflow.workflows w ON w.id = r.workflow_id
+     WHERE r.status = 'queued' AND r.next_attempt_at <= now()
+       -- Runs of one workflow for one aggregate go in commit order: wait while an earlier one is unfinished.
+       -- Written so that workflow_runs_unfinished_by_aggregate answers it (0014): one branch per nullness of
+       -- aggregate_type, each with plain equalities, the index's status predicate, and a range on commit_lsn.
+       AND NOT (r.ordered AND r.aggregate_id IS NOT NULL AND (
+             (r.aggregate_type IS NOT NULL AND EXISTS (
+               SELECT 1 FROM walflow.workflow_runs p
+                WHERE p.workflow_id = r.workflow_id AND p.aggregate_type = r.aggregate_type AND p.aggregate_id = r.aggregate_id
+                  AND p.status IN ('queued', 'running') AND p.commit_lsn <= r.commit_lsn
+                  AND (p.commit_lsn, p.tx_position, p.id) < (r.commit_lsn, r.tx_position, r.id)))
+          OR (r.aggregate_type IS NULL AND EXISTS (
+               SELECT 1 FROM walflow.workflow_runs p
+                WHERE p.workflow_id = r.workflow_id AND p.aggregate_type IS NULL AND p.aggregate_id = r.aggregate_id
+                  AND p.status IN ('queued', 'running') AND p.commit_lsn <= r.commit_lsn
+                  AND (p.commit_lsn, p.tx_position, p.id) < (r.commit_lsn, r.tx_position, r.id)))))
+       -- A group at its limit is passed over here, so it never blocks the runs queued behind it; the count taken
+       -- under the group's lock below is what decides.
+       AND (w.concurrency_limit IS NULL OR (
+             SELECT count(*) FROM walflow.workflow_runs c
+              WHERE c.workflow_id = r.workflow_id AND c.concurrency_key = r.concurrency_key AND c.status = 'running') < w.concurrency_limit)
+     ORDER BY r.next_attempt_at
+     LIMIT 2 * max_runs
+     FOR UPDATE OF r SKIP LOCKED
+  LOOP
+    EXIT WHEN claimed >= max_runs;
+    CONTINUE WHEN candidate.calls_out AND claimed_calling_out >= max_calling_out;
+    IF candidate.concurrency_limit IS NULL THEN
+      IF hold AND NOT candidate.calls_out THEN
+        held := held || candidate.id;
+      ELSE
+        free := free || candidate.id;
+      END IF;
+      claimed := claimed + 1;
+      claimed_calling_out := claimed_calling_out + candidate.calls_out::int;
+      CONTINUE;
+    END IF;
+    CONTINUE WHEN candidate.grp = ANY (skipped);
+    IF NOT holds_group_lock AND NOT hold THEN
+      PERFORM pg_advisory_xact_lock(30563, hashtext(candidate.grp));
+      holds_group_lock := true;
+    -- Holding one group's lock already (or the transaction open for long), only try the next: two claimers then
+    -- never wait for each other.
+    ELSIF NOT pg_try_advisory_xact_lock(30563, hashtext(candidate.grp)) THEN
+      skipped := skipped || candidate.grp;
+      CONTINUE;
+    ELSE
+      holds_group_lock := true;
+    END IF;
+    IF (SELECT count(*) FROM walflow.workflow_runs c
+         WHERE c.workflow_id = candidate.workflow_id AND c.concurrency_key = candidate.concurrency_key
+           AND c.status = 'running') >= candidate.concurrency_limit THEN
+      skipped := skipped || candidate.grp;
+      CONTINUE;
+    END IF;
+    UPDATE walflow.workflow_runs r
+       SET status = 'running', attempts = r.attempts + 1, locked_by = worker_id,
+           locked_until = now() + lease_ms * interval '1 millisecond', started_at = coalesce(r.started_at, now())
+     WHERE r.id = candidate.id
+    RETURNING r.* INTO claimed_run;
+    claimed := claimed + 1;
+    claimed_calling_out := claimed_calling_out + candidate.calls_out::int;
+    RETURN QUERY SELECT claimed_run, e FROM walflow.events e
+                  WHERE e.committed_at = claimed_run.event_committed_at AND e.id = claimed_run.event_id;
+  END LOOP;
+
+  RETURN QUERY
+  WITH claimed_runs AS (
+    UPDATE walflow.workflow_runs r
+       SET status = 'running', attempts = r.attempts + 1, locked_by = worker_id,
+           locked_until = now() + lease_ms * interval '1 millisecond', started_at = coalesce(r.started_at, now())
+     WHERE r.id = ANY (free)
+    RETURNING r AS run
+  ), held_runs AS (
+    SELECT r AS run FROM walflow.workflow_runs r WHERE r.id = ANY (held)
+  )
+  -- Each run's event through the key of its day's partition: as a join the planner would scan every partition
+  -- (it cannot count on run-time pruning); OFFSET 0 keeps the subquery a per-run lookup.
+  SELECT c.run, x.e FROM (SELECT * FROM claimed_runs UNION ALL SELECT * FROM held_runs) c
+   CROSS JOIN LATERAL (
+     SELECT e FROM walflow.events e WHERE e.committed_at = (c.run).event_committed_at AND e.id = (c.run).event_id OFFSET 0) x;
+END $$;
+
+REVOKE EXECUTE ON FUNCTION walflow.claim_runs(text, integer, integer, text[], integer, boolean) FROM PUBLIC;
