@@ -5,7 +5,7 @@ import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/cor
 import { claimAndExecuteHeld, claimRuns, Dispatcher, executeRunBatch, getWorkflowsById, WorkerPool, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
 
@@ -245,33 +245,39 @@ describe('a claim that holds its database-only runs in the transaction that exec
       .execute();
   }
 
-  /** Holds the row lock on one account, so a run that updates it waits inside its worker's transaction. */
-  async function lockAccount(id: string): Promise<{ release(): Promise<void> }> {
+  /** Runs `statement` in a transaction kept open, with the locks it took, until released. */
+  async function holdOpen(statement: RawBuilder<unknown>): Promise<{ release(): Promise<void> }> {
     let release!: () => void;
     let locked!: () => void;
     const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const held = db.transaction().execute(async (trx) => {
-      await sql`SELECT 1 FROM batch_test.accounts WHERE id = ${id} FOR UPDATE`.execute(trx);
+    const open = db.transaction().execute(async (trx) => {
+      await statement.execute(trx);
       locked();
       await new Promise<void>((resolve) => (release = resolve));
     });
     await isLocked;
-    return { release: () => (release(), held) };
+    return { release: () => (release(), open) };
   }
 
-  it('leaves them queued and unleased while they execute, passed over by other claims, and finishes them in one write', async () => {
+  /** A workflow that adds 1 to the balance of the account its event names. */
+  async function applyCreditWorkflow(tenant: string): Promise<void> {
     await applyTestWorkflow(
       db,
       {
-        tenant: 'held',
+        tenant,
         name: 'credit',
         trigger: { event: 'payment.received' },
         actions: [{ type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: '{{event.payload.account}}' }, increment: 1 }],
       },
       policy,
     );
+  }
+
+  it('leaves them queued and unleased while they execute, passed over by other claims, and finishes them in one write', async () => {
+    await applyCreditWorkflow('held');
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('h1'), ('h2')`.execute(db);
-    const lock = await lockAccount('h1');
+    // The batch's update of h1 waits for this lock inside the worker's transaction.
+    const lock = await holdOpen(sql`SELECT 1 FROM batch_test.accounts WHERE id = 'h1' FOR UPDATE`);
     // h1 twice for one aggregate: the second must wait for the first, which its worker holds without a lease.
     const events = [{ account: 'h1' }, { account: 'h2' }, { account: 'h1' }].map((payload) => ({ ...event('held', payload), aggregateType: 'account', aggregateId: payload.account }));
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
@@ -304,16 +310,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
   });
 
   it('leases the runs afresh when the transaction fails, counting the attempt, and executes them one by one', async () => {
-    await applyTestWorkflow(
-      db,
-      {
-        tenant: 'held-failing',
-        name: 'credit',
-        trigger: { event: 'payment.received' },
-        actions: [{ type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: '{{event.payload.account}}' }, increment: 1 }],
-      },
-      policy,
-    );
+    await applyCreditWorkflow('held-failing');
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('f1'), ('f2')`.execute(db);
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
       events: [{ account: 'f1' }, { account: 'nowhere' }, { account: 'f2' }].map((payload) => event('held-failing', payload)),
@@ -342,19 +339,10 @@ describe('a claim that holds its database-only runs in the transaction that exec
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2].map((n) => event('held-limited', { n })), parked: [], checkpoint: null });
     const { concurrency_key: group } = await db.selectFrom('walflow.workflow_runs').select('concurrency_key').where('tenant_id', '=', 'held-limited').executeTakeFirstOrThrow();
     // Another claimer holds the group's lock in a transaction that stays open.
-    let release!: () => void;
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const other = db.transaction().execute(async (trx) => {
-      await sql`SELECT pg_advisory_xact_lock(30563, hashtext(${`${workflowId}/${group}`}))`.execute(trx);
-      locked();
-      await new Promise<void>((resolve) => (release = resolve));
-    });
-    await isLocked;
+    const otherClaim = await holdOpen(sql`SELECT pg_advisory_xact_lock(30563, hashtext(${`${workflowId}/${group}`}))`);
     const passedOver = await claimAndExecute('held-limited/0');
     expect(passedOver.leased.filter((run) => run.event.tenantId === 'held-limited')).toEqual([]);
-    release();
-    await other;
+    await otherClaim.release();
 
     const { leased } = await claimAndExecute('held-limited/0');
     const ours = leased.filter((run) => run.event.tenantId === 'held-limited');
