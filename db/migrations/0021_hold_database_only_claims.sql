@@ -14,11 +14,21 @@
 --
 -- Holding means holding the transaction open while the runs execute, so with `hold` on a claim never waits for
 -- another claimer's group lock either: it tries, and passes the group over if it is taken.
+--
+-- The claim also returns the actions of each run that succeeded in an earlier attempt (walflow.actions_done),
+-- which the worker read with a statement of its own.
 DROP FUNCTION walflow.claim_runs(text, integer, integer, text[], integer);
+
+CREATE FUNCTION walflow.actions_done(run_id uuid) RETURNS integer[]
+LANGUAGE sql STABLE
+RETURN (SELECT coalesce(array_agg(o.action_index ORDER BY o.action_index), '{}')
+          FROM walflow.action_outcomes o WHERE o.run_id = actions_done.run_id AND o.status = 'succeeded');
 CREATE FUNCTION walflow.claim_runs(worker_id text, max_runs integer, lease_ms integer,
                                    calling_out text[] DEFAULT '{}', max_calling_out integer DEFAULT NULL,
                                    hold boolean DEFAULT false)
-RETURNS TABLE (run walflow.workflow_runs, event walflow.events)
+-- actions_done: the action indexes that succeeded in an earlier attempt, which the run skips; returned here, it
+-- saves the worker a statement per batch.
+RETURNS TABLE (run walflow.workflow_runs, event walflow.events, actions_done integer[])
 LANGUAGE plpgsql VOLATILE
 -- Walk the queued runs in order and stop at the first ones free, never sort them all: statistics lag behind a
 -- burst of queued runs, and with them the planner would sort the whole queue for every claim. Never JIT-compile
@@ -109,7 +119,7 @@ BEGIN
     RETURNING r.* INTO claimed_run;
     claimed := claimed + 1;
     claimed_calling_out := claimed_calling_out + candidate.calls_out::int;
-    RETURN QUERY SELECT claimed_run, e FROM walflow.events e
+    RETURN QUERY SELECT claimed_run, e, walflow.actions_done(claimed_run.id) FROM walflow.events e
                   WHERE e.committed_at = claimed_run.event_committed_at AND e.id = claimed_run.event_id;
   END LOOP;
 
@@ -125,17 +135,17 @@ BEGIN
        WHERE r.id = ANY (free)
       RETURNING r AS run
     )
-    SELECT c.run, x.e FROM claimed_runs c
+    SELECT c.run, x.e, walflow.actions_done((c.run).id) FROM claimed_runs c
      CROSS JOIN LATERAL (
        SELECT e FROM walflow.events e WHERE e.committed_at = (c.run).event_committed_at AND e.id = (c.run).event_id OFFSET 0) x;
   END IF;
   IF cardinality(held) > 0 THEN
     RETURN QUERY
-    SELECT r, x.e FROM walflow.workflow_runs r
+    SELECT r, x.e, walflow.actions_done(r.id) FROM walflow.workflow_runs r
      CROSS JOIN LATERAL (
        SELECT e FROM walflow.events e WHERE e.committed_at = r.event_committed_at AND e.id = r.event_id OFFSET 0) x
      WHERE r.id = ANY (held);
   END IF;
 END $$;
 
-REVOKE EXECUTE ON FUNCTION walflow.claim_runs(text, integer, integer, text[], integer, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION walflow.claim_runs(text, integer, integer, text[], integer, boolean), walflow.actions_done(uuid) FROM PUBLIC;

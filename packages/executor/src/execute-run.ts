@@ -6,9 +6,9 @@ import { causalMetadata } from './actions/causal-metadata.js';
 import type { ActionRuntime } from './actions/external-action.js';
 import { planAction } from './actions/plan-action.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
-import { cancelRun, completeRuns, failRun, holdsLease, recordOutcomes, succeededActions, type ClaimedRun } from './run-queue.js';
+import { cancelRun, completeRuns, failRun, holdsLease, recordOutcomes, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
-import { getWorkflowById, resetConsecutiveFailures, type StoredWorkflow } from './workflow-store.js';
+import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
 
 /** Told how actions and attempts went, for metrics. */
 export interface ExecutionObserver {
@@ -53,11 +53,10 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
   }
   const { workflow } = runnable;
 
-  const done = (await succeededActions(db, [run.id])).get(run.id) ?? new Set<number>();
   let failing: { index: number; action: WorkflowAction } | undefined;
   try {
     for (const [index, action] of workflow.definition.actions.entries()) {
-      if (done.has(index)) continue;
+      if (run.actionsDone.has(index)) continue;
       failing = { index, action };
       const started = performance.now();
       try {
@@ -69,10 +68,7 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
       }
     }
     failing = undefined;
-    await fenced(async (trx) => {
-      await completeRuns(trx, [run.id]);
-      await resetConsecutiveFailures(trx, [workflow.id]);
-    });
+    await fenced((trx) => completeRuns(trx, [run.id]));
     return 'succeeded';
   } catch (error) {
     if (error instanceof LeaseLost) return 'lease_lost';

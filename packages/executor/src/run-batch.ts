@@ -9,14 +9,12 @@ import {
   completeRuns,
   heldRuns,
   leaseHeldRuns,
-  recordOutcomes,
-  succeededActions,
   type ActionOutcome,
   type CallingOutLimit,
   type ClaimedRun,
 } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
-import { getWorkflowsById, resetConsecutiveFailures, type StoredWorkflow } from './workflow-store.js';
+import { getWorkflowsById, type StoredWorkflow } from './workflow-store.js';
 
 /**
  * True when every action of the workflow is a database write (notifications, events, field updates), or the
@@ -130,7 +128,6 @@ async function executeTogether(
 ): Promise<Map<string, RunResult>> {
   const results = new Map<string, RunResult>();
   if (runs.length === 0) return results;
-  const done = await succeededActions(trx, [...held]);
   await limitStatements(trx, actionTimeoutMs(options.runtime));
   const executing: { run: ClaimedRun; workflow: StoredWorkflow; pending: [number, WorkflowAction][] }[] = [];
   for (const run of runs) {
@@ -141,7 +138,7 @@ async function executeTogether(
       await cancelRun(trx, run.id, runnable.cancelled);
       results.set(run.id, 'cancelled');
     } else {
-      const pending = [...runnable.workflow.definition.actions.entries()].filter(([index]) => !done.get(run.id)?.has(index));
+      const pending = [...runnable.workflow.definition.actions.entries()].filter(([index]) => !run.actionsDone.has(index));
       executing.push({ run, workflow: runnable.workflow, pending });
     }
   }
@@ -163,8 +160,6 @@ async function executeTogether(
   }
   const succeeded = executing.map(({ run }) => run);
   for (const run of succeeded) results.set(run.id, 'succeeded');
-  await recordOutcomes(trx, outcomes);
-  await completeRuns(trx, succeeded.map((run) => run.id));
-  await resetConsecutiveFailures(trx, [...new Set(succeeded.map((run) => run.workflowId))]);
+  await completeRuns(trx, succeeded.map((run) => run.id), outcomes);
   return results;
 }

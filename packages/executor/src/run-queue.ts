@@ -1,5 +1,5 @@
 import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { anyUuid } from './any-uuid.js';
 import { toEventEnvelope, type EventRow } from './event-row.js';
 
@@ -11,6 +11,8 @@ export interface ClaimedRun {
   maxAttempts: number;
   /** Set when the run comes from a replay: events it emits say so. */
   replayId: string | null;
+  /** The indexes of its actions that succeeded in an earlier attempt, as the claim found them: they are skipped. */
+  actionsDone: ReadonlySet<number>;
   event: EventEnvelope;
 }
 
@@ -74,6 +76,7 @@ type ClaimRow = Omit<EventRow, 'id'> & {
   max_attempts: number;
   replay_id: string | null;
   event_id: string;
+  actions_done: number[];
 };
 
 async function callClaimRuns(
@@ -88,7 +91,7 @@ async function callClaimRuns(
     SELECT (c.run).id, (c.run).status, (c.run).workflow_id, (c.run).workflow_version, (c.run).attempts, (c.run).max_attempts, (c.run).replay_id,
            (c.event).id AS event_id, (c.event).event_type, (c.event).tenant_id, (c.event).aggregate_type, (c.event).aggregate_id,
            (c.event).payload, (c.event).metadata, to_json((c.event).committed_at) #>> '{}' AS committed_at,
-           (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid
+           (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid, c.actions_done
       FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}, ${[...callingOut.actionTypes]}::text[], ${callingOut.maxCallingOut}, ${hold}) c`.execute(db);
   return rows;
 }
@@ -101,6 +104,7 @@ function toClaimedRun(row: ClaimRow): ClaimedRun {
     attempts: row.attempts,
     maxAttempts: row.max_attempts,
     replayId: row.replay_id,
+    actionsDone: new Set(row.actions_done),
     event: toEventEnvelope({ ...row, id: row.event_id }),
   };
 }
@@ -144,23 +148,6 @@ export async function heldRuns(trx: Transaction<WalflowDatabase>, runIds: readon
   return new Set(rows.map((row) => row.id));
 }
 
-/** The actions of each run that succeeded in an earlier attempt: a retry skips them. */
-export async function succeededActions(db: Kysely<WalflowDatabase>, runIds: readonly string[]): Promise<Map<string, Set<number>>> {
-  const rows = await db
-    .selectFrom('walflow.action_outcomes')
-    .select(['run_id', 'action_index'])
-    .where('run_id', '=', anyUuid(runIds))
-    .where('status', '=', 'succeeded')
-    .execute();
-  const done = new Map<string, Set<number>>();
-  for (const row of rows) {
-    const actions = done.get(row.run_id) ?? new Set<number>();
-    actions.add(row.action_index);
-    done.set(row.run_id, actions);
-  }
-  return done;
-}
-
 export interface ActionOutcome {
   runId: string;
   actionIndex: number;
@@ -173,49 +160,47 @@ export interface ActionOutcome {
 /** Records action outcomes under (run, action index); an outcome recorded again replaces the earlier one. */
 export async function recordOutcomes(trx: Transaction<WalflowDatabase>, outcomes: readonly ActionOutcome[]): Promise<void> {
   if (outcomes.length === 0) return;
-  await trx
-    .insertInto('walflow.action_outcomes')
-    .values(
-      outcomes.map((outcome) => ({
-        run_id: outcome.runId,
-        action_index: outcome.actionIndex,
-        action_type: outcome.actionType,
-        status: outcome.status,
-        result: JSON.stringify(outcome.result ?? {}),
-        error: outcome.error?.slice(0, 10_000) ?? null,
-      })),
-    )
-    .onConflict((conflict) =>
-      conflict.columns(['run_id', 'action_index']).doUpdateSet({
-        status: (eb) => eb.ref('excluded.status'),
-        result: (eb) => eb.ref('excluded.result'),
-        error: (eb) => eb.ref('excluded.error'),
-        attempts: sql`walflow.action_outcomes.attempts + 1`,
-        finished_at: sql`now()`,
-      }),
-    )
-    .execute();
+  await insertOutcomes(outcomes).execute(trx);
+}
+
+/** recordOutcomes' statement, for a WITH of another statement to hold. */
+function insertOutcomes(outcomes: readonly ActionOutcome[]): RawBuilder<unknown> {
+  const rows = outcomes.map((outcome) => ({
+    run_id: outcome.runId,
+    action_index: outcome.actionIndex,
+    action_type: outcome.actionType,
+    status: outcome.status,
+    result: outcome.result ?? {},
+    error: outcome.error?.slice(0, 10_000) ?? null,
+  }));
+  return sql`
+    INSERT INTO walflow.action_outcomes AS o (run_id, action_index, action_type, status, result, error)
+    SELECT run_id, action_index, action_type, status, result, error
+      FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        AS r (run_id uuid, action_index integer, action_type text, status text, result jsonb, error text)
+    ON CONFLICT (run_id, action_index) DO UPDATE
+       SET status = excluded.status, result = excluded.result, error = excluded.error, attempts = o.attempts + 1, finished_at = now()`;
 }
 
 /**
- * Marks runs succeeded; call after holdsLease (or heldRuns) in the same transaction, or in the transaction
- * that holds them (claimRunsToHold): a held run's attempt is counted here, where a leased one's was at its claim.
+ * Marks runs succeeded, with the outcomes of the actions they performed last, and starts their workflows' count
+ * of dead runs in a row again: one statement. Call after holdsLease (or heldRuns) in the same transaction, or
+ * in the transaction that holds them (claimRunsToHold): a held run's attempt is counted here, where a leased
+ * one's was at its claim.
  */
-export async function completeRuns(trx: Transaction<WalflowDatabase>, runIds: readonly string[]): Promise<void> {
+export async function completeRuns(trx: Transaction<WalflowDatabase>, runIds: readonly string[], outcomes: readonly ActionOutcome[] = []): Promise<void> {
   if (runIds.length === 0) return;
-  await trx
-    .updateTable('walflow.workflow_runs')
-    .set({
-      status: 'succeeded',
-      attempts: sql`CASE WHEN status = 'queued' THEN attempts + 1 ELSE attempts END`,
-      started_at: sql`coalesce(started_at, now())`,
-      finished_at: sql`now()`,
-      locked_by: null,
-      locked_until: null,
-      last_error: null,
-    })
-    .where('id', '=', anyUuid(runIds))
-    .execute();
+  await sql`
+    WITH ${outcomes.length > 0 ? sql`recorded AS (${insertOutcomes(outcomes)}),` : sql``}
+    completed AS (
+      UPDATE walflow.workflow_runs
+         SET status = 'succeeded', attempts = CASE WHEN status = 'queued' THEN attempts + 1 ELSE attempts END,
+             started_at = coalesce(started_at, now()), finished_at = now(), locked_by = NULL, locked_until = NULL, last_error = NULL
+       WHERE id = ${anyUuid(runIds)}
+      RETURNING workflow_id
+    )
+    UPDATE walflow.workflows SET consecutive_failures = 0
+     WHERE id IN (SELECT workflow_id FROM completed) AND consecutive_failures <> 0`.execute(trx);
 }
 
 /** Records a failed attempt: queued again after `retryInMs`, or dead when null. Call after holdsLease. */

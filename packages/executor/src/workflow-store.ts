@@ -1,5 +1,5 @@
 import type { WalflowDatabase, WorkflowStatus } from '@walflow/core';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
 import { anyUuid } from './any-uuid.js';
 import { parseWorkflowDefinition, type WorkflowDefinition } from './workflow-definition.js';
@@ -113,17 +113,6 @@ export async function getWorkflowsById(db: Kysely<WalflowDatabase>, ids: readonl
   if (ids.length === 0) return new Map();
   const rows = await selectWorkflows(db).where('id', '=', anyUuid(ids)).execute();
   return new Map(rows.map((row) => [row.id, toStoredWorkflow(row)]));
-}
-
-/** A workflow's run succeeded: its count of dead runs in a row starts again. */
-export async function resetConsecutiveFailures(trx: Transaction<WalflowDatabase>, workflowIds: readonly string[]): Promise<void> {
-  if (workflowIds.length === 0) return;
-  await trx
-    .updateTable('walflow.workflows')
-    .set({ consecutive_failures: 0 })
-    .where('id', '=', anyUuid(workflowIds))
-    .where('consecutive_failures', '<>', 0)
-    .execute();
 }
 
 export async function listWorkflows(db: Kysely<WalflowDatabase>, filter: { tenantId?: string } = {}): Promise<StoredWorkflow[]> {
