@@ -99,11 +99,33 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
   } catch (error) {
     if (held.length === 0) throw error;
     options.logger.debug({ err: error, runs: held.length }, 'batch of held runs rolled back; leasing them and executing them one by one');
-    await executeOneByOne(await leaseHeldRuns(options.db, held, batch.workerId, batch.leaseMs), batch.workerId, options);
+    await executeOneByOne(await leaseAfterFailure(held, batch, options), batch.workerId, options);
     return { claimed: held.length, leased: [] };
   }
   observe(claim.results, timings, options);
   return { claimed: claim.claimed, leased: claim.leased };
+}
+
+/** How often leaseAfterFailure tries again while the database does not answer. */
+const LEASE_RETRY_MS = 500;
+
+/**
+ * Leases the runs of a held transaction that failed, counting their attempt, and tries again while the database
+ * does not answer, for as long as a lease lasts. The transaction may have failed because one of these runs
+ * crashed its PostgreSQL backend (the server then restarts every session): held again uncounted, such a run
+ * would crash it for ever, where a counted attempt makes it dead in the end.
+ */
+async function leaseAfterFailure(runs: readonly ClaimedRun[], batch: ClaimBatch, options: RunExecutorOptions): Promise<ClaimedRun[]> {
+  const giveUpAt = Date.now() + batch.leaseMs;
+  for (;;) {
+    try {
+      return await leaseHeldRuns(options.db, runs, batch.workerId, batch.leaseMs);
+    } catch (error) {
+      if (Date.now() >= giveUpAt) throw error;
+      options.logger.warn({ err: error, runs: runs.length }, 'could not lease the runs of a failed batch; trying again');
+      await new Promise((resolve) => setTimeout(resolve, LEASE_RETRY_MS));
+    }
+  }
 }
 
 async function executeOneByOne(runs: readonly ClaimedRun[], workerId: string, options: RunExecutorOptions): Promise<Map<string, RunResult>> {

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { claimAndExecuteHeld, claimRuns, Dispatcher, executeRunBatch, getWorkflowsById, WorkerPool, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
@@ -29,6 +29,39 @@ beforeAll(async () => {
 afterAll(async () => {
   await db.destroy();
 });
+
+/** A TCP proxy to the database that can drop every connection and refuse new ones for a while. */
+async function startProxy(databaseUrl: string): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
+  const target = new URL(databaseUrl);
+  const sockets = new Set<Socket>();
+  let refusing = false;
+  const server = createNetServer((client) => {
+    if (refusing) return void client.destroy();
+    const upstream = connect(Number(target.port), target.hostname);
+    const close = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const socket of [client, upstream]) sockets.add(socket.on('error', close).on('close', close));
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(databaseUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as AddressInfo).port);
+  return {
+    url: url.toString(),
+    cut: () => {
+      refusing = true;
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+    restore: () => (refusing = false),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
 
 function event(tenantId: string, payload: Record<string, unknown>): EventEnvelope {
   lsn += 0x100;
@@ -325,6 +358,37 @@ describe('a claim that holds its database-only runs in the transaction that exec
     expect(failing.next_attempt_at.getTime()).toBeGreaterThan(Date.now());
     const balances = await sql<{ id: string; balance: string }>`SELECT id, balance::text FROM batch_test.accounts WHERE id IN ('f1', 'f2') ORDER BY id`.execute(db);
     expect(balances.rows).toEqual([{ id: 'f1', balance: '1' }, { id: 'f2', balance: '1' }]);
+  });
+
+  it('counts the attempt of runs whose session died even when the database refuses connections for a while', async () => {
+    await applyCreditWorkflow('held-crash');
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('c1')`.execute(db);
+    const lock = await holdOpen(sql`SELECT 1 FROM batch_test.accounts WHERE id = 'c1' FOR UPDATE`);
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('held-crash', { account: 'c1' })], parked: [], checkpoint: null });
+    const proxy = await startProxy(database.url);
+    const own = createDatabase(proxy.url, silentLogger, { max: 1 });
+    try {
+      const executing = claimAndExecuteHeld(
+        { workerId: 'held-crash/0', limit: 100, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, onClaimed: () => undefined },
+        { ...options, db: own },
+      );
+      const pid = await waitFor('the held batch to wait for the account lock', async () => {
+        const { rows } = await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%batch_test%'`.execute(db);
+        return rows[0]?.pid;
+      });
+      // As when its backend crashes: the session ends, and the server refuses new ones while it restarts.
+      proxy.cut();
+      await sql`SELECT pg_terminate_backend(${pid}::int)`.execute(db);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      proxy.restore();
+      await lock.release();
+      await executing;
+    } finally {
+      await own.destroy();
+      await proxy.close();
+    }
+    // Leased once the server answered again, its attempt counted, then executed on its own.
+    expect((await runsOf('held-crash')).map((run) => [run.status, run.attempts])).toEqual([['succeeded', 1]]);
   });
 
   it('leases runs of a workflow with a concurrency limit, without waiting for a group lock another claim holds', async () => {
