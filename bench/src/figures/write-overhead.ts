@@ -13,11 +13,14 @@ const TARGET_RATIO = 0.85;
 /** No workflow matches it: walflow records these events and nothing more, as for most application events. */
 const EVENT_TYPE = 'bench.order_written';
 
-/** tx/s of each A (without emit()) and B (with) phase, in the order they ran. */
-interface Alternation {
-  without: number[];
-  with: number[];
-}
+/**
+ * How a domain transaction writes its event: not at all (A), with emit() as a statement of its own (B, the
+ * issue's figure), or with walflow.emit() inside the domain statement itself (C: one round trip fewer).
+ */
+type EventWrite = 'without' | 'with' | 'inStatement';
+
+/** tx/s of each phase, in the order they ran. */
+type Alternation = Record<EventWrite, number[]>;
 
 /**
  * Figure 1: domain transactions per second with and without emit() in the same explicit transaction, 8 clients,
@@ -49,10 +52,16 @@ export async function writeOverheadFigure(context: FigureContext): Promise<Figur
         return {
           id: 'write-overhead',
           title: '1 write overhead',
-          measurements: [measurement('walflow running', running), measurement('walflow stopped', stopped)],
+          measurements: [
+            measurement('walflow running', running),
+            inStatementMeasurement('walflow running', running),
+            measurement('walflow stopped', stopped),
+            inStatementMeasurement('walflow stopped', stopped),
+          ],
           memory: [{ label: 'write overhead', ...memory }],
           notes: [
-            `${CLIENTS} clients, explicit transactions (BEGIN; INSERT INTO bench.orders; [emit()]; COMMIT), ${phaseSeconds} s per phase, A/B/A/B after a warm-up`,
+            `${CLIENTS} clients, explicit transactions (BEGIN; INSERT INTO bench.orders; [emit()]; COMMIT), ${phaseSeconds} s per phase, A/B/C/A/B/C after a warm-up`,
+            'C, for reference (no target): the event written by walflow.emit() inside the domain statement (WITH placed AS (INSERT … RETURNING id) SELECT walflow.emit(…) FROM placed), one round trip as without',
             `events of type ${EVENT_TYPE}, which no workflow matches: walflow records them and nothing more`,
           ],
           details: { phaseSeconds, clients: CLIENTS, walflowRunning: running, walflowStopped: stopped },
@@ -69,6 +78,19 @@ export async function writeOverheadFigure(context: FigureContext): Promise<Figur
   }
 }
 
+/** C beside A: what an application gets when the event rides in its own statement. */
+function inStatementMeasurement(condition: string, phases: Alternation): Measurement {
+  const without = mean(phases.without);
+  const inStatement = mean(phases.inStatement);
+  return {
+    name: `domain tx/s with walflow.emit() in the domain statement, ${condition}`,
+    value: inStatement,
+    unit: 'tx/s',
+    baseline: { name: 'without emit()', value: without, unit: 'tx/s' },
+    ratio: inStatement / without,
+  };
+}
+
 function measurement(condition: string, phases: Alternation): Measurement {
   const without = mean(phases.without);
   const withEmit = mean(phases.with);
@@ -83,14 +105,15 @@ function measurement(condition: string, phases: Alternation): Measurement {
   };
 }
 
+const EVENT_WRITES: readonly EventWrite[] = ['without', 'with', 'inStatement'];
+
 async function alternate(context: FigureContext, writer: DomainWriter, phaseSeconds: number): Promise<Alternation> {
-  await writer.run(false, Math.max(1, phaseSeconds / 5));
-  await writer.run(true, Math.max(1, phaseSeconds / 5));
-  const phases: Alternation = { without: [], with: [] };
+  for (const write of EVENT_WRITES) await writer.run(write, Math.max(1, phaseSeconds / 5));
+  const phases: Alternation = { without: [], with: [], inStatement: [] };
   for (let round = 1; round <= 2; round++) {
-    phases.without.push(await writer.run(false, phaseSeconds));
-    phases.with.push(await writer.run(true, phaseSeconds));
-    context.log(`    round ${round}: ${phases.without.at(-1)!.toFixed(0)} tx/s without emit(), ${phases.with.at(-1)!.toFixed(0)} with`);
+    for (const write of EVENT_WRITES) phases[write].push(await writer.run(write, phaseSeconds));
+    const [without, withEmit, inStatement] = EVENT_WRITES.map((write) => phases[write].at(-1)!.toFixed(0));
+    context.log(`    round ${round}: ${without} tx/s without emit(), ${withEmit} with, ${inStatement} with walflow.emit() in the domain statement`);
   }
   return phases;
 }
@@ -102,16 +125,26 @@ class DomainWriter {
   constructor(private readonly clients: readonly pg.Client[]) {}
 
   /** Runs for `seconds`; returns committed transactions per second. */
-  async run(withEmit: boolean, seconds: number): Promise<number> {
+  async run(write: EventWrite, seconds: number): Promise<number> {
     const deadline = performance.now() + seconds * 1000;
     let committed = 0;
     await Promise.all(
       this.clients.map(async (client) => {
         while (performance.now() < deadline) {
           const n = this.order++;
+          const order = [`customer-${n % 1000}`, (n % 500) + 0.5];
           await client.query('BEGIN');
-          await client.query('INSERT INTO bench.orders (customer, amount) VALUES ($1, $2)', [`customer-${n % 1000}`, (n % 500) + 0.5]);
-          if (withEmit) await emit(client, orderEvent(n, EVENT_TYPE));
+          if (write === 'inStatement') {
+            const event = orderEvent(n, EVENT_TYPE);
+            await client.query(
+              `WITH placed AS (INSERT INTO bench.orders (customer, amount) VALUES ($1, $2) RETURNING id)
+               SELECT walflow.emit($3, $4::jsonb, $5, $6) FROM placed`,
+              [...order, event.type, JSON.stringify(event.payload), event.aggregateType, event.aggregateId],
+            );
+          } else {
+            await client.query('INSERT INTO bench.orders (customer, amount) VALUES ($1, $2)', order);
+            if (write === 'with') await emit(client, orderEvent(n, EVENT_TYPE));
+          }
           await client.query('COMMIT');
           committed++;
         }
