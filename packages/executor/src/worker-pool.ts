@@ -24,7 +24,10 @@ export interface WorkerPoolOptions {
   claimBatchSize?: number;
   /** How often an idle worker looks for due runs (retries, runs queued by other processes). @default 1000 */
   pollIntervalMs?: number;
-  /** How long a claimed run stays with its worker before another may take it over. @default 60000 */
+  /**
+   * How long a leased run (one that calls out, or of a concurrency-limited workflow) stays with its worker before
+   * another may take it over; database-only runs are held by the transaction that claims them. @default 60000
+   */
   leaseMs?: number;
   retry?: RetryPolicyOptions;
   /** Mail, webhook and secret settings for actions that reach outside PostgreSQL. */
