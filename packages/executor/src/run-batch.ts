@@ -49,7 +49,9 @@ export async function executeRunBatch(
   try {
     results = await options.db.transaction().execute(async (trx) => {
       const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
-      return executeTogether(trx, runs, held, workflows, options, timings);
+      const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id)), workflows, options, timings);
+      for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
+      return executed;
     });
   } catch (error) {
     options.logger.debug({ err: error, runs: runs.length }, 'batch of runs rolled back; executing them one by one');
@@ -91,9 +93,10 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
         if (holding.length === 0) return { claimed, leased, results: new Map() };
         const workflows = await getWorkflowsById(trx, [...new Set(holding.map((run) => run.workflowId))]);
         // The workflow may have changed since the claim read it: a run that now calls out is leased instead.
-        const callingOutNow = holding.filter((run) => !runsInOneTransaction(workflows.get(run.workflowId)));
-        const together = holding.filter((run) => !callingOutNow.includes(run));
-        const results = await executeTogether(trx, together, new Set(together.map((run) => run.id)), workflows, options, timings);
+        const together: ClaimedRun[] = [];
+        const callingOutNow: ClaimedRun[] = [];
+        for (const run of holding) (runsInOneTransaction(workflows.get(run.workflowId)) ? together : callingOutNow).push(run);
+        const results = await executeTogether(trx, together, workflows, options, timings);
         return { claimed, leased: [...leased, ...(await leaseHeldRuns(trx, callingOutNow, batch.workerId, batch.leaseMs))], results };
       });
   } catch (error) {
@@ -139,11 +142,10 @@ function observe(results: ReadonlyMap<string, RunResult>, timings: readonly Acti
   for (const result of results.values()) options.observer?.attemptFinished(result);
 }
 
-/** Executes the runs in `trx`; those not in `held` (their lease lost) are left alone. */
+/** Executes the runs in `trx`, which holds them (by their row locks, or fenced by their leases). */
 async function executeTogether(
   trx: Transaction<WalflowDatabase>,
   runs: readonly ClaimedRun[],
-  held: ReadonlySet<string>,
   workflows: ReadonlyMap<string, StoredWorkflow>,
   options: RunExecutorOptions,
   timings: ActionTiming[],
@@ -154,9 +156,7 @@ async function executeTogether(
   const executing: { run: ClaimedRun; workflow: StoredWorkflow; pending: [number, WorkflowAction][] }[] = [];
   for (const run of runs) {
     const runnable = toRun(workflows.get(run.workflowId));
-    if (!held.has(run.id)) {
-      results.set(run.id, 'lease_lost');
-    } else if ('cancelled' in runnable) {
+    if ('cancelled' in runnable) {
       await cancelRun(trx, run.id, runnable.cancelled);
       results.set(run.id, 'cancelled');
     } else {

@@ -1,25 +1,22 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
-import { createDatabase, migrate } from '@walflow/server';
+import { createDatabase } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, approvalEvent, silentLogger } from './fixtures.js';
+import { approvalEvent, openDispatcher, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
 let dispatcher: Dispatcher;
 
 beforeAll(async () => {
-  db = createDatabase(database.url, silentLogger);
-  await migrate({ db, slotName: database.slotName, logger: silentLogger });
-  await applyTestWorkflow(db, { tenant: 'unpublished', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
-  dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+  ({ db, dispatcher } = await openDispatcher(database, [
+    { tenant: 'unpublished', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] },
+  ]));
 });
-afterAll(async () => {
-  await db.destroy();
-});
+afterAll(() => db.destroy());
 
 describe('an outbox row decoded before its transaction is visible to other sessions', () => {
   // The walsender sends a commit once its WAL is flushed; the committing backend leaves the list of running

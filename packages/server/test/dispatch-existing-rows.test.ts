@@ -1,24 +1,20 @@
 import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
-import { Dispatcher } from '@walflow/executor';
-import { createDatabase, migrate } from '@walflow/server';
+import type { Dispatcher } from '@walflow/executor';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, approvalEvent, silentLogger } from './fixtures.js';
+import { approvalEvent, openDispatcher } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
 let dispatcher: Dispatcher;
 
 beforeAll(async () => {
-  db = createDatabase(database.url, silentLogger);
-  await migrate({ db, slotName: database.slotName, logger: silentLogger });
-  await applyTestWorkflow(db, { tenant: 'existing', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
-  dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+  ({ db, dispatcher } = await openDispatcher(database, [
+    { tenant: 'existing', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] },
+  ]));
 });
-afterAll(async () => {
-  await db.destroy();
-});
+afterAll(() => db.destroy());
 
 async function inOutbox(event: EventEnvelope): Promise<void> {
   await sql`INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload)

@@ -1,25 +1,21 @@
 import { BatchProgress, isWalflowError, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { Dispatcher, PoisonIsolatingDispatcher } from '@walflow/executor';
-import { createDatabase, migrate } from '@walflow/server';
+import { PoisonIsolatingDispatcher, type Dispatcher } from '@walflow/executor';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, approvalEvent, countsFor, silentLogger } from './fixtures.js';
+import { approvalEvent, countsFor, openDispatcher, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
 let dispatcher: Dispatcher;
 
 beforeAll(async () => {
-  db = createDatabase(database.url, silentLogger);
-  await migrate({ db, slotName: database.slotName, logger: silentLogger });
-  await applyTestWorkflow(db, { tenant: 'guarded', name: 'once-an-hour', trigger: { event: 'policy.approved' }, cooldown: { seconds: 3600 }, actions: [{ type: 'emit_event', event: 'x.y' }] });
-  await applyTestWorkflow(db, { tenant: 'unguarded', name: 'every-time', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
-  dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+  ({ db, dispatcher } = await openDispatcher(database, [
+    { tenant: 'guarded', name: 'once-an-hour', trigger: { event: 'policy.approved' }, cooldown: { seconds: 3600 }, actions: [{ type: 'emit_event', event: 'x.y' }] },
+    { tenant: 'unguarded', name: 'every-time', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] },
+  ]));
 });
-afterAll(async () => {
-  await db.destroy();
-});
+afterAll(() => db.destroy());
 
 let sequence = 100;
 const approval = (tenantId: string): EventEnvelope => approvalEvent(tenantId, ++sequence);

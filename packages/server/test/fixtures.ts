@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { applyWorkflow, type WorkflowDefinitionInput, type WorkflowPolicy } from '@walflow/executor';
+import { applyWorkflow, Dispatcher, type WorkflowDefinitionInput, type WorkflowPolicy } from '@walflow/executor';
 import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
+import type { TestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 
@@ -29,6 +30,17 @@ export async function startTestWalflow(url: string, slotName: string, overrides:
     await db.destroy();
   }
   return startWalflow(testConfig(url, slotName, overrides), silentLogger);
+}
+
+/** The test database migrated, with these workflows applied and a Dispatcher on it; destroy `db` when done. */
+export async function openDispatcher(
+  database: TestDatabase,
+  workflows: readonly WorkflowDefinitionInput[],
+): Promise<{ db: Kysely<WalflowDatabase>; dispatcher: Dispatcher }> {
+  const db = createDatabase(database.url, silentLogger);
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  for (const workflow of workflows) await applyTestWorkflow(db, workflow);
+  return { db, dispatcher: new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }) };
 }
 
 export async function applyTestWorkflow(db: Kysely<WalflowDatabase>, workflow: WorkflowDefinitionInput, policy?: WorkflowPolicy): Promise<string> {
