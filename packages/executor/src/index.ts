@@ -34,3 +34,4 @@ export {
   type ApplyOutcome,
   type StoredWorkflow,
 } from './workflow-store.js';
+export { WorkflowCache } from './workflow-cache.js';

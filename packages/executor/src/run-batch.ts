@@ -14,7 +14,8 @@ import {
   type ClaimedRun,
 } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
-import { getWorkflowsById, type StoredWorkflow } from './workflow-store.js';
+import type { WorkflowCache } from './workflow-cache.js';
+import type { StoredWorkflow } from './workflow-store.js';
 
 /**
  * True when every action of the workflow is a database write (notifications, events, field updates), or the
@@ -48,6 +49,7 @@ export async function executeRunBatch(
   let results: Map<string, RunResult>;
   try {
     results = await options.db.transaction().execute(async (trx) => {
+      await limitStatements(trx, actionTimeoutMs(options.runtime));
       const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
       const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id)), workflows, options, timings);
       for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
@@ -66,6 +68,8 @@ export interface ClaimBatch {
   limit: number;
   leaseMs: number;
   callingOut: CallingOutLimit;
+  /** The worker pool's: what the held runs' workflows are. */
+  workflows: WorkflowCache;
   /** Called once the claim is made, before its runs execute, with the number of runs it took. */
   onClaimed(runs: number): void;
 }
@@ -86,12 +90,13 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
       .transaction()
       .setIsolationLevel('read committed')
       .execute(async (trx) => {
-        const { held: holding, leased } = await claimRunsToHold(trx, batch.workerId, batch.limit, batch.leaseMs, batch.callingOut);
+        const taken = await claimRunsToHold(trx, batch.workerId, batch.limit, batch.leaseMs, batch.callingOut, actionTimeoutMs(options.runtime));
+        const { held: holding, leased } = taken;
         held = holding;
         const claimed = holding.length + leased.length;
         if (claimed > 0) batch.onClaimed(claimed);
         if (holding.length === 0) return { claimed, leased, results: new Map() };
-        const workflows = await getWorkflowsById(trx, [...new Set(holding.map((run) => run.workflowId))]);
+        const workflows = await batch.workflows.get(trx, [...new Set(holding.map((run) => run.workflowId))], taken.workflowRevision!);
         // The workflow may have changed since the claim read it: a run that now calls out is leased instead.
         const together: ClaimedRun[] = [];
         const callingOutNow: ClaimedRun[] = [];
@@ -142,7 +147,10 @@ function observe(results: ReadonlyMap<string, RunResult>, timings: readonly Acti
   for (const result of results.values()) options.observer?.attemptFinished(result);
 }
 
-/** Executes the runs in `trx`, which holds them (by their row locks, or fenced by their leases). */
+/**
+ * Executes the runs in `trx`, which holds them (by their row locks, or fenced by their leases) and has limited
+ * its statements to the action timeout.
+ */
 async function executeTogether(
   trx: Transaction<WalflowDatabase>,
   runs: readonly ClaimedRun[],
@@ -152,7 +160,6 @@ async function executeTogether(
 ): Promise<Map<string, RunResult>> {
   const results = new Map<string, RunResult>();
   if (runs.length === 0) return results;
-  await limitStatements(trx, actionTimeoutMs(options.runtime));
   const executing: { run: ClaimedRun; workflow: StoredWorkflow; pending: [number, WorkflowAction][] }[] = [];
   for (const run of runs) {
     const runnable = toRun(workflows.get(run.workflowId));

@@ -47,12 +47,16 @@ export interface HeldClaim {
   held: ClaimedRun[];
   /** Leased as claimRuns leases (concurrency-limited, calling out): the lease commits with the transaction. */
   leased: ClaimedRun[];
+  /** `walflow.workflow_revision` as the claim's statement read it; null when it claimed nothing. */
+  workflowRevision: string | null;
 }
 
 /**
  * claimRuns inside the caller's READ COMMITTED transaction, holding the runs it can execute there (no
  * concurrency limit, no action that calls out) by their row locks alone: the transaction that claims them
  * finishes them in one write and one commit, and a crash or a rollback leaves them queued, free at once.
+ * When it claims anything, the same statement limits the transaction's later statements (the held runs'
+ * actions) to `statementTimeoutMs`, a round trip fewer than a statement of its own.
  */
 export async function claimRunsToHold(
   trx: Transaction<WalflowDatabase>,
@@ -60,9 +64,10 @@ export async function claimRunsToHold(
   limit: number,
   leaseMs: number,
   callingOut: CallingOutLimit,
+  statementTimeoutMs: number,
 ): Promise<HeldClaim> {
-  const rows = await callClaimRuns(trx, workerId, limit, leaseMs, callingOut, true);
-  const claim: HeldClaim = { held: [], leased: [] };
+  const rows = await callClaimRuns(trx, workerId, limit, leaseMs, callingOut, true, statementTimeoutMs);
+  const claim: HeldClaim = { held: [], leased: [], workflowRevision: rows[0]?.workflow_revision ?? null };
   for (const row of rows) (row.status === 'queued' ? claim.held : claim.leased).push(toClaimedRun(row));
   return claim;
 }
@@ -77,6 +82,7 @@ type ClaimRow = Omit<EventRow, 'id'> & {
   replay_id: string | null;
   event_id: string;
   actions_done: number[];
+  workflow_revision: string;
 };
 
 async function callClaimRuns(
@@ -86,12 +92,16 @@ async function callClaimRuns(
   leaseMs: number,
   callingOut: CallingOutLimit,
   hold: boolean,
+  statementTimeoutMs?: number,
 ): Promise<ClaimRow[]> {
+  // Both subqueries are evaluated once, for the first row: with no row, not at all.
+  const limitStatements = statementTimeoutMs === undefined ? sql`` : sql`, (SELECT set_config('statement_timeout', ${String(statementTimeoutMs)}, true)) AS statement_timeout`;
   const { rows } = await sql<ClaimRow>`
     SELECT (c.run).id, (c.run).status, (c.run).workflow_id, (c.run).workflow_version, (c.run).attempts, (c.run).max_attempts, (c.run).replay_id,
            (c.event).id AS event_id, (c.event).event_type, (c.event).tenant_id, (c.event).aggregate_type, (c.event).aggregate_id,
            (c.event).payload, (c.event).metadata, to_json((c.event).committed_at) #>> '{}' AS committed_at,
-           (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid, c.actions_done
+           (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid, c.actions_done,
+           (SELECT revision FROM walflow.workflow_revision)::text AS workflow_revision ${limitStatements}
       FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}, ${[...callingOut.actionTypes]}::text[], ${callingOut.maxCallingOut}, ${hold}) c`.execute(db);
   return rows;
 }

@@ -8,6 +8,7 @@ import { executeRun, type ExecutionObserver, type RunExecutorOptions } from './e
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimAndExecuteHeld, executeRunBatch, runsInOneTransaction } from './run-batch.js';
 import { releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
+import { WorkflowCache } from './workflow-cache.js';
 import { getWorkflowsById } from './workflow-store.js';
 
 const DEFAULT_CLAIM_BATCH_SIZE = 200;
@@ -44,6 +45,7 @@ export class WorkerPool {
   private lastLeaseSweep = 0;
   /** Runs this pool's claims took, for the log line at stop: which processes of a deployment did the work. */
   private runsClaimed = 0;
+  private readonly workflows = new WorkflowCache();
 
   /** What every run execution needs, the same for every claim. */
   private readonly execution: RunExecutorOptions;
@@ -111,6 +113,7 @@ export class WorkerPool {
             leaseMs,
             // One run that calls out per claim: mail and HTTP wait for each other, so they spread over the workers.
             callingOut: { actionTypes: CALLING_OUT_ACTION_TYPES, maxCallingOut: 1 },
+            workflows: this.workflows,
             onClaimed: (runs) => {
               if (runs === claimBatchSize) this.notify();
             },

@@ -2,10 +2,11 @@ import { createServer, type Server } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { claimAndExecuteHeld, claimRuns, Dispatcher, executeRunBatch, getWorkflowsById, WorkerPool, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
+import { claimAndExecuteHeld, claimRuns, Dispatcher, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
 
@@ -266,8 +267,10 @@ describe('waking workers', () => {
 });
 
 describe('a claim that holds its database-only runs in the transaction that executes them', () => {
+  // Shared by every claim, as a worker pool's.
+  const workflows = new WorkflowCache();
   const claimAndExecute = (workerId: string, callingOut = { actionTypes: ['webhook'], maxCallingOut: 1 }) =>
-    claimAndExecuteHeld({ workerId, limit: 100, leaseMs: 60_000, callingOut, onClaimed: () => undefined }, options);
+    claimAndExecuteHeld({ workerId, limit: 100, leaseMs: 60_000, callingOut, workflows, onClaimed: () => undefined }, options);
 
   async function runsOf(tenant: string) {
     return db
@@ -369,7 +372,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     const own = createDatabase(proxy.url, silentLogger, { max: 1 });
     try {
       const executing = claimAndExecuteHeld(
-        { workerId: 'held-crash/0', limit: 100, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, onClaimed: () => undefined },
+        { workerId: 'held-crash/0', limit: 100, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, workflows, onClaimed: () => undefined },
         { ...options, db: own },
       );
       const pid = await waitFor('the held batch to wait for the account lock', async () => {
@@ -427,4 +430,39 @@ describe('a claim that holds its database-only runs in the transaction that exec
     expect(leased.filter((run) => run.event.tenantId === 'held-calling').map((run) => run.attempts)).toEqual([1]);
     expect((await runsOf('held-calling')).map((run) => [run.status, run.attempts, run.locked_by])).toEqual([['running', 1, 'held-calling/0']]);
   });
+
+  it('executes each run with its workflow as the claim finds it, however many claims ago the workflow was read', async () => {
+    const titled = (title: string) =>
+      applyTestWorkflow(db, { tenant: 'held-edited', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title }] });
+    const dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+    const statements: string[] = [];
+    const logged = new Kysely<WalflowDatabase>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url, max: 1 }) }),
+      log: (entry) => void (entry.level === 'query' && statements.push(entry.query.sql)),
+    });
+    const dispatchAndExecute = async (n: number): Promise<string[]> => {
+      await dispatcher.dispatch({ events: [event('held-edited', { n })], parked: [], checkpoint: null });
+      statements.length = 0;
+      const { claimed } = await claimAndExecuteHeld({ workerId: 'held-edited/0', limit: 100, leaseMs: 60_000, callingOut: { actionTypes: [], maxCallingOut: 1 }, workflows, onClaimed: () => undefined }, { ...options, db: logged });
+      expect(claimed).toBe(1);
+      return [...statements];
+    };
+    const readsWorkflows = (batch: string[]) => batch.some((text) => text.includes('from "walflow"."workflows"'));
+    try {
+      await titled('first');
+      expect(readsWorkflows(await dispatchAndExecute(1))).toBe(true);
+      // BEGIN, the claim (which also sets the action timeout), the action, the completion, COMMIT: five round
+      // trips, where a statement of its own for the workflows and another for the timeout made seven.
+      const known = await dispatchAndExecute(2);
+      expect(readsWorkflows(known)).toBe(false);
+      expect(known).toHaveLength(5);
+      await titled('second');
+      expect(readsWorkflows(await dispatchAndExecute(3))).toBe(true);
+    } finally {
+      await logged.destroy();
+    }
+    const notes = await db.selectFrom('walflow.notifications').select('title').where('tenant_id', '=', 'held-edited').orderBy('created_at').execute();
+    expect(notes.map((note) => note.title)).toEqual(['first', 'first', 'second']);
+  });
+
 });
