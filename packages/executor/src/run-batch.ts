@@ -90,13 +90,13 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
       .transaction()
       .setIsolationLevel('read committed')
       .execute(async (trx) => {
-        const taken = await claimRunsToHold(trx, batch.workerId, batch.limit, batch.leaseMs, batch.callingOut, actionTimeoutMs(options.runtime));
-        const { held: holding, leased } = taken;
+        const timeoutMs = actionTimeoutMs(options.runtime);
+        const { held: holding, leased, workflowRevision } = await claimRunsToHold(trx, batch.workerId, batch.limit, batch.leaseMs, batch.callingOut, timeoutMs);
         held = holding;
         const claimed = holding.length + leased.length;
         if (claimed > 0) batch.onClaimed(claimed);
         if (holding.length === 0) return { claimed, leased, results: new Map() };
-        const workflows = await batch.workflows.get(trx, [...new Set(holding.map((run) => run.workflowId))], taken.workflowRevision!);
+        const workflows = await batch.workflows.get(trx, [...new Set(holding.map((run) => run.workflowId))], workflowRevision!);
         // The workflow may have changed since the claim read it: a run that now calls out is leased instead.
         const together: ClaimedRun[] = [];
         const callingOutNow: ClaimedRun[] = [];

@@ -269,8 +269,8 @@ describe('waking workers', () => {
 describe('a claim that holds its database-only runs in the transaction that executes them', () => {
   // Shared by every claim, as a worker pool's.
   const workflows = new WorkflowCache();
-  const claimAndExecute = (workerId: string, callingOut = { actionTypes: ['webhook'], maxCallingOut: 1 }) =>
-    claimAndExecuteHeld({ workerId, limit: 100, leaseMs: 60_000, callingOut, workflows, onClaimed: () => undefined }, options);
+  const claimAndExecute = (workerId: string, callingOut = { actionTypes: ['webhook'], maxCallingOut: 1 }, through: Kysely<WalflowDatabase> = db) =>
+    claimAndExecuteHeld({ workerId, limit: 100, leaseMs: 60_000, callingOut, workflows, onClaimed: () => undefined }, { ...options, db: through });
 
   async function runsOf(tenant: string) {
     return db
@@ -371,10 +371,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     const proxy = await startProxy(database.url);
     const own = createDatabase(proxy.url, silentLogger, { max: 1 });
     try {
-      const executing = claimAndExecuteHeld(
-        { workerId: 'held-crash/0', limit: 100, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, workflows, onClaimed: () => undefined },
-        { ...options, db: own },
-      );
+      const executing = claimAndExecute('held-crash/0', undefined, own);
       const pid = await waitFor('the held batch to wait for the account lock', async () => {
         const { rows } = await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%batch_test%'`.execute(db);
         return rows[0]?.pid;
@@ -443,7 +440,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     const dispatchAndExecute = async (n: number): Promise<string[]> => {
       await dispatcher.dispatch({ events: [event('held-edited', { n })], parked: [], checkpoint: null });
       statements.length = 0;
-      const { claimed } = await claimAndExecuteHeld({ workerId: 'held-edited/0', limit: 100, leaseMs: 60_000, callingOut: { actionTypes: [], maxCallingOut: 1 }, workflows, onClaimed: () => undefined }, { ...options, db: logged });
+      const { claimed } = await claimAndExecute('held-edited/0', { actionTypes: [], maxCallingOut: 1 }, logged);
       expect(claimed).toBe(1);
       return [...statements];
     };
