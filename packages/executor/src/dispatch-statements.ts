@@ -24,7 +24,8 @@ export interface InsertedEvents {
 /**
  * Inserts the events idempotently (on their commit time and id). The statement also reads the workflows'
  * revision and whether the outbox rows' writers are all visible yet, which the dispatcher needs next, so a
- * batch spends no round trip of its own on either.
+ * batch spends no round trip of its own on either. Events get a place in recording order (recorded_xid, an
+ * index entry) only while a sink reads that order: walflow.recording_xid(), once per statement.
  */
 export async function insertEvents(
   trx: Transaction<WalflowDatabase>,
@@ -49,8 +50,9 @@ export async function insertEvents(
   const { rows: [result] } = await sql<{ fresh: string[] | null; revision: string; writers_running: number }>`
     WITH inserted AS (
       INSERT INTO walflow.events
-        (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, metadata, committed_at, commit_lsn, tx_position, xid, recovered)
-      SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint, ${recovered}
+        (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, metadata, committed_at, commit_lsn, tx_position, xid, recovered, recorded_xid)
+      SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint, ${recovered},
+             (SELECT walflow.recording_xid())
         FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
       ON CONFLICT DO NOTHING
       RETURNING id)

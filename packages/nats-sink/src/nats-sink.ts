@@ -2,7 +2,7 @@ import { backoffDelay, WakeableSleep, WalflowError, type BackoffOptions, type Wa
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { JetStreamPublisher } from './jetstream-publisher.js';
-import { eventsAfter, readCursor, saveCursor, tryLockSink } from './sink-cursor.js';
+import { eventsAfter, registerCursor, saveCursor, savedCursor, tryLockSink } from './sink-cursor.js';
 import { sinkMessage } from './sink-message.js';
 import { sinkName, type NatsSinkSettings } from './sink-settings.js';
 
@@ -32,7 +32,7 @@ export interface NatsSinkOptions {
   retry?: BackoffOptions;
 }
 
-type Round = { kind: 'published' } | { kind: 'idle' } | { kind: 'standby' } | { kind: 'interrupted' } | { kind: 'failed'; error: unknown };
+type Round = { kind: 'registered' } | { kind: 'published' } | { kind: 'idle' } | { kind: 'standby' } | { kind: 'interrupted' } | { kind: 'failed'; error: unknown };
 
 /**
  * Publishes every recorded event to JetStream, in commit order, following walflow.events with a cursor of its
@@ -125,7 +125,12 @@ export class NatsSink {
       const unavailable = publisher.unavailable;
       // Publishing into a reconnecting client would only queue messages that time out here and arrive later.
       if (unavailable !== null) return { kind: 'failed', error: new WalflowError('sink_failed', unavailable) };
-      const cursor = await readCursor(trx, this.name);
+      const cursor = await savedCursor(trx, this.name);
+      if (cursor === undefined) {
+        // Committed by itself: the registration lock it holds keeps dispatch waiting until then.
+        await registerCursor(trx, this.name);
+        return { kind: 'registered' };
+      }
       const events = await eventsAfter(trx, cursor, this.batchSize);
       if (events.length === 0) return { kind: 'idle' };
       const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject)));

@@ -31,10 +31,27 @@ export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): P
   return rows[0]?.locked === true;
 }
 
-/** The sink's cursor; a new sink starts at the end of the log as it is now. */
-export async function readCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<LogPosition> {
-  const saved = await savedCursor(trx, sink);
-  if (saved !== undefined) return saved;
+/**
+ * Registering a sink and the dispatcher's choice to give a batch's events a recorded_xid exclude each other
+ * (db/migrations/0022_recording_order_for_sinks_only.sql: walflow.recording_xid() holds it shared).
+ */
+const SINK_REGISTRATION_LOCK = sql`30578, 0`;
+
+/** The sink's saved cursor; undefined until the sink is registered. */
+export async function savedCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<LogPosition | undefined> {
+  const { rows } = await sql<LogPosition>`
+    SELECT recorded_xid::text AS "recordedXid", commit_lsn::text AS "commitLsn", tx_position AS "txPosition", event_id::text AS "eventId"
+      FROM walflow.sink_cursors WHERE sink = ${sink}`.execute(trx);
+  return rows[0];
+}
+
+/**
+ * Registers a new sink at the end of the log as it is now. The registration lock waits for every recording
+ * transaction that decided, without this cursor, to give its events no recorded_xid, and holds off new ones until
+ * the caller commits: commit at once, so that dispatch waits no longer than that.
+ */
+export async function registerCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(${SINK_REGISTRATION_LOCK})`.execute(trx);
   await sql`
     INSERT INTO walflow.sink_cursors (sink, recorded_xid, commit_lsn, tx_position, event_id)
     SELECT ${sink}, coalesce(last.recorded_xid, '0'), coalesce(last.commit_lsn, '0/0'), coalesce(last.tx_position, -1),
@@ -44,14 +61,6 @@ export async function readCursor(trx: Kysely<WalflowDatabase>, sink: string): Pr
         SELECT recorded_xid, commit_lsn, tx_position, id FROM walflow.events
          WHERE recorded_xid IS NOT NULL AND ${FINISHED}
          ORDER BY recorded_xid DESC, commit_lsn DESC, tx_position DESC, id DESC LIMIT 1) AS last ON true`.execute(trx);
-  return (await savedCursor(trx, sink))!;
-}
-
-async function savedCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<LogPosition | undefined> {
-  const { rows } = await sql<LogPosition>`
-    SELECT recorded_xid::text AS "recordedXid", commit_lsn::text AS "commitLsn", tx_position AS "txPosition", event_id::text AS "eventId"
-      FROM walflow.sink_cursors WHERE sink = ${sink}`.execute(trx);
-  return rows[0];
 }
 
 /** Up to `limit` events after the position, in recording order, from finished transactions only. */
