@@ -49,8 +49,7 @@ async function recordedXids(ids: string[]): Promise<Array<string | null>> {
   return rows.map((row) => row.recorded_xid);
 }
 
-// Serial: each case depends on whether a sink has registered yet, which is the database's state.
-describe.sequential('an event\'s place in recording order (recorded_xid)', () => {
+describe('an event\'s place in recording order (recorded_xid)', () => {
   it('is given only once a sink has a cursor, and then to every event of a batch, by the recording transaction', async () => {
     const before = [approvalEvent('order', 1), approvalEvent('order', 2)];
     await dispatcher.dispatch({ events: before, parked: [], checkpoint: null });
