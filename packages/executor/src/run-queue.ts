@@ -37,7 +37,7 @@ export async function claimRuns(
   leaseMs: number,
   callingOut: CallingOutLimit = { actionTypes: [], maxCallingOut: limit },
 ): Promise<ClaimedRun[]> {
-  const rows = await callClaimRuns(db, workerId, limit, leaseMs, callingOut, false);
+  const rows = await callClaimRuns(db, workerId, limit, leaseMs, callingOut, null);
   return rows.map(toClaimedRun);
 }
 
@@ -66,7 +66,7 @@ export async function claimRunsToHold(
   callingOut: CallingOutLimit,
   statementTimeoutMs: number,
 ): Promise<HeldClaim> {
-  const rows = await callClaimRuns(trx, workerId, limit, leaseMs, callingOut, true, statementTimeoutMs);
+  const rows = await callClaimRuns(trx, workerId, limit, leaseMs, callingOut, { statementTimeoutMs });
   const claim: HeldClaim = { held: [], leased: [], workflowRevision: rows[0]?.workflow_revision ?? null };
   for (const row of rows) (row.status === 'queued' ? claim.held : claim.leased).push(toClaimedRun(row));
   return claim;
@@ -91,18 +91,19 @@ async function callClaimRuns(
   limit: number,
   leaseMs: number,
   callingOut: CallingOutLimit,
-  hold: boolean,
-  statementTimeoutMs?: number,
+  /** Claiming to hold (claimRunsToHold): the runs the caller's transaction executes, and their statements' limit. */
+  holding: { statementTimeoutMs: number } | null,
 ): Promise<ClaimRow[]> {
   // Both subqueries are evaluated once, for the first row: with no row, not at all.
-  const limitStatements = statementTimeoutMs === undefined ? sql`` : sql`, (SELECT set_config('statement_timeout', ${String(statementTimeoutMs)}, true)) AS statement_timeout`;
+  const limitStatements =
+    holding === null ? sql`` : sql`, (SELECT set_config('statement_timeout', ${String(holding.statementTimeoutMs)}, true)) AS statement_timeout`;
   const { rows } = await sql<ClaimRow>`
     SELECT (c.run).id, (c.run).status, (c.run).workflow_id, (c.run).workflow_version, (c.run).attempts, (c.run).max_attempts, (c.run).replay_id,
            (c.event).id AS event_id, (c.event).event_type, (c.event).tenant_id, (c.event).aggregate_type, (c.event).aggregate_id,
            (c.event).payload, (c.event).metadata, to_json((c.event).committed_at) #>> '{}' AS committed_at,
            (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid, c.actions_done,
            (SELECT revision FROM walflow.workflow_revision)::text AS workflow_revision ${limitStatements}
-      FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}, ${[...callingOut.actionTypes]}::text[], ${callingOut.maxCallingOut}, ${hold}) c`.execute(db);
+      FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}, ${[...callingOut.actionTypes]}::text[], ${callingOut.maxCallingOut}, ${holding !== null}) c`.execute(db);
   return rows;
 }
 

@@ -35,24 +35,21 @@ async function queueRuns(from: number, count: number): Promise<void> {
  * all of workflow_runs.
  */
 async function claim(limit: number, hold: boolean): Promise<{ claimed: number; sequentialScans: number }> {
-  let outcome = { claimed: 0, sequentialScans: 0 };
-  await session
-    .transaction()
-    .execute(async (trx) => {
+  return session.connection().execute(async (conn) => {
+    await sql`BEGIN`.execute(conn);
+    try {
       // The session's counts not yet reported to the statistics, earlier transactions' included: take the difference.
       const sequentialScans = async (): Promise<number> =>
         Number((await sql<{ seq_scan: string }>`
-          SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'walflow.workflow_runs'::regclass`.execute(trx)).rows[0]!.seq_scan);
+          SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'walflow.workflow_runs'::regclass`.execute(conn)).rows[0]!.seq_scan);
       const before = await sequentialScans();
       const claimed = await sql<{ claimed: number }>`
-        SELECT count(*)::int AS claimed FROM walflow.claim_runs('plans-worker', ${limit}, 30000, '{}'::text[], NULL, ${hold})`.execute(trx);
-      outcome = { claimed: claimed.rows[0]!.claimed, sequentialScans: (await sequentialScans()) - before };
-      throw new Error('roll back');
-    })
-    .catch((error: unknown) => {
-      if (!(error instanceof Error && error.message === 'roll back')) throw error;
-    });
-  return outcome;
+        SELECT count(*)::int AS claimed FROM walflow.claim_runs('plans-worker', ${limit}, 30000, '{}'::text[], NULL, ${hold})`.execute(conn);
+      return { claimed: claimed.rows[0]!.claimed, sequentialScans: (await sequentialScans()) - before };
+    } finally {
+      await sql`ROLLBACK`.execute(conn);
+    }
+  });
 }
 
 describe('a claim on a queue that grew since the session\'s first claims', () => {
