@@ -10,5 +10,5 @@ WORKDIR /walflow
 COPY --from=build /walflow /walflow
 ENV NODE_ENV=production WALFLOW_HTTP_HOST=0.0.0.0 WALFLOW_HTTP_PORT=8787
 EXPOSE 8787
-ENTRYPOINT ["node", "packages/cli/dist/main.js"]
+ENTRYPOINT ["node", "packages/cli/dist/walflow.js"]
 CMD ["start"]

@@ -5,8 +5,10 @@ import { residentMemory, type ResidentMemory } from './memory.js';
 
 /** The repository walflow is built in: CPU profiles name its files relative to it. */
 export const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-/** The built CLI. walflow runs as a child process so its resident memory and CPU profile are its own. */
-const CLI = `${REPOSITORY_ROOT}packages/cli/dist/main.js`;
+/** The built CLI as users run it (the bundle). walflow runs as a child process so its resident memory is its own. */
+const CLI = `${REPOSITORY_ROOT}packages/cli/dist/walflow.js`;
+/** The same CLI unbundled, for CPU profiles: their frames then name each package and file, not lines of the bundle. */
+const UNBUNDLED_CLI = `${REPOSITORY_ROOT}packages/cli/dist/main.js`;
 
 /** How much of walflow's output is kept for error messages. */
 const OUTPUT_TAIL_CHARS = 20_000;
@@ -16,7 +18,7 @@ export interface WalflowChildOptions {
   slot: string;
   /** Extra WALFLOW_* variables; everything else keeps walflow's defaults. */
   env?: Record<string, string>;
-  /** Write a V8 CPU profile (`node --cpu-prof`) into this directory when the process exits. */
+  /** Write a V8 CPU profile (`node --cpu-prof`) into this directory when the process exits; runs the unbundled CLI. */
   cpuProfileDir?: string;
 }
 
@@ -39,9 +41,9 @@ interface LogLine {
 }
 
 export function spawnWalflow(options: WalflowChildOptions): WalflowChild {
-  const nodeArgs = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const command = options.cpuProfileDir === undefined ? [CLI] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, UNBUNDLED_CLI];
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start'], {
+  const child = spawn(process.execPath, [...command, 'start'], {
     env: {
       ...process.env,
       DATABASE_URL: options.databaseUrl,
@@ -52,7 +54,7 @@ export function spawnWalflow(options: WalflowChildOptions): WalflowChild {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  if (child.pid === undefined) throw new Error(`could not spawn ${CLI}`);
+  if (child.pid === undefined) throw new Error(`could not spawn ${command.at(-1)}`);
   let tail = '';
   let partial = '';
   let onPort: (port: number) => void = () => {};

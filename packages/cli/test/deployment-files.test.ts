@@ -50,8 +50,9 @@ describe('docker-compose.yml', () => {
     const dockerfile = read('Dockerfile');
     const packageManager = (JSON.parse(read('package.json')) as { packageManager: string }).packageManager;
     expect(dockerfile).toContain(`npm install -g ${packageManager}`);
-    expect(dockerfile).toContain('ENTRYPOINT ["node", "packages/cli/dist/main.js"]');
-    expect(existsSync(`${root}packages/cli/dist/main.js`)).toBe(true);
+    expect(dockerfile).toContain('ENTRYPOINT ["node", "packages/cli/dist/walflow.js"]');
+    expect((JSON.parse(read('packages/cli/package.json')) as { bin: Record<string, string> }).bin.walflow).toBe('./dist/walflow.js');
+    expect(existsSync(`${root}packages/cli/dist/walflow.js`)).toBe(true);
   });
 
   it.skipIf(!hasComposePlugin())('is accepted by docker compose config', () => {

@@ -3,8 +3,11 @@ import { fileURLToPath } from 'node:url';
 import type { ProcessRole } from '@walflow/server';
 import { waitFor } from '@walflow/testing';
 
-/** The built CLI: spawned with node directly, so a kill -9 hits walflow itself and nothing survives it. */
-export const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+/**
+ * The built CLI as users get it (the bundle `pnpm build` makes, the package's bin): spawned with node directly, so
+ * a kill -9 hits walflow itself and nothing survives it.
+ */
+export const CLI = fileURLToPath(new URL('../dist/walflow.js', import.meta.url));
 
 export interface WalflowChild {
   process: ChildProcess;

@@ -6,7 +6,10 @@ import { WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 
-/** db/migrations at the repository root, from src/ and from dist/ alike. */
+/**
+ * db/migrations at the repository root, from src/ and dist/ alike, and from the CLI's bundle
+ * (packages/cli/dist/walflow.js), which lies as deep and in which import.meta.url is the bundle's.
+ */
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../../db/migrations/', import.meta.url));
 
 /** Serialises concurrent `walflow migrate` runs, cluster-wide (an arbitrary constant: "walflow" in ASCII). */
