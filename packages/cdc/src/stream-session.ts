@@ -32,6 +32,12 @@ export interface StreamSessionOptions {
    * outcomes; the dispatcher orders their guard reads and commits (DispatchBatch.previous). @default 2
    */
   batchesInFlight?: number;
+  /**
+   * Messages decoded before the session lets the event loop turn. The library hands over everything read from
+   * the socket in one go, without returning to the event loop: thousands of messages (40–130 ms) in a backlog,
+   * during which the dispatch's replies, and HTTP, wait. @default 500
+   */
+  messagesPerTurn?: number;
   /** Told after each batch's effects are committed, before the slot is acknowledged. */
   onBatch?: ((result: DispatchResult, batch: DispatchBatch) => void) | undefined;
   /** Told once START_REPLICATION succeeded. */
@@ -49,6 +55,8 @@ export class StreamSession {
   private readonly acks: AckTracker;
   private readonly maxBatchRows: number;
   private readonly batchesInFlight: number;
+  private readonly messagesPerTurn: number;
+  private messagesSinceTurn = 0;
   private pending: StreamSlice[] = [];
   private pendingRows = 0;
   /** Batches being recorded and acknowledged, oldest first; they never reject (a failure ends the session). */
@@ -62,6 +70,7 @@ export class StreamSession {
   constructor(private readonly options: StreamSessionOptions) {
     this.maxBatchRows = options.maxBatchRows ?? 5000;
     this.batchesInFlight = options.batchesInFlight ?? 2;
+    this.messagesPerTurn = options.messagesPerTurn ?? 500;
     // Never let the library acknowledge: auto-ack and its status timer both report *received* positions.
     this.service = new LogicalReplicationService(options.connection, {
       acknowledge: { auto: false, timeoutSeconds: 0 },
@@ -110,6 +119,11 @@ export class StreamSession {
   }
 
   private async onData(raw: unknown): Promise<void> {
+    // The library waits for this handler before it hands over the next message, so this pauses the stream too.
+    if (++this.messagesSinceTurn > this.messagesPerTurn) {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.messagesSinceTurn = 1;
+    }
     if (this.failure !== null || this.draining) return;
     try {
       const message = this.options.decoder.decode(raw);

@@ -1,0 +1,81 @@
+import { StreamSession, verifyConsumer, type ChangeDecoder } from '@walflow/cdc';
+import type { BatchDispatcher, WalflowDatabase } from '@walflow/core';
+import { createDatabase, migrate } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const logger = pino({ level: 'silent' });
+/** One event each: three messages (begin, insert, commit), so the backlog is 6,000 small messages. */
+const TRANSACTIONS = 2000;
+const MESSAGES_PER_TURN = 100;
+
+const database = useTestDatabase({ prefix: 'walflow_turns' });
+let db: Kysely<WalflowDatabase>;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, logger);
+  await migrate({ db, slotName: database.slotName, logger });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+describe('a backlog streamed into a busy process', () => {
+  it('lets the event loop turn every few hundred messages, so replies and probes are not held up', async () => {
+    await sql`
+      DO $$ BEGIN
+        FOR n IN 1..${sql.lit(TRANSACTIONS)} LOOP
+          INSERT INTO walflow.outbox (event_type, aggregate_type, aggregate_id, payload)
+          VALUES ('order.placed', 'order', 'o' || n, jsonb_build_object('n', n));
+          COMMIT;
+        END LOOP;
+      END $$`.execute(db);
+
+    // Counts the messages decoded between two turns of the event loop, each turn marked by a setImmediate.
+    let decodedThisTurn = 0;
+    let mostInOneTurn = 0;
+    let turning = true;
+    const turn = (): void => {
+      mostInOneTurn = Math.max(mostInOneTurn, decodedThisTurn);
+      decodedThisTurn = 0;
+      if (turning) setImmediate(turn);
+    };
+    const slotDecoder = await verifyConsumer(db, database.slotName);
+    const counting: ChangeDecoder = {
+      ...slotDecoder,
+      decode(raw) {
+        decodedThisTurn++;
+        return slotDecoder.decode(raw);
+      },
+    };
+    let events = 0;
+    const dispatcher: BatchDispatcher = {
+      dispatch(batch) {
+        events += batch.events.length;
+        return Promise.resolve({ recorded: batch.events.length, duplicates: 0, runsQueued: 0, parked: 0, decisions: {} });
+      },
+    };
+    const session = new StreamSession({
+      connection: { connectionString: database.url },
+      slotName: database.slotName,
+      decoder: counting,
+      dispatcher,
+      logger,
+      messagesPerTurn: MESSAGES_PER_TURN,
+    });
+    setImmediate(turn);
+    const streaming = session.run();
+    try {
+      await waitFor('the whole backlog', () => events === TRANSACTIONS, { timeoutMs: 30_000, intervalMs: 50 });
+    } finally {
+      turning = false;
+      await session.stop();
+      await streaming;
+    }
+    expect(events).toBe(TRANSACTIONS);
+    expect(mostInOneTurn).toBeGreaterThan(0);
+    expect(mostInOneTurn).toBeLessThanOrEqual(MESSAGES_PER_TURN);
+  });
+});
