@@ -56,7 +56,8 @@ export class StreamSession {
   private readonly maxBatchRows: number;
   private readonly batchesInFlight: number;
   private readonly messagesPerTurn: number;
-  private messagesSinceTurn = 0;
+  /** Messages decoded since the event loop last turned; a setImmediate queued by the turn's first one resets it. */
+  private messagesThisTurn = 0;
   private pending: StreamSlice[] = [];
   private pendingRows = 0;
   /** Batches being recorded and acknowledged, oldest first; they never reject (a failure ends the session). */
@@ -120,10 +121,9 @@ export class StreamSession {
 
   private async onData(raw: unknown): Promise<void> {
     // The library waits for this handler before it hands over the next message, so this pauses the stream too.
-    if (++this.messagesSinceTurn > this.messagesPerTurn) {
-      await new Promise((resolve) => setImmediate(resolve));
-      this.messagesSinceTurn = 1;
-    }
+    // Live traffic never reaches the limit in one turn; only a backlog is made to wait here.
+    if (this.messagesThisTurn === this.messagesPerTurn) await new Promise((resolve) => setImmediate(resolve));
+    if (this.messagesThisTurn++ === 0) setImmediate(() => (this.messagesThisTurn = 0));
     if (this.failure !== null || this.draining) return;
     try {
       const message = this.options.decoder.decode(raw);
