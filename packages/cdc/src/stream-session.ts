@@ -33,9 +33,9 @@ export interface StreamSessionOptions {
    */
   batchesInFlight?: number;
   /**
-   * Messages decoded before the session lets the event loop turn. The library hands over everything read from
-   * the socket in one go, without returning to the event loop: thousands of messages (40–130 ms) in a backlog,
-   * during which the dispatch's replies, and HTTP, wait. @default 500
+   * At most this many messages are decoded in one turn of the event loop. The library hands over everything
+   * read from the socket in one go, without returning to the event loop: thousands of messages (40–130 ms) in a
+   * backlog, during which the dispatch's replies, and HTTP, wait. @default 500
    */
   messagesPerTurn?: number;
   /** Told after each batch's effects are committed, before the slot is acknowledged. */
