@@ -1,7 +1,7 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, type WorkflowDefinitionInput } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
-import { createTestDatabase } from '@walflow/testing/runtime';
+import { createTestDatabase, type TestDatabaseOptions } from '@walflow/testing/runtime';
 import type { Kysely } from 'kysely';
 import pino from 'pino';
 
@@ -19,8 +19,13 @@ export interface BenchDatabase {
  * A fresh database per figure, migrated (walflow's slot created first, as `walflow migrate` does), with the given
  * workflows applied; dropping it drops its slots, so one figure's WAL never weighs on the next.
  */
-export async function createBenchDatabase(adminUrl: string, prefix: string, workflows: readonly WorkflowDefinitionInput[] = []): Promise<BenchDatabase> {
-  const created = await createTestDatabase(adminUrl, prefix);
+export async function createBenchDatabase(
+  adminUrl: string,
+  prefix: string,
+  workflows: readonly WorkflowDefinitionInput[] = [],
+  options: TestDatabaseOptions = {},
+): Promise<BenchDatabase> {
+  const created = await createTestDatabase(adminUrl, prefix, options);
   const db = createDatabase(created.url, silent, { max: 4 });
   try {
     await migrate({ db, slotName: created.name, logger: silent });

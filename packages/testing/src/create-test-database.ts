@@ -16,10 +16,15 @@ export interface CreatedTestDatabase {
   drop(): Promise<void>;
 }
 
+export interface TestDatabaseOptions {
+  /** The database's locale (`en_US.UTF-8`), instead of the cluster's; the server must know it. */
+  locale?: string;
+}
+
 /** Creates an empty, uniquely named database on the server behind `adminUrl` (a superuser connection). */
-export async function createTestDatabase(adminUrl: string, prefix?: string): Promise<CreatedTestDatabase> {
+export async function createTestDatabase(adminUrl: string, prefix?: string, options: TestDatabaseOptions = {}): Promise<CreatedTestDatabase> {
   const name = randomDatabaseName(prefix);
-  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${quoteIdentifier(name)}`));
+  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${quoteIdentifier(name)}${localeClause(options.locale)}`));
   let dropping: Promise<void> | undefined;
   return {
     url: withDatabase(adminUrl, name),
@@ -32,6 +37,13 @@ export async function createTestDatabase(adminUrl: string, prefix?: string): Pro
       return dropping;
     },
   };
+}
+
+function localeClause(locale: string | undefined): string {
+  if (locale === undefined) return '';
+  if (!/^[A-Za-z0-9_.@-]+$/.test(locale)) throw new Error(`Not a locale name: ${JSON.stringify(locale)}`);
+  // template1 may hold objects in the cluster's locale; template0 never does.
+  return ` TEMPLATE template0 LOCALE '${locale}'`;
 }
 
 /** DROP DATABASE refuses while the database has slots, and a slot can only be dropped once its walsender is gone. */

@@ -3,7 +3,7 @@ import './provided-context.js';
 export { startPostgres } from './start-postgres.js';
 export type { ClusterSource, PostgresSource, StartedPostgres, StartPostgresOptions } from './start-postgres.js';
 export { createTestDatabase } from './create-test-database.js';
-export type { CreatedTestDatabase } from './create-test-database.js';
+export type { CreatedTestDatabase, TestDatabaseOptions } from './create-test-database.js';
 export { useTestDatabase } from './test-database.js';
 export type { TestDatabase, UseTestDatabaseOptions } from './test-database.js';
 export { waitFor } from './wait-for.js';
