@@ -1,12 +1,10 @@
 import { StreamSession, verifyConsumer, type ChangeDecoder } from '@walflow/cdc';
 import type { BatchDispatcher, WalflowDatabase } from '@walflow/core';
-import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openMigrated, silentLogger } from '../../server/test/fixtures.js';
 
-const logger = pino({ level: 'silent' });
 /** One event each: three messages (begin, insert, commit), so the backlog is 6,000 small messages. */
 const TRANSACTIONS = 2000;
 const MESSAGES_PER_TURN = 100;
@@ -15,8 +13,7 @@ const database = useTestDatabase({ prefix: 'walflow_turns' });
 let db: Kysely<WalflowDatabase>;
 
 beforeAll(async () => {
-  db = createDatabase(database.url, logger);
-  await migrate({ db, slotName: database.slotName, logger });
+  db = await openMigrated(database);
 });
 afterAll(async () => {
   await db.destroy();
@@ -66,7 +63,7 @@ describe('a backlog streamed into a busy process', () => {
       slotName: database.slotName,
       decoder: counting,
       dispatcher,
-      logger,
+      logger: silentLogger,
       messagesPerTurn: MESSAGES_PER_TURN,
     });
     const streaming = session.run();

@@ -32,13 +32,19 @@ export async function startTestWalflow(url: string, slotName: string, overrides:
   return startWalflow(testConfig(url, slotName, overrides), silentLogger);
 }
 
+/** The test database migrated, walflow's slot created; destroy the returned Kysely when done. */
+export async function openMigrated(database: TestDatabase): Promise<Kysely<WalflowDatabase>> {
+  const db = createDatabase(database.url, silentLogger);
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  return db;
+}
+
 /** The test database migrated, with these workflows applied and a Dispatcher on it; destroy `db` when done. */
 export async function openDispatcher(
   database: TestDatabase,
   workflows: readonly WorkflowDefinitionInput[],
 ): Promise<{ db: Kysely<WalflowDatabase>; dispatcher: Dispatcher }> {
-  const db = createDatabase(database.url, silentLogger);
-  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  const db = await openMigrated(database);
   for (const workflow of workflows) await applyTestWorkflow(db, workflow);
   return { db, dispatcher: new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }) };
 }

@@ -1,11 +1,9 @@
 import type { WalflowDatabase } from '@walflow/core';
-import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openMigrated } from './fixtures.js';
 
-const logger = pino({ level: 'silent' });
 /** The indexes with text keys that every queued run enters (migration 0024). */
 const RUN_INDEXES = ['workflow_runs_chain', 'workflow_runs_unfinished_by_aggregate'];
 
@@ -13,8 +11,7 @@ const database = useTestDatabase({ prefix: 'walflow_collations' });
 let db: Kysely<WalflowDatabase>;
 
 beforeAll(async () => {
-  db = createDatabase(database.url, logger);
-  await migrate({ db, slotName: database.slotName, logger });
+  db = await openMigrated(database);
 });
 afterAll(async () => {
   await db.destroy();
