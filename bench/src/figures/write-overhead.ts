@@ -12,19 +12,24 @@ const CLIENTS = 8;
 const TARGET_RATIO = 0.85;
 /** No workflow matches it: walflow records these events and nothing more, as for most application events. */
 const EVENT_TYPE = 'bench.order_written';
+/** The prefix of the reference phase's logical messages; walflow's slot filters it out. */
+const MESSAGE_PREFIX = 'bench.event';
 
 /**
  * How a domain transaction writes its event: not at all (A), with emit() as a statement of its own (B, the
- * issue's figure), or with walflow.emit() inside the domain statement itself (C: one round trip fewer).
+ * issue's figure), or with walflow.emit() inside the domain statement itself (C: one round trip fewer). Two
+ * more phases measure what any event write costs on this machine, for reference: a second domain row instead of
+ * the event (D), and the event as a transactional logical decoding message, the smallest thing a transaction
+ * can put in the WAL for a consumer (E).
  */
-type EventWrite = 'without' | 'with' | 'inStatement';
+type EventWrite = 'without' | 'with' | 'inStatement' | 'secondRow' | 'message';
 
 /** tx/s of each phase, in the order they ran. */
 type Alternation = Record<EventWrite, number[]>;
 
 /**
  * Figure 1: domain transactions per second with and without emit() in the same explicit transaction, 8 clients,
- * alternated A/B/A/B so that drift on a shared machine hits both sides alike. Measured twice: with walflow stopped
+ * alternated (A/B/C/D/E twice) so that drift on a shared machine hits both sides alike. Measured twice: with walflow stopped
  * (the cost of the outbox insert itself; the slot exists and keeps the WAL) and with `walflow start` draining the
  * outbox, which on this machine also takes CPU and fsyncs from the same two cores.
  */
@@ -39,14 +44,14 @@ export async function writeOverheadFigure(context: FigureContext): Promise<Figur
     const clients = await connect(database.url, CLIENTS);
     try {
       const writer = new DomainWriter(clients);
-      context.log(`  walflow stopped: warm-up, then A/B/A/B of ${phaseSeconds} s`);
+      context.log(`  walflow stopped: warm-up, then A/B/C/D/E twice, ${phaseSeconds} s each`);
       const stopped = await alternate(context, writer, phaseSeconds);
       const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name });
       try {
         await walflow.streaming;
         // The events of the first half are recorded before the second half starts.
         await waitUntil(database.url, OUTBOX_EMPTY, deadlineAfter(context, 600, 120).deadline);
-        context.log(`  walflow running: A/B/A/B of ${phaseSeconds} s`);
+        context.log(`  walflow running: A/B/C/D/E twice, ${phaseSeconds} s each`);
         const running = await alternate(context, writer, phaseSeconds);
         const memory = await walflow.memory();
         return {
@@ -54,14 +59,15 @@ export async function writeOverheadFigure(context: FigureContext): Promise<Figur
           title: '1 write overhead',
           measurements: [
             measurement('walflow running', running),
-            inStatementMeasurement('walflow running', running),
+            ...referenceMeasurements('walflow running', running),
             measurement('walflow stopped', stopped),
-            inStatementMeasurement('walflow stopped', stopped),
+            ...referenceMeasurements('walflow stopped', stopped),
           ],
           memory: [{ label: 'write overhead', ...memory }],
           notes: [
-            `${CLIENTS} clients, explicit transactions (BEGIN; INSERT INTO bench.orders; [emit()]; COMMIT), ${phaseSeconds} s per phase, A/B/C/A/B/C after a warm-up`,
+            `${CLIENTS} clients, explicit transactions (BEGIN; INSERT INTO bench.orders; [emit()]; COMMIT), ${phaseSeconds} s per phase, A/B/C/D/E twice after a warm-up`,
             'C, for reference (no target): the event written by walflow.emit() inside the domain statement (WITH placed AS (INSERT … RETURNING id) SELECT walflow.emit(…) FROM placed), one round trip as without',
+            'D and E, for reference (no target): a second INSERT INTO bench.orders instead of the event; the event as pg_logical_emit_message(true, …), which walflow does not use (README, Performance)',
             `events of type ${EVENT_TYPE}, which no workflow matches: walflow records them and nothing more`,
           ],
           details: { phaseSeconds, clients: CLIENTS, walflowRunning: running, walflowStopped: stopped },
@@ -78,17 +84,22 @@ export async function writeOverheadFigure(context: FigureContext): Promise<Figur
   }
 }
 
-/** C beside A: what an application gets when the event rides in its own statement. */
-function inStatementMeasurement(condition: string, phases: Alternation): Measurement {
+const REFERENCE_PHASES: ReadonlyArray<readonly [write: EventWrite, description: string]> = [
+  ['inStatement', 'with walflow.emit() in the domain statement'],
+  ['secondRow', 'with a second domain row instead of the event'],
+  ['message', 'with the event as a logical message instead'],
+];
+
+/** C, D and E beside A: what an application gets when the event rides in its own statement, and what any write costs. */
+function referenceMeasurements(condition: string, phases: Alternation): Measurement[] {
   const without = mean(phases.without);
-  const inStatement = mean(phases.inStatement);
-  return {
-    name: `domain tx/s with walflow.emit() in the domain statement, ${condition}`,
-    value: inStatement,
+  return REFERENCE_PHASES.map(([write, description]) => ({
+    name: `domain tx/s ${description}, ${condition}`,
+    value: mean(phases[write]),
     unit: 'tx/s',
     baseline: { name: 'without emit()', value: without, unit: 'tx/s' },
-    ratio: inStatement / without,
-  };
+    ratio: mean(phases[write]) / without,
+  }));
 }
 
 function measurement(condition: string, phases: Alternation): Measurement {
@@ -105,18 +116,23 @@ function measurement(condition: string, phases: Alternation): Measurement {
   };
 }
 
-const EVENT_WRITES: readonly EventWrite[] = ['without', 'with', 'inStatement'];
+const EVENT_WRITES: readonly EventWrite[] = ['without', 'with', 'inStatement', 'secondRow', 'message'];
 
 async function alternate(context: FigureContext, writer: DomainWriter, phaseSeconds: number): Promise<Alternation> {
   for (const write of EVENT_WRITES) await writer.run(write, Math.max(1, phaseSeconds / 5));
-  const phases: Alternation = { without: [], with: [], inStatement: [] };
+  const phases: Alternation = { without: [], with: [], inStatement: [], secondRow: [], message: [] };
   for (let round = 1; round <= 2; round++) {
     for (const write of EVENT_WRITES) phases[write].push(await writer.run(write, phaseSeconds));
-    const [without, withEmit, inStatement] = EVENT_WRITES.map((write) => phases[write].at(-1)!.toFixed(0));
-    context.log(`    round ${round}: ${without} tx/s without emit(), ${withEmit} with, ${inStatement} with walflow.emit() in the domain statement`);
+    const [without, withEmit, inStatement, secondRow, message] = EVENT_WRITES.map((write) => phases[write].at(-1)!.toFixed(0));
+    context.log(
+      `    round ${round}: ${without} tx/s without emit(), ${withEmit} with, ${inStatement} with walflow.emit() in the domain statement, ` +
+        `${secondRow} with a second domain row, ${message} with a logical message`,
+    );
   }
   return phases;
 }
+
+const INSERT_ORDER = 'INSERT INTO bench.orders (customer, amount) VALUES ($1, $2)';
 
 /** The application: each client commits domain transactions as fast as it can, with or without an event. */
 class DomainWriter {
@@ -142,8 +158,10 @@ class DomainWriter {
               [...order, event.type, JSON.stringify(event.payload), event.aggregateType, event.aggregateId],
             );
           } else {
-            await client.query('INSERT INTO bench.orders (customer, amount) VALUES ($1, $2)', order);
+            await client.query(INSERT_ORDER, order);
             if (write === 'with') await emit(client, orderEvent(n, EVENT_TYPE));
+            else if (write === 'secondRow') await client.query(INSERT_ORDER, order);
+            else if (write === 'message') await client.query('SELECT pg_logical_emit_message(true, $1, $2)', [MESSAGE_PREFIX, JSON.stringify(orderEvent(n, EVENT_TYPE))]);
           }
           await client.query('COMMIT');
           committed++;
