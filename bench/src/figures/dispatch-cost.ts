@@ -81,7 +81,10 @@ export async function dispatchCostFigure(context: FigureContext): Promise<Figure
     notes: [
       `Dispatcher.dispatch in the bench's process, batches of ${BATCH_EVENTS.toLocaleString('en')} outbox rows with one matching workflow each (no stream, no walsender): events, runs, the outbox deletion, in one transaction per batch`,
       'WAL from pg_current_wal_insert_lsn() around each batch; the backlog: 1,000-event transactions written inside the server with asynchronous commit',
-      `the bench's databases have the cluster's locale, ${CLUSTER_LOCALE}; the last line repeats the time in a database with ${COMMON_LOCALE} (glibc), where text index keys compare with strcoll`,
+      `the bench's databases have the cluster's locale, ${CLUSTER_LOCALE}; ` +
+        (inLocale === null
+          ? `the machine lacks ${COMMON_LOCALE}, so the line for a database with it is left out (localedef -i en_US -f UTF-8 en_US.UTF-8 adds it)`
+          : `the last line repeats the time in a database with ${COMMON_LOCALE} (glibc), where text index keys compare with strcoll`),
     ],
     details,
     seconds: (performance.now() - started) / 1000,
