@@ -4,9 +4,10 @@ import { probeHealth } from '../harness/health-probe.js';
 import { createRecvlogicalSlot, streamWithRecvlogical } from '../harness/pg-recvlogical.js';
 import { spawnWalflow } from '../harness/walflow-child.js';
 import { profilePhase } from '../harness/walflow-profile.js';
-import { dispatchWindow, OUTBOX_EMPTY, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
+import { dispatchWindow, OUTBOX_EMPTY, recordingWindow, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { healthMeasurements } from '../report/health-measurements.js';
 import { target, type FigureResult, type Measurement } from '../report/result.js';
+import type { WorkflowDefinitionInput } from '@walflow/executor';
 import { NOTIFY_ON_ORDER, WALFLOW_BACKLOG_INSERT } from '../workload.js';
 import { deadlineAfter, scaled, type FigureContext } from './figure.js';
 
@@ -14,12 +15,15 @@ const DRAIN_TARGET_EVENTS_PER_SECOND = 10_000;
 const DRAIN_TARGET_RATIO = 0.35;
 /** The line of the batched backlog (transactions of 100), which figure 5 puts beside the peers. */
 export const WALFLOW_DRAIN_KEY = 'drain.batched';
+/** The same backlog with no workflow matching: walflow records the events and queues nothing, as the peers do. */
+export const WALFLOW_RECORD_ONLY_DRAIN_KEY = 'drain.batched.recordOnly';
 
 /**
  * Figure 2: a backlog of committed events, one matching workflow each. walflow starts (workers off: this is
  * about recording and queueing) and the clock runs from its spawn to the commit of the dispatch batch that
  * queued the last run. The baseline is pg_recvlogical with walflow's wal2json options streaming the same
- * transactions from a second slot, created before the backlog, into /dev/null.
+ * transactions from a second slot, created before the backlog, into /dev/null. A last line, for reference, drains
+ * the batched backlog with no workflow matching: the work the peers of figure 5 do (record each event).
  */
 export async function drainFigure(context: FigureContext): Promise<FigureResult> {
   const started = performance.now();
@@ -35,7 +39,7 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
   for (const { label, shape } of shapes) {
     const batched = shape.eventsPerTransaction > 1;
     context.log(`  backlog of ${label}`);
-    const run = await drainOnce(context, label, shape);
+    const run = await drainOnce(context, label, shape, [NOTIFY_ON_ORDER]);
     const ratio = run.walflow.eventsPerSecond / run.recvlogicalEventsPerSecond;
     measurements.push(
       {
@@ -58,6 +62,19 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
     memory.push({ label: `drain ${label}`, ...run.memory });
     details[label] = run;
   }
+  const recordOnlyLabel = `${transactions.toLocaleString('en')} tx × 100, no workflow matching`;
+  context.log(`  backlog of ${recordOnlyLabel}`);
+  const recordOnly = await drainOnce(context, recordOnlyLabel, shapes[0]!.shape, []);
+  measurements.push({
+    key: WALFLOW_RECORD_ONLY_DRAIN_KEY,
+    name: `drain ${recordOnlyLabel}: recorded`,
+    value: recordOnly.walflow.eventsPerSecond,
+    unit: 'events/s',
+    baseline: { name: 'pg_recvlogical', value: recordOnly.recvlogicalEventsPerSecond, unit: 'events/s' },
+    ratio: recordOnly.walflow.eventsPerSecond / recordOnly.recvlogicalEventsPerSecond,
+  });
+  memory.push({ label: `drain ${recordOnlyLabel}`, ...recordOnly.memory });
+  details[recordOnlyLabel] = recordOnly;
   return {
     id: 'drain',
     title: '2 drain throughput',
@@ -65,6 +82,7 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
     memory,
     notes: [
       'clock: from spawning `walflow start` to the commit of the batch that queued the last run (commit timestamps); workers off (WALFLOW_WORKER_CONCURRENCY=0), everything else default',
+      'no workflow matching, for reference (no target): the same events recorded and no run queued, the work of the peers in figure 5; its clock ends at the commit of the batch that recorded the last event',
       'pg_recvlogical: same wal2json options, --endpos at the end of the backlog, -f /dev/null, timed from spawn to exit; it runs first, on a slot created before the backlog',
       'backlogs are written inside the server with asynchronous commit (set-up only: the WAL is the same), then flushed before anything reads them',
     ],
@@ -73,8 +91,10 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
   };
 }
 
-async function drainOnce(context: FigureContext, label: string, shape: BacklogShape) {
-  const database = await createBenchDatabase(context.adminUrl, 'bench_drain', [NOTIFY_ON_ORDER]);
+/** Drains one backlog; with no workflows, nothing matches and the work done is each event recorded. */
+async function drainOnce(context: FigureContext, label: string, shape: BacklogShape, workflows: readonly WorkflowDefinitionInput[]) {
+  const queuesRuns = workflows.length > 0;
+  const database = await createBenchDatabase(context.adminUrl, 'bench_drain', workflows);
   try {
     const recvSlot = `${database.name}_recv`;
     await createRecvlogicalSlot(database.url, recvSlot);
@@ -92,12 +112,13 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
       const streamingAt = await walflow.streaming;
       const drained = await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline);
       const health = await probe.stop();
-      const window = await dispatchWindow(database.url);
+      const window = queuesRuns ? await dispatchWindow(database.url) : await recordingWindow(database.url);
       const counts = await walflowCounts(database.url);
-      const queued = counts.runs;
-      if (drained && (counts.events !== backlog.events || counts.runs !== backlog.events)) {
+      if (drained && (counts.events !== backlog.events || counts.runs !== (queuesRuns ? backlog.events : 0))) {
         throw new Error(`drain ${label}: walflow recorded ${counts.events} events and queued ${counts.runs} runs for ${backlog.events} events`);
       }
+      // What the clock counts: runs queued, or with no workflow matching, events recorded.
+      const queued = queuesRuns ? counts.runs : counts.events;
       const memory = await walflow.memory();
       await walflow.stop();
       stopped = true;

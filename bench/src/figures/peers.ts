@@ -10,7 +10,7 @@ import { spawnPeer } from '../peers/peer-process.js';
 import { PEERS } from '../peers/registry.js';
 import { target, type FigureResult, type Measurement } from '../report/result.js';
 import { scaled, type FigureContext } from './figure.js';
-import { WALFLOW_DRAIN_KEY } from './drain.js';
+import { WALFLOW_DRAIN_KEY, WALFLOW_RECORD_ONLY_DRAIN_KEY } from './drain.js';
 import { spread, WALFLOW_RECORDED_P99_KEY } from './latency.js';
 
 const LOAD_RATE = 1000;
@@ -50,9 +50,10 @@ export async function peersFigure(context: FigureContext): Promise<FigureResult>
     const drained = latency.recorded === latency.sent;
     const failures = [drain.failure, latency.failure].filter((failure): failure is string => failure !== null);
     notes.push(...failures.map((failure) => `${outcome.peer} failed when stopped: ${failure}`));
+    const drainName = `${outcome.peer}: drain ${transactions.toLocaleString('en')} tx × 100${drain.capped ? ` (stopped after ${capSeconds} s, ${drain.recorded.toLocaleString('en')} recorded)` : ''}`;
     measurements.push(
       {
-        name: `${outcome.peer}: drain ${transactions.toLocaleString('en')} tx × 100${drain.capped ? ` (stopped after ${capSeconds} s, ${drain.recorded.toLocaleString('en')} recorded)` : ''}`,
+        name: drainName,
         value: drain.eventsPerSecond,
         unit: 'events/s',
         ...(walflow.drain === undefined
@@ -63,6 +64,17 @@ export async function peersFigure(context: FigureContext): Promise<FigureResult>
               targets: [target('walflow ahead', walflow.drain > drain.eventsPerSecond)],
             }),
       },
+      ...(walflow.recordOnlyDrain === undefined
+        ? []
+        : [
+            {
+              name: `${drainName}, beside walflow recording only`,
+              value: drain.eventsPerSecond,
+              unit: 'events/s',
+              baseline: { name: 'walflow, no workflow matching', value: walflow.recordOnlyDrain, unit: 'events/s' },
+              ratio: drain.eventsPerSecond / walflow.recordOnlyDrain,
+            },
+          ]),
       {
         name: `${outcome.peer}: ${LOAD_RATE}/s commit→recorded p50/p95/p99/max${drained ? '' : ` (only ${latency.recorded} of ${latency.sent} recorded within ${capSeconds} s)`}`,
         value: latency.recordedLatency.p99,
@@ -86,6 +98,7 @@ export async function peersFigure(context: FigureContext): Promise<FigureResult>
       ...PEERS.map((peer) => peer.description),
       ...notes,
       'each peer runs in a process of its own, in a fresh database; timed from its spawn, like walflow; walflow’s figures beside them are its drain of the same backlog (figure 2, workers off) and its commit→recorded p99 at the same load (figure 3)',
+      'beside walflow recording only (no target): the same drain against figure 2’s backlog with no workflow matching, where walflow records each event and queues nothing, as the peers do',
       `steady load: ${loadSeconds} s at ${LOAD_RATE}/s, one autocommitted INSERT into the peer’s outbox per event; latency: commit of the recording transaction minus commit of the outbox row, both from commit timestamps`,
       ...(walflow.drain === undefined || walflow.latencyP99 === undefined ? ['run with the drain and latency figures to compare with walflow'] : []),
     ],
@@ -94,11 +107,11 @@ export async function peersFigure(context: FigureContext): Promise<FigureResult>
   };
 }
 
-/** walflow's drain rate of 1,000 × 100 and its p99 commit→recorded at 1,000/s, when those figures ran. */
-function walflowFigures(context: FigureContext): { drain: number | undefined; latencyP99: number | undefined } {
+/** walflow's drain rates of 1,000 × 100 (runs queued, and recording only) and its p99 commit→recorded at 1,000/s, when those figures ran. */
+function walflowFigures(context: FigureContext): { drain: number | undefined; recordOnlyDrain: number | undefined; latencyP99: number | undefined } {
   const find = (key: string): number | undefined =>
     context.previous.flatMap((result) => result.measurements).find((measurement) => measurement.key === key)?.value;
-  return { drain: find(WALFLOW_DRAIN_KEY), latencyP99: find(WALFLOW_RECORDED_P99_KEY) };
+  return { drain: find(WALFLOW_DRAIN_KEY), recordOnlyDrain: find(WALFLOW_RECORD_ONLY_DRAIN_KEY), latencyP99: find(WALFLOW_RECORDED_P99_KEY) };
 }
 
 async function drainPeer(context: FigureContext, peer: Peer, transactions: number, capSeconds: number): Promise<PeerOutcome['drain']> {

@@ -59,6 +59,11 @@ export function dispatchWindow(url: string): Promise<CommitWindow> {
   return commitWindow(url, 'SELECT pg_xact_commit_timestamp(xmin) AS at FROM walflow.workflow_runs');
 }
 
+/** The first and last commits that recorded events. */
+export function recordingWindow(url: string): Promise<CommitWindow> {
+  return commitWindow(url, 'SELECT pg_xact_commit_timestamp(xmin) AS at FROM walflow.events');
+}
+
 /** From the first run claimed to the last run's success. */
 export function executionWindow(url: string): Promise<CommitWindow> {
   return withClient(url, async (client) => {
