@@ -1,3 +1,4 @@
+import type { WorkflowDefinitionInput } from '@walflow/executor';
 import { writeBacklog, type BacklogShape } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
 import { probeHealth } from '../harness/health-probe.js';
@@ -7,7 +8,6 @@ import { profilePhase } from '../harness/walflow-profile.js';
 import { dispatchWindow, OUTBOX_EMPTY, recordingWindow, waitUntil, walflowCounts } from '../harness/walflow-measures.js';
 import { healthMeasurements } from '../report/health-measurements.js';
 import { target, type FigureResult, type Measurement } from '../report/result.js';
-import type { WorkflowDefinitionInput } from '@walflow/executor';
 import { NOTIFY_ON_ORDER, WALFLOW_BACKLOG_INSERT } from '../workload.js';
 import { deadlineAfter, scaled, type FigureContext } from './figure.js';
 
@@ -44,7 +44,7 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
     measurements.push(
       {
         ...(batched ? { key: WALFLOW_DRAIN_KEY } : {}),
-        name: `drain ${label}: recorded + runs queued${run.capSeconds === undefined ? '' : ` (stopped after ${run.capSeconds} s: ${run.queued.toLocaleString('en')} done)`}`,
+        name: `drain ${label}: recorded + runs queued${capped(run)}`,
         value: run.walflow.eventsPerSecond,
         unit: 'events/s',
         baseline: { name: 'pg_recvlogical', value: run.recvlogicalEventsPerSecond, unit: 'events/s' },
@@ -67,7 +67,7 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
   const recordOnly = await drainOnce(context, recordOnlyLabel, shapes[0]!.shape, []);
   measurements.push({
     key: WALFLOW_RECORD_ONLY_DRAIN_KEY,
-    name: `drain ${recordOnlyLabel}: recorded`,
+    name: `drain ${recordOnlyLabel}: recorded${capped(recordOnly)}`,
     value: recordOnly.walflow.eventsPerSecond,
     unit: 'events/s',
     baseline: { name: 'pg_recvlogical', value: recordOnly.recvlogicalEventsPerSecond, unit: 'events/s' },
@@ -89,6 +89,10 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
     details,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+function capped(run: { capSeconds: number | undefined; done: number }): string {
+  return run.capSeconds === undefined ? '' : ` (stopped after ${run.capSeconds} s: ${run.done.toLocaleString('en')} done)`;
 }
 
 /** Drains one backlog; with no workflows, nothing matches and the work done is each event recorded. */
@@ -118,7 +122,7 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
         throw new Error(`drain ${label}: walflow recorded ${counts.events} events and queued ${counts.runs} runs for ${backlog.events} events`);
       }
       // What the clock counts: runs queued, or with no workflow matching, events recorded.
-      const queued = queuesRuns ? counts.runs : counts.events;
+      const done = queuesRuns ? counts.runs : counts.events;
       const memory = await walflow.memory();
       await walflow.stop();
       stopped = true;
@@ -127,14 +131,14 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
       const profile = await profiling?.collect();
       return {
         events: backlog.events,
-        queued,
-        capSeconds: queued < backlog.events ? cap.seconds : undefined,
+        done,
+        capSeconds: done < backlog.events ? cap.seconds : undefined,
         recvlogicalEventsPerSecond: backlog.events / recvSeconds,
         recvlogicalSeconds: recvSeconds,
         walflow: {
           seconds,
-          eventsPerSecond: queued / seconds,
-          steadyEventsPerSecond: queued / ((window.lastMs - window.firstMs) / 1000),
+          eventsPerSecond: done / seconds,
+          steadyEventsPerSecond: done / ((window.lastMs - window.firstMs) / 1000),
           startupSeconds: (window.firstMs - walflow.spawnedAt) / 1000,
           streamingSeconds: (streamingAt - walflow.spawnedAt) / 1000,
         },

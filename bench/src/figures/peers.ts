@@ -107,7 +107,10 @@ export async function peersFigure(context: FigureContext): Promise<FigureResult>
   };
 }
 
-/** walflow's drain rates of 1,000 × 100 (runs queued, and recording only) and its p99 commit→recorded at 1,000/s, when those figures ran. */
+/**
+ * walflow's drain rates of 1,000 × 100 (runs queued, and recording only) and its p99 commit→recorded at 1,000/s,
+ * when those figures ran.
+ */
 function walflowFigures(context: FigureContext): { drain: number | undefined; recordOnlyDrain: number | undefined; latencyP99: number | undefined } {
   const find = (key: string): number | undefined =>
     context.previous.flatMap((result) => result.measurements).find((measurement) => measurement.key === key)?.value;
