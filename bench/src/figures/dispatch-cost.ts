@@ -1,3 +1,4 @@
+import { sqlStateOf } from '@walflow/core';
 import { Dispatcher, toEventEnvelope, type EventRow } from '@walflow/executor';
 import type { TestDatabaseOptions } from '@walflow/testing/runtime';
 import { sql } from 'kysely';
@@ -163,6 +164,6 @@ async function measureDispatch(context: FigureContext, batches: number, options:
  * invalid_parameter_value (later versions, for some locale providers) when the operating system lacks the locale.
  */
 function isUnknownLocale(error: unknown): boolean {
-  const code = error instanceof Error && 'code' in error ? error.code : undefined;
-  return code === '42809' || code === '22023';
+  const state = sqlStateOf(error);
+  return state === '42809' || state === '22023';
 }

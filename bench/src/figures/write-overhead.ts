@@ -93,13 +93,16 @@ const REFERENCE_PHASES: ReadonlyArray<readonly [write: EventWrite, description: 
 /** C, D and E beside A: what an application gets when the event rides in its own statement, and what any write costs. */
 function referenceMeasurements(condition: string, phases: Alternation): Measurement[] {
   const without = mean(phases.without);
-  return REFERENCE_PHASES.map(([write, description]) => ({
-    name: `domain tx/s ${description}, ${condition}`,
-    value: mean(phases[write]),
-    unit: 'tx/s',
-    baseline: { name: 'without emit()', value: without, unit: 'tx/s' },
-    ratio: mean(phases[write]) / without,
-  }));
+  return REFERENCE_PHASES.map(([write, description]) => {
+    const value = mean(phases[write]);
+    return {
+      name: `domain tx/s ${description}, ${condition}`,
+      value,
+      unit: 'tx/s',
+      baseline: { name: 'without emit()', value: without, unit: 'tx/s' },
+      ratio: value / without,
+    };
+  });
 }
 
 function measurement(condition: string, phases: Alternation): Measurement {
