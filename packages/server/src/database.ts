@@ -2,6 +2,7 @@ import type { WalflowDatabase } from '@walflow/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { acceptCopyFromStdin } from './copy-from-stdin.js';
 
 export interface DatabaseOptions {
   max?: number;
@@ -9,13 +10,17 @@ export interface DatabaseOptions {
   backendPids?: Set<number>;
 }
 
-/** A Kysely over a pg pool. Every client's error must be handled, or it crashes the process. */
+/**
+ * A Kysely over a pg pool. Every client's error must be handled, or it crashes the process. Its connections
+ * also run core's `copyRows` statements.
+ */
 export function createDatabase(url: string, logger: Logger, options: DatabaseOptions = {}): Kysely<WalflowDatabase> {
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, application_name: 'walflow' });
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
   pool.on('connect', (client) => {
     // A checked-out client whose server goes away between queries emits 'error' too; unheard, it kills the process.
     client.on('error', (error) => logger.warn({ err: error }, 'database connection failed'));
+    acceptCopyFromStdin(client);
     options.backendPids?.add(backendPid(client));
   });
   pool.on('remove', (client) => options.backendPids?.delete(backendPid(client)));
