@@ -7,3 +7,4 @@ export type { CreatedTestDatabase, TestDatabaseOptions } from './create-test-dat
 export { useTestDatabase } from './test-database.js';
 export type { TestDatabase, UseTestDatabaseOptions } from './test-database.js';
 export { waitFor } from './wait-for.js';
+export { withClient } from './pg-client.js';

@@ -1,0 +1,68 @@
+import { emit } from '@walflow/outbox';
+import type { RunningWalflow } from '@walflow/server';
+import { useTestDatabase, waitFor, withClient } from '@walflow/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, countsFor, startTestWalflow } from './fixtures.js';
+
+/**
+ * walflow as the role that owns its tables and is not a superuser, the other way the README allows: the owner
+ * migrates (creating the slot, hence REPLICATION), then records events and runs under row security, which a
+ * superuser bypasses.
+ */
+const database = useTestDatabase();
+let walflow: RunningWalflow;
+let owner: string;
+
+beforeAll(async () => {
+  owner = `${database.name}_owner`;
+  await withClient(database.adminUrl, async (admin) => {
+    // CREATEROLE: the first migration of a cluster creates walflow_app.
+    await admin.query(`CREATE ROLE ${owner} LOGIN REPLICATION CREATEROLE NOSUPERUSER`);
+    await admin.query(`ALTER DATABASE ${database.name} OWNER TO ${owner}`);
+  });
+  const url = new URL(database.url);
+  url.username = owner;
+  walflow = await startTestWalflow(url.toString(), database.slotName);
+});
+
+afterAll(async () => {
+  await walflow?.stop();
+  await withClient(database.url, async (admin) => {
+    await admin.query(`REASSIGN OWNED BY ${owner} TO CURRENT_USER`);
+    await admin.query(`DROP OWNED BY ${owner}`);
+  });
+  await withClient(database.adminUrl, (admin) => admin.query(`DROP ROLE IF EXISTS ${owner}`));
+});
+
+describe('walflow as the owner of its tables, not a superuser', () => {
+  it('owns the tables it records into, which keep row security enabled', async () => {
+    const { rows } = await sql<{ relname: string; owner: string; rolsuper: boolean; relrowsecurity: boolean }>`
+      SELECT c.relname, r.rolname AS owner, r.rolsuper, c.relrowsecurity
+        FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+       WHERE c.oid IN ('walflow.events'::regclass, 'walflow.workflow_runs'::regclass) ORDER BY c.relname`.execute(walflow.db);
+    expect(rows).toEqual([
+      { relname: 'events', owner, rolsuper: false, relrowsecurity: true },
+      { relname: 'workflow_runs', owner, rolsuper: false, relrowsecurity: true },
+    ]);
+  });
+
+  it('records events and runs them: the dispatcher’s COPY is allowed under the owner’s row security', async () => {
+    const { db } = walflow;
+    await applyTestWorkflow(db, {
+      tenant: 'owned',
+      name: 'notify-on-order',
+      trigger: { event: 'order.placed' },
+      actions: [{ type: 'create_notification', recipient: 'u-1', title: 'Order {{event.aggregateId}}' }],
+    });
+    for (let n = 1; n <= 3; n++) {
+      await emit(db, { type: 'order.placed', tenantId: 'owned', aggregateType: 'order', aggregateId: `o-${n}`, payload: { n } });
+    }
+    // A refused COPY fails each event's batch until the event is parked as a dead letter.
+    await waitFor('the orders to be run or parked', async () => {
+      const counts = await countsFor(db, 'owned');
+      return (counts.events === 3 && counts.succeeded === 3 && counts.outbox === 0) || counts.deadLetters > 0;
+    });
+    expect(await countsFor(db, 'owned')).toMatchObject({ events: 3, succeeded: 3, deadLetters: 0, outbox: 0 });
+  });
+});
