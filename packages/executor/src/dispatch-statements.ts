@@ -1,4 +1,4 @@
-import { formatLsn, uuidV7, type EventEnvelope, type TransactionEnd, type WalflowDatabase } from '@walflow/core';
+import { copyRows, formatLsn, parseLsn, uuidV7, type EventEnvelope, type TransactionEnd, type WalflowDatabase } from '@walflow/core';
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import { chainOf, type Decision, type IndexedWorkflow } from './decide.js';
 import { runningWriters } from './outbox-writers.js';
@@ -12,28 +12,50 @@ export interface Considered {
   concurrencyKey?: string;
 }
 
+export interface EventsToInsert {
+  events: EventEnvelope[];
+  /** Read from the outbox by `walflow repair`: recorded as recovered, and possibly recorded already. */
+  recovered: boolean;
+  /** The transactions that wrote the batch's outbox rows (outbox-writers.ts). */
+  writers: readonly string[];
+  /** The slot whose checkpoint tells redelivered events from new ones. */
+  slotName: string;
+}
+
 export interface InsertedEvents {
   /** The events not recorded before, in batch order. */
   fresh: EventEnvelope[];
-  /** `walflow.workflow_revision`, read by the same statement; null when there was nothing to insert. */
+  /** `walflow.workflow_revision`, read in the same transaction; null when there was nothing to insert. */
   workflowRevision: string | null;
-  /** How many of the given outbox writers the statement still saw running (outbox-writers.ts); null when there was nothing to insert. */
+  /** How many of the outbox writers a statement still saw running (outbox-writers.ts); null when there was nothing to insert. */
   writersRunning: number | null;
 }
 
+const EVENT_COLUMNS = [
+  'id', 'event_type', 'tenant_id', 'aggregate_type', 'aggregate_id', 'payload', 'metadata',
+  'committed_at', 'commit_lsn', 'tx_position', 'xid', 'recovered', 'recorded_xid',
+];
+
 /**
- * Inserts the events idempotently (on their commit time and id). The statement also reads the workflows'
- * revision and whether the outbox rows' writers are all visible yet, which the dispatcher needs next, so a
- * batch spends no round trip of its own on either. Events get a place in recording order (recorded_xid, an
- * index entry) only while a sink reads that order: walflow.recording_xid(), once per statement.
+ * Records the events. One statement first reads what the dispatcher needs next (the workflows' revision,
+ * whether the outbox rows' writers are all visible yet), the events' place in recording order
+ * (walflow.recording_xid(): only while a sink reads that order) and the slot's checkpoint, which the batch
+ * that records an event advances past it in the same transaction. Events beyond the checkpoint are new: they
+ * go in by COPY, which costs the server about two thirds of an INSERT from a JSON parameter and refuses a
+ * duplicate outright (the dispatcher then records the batch again, with onExisting 'skip'; only the part of a
+ * large transaction recorded before a crash can do that). Events at or below it come again after a restart
+ * (PostgreSQL 15 forgets acknowledgements it had not saved), and recovered ones may have been recorded: they
+ * go in by INSERT … ON CONFLICT DO NOTHING, which tells the new ones.
  */
-export async function insertEvents(
-  trx: Transaction<WalflowDatabase>,
-  events: EventEnvelope[],
-  recovered: boolean,
-  writers: readonly string[],
-): Promise<InsertedEvents> {
+export async function insertEvents(trx: Transaction<WalflowDatabase>, batch: EventsToInsert, onExisting: 'fail' | 'skip'): Promise<InsertedEvents> {
+  const { events, recovered, writers, slotName } = batch;
   if (events.length === 0) return { fresh: [], workflowRevision: null, writersRunning: null };
+  const { rows: [state] } = await sql<{ revision: string; writers_running: number; recording_xid: string | null; checkpoint: string | null }>`
+    SELECT (SELECT revision FROM walflow.workflow_revision)::text AS revision,
+           ${runningWriters(writers)} AS writers_running,
+           walflow.recording_xid()::text AS recording_xid,
+           (SELECT checkpoint_lsn FROM walflow.consumer_state WHERE slot_name = ${slotName})::text AS checkpoint`.execute(trx);
+  const { revision, writers_running: writersRunning, recording_xid: recordingXid, checkpoint } = state!;
   const rows = events.map((event) => [
     event.id,
     event.type,
@@ -46,25 +68,38 @@ export async function insertEvents(
     formatLsn(event.commitLsn),
     event.position,
     event.xid,
+    recovered,
+    recordingXid,
   ]);
-  const { rows: [result] } = await sql<{ fresh: string[] | null; revision: string; writers_running: number }>`
+  const mayBeRecorded = onExisting === 'skip' || recovered || (checkpoint !== null && events[0]!.commitLsn <= parseLsn(checkpoint));
+  if (!mayBeRecorded) {
+    await trx.executeQuery(copyRows('walflow.events', EVENT_COLUMNS, rows));
+    return { fresh: events, workflowRevision: revision, writersRunning };
+  }
+  return { fresh: await insertUnrecorded(trx, events, rows), workflowRevision: revision, writersRunning };
+}
+
+async function insertUnrecorded(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], rows: unknown[][]): Promise<EventEnvelope[]> {
+  const { rows: [result] } = await sql<{ fresh: string[] | null }>`
     WITH inserted AS (
-      INSERT INTO walflow.events
-        (id, event_type, tenant_id, aggregate_type, aggregate_id, payload, metadata, committed_at, commit_lsn, tx_position, xid, recovered, recorded_xid)
-      SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint, ${recovered},
-             (SELECT walflow.recording_xid())
+      INSERT INTO walflow.events (${sql.raw(EVENT_COLUMNS.join(', '))})
+      SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint,
+             (r->>11)::boolean, (r->>12)::xid8
         FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
       ON CONFLICT DO NOTHING
       RETURNING id)
-    SELECT CASE WHEN (SELECT count(*) FROM inserted) < ${events.length} THEN array(SELECT id::text FROM inserted) END AS fresh,
-           (SELECT revision FROM walflow.workflow_revision)::text AS revision,
-           ${runningWriters(writers)} AS writers_running`.execute(trx);
+    SELECT CASE WHEN (SELECT count(*) FROM inserted) < ${events.length} THEN array(SELECT id::text FROM inserted) END AS fresh`.execute(trx);
   // The ids come back only when some event was recorded before: parsing 5,000 of them was 2.5 % of the CPU.
-  const { fresh, revision: workflowRevision, writers_running: writersRunning } = result!;
-  if (fresh === null) return { fresh: events, workflowRevision, writersRunning };
+  const fresh = result!.fresh;
+  if (fresh === null) return events;
   const inserted = new Set(fresh);
-  return { fresh: events.filter((event) => inserted.has(event.id)), workflowRevision, writersRunning };
+  return events.filter((event) => inserted.has(event.id));
 }
+
+const RUN_COLUMNS = [
+  'id', 'workflow_id', 'workflow_version', 'tenant_id', 'event_id', 'event_committed_at', 'event_type', 'aggregate_type', 'aggregate_id',
+  'commit_lsn', 'tx_position', 'max_attempts', 'correlation_id', 'ordered', 'replay_id', 'concurrency_key', 'decision_reason', 'decision_detail',
+];
 
 export interface Outcomes {
   considered: Considered[];
@@ -76,41 +111,46 @@ export interface Outcomes {
   checkpoint?: { slotName: string; end: TransactionEnd } | null;
   /**
    * What a decision whose (event, workflow, replay) is already recorded does. Live dispatch decides only for
-   * events its own transaction recorded, so it says 'fail': the rows go in by plain INSERT, measured a fifth
-   * cheaper than ON CONFLICT's speculative insertion, and the unique constraints still refuse a duplicate
-   * (the dispatcher then writes the batch again with 'skip'). A replay meets existing rows by design: 'skip'.
+   * events its own transaction recorded, so it says 'fail': the runs go in by COPY and the other decisions by
+   * plain INSERT (measured a fifth cheaper than ON CONFLICT's speculative insertion), and the unique
+   * constraints still refuse a duplicate (the dispatcher then writes the batch again with 'skip'). A replay
+   * meets existing rows by design: 'skip'.
    */
   onExisting: 'fail' | 'skip';
 }
 
 /**
- * Writes what a batch decided in ONE statement: a run for every fired decision, carrying the decision's reason
- * (a fired decision is its run), a decision record for every other decision, the deletion of the recorded
- * outbox rows and the checkpoint. With 'skip', a pair whose decision is recorded already, as a run or as a
- * record, gets nothing new: each table's unique key sees only its own rows, so each insert also looks into the
- * other table (by the event, workflow and replay of its row `r`). Returns how many runs were queued.
+ * Writes what a batch decided: a run for every fired decision, carrying the decision's reason (a fired
+ * decision is its run), a decision record for every other decision, the deletion of the recorded outbox rows
+ * and the checkpoint, in one statement after the runs' COPY ('fail'), or all in one statement ('skip'). With
+ * 'skip', a pair whose decision is recorded already, as a run or as a record, gets nothing new: each table's
+ * unique key sees only its own rows, so each insert also looks into the other table (by the event, workflow
+ * and replay of its row `r`). Returns how many runs were queued.
  */
 export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes: Outcomes): Promise<number> {
   const { considered, replayId, recordedOutboxIds = [], checkpoint = null, onExisting } = outcomes;
   const fired: Considered[] = [];
   const unfired: Considered[] = [];
   for (const item of considered) (item.decision.outcome === 'fired' ? fired : unfired).push(item);
-  const parts: RawBuilder<unknown>[] = [];
   const skipExisting = onExisting === 'skip';
-  if (fired.length > 0) parts.push(queueRuns(fired, replayId, skipExisting));
+  const parts: RawBuilder<unknown>[] = [];
+  if (fired.length > 0) {
+    if (skipExisting) parts.push(queueRunsNotRecorded(fired, replayId));
+    else await trx.executeQuery(copyRows('walflow.workflow_runs', RUN_COLUMNS, runRows(fired, replayId)));
+  }
   if (unfired.length > 0) parts.push(recordDecisions(unfired, replayId, skipExisting));
   if (recordedOutboxIds.length > 0) parts.push(sql`removed AS (DELETE FROM walflow.outbox WHERE id = ANY(${recordedOutboxIds}::uuid[]))`);
   if (checkpoint !== null) parts.push(advanceCheckpoint(checkpoint.slotName, checkpoint.end));
-  if (parts.length === 0) return 0;
-  // Without 'skip', the statement either inserts every run or fails.
-  const counted = fired.length > 0 && skipExisting ? sql`(SELECT count(*) FROM queued)` : sql`${fired.length}`;
-  const { rows } = await sql<{ queued: number }>`WITH ${sql.join(parts)} SELECT ${counted}::int AS queued`.execute(trx);
+  if (parts.length === 0) return fired.length;
+  // Without 'skip', every run went in or the COPY failed.
+  const queued = fired.length > 0 && skipExisting ? sql`(SELECT count(*) FROM queued)` : sql`${fired.length}`;
+  const { rows } = await sql<{ queued: number }>`WITH ${sql.join(parts)} SELECT ${queued}::int AS queued`.execute(trx);
   return rows[0]!.queued;
 }
 
-function queueRuns(fired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
+function runRows(fired: Considered[], replayId: string | null): unknown[][] {
   // Run ids are made here rather than by the column's default, which costs PostgreSQL a function call per row.
-  const rows = fired.map((item) => [
+  return fired.map((item) => [
     uuidV7(),
     item.workflow.id,
     item.workflow.version,
@@ -130,17 +170,18 @@ function queueRuns(fired: Considered[], replayId: string | null, skipExisting: b
     item.decision.reason,
     item.decision.detail,
   ]);
+}
+
+function queueRunsNotRecorded(fired: Considered[], replayId: string | null): RawBuilder<unknown> {
   return sql`queued AS (
-    INSERT INTO walflow.workflow_runs
-      (id, workflow_id, workflow_version, tenant_id, event_id, event_committed_at, event_type, aggregate_type, aggregate_id,
-       commit_lsn, tx_position, max_attempts, correlation_id, ordered, replay_id, concurrency_key, decision_reason, decision_detail)
+    INSERT INTO walflow.workflow_runs (${sql.raw(RUN_COLUMNS.join(', '))})
     SELECT (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, r->>3, (r->>4)::uuid, (r->>5)::timestamptz, r->>6, r->>7, r->>8,
            (r->>9)::pg_lsn, (r->>10)::int, (r->>11)::int, (r->>12)::uuid, (r->>13)::boolean, r->>14, r->>15, r->>16, r->17
-      FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
-    ${skipExisting ? sql`WHERE NOT EXISTS (SELECT FROM walflow.decision_records d
-                                          WHERE d.event_id = (r->>4)::uuid AND d.workflow_id = (r->>1)::uuid
-                                            AND d.replay_id IS NOT DISTINCT FROM r->>14)
-                         ON CONFLICT DO NOTHING RETURNING id` : sql``})`;
+      FROM jsonb_array_elements(${asJsonRows(runRows(fired, replayId))}) AS r
+     WHERE NOT EXISTS (SELECT FROM walflow.decision_records d
+                        WHERE d.event_id = (r->>4)::uuid AND d.workflow_id = (r->>1)::uuid AND d.replay_id IS NOT DISTINCT FROM r->>14)
+    ON CONFLICT DO NOTHING
+    RETURNING id)`;
 }
 
 function recordDecisions(unfired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {

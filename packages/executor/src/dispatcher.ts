@@ -52,10 +52,12 @@ export class Dispatcher implements BatchDispatcher {
     try {
       result = await this.record(batch, 'fail');
     } catch (error) {
-      // Only rows left behind by hand or by pruning (an event deleted, its run kept, the event delivered again)
-      // can make a newly recorded event's run or decision exist already; the batch is written again around them.
+      // Only the part of a large transaction recorded before a crash (no checkpoint covers it), or rows left
+      // behind by hand or by pruning (an event deleted, its run kept, the event delivered again), can make an
+      // event beyond the checkpoint, or a newly recorded event's run or decision, exist already; the batch is
+      // written again around them.
       if (sqlStateOf(error) !== SqlState.uniqueViolation) throw error;
-      this.options.logger.warn({ err: error }, 'a newly recorded event already had a run or decision; recording the batch again, keeping those');
+      this.options.logger.warn({ err: error }, 'part of the batch was recorded before; recording the batch again, keeping what exists');
       result = await this.record(batch, 'skip');
     }
     if (result.runsQueued > 0) this.options.onRunsQueued?.(result.runsQueued);
@@ -74,7 +76,11 @@ export class Dispatcher implements BatchDispatcher {
       const result = await this.options.db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
         await afterPreviousRecorded();
         const outbox = batchOutboxRows(batch);
-        const { fresh, workflowRevision, writersRunning } = await insertEvents(trx, batch.events, batch.recovered ?? false, outbox.writers);
+        const { fresh, workflowRevision, writersRunning } = await insertEvents(
+          trx,
+          { events: batch.events, recovered: batch.recovered ?? false, writers: outbox.writers, slotName: this.options.slotName },
+          onExisting,
+        );
         batch.progress?.markRecorded();
         await this.index.refresh(trx, workflowRevision);
         const considered = await this.consider(trx, fresh, null, afterPrevious);

@@ -1,0 +1,113 @@
+import { Writable } from 'node:stream';
+import type { EventEnvelope, TransactionEnd, WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, approvalEvent, openMigrated } from './fixtures.js';
+
+/**
+ * The dispatcher loads new events and their runs with COPY, in its text format, and events that may have been
+ * recorded before with INSERT … ON CONFLICT: those at or below the slot's checkpoint (a redelivery after a
+ * restart) and any whose COPY met a duplicate.
+ */
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+let workflowId: string;
+
+beforeAll(async () => {
+  db = await openMigrated(database);
+  for (const tenant of ['copy', 'redelivered', 'beyond']) {
+    const id = await applyTestWorkflow(db, { tenant, name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    if (tenant === 'copy') workflowId = id;
+  }
+});
+afterAll(() => db.destroy());
+
+/** A dispatcher whose warnings are kept: a fresh one stands for walflow after a restart. */
+function restartedDispatcher(): { dispatcher: Dispatcher; warnings: string[] } {
+  const warnings: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      warnings.push((JSON.parse(chunk.toString()) as { msg: string }).msg);
+      done();
+    },
+  });
+  return { dispatcher: new Dispatcher({ db, slotName: database.slotName, logger: pino({ level: 'warn' }, sink) }), warnings };
+}
+
+function endOf(event: EventEnvelope): TransactionEnd {
+  return { commitLsn: event.commitLsn, endLsn: event.commitLsn, committedAt: event.committedAt };
+}
+
+async function setCheckpoint(lsn: string | null): Promise<void> {
+  await sql`UPDATE walflow.consumer_state SET checkpoint_lsn = ${lsn}::pg_lsn WHERE slot_name = ${database.slotName}`.execute(db);
+}
+
+async function runsOf(tenant: string): Promise<string[]> {
+  const runs = await db.selectFrom('walflow.workflow_runs').select('event_id').where('tenant_id', '=', tenant).orderBy('event_id').execute();
+  return runs.map((run) => run.event_id);
+}
+
+describe('events and runs loaded with COPY', () => {
+  it('keeps every character of text and JSON: tabs, newlines, backslashes, quotes, \\N, non-ASCII', async () => {
+    await setCheckpoint(null);
+    const awkward = 'tab\there, new\nline, cr\r, back\\slash, "quoted", \\N, \\., é ✓ 𝄞';
+    const event: EventEnvelope = {
+      ...approvalEvent('copy', 1),
+      aggregateId: awkward,
+      payload: { text: awkward, nested: { list: [awkward, null, 1.5, true] }, empty: '' },
+      metadata: { actorId: awkward },
+    };
+    const { dispatcher, warnings } = restartedDispatcher();
+
+    expect(await dispatcher.dispatch({ events: [event], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1 });
+
+    const recorded = await db.selectFrom('walflow.events').select(['aggregate_id', 'payload', 'metadata']).where('id', '=', event.id).executeTakeFirstOrThrow();
+    expect(recorded).toEqual({ aggregate_id: awkward, payload: event.payload, metadata: event.metadata });
+    const run = await db
+      .selectFrom('walflow.workflow_runs')
+      .select(['workflow_id', 'aggregate_id', 'correlation_id', 'replay_id', 'ordered', 'decision_detail'])
+      .where('event_id', '=', event.id)
+      .executeTakeFirstOrThrow();
+    expect(run).toEqual({ workflow_id: workflowId, aggregate_id: awkward, correlation_id: event.id, replay_id: null, ordered: true, decision_detail: {} });
+    expect(warnings).toEqual([]);
+  });
+
+  it('inserts a redelivery at or below the checkpoint without trying COPY: nothing recorded twice, no retry', async () => {
+    await setCheckpoint(null);
+    const events = [approvalEvent('redelivered', 10), approvalEvent('redelivered', 11)];
+    const first = restartedDispatcher();
+    expect(await first.dispatcher.dispatch({ events, parked: [], checkpoint: endOf(events[1]!) })).toMatchObject({ recorded: 2, runsQueued: 2 });
+
+    const restarted = restartedDispatcher();
+    const again = await restarted.dispatcher.dispatch({ events, parked: [], checkpoint: endOf(events[1]!) });
+
+    expect(again).toMatchObject({ recorded: 0, duplicates: 2, runsQueued: 0 });
+    expect(restarted.warnings).toEqual([]);
+    expect(await runsOf('redelivered')).toEqual(events.map((event) => event.id).sort());
+  });
+
+  it('records a batch again around events beyond the checkpoint that were recorded before (part of a large transaction)', async () => {
+    await setCheckpoint(null);
+    const recordedPart = [approvalEvent('beyond', 20), approvalEvent('beyond', 21)];
+    const { dispatcher } = restartedDispatcher();
+    // A slice of a transaction still open in the stream: no checkpoint moves.
+    expect(await dispatcher.dispatch({ events: recordedPart, parked: [], checkpoint: null })).toMatchObject({ recorded: 2, runsQueued: 2 });
+
+    const rest = approvalEvent('beyond', 22);
+    const restarted = restartedDispatcher();
+    const again = await restarted.dispatcher.dispatch({ events: [...recordedPart, rest], parked: [], checkpoint: endOf(rest) });
+
+    expect(again).toMatchObject({ recorded: 1, duplicates: 2, runsQueued: 1 });
+    expect(restarted.warnings).toEqual(['part of the batch was recorded before; recording the batch again, keeping what exists']);
+    expect(await runsOf('beyond')).toEqual([...recordedPart, rest].map((event) => event.id).sort());
+    const { checkpoint_lsn: checkpoint } = await db
+      .selectFrom('walflow.consumer_state')
+      .select('checkpoint_lsn')
+      .where('slot_name', '=', database.slotName)
+      .executeTakeFirstOrThrow();
+    expect(checkpoint).toBe('0/2016');
+  });
+});
