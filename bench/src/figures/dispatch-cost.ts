@@ -80,7 +80,7 @@ export async function dispatchCostFigure(context: FigureContext): Promise<Figure
     measurements,
     memory: [],
     notes: [
-      `Dispatcher.dispatch in the bench's process, batches of ${BATCH_EVENTS.toLocaleString('en')} outbox rows with one matching workflow each (no stream, no walsender): events, runs, the outbox deletion, in one transaction per batch`,
+      `Dispatcher.dispatch in the bench's process, batches of ${BATCH_EVENTS.toLocaleString('en')} outbox rows with one matching workflow each (no stream, no walsender): events, runs, the outbox deletion and the slot's checkpoint, in one transaction per batch`,
       'WAL from pg_current_wal_insert_lsn() around each batch; the backlog: 1,000-event transactions written inside the server with asynchronous commit',
       `the bench's databases have the cluster's locale, ${CLUSTER_LOCALE}; ` +
         (inLocale === null
@@ -129,10 +129,12 @@ async function measureDispatch(context: FigureContext, batches: number, options:
     const beforeBacklog = await walPosition();
     const backlog = await writeBacklog(database.url, WALFLOW_BACKLOG_INSERT, { transactions: batches * (BATCH_EVENTS / 1000), eventsPerTransaction: 1000 });
     const backlogWalPerEvent = (await walSince(beforeBacklog)) / backlog.events;
-    // The outbox rows as the events the consumer would decode from them, in batches of walflow's size.
+    // The outbox rows as the events the consumer would decode from them, in batches of walflow's size, each
+    // batch one transaction whose end the batch records as the slot's checkpoint, as the consumer's do.
     const { rows } = await sql<EventRow>`
       SELECT id, tenant_id, event_type, aggregate_type, aggregate_id, payload, metadata, to_json(now()) #>> '{}' AS committed_at,
-             ${backlog.endLsn}::text AS commit_lsn, ((row_number() OVER (ORDER BY id) - 1) % ${BATCH_EVENTS})::int AS tx_position, xmin::text AS xid
+             (${backlog.endLsn}::pg_lsn + ((row_number() OVER (ORDER BY id) - 1) / ${BATCH_EVENTS})::numeric)::text AS commit_lsn,
+             ((row_number() OVER (ORDER BY id) - 1) % ${BATCH_EVENTS})::int AS tx_position, xmin::text AS xid
         FROM walflow.outbox ORDER BY id`.execute(db);
     context.log(`  ${backlog.events.toLocaleString('en')} outbox rows (locale ${options.locale ?? CLUSTER_LOCALE}); recording them in batches of ${BATCH_EVENTS.toLocaleString('en')}…`);
 
@@ -142,7 +144,8 @@ async function measureDispatch(context: FigureContext, batches: number, options:
       const events = rows.slice(first, first + BATCH_EVENTS).map(toEventEnvelope);
       const walBefore = await walPosition();
       const batchStarted = performance.now();
-      await dispatcher.dispatch({ events, parked: [], checkpoint: null });
+      const last = events.at(-1)!;
+      await dispatcher.dispatch({ events, parked: [], checkpoint: { commitLsn: last.commitLsn, endLsn: last.commitLsn, committedAt: last.committedAt } });
       const microseconds = (performance.now() - batchStarted) * 1000;
       perBatch.push({ walBytesPerEvent: (await walSince(walBefore)) / events.length, microsecondsPerEvent: microseconds / events.length });
     }

@@ -20,6 +20,8 @@ export interface EventsToInsert {
   writers: readonly string[];
   /** The slot whose checkpoint tells redelivered events from new ones. */
   slotName: string;
+  /** Whether the batch holds the end of a transaction, so that recording it advances the checkpoint. */
+  endsTransaction: boolean;
 }
 
 export interface InsertedEvents {
@@ -37,26 +39,49 @@ const EVENT_COLUMNS = [
 ];
 
 /**
- * Records the events. One statement first reads what the dispatcher needs next (the workflows' revision,
- * whether the outbox rows' writers are all visible yet), the events' place in recording order
- * (walflow.recording_xid(): only while a sink reads that order) and the slot's checkpoint, which the batch
- * that records an event advances past it in the same transaction. Events beyond the checkpoint are new: they
- * go in by COPY, which costs the server about two thirds of an INSERT from a JSON parameter and refuses a
- * duplicate outright (the dispatcher then records the batch again, with onExisting 'skip'; only the part of a
- * large transaction recorded before a crash can do that). Events at or below it come again after a restart
+ * From this many rows a table's rows go in by COPY, which costs the server about two thirds of an INSERT from
+ * a JSON parameter, but a round trip more. Recording batches of 100 cost the same either way (`pnpm bench
+ * --only dispatch` with its batch size changed: 47–50 against 47–60 µs an event), of 200 0.78–0.95× with COPY,
+ * of 500 0.76–0.86×, of 5,000 0.85×; at 1,000 events/s, COPY for every batch of a few events put commit →
+ * recorded p50 from 5.3–5.7 to 6.1–6.8 ms.
+ */
+export const COPY_FROM_ROWS = 200;
+
+/**
+ * Records the events; returns the new ones, and what the dispatcher needs next: the workflows' revision, and
+ * whether the outbox rows' writers are all visible yet. Events get a place in recording order (recorded_xid,
+ * an index entry) only while a sink reads that order: walflow.recording_xid(), once per batch.
+ *
+ * A small batch is one INSERT … ON CONFLICT DO NOTHING that also makes those reads. A large one reads them
+ * first, with the slot's checkpoint, which the batch recording an event advances past it in the same
+ * transaction. Events beyond it are new: they go in by COPY, which refuses a duplicate outright (the
+ * dispatcher then records the batch again with onExisting 'skip'). Only the part of a large transaction
+ * recorded before a crash, by a batch that ended no transaction, can cause that; and a batch that ends no
+ * transaction goes in by INSERT, since its checkpoint stays where it was and a refused COPY of it would be
+ * refused again at every redelivery. Events at or below the checkpoint come again after a restart
  * (PostgreSQL 15 forgets acknowledgements it had not saved), and recovered ones may have been recorded: they
- * go in by INSERT … ON CONFLICT DO NOTHING, which tells the new ones.
+ * go in by INSERT … ON CONFLICT too.
  */
 export async function insertEvents(trx: Transaction<WalflowDatabase>, batch: EventsToInsert, onExisting: 'fail' | 'skip'): Promise<InsertedEvents> {
-  const { events, recovered, writers, slotName } = batch;
+  const { events, recovered, writers, slotName, endsTransaction } = batch;
   if (events.length === 0) return { fresh: [], workflowRevision: null, writersRunning: null };
+  const rows = eventRows(events, recovered);
+  if (events.length < COPY_FROM_ROWS) return insertUnrecorded(trx, events, rows, sql`(SELECT walflow.recording_xid())`, writers);
   const { rows: [state] } = await sql<{ revision: string; writers_running: number; recording_xid: string | null; checkpoint: string | null }>`
     SELECT (SELECT revision FROM walflow.workflow_revision)::text AS revision,
            ${runningWriters(writers)} AS writers_running,
            walflow.recording_xid()::text AS recording_xid,
            (SELECT checkpoint_lsn FROM walflow.consumer_state WHERE slot_name = ${slotName})::text AS checkpoint`.execute(trx);
   const { revision, writers_running: writersRunning, recording_xid: recordingXid, checkpoint } = state!;
-  const rows = events.map((event) => [
+  const mayBeRecorded = onExisting === 'skip' || recovered || (checkpoint !== null && events[0]!.commitLsn <= parseLsn(checkpoint));
+  if (mayBeRecorded || !endsTransaction) return insertUnrecorded(trx, events, rows, sql`${recordingXid}::xid8`, writers);
+  await trx.executeQuery(copyRows('walflow.events', EVENT_COLUMNS, rows.map((row) => [...row, recordingXid])));
+  return { fresh: events, workflowRevision: revision, writersRunning };
+}
+
+/** The events' columns but recorded_xid, in EVENT_COLUMNS' order. */
+function eventRows(events: EventEnvelope[], recovered: boolean): unknown[][] {
+  return events.map((event) => [
     event.id,
     event.type,
     event.tenantId,
@@ -69,31 +94,33 @@ export async function insertEvents(trx: Transaction<WalflowDatabase>, batch: Eve
     event.position,
     event.xid,
     recovered,
-    recordingXid,
   ]);
-  const mayBeRecorded = onExisting === 'skip' || recovered || (checkpoint !== null && events[0]!.commitLsn <= parseLsn(checkpoint));
-  if (!mayBeRecorded) {
-    await trx.executeQuery(copyRows('walflow.events', EVENT_COLUMNS, rows));
-    return { fresh: events, workflowRevision: revision, writersRunning };
-  }
-  return { fresh: await insertUnrecorded(trx, events, rows), workflowRevision: revision, writersRunning };
 }
 
-async function insertUnrecorded(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], rows: unknown[][]): Promise<EventEnvelope[]> {
-  const { rows: [result] } = await sql<{ fresh: string[] | null }>`
+/** INSERT … ON CONFLICT DO NOTHING of the rows, with recorded_xid from `recordedXid`; the statement also makes the reads. */
+async function insertUnrecorded(
+  trx: Transaction<WalflowDatabase>,
+  events: EventEnvelope[],
+  rows: unknown[][],
+  recordedXid: RawBuilder<unknown>,
+  writers: readonly string[],
+): Promise<InsertedEvents> {
+  const { rows: [result] } = await sql<{ fresh: string[] | null; revision: string; writers_running: number }>`
     WITH inserted AS (
       INSERT INTO walflow.events (${sql.raw(EVENT_COLUMNS.join(', '))})
       SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint,
-             (r->>11)::boolean, (r->>12)::xid8
+             (r->>11)::boolean, ${recordedXid}
         FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
       ON CONFLICT DO NOTHING
       RETURNING id)
-    SELECT CASE WHEN (SELECT count(*) FROM inserted) < ${events.length} THEN array(SELECT id::text FROM inserted) END AS fresh`.execute(trx);
+    SELECT CASE WHEN (SELECT count(*) FROM inserted) < ${events.length} THEN array(SELECT id::text FROM inserted) END AS fresh,
+           (SELECT revision FROM walflow.workflow_revision)::text AS revision,
+           ${runningWriters(writers)} AS writers_running`.execute(trx);
   // The ids come back only when some event was recorded before: parsing 5,000 of them was 2.5 % of the CPU.
-  const fresh = result!.fresh;
-  if (fresh === null) return events;
+  const { fresh, revision: workflowRevision, writers_running: writersRunning } = result!;
+  if (fresh === null) return { fresh: events, workflowRevision, writersRunning };
   const inserted = new Set(fresh);
-  return events.filter((event) => inserted.has(event.id));
+  return { fresh: events.filter((event) => inserted.has(event.id)), workflowRevision, writersRunning };
 }
 
 const RUN_COLUMNS = [
@@ -111,10 +138,10 @@ export interface Outcomes {
   checkpoint?: { slotName: string; end: TransactionEnd } | null;
   /**
    * What a decision whose (event, workflow, replay) is already recorded does. Live dispatch decides only for
-   * events its own transaction recorded, so it says 'fail': the runs go in by COPY and the other decisions by
-   * plain INSERT (measured a fifth cheaper than ON CONFLICT's speculative insertion), and the unique
-   * constraints still refuse a duplicate (the dispatcher then writes the batch again with 'skip'). A replay
-   * meets existing rows by design: 'skip'.
+   * events its own transaction recorded, so it says 'fail': the rows go in by plain INSERT (measured a fifth
+   * cheaper than ON CONFLICT's speculative insertion), or the runs by COPY from COPY_FROM_ROWS on, and the
+   * unique constraints still refuse a duplicate (the dispatcher then writes the batch again with 'skip'). A
+   * replay meets existing rows by design: 'skip'.
    */
   onExisting: 'fail' | 'skip';
 }
@@ -122,7 +149,7 @@ export interface Outcomes {
 /**
  * Writes what a batch decided: a run for every fired decision, carrying the decision's reason (a fired
  * decision is its run), a decision record for every other decision, the deletion of the recorded outbox rows
- * and the checkpoint, in one statement after the runs' COPY ('fail'), or all in one statement ('skip'). With
+ * and the checkpoint, in one statement (after the runs' COPY, for many runs without 'skip'). With
  * 'skip', a pair whose decision is recorded already, as a run or as a record, gets nothing new: each table's
  * unique key sees only its own rows, so each insert also looks into the other table (by the event, workflow
  * and replay of its row `r`). Returns how many runs were queued.
@@ -134,15 +161,13 @@ export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes:
   for (const item of considered) (item.decision.outcome === 'fired' ? fired : unfired).push(item);
   const skipExisting = onExisting === 'skip';
   const parts: RawBuilder<unknown>[] = [];
-  if (fired.length > 0) {
-    if (skipExisting) parts.push(queueRunsNotRecorded(fired, replayId));
-    else await trx.executeQuery(copyRows('walflow.workflow_runs', RUN_COLUMNS, runRows(fired, replayId)));
-  }
+  if (fired.length >= COPY_FROM_ROWS && !skipExisting) await trx.executeQuery(copyRows('walflow.workflow_runs', RUN_COLUMNS, runRows(fired, replayId)));
+  else if (fired.length > 0) parts.push(queueRuns(fired, replayId, skipExisting));
   if (unfired.length > 0) parts.push(recordDecisions(unfired, replayId, skipExisting));
   if (recordedOutboxIds.length > 0) parts.push(sql`removed AS (DELETE FROM walflow.outbox WHERE id = ANY(${recordedOutboxIds}::uuid[]))`);
   if (checkpoint !== null) parts.push(advanceCheckpoint(checkpoint.slotName, checkpoint.end));
   if (parts.length === 0) return fired.length;
-  // Without 'skip', every run went in or the COPY failed.
+  // Without 'skip', the COPY or the statement inserts every run or fails.
   const queued = fired.length > 0 && skipExisting ? sql`(SELECT count(*) FROM queued)` : sql`${fired.length}`;
   const { rows } = await sql<{ queued: number }>`WITH ${sql.join(parts)} SELECT ${queued}::int AS queued`.execute(trx);
   return rows[0]!.queued;
@@ -172,16 +197,16 @@ function runRows(fired: Considered[], replayId: string | null): unknown[][] {
   ]);
 }
 
-function queueRunsNotRecorded(fired: Considered[], replayId: string | null): RawBuilder<unknown> {
+function queueRuns(fired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
   return sql`queued AS (
     INSERT INTO walflow.workflow_runs (${sql.raw(RUN_COLUMNS.join(', '))})
     SELECT (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, r->>3, (r->>4)::uuid, (r->>5)::timestamptz, r->>6, r->>7, r->>8,
            (r->>9)::pg_lsn, (r->>10)::int, (r->>11)::int, (r->>12)::uuid, (r->>13)::boolean, r->>14, r->>15, r->>16, r->17
       FROM jsonb_array_elements(${asJsonRows(runRows(fired, replayId))}) AS r
-     WHERE NOT EXISTS (SELECT FROM walflow.decision_records d
-                        WHERE d.event_id = (r->>4)::uuid AND d.workflow_id = (r->>1)::uuid AND d.replay_id IS NOT DISTINCT FROM r->>14)
-    ON CONFLICT DO NOTHING
-    RETURNING id)`;
+    ${skipExisting ? sql`WHERE NOT EXISTS (SELECT FROM walflow.decision_records d
+                                          WHERE d.event_id = (r->>4)::uuid AND d.workflow_id = (r->>1)::uuid
+                                            AND d.replay_id IS NOT DISTINCT FROM r->>14)
+                         ON CONFLICT DO NOTHING RETURNING id` : sql``})`;
 }
 
 function recordDecisions(unfired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {

@@ -52,10 +52,10 @@ export class Dispatcher implements BatchDispatcher {
     try {
       result = await this.record(batch, 'fail');
     } catch (error) {
-      // Only the part of a large transaction recorded before a crash (no checkpoint covers it), or rows left
-      // behind by hand or by pruning (an event deleted, its run kept, the event delivered again), can make an
-      // event beyond the checkpoint, or a newly recorded event's run or decision, exist already; the batch is
-      // written again around them.
+      // Only the part of a large transaction recorded before a crash (no checkpoint covers it; this batch's
+      // does, once written), or rows left behind by hand or by pruning (an event deleted, its run kept, the
+      // event delivered again), can make an event beyond the checkpoint, or a newly recorded event's run or
+      // decision, exist already; the batch is written again around them.
       if (sqlStateOf(error) !== SqlState.uniqueViolation) throw error;
       this.options.logger.warn({ err: error }, 'part of the batch was recorded before; recording the batch again, keeping what exists');
       result = await this.record(batch, 'skip');
@@ -78,7 +78,13 @@ export class Dispatcher implements BatchDispatcher {
         const outbox = batchOutboxRows(batch);
         const { fresh, workflowRevision, writersRunning } = await insertEvents(
           trx,
-          { events: batch.events, recovered: batch.recovered ?? false, writers: outbox.writers, slotName: this.options.slotName },
+          {
+            events: batch.events,
+            recovered: batch.recovered ?? false,
+            writers: outbox.writers,
+            slotName: this.options.slotName,
+            endsTransaction: batch.checkpoint !== null,
+          },
           onExisting,
         );
         batch.progress?.markRecorded();

@@ -3,6 +3,7 @@ export { checkWorkflowPolicy, compileWorkflow, type CompiledExpressions, type Wo
 export { chainOf, decide, eventDepth, type Decision, type DecideOptions, type IndexedWorkflow, type Verdict } from './decide.js';
 export { discardDeadLetter, listDeadLetters, retryDeadLetter, type DeadLetter } from './dead-letters.js';
 export { Dispatcher, type DispatcherOptions } from './dispatcher.js';
+export { COPY_FROM_ROWS } from './dispatch-statements.js';
 export { PoisonIsolatingDispatcher } from './poison-isolation.js';
 export { eventRowColumns, toEventEnvelope, type EventRow } from './event-row.js';
 export { executeRun, type ExecutionObserver, type RunExecutorOptions, type RunResult } from './execute-run.js';

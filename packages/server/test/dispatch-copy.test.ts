@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { EventEnvelope, TransactionEnd, WalflowDatabase } from '@walflow/core';
-import { Dispatcher } from '@walflow/executor';
+import { COPY_FROM_ROWS, Dispatcher } from '@walflow/executor';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, approvalEvent, openMigrated } from './fixtures.js';
 
 /**
- * The dispatcher loads new events and their runs with COPY, in its text format, and events that may have been
- * recorded before with INSERT … ON CONFLICT: those at or below the slot's checkpoint (a redelivery after a
- * restart) and any whose COPY met a duplicate.
+ * The dispatcher loads the new events and runs of a large batch with COPY, in its text format, and events that
+ * may have been recorded before with INSERT … ON CONFLICT: those at or below the slot's checkpoint (a
+ * redelivery after a restart) and any whose COPY met a duplicate.
  */
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -18,7 +18,7 @@ let workflowId: string;
 
 beforeAll(async () => {
   db = await openMigrated(database);
-  for (const tenant of ['copy', 'redelivered', 'beyond']) {
+  for (const tenant of ['copy', 'redelivered', 'beyond', 'slice', 'small']) {
     const id = await applyTestWorkflow(db, { tenant, name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
     if (tenant === 'copy') workflowId = id;
   }
@@ -26,7 +26,7 @@ beforeAll(async () => {
 afterAll(() => db.destroy());
 
 /** A dispatcher whose warnings are kept: a fresh one stands for walflow after a restart. */
-function restartedDispatcher(): { dispatcher: Dispatcher; warnings: string[] } {
+function dispatcherKeepingWarnings(): { dispatcher: Dispatcher; warnings: string[] } {
   const warnings: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -35,6 +35,11 @@ function restartedDispatcher(): { dispatcher: Dispatcher; warnings: string[] } {
     },
   });
   return { dispatcher: new Dispatcher({ db, slotName: database.slotName, logger: pino({ level: 'warn' }, sink) }), warnings };
+}
+
+/** Events `from` … of a tenant, as many as a batch needs to go in by COPY unless told otherwise. */
+function approvals(tenant: string, from: number, count = COPY_FROM_ROWS): EventEnvelope[] {
+  return Array.from({ length: count }, (_, index) => approvalEvent(tenant, from + index));
 }
 
 function endOf(event: EventEnvelope): TransactionEnd {
@@ -54,15 +59,19 @@ describe('events and runs loaded with COPY', () => {
   it('keeps every character of text and JSON: tabs, newlines, backslashes, quotes, \\N, non-ASCII', async () => {
     await setCheckpoint(null);
     const awkward = 'tab\there, new\nline, cr\r, back\\slash, "quoted", \\N, \\., é ✓ 𝄞';
+    const [first, ...others] = approvals('copy', 1);
     const event: EventEnvelope = {
-      ...approvalEvent('copy', 1),
+      ...first!,
       aggregateId: awkward,
       payload: { text: awkward, nested: { list: [awkward, null, 1.5, true] }, empty: '' },
       metadata: { actorId: awkward },
     };
-    const { dispatcher, warnings } = restartedDispatcher();
+    const { dispatcher, warnings } = dispatcherKeepingWarnings();
 
-    expect(await dispatcher.dispatch({ events: [event], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1 });
+    expect(await dispatcher.dispatch({ events: [event, ...others], parked: [], checkpoint: null })).toMatchObject({
+      recorded: COPY_FROM_ROWS,
+      runsQueued: COPY_FROM_ROWS,
+    });
 
     const recorded = await db.selectFrom('walflow.events').select(['aggregate_id', 'payload', 'metadata']).where('id', '=', event.id).executeTakeFirstOrThrow();
     expect(recorded).toEqual({ aggregate_id: awkward, payload: event.payload, metadata: event.metadata });
@@ -77,30 +86,32 @@ describe('events and runs loaded with COPY', () => {
 
   it('inserts a redelivery at or below the checkpoint without trying COPY: nothing recorded twice, no retry', async () => {
     await setCheckpoint(null);
-    const events = [approvalEvent('redelivered', 10), approvalEvent('redelivered', 11)];
-    const first = restartedDispatcher();
-    expect(await first.dispatcher.dispatch({ events, parked: [], checkpoint: endOf(events[1]!) })).toMatchObject({ recorded: 2, runsQueued: 2 });
+    const events = approvals('redelivered', 1_000);
+    const checkpoint = endOf(events.at(-1)!);
+    const first = dispatcherKeepingWarnings();
+    expect(await first.dispatcher.dispatch({ events, parked: [], checkpoint })).toMatchObject({ recorded: COPY_FROM_ROWS, runsQueued: COPY_FROM_ROWS });
 
-    const restarted = restartedDispatcher();
-    const again = await restarted.dispatcher.dispatch({ events, parked: [], checkpoint: endOf(events[1]!) });
+    const restarted = dispatcherKeepingWarnings();
+    const again = await restarted.dispatcher.dispatch({ events, parked: [], checkpoint });
 
-    expect(again).toMatchObject({ recorded: 0, duplicates: 2, runsQueued: 0 });
+    expect(again).toMatchObject({ recorded: 0, duplicates: COPY_FROM_ROWS, runsQueued: 0 });
     expect(restarted.warnings).toEqual([]);
     expect(await runsOf('redelivered')).toEqual(events.map((event) => event.id).sort());
   });
 
   it('records a batch again around events beyond the checkpoint that were recorded before (part of a large transaction)', async () => {
     await setCheckpoint(null);
-    const recordedPart = [approvalEvent('beyond', 20), approvalEvent('beyond', 21)];
-    const { dispatcher } = restartedDispatcher();
-    // A slice of a transaction still open in the stream: no checkpoint moves.
-    expect(await dispatcher.dispatch({ events: recordedPart, parked: [], checkpoint: null })).toMatchObject({ recorded: 2, runsQueued: 2 });
+    const recordedPart = approvals('beyond', 2_000);
+    const { dispatcher } = dispatcherKeepingWarnings();
+    // A slice of a transaction still open in the stream: no checkpoint moves. Redelivered, it comes with the
+    // transaction's end, in a batch that moves the checkpoint once written.
+    expect(await dispatcher.dispatch({ events: recordedPart, parked: [], checkpoint: null })).toMatchObject({ recorded: COPY_FROM_ROWS });
 
-    const rest = approvalEvent('beyond', 22);
-    const restarted = restartedDispatcher();
+    const rest = approvalEvent('beyond', 3_000);
+    const restarted = dispatcherKeepingWarnings();
     const again = await restarted.dispatcher.dispatch({ events: [...recordedPart, rest], parked: [], checkpoint: endOf(rest) });
 
-    expect(again).toMatchObject({ recorded: 1, duplicates: 2, runsQueued: 1 });
+    expect(again).toMatchObject({ recorded: 1, duplicates: COPY_FROM_ROWS, runsQueued: 1 });
     expect(restarted.warnings).toEqual(['part of the batch was recorded before; recording the batch again, keeping what exists']);
     expect(await runsOf('beyond')).toEqual([...recordedPart, rest].map((event) => event.id).sort());
     const { checkpoint_lsn: checkpoint } = await db
@@ -108,6 +119,32 @@ describe('events and runs loaded with COPY', () => {
       .select('checkpoint_lsn')
       .where('slot_name', '=', database.slotName)
       .executeTakeFirstOrThrow();
-    expect(checkpoint).toBe('0/2016');
+    expect(checkpoint).toBe('0/2BB8');
+  });
+
+  it('inserts a slice of a large transaction by INSERT: its checkpoint stays, so a refused COPY would be refused at every redelivery', async () => {
+    await setCheckpoint(null);
+    const slice = approvals('slice', 5_000);
+    const { dispatcher } = dispatcherKeepingWarnings();
+    expect(await dispatcher.dispatch({ events: slice, parked: [], checkpoint: null })).toMatchObject({ recorded: COPY_FROM_ROWS });
+
+    const restarted = dispatcherKeepingWarnings();
+    const again = await restarted.dispatcher.dispatch({ events: slice, parked: [], checkpoint: null });
+
+    expect(again).toMatchObject({ recorded: 0, duplicates: COPY_FROM_ROWS, runsQueued: 0 });
+    expect(restarted.warnings).toEqual([]);
+  });
+
+  it('inserts a small batch in one statement, which takes events recorded before without a retry', async () => {
+    await setCheckpoint(null);
+    const events = approvals('small', 4_000, 2);
+    const { dispatcher } = dispatcherKeepingWarnings();
+    expect(await dispatcher.dispatch({ events, parked: [], checkpoint: null })).toMatchObject({ recorded: 2, runsQueued: 2 });
+
+    const restarted = dispatcherKeepingWarnings();
+    const again = await restarted.dispatcher.dispatch({ events: [...events, approvalEvent('small', 4_002)], parked: [], checkpoint: null });
+
+    expect(again).toMatchObject({ recorded: 1, duplicates: 2, runsQueued: 1 });
+    expect(restarted.warnings).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import { COPY_FROM_ROWS } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import type { RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor, withClient } from '@walflow/testing';
@@ -55,14 +56,22 @@ describe('walflow as the owner of its tables, not a superuser', () => {
       trigger: { event: 'order.placed' },
       actions: [{ type: 'create_notification', recipient: 'u-1', title: 'Order {{event.aggregateId}}' }],
     });
-    for (let n = 1; n <= 3; n++) {
-      await emit(db, { type: 'order.placed', tenantId: 'owned', aggregateType: 'order', aggregateId: `o-${n}`, payload: { n } });
-    }
-    // A refused COPY fails each event's batch until the event is parked as a dead letter.
-    await waitFor('the orders to be run or parked', async () => {
-      const counts = await countsFor(db, 'owned');
-      return (counts.events === 3 && counts.succeeded === 3 && counts.outbox === 0) || counts.deadLetters > 0;
+    // One transaction: its events are one batch, large enough for COPY.
+    const orders = COPY_FROM_ROWS + 20;
+    await db.transaction().execute(async (trx) => {
+      for (let n = 1; n <= orders; n++) {
+        await emit(trx, { type: 'order.placed', tenantId: 'owned', aggregateType: 'order', aggregateId: `o-${n}`, payload: { n } });
+      }
     });
-    expect(await countsFor(db, 'owned')).toMatchObject({ events: 3, succeeded: 3, deadLetters: 0, outbox: 0 });
+    await waitFor('the orders to be run', async () => {
+      const counts = await countsFor(db, 'owned');
+      return counts.events === orders && counts.succeeded === orders && counts.outbox === 0;
+    });
+    expect(await countsFor(db, 'owned')).toMatchObject({ events: orders, succeeded: orders, deadLetters: 0, outbox: 0 });
+    // In one transaction: a refused COPY would have had the batch split by poison isolation, whose small
+    // batches go in by INSERT.
+    const { rows } = await sql<{ transactions: string }>`
+      SELECT count(DISTINCT xmin::text) AS transactions FROM walflow.events WHERE tenant_id = 'owned'`.execute(db);
+    expect(rows).toEqual([{ transactions: '1' }]);
   });
 });
