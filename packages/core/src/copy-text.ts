@@ -17,7 +17,9 @@ export function copyText(rows: readonly (readonly unknown[])[]): string {
   return text;
 }
 
-const NEEDS_ESCAPE = /[\\\t\n\r]/;
+/** What would end a field or a row, or start an escape: tested once, then replaced everywhere. */
+const SPECIAL = /[\\\t\n\r]/;
+const EVERY_SPECIAL = new RegExp(SPECIAL.source, 'g');
 const ESCAPED: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 function copyField(value: unknown): string {
@@ -25,7 +27,7 @@ function copyField(value: unknown): string {
   if (typeof value === 'boolean') return value ? 't' : 'f';
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   const text = typeof value === 'string' ? value : JSON.stringify(value);
-  return NEEDS_ESCAPE.test(text) ? text.replace(/[\\\t\n\r]/g, (character) => ESCAPED[character]!) : text;
+  return SPECIAL.test(text) ? text.replace(EVERY_SPECIAL, (character) => ESCAPED[character]!) : text;
 }
 
 /**
