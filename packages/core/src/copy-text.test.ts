@@ -1,3 +1,4 @@
+import type { CompiledQuery } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { copyRows, copyText, rowsToCopy } from './copy-text.js';
 
@@ -16,11 +17,23 @@ describe('copyText', () => {
 });
 
 describe('copyRows', () => {
-  it('is a COPY FROM STDIN whose one parameter is its rows, and only such a statement has rows to copy', () => {
-    const query = copyRows('walflow.events', ['id', 'payload'], [['e1', { n: 1 }]]);
-    expect(query.sql).toBe('COPY walflow.events (id, payload) FROM STDIN');
-    expect(rowsToCopy(query.sql, query.parameters)).toBe('e1\t{"n":1}\n');
+  it('sends a COPY FROM STDIN whose one parameter is its rows, and only such a statement has rows to copy', async () => {
+    const sent: CompiledQuery[] = [];
+    await copyRows({ executeQuery: (query) => Promise.resolve(sent.push(query)) }, 'walflow.events', ['id', 'payload'], [['e1', { n: 1 }]]);
+    expect(sent.map((query) => query.sql)).toEqual(['COPY walflow.events (id, payload) FROM STDIN']);
+    expect(rowsToCopy(sent[0]!.sql, sent[0]!.parameters)).toBe('e1\t{"n":1}\n');
     expect(rowsToCopy('SELECT $1', ['x'])).toBeNull();
     expect(rowsToCopy('COPY walflow.events (id) FROM STDIN', [])).toBeNull();
+  });
+
+  it('names a connection that cannot stream rows, instead of passing on its protocol violation (a transient SQLSTATE class)', async () => {
+    const refused = Object.assign(new Error('bind message supplies 1 parameters, but prepared statement "" requires 0'), { code: '08P01' });
+    const unwrapped = { executeQuery: () => Promise.reject(refused) };
+    await expect(copyRows(unwrapped, 'walflow.events', ['id'], [['e1']])).rejects.toMatchObject({
+      code: 'dispatch_failed',
+      message: 'COPY into walflow.events needs a connection made by createDatabase (@walflow/server), which streams its rows',
+    });
+    const other = Object.assign(new Error('duplicate key'), { code: '23505' });
+    await expect(copyRows({ executeQuery: () => Promise.reject(other) }, 'walflow.events', ['id'], [['e1']])).rejects.toBe(other);
   });
 });

@@ -1,4 +1,6 @@
 import { CompiledQuery } from 'kysely';
+import { WalflowError } from './errors.js';
+import { SqlState, sqlStateOf } from './sqlstate.js';
 
 /**
  * Rows in the text format of `COPY … FROM STDIN`: one line per row, columns separated by tabs, `\N` for null.
@@ -31,11 +33,18 @@ function copyField(value: unknown): string {
 }
 
 /**
- * `COPY table (columns) FROM STDIN` with its rows as the one parameter. Only a connection that takes such a
- * statement can run it (see the server's `createDatabase`); any other refuses it, since COPY takes no parameters.
+ * Runs `COPY table (columns) FROM STDIN` with these rows. The statement goes to the connection with its rows as
+ * the one parameter, which only a connection that takes such statements streams (the server's
+ * `createDatabase`); any other sends them as a parameter, which PostgreSQL refuses as a protocol violation, and
+ * that is reported for what it is rather than as the lost connection its SQLSTATE class would suggest.
  */
-export function copyRows(table: string, columns: readonly string[], rows: readonly (readonly unknown[])[]): CompiledQuery {
-  return CompiledQuery.raw(`COPY ${table} (${columns.join(', ')}) FROM STDIN`, [copyText(rows)]);
+export async function copyRows(db: { executeQuery: (query: CompiledQuery) => Promise<unknown> }, table: string, columns: readonly string[], rows: readonly (readonly unknown[])[]): Promise<void> {
+  try {
+    await db.executeQuery(CompiledQuery.raw(`COPY ${table} (${columns.join(', ')}) FROM STDIN`, [copyText(rows)]));
+  } catch (error) {
+    if (sqlStateOf(error) !== SqlState.protocolViolation) throw error;
+    throw new WalflowError('dispatch_failed', `COPY into ${table} needs a connection made by createDatabase (@walflow/server), which streams its rows`, { cause: error });
+  }
 }
 
 /** The rows of a statement made by copyRows, or null for any other statement. */

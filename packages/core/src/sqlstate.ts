@@ -14,6 +14,7 @@ export const SqlState = {
   objectNotInPrerequisiteState: '55000',
   lockNotAvailable: '55P03',
   queryCanceled: '57014',
+  protocolViolation: '08P01',
 } as const;
 
 export function sqlStateOf(error: unknown): string | undefined {

@@ -20,8 +20,8 @@ export interface EventsToInsert {
   writers: readonly string[];
   /** The slot whose checkpoint tells redelivered events from new ones. */
   slotName: string;
-  /** Whether the batch holds the end of a transaction, so that recording it advances the checkpoint. */
-  endsTransaction: boolean;
+  /** The end of the batch's last whole transaction, which becomes the checkpoint once the batch is written. */
+  checkpoint: TransactionEnd | null;
 }
 
 export interface InsertedEvents {
@@ -56,26 +56,29 @@ export const COPY_FROM_ROWS = 200;
  * first, with the slot's checkpoint, which the batch recording an event advances past it in the same
  * transaction. Events beyond it are new: they go in by COPY, which refuses a duplicate outright (the
  * dispatcher then records the batch again with onExisting 'skip'). Only the part of a large transaction
- * recorded before a crash, by a batch that ended no transaction, can cause that; and a batch that ends no
- * transaction goes in by INSERT, since its checkpoint stays where it was and a refused COPY of it would be
- * refused again at every redelivery. Events at or below the checkpoint come again after a restart
- * (PostgreSQL 15 forgets acknowledgements it had not saved), and recovered ones may have been recorded: they
- * go in by INSERT … ON CONFLICT too.
+ * recorded before a crash, by a batch that held a transaction's first slices but not its end, can cause that.
+ * So such a batch goes in by INSERT: its checkpoint would not cover those slices, and a refused COPY of them
+ * would be refused again at every redelivery; COPY needs a batch of whole transactions, which its checkpoint
+ * covers once written. Events at or below the checkpoint come again after a restart (PostgreSQL 15 forgets
+ * acknowledgements it had not saved), and recovered ones may have been recorded: they go in by INSERT … ON
+ * CONFLICT too.
  */
 export async function insertEvents(trx: Transaction<WalflowDatabase>, batch: EventsToInsert, onExisting: 'fail' | 'skip'): Promise<InsertedEvents> {
-  const { events, recovered, writers, slotName, endsTransaction } = batch;
+  const { events, recovered, writers, slotName } = batch;
   if (events.length === 0) return { fresh: [], workflowRevision: null, writersRunning: null };
   const rows = eventRows(events, recovered);
-  if (events.length < COPY_FROM_ROWS) return insertUnrecorded(trx, events, rows, sql`(SELECT walflow.recording_xid())`, writers);
+  // Whole transactions: the last event's ends in the batch, so every earlier one's does too.
+  const wholeTransactions = batch.checkpoint !== null && events.at(-1)!.commitLsn <= batch.checkpoint.commitLsn;
+  const mayCopy = events.length >= COPY_FROM_ROWS && wholeTransactions && !recovered && onExisting === 'fail';
+  if (!mayCopy) return insertUnrecorded(trx, events, rows, sql`(SELECT walflow.recording_xid())`, writers);
   const { rows: [state] } = await sql<{ revision: string; writers_running: number; recording_xid: string | null; checkpoint: string | null }>`
     SELECT (SELECT revision FROM walflow.workflow_revision)::text AS revision,
            ${runningWriters(writers)} AS writers_running,
            walflow.recording_xid()::text AS recording_xid,
            (SELECT checkpoint_lsn FROM walflow.consumer_state WHERE slot_name = ${slotName})::text AS checkpoint`.execute(trx);
-  const { revision, writers_running: writersRunning, recording_xid: recordingXid, checkpoint } = state!;
-  const mayBeRecorded = onExisting === 'skip' || recovered || (checkpoint !== null && events[0]!.commitLsn <= parseLsn(checkpoint));
-  if (mayBeRecorded || !endsTransaction) return insertUnrecorded(trx, events, rows, sql`${recordingXid}::xid8`, writers);
-  await trx.executeQuery(copyRows('walflow.events', EVENT_COLUMNS, rows.map((row) => [...row, recordingXid])));
+  const { revision, writers_running: writersRunning, recording_xid: recordingXid, checkpoint: stored } = state!;
+  if (stored !== null && events[0]!.commitLsn <= parseLsn(stored)) return insertUnrecorded(trx, events, rows, sql`${recordingXid}::xid8`, writers);
+  await copyRows(trx, 'walflow.events', EVENT_COLUMNS, rows.map((row) => [...row, recordingXid]));
   return { fresh: events, workflowRevision: revision, writersRunning };
 }
 
@@ -161,7 +164,7 @@ export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes:
   for (const item of considered) (item.decision.outcome === 'fired' ? fired : unfired).push(item);
   const skipExisting = onExisting === 'skip';
   const parts: RawBuilder<unknown>[] = [];
-  if (fired.length >= COPY_FROM_ROWS && !skipExisting) await trx.executeQuery(copyRows('walflow.workflow_runs', RUN_COLUMNS, runRows(fired, replayId)));
+  if (fired.length >= COPY_FROM_ROWS && !skipExisting) await copyRows(trx, 'walflow.workflow_runs', RUN_COLUMNS, runRows(fired, replayId));
   else if (fired.length > 0) parts.push(queueRuns(fired, replayId, skipExisting));
   if (unfired.length > 0) parts.push(recordDecisions(unfired, replayId, skipExisting));
   if (recordedOutboxIds.length > 0) parts.push(sql`removed AS (DELETE FROM walflow.outbox WHERE id = ANY(${recordedOutboxIds}::uuid[]))`);

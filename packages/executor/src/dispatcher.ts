@@ -83,7 +83,7 @@ export class Dispatcher implements BatchDispatcher {
             recovered: batch.recovered ?? false,
             writers: outbox.writers,
             slotName: this.options.slotName,
-            endsTransaction: batch.checkpoint !== null,
+            checkpoint: batch.checkpoint,
           },
           onExisting,
         );

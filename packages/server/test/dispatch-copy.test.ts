@@ -2,10 +2,11 @@ import { Writable } from 'node:stream';
 import type { EventEnvelope, TransactionEnd, WalflowDatabase } from '@walflow/core';
 import { COPY_FROM_ROWS, Dispatcher } from '@walflow/executor';
 import { useTestDatabase } from '@walflow/testing';
-import { sql, type Kysely } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, approvalEvent, openMigrated } from './fixtures.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, approvalEvent, countCopies, forgetLoads, noteLoads, openMigrated } from './fixtures.js';
 
 /**
  * The dispatcher loads the new events and runs of a large batch with COPY, in its text format, and events that
@@ -18,12 +19,16 @@ let workflowId: string;
 
 beforeAll(async () => {
   db = await openMigrated(database);
-  for (const tenant of ['copy', 'redelivered', 'beyond', 'slice', 'small']) {
+  await noteLoads(db);
+  for (const tenant of ['copy', 'redelivered', 'beyond', 'slice', 'tail', 'small', 'unwrapped']) {
     const id = await applyTestWorkflow(db, { tenant, name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
     if (tenant === 'copy') workflowId = id;
   }
 });
 afterAll(() => db.destroy());
+beforeEach(() => forgetLoads(db));
+
+const copiesInto = (table: 'events' | 'workflow_runs'): Promise<number> => countCopies(db, table);
 
 /** A dispatcher whose warnings are kept: a fresh one stands for walflow after a restart. */
 function dispatcherKeepingWarnings(): { dispatcher: Dispatcher; warnings: string[] } {
@@ -68,7 +73,7 @@ describe('events and runs loaded with COPY', () => {
     };
     const { dispatcher, warnings } = dispatcherKeepingWarnings();
 
-    expect(await dispatcher.dispatch({ events: [event, ...others], parked: [], checkpoint: null })).toMatchObject({
+    expect(await dispatcher.dispatch({ events: [event, ...others], parked: [], checkpoint: endOf(others.at(-1)!) })).toMatchObject({
       recorded: COPY_FROM_ROWS,
       runsQueued: COPY_FROM_ROWS,
     });
@@ -82,6 +87,7 @@ describe('events and runs loaded with COPY', () => {
       .executeTakeFirstOrThrow();
     expect(run).toEqual({ workflow_id: workflowId, aggregate_id: awkward, correlation_id: event.id, replay_id: null, ordered: true, decision_detail: {} });
     expect(warnings).toEqual([]);
+    expect([await copiesInto('events'), await copiesInto('workflow_runs')]).toEqual([1, 1]);
   });
 
   it('inserts a redelivery at or below the checkpoint without trying COPY: nothing recorded twice, no retry', async () => {
@@ -96,6 +102,7 @@ describe('events and runs loaded with COPY', () => {
 
     expect(again).toMatchObject({ recorded: 0, duplicates: COPY_FROM_ROWS, runsQueued: 0 });
     expect(restarted.warnings).toEqual([]);
+    expect(await copiesInto('events')).toBe(1);
     expect(await runsOf('redelivered')).toEqual(events.map((event) => event.id).sort());
   });
 
@@ -133,6 +140,42 @@ describe('events and runs loaded with COPY', () => {
 
     expect(again).toMatchObject({ recorded: 0, duplicates: COPY_FROM_ROWS, runsQueued: 0 });
     expect(restarted.warnings).toEqual([]);
+  });
+
+  it('inserts a batch that ends with the first slices of a transaction: redelivered with the rest, it is never refused', async () => {
+    await setCheckpoint(null);
+    // Transaction C whole, then the first slice of D, whose commit is further on in the stream.
+    const c = approvals('tail', 6_000);
+    const dFirstSlice = approvals('tail', 7_000, 10);
+    const { dispatcher } = dispatcherKeepingWarnings();
+    expect(await dispatcher.dispatch({ events: [...c, ...dFirstSlice], parked: [], checkpoint: endOf(c.at(-1)!) })).toMatchObject({
+      recorded: COPY_FROM_ROWS + 10,
+    });
+    expect(await copiesInto('events')).toBe(0);
+
+    // After a crash: D again, whole this time, and the first events of E.
+    const dWhole = [...dFirstSlice, ...approvals('tail', 7_010, COPY_FROM_ROWS)].map((event) => ({ ...event, commitLsn: dFirstSlice[0]!.commitLsn }));
+    const eFirst = approvals('tail', 8_000, 5);
+    const restarted = dispatcherKeepingWarnings();
+    const again = await restarted.dispatcher.dispatch({ events: [...dWhole, ...eFirst], parked: [], checkpoint: endOf(dWhole.at(-1)!) });
+
+    expect(again).toMatchObject({ recorded: COPY_FROM_ROWS + 5, duplicates: 10 });
+    expect(restarted.warnings).toEqual([]);
+  });
+
+  it('names a connection that cannot stream COPY rows: a Kysely not made by createDatabase', async () => {
+    const plain = new Kysely<WalflowDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url, max: 1 }) }) });
+    try {
+      const dispatcher = new Dispatcher({ db: plain, slotName: database.slotName, logger: pino({ level: 'silent' }) });
+      const events = approvals('unwrapped', 9_000);
+      await expect(dispatcher.dispatch({ events, parked: [], checkpoint: endOf(events.at(-1)!) })).rejects.toMatchObject({
+        code: 'dispatch_failed',
+        message: 'COPY into walflow.events needs a connection made by createDatabase (@walflow/server), which streams its rows',
+      });
+      expect(await runsOf('unwrapped')).toEqual([]);
+    } finally {
+      await plain.destroy();
+    }
   });
 
   it('inserts a small batch in one statement, which takes events recorded before without a retry', async () => {

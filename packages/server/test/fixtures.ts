@@ -103,3 +103,27 @@ export async function countsFor(db: Kysely<WalflowDatabase>, tenant: string): Pr
   const row = rows[0]!;
   return Object.fromEntries(Object.entries(row).map(([key, value]) => [key, Number(value)])) as unknown as TenantCounts;
 }
+
+/**
+ * Keeps the text of every statement that inserts into events or workflow_runs (current_query() in a statement
+ * trigger: the top-level statement, a COPY or an INSERT), so a test can tell how the dispatcher loaded them.
+ */
+export async function noteLoads(db: Kysely<WalflowDatabase>): Promise<void> {
+  await sql`CREATE TABLE public.loads (target text NOT NULL, statement text NOT NULL)`.execute(db);
+  await sql`CREATE FUNCTION public.note_load() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN INSERT INTO public.loads VALUES (TG_TABLE_NAME, current_query()); RETURN NULL; END $$`.execute(db);
+  for (const table of ['events', 'workflow_runs']) {
+    await sql`CREATE TRIGGER note_load AFTER INSERT ON ${sql.table(`walflow.${table}`)} FOR EACH STATEMENT EXECUTE FUNCTION public.note_load()`.execute(db);
+  }
+}
+
+export async function forgetLoads(db: Kysely<WalflowDatabase>): Promise<void> {
+  await sql`TRUNCATE public.loads`.execute(db);
+}
+
+/** How many COPY statements loaded `table` since noteLoads or forgetLoads. */
+export async function countCopies(db: Kysely<WalflowDatabase>, table: 'events' | 'workflow_runs'): Promise<number> {
+  const { rows } = await sql<{ copies: number }>`
+    SELECT count(*)::int AS copies FROM public.loads WHERE target = ${table} AND statement LIKE 'COPY %'`.execute(db);
+  return rows[0]!.copies;
+}

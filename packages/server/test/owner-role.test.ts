@@ -4,7 +4,7 @@ import type { RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor, withClient } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, countsFor, startTestWalflow } from './fixtures.js';
+import { applyTestWorkflow, countCopies, countsFor, noteLoads, startTestWalflow } from './fixtures.js';
 
 /**
  * walflow as the role that owns its tables and is not a superuser, the other way the README allows: the owner
@@ -50,6 +50,7 @@ describe('walflow as the owner of its tables, not a superuser', () => {
 
   it('records events and runs them: the dispatcher’s COPY is allowed under the owner’s row security', async () => {
     const { db } = walflow;
+    await noteLoads(db);
     await applyTestWorkflow(db, {
       tenant: 'owned',
       name: 'notify-on-order',
@@ -73,5 +74,6 @@ describe('walflow as the owner of its tables, not a superuser', () => {
     const { rows } = await sql<{ transactions: string }>`
       SELECT count(DISTINCT xmin::text) AS transactions FROM walflow.events WHERE tenant_id = 'owned'`.execute(db);
     expect(rows).toEqual([{ transactions: '1' }]);
+    expect([await countCopies(db, 'events'), await countCopies(db, 'workflow_runs')]).toEqual([1, 1]);
   });
 });
