@@ -66,24 +66,23 @@ export const COPY_FROM_ROWS = 200;
 export async function insertEvents(trx: Transaction<WalflowDatabase>, batch: EventsToInsert, onExisting: 'fail' | 'skip'): Promise<InsertedEvents> {
   const { events, recovered, writers, slotName } = batch;
   if (events.length === 0) return { fresh: [], workflowRevision: null, writersRunning: null };
-  const rows = eventRows(events, recovered);
   // Whole transactions: the last event's ends in the batch, so every earlier one's does too.
   const wholeTransactions = batch.checkpoint !== null && events.at(-1)!.commitLsn <= batch.checkpoint.commitLsn;
   const mayCopy = events.length >= COPY_FROM_ROWS && wholeTransactions && !recovered && onExisting === 'fail';
-  if (!mayCopy) return insertUnrecorded(trx, events, rows, sql`(SELECT walflow.recording_xid())`, writers);
+  if (!mayCopy) return insertUnrecorded(trx, events, recovered, sql`(SELECT walflow.recording_xid())`, writers);
   const { rows: [state] } = await sql<{ revision: string; writers_running: number; recording_xid: string | null; checkpoint: string | null }>`
     SELECT (SELECT revision FROM walflow.workflow_revision)::text AS revision,
            ${runningWriters(writers)} AS writers_running,
            walflow.recording_xid()::text AS recording_xid,
            (SELECT checkpoint_lsn FROM walflow.consumer_state WHERE slot_name = ${slotName})::text AS checkpoint`.execute(trx);
   const { revision, writers_running: writersRunning, recording_xid: recordingXid, checkpoint: stored } = state!;
-  if (stored !== null && events[0]!.commitLsn <= parseLsn(stored)) return insertUnrecorded(trx, events, rows, sql`${recordingXid}::xid8`, writers);
-  await copyRows(trx, 'walflow.events', EVENT_COLUMNS, rows.map((row) => [...row, recordingXid]));
+  if (stored !== null && events[0]!.commitLsn <= parseLsn(stored)) return insertUnrecorded(trx, events, recovered, sql`${recordingXid}::xid8`, writers);
+  await copyRows(trx, 'walflow.events', EVENT_COLUMNS, eventRows(events, [recovered, recordingXid]));
   return { fresh: events, workflowRevision: revision, writersRunning };
 }
 
-/** The events' columns but recorded_xid, in EVENT_COLUMNS' order. */
-function eventRows(events: EventEnvelope[], recovered: boolean): unknown[][] {
+/** The events' rows in EVENT_COLUMNS' order: their own columns, then `batchColumns`, the same for every event. */
+function eventRows(events: EventEnvelope[], batchColumns: unknown[]): unknown[][] {
   return events.map((event) => [
     event.id,
     event.type,
@@ -96,15 +95,15 @@ function eventRows(events: EventEnvelope[], recovered: boolean): unknown[][] {
     formatLsn(event.commitLsn),
     event.position,
     event.xid,
-    recovered,
+    ...batchColumns,
   ]);
 }
 
-/** INSERT … ON CONFLICT DO NOTHING of the rows, with recorded_xid from `recordedXid`; the statement also makes the reads. */
+/** INSERT … ON CONFLICT DO NOTHING of the events, with recorded_xid from `recordedXid`; the statement also makes the reads. */
 async function insertUnrecorded(
   trx: Transaction<WalflowDatabase>,
   events: EventEnvelope[],
-  rows: unknown[][],
+  recovered: boolean,
   recordedXid: RawBuilder<unknown>,
   writers: readonly string[],
 ): Promise<InsertedEvents> {
@@ -113,7 +112,7 @@ async function insertUnrecorded(
       INSERT INTO walflow.events (${sql.raw(EVENT_COLUMNS.join(', '))})
       SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint,
              (r->>11)::boolean, ${recordedXid}
-        FROM jsonb_array_elements(${asJsonRows(rows)}) AS r
+        FROM jsonb_array_elements(${asJsonRows(eventRows(events, [recovered]))}) AS r
       ON CONFLICT DO NOTHING
       RETURNING id)
     SELECT CASE WHEN (SELECT count(*) FROM inserted) < ${events.length} THEN array(SELECT id::text FROM inserted) END AS fresh,
