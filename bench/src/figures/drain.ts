@@ -2,6 +2,7 @@ import type { WorkflowDefinitionInput } from '@walflow/executor';
 import { writeBacklog, type BacklogShape } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
 import { probeHealth } from '../harness/health-probe.js';
+import { sampleProcessCpu } from '../harness/process-cpu.js';
 import { createRecvlogicalSlot, streamWithRecvlogical } from '../harness/pg-recvlogical.js';
 import { spawnWalflow } from '../harness/walflow-child.js';
 import { profilePhase } from '../harness/walflow-profile.js';
@@ -114,7 +115,10 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
       const cap = deadlineAfter(context, 600, 120);
       const probe = probeHealth(await walflow.started);
       const streamingAt = await walflow.streaming;
+      // With --profile, the CPU each process spends on the drain: what a faster drain has to take from.
+      const sampler = profiling === undefined ? undefined : await sampleProcessCpu(database.url, walflow.pid);
       const drained = await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline);
+      const processes = await sampler?.stop();
       const health = await probe.stop();
       const window = queuesRuns ? await dispatchWindow(database.url) : await recordingWindow(database.url);
       const counts = await walflowCounts(database.url);
@@ -128,7 +132,7 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
       stopped = true;
       const seconds = (window.lastMs - walflow.spawnedAt) / 1000;
       context.log(`    walflow: ${seconds.toFixed(2)} s`);
-      const profile = await profiling?.collect();
+      const profile = profiling === undefined ? undefined : { ...(await profiling.collect()), processes };
       return {
         events: backlog.events,
         done,

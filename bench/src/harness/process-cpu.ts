@@ -34,7 +34,7 @@ export async function sampleProcessCpu(url: string, walflowPid: number): Promise
   await client.connect();
   const owners = new Map<number, string>([
     [walflowPid, 'walflow process'],
-    [process.pid, 'bench process (load generator)'],
+    [process.pid, 'bench process (load generator, health probe, polls)'],
   ]);
   const sample = async (): Promise<Map<number, number>> => {
     const { rows } = await client.query<{ pid: number; application_name: string; backend_type: string }>(

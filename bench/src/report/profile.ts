@@ -5,6 +5,8 @@ import { formatNumber } from './table.js';
 
 interface ProfiledRun {
   profile?: WalflowProfile & { processes?: ProcessCpu | undefined };
+  /** A drain's backlog: its CPU is also shown per event. */
+  events?: number;
 }
 
 /** With --profile: where the walflow process spent its CPU and PostgreSQL its time, per profiled phase. */
@@ -28,8 +30,11 @@ export function renderProfiles(figures: readonly FigureResult[]): string {
         out.push(`    ${spent}  ${String(statement.calls).padStart(7)} calls  ${formatNumber(statement.meanMs).padStart(7)} ms/call  ${text}`);
       }
       if (processes !== undefined) {
-        out.push(`  CPU while the load ran (${formatNumber(processes.seconds)} s; the machine busy ${formatNumber(processes.machineCores)} cores):`);
-        for (const share of processes.shares) out.push(`    ${formatNumber(share.cores).padStart(6)} cores  ${share.who}`);
+        out.push(`  CPU while it ran (${formatNumber(processes.seconds)} s; the machine busy ${formatNumber(processes.machineCores)} cores):`);
+        for (const share of processes.shares) {
+          const perEvent = run.events === undefined ? '' : `  ${formatNumber((share.cores * processes.seconds * 1e6) / run.events).padStart(6)} µs an event`;
+          out.push(`    ${formatNumber(share.cores).padStart(6)} cores${perEvent}  ${share.who}`);
+        }
       }
     }
   }
