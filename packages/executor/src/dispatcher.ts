@@ -194,18 +194,22 @@ export class Dispatcher implements BatchDispatcher {
           committed_at: row.commit.committedAt,
         })),
       )
-      // A dead letter retried by an operator that fails again is open again, with the new reason.
+      // A dead letter retried by an operator that fails again is open again, with the new reason. The retry is
+      // a later commit; a redelivery of the same commit (after a restart) leaves the letter as the operator left it.
       .onConflict((conflict) =>
-        conflict.column('outbox_id').doUpdateSet({
-          code: (eb) => eb.ref('excluded.code'),
-          reason: (eb) => eb.ref('excluded.reason'),
-          raw: sql`excluded.raw`,
-          commit_lsn: (eb) => eb.ref('excluded.commit_lsn'),
-          committed_at: (eb) => eb.ref('excluded.committed_at'),
-          created_at: sql`now()`,
-          resolved_at: null,
-          resolution: null,
-        }),
+        conflict
+          .column('outbox_id')
+          .doUpdateSet({
+            code: (eb) => eb.ref('excluded.code'),
+            reason: (eb) => eb.ref('excluded.reason'),
+            raw: sql`excluded.raw`,
+            commit_lsn: (eb) => eb.ref('excluded.commit_lsn'),
+            committed_at: (eb) => eb.ref('excluded.committed_at'),
+            created_at: sql`now()`,
+            resolved_at: null,
+            resolution: null,
+          })
+          .where(sql`walflow.dead_letters.commit_lsn`, '<', sql`excluded.commit_lsn`),
       )
       .execute();
     for (const row of batch.parked) {

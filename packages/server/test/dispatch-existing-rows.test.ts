@@ -1,5 +1,5 @@
-import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
-import type { Dispatcher } from '@walflow/executor';
+import { parseLsn, type EventEnvelope, type ParkedRow, type WalflowDatabase } from '@walflow/core';
+import { discardDeadLetter, type Dispatcher } from '@walflow/executor';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,5 +44,30 @@ describe('live dispatch over a run or decision that exists already', () => {
     ]);
     const outbox = await db.selectFrom('walflow.outbox').select('id').where('tenant_id', '=', 'existing').execute();
     expect(outbox).toEqual([]);
+  });
+});
+
+describe('a parked row delivered again', () => {
+  const parkedAt = (commitLsn: string, reason: string): ParkedRow => ({
+    outboxId: '0193a5b0-0000-7000-8000-00000000d1e1',
+    tenantId: 'existing',
+    eventType: 'policy.approved',
+    code: 'payload_invalid',
+    reason,
+    raw: { id: '0193a5b0-0000-7000-8000-00000000d1e1', event_type: 'policy.approved', payload: '[]' },
+    commit: { xid: '7', commitLsn: parseLsn(commitLsn), committedAt: new Date().toISOString() },
+  });
+  const letter = () => db.selectFrom('walflow.dead_letters').select(['id', 'reason', 'resolution']).where('outbox_id', '=', '0193a5b0-0000-7000-8000-00000000d1e1').executeTakeFirstOrThrow();
+
+  it('leaves the dead letter as the operator left it; only a later commit of the row (a retry) opens it again', async () => {
+    await dispatcher.dispatch({ events: [], parked: [parkedAt('0/5000', 'first')], checkpoint: null });
+    await discardDeadLetter(db, (await letter()).id);
+
+    // PostgreSQL 15 forgets confirmed_flush across a restart: the same transaction comes back.
+    await dispatcher.dispatch({ events: [], parked: [parkedAt('0/5000', 'first, delivered again')], checkpoint: null });
+    expect(await letter()).toMatchObject({ reason: 'first', resolution: 'discarded' });
+
+    await dispatcher.dispatch({ events: [], parked: [parkedAt('0/6000', 'retried, and failed again')], checkpoint: null });
+    expect(await letter()).toMatchObject({ reason: 'retried, and failed again', resolution: null });
   });
 });
