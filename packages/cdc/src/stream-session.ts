@@ -1,5 +1,6 @@
 import {
   BatchProgress,
+  isWalflowError,
   parseLsn,
   WalflowError,
   type BatchDispatcher,
@@ -62,8 +63,11 @@ export class StreamSession {
   private pendingRows = 0;
   /** Batches being recorded and acknowledged, oldest first; they never reject (a failure ends the session). */
   private recording: Promise<void>[] = [];
-  /** The newest dispatched batch's progress, and the newest acknowledgement: the next batch comes after both. */
-  private newest: { progress: BatchProgress | undefined; acknowledged: Promise<unknown> } | null = null;
+  /**
+   * The newest dispatched batch's progress and its whole dispatch (retries included), and the newest
+   * acknowledgement: the next batch comes after all three.
+   */
+  private newest: { progress: BatchProgress | undefined; committed: Promise<void> | undefined; acknowledged: Promise<unknown> } | null = null;
   private dispatchScheduled = false;
   private failure: unknown = null;
   private draining = false;
@@ -177,20 +181,30 @@ export class StreamSession {
     const committed =
       progress === undefined
         ? undefined
-        : this.options.dispatcher.dispatch({ ...batch, progress, previous: before?.progress }).then(
-            (result) => {
-              progress.markCommitted();
-              this.options.onBatch?.(result, batch);
-            },
-            (error: unknown) => {
-              progress.markFailed(error);
-              throw error;
-            },
-          );
+        : this.options.dispatcher
+            .dispatch({ ...batch, progress, previous: before?.progress })
+            .catch(async (error: unknown) => {
+              // The batch before failed its first attempt, so this one recorded nothing; the dispatcher may still
+              // record that batch (again around rows that existed, or with a bad event parked). Once it has
+              // committed, this one is recorded after it, as the next batch.
+              if (!isWalflowError(error, 'previous_batch_failed') || before?.committed === undefined) throw error;
+              await before.committed;
+              return this.options.dispatcher.dispatch(batch);
+            })
+            .then(
+              (result) => {
+                progress.markCommitted();
+                this.options.onBatch?.(result, batch);
+              },
+              (error: unknown) => {
+                progress.markFailed(error);
+                throw error;
+              },
+            );
     const acknowledged = Promise.all([committed, before?.acknowledged]).then(async () => {
       if (batch.checkpoint) await this.acks.confirm(batch.checkpoint.endLsn);
     });
-    this.newest = { progress: progress ?? before?.progress, acknowledged };
+    this.newest = { progress: progress ?? before?.progress, committed: committed ?? before?.committed, acknowledged };
     const recorded: Promise<void> = acknowledged.then(
       () => this.finished(recorded),
       (error: unknown) => {

@@ -1,6 +1,6 @@
 import { ReplicationConsumer } from '@walflow/cdc';
 import { formatLsn, isWalflowError, type BatchDispatcher, type DispatchBatch, type Lsn, type WalflowDatabase } from '@walflow/core';
-import { Dispatcher } from '@walflow/executor';
+import { Dispatcher, PoisonIsolatingDispatcher } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -130,5 +130,58 @@ describe('the next batches are read and recorded while the one before commits', 
     expect(duplicates).toBe(0);
     const outbox = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.outbox`.execute(db);
     expect(Number(outbox.rows[0]!.n)).toBe(0);
+  });
+
+  it('a bad event in a backlog is parked while the next batch waits for it, and the session goes on', async () => {
+    await sql`CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.payload ? 'poison' THEN RAISE EXCEPTION 'poison: % can never be recorded', NEW.id; END IF;
+        RETURN NEW;
+      END $$`.execute(db);
+    await sql`CREATE TRIGGER refuse_poison BEFORE INSERT ON walflow.events FOR EACH ROW EXECUTE FUNCTION public.refuse_poison()`.execute(db);
+    for (let tx = 0; tx < TRANSACTIONS; tx++) {
+      await sql`
+        INSERT INTO walflow.outbox (event_type, aggregate_type, aggregate_id, payload)
+        SELECT 'order.shipped', 'order', 'o' || n, CASE WHEN n = 125 THEN jsonb_build_object('n', n, 'poison', true) ELSE jsonb_build_object('n', n) END
+          FROM generate_series(${tx * PER_TRANSACTION}::int, ${tx * PER_TRANSACTION + PER_TRANSACTION - 1}::int) AS n`.execute(db);
+    }
+    const poisonIsolating = new PoisonIsolatingDispatcher(new Dispatcher({ db, slotName: database.slotName, logger }), logger);
+    const waitedForTheBatchBefore: unknown[] = [];
+    // Every warning of the consumer's, to see that no session failed.
+    const warnings: string[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) });
+    const observed: BatchDispatcher = {
+      async dispatch(batch) {
+        try {
+          return await poisonIsolating.dispatch(batch);
+        } catch (error) {
+          if (isWalflowError(error, 'previous_batch_failed')) waitedForTheBatchBefore.push(error);
+          throw error;
+        }
+      },
+    };
+    const consumer = new ReplicationConsumer({
+      connection: { connectionString: database.url },
+      slotName: database.slotName,
+      dispatcher: observed,
+      db,
+      logger: watched,
+      maxBatchRows: BATCH_ROWS,
+      reconnect: { initialMs: 20, maxMs: 100 },
+    });
+    consumer.start();
+    try {
+      await waitFor('the backlog to be recorded around the bad event', async () => {
+        const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.events WHERE event_type = 'order.shipped'`.execute(db);
+        return Number(rows[0]!.n) === TRANSACTIONS * PER_TRANSACTION - 1;
+      });
+    } finally {
+      await consumer.stop();
+    }
+    // The batch after the bad one was being recorded beside it, and waited instead of ending the session.
+    expect(waitedForTheBatchBefore.length).toBeGreaterThan(0);
+    expect(warnings).not.toContain('replication session failed');
+    const letters = await sql<{ code: string }>`SELECT code FROM walflow.dead_letters WHERE event_type = 'order.shipped'`.execute(db);
+    expect(letters.rows).toEqual([{ code: 'dispatch_failed' }]);
   });
 });
