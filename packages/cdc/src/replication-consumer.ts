@@ -123,6 +123,8 @@ export class ReplicationConsumer {
       while (!this.stopping && !lockLost) {
         try {
           const decoder = await verifyConsumer(this.options.db, slotName);
+          // A stop or the loss of the lock while the checks ran found no session to stop: start none.
+          if (this.stopping || lockLost) break;
           this.session = new StreamSession({
             ...this.options,
             decoder,

@@ -1,0 +1,63 @@
+import { ReplicationConsumer } from '@walflow/cdc';
+import type { WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { createDatabase, migrate } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const logger = pino({ level: 'silent' });
+const database = useTestDatabase({ prefix: 'walflow_stop_checking' });
+let db: Kysely<WalflowDatabase>;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, logger);
+  await migrate({ db, slotName: database.slotName, logger });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+async function slotActive(): Promise<boolean> {
+  const { rows } = await sql<{ active: boolean }>`SELECT active FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(db);
+  return rows[0]?.active === true;
+}
+
+describe('a stop while the consumer checks the slot before a new session', () => {
+  it('starts no session and returns', async () => {
+    const consumer = new ReplicationConsumer({
+      connection: { connectionString: database.url },
+      slotName: database.slotName,
+      dispatcher: new Dispatcher({ db, slotName: database.slotName, logger }),
+      db,
+      logger,
+      reconnect: { initialMs: 20, maxMs: 20 },
+    });
+    consumer.start();
+    const locker = new pg.Client({ connectionString: database.url });
+    await locker.connect();
+    try {
+      await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
+      // The checks before the next session read walflow.consumer_state: hold them there.
+      await locker.query('BEGIN; LOCK walflow.consumer_state IN ACCESS EXCLUSIVE MODE');
+      await sql`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(db);
+      await waitFor('the checks to wait for the lock', async () => {
+        const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%consumer_state%'`.execute(db);
+        return rows[0]!.n > 0;
+      });
+      const stopped = consumer.stop().then(() => 'stopped' as const);
+      await locker.query('ROLLBACK');
+      const outcome = await Promise.race([stopped, new Promise((resolve) => setTimeout(() => resolve('still running after 5 s'), 5_000))]);
+      expect(outcome).toBe('stopped');
+      expect(consumer.status.state).toBe('stopped');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await slotActive()).toBe(false);
+    } finally {
+      await locker.end();
+      await Promise.race([consumer.stop(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
+    }
+  });
+});
