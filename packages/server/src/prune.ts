@@ -27,7 +27,8 @@ const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
  * Removes events, decisions, finished runs (with their action outcomes) and resolved dead letters older than
  * the window. Whole daily partitions of the event log are dropped, which costs nothing and leaves no bloat;
  * what remains (the partition holding the cut, the default partition) is deleted in bounded batches. Queued
- * and running runs are never touched, nor their decisions: a fired decision is its run, and goes with it.
+ * and running runs are never touched, nor their decisions (a fired decision is its run, and goes with it), nor
+ * their events, which a worker reads when it claims the run: a day holding one is deleted row by row around it.
  */
 export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions): Promise<PruneResult> {
   const cutoff = options.olderThan;
@@ -36,17 +37,24 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const { rows: partitions } = await sql<{ name: string }>`
     SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = 'walflow.events'::regclass ORDER BY c.relname`.execute(db);
+  const { rows: daysWithUnfinishedRuns } = await sql<{ day: string }>`
+    SELECT DISTINCT to_char(event_committed_at AT TIME ZONE 'UTC', 'YYYYMMDD') AS day
+      FROM walflow.workflow_runs WHERE status IN ('queued', 'running') AND event_committed_at < ${cutoff}`.execute(db);
+  const keptDays = new Set(daysWithUnfinishedRuns.map((row) => row.day));
   const droppable = partitions
     .map((partition) => ({ name: partition.name, match: DAILY_PARTITION.exec(partition.name) }))
     .filter(({ match }) => match !== null && Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]) + 1) <= cutoff.getTime())
+    .filter(({ match }) => !keptDays.has(`${match![1]}${match![2]}${match![3]}`))
     .map(({ name }) => name);
 
   const count = async (query: ReturnType<typeof sql<{ n: string }>>): Promise<number> => Number((await query.execute(db)).rows[0]?.n ?? 0);
+  const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff}
+    AND NOT EXISTS (SELECT FROM walflow.workflow_runs r WHERE r.event_id = e.id AND r.status IN ('queued', 'running'))`;
   const finishedRuns = sql`walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`;
   if (options.dryRun) {
     return {
       droppedPartitions: droppable,
-      events: await count(sql`SELECT count(*) AS n FROM walflow.events WHERE committed_at < ${cutoff}`),
+      events: await count(sql`SELECT count(*) AS n FROM ${oldEvents}`),
       decisions: await count(sql`
         SELECT (SELECT count(*) FROM walflow.decision_records WHERE event_committed_at < ${cutoff})
              + (SELECT count(*) FROM ${finishedRuns} AND decision_reason IS NOT NULL) AS n`),
@@ -71,7 +79,7 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   };
   const deleting = (statement: ReturnType<typeof sql>) => async () => Number((await statement.execute(db)).numAffectedRows ?? 0n);
   events += await inBatches(
-    deleting(sql`DELETE FROM walflow.events WHERE (committed_at, id) IN (SELECT committed_at, id FROM walflow.events WHERE committed_at < ${cutoff} LIMIT ${batch})`),
+    deleting(sql`DELETE FROM walflow.events WHERE (committed_at, id) IN (SELECT e.committed_at, e.id FROM ${oldEvents} LIMIT ${batch})`),
   );
   let decisions = await inBatches(
     deleting(sql`DELETE FROM walflow.decision_records WHERE id IN (SELECT id FROM walflow.decision_records WHERE event_committed_at < ${cutoff} LIMIT ${batch})`),

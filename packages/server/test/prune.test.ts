@@ -43,7 +43,7 @@ async function counts() {
 }
 
 describe('prune', () => {
-  it('removes exactly what is older than the window, keeps unfinished runs with their decisions, and a dry run changes nothing', async () => {
+  it('removes exactly what is older than the window, keeps unfinished runs with their decisions and events, and a dry run changes nothing', async () => {
     await applyTestWorkflow(db, { tenant: 'prune', name: 'w', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
     // Every event also gets a decision that queued no run: a decision record of its own.
     await applyTestWorkflow(db, { tenant: 'prune', name: 'never', trigger: { event: 'policy.approved' }, condition: 'false', actions: [{ type: 'emit_event', event: 'x.y' }] });
@@ -57,8 +57,9 @@ describe('prune', () => {
 
     const cutoff = new Date(now - 30 * DAY);
     await sql`INSERT INTO walflow.audit_log (at, actor, action) VALUES (now() - interval '400 days', 'ops@host', 'old'), (now() - interval '200 days', 'ops@host', 'kept')`.execute(db);
-    // Old: three condition_false records and the decisions of the two finished runs; the queued run keeps its own.
-    const pruned = { droppedPartitions: [], events: 3, decisions: 5, runs: 2, deadLetters: 0, auditEntries: 1 };
+    // Old: three condition_false records and the decisions of the two finished runs; the queued run keeps its
+    // own, and its event, which a worker reads when it claims the run.
+    const pruned = { droppedPartitions: [], events: 2, decisions: 5, runs: 2, deadLetters: 0, auditEntries: 1 };
     expect(await prune(db, { olderThan: cutoff, dryRun: true })).toEqual(pruned);
     expect(await counts()).toEqual({ events: '6', decisions: '12', runs: '6', queued: '4' });
 
@@ -66,14 +67,21 @@ describe('prune', () => {
     // The audit log is kept a year, longer than events.
     expect((await db.selectFrom('walflow.audit_log').select('action').execute()).map((row) => row.action)).toEqual(['kept']);
     const left = await db.selectFrom('walflow.events').select('id').execute();
-    expect(left.map((row) => row.id).sort()).toEqual(young.map((event) => event.id).sort());
-    expect(await counts()).toEqual({ events: '3', decisions: '7', runs: '4', queued: '4' });
+    expect(left.map((row) => row.id).sort()).toEqual([...young, old[2]!].map((event) => event.id).sort());
+    expect(await counts()).toEqual({ events: '4', decisions: '7', runs: '4', queued: '4' });
   });
 
-  it('drops whole daily partitions that lie before the cut', async () => {
+  it('drops no daily partition holding the event of an unfinished run, and drops the rest before the cut', async () => {
     const tomorrow = new Date(Math.ceil(Date.now() / DAY) * DAY);
     const today = new Date(tomorrow.getTime() - DAY);
     const name = `events_${today.toISOString().slice(0, 10).replaceAll('-', '')}`;
+    // Every event left has a queued run: none goes, and every run can still be claimed with its event.
+    expect(await prune(db, { olderThan: tomorrow })).toMatchObject({ droppedPartitions: [], events: 0 });
+    const { rows: orphans } = await sql<{ n: string }>`
+      SELECT count(*) AS n FROM walflow.workflow_runs r WHERE NOT EXISTS (SELECT FROM walflow.events e WHERE e.id = r.event_id)`.execute(db);
+    expect(orphans[0]?.n).toBe('0');
+
+    await sql`UPDATE walflow.workflow_runs SET status = 'succeeded'`.execute(db);
     const result = await prune(db, { olderThan: tomorrow });
     expect(result.droppedPartitions).toContain(name);
     const { rows } = await sql<{ exists: boolean }>`SELECT to_regclass(${`walflow.${name}`}) IS NOT NULL AS exists`.execute(db);
