@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { causalMetadata } from './actions/causal-metadata.js';
 import type { ActionRuntime } from './actions/external-action.js';
 import { planAction } from './actions/plan-action.js';
+import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
 import { cancelRun, completeRuns, failRun, holdsLease, recordOutcomes, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
@@ -20,6 +21,8 @@ export interface RunExecutorOptions {
   db: Kysely<WalflowDatabase>;
   logger: Logger;
   runtime: ActionRuntime;
+  /** The lease a claim gives a run that calls out, extended while the run executes. @default 60000 */
+  leaseMs?: number | undefined;
   retry?: RetryPolicyOptions | undefined;
   observer?: ExecutionObserver | undefined;
 }
@@ -34,12 +37,18 @@ class LeaseLost extends Error {}
  * once); mail and HTTP run outside it (at least once, with a stable idempotency key).
  */
 export async function executeRun(run: ClaimedRun, workerId: string, options: RunExecutorOptions): Promise<RunResult> {
-  const result = await attempt(run, workerId, options);
+  const lease = keepLease(options.db, run.id, workerId, options.leaseMs ?? 60_000, options.logger);
+  let result: RunResult;
+  try {
+    result = await attempt(run, workerId, options, lease.lost);
+  } finally {
+    lease.stop();
+  }
   options.observer?.attemptFinished(result);
   return result;
 }
 
-async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOptions): Promise<RunResult> {
+async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOptions, leaseLost: AbortSignal): Promise<RunResult> {
   const { db, logger } = options;
   const fenced = async <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>): Promise<T> =>
     db.transaction().execute(async (trx) => {
@@ -60,7 +69,7 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
       failing = { index, action };
       const started = performance.now();
       try {
-        await performAction(action, index, run, workflow, options, fenced);
+        await performAction(action, index, run, workflow, options, fenced, leaseLost);
         options.observer?.actionFinished(action.type, (performance.now() - started) / 1000, true);
       } catch (error) {
         options.observer?.actionFinished(action.type, (performance.now() - started) / 1000, false);
@@ -103,6 +112,7 @@ async function performAction(
   workflow: StoredWorkflow,
   options: RunExecutorOptions,
   fenced: <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>) => Promise<T>,
+  leaseLost: AbortSignal,
 ): Promise<void> {
   const plan = planAction(action);
   const base = actionContext(run, workflow, index);
@@ -115,10 +125,15 @@ async function performAction(
     });
     return;
   }
-  const signal = AbortSignal.timeout(timeoutMs);
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = AbortSignal.any([timeout, leaseLost]);
   const result = await Promise.race([
     plan.perform({ ...base, idempotencyKey: `${run.id}:${index}`, signal, runtime: options.runtime }),
-    new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new WalflowError('action_failed', `${action.type} timed out after ${timeoutMs} ms`)))),
+    new Promise<never>((_, reject) =>
+      signal.addEventListener('abort', () =>
+        reject(leaseLost.aborted ? new LeaseLost() : new WalflowError('action_failed', `${action.type} timed out after ${timeoutMs} ms`)),
+      ),
+    ),
   ]);
   await fenced(async (trx) => {
     await recordOutcomes(trx, [{ runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result }]);

@@ -57,6 +57,7 @@ export class WorkerPool {
       runtime: options.runtime ?? { secrets: new Map(), webhookAllowHosts: [] },
       retry: options.retry,
       observer: options.observer,
+      leaseMs: options.leaseMs,
     };
   }
 

@@ -214,6 +214,49 @@ describe('runs that call out (mail, HTTP)', () => {
   });
 });
 
+describe('a run whose actions take longer than its lease', () => {
+  let http: Server;
+  let port: number;
+  /** Requests received, by path: each action's webhook must arrive once. */
+  const deliveries = new Map<string, number>();
+
+  beforeAll(async () => {
+    http = createServer((request, response) => {
+      request.resume();
+      deliveries.set(request.url ?? '', (deliveries.get(request.url ?? '') ?? 0) + 1);
+      setTimeout(() => response.writeHead(204).end(), 400);
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
+    port = (http.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())));
+
+  it('keeps its lease while its worker executes it: no other worker takes it over, each action is performed once', async () => {
+    // Three webhooks of 400 ms each: 1.2 s of work under a lease of 300 ms, swept by a second pool every 150 ms.
+    await applyTestWorkflow(db, {
+      tenant: 'long',
+      name: 'three-calls',
+      trigger: { event: 'payment.received' },
+      retry: { maxAttempts: 2 },
+      actions: ['a', 'b', 'c'].map((path) => ({ type: 'webhook' as const, url: `http://127.0.0.1:${port}/${path}` })),
+    });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('long', { n: 1 })], parked: [], checkpoint: null });
+    const pools = [1, 2].map(() => new WorkerPool({ db, logger: silentLogger, concurrency: 1, leaseMs: 300, pollIntervalMs: 50, runtime: options.runtime }));
+    for (const pool of pools) pool.start();
+    try {
+      await waitFor('the run to finish', async () => {
+        const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'last_error']).where('tenant_id', '=', 'long').executeTakeFirst();
+        return run?.status === 'succeeded' || run?.status === 'dead' ? run : undefined;
+      }, { timeoutMs: 20_000 });
+    } finally {
+      await Promise.all(pools.map((pool) => pool.stop()));
+    }
+    const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts']).where('tenant_id', '=', 'long').executeTakeFirstOrThrow();
+    expect(run).toEqual({ status: 'succeeded', attempts: 1 });
+    expect(Object.fromEntries(deliveries)).toEqual({ '/a': 1, '/b': 1, '/c': 1 });
+  });
+});
+
 describe('waking workers', () => {
   let http: Server;
   let port: number;
