@@ -33,4 +33,13 @@ describe('AckTracker', () => {
     await tracker.repeat();
     expect(sent).toEqual(['0/1F', '0/1F']);
   });
+
+  it("answers with the slot's position from the start, before anything is confirmed, and moves only past it", async () => {
+    const { sent, sender } = recorder();
+    const tracker = new AckTracker(sender, parseLsn('0/40'));
+    await tracker.repeat();
+    await tracker.confirm(parseLsn('0/30'));
+    await tracker.confirm(parseLsn('0/50'));
+    expect(sent).toEqual(['0/3F', '0/4F']);
+  });
 });

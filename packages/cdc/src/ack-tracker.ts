@@ -10,9 +10,19 @@ export interface StandbyStatusSender {
  * committed, and a keepalive's position while nothing is in flight. It never moves backwards.
  */
 export class AckTracker {
-  private confirmed: Lsn = ZERO_LSN;
+  private confirmed: Lsn;
 
-  constructor(private readonly sender: StandbyStatusSender) {}
+  /**
+   * @param startingAt the slot's confirmed position when the session starts, repeated to a keepalive that asks
+   *   for a reply before anything is confirmed: a first transaction that takes longer than the server's
+   *   `wal_sender_timeout` to arrive and be recorded must not end the connection. @default none (no reply)
+   */
+  constructor(
+    private readonly sender: StandbyStatusSender,
+    startingAt: Lsn = ZERO_LSN,
+  ) {
+    this.confirmed = startingAt;
+  }
 
   get confirmedLsn(): Lsn {
     return this.confirmed;

@@ -122,12 +122,13 @@ export class ReplicationConsumer {
     try {
       while (!this.stopping && !lockLost) {
         try {
-          const decoder = await verifyConsumer(this.options.db, slotName);
+          const { decoder, confirmedFlush } = await verifyConsumer(this.options.db, slotName);
           // A stop or the loss of the lock while the checks ran found no session to stop: start none.
           if (this.stopping || lockLost) break;
           this.session = new StreamSession({
             ...this.options,
             decoder,
+            confirmedFlush,
             onStreaming: () => {
               attempt = 0;
               this.setState('streaming', 'leader');

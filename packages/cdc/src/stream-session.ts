@@ -7,6 +7,7 @@ import {
   type DispatchBatch,
   type DispatchResult,
   type EventCatalog,
+  type Lsn,
 } from '@walflow/core';
 import type { ClientConfig } from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
@@ -21,6 +22,8 @@ export interface StreamSessionOptions {
   slotName: string;
   /** The decoder of the plugin the slot was created with. */
   decoder: ChangeDecoder;
+  /** The slot's confirmed position at the start, the reply to keepalives until a transaction is acknowledged. */
+  confirmedFlush?: Lsn | undefined;
   dispatcher: BatchDispatcher;
   logger: Logger;
   catalog?: EventCatalog | undefined;
@@ -87,7 +90,7 @@ export class StreamSession {
       catalog: options.catalog,
       sliceSize: options.sliceSize,
     });
-    this.acks = new AckTracker(this.service);
+    this.acks = new AckTracker(this.service, options.confirmedFlush);
   }
 
   /** Streams until stop() or a failure: resolves after a clean stop, rejects with the failure. */

@@ -1,20 +1,27 @@
-import { parseLsn, WalflowError, type WalflowDatabase } from '@walflow/core';
+import { parseLsn, WalflowError, ZERO_LSN, type Lsn, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import { decoderFor, type ChangeDecoder } from './change-decoder.js';
 import { inspectSlot, missingSlotError } from './slot.js';
 
 const REPAIR = 'run `walflow repair` to recreate the slot and dispatch what the outbox still holds';
 
+/** A slot walflow may consume. */
+export interface VerifiedSlot {
+  /** The decoder of the plugin the slot was created with. */
+  decoder: ChangeDecoder;
+  /** The slot's confirmed position: where the stream will start. */
+  confirmedFlush: Lsn;
+}
+
 /**
  * Refuses to consume when the slot or the stored checkpoint cannot be trusted: a missing, invalidated or
  * foreign slot; a checkpoint written by another server or timeline, or beyond this server's WAL (a restored
  * backup). A slot *behind* the checkpoint is normal: PostgreSQL 15 forgets acknowledgements on restart.
- * Returns the decoder of the plugin the slot was created with.
  */
-export async function verifyConsumer(db: Kysely<WalflowDatabase>, slotName: string): Promise<ChangeDecoder> {
+export async function verifyConsumer(db: Kysely<WalflowDatabase>, slotName: string): Promise<VerifiedSlot> {
   const slot = await inspectSlot(db, slotName);
   if (!slot) throw missingSlotError(slotName);
-  const decoder = decoderFor(slot.plugin, slotName);
+  const verified = { decoder: decoderFor(slot.plugin, slotName), confirmedFlush: slot.confirmedFlushLsn === null ? ZERO_LSN : parseLsn(slot.confirmedFlushLsn) };
   if (slot.walStatus === 'lost') {
     throw new WalflowError('slot_missing', `replication slot ${slotName} was invalidated (wal_status=lost, max_slot_wal_keep_size exceeded): ${REPAIR}`);
   }
@@ -29,7 +36,7 @@ export async function verifyConsumer(db: Kysely<WalflowDatabase>, slotName: stri
            (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline_id,
            pg_current_wal_insert_lsn()::text AS insert_lsn`.execute(db);
   const server = rows[0];
-  if (!server) return decoder;
+  if (!server) return verified;
   if (state.system_identifier === null || state.timeline_id === null) {
     await db
       .updateTable('walflow.consumer_state')
@@ -50,5 +57,5 @@ export async function verifyConsumer(db: Kysely<WalflowDatabase>, slotName: stri
       `the checkpoint of slot ${slotName} (${state.checkpoint_lsn}) is beyond this server's WAL (${server.insert_lsn}); was a backup restored? ${REPAIR}`,
     );
   }
-  return decoder;
+  return verified;
 }

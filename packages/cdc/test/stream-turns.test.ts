@@ -35,7 +35,7 @@ describe('a backlog streamed into a busy process', () => {
     let probeQueued = false;
     let decodedSinceProbe = 0;
     let mostBeforeProbe = 0;
-    const slotDecoder = await verifyConsumer(db, database.slotName);
+    const { decoder: slotDecoder } = await verifyConsumer(db, database.slotName);
     const counting: ChangeDecoder = {
       ...slotDecoder,
       decode(raw) {

@@ -1,5 +1,5 @@
 import { ReplicationConsumer } from '@walflow/cdc';
-import type { WalflowDatabase } from '@walflow/core';
+import type { BatchDispatcher, WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
@@ -9,7 +9,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const logger = pino({ level: 'silent' });
-const database = useTestDatabase({ prefix: 'walflow_stop_checking' });
+const database = useTestDatabase({ prefix: 'walflow_liveness' });
 let db: Kysely<WalflowDatabase>;
 
 beforeAll(async () => {
@@ -59,5 +59,47 @@ describe('a stop while the consumer checks the slot before a new session', () =>
       await locker.end();
       await Promise.race([consumer.stop(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
     }
+  });
+});
+
+describe('keepalives before the first transaction is acknowledged', () => {
+  // PostgreSQL 15's walsender sends a keepalive before any data, which an idle session confirms: a first
+  // transaction then never leaves the session without a position to answer with. The consumer does not count on
+  // it (AckTracker starts from the slot's position, ack-tracker.test.ts); this checks the whole path.
+  it('are answered, so a first batch slower than wal_sender_timeout keeps the connection', async () => {
+    const events = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.events`.execute(db);
+    const before = Number(events.rows[0]!.n);
+    await sql`INSERT INTO walflow.outbox (event_type, payload) VALUES ('order.placed', '{"slow": true}')`.execute(db);
+    const real = new Dispatcher({ db, slotName: database.slotName, logger });
+    const batches: number[] = [];
+    // The first batch takes three times the walsender's timeout to be recorded.
+    const slowFirst: BatchDispatcher = {
+      async dispatch(batch) {
+        batches.push(batch.events.length);
+        if (batches.length === 1) await new Promise((resolve) => setTimeout(resolve, 3_000));
+        return real.dispatch(batch);
+      },
+    };
+    const warnings: string[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) });
+    const consumer = new ReplicationConsumer({
+      connection: { connectionString: database.url, options: '-c wal_sender_timeout=1000' },
+      slotName: database.slotName,
+      dispatcher: slowFirst,
+      db,
+      logger: watched,
+      reconnect: { initialMs: 20, maxMs: 20 },
+    });
+    consumer.start();
+    try {
+      await waitFor('the event to be recorded', async () => {
+        const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.events`.execute(db);
+        return Number(rows[0]!.n) === before + 1;
+      });
+    } finally {
+      await consumer.stop();
+    }
+    expect(warnings).not.toContain('replication session failed');
+    expect(batches).toEqual([1]);
   });
 });
