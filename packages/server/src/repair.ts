@@ -15,6 +15,8 @@ export interface RepairOptions {
   decoder?: DecoderChoice | undefined;
   /** @default 8 */
   maxDepth?: number;
+  /** Outbox rows read and dispatched at a time. @default 1000 */
+  pageSize?: number;
 }
 
 export interface RepairResult {
@@ -24,8 +26,6 @@ export interface RepairResult {
   recovered: number;
   parked: number;
 }
-
-const PAGE = 1000;
 
 interface OutboxCursor {
   createdAt: string;
@@ -73,6 +73,9 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
         await sql`SET TRANSACTION SNAPSHOT ${sql.lit(snapshot)}`.execute(conn);
         const counted = { recovered: 0, parked: 0 };
         let after: OutboxCursor | null = null;
+        // Recovered events share one commit position; their place after it is their outbox order, across pages,
+        // which is the order workers run them in for an aggregate.
+        let position = 0;
         for (;;) {
           const cursor: OutboxCursor | null = after;
           const { rows }: { rows: OutboxRow[] } = await sql<OutboxRow>`
@@ -81,14 +84,14 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
               FROM walflow.outbox
              WHERE ${cursor === null ? sql`true` : sql`(created_at, id) > (${cursor.createdAt}::timestamptz, ${cursor.id}::uuid)`}
              ORDER BY created_at, id
-             LIMIT ${PAGE}`.execute(conn);
+             LIMIT ${options.pageSize ?? 1000}`.execute(conn);
           if (rows.length === 0) break;
           const events = [];
           const parked = [];
-          for (const [position, row] of rows.entries()) {
+          for (const row of rows) {
             const mapped = mapOutboxRow(row, {
               commit: { xid: '0', commitLsn: parseLsn(consistentPoint), committedAt: row.created_at },
-              position,
+              position: position++,
               catalog: options.catalog,
             });
             if (mapped.kind === 'event') events.push(mapped.event);

@@ -60,7 +60,7 @@ describe('a lost replication slot', () => {
       for (let n = 0; n < 25; n++) missed.push(await emit(db, { type: 'policy.approved', tenantId: 'repair', payload: { n } }));
       // The process is down; repair needs the leader lock, which a down consumer does not hold for long.
       const result = await waitFor('repair to get the leader lock', () =>
-        repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger }).catch((error: unknown) => {
+        repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger, pageSize: 10 }).catch((error: unknown) => {
           if ((error as { code?: string }).code === 'leader_busy') return undefined;
           throw error;
         }),
@@ -69,6 +69,9 @@ describe('a lost replication slot', () => {
       const recovered = await db.selectFrom('walflow.events').select(['id', 'recovered']).where('tenant_id', '=', 'repair').where('event_type', '=', 'policy.approved').execute();
       expect(recovered.map((row) => row.id).sort()).toEqual([...missed].sort());
       expect(recovered.every((row) => row.recovered)).toBe(true);
+      // In pages of 10: their place after the shared commit position is the outbox order, across pages.
+      const inRunOrder = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'repair').orderBy('commit_lsn').orderBy('tx_position').execute();
+      expect(inRunOrder.map((row) => row.id)).toEqual(missed);
 
       // The running process notices the repaired slot and streams again; nothing is recorded twice.
       await waitFor('streaming to resume', () => walflow!.consumerStatus().state === 'streaming');
