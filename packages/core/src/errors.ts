@@ -18,6 +18,7 @@ export type WalflowErrorCode =
   | 'action_failed'
   | 'dispatch_failed'
   | 'previous_batch_failed'
+  | 'commit_not_visible'
   | 'wrong_server'
   | 'leader_busy'
   | 'sink_failed'

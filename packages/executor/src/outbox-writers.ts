@@ -52,7 +52,7 @@ export async function waitForWriters(trx: Transaction<WalflowDatabase>, xids: re
     const { rows } = await sql<{ running: number }>`SELECT ${runningWriters(xids)} AS running`.execute(trx);
     if (rows[0]!.running === 0) return;
     if (Date.now() > deadline) {
-      throw new WalflowError('dispatch_failed', `${rows[0]!.running} transaction(s) whose commit was decoded are still not visible after ${WRITERS_TIMEOUT_MS} ms`);
+      throw new WalflowError('commit_not_visible', `${rows[0]!.running} transaction(s) whose commit was decoded are still not visible after ${WRITERS_TIMEOUT_MS} ms`);
     }
     await new Promise((resolve) => setTimeout(resolve, RECHECK_MS));
   }

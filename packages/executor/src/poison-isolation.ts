@@ -15,7 +15,9 @@ import type { Logger } from 'pino';
  * tried again whole, then split in halves until the event that fails on its own is found; only that event is
  * parked in dead_letters, with the error, and everything else is recorded. Transient errors (connection,
  * shutdown, serialization, deadlock) park nothing: they go up, and the stream retries the batch. Nor does the
- * failure of the batch before (`previous_batch_failed`). The halves keep the batch's `previous` and `recovered`.
+ * failure of the batch before (`previous_batch_failed`), nor a writer's commit not yet visible to other
+ * sessions (`commit_not_visible`: its event is fine, and parking it would keep it from its workflows). The
+ * halves keep the batch's `previous` and `recovered`.
  */
 export class PoisonIsolatingDispatcher implements BatchDispatcher {
   constructor(
@@ -76,7 +78,7 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
 }
 
 function notTheBatchsFault(error: unknown): boolean {
-  return isTransientDatabaseError(error) || isWalflowError(error, 'previous_batch_failed');
+  return isTransientDatabaseError(error) || isWalflowError(error, 'previous_batch_failed') || isWalflowError(error, 'commit_not_visible');
 }
 
 function mergeCounts(a: DispatchResult['decisions'], b: DispatchResult['decisions']): Record<string, number> {
