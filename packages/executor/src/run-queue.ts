@@ -269,6 +269,7 @@ export async function releaseExpiredLeases(db: Kysely<WalflowDatabase>): Promise
     .updateTable('walflow.workflow_runs')
     .set({
       status: sql`CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END`,
+      finished_at: sql`CASE WHEN attempts >= max_attempts THEN now() END`,
       next_attempt_at: sql`now()`,
       last_error: sql`coalesce(last_error, 'worker lease expired')`,
       locked_by: null,

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { claimAndExecuteHeld, claimRuns, Dispatcher, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
+import { claimAndExecuteHeld, claimRuns, Dispatcher, releaseExpiredLeases, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
@@ -254,6 +254,26 @@ describe('a run whose actions take longer than its lease', () => {
     const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts']).where('tenant_id', '=', 'long').executeTakeFirstOrThrow();
     expect(run).toEqual({ status: 'succeeded', attempts: 1 });
     expect(Object.fromEntries(deliveries)).toEqual({ '/a': 1, '/b': 1, '/c': 1 });
+  });
+});
+
+describe('a lease that runs out', () => {
+  it('queues the run again, or on its last attempt ends it dead and finished', async () => {
+    await applyTestWorkflow(db, { tenant: 'expiring', name: 'call', trigger: { event: 'payment.received' }, retry: { maxAttempts: 2 }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('expiring', { n: 1 })], parked: [], checkpoint: null });
+    const state = () => db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'last_error']).select(sql<boolean>`finished_at IS NOT NULL`.as('finished')).where('tenant_id', '=', 'expiring').executeTakeFirstOrThrow();
+    for (const attempts of [1, 2]) {
+      const claimed = (await claimRuns(db, 'expiring/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'expiring');
+      expect(claimed).toHaveLength(1);
+      // The worker died: its lease ran out.
+      await sql`UPDATE walflow.workflow_runs SET locked_until = now() - interval '1 second' WHERE tenant_id = 'expiring'`.execute(db);
+      expect(await releaseExpiredLeases(db)).toBeGreaterThanOrEqual(1);
+      expect(await state()).toEqual(
+        attempts === 1
+          ? { status: 'queued', attempts: 1, last_error: 'worker lease expired', finished: false }
+          : { status: 'dead', attempts: 2, last_error: 'worker lease expired', finished: true },
+      );
+    }
   });
 });
 
