@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { claimAndExecuteHeld, claimRuns, Dispatcher, releaseExpiredLeases, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
+import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
@@ -274,6 +274,43 @@ describe('a lease that runs out', () => {
           : { status: 'dead', attempts: 2, last_error: 'worker lease expired', finished: true },
       );
     }
+  });
+});
+
+describe("a workflow whose actions change while its runs execute them", () => {
+  let http: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    http = createServer((request, response) => {
+      request.resume();
+      response.writeHead(request.url === '/fails' ? 500 : 204).end();
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
+    port = (http.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())));
+
+  it('cancels the runs that had begun them, with the reason, and lets the runs that had done nothing run the new ones', async () => {
+    const document = (actions: unknown[]) => ({ tenant: 'edited', name: 'two-calls', trigger: { event: 'payment.received' }, actions });
+    const ok = { type: 'webhook', url: `http://127.0.0.1:${port}/ok` };
+    await applyWorkflow(db, document([ok, { type: 'webhook', url: `http://127.0.0.1:${port}/fails` }]));
+    const dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+    await dispatcher.dispatch({ events: [event('edited', { n: 1 })], parked: [], checkpoint: null });
+    const [begun] = (await claimRuns(db, 'edited/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'edited');
+    // The first call succeeds, the second fails: the run waits for a retry with action 0 done.
+    expect(await executeRun(begun!, 'edited/0', options)).toBe('retrying');
+    await dispatcher.dispatch({ events: [event('edited', { n: 2 })], parked: [], checkpoint: null });
+
+    const unchanged = await applyWorkflow(db, { ...document([ok, { type: 'webhook', url: `http://127.0.0.1:${port}/fails` }]), status: 'active' });
+    expect(unchanged).toMatchObject({ outcome: 'unchanged', runsCancelled: 0 });
+    // A new action in front: a retry skipping action 0 would skip it, and call /ok again.
+    const edited = await applyWorkflow(db, document([{ type: 'emit_event', event: 'payment.noted' }, ok, ok]));
+    expect(edited).toMatchObject({ outcome: 'updated', runsCancelled: 1 });
+
+    const runs = await db.selectFrom('walflow.workflow_runs').select(['id', 'status', 'last_error']).where('tenant_id', '=', 'edited').execute();
+    expect(runs.find((run) => run.id === begun!.id)).toMatchObject({ status: 'cancelled', last_error: expect.stringMatching(/actions changed \(version 2\)/) });
+    expect(runs.filter((run) => run.id !== begun!.id)).toEqual([expect.objectContaining({ status: 'queued' })]);
   });
 });
 

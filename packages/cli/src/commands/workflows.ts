@@ -18,10 +18,11 @@ export function registerWorkflows(program: Command): void {
       await withDatabase(context, async (db) => {
         for (const { file, document } of documents) {
           try {
-            const { workflow, outcome } = await applyWorkflow(db, document, { updateFields: context.config.updateFields });
-            process.stdout.write(`${outcome} ${workflow.tenantId}/${workflow.name} (version ${workflow.version}) from ${file}\n`);
+            const { workflow, outcome, runsCancelled } = await applyWorkflow(db, document, { updateFields: context.config.updateFields });
+            const cancelled = runsCancelled === 0 ? '' : `; its actions changed, so ${runsCancelled} run(s) already executing them were cancelled (replay their events to run the new actions)`;
+            process.stdout.write(`${outcome} ${workflow.tenantId}/${workflow.name} (version ${workflow.version}) from ${file}${cancelled}\n`);
             if (outcome !== 'unchanged') {
-              await recordAudit(db, { actor: context.operator, action: `workflow.${outcome}`, target: `${workflow.tenantId}/${workflow.name}`, arguments: { file, version: workflow.version } });
+              await recordAudit(db, { actor: context.operator, action: `workflow.${outcome}`, target: `${workflow.tenantId}/${workflow.name}`, arguments: { file, version: workflow.version, runsCancelled } });
             }
           } catch (error) {
             throw WalflowError.from(error, 'workflow_invalid', file);
