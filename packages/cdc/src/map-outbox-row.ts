@@ -6,6 +6,7 @@ import {
   type EventEnvelope,
   type ParkedRow,
 } from '@walflow/core';
+import { inexactNumberPath } from './inexact-numbers.js';
 
 export type MappedRow = { kind: 'event'; event: EventEnvelope } | { kind: 'parked'; row: ParkedRow };
 
@@ -34,6 +35,10 @@ export function mapOutboxRow(raw: Readonly<Record<string, unknown>>, context: Ou
   if (id === null || type === null) return park('message_invalid', 'outbox row without id or event_type');
   const payload = parseJsonColumn(raw.payload);
   if (!isJsonObject(payload)) return park('payload_invalid', `payload of ${type} is not a JSON object`);
+  const inexact = inexactNumberPath(raw.payload as string, payload);
+  if (inexact !== null) {
+    return park('payload_invalid', `payload of ${type} holds at ${inexact} a number JavaScript cannot hold exactly (beyond ±2^53 - 1): send it as a string`);
+  }
   const metadata = parseJsonColumn(raw.metadata ?? '{}');
   if (!isJsonObject(metadata)) return park('payload_invalid', `metadata of ${type} is not a JSON object`);
   if (context.catalog) {

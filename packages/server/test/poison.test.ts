@@ -62,4 +62,21 @@ describe('poison events', () => {
     const { rows } = await sql<{ calls: string }>`SELECT last_value::text AS calls FROM public.fail_once`.execute(db);
     expect(Number(rows[0]?.calls)).toBeGreaterThanOrEqual(2); // it failed once, then passed
   });
+
+  it('parks a payload number JavaScript cannot hold exactly, keeping it exact in the dead letter, and records the rest', async () => {
+    const { db } = walflow;
+    const tenant = 'big-numbers';
+    // SQL emitters can commit numbers no JavaScript number holds; as strings they pass untouched.
+    await sql`SELECT walflow.emit('order.placed', '{"orderId": 9007199254740993}'::jsonb, NULL, NULL, ${tenant}),
+                     walflow.emit('order.placed', '{"orderId": "9007199254740993"}'::jsonb, NULL, NULL, ${tenant}),
+                     walflow.emit('order.placed', '{"orderId": 9007199254740991}'::jsonb, NULL, NULL, ${tenant})`.execute(db);
+    await waitFor('the exact events and the dead letter', async () => {
+      const counts = await countsFor(db, tenant);
+      return counts.events === 2 && counts.deadLetters === 1 && counts.outbox === 0;
+    });
+    const letter = await db.selectFrom('walflow.dead_letters').select(['code', 'reason', sql<string>`raw->>'payload'`.as('payload')]).where('tenant_id', '=', tenant).executeTakeFirstOrThrow();
+    expect(letter).toEqual({ code: 'payload_invalid', reason: expect.stringMatching(/at \$\.orderId a number JavaScript cannot hold exactly/), payload: '{"orderId": 9007199254740993}' });
+    const recorded = await sql<{ id: string }>`SELECT payload->>'orderId' AS id FROM walflow.events WHERE tenant_id = ${tenant} ORDER BY tx_position`.execute(db);
+    expect(recorded.rows.map((row) => row.id)).toEqual(['9007199254740993', '9007199254740991']);
+  });
 });
