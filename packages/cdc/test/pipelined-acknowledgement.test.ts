@@ -132,6 +132,49 @@ describe('the next batches are read and recorded while the one before commits', 
     expect(Number(outbox.rows[0]!.n)).toBe(0);
   });
 
+  it('a full batch of empty transactions is acknowledged only after the batch before it commits', async () => {
+    await sql`CREATE TABLE public.noise (id serial PRIMARY KEY)`.execute(db);
+    await sql`INSERT INTO walflow.outbox (event_type, payload) VALUES ('order.paid', '{"n": 1}')`.execute(db);
+    // Transactions without outbox rows: the plugin sends only their begin and commit.
+    for (let n = 0; n < 12; n++) await sql`INSERT INTO public.noise DEFAULT VALUES`.execute(db);
+    const { rows } = await sql<{ lsn: string }>`SELECT pg_current_wal_insert_lsn()::text AS lsn`.execute(db);
+    const afterNoise = rows[0]!.lsn;
+    const real = new Dispatcher({ db, slotName: database.slotName, logger });
+    let slowBatchEnd: string | null = null;
+    let passedWhileSlow = false;
+    const slowFirst: BatchDispatcher = {
+      async dispatch(batch) {
+        if (slowBatchEnd === null && batch.events.length > 0) {
+          slowBatchEnd = formatLsn(batch.checkpoint!.endLsn);
+          // Meanwhile the empty transactions behind it fill batches of their own.
+          const until = Date.now() + 1_500;
+          while (Date.now() < until) {
+            passedWhileSlow ||= await confirmedFlushAtLeast(formatLsn((batch.checkpoint!.endLsn + 1n) as Lsn));
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+        return real.dispatch(batch);
+      },
+    };
+    const consumer = new ReplicationConsumer({
+      connection: { connectionString: database.url },
+      slotName: database.slotName,
+      dispatcher: slowFirst,
+      db,
+      logger,
+      maxBatchRows: 4,
+      reconnect: { initialMs: 20, maxMs: 100 },
+    });
+    consumer.start();
+    try {
+      await waitFor('the empty transactions to be acknowledged', () => confirmedFlushAtLeast(afterNoise));
+    } finally {
+      await consumer.stop();
+    }
+    expect(slowBatchEnd).not.toBeNull();
+    expect(passedWhileSlow).toBe(false);
+  });
+
   it('a bad event in a backlog is parked while the next batch waits for it, and the session goes on', async () => {
     await sql`CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
