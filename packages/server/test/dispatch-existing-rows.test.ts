@@ -25,7 +25,10 @@ describe('live dispatch over a run or decision that exists already', () => {
   it('records the batch around it: no second run, no crash, every outbox row of the batch consumed', async () => {
     const first = approvalEvent('existing', 1);
     expect(await dispatcher.dispatch({ events: [first], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1 });
-    // The event is gone (deleted by hand, or pruned before its run), then delivered again with a new one.
+    // An event with a queued run cannot be deleted: the run needs it.
+    await expect(db.deleteFrom('walflow.events').where('id', '=', first.id).execute()).rejects.toThrow(/has a queued or running workflow run/);
+    // Once the run is done, the event is gone (pruned, or deleted by hand), then delivered again with a new one.
+    await db.updateTable('walflow.workflow_runs').set({ status: 'succeeded' }).where('event_id', '=', first.id).execute();
     await db.deleteFrom('walflow.events').where('id', '=', first.id).execute();
     const again = approvalEvent('existing', 1, first.id);
     const next = approvalEvent('existing', 2);
