@@ -1,20 +1,16 @@
-import { ReplicationConsumer } from '@walflow/cdc';
 import type { BatchDispatcher, WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
-import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keptWarnings, openMigrated, silentLogger, testConsumer } from './consumer-fixtures.js';
 
-const logger = pino({ level: 'silent' });
 const database = useTestDatabase({ prefix: 'walflow_liveness' });
 let db: Kysely<WalflowDatabase>;
 
 beforeAll(async () => {
-  db = createDatabase(database.url, logger);
-  await migrate({ db, slotName: database.slotName, logger });
+  db = await openMigrated(database);
 });
 afterAll(async () => {
   await db.destroy();
@@ -27,14 +23,7 @@ async function slotActive(): Promise<boolean> {
 
 describe('a stop while the consumer checks the slot before a new session', () => {
   it('starts no session and returns', async () => {
-    const consumer = new ReplicationConsumer({
-      connection: { connectionString: database.url },
-      slotName: database.slotName,
-      dispatcher: new Dispatcher({ db, slotName: database.slotName, logger }),
-      db,
-      logger,
-      reconnect: { initialMs: 20, maxMs: 20 },
-    });
+    const consumer = testConsumer(database, db, new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }));
     consumer.start();
     const locker = new pg.Client({ connectionString: database.url });
     await locker.connect();
@@ -70,7 +59,7 @@ describe('keepalives before the first transaction is acknowledged', () => {
     const events = await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.events`.execute(db);
     const before = Number(events.rows[0]!.n);
     await sql`INSERT INTO walflow.outbox (event_type, payload) VALUES ('order.placed', '{"slow": true}')`.execute(db);
-    const real = new Dispatcher({ db, slotName: database.slotName, logger });
+    const real = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
     const batches: number[] = [];
     // The first batch takes three times the walsender's timeout to be recorded.
     const slowFirst: BatchDispatcher = {
@@ -80,16 +69,8 @@ describe('keepalives before the first transaction is acknowledged', () => {
         return real.dispatch(batch);
       },
     };
-    const warnings: string[] = [];
-    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) });
-    const consumer = new ReplicationConsumer({
-      connection: { connectionString: database.url, options: '-c wal_sender_timeout=1000' },
-      slotName: database.slotName,
-      dispatcher: slowFirst,
-      db,
-      logger: watched,
-      reconnect: { initialMs: 20, maxMs: 20 },
-    });
+    const { logger: watched, warnings } = keptWarnings();
+    const consumer = testConsumer(database, db, slowFirst, { connection: { connectionString: database.url, options: '-c wal_sender_timeout=1000' }, logger: watched });
     consumer.start();
     try {
       await waitFor('the event to be recorded', async () => {

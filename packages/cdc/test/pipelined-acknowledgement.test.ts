@@ -1,13 +1,10 @@
-import { ReplicationConsumer } from '@walflow/cdc';
 import { formatLsn, isWalflowError, type BatchDispatcher, type DispatchBatch, type Lsn, type WalflowDatabase } from '@walflow/core';
 import { Dispatcher, PoisonIsolatingDispatcher } from '@walflow/executor';
-import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keptWarnings, openMigrated, silentLogger as logger, testConsumer } from './consumer-fixtures.js';
 
-const logger = pino({ level: 'silent' });
 const TRANSACTIONS = 30;
 const PER_TRANSACTION = 10;
 /**
@@ -20,8 +17,7 @@ const database = useTestDatabase({ prefix: 'walflow_pipeline' });
 let db: Kysely<WalflowDatabase>;
 
 beforeAll(async () => {
-  db = createDatabase(database.url, logger);
-  await migrate({ db, slotName: database.slotName, logger });
+  db = await openMigrated(database);
 });
 afterAll(async () => {
   await db.destroy();
@@ -96,15 +92,7 @@ describe('the next batches are read and recorded while the one before commits', 
       },
     };
 
-    const consumer = new ReplicationConsumer({
-      connection: { connectionString: database.url },
-      slotName: database.slotName,
-      dispatcher: failingSecond,
-      db,
-      logger,
-      maxBatchRows: BATCH_ROWS,
-      reconnect: { initialMs: 20, maxMs: 100 },
-    });
+    const consumer = testConsumer(database, db, failingSecond, { maxBatchRows: BATCH_ROWS });
     consumer.start();
     try {
       await waitFor('the backlog to be recorded after the failure', async () => {
@@ -156,15 +144,7 @@ describe('the next batches are read and recorded while the one before commits', 
         return real.dispatch(batch);
       },
     };
-    const consumer = new ReplicationConsumer({
-      connection: { connectionString: database.url },
-      slotName: database.slotName,
-      dispatcher: slowFirst,
-      db,
-      logger,
-      maxBatchRows: 4,
-      reconnect: { initialMs: 20, maxMs: 100 },
-    });
+    const consumer = testConsumer(database, db, slowFirst, { maxBatchRows: 4 });
     consumer.start();
     try {
       await waitFor('the empty transactions to be acknowledged', () => confirmedFlushAtLeast(afterNoise));
@@ -190,9 +170,7 @@ describe('the next batches are read and recorded while the one before commits', 
     }
     const poisonIsolating = new PoisonIsolatingDispatcher(new Dispatcher({ db, slotName: database.slotName, logger }), logger);
     const waitedForTheBatchBefore: unknown[] = [];
-    // Every warning of the consumer's, to see that no session failed.
-    const warnings: string[] = [];
-    const watched = pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) });
+    const { logger: watched, warnings } = keptWarnings();
     const observed: BatchDispatcher = {
       async dispatch(batch) {
         try {
@@ -203,15 +181,7 @@ describe('the next batches are read and recorded while the one before commits', 
         }
       },
     };
-    const consumer = new ReplicationConsumer({
-      connection: { connectionString: database.url },
-      slotName: database.slotName,
-      dispatcher: observed,
-      db,
-      logger: watched,
-      maxBatchRows: BATCH_ROWS,
-      reconnect: { initialMs: 20, maxMs: 100 },
-    });
+    const consumer = testConsumer(database, db, observed, { logger: watched, maxBatchRows: BATCH_ROWS });
     consumer.start();
     try {
       await waitFor('the backlog to be recorded around the bad event', async () => {
