@@ -48,6 +48,14 @@ export interface StreamSessionOptions {
   onStreaming?: (() => void) | undefined;
 }
 
+/** A batch with writes, as the batch after it follows it. */
+interface BatchWrites {
+  /** Its current attempt's progress: the next batch inserts after it and decides after its commit. */
+  progress: BatchProgress;
+  /** Its whole dispatch, a later attempt included. */
+  committed: Promise<void>;
+}
+
 /**
  * One replication connection's lifetime: stream, assemble, record in batches, acknowledge what is recorded.
  * A session is never reused (pg-logical-replication resumes a re-subscribed instance from the last *received*
@@ -66,11 +74,8 @@ export class StreamSession {
   private pendingRows = 0;
   /** Batches being recorded and acknowledged, oldest first; they never reject (a failure ends the session). */
   private recording: Promise<void>[] = [];
-  /**
-   * The newest dispatched batch's progress and its whole dispatch (retries included), and the newest
-   * acknowledgement: the next batch comes after all three.
-   */
-  private newest: { progress: BatchProgress | undefined; committed: Promise<void> | undefined; acknowledged: Promise<unknown> } | null = null;
+  /** The newest dispatched batch with writes, and the newest acknowledgement: the next batch comes after both. */
+  private newest: { writes: BatchWrites | undefined; acknowledged: Promise<unknown> } | null = null;
   private dispatchScheduled = false;
   private failure: unknown = null;
   private draining = false;
@@ -179,35 +184,11 @@ export class StreamSession {
     this.pendingRows = 0;
     const before = this.newest;
     // A batch of empty transactions needs no write at all, only its acknowledgement in turn.
-    const progress = batch.events.length > 0 || batch.parked.length > 0 ? new BatchProgress() : undefined;
-    // A dispatcher that reports no progress has it settled when its dispatch does: the next batch then waits.
-    const committed =
-      progress === undefined
-        ? undefined
-        : this.options.dispatcher
-            .dispatch({ ...batch, progress, previous: before?.progress })
-            .catch(async (error: unknown) => {
-              // The batch before failed its first attempt, so this one recorded nothing; the dispatcher may still
-              // record that batch (again around rows that existed, or with a bad event parked). Once it has
-              // committed, this one is recorded after it, as the next batch.
-              if (!isWalflowError(error, 'previous_batch_failed') || before?.committed === undefined) throw error;
-              await before.committed;
-              return this.options.dispatcher.dispatch(batch);
-            })
-            .then(
-              (result) => {
-                progress.markCommitted();
-                this.options.onBatch?.(result, batch);
-              },
-              (error: unknown) => {
-                progress.markFailed(error);
-                throw error;
-              },
-            );
-    const acknowledged = Promise.all([committed, before?.acknowledged]).then(async () => {
+    const writes = batch.events.length > 0 || batch.parked.length > 0 ? this.record(batch, before?.writes) : undefined;
+    const acknowledged = Promise.all([writes?.committed, before?.acknowledged]).then(async () => {
       if (batch.checkpoint) await this.acks.confirm(batch.checkpoint.endLsn);
     });
-    this.newest = { progress: progress ?? before?.progress, committed: committed ?? before?.committed, acknowledged };
+    this.newest = { writes: writes ?? before?.writes, acknowledged };
     const recorded: Promise<void> = acknowledged.then(
       () => this.finished(recorded),
       (error: unknown) => {
@@ -216,6 +197,37 @@ export class StreamSession {
       },
     );
     this.recording.push(recorded);
+  }
+
+  /**
+   * Records a batch with writes after `previous`, the batch with writes before it. If that batch's attempt fails,
+   * this one records nothing (`previous_batch_failed`); the dispatcher may still record that batch on a later
+   * attempt (again around rows that existed, or with a bad event parked), and this one is then recorded after
+   * it, under a new progress, which the batches after it follow.
+   */
+  private record(batch: DispatchBatch, previous: BatchWrites | undefined): BatchWrites {
+    const attempt = (progress: BatchProgress, after: BatchProgress | undefined): Promise<DispatchResult> =>
+      this.options.dispatcher.dispatch({ ...batch, progress, previous: after }).then(
+        (result) => {
+          // A dispatcher that reports no progress has it settled when its dispatch does: the next batch then waits.
+          progress.markCommitted();
+          return result;
+        },
+        (error: unknown) => {
+          progress.markFailed(error);
+          throw error;
+        },
+      );
+    const writes: BatchWrites = { progress: new BatchProgress(), committed: Promise.resolve() };
+    writes.committed = attempt(writes.progress, previous?.progress)
+      .catch(async (error: unknown) => {
+        if (!isWalflowError(error, 'previous_batch_failed') || previous === undefined) throw error;
+        await previous.committed;
+        writes.progress = new BatchProgress();
+        return attempt(writes.progress, undefined);
+      })
+      .then((result) => this.options.onBatch?.(result, batch));
+    return writes;
   }
 
   private finished(recorded: Promise<void>): void {

@@ -191,8 +191,9 @@ describe('the next batches are read and recorded while the one before commits', 
     } finally {
       await consumer.stop();
     }
-    // The batch after the bad one was being recorded beside it, and waited instead of ending the session.
-    expect(waitedForTheBatchBefore.length).toBeGreaterThan(0);
+    // The batch after the bad one was being recorded beside it, and waited instead of ending the session; the
+    // batches after that followed its new attempt, recorded beside it again, so none of them had to wait so.
+    expect(waitedForTheBatchBefore).toHaveLength(1);
     expect(warnings).not.toContain('replication session failed');
     const letters = await sql<{ code: string }>`SELECT code FROM walflow.dead_letters WHERE event_type = 'order.shipped'`.execute(db);
     expect(letters.rows).toEqual([{ code: 'dispatch_failed' }]);
