@@ -24,7 +24,7 @@ export type ApplyOutcome = 'created' | 'updated' | 'unchanged';
  * applying the same file twice is a no-op. A change to the actions cancels the workflow's runs that have begun
  * executing (running, or waiting for a retry after an action succeeded): a retry skips the actions that
  * succeeded by their place in the list, which the new list need not keep. Runs that have done nothing yet run
- * the new actions. All in one statement, so two applies at once cannot both miss the change.
+ * the new actions. Both happen in one transaction, the caller's if `db` is one.
  */
 export async function applyWorkflow(
   db: Kysely<WalflowDatabase>,
@@ -34,79 +34,80 @@ export async function applyWorkflow(
   const definition = parseWorkflowDefinition(input);
   compileWorkflow(definition);
   checkWorkflowPolicy(definition, policy);
+  return db.isTransaction ? applyIn(db, definition) : db.transaction().execute((trx) => applyIn(trx, definition));
+}
+
+async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefinition): Promise<{ workflow: StoredWorkflow; outcome: ApplyOutcome; runsCancelled: number }> {
+  const actions = JSON.stringify(definition.actions);
+  // The runs first, the workflow's row after: the order a worker's transaction locks them in, so the two never
+  // wait for each other.
+  const cancelled = await db
+    .updateTable('walflow.workflow_runs as r')
+    .from('walflow.workflows as w')
+    .set({
+      status: 'cancelled',
+      finished_at: sql`now()`,
+      last_error: sql`'the workflow''s actions changed (version ' || (w.version + 1) || ') after this run had begun executing them; replay the event to run the new actions'`,
+      locked_by: null,
+      locked_until: null,
+    })
+    .whereRef('r.workflow_id', '=', 'w.id')
+    .where('w.tenant_id', '=', definition.tenant)
+    .where('w.name', '=', definition.name)
+    .where(sql<boolean>`w.actions IS DISTINCT FROM ${actions}::jsonb`)
+    .where((eb) =>
+      eb.or([
+        eb('r.status', '=', 'running'),
+        eb.and([
+          eb('r.status', '=', 'queued'),
+          eb.exists(eb.selectFrom('walflow.action_outcomes as o').select(sql`1`.as('done')).whereRef('o.run_id', '=', 'r.id').where('o.status', '=', 'succeeded')),
+        ]),
+      ]),
+    )
+    .executeTakeFirst();
   const document = JSON.stringify(definition);
   const written = await db
-    .with('previous', (qb) => qb.selectFrom('walflow.workflows').select(['id', 'actions']).where('tenant_id', '=', definition.tenant).where('name', '=', definition.name))
-    .with('written', (qb) =>
-      qb
-        .insertInto('walflow.workflows')
-        .values({
-          tenant_id: definition.tenant,
-          name: definition.name,
-          status: definition.status,
-          trigger_event: definition.trigger.event,
-          condition: definition.condition ?? null,
-          bypass: definition.bypass ?? null,
-          cooldown: definition.cooldown === undefined ? null : JSON.stringify(definition.cooldown),
-          rate_limits: JSON.stringify(definition.rateLimits),
-          ordering: definition.ordering,
-          actions: JSON.stringify(definition.actions),
-          definition: document,
+    .insertInto('walflow.workflows')
+    .values({
+      tenant_id: definition.tenant,
+      name: definition.name,
+      status: definition.status,
+      trigger_event: definition.trigger.event,
+      condition: definition.condition ?? null,
+      bypass: definition.bypass ?? null,
+      cooldown: definition.cooldown === undefined ? null : JSON.stringify(definition.cooldown),
+      rate_limits: JSON.stringify(definition.rateLimits),
+      ordering: definition.ordering,
+      actions,
+      definition: document,
+    })
+    .onConflict((conflict) =>
+      conflict
+        .columns(['tenant_id', 'name'])
+        .doUpdateSet({
+          status: (eb) => eb.ref('excluded.status'),
+          trigger_event: (eb) => eb.ref('excluded.trigger_event'),
+          condition: (eb) => eb.ref('excluded.condition'),
+          bypass: (eb) => eb.ref('excluded.bypass'),
+          cooldown: (eb) => eb.ref('excluded.cooldown'),
+          rate_limits: (eb) => eb.ref('excluded.rate_limits'),
+          ordering: (eb) => eb.ref('excluded.ordering'),
+          actions: (eb) => eb.ref('excluded.actions'),
+          // A re-applied workflow starts with a clean failure count and no pause reason.
+          consecutive_failures: 0,
+          paused_reason: null,
+          definition: (eb) => eb.ref('excluded.definition'),
+          version: sql`walflow.workflows.version + 1`,
+          updated_at: sql`now()`,
         })
-        .onConflict((conflict) =>
-          conflict
-            .columns(['tenant_id', 'name'])
-            .doUpdateSet({
-              status: (eb) => eb.ref('excluded.status'),
-              trigger_event: (eb) => eb.ref('excluded.trigger_event'),
-              condition: (eb) => eb.ref('excluded.condition'),
-              bypass: (eb) => eb.ref('excluded.bypass'),
-              cooldown: (eb) => eb.ref('excluded.cooldown'),
-              rate_limits: (eb) => eb.ref('excluded.rate_limits'),
-              ordering: (eb) => eb.ref('excluded.ordering'),
-              actions: (eb) => eb.ref('excluded.actions'),
-              // A re-applied workflow starts with a clean failure count and no pause reason.
-              consecutive_failures: 0,
-              paused_reason: null,
-              definition: (eb) => eb.ref('excluded.definition'),
-              version: sql`walflow.workflows.version + 1`,
-              updated_at: sql`now()`,
-            })
-            .where(sql<boolean>`walflow.workflows.definition IS DISTINCT FROM excluded.definition`),
-        )
-        .returning(['id', 'actions', 'version', sql<boolean>`xmax = 0`.as('inserted')]),
+        .where(sql<boolean>`walflow.workflows.definition IS DISTINCT FROM excluded.definition`),
     )
-    .with('cancelled', (qb) =>
-      qb
-        .updateTable('walflow.workflow_runs as r')
-        .from(['previous', 'written'])
-        .set({
-          status: 'cancelled',
-          finished_at: sql`now()`,
-          last_error: sql`'the workflow''s actions changed (version ' || written.version || ') after this run had begun executing them; replay the event to run the new actions'`,
-          locked_by: null,
-          locked_until: null,
-        })
-        .whereRef('r.workflow_id', '=', 'written.id')
-        .where(sql<boolean>`previous.id = written.id AND previous.actions IS DISTINCT FROM written.actions`)
-        .where((eb) =>
-          eb.or([
-            eb('r.status', '=', 'running'),
-            eb.and([
-              eb('r.status', '=', 'queued'),
-              eb.exists(eb.selectFrom('walflow.action_outcomes as o').select(sql`1`.as('done')).whereRef('o.run_id', '=', 'r.id').where('o.status', '=', 'succeeded')),
-            ]),
-          ]),
-        )
-        .returning('r.id'),
-    )
-    .selectFrom('written')
-    .select(['written.inserted', (eb) => eb.selectFrom('cancelled').select(eb.fn.countAll<string>().as('n')).as('cancelled')])
+    .returning(['id', sql<boolean>`xmax = 0`.as('inserted')])
     .executeTakeFirst();
   const stored = await getWorkflow(db, definition.tenant, definition.name);
   if (!stored) throw new Error(`workflow ${definition.name} vanished while it was applied`);
   const outcome: ApplyOutcome = !written ? 'unchanged' : written.inserted ? 'created' : 'updated';
-  return { workflow: stored, outcome, runsCancelled: Number(written?.cancelled ?? 0) };
+  return { workflow: stored, outcome, runsCancelled: Number(cancelled.numUpdatedRows) };
 }
 
 /** Pauses or resumes a workflow (the stored document follows, so a later apply starts from it). */
