@@ -7,7 +7,7 @@ import type { ActionRuntime } from './actions/external-action.js';
 import { planAction } from './actions/plan-action.js';
 import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
-import { cancelRun, completeRuns, failRun, holdsLease, recordOutcomes, type ClaimedRun } from './run-queue.js';
+import { cancelRun, completeRuns, DEFAULT_LEASE_MS, failRun, holdsLease, recordOutcomes, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
 
@@ -37,12 +37,14 @@ class LeaseLost extends Error {}
  * once); mail and HTTP run outside it (at least once, with a stable idempotency key).
  */
 export async function executeRun(run: ClaimedRun, workerId: string, options: RunExecutorOptions): Promise<RunResult> {
-  const lease = keepLease(options.db, run.id, workerId, options.leaseMs ?? 60_000, options.logger);
-  let result: RunResult;
-  try {
-    result = await attempt(run, workerId, options, lease.lost);
-  } finally {
-    lease.stop();
+  const lease = await keepLease(options.db, run.id, workerId, options.leaseMs ?? DEFAULT_LEASE_MS, options.logger);
+  let result: RunResult = 'lease_lost';
+  if (lease !== null) {
+    try {
+      result = await attempt(run, workerId, options, lease.lost);
+    } finally {
+      lease.stop();
+    }
   }
   options.observer?.attemptFinished(result);
   return result;

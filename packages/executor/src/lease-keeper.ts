@@ -1,6 +1,7 @@
 import type { WalflowDatabase } from '@walflow/core';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { extendLease } from './run-queue.js';
 
 export interface LeaseKeeper {
   /** Aborts once the lease is found taken over: the attempt must stop and record nothing. */
@@ -9,23 +10,21 @@ export interface LeaseKeeper {
 }
 
 /**
- * Keeps a leased run with its worker for as long as the worker executes it: the lease is extended every third
- * of its length, so a run whose actions take longer than the lease (several webhooks, a slow mail server) is
- * never taken over, and its actions performed again, while this worker is still at it. Only a worker that
- * stops extending (its process died or hangs) loses its runs, when the lease runs out.
+ * Keeps a leased run with its worker for as long as the worker executes it: the lease is extended before the
+ * first action and then every third of its length, so a run whose actions take longer than the lease (several
+ * webhooks, a slow mail server) is never taken over, and its actions performed again, while this worker is
+ * still at it. Only a worker that stops extending (its process died or hangs) loses its runs. Resolves to null
+ * when the lease is already another worker's: the run must not be executed at all.
  */
-export function keepLease(db: Kysely<WalflowDatabase>, runId: string, workerId: string, leaseMs: number, logger: Logger): LeaseKeeper {
+export async function keepLease(db: Kysely<WalflowDatabase>, runId: string, workerId: string, leaseMs: number, logger: Logger): Promise<LeaseKeeper | null> {
+  if (!(await extendLease(db, runId, workerId, leaseMs))) return null;
   const lost = new AbortController();
   let extending = false;
   const extend = async (): Promise<void> => {
     if (extending) return;
     extending = true;
     try {
-      const { rows } = await sql<{ id: string }>`
-        UPDATE walflow.workflow_runs SET locked_until = now() + ${leaseMs} * interval '1 millisecond'
-         WHERE id = ${runId} AND status = 'running' AND locked_by = ${workerId}
-        RETURNING id`.execute(db);
-      if (rows.length === 0) {
+      if (!(await extendLease(db, runId, workerId, leaseMs))) {
         clearInterval(timer);
         lost.abort();
       }

@@ -138,6 +138,21 @@ export async function leaseHeldRuns(db: Kysely<WalflowDatabase>, runs: readonly 
   return runs.filter((run) => attempts.has(run.id)).map((run) => ({ ...run, attempts: attempts.get(run.id)! }));
 }
 
+/** How long a leased run stays with its worker unless extended. */
+export const DEFAULT_LEASE_MS = 60_000;
+
+/** Extends this worker's lease of a run by `leaseMs` from now; false when the lease is no longer its own. */
+export async function extendLease(db: Kysely<WalflowDatabase>, runId: string, workerId: string, leaseMs: number): Promise<boolean> {
+  const result = await db
+    .updateTable('walflow.workflow_runs')
+    .set({ locked_until: sql`now() + ${leaseMs} * interval '1 millisecond'` })
+    .where('id', '=', runId)
+    .where('status', '=', 'running')
+    .where('locked_by', '=', workerId)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
 /**
  * Locks the run if this worker still holds its lease. Every outcome write is fenced by it: a worker whose
  * lease expired cannot record over the new owner's work.

@@ -7,7 +7,7 @@ import { CALLING_OUT_ACTION_TYPES } from './actions/plan-action.js';
 import { executeRun, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimAndExecuteHeld, executeRunBatch, runsInOneTransaction } from './run-batch.js';
-import { releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
+import { DEFAULT_LEASE_MS, releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
 import { WorkflowCache } from './workflow-cache.js';
 import { getWorkflowsById } from './workflow-store.js';
 
@@ -103,7 +103,7 @@ export class WorkerPool {
   }
 
   private async loop(workerId: string): Promise<void> {
-    const { logger, claimBatchSize = DEFAULT_CLAIM_BATCH_SIZE, leaseMs = 60_000 } = this.options;
+    const { logger, claimBatchSize = DEFAULT_CLAIM_BATCH_SIZE, leaseMs = DEFAULT_LEASE_MS } = this.options;
     while (!this.stopping) {
       try {
         await this.sweepExpiredLeases(leaseMs);
