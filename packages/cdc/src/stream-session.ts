@@ -238,7 +238,9 @@ export class StreamSession {
 
   private onKeepalive(lsn: string, shouldRespond: boolean): void {
     if (this.failure !== null) return;
-    const acknowledged = this.isIdle() ? this.acks.confirm(parseLsn(lsn)) : shouldRespond ? this.acks.repeat() : null;
+    const position = parseLsn(lsn);
+    // A keepalive at the confirmed position itself moves nothing, but one that asks for a reply still gets it.
+    const acknowledged = this.isIdle() && position > this.acks.confirmedLsn ? this.acks.confirm(position) : shouldRespond ? this.acks.repeat() : null;
     acknowledged?.catch((error: unknown) => this.fail(error));
   }
 

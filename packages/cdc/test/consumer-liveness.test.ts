@@ -84,3 +84,22 @@ describe('keepalives before the first transaction is acknowledged', () => {
     expect(batches).toEqual([1]);
   });
 });
+
+describe('an idle session', () => {
+  it('answers the keepalives that ask for a reply, so a quiet database keeps the connection', async () => {
+    // Nothing is written meanwhile: every keepalive carries the position the session already confirmed.
+    const { logger: watched, warnings } = keptWarnings();
+    const consumer = testConsumer(database, db, new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }), {
+      connection: { connectionString: database.url, options: '-c wal_sender_timeout=1000' },
+      logger: watched,
+    });
+    consumer.start();
+    try {
+      await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+    } finally {
+      await consumer.stop();
+    }
+    expect(warnings).not.toContain('replication session failed');
+  });
+});
