@@ -2,7 +2,7 @@ import type { WorkflowDefinitionInput } from '@walflow/executor';
 import { writeBacklog, type BacklogShape } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
 import { probeHealth } from '../harness/health-probe.js';
-import { sampleProcessCpu } from '../harness/process-cpu.js';
+import { sampleProcessCpu, type ProcessCpu } from '../harness/process-cpu.js';
 import { createRecvlogicalSlot, streamWithRecvlogical } from '../harness/pg-recvlogical.js';
 import { spawnWalflow } from '../harness/walflow-child.js';
 import { profilePhase } from '../harness/walflow-profile.js';
@@ -117,8 +117,13 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
       const streamingAt = await walflow.streaming;
       // With --profile, the CPU each process spends on the drain: what a faster drain has to take from.
       const sampler = profiling === undefined ? undefined : await sampleProcessCpu(database.url, walflow.pid);
-      const drained = await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline);
-      const processes = await sampler?.stop();
+      let drained: boolean;
+      let processes: ProcessCpu | undefined;
+      try {
+        drained = await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline);
+      } finally {
+        processes = await sampler?.stop();
+      }
       const health = await probe.stop();
       const window = queuesRuns ? await dispatchWindow(database.url) : await recordingWindow(database.url);
       const counts = await walflowCounts(database.url);
