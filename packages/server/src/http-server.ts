@@ -31,11 +31,13 @@ export interface HttpServerOptions {
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const mounts = Object.entries(options.mounts ?? {});
   const server: Server = createServer((request, response) => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     const reply = (status: number, body: unknown, contentType?: string): void => {
       response.writeHead(status, { 'content-type': contentType ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
       response.end(contentType === undefined ? JSON.stringify(body) : String(body));
     };
+    // Anything may arrive as the request target (`//[`, `http://a:b/`); a throw here would end the process.
+    const path = pathOf(request.url);
+    if (path === null) return reply(400, { error: 'the request target is not a URL path' });
     const failed = (error: unknown): void => {
       // A streamed response that already started cannot become an error page: end it.
       if (response.headersSent) response.destroy();
@@ -67,4 +69,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         server.closeAllConnections();
       }),
   };
+}
+
+function pathOf(target: string | undefined): string | null {
+  try {
+    return new URL(target ?? '/', 'http://localhost').pathname;
+  } catch {
+    return null;
+  }
 }
