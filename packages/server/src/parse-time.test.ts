@@ -16,8 +16,27 @@ describe('parseTime', () => {
     expect(parseTime('2026-11-01').toISOString()).toBe('2026-11-01T00:00:00.000Z');
   });
 
+  it('reads a time without an offset as UTC, whatever the machine\'s time zone', () => {
+    const zone = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      expect(parseTime('2026-11-26T12:00:00').toISOString()).toBe('2026-11-26T12:00:00.000Z');
+      expect(parseTime('2026-11-26 12:00').toISOString()).toBe('2026-11-26T12:00:00.000Z');
+      expect(parseTime('2026-11-26T12:00:00.123456-0500').toISOString()).toBe('2026-11-26T17:00:00.123Z');
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
   it('says what it expects', () => {
     expect(() => parseTime('yesterday')).toThrow(/not a time: "yesterday" \(use ISO-8601/);
     expect(() => parseTime('-2 hours')).toThrow(/not a time/);
+  });
+
+  it('refuses dates and times that do not exist instead of rolling them over, and relative times out of range', () => {
+    for (const text of ['2026-02-30', '2026-13-01', '2026-11-26T24:00:00Z', '2026-11-26T12:60Z', '-1000000000d', '2026-11-26Tnoon']) {
+      expect(() => parseTime(text), text).toThrow(/not a time/);
+    }
   });
 });

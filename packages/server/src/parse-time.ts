@@ -2,14 +2,34 @@ import { WalflowError } from '@walflow/core';
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-/** A point in time typed by an operator: ISO-8601, `now`, or relative to now such as `-2h`, `-30m`, `-7d`. */
+/** A date, optionally a time of day (seconds and fraction optional), optionally an offset. */
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|([+-])(\d{2}):?(\d{2})?)?$/i;
+
+/**
+ * A point in time typed by an operator: ISO-8601, `now`, or relative to now such as `-2h`, `-30m`, `-7d`. A time
+ * without an offset is UTC, as a date alone is, whatever the machine's time zone; a date or time that does not
+ * exist (`2026-02-30`, `24:00`) is refused, not rolled over.
+ */
 export function parseTime(text: string, now: Date = new Date()): Date {
-  if (text.trim() === 'now') return now;
-  const relative = /^-(\d+)([smhdw])$/.exec(text.trim());
-  if (relative) return new Date(now.getTime() - Number(relative[1]) * (UNITS[relative[2]!] ?? 0));
-  const absolute = new Date(text);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(absolute.getTime())) {
-    throw new WalflowError('config_invalid', `not a time: ${JSON.stringify(text)} (use ISO-8601 such as 2026-11-26T12:00:00Z, now, or -30m, -2h, -7d)`);
+  const trimmed = text.trim();
+  if (trimmed === 'now') return now;
+  const relative = /^-(\d+)([smhdw])$/.exec(trimmed);
+  const parsed = relative ? new Date(now.getTime() - Number(relative[1]) * UNITS[relative[2]!]!) : absolute(trimmed);
+  if (parsed === null || Number.isNaN(parsed.getTime())) {
+    throw new WalflowError('config_invalid', `not a time: ${JSON.stringify(text)} (use ISO-8601 such as 2026-11-26T12:00:00Z, UTC without an offset, or now, -30m, -2h, -7d)`);
   }
-  return absolute;
+  return parsed;
+}
+
+function absolute(text: string): Date | null {
+  const match = ISO_8601.exec(text);
+  if (!match) return null;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = match.slice(1, 7).map((part) => (part === undefined ? undefined : Number(part)));
+  const milliseconds = Number(`0.${match[7] ?? '0'}`) * 1000;
+  const offsetMinutes = match[9] === undefined ? 0 : (match[9] === '-' ? -1 : 1) * (Number(match[10]) * 60 + Number(match[11] ?? 0));
+  const local = Date.UTC(year!, month! - 1, day, hour, minute, second, milliseconds);
+  // Date.UTC rolls 30 February over into March; a date that comes back different did not exist.
+  const check = new Date(local);
+  const exists = check.getUTCFullYear() === year && check.getUTCMonth() === month! - 1 && check.getUTCDate() === day && check.getUTCHours() === hour && check.getUTCMinutes() === minute && check.getUTCSeconds() === second;
+  return exists ? new Date(local - offsetMinutes * 60_000) : null;
 }
