@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 import { isWalflowError } from '@walflow/core';
+import { CommanderError } from 'commander';
 import { createProgram } from './program.js';
 
 try {
   await createProgram().parseAsync(process.argv);
 } catch (error) {
-  const message = error instanceof Error ? error.message : String(error);
-  console.error(`walflow: ${message}`);
-  process.exitCode = isWalflowError(error, 'config_invalid') ? 2 : 1;
+  if (error instanceof CommanderError) {
+    // Commander has said what was wrong (or shown the help it was asked for).
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`walflow: ${message}`);
+    process.exitCode = isWalflowError(error, 'config_invalid') ? 2 : 1;
+  }
 }

@@ -14,6 +14,8 @@ import { registerWorkflows } from './commands/workflows.js';
 export function createProgram(): Command {
   const program = new Command('walflow')
     .description('committed PostgreSQL writes → events → workflow runs')
+    // Argument errors are thrown, not exited on, so main gives them the exit code of invalid arguments.
+    .exitOverride()
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
   registerAudit(program);

@@ -102,6 +102,12 @@ describe('walflow events list', () => {
     const bad = await runWalflow(['events', 'list', '--since', 'yesterday'], env);
     expect(bad.code).toBe(2);
     expect(bad.output).toMatch(/not a time/);
+    // Refused by name, with the exit code of invalid arguments, rather than a default taken silently.
+    for (const args of [['events', 'list', '--limit', 'x'], ['audit', 'list', '--limit', 'abc'], ['events', 'tail', '--interval', 'abc']]) {
+      const refused = await runWalflow(args, env);
+      expect(refused.code, args.join(' ')).toBe(2);
+      expect(refused.output).toMatch(/option '--(limit|interval) <(n|ms)>' argument '(x|abc)' is invalid\. expected a whole number/);
+    }
   });
 });
 

@@ -95,7 +95,7 @@ describe('walflow start --role', () => {
     expect(help.stdout).toMatch(/^ {2}worker {4}executes queued runs/m);
 
     const bad = await runWalflow(['start', '--role', 'everything'], env);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.output).toMatch(/argument 'everything' is invalid\. Allowed choices are all, consumer, worker, http/);
 
     const badEnv = await runWalflow(['start'], { ...env, WALFLOW_ROLE: 'everything' });

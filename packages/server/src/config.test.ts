@@ -30,6 +30,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ URL/);
     expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_HTTP_PORT: '70000' })).toThrow(/WALFLOW_HTTP_PORT/);
     expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_LOG_LEVEL: 'loud' })).toThrow(/WALFLOW_LOG_LEVEL/);
+    expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_SMTP_URL: 'smtp://a b' })).toThrow(expect.objectContaining({ code: 'config_invalid', message: expect.stringMatching(/WALFLOW_SMTP_URL must be an smtp/) }));
   });
 
   it('treats an empty variable as unset', () => {

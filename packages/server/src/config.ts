@@ -39,7 +39,11 @@ const environmentSchema = z.object({
   WALFLOW_WORKER_CLAIM_BATCH: integer(1, 1000).default(200),
   WALFLOW_MAX_DEPTH: integer(1, 1000).default(8),
   WALFLOW_BATCH_SIZE: integer(1, 100_000).default(5000),
-  WALFLOW_SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  WALFLOW_SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .refine((value) => URL.canParse(value), 'must be an smtp:// or smtps:// URL')
+    .optional(),
   WALFLOW_SMTP_FROM: z.string().min(3).optional(),
   WALFLOW_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be a Standard Webhooks secret (whsec_…)').optional(),
   WALFLOW_WEBHOOK_ALLOW_HOSTS: list(/^[A-Za-z0-9.:_-]+$/, 'host names or IP addresses').default([]),

@@ -1,6 +1,7 @@
 import { listAudit, parseTime } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
+import { wholeNumber } from '../whole-number.js';
 
 export function registerAudit(program: Command): void {
   program
@@ -9,12 +10,12 @@ export function registerAudit(program: Command): void {
     .command('list')
     .description('operator actions, newest first')
     .option('--since <time>', 'ISO-8601 or relative (-7d)', '-30d')
-    .option('--limit <n>', 'at most this many', '100')
+    .option('--limit <n>', 'at most this many', wholeNumber(1, 10_000), 100)
     .option('--json', 'print JSON')
-    .action(async (options: { since: string; limit: string; json?: boolean }) => {
+    .action(async (options: { since: string; limit: number; json?: boolean }) => {
       const since = parseTime(options.since);
       const context = commandContext({ logToStdout: false });
-      const rows = await withDatabase(context, (db) => listAudit(db, { since, limit: Math.max(1, Math.min(10_000, Number(options.limit) || 100)) }));
+      const rows = await withDatabase(context, (db) => listAudit(db, { since, limit: options.limit }));
       if (options.json) {
         process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
         return;

@@ -1,6 +1,7 @@
 import { eventCursorAt, eventsRecordedAfter, followEvents, listEvents, parseTime } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
+import { wholeNumber } from '../whole-number.js';
 
 export function registerEvents(program: Command): void {
   const events = program.command('events').description('the recorded event log');
@@ -10,12 +11,11 @@ export function registerEvents(program: Command): void {
     .option('--since <time>', 'ISO-8601 or relative (-2h)', '-1h')
     .option('--type <pattern>', 'an event type, or a prefix such as policy.*')
     .option('--tenant <id>', 'only this tenant')
-    .option('--limit <n>', 'at most this many', '50')
+    .option('--limit <n>', 'at most this many', wholeNumber(1, 10_000), 50)
     .option('--json', 'print JSON')
-    .action(async (options: { since: string; type?: string; tenant?: string; limit: string; json?: boolean }) => {
+    .action(async (options: { since: string; type?: string; tenant?: string; limit: number; json?: boolean }) => {
       const since = parseTime(options.since);
-      const limit = Number(options.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new Error(`--limit must be a whole number from 1 to 10000, got ${options.limit}`);
+      const limit = options.limit;
       const context = commandContext({ logToStdout: false });
       const rows = await withDatabase(context, (db) => listEvents(db, { since, type: options.type, tenantId: options.tenant, limit }));
       if (options.json) {
@@ -34,9 +34,9 @@ export function registerEvents(program: Command): void {
     .description('follow new events as they are recorded (Ctrl-C to stop)')
     .option('--type <pattern>', 'an event type, or a prefix such as policy.*')
     .option('--tenant <id>', 'only this tenant')
-    .option('--interval <ms>', 'how often to look', '500')
+    .option('--interval <ms>', 'how often to look', wholeNumber(50, 3_600_000), 500)
     .option('--json', 'one JSON object per line')
-    .action(async (options: { type?: string; tenant?: string; interval: string; json?: boolean }) => {
+    .action(async (options: { type?: string; tenant?: string; interval: number; json?: boolean }) => {
       // From the moment the command starts, before it connects: nothing recorded meanwhile is missed.
       const from = eventCursorAt(new Date());
       const context = commandContext({ logToStdout: false });
@@ -51,7 +51,7 @@ export function registerEvents(program: Command): void {
         followEvents({
           read: (cursor) => eventsRecordedAfter(db, cursor, filter, 1000),
           from,
-          intervalMs: Math.max(50, Number(options.interval) || 500),
+          intervalMs: options.interval,
           signal: stop.signal,
           onEvents: (recorded) => {
             for (const { received_at: _receivedAt, ...event } of recorded) {
