@@ -121,16 +121,18 @@ export class NatsSink {
     this.nudged = false;
     return this.options.db.transaction().execute(async (trx): Promise<Round> => {
       if (!(await tryLockSink(trx, this.name))) return { kind: 'standby' };
+      const cursor = await savedCursor(trx, this.name);
+      if (cursor === undefined) {
+        // Before NATS is reached: from here on every recorded event has its place in recording order, so a first
+        // start during a NATS outage publishes what is recorded meanwhile once NATS is back. Committed by itself:
+        // the registration lock it holds keeps dispatch waiting until then.
+        await registerCursor(trx, this.name);
+        return { kind: 'registered' };
+      }
       const publisher = await this.connected();
       const unavailable = publisher.unavailable;
       // Publishing into a reconnecting client would only queue messages that time out here and arrive later.
       if (unavailable !== null) return { kind: 'failed', error: new WalflowError('sink_failed', unavailable) };
-      const cursor = await savedCursor(trx, this.name);
-      if (cursor === undefined) {
-        // Committed by itself: the registration lock it holds keeps dispatch waiting until then.
-        await registerCursor(trx, this.name);
-        return { kind: 'registered' };
-      }
       const events = await eventsAfter(trx, cursor, this.batchSize);
       if (events.length === 0) return { kind: 'idle' };
       const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject)));

@@ -103,6 +103,20 @@ describe('the JetStream sink', () => {
     await waitFor('the sink check to recover', async () => sinkCheck(await health())?.state === 'ok');
   });
 
+  it('started for the first time while NATS is down, publishes what is recorded meanwhile once NATS is back', async () => {
+    await nats.stop();
+    const first = new NatsSink({ db: walflow.db, settings: settings({ stream: 'FIRST', subject: 'first.{tenant}.{type}' }), logger: silentLogger, pollMs: 20 });
+    first.start();
+    try {
+      await waitFor('the new sink to fail for want of NATS', () => first.status.state === 'failing');
+      const committed = await writeEvents(walflow.db, { tenant: 'first-start', transactions: 10, perTransaction: 2, writers: 1 });
+      await nats.start();
+      await expectPublishedOnceInCommitOrder(walflow.db, { url: nats.url, stream: 'FIRST' }, 'first-start', committed);
+    } finally {
+      await first.stop();
+    }
+  });
+
   it('never skips an event whose recording transaction is still open, however old its commit time', async () => {
     // Like `walflow repair` recording a missed outbox row, or a dispatcher that lost its lock and commits late.
     const lateId = '00000000-0000-4000-8000-00000000a1a1';
