@@ -28,7 +28,8 @@ const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
  * the window. Whole daily partitions of the event log are dropped, which costs nothing and leaves no bloat;
  * what remains (the partition holding the cut, the default partition) is deleted in bounded batches. Queued
  * and running runs are never touched, nor their decisions (a fired decision is its run, and goes with it), nor
- * their events, which a worker reads when it claims the run: a day holding one is deleted row by row around it.
+ * their events, which a worker reads when it claims the run, nor events a JetStream sink has yet to publish: a
+ * day holding one of those is deleted row by row around it.
  */
 export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions): Promise<PruneResult> {
   const cutoff = options.olderThan;
@@ -37,10 +38,15 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const { rows: partitions } = await sql<{ name: string }>`
     SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = 'walflow.events'::regclass ORDER BY c.relname`.execute(db);
-  const { rows: daysWithUnfinishedRuns } = await sql<{ day: string }>`
+  // Not yet published by every JetStream sink (recorded at or after the position of the sink furthest behind).
+  const unpublished = (events: string) => sql`coalesce(${sql.ref(`${events}.recorded_xid`)} >= (SELECT min(recorded_xid) FROM walflow.sink_cursors), false)`;
+  const { rows: daysToKeep } = await sql<{ day: string }>`
     SELECT DISTINCT to_char(event_committed_at AT TIME ZONE 'UTC', 'YYYYMMDD') AS day
-      FROM walflow.workflow_runs WHERE status IN ('queued', 'running') AND event_committed_at < ${cutoff}`.execute(db);
-  const keptDays = new Set(daysWithUnfinishedRuns.map((row) => row.day));
+      FROM walflow.workflow_runs WHERE status IN ('queued', 'running') AND event_committed_at < ${cutoff}
+    UNION
+    SELECT DISTINCT to_char(committed_at AT TIME ZONE 'UTC', 'YYYYMMDD')
+      FROM walflow.events e WHERE committed_at < ${cutoff} AND ${unpublished('e')}`.execute(db);
+  const keptDays = new Set(daysToKeep.map((row) => row.day));
   const droppable = partitions
     .map((partition) => ({ name: partition.name, match: DAILY_PARTITION.exec(partition.name) }))
     .filter(({ match }) => match !== null && Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]) + 1) <= cutoff.getTime())
@@ -48,7 +54,7 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
     .map(({ name }) => name);
 
   const count = async (query: ReturnType<typeof sql<{ n: string }>>): Promise<number> => Number((await query.execute(db)).rows[0]?.n ?? 0);
-  const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff}
+  const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff} AND NOT ${unpublished('e')}
     AND NOT EXISTS (SELECT FROM walflow.workflow_runs r WHERE r.event_id = e.id AND r.status IN ('queued', 'running'))`;
   const finishedRuns = sql`walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`;
   if (options.dryRun) {

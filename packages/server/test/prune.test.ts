@@ -88,4 +88,20 @@ describe('prune', () => {
     expect(rows[0]?.exists).toBe(false);
     expect((await counts())?.events).toBe('0');
   });
+
+  it('keeps the events a JetStream sink has yet to publish, and prunes them once it has', async () => {
+    // A sink's cursor: from here on every recorded event has its place in recording order.
+    await sql`INSERT INTO walflow.sink_cursors (sink, recorded_xid, commit_lsn, tx_position, event_id)
+              VALUES ('behind', pg_current_xact_id(), '0/0', 0, gen_random_uuid())`.execute(db);
+    const old = [40, 39].map((days, n) => eventAt(new Date(Date.now() - days * DAY), 10 + n));
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: old, parked: [], checkpoint: null });
+    await sql`UPDATE walflow.workflow_runs SET status = 'succeeded' WHERE event_id IN (${old[0]!.id}::uuid, ${old[1]!.id}::uuid)`.execute(db);
+    const cutoff = new Date(Date.now() - 30 * DAY);
+    expect(await prune(db, { olderThan: cutoff })).toMatchObject({ events: 0 });
+
+    // The sink publishes them: its cursor moves past their recording.
+    await sql`UPDATE walflow.sink_cursors SET recorded_xid = pg_current_xact_id() WHERE sink = 'behind'`.execute(db);
+    expect(await prune(db, { olderThan: cutoff })).toMatchObject({ events: 2 });
+    await sql`DELETE FROM walflow.sink_cursors WHERE sink = 'behind'`.execute(db);
+  });
 });
