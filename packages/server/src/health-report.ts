@@ -8,7 +8,7 @@ import { secondsToInvalidation, type WalRate } from './wal-rate.js';
 export type HealthState = 'ok' | 'degraded' | 'down';
 
 export interface HealthCheck {
-  name: 'consumer' | 'slot' | 'lag_seconds' | 'lag_bytes' | 'oldest_queued_run' | 'dead_runs' | 'sink';
+  name: 'consumer' | 'slot' | 'lag_seconds' | 'lag_bytes' | 'oldest_queued_run' | 'dead_runs' | 'sink' | 'report';
   state: HealthState;
   message: string;
 }
@@ -169,6 +169,16 @@ export function formatBytes(bytes: number): string {
 }
 
 /** 200 while walflow works (perhaps degraded), 503 when an operator must act. */
+/**
+ * A served report as it stands `ageMs` after it was computed: older than `staleAfterMs`, the database has not
+ * answered its queries since (down, or held by a lock), and the report is down whatever it said then.
+ */
+export function reportAsOfNow(report: HealthReport, ageMs: number, staleAfterMs: number): HealthReport {
+  if (ageMs <= staleAfterMs) return report;
+  const message = `the database has not answered the health queries for ${Math.round(ageMs / 1000)} s; the rest of this report is from ${report.at}`;
+  return { ...report, status: 'down', checks: [...report.checks, { name: 'report', state: 'down', message }] };
+}
+
 export function healthHttpStatus(report: HealthReport): number {
   return report.status === 'down' ? 503 : 200;
 }

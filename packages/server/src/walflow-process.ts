@@ -6,7 +6,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { WalflowConfig } from './config.js';
 import { createDatabase } from './database.js';
-import { computeHealth, healthHttpStatus, type HealthReport } from './health-report.js';
+import { computeHealth, healthHttpStatus, reportAsOfNow, type HealthReport } from './health-report.js';
 import { WalRate } from './wal-rate.js';
 import { startHttpServer } from './http-server.js';
 import { loadCatalog } from './load-catalog.js';
@@ -29,6 +29,8 @@ export interface RunningWalflow {
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
 const RETENTION_INTERVAL_MS = 24 * 60 * 60 * 1000;
 const HEALTH_REFRESH_MS = 2000;
+/** A report not refreshed for this long is served as down: the database has not answered meanwhile. */
+const HEALTH_STALE_MS = 5 * HEALTH_REFRESH_MS;
 
 /**
  * The composition root of `walflow start`: consumer → dispatcher → workers, and the HTTP server — all of them,
@@ -88,33 +90,44 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       },
     });
     // /health and /metrics serve the last background report, so probes and scrapes never load the database.
-    let report: HealthReport | null = null;
-    let databaseAnswered = false;
+    let computed: { report: HealthReport; at: number } | null = null;
+    let lastRefreshFailed = false;
+    let refreshing = false;
     const refreshHealth = async (): Promise<void> => {
+      // One at a time: while the database does not answer, more refreshes would only take more connections.
+      if (refreshing) return;
+      refreshing = true;
       try {
-        report = await computeHealth(db, { slotName: config.slotName, consumer: consumer?.status, thresholds: config.healthThresholds, walRate,
+        const report = await computeHealth(db, { slotName: config.slotName, consumer: consumer?.status, thresholds: config.healthThresholds, walRate,
           sink: config.natsSink === undefined ? undefined : { name: sinkName(config.natsSink), status: sink?.status } });
-        databaseAnswered = true;
+        computed = { report, at: Date.now() };
+        lastRefreshFailed = false;
         metrics.updateFromHealth(report, consumer?.status.role === 'leader');
       } catch (error) {
-        databaseAnswered = false;
+        lastRefreshFailed = true;
         logger.warn({ err: error }, 'could not refresh the health report');
+      } finally {
+        refreshing = false;
       }
     };
+    const report = (): HealthReport | null => computed && reportAsOfNow(computed.report, Date.now() - computed.at, HEALTH_STALE_MS);
+    const databaseAnswered = (): boolean => !lastRefreshFailed && computed !== null && Date.now() - computed.at <= HEALTH_STALE_MS;
     const noConsumer: ConsumerStatus = { state: 'stopped', role: 'standby', reason: `role ${config.role} runs no consumer`, since: new Date() };
     const operatorConsole =
       !parts.http || config.console === undefined
         ? null
-        : await startConsole(config.console, { config, logger, metrics, health: () => report, consumerStatus: () => consumer?.status ?? noConsumer, onRunsQueued: () => workers?.notify() });
+        : await startConsole(config.console, { config, logger, metrics, health: report, consumerStatus: () => consumer?.status ?? noConsumer, onRunsQueued: () => workers?.notify() });
     const http = !parts.http ? null : await startHttpServer({
       host: config.httpHost,
       port: config.httpPort,
       mounts: operatorConsole === null ? {} : { '/console': operatorConsole.handle },
       routes: {
         '/healthz': () => ({ status: 200, body: { status: 'ok' } }),
-        '/health': () =>
-          report === null ? { status: 503, body: { status: 'down', reason: 'no health report yet' } } : { status: healthHttpStatus(report), body: report },
-        '/readyz': () => readiness(databaseAnswered, consumer?.status),
+        '/health': () => {
+          const current = report();
+          return current === null ? { status: 503, body: { status: 'down', reason: 'no health report yet' } } : { status: healthHttpStatus(current), body: current };
+        },
+        '/readyz': () => readiness(databaseAnswered(), consumer?.status),
         '/metrics': async () => {
           const { contentType, text } = await metrics.render();
           return { status: 200, body: text, contentType };

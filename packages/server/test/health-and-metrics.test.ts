@@ -113,6 +113,30 @@ describe('health report and metrics', () => {
   });
 });
 
+describe('a database that stops answering the health queries', () => {
+  it('turns the served report down once it is older than five refreshes, and not ready, instead of the last ok', async () => {
+    const started = walflow ?? (walflow = await startTestWalflow(database.url, database.slotName));
+    await waitFor('a report', async () => (await get('/health')).status === 200);
+    // The health queries count runs: they wait behind this lock, as behind a migration rebuilding an index.
+    const locker = await started.db.connection().execute(async (connection) => {
+      await sql`BEGIN`.execute(connection);
+      await sql`LOCK walflow.workflow_runs IN ACCESS EXCLUSIVE MODE`.execute(connection);
+      const stale = await waitFor('the report to go stale', async () => {
+        const health = await get('/health');
+        return health.status === 503 ? health : undefined;
+      }, { timeoutMs: 20_000, intervalMs: 500 });
+      const ready = await get('/readyz');
+      await sql`ROLLBACK`.execute(connection);
+      return { stale, ready };
+    });
+    const report = JSON.parse(locker.stale.text) as HealthReport;
+    expect(report.status).toBe('down');
+    expect(check(report, 'report')?.message).toMatch(/has not answered the health queries for \d+ s/);
+    expect(locker.ready.status).toBe(503);
+    await waitFor('the report to recover', async () => (await get('/health')).status === 200, { timeoutMs: 20_000 });
+  });
+});
+
 describe('seconds to invalidation', () => {
   it('estimates from the recent WAL rate when max_slot_wal_keep_size bounds the slot', async () => {
     const unbounded = await computeHealth(db, { slotName: database.slotName, thresholds: defaults, walRate: new WalRate() });
