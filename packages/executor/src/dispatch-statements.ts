@@ -149,6 +149,20 @@ export interface Outcomes {
 }
 
 /**
+ * The (event, workflow) pairs of these events already decided under a replay id, as `event|workflow`: the same
+ * replay run again decides only the others, so its guards are not counted twice.
+ */
+export async function decidedInReplay(trx: Transaction<WalflowDatabase>, events: readonly EventEnvelope[], replayId: string): Promise<Set<string>> {
+  if (events.length === 0) return new Set();
+  const ids = events.map((event) => event.id);
+  const { rows } = await sql<{ pair: string }>`
+    SELECT event_id || '|' || workflow_id AS pair FROM walflow.workflow_runs WHERE event_id = ANY(${ids}::uuid[]) AND replay_id = ${replayId}
+    UNION ALL
+    SELECT event_id || '|' || workflow_id FROM walflow.decision_records WHERE event_id = ANY(${ids}::uuid[]) AND replay_id = ${replayId}`.execute(trx);
+  return new Set(rows.map((row) => row.pair));
+}
+
+/**
  * Writes what a batch decided: a run for every fired decision, carrying the decision's reason (a fired
  * decision is its run), a decision record for every other decision, the deletion of the recorded outbox rows
  * and the checkpoint, in one statement (after the runs' COPY, for many runs without 'skip'). With

@@ -2,7 +2,7 @@ import { formatLsn, SqlState, sqlStateOf, WalflowError, type BatchDispatcher, ty
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { chainOf, decide, type GuardRequest } from './decide.js';
-import { insertEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
+import { decidedInReplay, insertEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { WorkflowIndex } from './workflow-index.js';
@@ -119,7 +119,8 @@ export class Dispatcher implements BatchDispatcher {
    */
   async replay(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
     await this.index.refresh(trx);
-    const considered = await this.consider(trx, events, scope, waitOnce(undefined));
+    const decided = await decidedInReplay(trx, events, scope.replayId);
+    const considered = await this.consider(trx, events, { ...scope, decided }, waitOnce(undefined));
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
     return {
       decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, outcome: item.decision.outcome })),
@@ -135,7 +136,7 @@ export class Dispatcher implements BatchDispatcher {
   private async consider(
     trx: Transaction<WalflowDatabase>,
     events: EventEnvelope[],
-    replay: ReplayScope | null,
+    replay: (ReplayScope & { decided: ReadonlySet<string> }) | null,
     afterPrevious: () => Promise<void>,
   ): Promise<Considered[]> {
     const considered: Considered[] = [];
@@ -144,6 +145,7 @@ export class Dispatcher implements BatchDispatcher {
     for (const event of events) {
       for (const workflow of this.index.match(event.tenantId, event.type)) {
         if (replay?.workflowIds && !replay.workflowIds.has(workflow.id)) continue;
+        if (replay?.decided.has(`${event.id}|${workflow.id}`)) continue;
         const verdict = decide(workflow, event, { maxDepth: this.maxDepth });
         if (verdict.kind === 'decided') {
           considered.push({ event, workflow, decision: verdict.decision });

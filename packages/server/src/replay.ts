@@ -19,6 +19,12 @@ export interface ReplayOptions {
   workflow?: string | undefined;
   /** Names the replay; by default it is derived from the range and filters, so the same replay twice adds nothing. */
   replayId?: string | undefined;
+  /**
+   * The range as the operator typed it (`-2h`, `now`): the replay id is derived from these rather than from the
+   * instants they came to, so the same command run again a minute later is the same replay, and the events
+   * both ranges hold are not decided again.
+   */
+  rangeAsTyped?: { from: string; to: string } | undefined;
   /** A fresh replay id: run the same range again on purpose. */
   again?: boolean | undefined;
   /** Decide, count and print; create nothing. */
@@ -143,7 +149,8 @@ async function* pagesOf(db: Kysely<WalflowDatabase>, options: ReplayOptions): As
 
 function derivedReplayId(options: ReplayOptions): string {
   // A re-publication is another replay than running workflows over the same range; older ids stay as they were.
-  const key = JSON.stringify([options.from.toISOString(), options.to.toISOString(), options.type ?? null, options.tenantId ?? null, options.workflow ?? null, options.ignoreGuards ?? false, ...(options.toSink === undefined ? [] : ['sink'])]);
+  const range = options.rangeAsTyped === undefined ? [options.from.toISOString(), options.to.toISOString()] : [options.rangeAsTyped.from.trim(), options.rangeAsTyped.to.trim()];
+  const key = JSON.stringify([...range, options.type ?? null, options.tenantId ?? null, options.workflow ?? null, options.ignoreGuards ?? false, ...(options.toSink === undefined ? [] : ['sink'])]);
   return `replay-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
 }
 

@@ -98,6 +98,31 @@ describe('replay', () => {
     expect(new Set(fired.map((decision) => decision.reason))).toEqual(new Set(['replayed with guards ignored']));
   });
 
+  it('run again under the same id, decides only what it had not: its guard state counts each event once', async () => {
+    const limited = await applyTestWorkflow(db, { tenant: 'replay', name: 'limited', trigger: { event: 'policy.*' }, rateLimits: [{ limit: 5, periodSeconds: 3600 }], actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const counted = async () => Number((await sql<{ n: string }>`SELECT coalesce(sum(count), 0) AS n FROM walflow.rate_limit_windows WHERE workflow_id = ${limited}`.execute(db)).rows[0]!.n);
+    const first = await replayRange(options({ workflow: 'limited', again: true }));
+    expect(first.workflows).toEqual({ limited: { fired: 3 } });
+    expect(await counted()).toBe(3);
+    // Interrupted or not, the same replay again: nothing to decide, nothing counted twice, nothing rate limited.
+    expect(await replayRange(options({ workflow: 'limited', replayId: first.replayId }))).toMatchObject({ runsQueued: 0, workflows: {} });
+    expect(await counted()).toBe(3);
+    expect((await decisionsOf(first.replayId)).map((decision) => decision.outcome)).toEqual(['fired', 'fired', 'fired']);
+    await db.deleteFrom('walflow.workflows').where('id', '=', limited).execute();
+  });
+
+  it('typed as relative times, is the same replay when run again later: the events both ranges hold fire once', async () => {
+    const typed = { from: '-125m', to: '-116m' };
+    const first = await replayRange(options({ rangeAsTyped: typed, workflow: 'approved' }));
+    // A minute later the same command covers a range one minute later.
+    const later = await replayRange(options({ rangeAsTyped: typed, workflow: 'approved', from: minute(2), to: minute(5) }));
+    expect(later.replayId).toBe(first.replayId);
+    // Only minute 4 is new, and the replay's own cooldown remembers minute 3.
+    expect(later.workflows).toEqual({ approved: { cooldown: 1 } });
+    const runs = await db.selectFrom('walflow.workflow_runs').select('event_id').where('replay_id', '=', first.replayId).execute();
+    expect(runs.map((run) => run.event_id).sort()).toEqual([events[1]!.id, events[3]!.id].sort());
+  });
+
   it('dry run writes nothing and counts; it backtests a workflow that is not applied yet', async () => {
     const count = async () => Number((await sql<{ n: string }>`SELECT (SELECT count(*) FROM walflow.decisions) + (SELECT count(*) FROM walflow.workflow_runs) + (SELECT count(*) FROM walflow.workflows) AS n`.execute(db)).rows[0]?.n);
     const before = await count();

@@ -47,6 +47,7 @@ export function registerReplay(program: Command): void {
           slotName: context.config.slotName,
           from: parseTime(flags.from),
           to: parseTime(flags.to),
+          rangeAsTyped: { from: flags.from, to: flags.to },
           type: flags.type,
           tenantId: flags.tenant,
           workflow: flags.workflow,
