@@ -57,14 +57,21 @@ export async function listEvents(db: Kysely<WalflowDatabase>, filter: EventFilte
 }
 
 /** The position at a time: following from it shows the events recorded from then on. */
-export function eventCursorAt(time: Date | string): EventCursor {
+function eventCursorAt(time: Date | string): EventCursor {
   return { receivedAt: typeof time === 'string' ? time : time.toISOString(), id: '00000000-0000-0000-0000-000000000000' };
 }
 
-/** The position "now" in the database's clock. */
-export async function currentEventCursor(db: Kysely<WalflowDatabase>): Promise<EventCursor> {
-  const { rows } = await sql<{ now: string }>`SELECT to_json(now()) #>> '{}' AS now`.execute(db);
-  return eventCursorAt(rows[0]!.now);
+/**
+ * Where following the recorded events starts: now in the database's clock (or `notBefore`, if earlier), or
+ * earlier still when one of walflow's own transactions running now began before. An event's received_at is
+ * the start of the transaction that recorded it, so a batch that began before the follower and commits after it
+ * would otherwise never be shown.
+ */
+export async function followStart(db: Kysely<WalflowDatabase>, notBefore?: Date): Promise<EventCursor> {
+  const { rows } = await sql<{ at: string }>`
+    SELECT to_json(least(now(), ${notBefore?.toISOString() ?? null}::timestamptz,
+                         (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'walflow'))) #>> '{}' AS at`.execute(db);
+  return eventCursorAt(rows[0]!.at);
 }
 
 /**

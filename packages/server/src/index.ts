@@ -3,9 +3,8 @@ export { listAudit, recordAudit, type AuditEntry } from './audit.js';
 export { createDatabase } from './database.js';
 export { discardDeadRun, listDeadRuns, retryDeadRun, type DeadRun } from './dead-runs.js';
 export {
-  currentEventCursor,
-  eventCursorAt,
   eventsRecordedAfter,
+  followStart,
   followEvents,
   listEvents,
   type EventCursor,

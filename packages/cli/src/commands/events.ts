@@ -1,4 +1,4 @@
-import { eventCursorAt, eventsRecordedAfter, followEvents, listEvents, parseTime } from '@walflow/server';
+import { eventsRecordedAfter, followEvents, followStart, listEvents, parseTime } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
 import { wholeNumber } from '../whole-number.js';
@@ -38,7 +38,7 @@ export function registerEvents(program: Command): void {
     .option('--json', 'one JSON object per line')
     .action(async (options: { type?: string; tenant?: string; interval: number; json?: boolean }) => {
       // From the moment the command starts, before it connects: nothing recorded meanwhile is missed.
-      const from = eventCursorAt(new Date());
+      const startedAt = new Date();
       const context = commandContext({ logToStdout: false });
       const stop = new AbortController();
       process.once('SIGINT', () => stop.abort());
@@ -46,11 +46,11 @@ export function registerEvents(program: Command): void {
       const filter = { type: options.type, tenantId: options.tenant };
       // On stderr, so --json output stays data; scripts (and the tests) wait for it before writing.
       process.stderr.write('following new events (Ctrl-C to stop)\n');
-      await withDatabase(context, (db) =>
+      await withDatabase(context, async (db) =>
         // Follows received_at (when walflow recorded it), so a late-committed backlog is not skipped.
         followEvents({
           read: (cursor) => eventsRecordedAfter(db, cursor, filter, 1000),
-          from,
+          from: await followStart(db, startedAt),
           intervalMs: options.interval,
           signal: stop.signal,
           onEvents: (recorded) => {

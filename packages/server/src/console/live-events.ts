@@ -1,4 +1,4 @@
-import { currentEventCursor, eventsRecordedAfter, followEvents, type EventCursor } from '../event-log.js';
+import { eventsRecordedAfter, followEvents, followStart, type EventCursor } from '../event-log.js';
 import type { ConsoleContext, ConsoleRequest } from './console-context.js';
 import { securityHeaders } from './http-request.js';
 import { textParameter, UUID } from './page-handlers.js';
@@ -19,7 +19,7 @@ export async function streamEvents(context: ConsoleContext, request: ConsoleRequ
   const query = request.url.searchParams;
   const { tenant } = request.principal;
   const filter = { type: textParameter(query, 'type') || undefined, tenantId: tenant === null ? textParameter(query, 'tenant') || undefined : undefined };
-  const from = resumedCursor(request.request.headers['last-event-id']) ?? (await currentEventCursor(context.db));
+  const from = resumedCursor(request.request.headers['last-event-id']) ?? (await followStart(context.db));
 
   const { response } = request;
   const stop = new AbortController();
