@@ -13,6 +13,16 @@ describe('subjectFor', () => {
     const odd = { tenantId: 'a.b *>é', type: 'x.y', aggregateType: null, aggregateId: '' };
     expect(subjectFor('w.{tenant}.{aggregateType}.{aggregateId}.{type}', odd)).toBe('w.a%2Eb%20%2A%3E%C3%A9._._.x.y');
     expect(subjectFor('w.{tenant}', { ...event, tenantId: '100%' })).toBe('w.100%25');
+    expect(subjectFor('w.{aggregateId}', { ...event, aggregateId: '_' })).toBe('w.%5F');
+  });
+
+  it('cuts a long value to 200 characters with a hash of the whole, so subjects stay short and distinct', () => {
+    const long = (last: string) => subjectFor('w.{aggregateId}', { ...event, aggregateId: `${'é'.repeat(2000)}${last}` });
+    const [a, b] = [long('a'), long('b')];
+    expect(a.length).toBeLessThanOrEqual('w.'.length + 200);
+    expect(a).toMatch(/^w\.(%[0-9A-F]{2}){50,}-[0-9a-f]{16}$/);
+    expect(a).not.toBe(b);
+    expect(long('a')).toBe(a);
   });
 });
 

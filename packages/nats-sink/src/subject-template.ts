@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EventEnvelope } from '@walflow/core';
 
 /** The event fields a subject template may name. */
@@ -17,8 +18,8 @@ const encoder = new TextEncoder();
 /**
  * The subject of an event. The event type's dots are kept, so `walflow.*.policy.>` selects policy events of
  * every tenant; tenant and aggregate values become one token each: any byte other than a letter, digit, `_`
- * or `-` is written `%XX` (a dot, a space or a wildcard would change the subject's shape), and a missing or
- * empty value is `_`.
+ * or `-` is written `%XX` (a dot, a space or a wildcard would change the subject's shape), a missing or empty
+ * value is `_`, and a token of more than 200 characters is cut, with a hash of the value at its end.
  */
 export function subjectFor(template: string, event: SubjectFields): string {
   return template.replace(PLACEHOLDER, (_match, name: string) => {
@@ -42,12 +43,25 @@ export function streamSubjects(template: string): string[] {
   return literal === -1 ? [template] : [[...tokens.slice(0, literal), '>'].join('.')];
 }
 
+/**
+ * A token longer than this keeps its first characters and a hash of the whole value: the subject stays far below
+ * nats-server's 4 KiB control line (a longer one makes the server close the connection, for ever on the same
+ * event) and still tells values apart.
+ */
+const MAX_TOKEN_LENGTH = 200;
+const KEPT_WHEN_HASHED = MAX_TOKEN_LENGTH - 17;
+
 function token(value: string | null): string {
   if (value === null || value === '') return '_';
+  // `_` stands for a missing value, so a value that is `_` itself is written as its byte.
+  if (value === '_') return '%5F';
   let encoded = '';
   for (const character of value) {
     if (PLAIN_TOKEN_BYTE.test(character)) encoded += character;
     else for (const byte of encoder.encode(character)) encoded += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
-  return encoded;
+  if (encoded.length <= MAX_TOKEN_LENGTH) return encoded;
+  // Cut between escapes, never inside one.
+  const kept = encoded.slice(0, KEPT_WHEN_HASHED).replace(/%[0-9A-F]?$/, '');
+  return `${kept}-${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
 }
