@@ -168,7 +168,6 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[unit] ?? 'B'}`;
 }
 
-/** 200 while walflow works (perhaps degraded), 503 when an operator must act. */
 /**
  * A served report as it stands `ageMs` after it was computed: older than `staleAfterMs`, the database has not
  * answered its queries since (down, or held by a lock), and the report is down whatever it said then.
@@ -179,6 +178,7 @@ export function reportAsOfNow(report: HealthReport, ageMs: number, staleAfterMs:
   return { ...report, status: 'down', checks: [...report.checks, { name: 'report', state: 'down', message }] };
 }
 
+/** 200 while walflow works (perhaps degraded), 503 when an operator must act. */
 export function healthHttpStatus(report: HealthReport): number {
   return report.status === 'down' ? 503 : 200;
 }

@@ -26,7 +26,9 @@ function absolute(text: string): Date | null {
   if (!match) return null;
   const [year, month, day, hour = 0, minute = 0, second = 0] = match.slice(1, 7).map((part) => (part === undefined ? undefined : Number(part)));
   const milliseconds = Number(`0.${match[7] ?? '0'}`) * 1000;
-  const offsetMinutes = match[9] === undefined ? 0 : (match[9] === '-' ? -1 : 1) * (Number(match[10]) * 60 + Number(match[11] ?? 0));
+  const [offsetHours, offsetOfHour] = [Number(match[10] ?? 0), Number(match[11] ?? 0)];
+  if (offsetHours > 14 || offsetOfHour > 59) return null;
+  const offsetMinutes = match[9] === undefined ? 0 : (match[9] === '-' ? -1 : 1) * (offsetHours * 60 + offsetOfHour);
   const local = Date.UTC(year!, month! - 1, day, hour, minute, second, milliseconds);
   // Date.UTC rolls 30 February over into March; a date that comes back different did not exist.
   const check = new Date(local);

@@ -19,6 +19,8 @@ export interface PruneResult {
   runs: number;
   deadLetters: number;
   auditEntries: number;
+  /** Old events kept because a JetStream sink has not published them yet (a retired sink's cursor keeps them all). */
+  keptForSinks: number;
 }
 
 const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
@@ -38,14 +40,15 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const { rows: partitions } = await sql<{ name: string }>`
     SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = 'walflow.events'::regclass ORDER BY c.relname`.execute(db);
-  // Not yet published by every JetStream sink (recorded at or after the position of the sink furthest behind).
-  const unpublished = (events: string) => sql`coalesce(${sql.ref(`${events}.recorded_xid`)} >= (SELECT min(recorded_xid) FROM walflow.sink_cursors), false)`;
+  // Not yet published by every JetStream sink: recorded at or after the position of the sink furthest behind
+  // (null without a sink). Compared bare where it selects rows, so the recording-order index answers it.
+  const unpublished = sql`e.recorded_xid >= (SELECT min(recorded_xid) FROM walflow.sink_cursors)`;
   const { rows: daysToKeep } = await sql<{ day: string }>`
     SELECT DISTINCT to_char(event_committed_at AT TIME ZONE 'UTC', 'YYYYMMDD') AS day
       FROM walflow.workflow_runs WHERE status IN ('queued', 'running') AND event_committed_at < ${cutoff}
     UNION
     SELECT DISTINCT to_char(committed_at AT TIME ZONE 'UTC', 'YYYYMMDD')
-      FROM walflow.events e WHERE committed_at < ${cutoff} AND ${unpublished('e')}`.execute(db);
+      FROM walflow.events e WHERE committed_at < ${cutoff} AND ${unpublished}`.execute(db);
   const keptDays = new Set(daysToKeep.map((row) => row.day));
   const droppable = partitions
     .map((partition) => ({ name: partition.name, match: DAILY_PARTITION.exec(partition.name) }))
@@ -54,12 +57,14 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
     .map(({ name }) => name);
 
   const count = async (query: ReturnType<typeof sql<{ n: string }>>): Promise<number> => Number((await query.execute(db)).rows[0]?.n ?? 0);
-  const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff} AND NOT ${unpublished('e')}
+  const keptForSinks = await count(sql`SELECT count(*) AS n FROM walflow.events e WHERE e.committed_at < ${cutoff} AND ${unpublished}`);
+  const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff} AND NOT coalesce(${unpublished}, false)
     AND NOT EXISTS (SELECT FROM walflow.workflow_runs r WHERE r.event_id = e.id AND r.status IN ('queued', 'running'))`;
   const finishedRuns = sql`walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`;
   if (options.dryRun) {
     return {
       droppedPartitions: droppable,
+      keptForSinks,
       events: await count(sql`SELECT count(*) AS n FROM ${oldEvents}`),
       decisions: await count(sql`
         SELECT (SELECT count(*) FROM walflow.decision_records WHERE event_committed_at < ${cutoff})
@@ -107,5 +112,5 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const auditEntries = await inBatches(
     deleting(sql`DELETE FROM walflow.audit_log WHERE id IN (SELECT id FROM walflow.audit_log WHERE at < ${auditCutoff} LIMIT ${batch})`),
   );
-  return { droppedPartitions: droppable, events, decisions, runs, deadLetters, auditEntries };
+  return { droppedPartitions: droppable, events, decisions, runs, deadLetters, auditEntries, keptForSinks };
 }

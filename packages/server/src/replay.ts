@@ -75,7 +75,9 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   if (options.toSink !== undefined && (options.dryRun || options.workflow !== undefined || options.workflowDefinition !== undefined || options.ignoreGuards)) {
     throw new WalflowError('config_invalid', '--to-sink re-publishes events and runs no workflow: it takes no --workflow, --workflow-file, --dry-run or --ignore-guards');
   }
-  const replayId = (options.replayId ?? derivedReplayId(options)) + (options.again ? `-${randomUUID().slice(0, 8)}` : '');
+  // A dry run decides under an id of its own: it shows what the replay would decide from nothing, whatever ran
+  // under the replay's id before (which a rerun would skip).
+  const replayId = (options.replayId ?? derivedReplayId(options)) + (options.again ? `-${randomUUID().slice(0, 8)}` : '') + (options.dryRun ? '-dry-run' : '');
   if (options.toSink !== undefined) return replayToSink(options, options.toSink, replayId);
   const summary: ReplaySummary = { replayId, dryRun: options.dryRun ?? false, events: 0, runsQueued: 0, workflows: {} };
   const dispatcher = new Dispatcher({ db, slotName: options.slotName, logger: options.logger, maxDepth: options.maxDepth });
@@ -148,7 +150,7 @@ async function* pagesOf(db: Kysely<WalflowDatabase>, options: ReplayOptions): As
 }
 
 function derivedReplayId(options: ReplayOptions): string {
-  // A re-publication is another replay than running workflows over the same range; older ids stay as they were.
+  // A re-publication is another replay than running workflows over the same range.
   const range = options.rangeAsTyped === undefined ? [options.from.toISOString(), options.to.toISOString()] : [options.rangeAsTyped.from.trim(), options.rangeAsTyped.to.trim()];
   const key = JSON.stringify([...range, options.type ?? null, options.tenantId ?? null, options.workflow ?? null, options.ignoreGuards ?? false, ...(options.toSink === undefined ? [] : ['sink'])]);
   return `replay-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;

@@ -98,8 +98,11 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       if (refreshing) return;
       refreshing = true;
       try {
-        const report = await computeHealth(db, { slotName: config.slotName, consumer: consumer?.status, thresholds: config.healthThresholds, walRate,
+        const computing = computeHealth(db, { slotName: config.slotName, consumer: consumer?.status, thresholds: config.healthThresholds, walRate,
           sink: config.natsSink === undefined ? undefined : { name: sinkName(config.natsSink), status: sink?.status } });
+        // A query hung on a dead connection must not keep every later refresh from starting.
+        computing.catch(() => undefined);
+        const report = await Promise.race([computing, rejectAfter(HEALTH_STALE_MS, 'the health queries did not answer')]);
         computed = { report, at: Date.now() };
         lastRefreshFailed = false;
         metrics.updateFromHealth(report, consumer?.status.role === 'leader');
@@ -129,6 +132,9 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
         },
         '/readyz': () => readiness(databaseAnswered(), consumer?.status),
         '/metrics': async () => {
+          // The gauges follow the report as it stands now: a stale one reads down there too.
+          const current = report();
+          if (current !== null) metrics.updateFromHealth(current, consumer?.status.role === 'leader');
           const { contentType, text } = await metrics.render();
           return { status: 200, body: text, contentType };
         },
@@ -177,6 +183,10 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
 }
 
 /** Ready when the database answered the last refresh and, on the leader, the stream runs. */
+function rejectAfter(ms: number, reason: string): Promise<never> {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error(`${reason} within ${ms} ms`)), ms).unref());
+}
+
 function readiness(databaseAnswered: boolean, status: ConsumerStatus | undefined): { status: number; body: unknown } {
   const ready = databaseAnswered && (status?.role !== 'leader' || status.state === 'streaming');
   return { status: ready ? 200 : 503, body: { ready, database: databaseAnswered, role: status?.role ?? null, consumer: status?.state ?? null } };

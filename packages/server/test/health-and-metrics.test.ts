@@ -126,9 +126,11 @@ describe('a database that stops answering the health queries', () => {
         return health.status === 503 ? health : undefined;
       }, { timeoutMs: 20_000, intervalMs: 500 });
       const ready = await get('/readyz');
+      const gauges = await get('/metrics');
       await sql`ROLLBACK`.execute(connection);
-      return { stale, ready };
+      return { stale, ready, gauges };
     });
+    expect(locker.gauges.text).toMatch(/^walflow_health_status 2$/m);
     const report = JSON.parse(locker.stale.text) as HealthReport;
     expect(report.status).toBe('down');
     expect(check(report, 'report')?.message).toMatch(/has not answered the health queries for \d+ s/);

@@ -59,7 +59,7 @@ describe('prune', () => {
     await sql`INSERT INTO walflow.audit_log (at, actor, action) VALUES (now() - interval '400 days', 'ops@host', 'old'), (now() - interval '200 days', 'ops@host', 'kept')`.execute(db);
     // Old: three condition_false records and the decisions of the two finished runs; the queued run keeps its
     // own, and its event, which a worker reads when it claims the run.
-    const pruned = { droppedPartitions: [], events: 2, decisions: 5, runs: 2, deadLetters: 0, auditEntries: 1 };
+    const pruned = { droppedPartitions: [], events: 2, decisions: 5, runs: 2, deadLetters: 0, auditEntries: 1, keptForSinks: 0 };
     expect(await prune(db, { olderThan: cutoff, dryRun: true })).toEqual(pruned);
     expect(await counts()).toEqual({ events: '6', decisions: '12', runs: '6', queued: '4' });
 
@@ -97,11 +97,11 @@ describe('prune', () => {
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: old, parked: [], checkpoint: null });
     await sql`UPDATE walflow.workflow_runs SET status = 'succeeded' WHERE event_id IN (${old[0]!.id}::uuid, ${old[1]!.id}::uuid)`.execute(db);
     const cutoff = new Date(Date.now() - 30 * DAY);
-    expect(await prune(db, { olderThan: cutoff })).toMatchObject({ events: 0 });
+    expect(await prune(db, { olderThan: cutoff })).toMatchObject({ events: 0, keptForSinks: 2 });
 
     // The sink publishes them: its cursor moves past their recording.
     await sql`UPDATE walflow.sink_cursors SET recorded_xid = pg_current_xact_id() WHERE sink = 'behind'`.execute(db);
-    expect(await prune(db, { olderThan: cutoff })).toMatchObject({ events: 2 });
+    expect(await prune(db, { olderThan: cutoff })).toMatchObject({ events: 2, keptForSinks: 0 });
     await sql`DELETE FROM walflow.sink_cursors WHERE sink = 'behind'`.execute(db);
   });
 });

@@ -139,6 +139,10 @@ describe('replay', () => {
     );
     expect(backtest.workflows).toEqual({ 'big-premiums': { condition_false: 3, fired: 2 } });
     expect(await count()).toBe(before);
+    // After the real replay of a range, its dry run still shows what it decides, not what is left to decide.
+    const real = await replayRange(options({ replayId: 'real' }));
+    const preview = await replayRange(options({ replayId: 'real', dryRun: true }));
+    expect(preview).toMatchObject({ replayId: 'real-dry-run', workflows: real.workflows });
   });
 
   it('filters by type and workflow, and refuses what it cannot do', async () => {

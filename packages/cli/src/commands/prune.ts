@@ -27,5 +27,8 @@ export function registerPrune(program: Command): void {
           `${result.decisions} decisions, ${result.runs} finished runs, ${result.deadLetters} resolved dead letters; ` +
           `${result.auditEntries} audit entries older than a year\n`,
       );
+      if (result.keptForSinks > 0) {
+        process.stdout.write(`kept ${result.keptForSinks} older events a JetStream sink has not published yet (delete the cursor of a sink that is gone: walflow.sink_cursors)\n`);
+      }
     });
 }
