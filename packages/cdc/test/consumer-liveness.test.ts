@@ -4,7 +4,7 @@ import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keptWarnings, openMigrated, silentLogger, testConsumer } from './consumer-fixtures.js';
+import { keptWarnings, openMigrated, silentLogger, testConsumer } from '../../server/test/fixtures.js';
 
 const database = useTestDatabase({ prefix: 'walflow_liveness' });
 let db: Kysely<WalflowDatabase>;

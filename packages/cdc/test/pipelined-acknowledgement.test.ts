@@ -3,7 +3,7 @@ import { Dispatcher, PoisonIsolatingDispatcher } from '@walflow/executor';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keptWarnings, openMigrated, silentLogger as logger, testConsumer } from './consumer-fixtures.js';
+import { keptWarnings, openMigrated, silentLogger as logger, testConsumer } from '../../server/test/fixtures.js';
 
 const TRANSACTIONS = 30;
 const PER_TRANSACTION = 10;

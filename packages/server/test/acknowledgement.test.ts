@@ -1,34 +1,24 @@
-import { ReplicationConsumer } from '@walflow/cdc';
+import type { ReplicationConsumer } from '@walflow/cdc';
 import type { BatchDispatcher, DispatchBatch, DispatchResult, WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
-import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, countsFor, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, countsFor, openMigrated, silentLogger, testConsumer } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
 
 beforeAll(async () => {
-  db = createDatabase(database.url, silentLogger);
-  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  db = await openMigrated(database);
 });
 afterAll(async () => {
   await db.destroy();
 });
 
 function consumerWith(dispatcher: BatchDispatcher, onBatch?: (result: DispatchResult) => void): ReplicationConsumer {
-  return new ReplicationConsumer({
-    connection: { connectionString: database.url },
-    slotName: database.slotName,
-    dispatcher,
-    db,
-    logger: silentLogger,
-    reconnect: { initialMs: 20, maxMs: 100 },
-    onBatch,
-  });
+  return testConsumer(database, db, dispatcher, { onBatch });
 }
 
 async function slotConfirmedPast(commitLsnOfTenant: string): Promise<boolean> {

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { ReplicationConsumer, type ReplicationConsumerOptions } from '@walflow/cdc';
+import { parseLsn, type BatchDispatcher, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, Dispatcher, type WorkflowDefinitionInput, type WorkflowPolicy } from '@walflow/executor';
 import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
 import type { TestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 
 export const silentLogger = pino({ level: process.env.WALFLOW_TEST_LOG_LEVEL ?? 'silent' });
 
@@ -37,6 +38,31 @@ export async function openMigrated(database: TestDatabase): Promise<Kysely<Walfl
   const db = createDatabase(database.url, silentLogger);
   await migrate({ db, slotName: database.slotName, logger: silentLogger });
   return db;
+}
+
+/** A consumer of the test database's slot that reconnects within 100 ms; `options` override any of it. */
+export function testConsumer(
+  database: TestDatabase,
+  db: Kysely<WalflowDatabase>,
+  dispatcher: BatchDispatcher,
+  options: Partial<ReplicationConsumerOptions> = {},
+): ReplicationConsumer {
+  return new ReplicationConsumer({
+    connection: { connectionString: database.url },
+    slotName: database.slotName,
+    dispatcher,
+    db,
+    logger: silentLogger,
+    reconnect: { initialMs: 20, maxMs: 100 },
+    ...options,
+  });
+}
+
+/** A logger that keeps the message of every warning and error, to see that no session failed. */
+export function keptWarnings(): { logger: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) });
+  return { logger, warnings };
 }
 
 /** The test database migrated, with these workflows applied and a Dispatcher on it; destroy `db` when done. */
