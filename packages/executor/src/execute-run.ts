@@ -1,12 +1,12 @@
-import { WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { WalflowError, type WalflowDatabase } from '@walflow/core';
 import { emitCaused } from '@walflow/outbox';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { causalMetadata } from './actions/causal-metadata.js';
 import type { ActionRuntime } from './actions/external-action.js';
 import { planAction } from './actions/plan-action.js';
 import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
+import { followUp, recordDeath } from './run-death.js';
 import { cancelRun, completeRuns, DEFAULT_LEASE_MS, failRun, holdsLease, recordOutcomes, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
@@ -92,12 +92,7 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
           await recordOutcomes(trx, [{ runId: run.id, actionIndex: failing.index, actionType: failing.action.type, status: 'failed', error: message }]);
         }
         await failRun(trx, run.id, message, verdict.kind === 'retry' ? verdict.delayMs : null);
-        if (verdict.kind === 'dead') {
-          if (failing?.action.type === 'send_email') {
-            await emitCaused(trx, followUp(run.event, workflow, run, 'email.failed', { error: message, actionIndex: failing.index }));
-          }
-          await countDeadRun(trx, workflow, run, message, logger);
-        }
+        if (verdict.kind === 'dead') await recordDeath(trx, { run, workflow, failing, error: message }, logger);
       });
     } catch (recordError) {
       if (recordError instanceof LeaseLost) return 'lease_lost';
@@ -140,7 +135,7 @@ async function performAction(
   await fenced(async (trx) => {
     await recordOutcomes(trx, [{ runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result }]);
     if (action.type === 'send_email') {
-      await emitCaused(trx, followUp(run.event, workflow, run, 'email.sent', { ...result, actionIndex: index }));
+      await emitCaused(trx, followUp(run, workflow, 'email.sent', { ...result, actionIndex: index }));
     }
   });
 }
@@ -163,41 +158,6 @@ export function actionTimeoutMs(runtime: ActionRuntime): number {
 /** A transactional action's own statements get the same time limit as mail and HTTP. */
 export async function limitStatements(trx: Transaction<WalflowDatabase>, timeoutMs: number): Promise<void> {
   await sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx);
-}
-
-/** After N dead runs in a row a workflow pauses itself and says so with an event other workflows can use. */
-async function countDeadRun(trx: Transaction<WalflowDatabase>, workflow: StoredWorkflow, run: ClaimedRun, lastError: string, logger: Logger): Promise<void> {
-  const row = await trx
-    .updateTable('walflow.workflows')
-    .set({ consecutive_failures: sql`consecutive_failures + 1` })
-    .where('id', '=', workflow.id)
-    .returning(['consecutive_failures', 'status'])
-    .executeTakeFirst();
-  const threshold = workflow.definition.autoPause.afterConsecutiveFailures;
-  if (!row || row.status !== 'active' || row.consecutive_failures < threshold) return;
-  const reason = `paused after ${row.consecutive_failures} consecutive dead runs; last error: ${lastError.slice(0, 500)}`;
-  await trx.updateTable('walflow.workflows').set({ status: 'paused', paused_reason: reason }).where('id', '=', workflow.id).execute();
-  await emitCaused(
-    trx,
-    followUp(run.event, workflow, run, 'workflow.auto_paused', {
-      workflowId: workflow.id,
-      name: workflow.name,
-      consecutiveFailures: row.consecutive_failures,
-      lastError: lastError.slice(0, 500),
-    }),
-  );
-  logger.error({ workflow: workflow.name, tenant: workflow.tenantId, consecutiveFailures: row.consecutive_failures }, 'workflow paused automatically');
-}
-
-function followUp(cause: EventEnvelope, workflow: StoredWorkflow, run: ClaimedRun, type: string, payload: Record<string, unknown>) {
-  return {
-    type,
-    tenantId: cause.tenantId,
-    payload: { ...payload, runId: run.id, workflowId: workflow.id, sourceEventId: cause.id },
-    ...(cause.aggregateType === null ? {} : { aggregateType: cause.aggregateType }),
-    ...(cause.aggregateId === null ? {} : { aggregateId: cause.aggregateId }),
-    metadata: causalMetadata(cause, workflow.id, run.id, run.replayId),
-  };
 }
 
 function leaseLostOr<T>(value: T): (error: unknown) => T {

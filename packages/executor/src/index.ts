@@ -10,7 +10,8 @@ export { executeRun, type ExecutionObserver, type RunExecutorOptions, type RunRe
 export { explainEvent, type EventExplanation } from './explain-event.js';
 export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retry-policy.js';
 export { claimAndExecuteHeld, executeRunBatch, type ClaimBatch } from './run-batch.js';
-export { claimRuns, releaseExpiredLeases, releaseHeldRuns, RUNS_QUEUED_CHANNEL, type ClaimedRun } from './run-queue.js';
+export { releaseExpiredLeases } from './expired-leases.js';
+export { claimRuns, releaseHeldRuns, RUNS_QUEUED_CHANNEL, type ClaimedRun } from './run-queue.js';
 export { RunQueueListener, type RunQueueListenerOptions } from './run-queue-listener.js';
 export { templateScope } from './event-scope.js';
 export { renderText } from './render-mustache.js';

@@ -122,8 +122,11 @@ function toClaimedRun(row: ClaimRow): ClaimedRun {
 
 /**
  * Leases runs this worker held in a transaction that did not finish them (rolled back, or whose workflow now
- * calls out), as the claim would have: one attempt more. Runs taken meanwhile by another worker, or finished,
- * are left out. Returns the runs leased, with their attempts counted.
+ * calls out), as the claim would have: one attempt more. Runs finished meanwhile, taken by another worker, or
+ * attempted by one since (their attempts differ from the claim's: a retry due later stays queued for then) are
+ * left out. Returns the runs leased, with their attempts counted and the actions that succeeded read again once
+ * the lease is taken: another worker may have leased such a run, performed some of its actions and handed it
+ * back at shutdown (its attempt uncounted) before this lease.
  */
 export async function leaseHeldRuns(db: Kysely<WalflowDatabase>, runs: readonly ClaimedRun[], workerId: string, leaseMs: number): Promise<ClaimedRun[]> {
   if (runs.length === 0) return [];
@@ -131,11 +134,22 @@ export async function leaseHeldRuns(db: Kysely<WalflowDatabase>, runs: readonly 
     UPDATE walflow.workflow_runs r
        SET status = 'running', attempts = r.attempts + 1, locked_by = ${workerId},
            locked_until = now() + ${leaseMs} * interval '1 millisecond', started_at = coalesce(r.started_at, now())
-      FROM (SELECT id FROM walflow.workflow_runs WHERE id = ${anyUuid(runs.map((run) => run.id))} AND status = 'queued' FOR UPDATE SKIP LOCKED) free
+      FROM (SELECT w.id FROM walflow.workflow_runs w
+              JOIN unnest(${runs.map((run) => run.id)}::uuid[], ${runs.map((run) => run.attempts)}::integer[]) AS claimed (id, attempts)
+                ON w.id = claimed.id AND w.attempts = claimed.attempts
+             WHERE w.status = 'queued'
+               FOR UPDATE OF w SKIP LOCKED) free
      WHERE r.id = free.id
     RETURNING r.id, r.attempts`.execute(db);
+  if (rows.length === 0) return [];
+  // A statement of its own, so that it sees outcomes committed while the lease was being taken.
+  const done = await sql<{ id: string; actions_done: number[] }>`
+    SELECT id, walflow.actions_done(id) AS actions_done FROM unnest(${rows.map((row) => row.id)}::uuid[]) AS id`.execute(db);
+  const actionsDone = new Map(done.rows.map((row) => [row.id, new Set(row.actions_done)]));
   const attempts = new Map(rows.map((row) => [row.id, row.attempts]));
-  return runs.filter((run) => attempts.has(run.id)).map((run) => ({ ...run, attempts: attempts.get(run.id)! }));
+  return runs
+    .filter((run) => attempts.has(run.id))
+    .map((run) => ({ ...run, attempts: attempts.get(run.id)!, actionsDone: actionsDone.get(run.id) ?? new Set<number>() }));
 }
 
 /** How long a leased run stays with its worker unless extended. */
@@ -276,22 +290,4 @@ export async function releaseHeldRuns(db: Kysely<WalflowDatabase>, poolId: strin
   const released = rows[0]?.released ?? 0;
   if (released > 0) await sql`SELECT pg_notify(${RUNS_QUEUED_CHANNEL}, '')`.execute(db);
   return released;
-}
-
-/** Returns runs whose worker died (lease expired) to the queue, or to dead when out of attempts. */
-export async function releaseExpiredLeases(db: Kysely<WalflowDatabase>): Promise<number> {
-  const result = await db
-    .updateTable('walflow.workflow_runs')
-    .set({
-      status: sql`CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END`,
-      finished_at: sql`CASE WHEN attempts >= max_attempts THEN now() END`,
-      next_attempt_at: sql`now()`,
-      last_error: sql`coalesce(last_error, 'worker lease expired')`,
-      locked_by: null,
-      locked_until: null,
-    })
-    .where('status', '=', 'running')
-    .where('locked_until', '<', sql<Date>`now()`)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
 }

@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
 import { CALLING_OUT_ACTION_TYPES } from './actions/plan-action.js';
 import { executeRun, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
+import { releaseExpiredLeases } from './expired-leases.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimAndExecuteHeld, executeRunBatch, runsInOneTransaction } from './run-batch.js';
-import { DEFAULT_LEASE_MS, releaseExpiredLeases, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
+import { DEFAULT_LEASE_MS, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
 import { WorkflowCache } from './workflow-cache.js';
 import { getWorkflowsById } from './workflow-store.js';
 
@@ -161,7 +162,7 @@ export class WorkerPool {
   private async sweepExpiredLeases(leaseMs: number): Promise<void> {
     if (Date.now() - this.lastLeaseSweep < leaseMs / 2) return;
     this.lastLeaseSweep = Date.now();
-    const released = await releaseExpiredLeases(this.options.db);
+    const released = await releaseExpiredLeases(this.options.db, this.options.logger);
     if (released > 0) this.options.logger.warn({ released }, 'released runs whose worker lease expired');
   }
 

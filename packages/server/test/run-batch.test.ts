@@ -2,13 +2,15 @@ import { createServer, type Server } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
+import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
+// Internals of the queue, to set up a claim that another worker changes between its rollback and its lease.
+import { claimRunsToHold, failRun, leaseHeldRuns, recordOutcomes } from '../../executor/src/run-queue.js';
 
 const database = useTestDatabase();
 const policy = { updateFields: ['batch_test.accounts.balance'] };
@@ -267,13 +269,48 @@ describe('a lease that runs out', () => {
       expect(claimed).toHaveLength(1);
       // The worker died: its lease ran out.
       await sql`UPDATE walflow.workflow_runs SET locked_until = now() - interval '1 second' WHERE tenant_id = 'expiring'`.execute(db);
-      expect(await releaseExpiredLeases(db)).toBeGreaterThanOrEqual(1);
+      expect(await releaseExpiredLeases(db, silentLogger)).toBeGreaterThanOrEqual(1);
       expect(await state()).toEqual(
         attempts === 1
           ? { status: 'queued', attempts: 1, last_error: 'worker lease expired', finished: false }
           : { status: 'dead', attempts: 2, last_error: 'worker lease expired', finished: true },
       );
     }
+  });
+
+  it('counts a death by lease expiry as any other: the workflow pauses at its threshold and a run that died on send_email emits email.failed', async () => {
+    const workflowId = await applyTestWorkflow(db, {
+      tenant: 'expiring-mail',
+      name: 'note-then-mail',
+      trigger: { event: 'payment.received' },
+      retry: { maxAttempts: 1 },
+      autoPause: { afterConsecutiveFailures: 2 },
+      actions: [
+        { type: 'create_notification', recipient: 'u1', title: 'paid' },
+        { type: 'send_email', to: 'ops@example.com', subject: 'paid', text: 'paid' },
+      ],
+    });
+    const dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+    await dispatcher.dispatch({ events: [1, 2].map((n) => ({ ...event('expiring-mail', { n }), aggregateType: 'payment', aggregateId: `p${n}` })), parked: [], checkpoint: null });
+    const claimed = (await claimRuns(db, 'expiring-mail/0', 10, 60_000)).filter((run) => run.event.tenantId === 'expiring-mail');
+    expect(claimed).toHaveLength(2);
+    // The worker performed the first run's notification, then died with both runs in hand.
+    await db.transaction().execute((trx) => recordOutcomes(trx, [{ runId: claimed[0]!.id, actionIndex: 0, actionType: 'create_notification', status: 'succeeded' }]));
+    await sql`UPDATE walflow.workflow_runs SET locked_until = now() - interval '1 second' WHERE tenant_id = 'expiring-mail'`.execute(db);
+    expect(await releaseExpiredLeases(db, silentLogger)).toBeGreaterThanOrEqual(2);
+
+    const runs = await db.selectFrom('walflow.workflow_runs').select(['id', 'status']).where('tenant_id', '=', 'expiring-mail').execute();
+    expect(runs.map((run) => run.status)).toEqual(['dead', 'dead']);
+    const workflow = await db.selectFrom('walflow.workflows').select(['status', 'paused_reason', 'consecutive_failures']).where('id', '=', workflowId).executeTakeFirstOrThrow();
+    expect(workflow).toMatchObject({ status: 'paused', consecutive_failures: 2 });
+    expect(workflow.paused_reason).toMatch(/worker lease expired/);
+    const emitted = await db.selectFrom('walflow.outbox').select(['event_type', 'aggregate_id', 'payload']).where('tenant_id', '=', 'expiring-mail').orderBy('aggregate_id').orderBy('event_type').execute();
+    // The second run died on its notification: no email.failed for it. Deaths count in commit order.
+    expect(emitted.map((row) => [row.event_type, row.aggregate_id])).toEqual([
+      ['email.failed', 'p1'],
+      ['workflow.auto_paused', 'p2'],
+    ]);
+    expect(emitted[0]!.payload).toMatchObject({ error: 'worker lease expired', actionIndex: 1, runId: claimed[0]!.id, workflowId });
   });
 });
 
@@ -528,6 +565,44 @@ describe('a claim that holds its database-only runs in the transaction that exec
     const { leased } = await claimAndExecute('held-calling/0', { actionTypes: [], maxCallingOut: 100 });
     expect(leased.filter((run) => run.event.tenantId === 'held-calling').map((run) => run.attempts)).toEqual([1]);
     expect((await runsOf('held-calling')).map((run) => [run.status, run.attempts, run.locked_by])).toEqual([['running', 1, 'held-calling/0']]);
+  });
+
+  it('leases the runs of a rolled-back claim as the queue has them by then: actions done read again, a retry due later left alone', async () => {
+    await applyCreditWorkflow('held-stale');
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('s1')`.execute(db);
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
+      events: [{ account: 's1' }, { account: 's1' }].map((payload) => event('held-stale', payload)),
+      parked: [],
+      checkpoint: null,
+    });
+    // Worker A holds both runs in a transaction that rolls back...
+    let stale: ClaimedRun[] = [];
+    await db
+      .transaction()
+      .execute(async (trx) => {
+        const { held } = await claimRunsToHold(trx, 'stale-a/0', 100, 60_000, { actionTypes: [], maxCallingOut: 1 }, 10_000);
+        stale = held.filter((run) => run.event.tenantId === 'held-stale');
+        throw new Error('rolled back');
+      })
+      .catch(() => undefined);
+    expect(stale.map((run) => [run.attempts, [...run.actionsDone]])).toEqual([[0, []], [0, []]]);
+    // ...and before it leases them, worker B leases both: it performs the first run's action and hands that run
+    // back at shutdown (its attempt uncounted); the second run fails and is due again in an hour.
+    const taken = (await claimRuns(db, 'stale-b/0', 100, 60_000)).filter((run) => run.event.tenantId === 'held-stale');
+    const [handedBack, retried] = stale.map((run) => taken.find((candidate) => candidate.id === run.id)!);
+    await db.transaction().execute(async (trx) => {
+      await sql`UPDATE batch_test.accounts SET balance = balance + 1 WHERE id = 's1'`.execute(trx);
+      await recordOutcomes(trx, [{ runId: handedBack!.id, actionIndex: 0, actionType: 'update_field', status: 'succeeded' }]);
+      await failRun(trx, retried!.id, 'failed', 3_600_000);
+    });
+    expect(await releaseHeldRuns(db, 'stale-b')).toBe(1);
+
+    const leased = await leaseHeldRuns(db, stale, 'stale-a/0', 60_000);
+    expect(leased.map((run) => [run.id, run.attempts, [...run.actionsDone]])).toEqual([[handedBack!.id, 1, [0]]]);
+    expect(await executeRun(leased[0]!, 'stale-a/0', options)).toBe('succeeded');
+    const balance = await sql<{ balance: string }>`SELECT balance::text FROM batch_test.accounts WHERE id = 's1'`.execute(db);
+    expect(balance.rows).toEqual([{ balance: '1' }]);
+    expect((await runsOf('held-stale')).map((run) => [run.status, run.attempts, run.locked_by])).toEqual([['succeeded', 1, null], ['queued', 1, null]]);
   });
 
   it('executes each run with its workflow as the claim finds it, however many claims ago the workflow was read', async () => {
