@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { claimRuns, Dispatcher, executeRun } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
@@ -70,6 +70,28 @@ describe('guards under concurrent dispatch', () => {
     await applyTestWorkflow(db, { tenant: 'cd', name: 'hourly', trigger: { event: 'user.login' }, cooldown: { seconds: 3600 }, actions: [{ type: 'emit_event', event: 'x.y' }] });
     await dispatchConcurrently('cd', 'user.login', 24);
     expect(await outcomes('cd')).toEqual({ fired: 1, cooldown: 23 });
+  });
+});
+
+describe('guard keys of any length', () => {
+  it('records and claims runs whose cooldown and concurrency keys are kilobytes of text that does not compress', async () => {
+    // PostgreSQL refuses an index entry beyond 2,704 bytes: such a concurrency key failed every claim reaching it.
+    await applyTestWorkflow(db, {
+      tenant: 'long-keys',
+      name: 'per-address',
+      trigger: { event: 'user.login' },
+      cooldown: { seconds: 3600, key: 'event.payload.address' },
+      concurrency: { limit: 1, key: 'event.payload.address' },
+      actions: [{ type: 'emit_event', event: 'x.y' }],
+    });
+    const addresses = [randomBytes(3000).toString('base64'), randomBytes(3000).toString('base64')];
+    const events = addresses.map((address, n) => ({ ...event('long-keys', 'user.login', n), payload: { address } }));
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
+    expect(await outcomes('long-keys')).toEqual({ fired: 2 });
+    const claimed = (await claimRuns(db, 'long-keys/0', 100, 60_000)).filter((run) => run.event.tenantId === 'long-keys');
+    expect(claimed).toHaveLength(2);
+    const keys = await db.selectFrom('walflow.workflow_runs').select('concurrency_key').where('tenant_id', '=', 'long-keys').execute();
+    expect(new Set(keys.map((row) => row.concurrency_key)).size).toBe(2);
   });
 });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Duration, UnsignedInt } from '@marcbachmann/cel-js/evaluator';
 
 const PREVIEW_LENGTH = 60;
@@ -20,15 +21,45 @@ export function describeCelValue(value: unknown): string {
 /**
  * Turns a key expression's value into the text guards store: strings as they are, numbers and booleans via
  * String (an int and a JSON number with the same value give the same key), null as 'null', timestamps as
- * ISO-8601, and lists or maps as JSON. Throws only for a value JSON cannot hold (a cycle, which CEL cannot build).
+ * ISO-8601, and lists or maps as JSON; a text of more than MAX_KEY_BYTES is bounded (boundedKey). Throws only
+ * for a value JSON cannot hold (a cycle, which CEL cannot build).
  */
 export function keyText(value: unknown): string {
+  return boundedKey(unboundedKeyText(value));
+}
+
+function unboundedKeyText(value: unknown): string {
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (value instanceof Date) return isoOrInvalid(value);
   if (value instanceof UnsignedInt || value instanceof Duration) return value.toString();
   return JSON.stringify(value, jsonReplacer) ?? 'null';
+}
+
+/**
+ * Keys are index keys (cooldowns, rate-limit windows, the running runs' concurrency index), and PostgreSQL
+ * refuses an index entry beyond 2,704 bytes: a longer concurrency key failed every claim that reached its run,
+ * on every worker, for ever. Well below that, a longer key keeps its first characters and ends in a hash of
+ * the whole text, so keys stay readable and different values stay different keys.
+ */
+export const MAX_KEY_BYTES = 512;
+const HASH_SEPARATOR = '…#';
+/** A SHA-256 digest in base64url. */
+const HASH_LENGTH = 43;
+const KEPT_BYTES = MAX_KEY_BYTES - Buffer.byteLength(HASH_SEPARATOR) - HASH_LENGTH;
+
+function boundedKey(text: string): string {
+  // A UTF-16 unit is at most three UTF-8 bytes: most keys need no counting.
+  if (text.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(text) <= MAX_KEY_BYTES) return text;
+  let kept = '';
+  let bytes = 0;
+  for (const character of text) {
+    bytes += Buffer.byteLength(character);
+    if (bytes > KEPT_BYTES) break;
+    kept += character;
+  }
+  return `${kept}${HASH_SEPARATOR}${createHash('sha256').update(text).digest('base64url')}`;
 }
 
 /** JSON.stringify refuses bigint and writes Maps as `{}`; CEL produces both. */

@@ -1,6 +1,7 @@
 import { parseLsn, type EventEnvelope } from '@walflow/core';
 import { describe, expect, it } from 'vitest';
 import { compileExpression, type CompiledExpression } from './compile-expression.js';
+import { MAX_KEY_BYTES } from './cel-value-text.js';
 import { evaluateCondition, evaluateKey } from './evaluate-condition.js';
 
 const event: EventEnvelope = {
@@ -79,6 +80,25 @@ describe('evaluateKey', () => {
     expect(key('[event.aggregateId, size(event.payload.tags)]')).toEqual({ ok: true, key: '["p1",1]' });
     expect(key("{'agent': event.payload.agentId, 'n': 2}")).toEqual({ ok: true, key: '{"agent":"a1","n":2}' });
     expect(key('event.metadata')).toEqual({ ok: true, key: '{"actorId":"u1","priority":"critical"}' });
+  });
+
+  it('bounds a long key to MAX_KEY_BYTES of UTF-8: its beginning and a hash of the whole, different for different values', () => {
+    const long = (text: string) => evaluateKey(compileExpression('event.payload.text'), { ...event, payload: { text } });
+    const keyOf = (text: string): string => {
+      const result = long(text);
+      if (!result.ok) throw new Error(result.error);
+      return result.key;
+    };
+    const exact = 'é'.repeat(MAX_KEY_BYTES / 2);
+    expect(keyOf(exact)).toBe(exact);
+    for (const text of ['a'.repeat(5000), 'é'.repeat(3000), '😀'.repeat(2000)]) {
+      const bounded = keyOf(text);
+      expect(Buffer.byteLength(bounded)).toBeLessThanOrEqual(MAX_KEY_BYTES);
+      expect(bounded).toMatch(/…#[\w-]{43}$/);
+      expect(text.startsWith(bounded.slice(0, bounded.indexOf('…#')))).toBe(true);
+      expect(keyOf(text)).toBe(bounded);
+      expect(keyOf(`${text}!`)).not.toBe(bounded);
+    }
   });
 
   it('reports an evaluation error', () => {
