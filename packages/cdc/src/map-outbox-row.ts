@@ -35,12 +35,15 @@ export function mapOutboxRow(raw: Readonly<Record<string, unknown>>, context: Ou
   if (id === null || type === null) return park('message_invalid', 'outbox row without id or event_type');
   const payload = parseJsonColumn(raw.payload);
   if (!isJsonObject(payload)) return park('payload_invalid', `payload of ${type} is not a JSON object`);
-  const inexact = inexactNumberPath(raw.payload as string, payload);
-  if (inexact !== null) {
-    return park('payload_invalid', `payload of ${type} holds at ${inexact} a number JavaScript cannot hold exactly (beyond ±2^53 - 1): send it as a string`);
-  }
   const metadata = parseJsonColumn(raw.metadata ?? '{}');
   if (!isJsonObject(metadata)) return park('payload_invalid', `metadata of ${type} is not a JSON object`);
+  for (const [column, value] of [['payload', payload], ['metadata', metadata]] as const) {
+    const text = raw[column];
+    const inexact = typeof text === 'string' ? inexactNumberPath(text, value) : null;
+    if (inexact !== null) {
+      return park('payload_invalid', `${column} of ${type} holds at ${inexact} a number JavaScript cannot hold exactly (beyond ±2^53 - 1): send it as a string`);
+    }
+  }
   if (context.catalog) {
     const check = context.catalog.check(type, payload);
     if (!check.ok) return park(check.code, check.reason);
