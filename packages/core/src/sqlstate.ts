@@ -1,6 +1,7 @@
 /** PostgreSQL error codes walflow reacts to (https://www.postgresql.org/docs/current/errcodes-appendix.html). */
 export const SqlState = {
   uniqueViolation: '23505',
+  foreignKeyViolation: '23503',
   serializationFailure: '40001',
   deadlockDetected: '40P01',
   objectInUse: '55006',

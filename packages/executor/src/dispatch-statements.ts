@@ -149,6 +149,24 @@ export interface Outcomes {
 }
 
 /**
+ * Locks the events of a replayed page that still exist (FOR KEY SHARE), and returns their ids. A run needs its
+ * event, and prune deletes old events that have no unfinished run: without the lock, prune could delete an event
+ * between the page's read and the commit of its runs, which it cannot see, and leave runs no worker can claim.
+ * With it, prune's deletion waits for the replay's commit and then sees the runs.
+ */
+export async function lockReplayedEvents(trx: Transaction<WalflowDatabase>, events: readonly EventEnvelope[]): Promise<Set<string>> {
+  if (events.length === 0) return new Set();
+  const committed = events.map((event) => Date.parse(event.committedAt));
+  // The page is a stretch of commit time: bounds on it let the planner skip the other days' partitions.
+  const { rows } = await sql<{ id: string }>`
+    SELECT id FROM walflow.events
+     WHERE committed_at BETWEEN ${new Date(Math.min(...committed) - 1)} AND ${new Date(Math.max(...committed) + 1)}
+       AND id = ANY(${events.map((event) => event.id)}::uuid[])
+       FOR KEY SHARE`.execute(trx);
+  return new Set(rows.map((row) => row.id));
+}
+
+/**
  * The (event, workflow) pairs of these events already decided under a replay id, as `event|workflow`: the same
  * replay run again decides only the others, so its guards are not counted twice.
  */

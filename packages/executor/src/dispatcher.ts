@@ -2,7 +2,7 @@ import { formatLsn, SqlState, sqlStateOf, WalflowError, type BatchDispatcher, ty
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { chainOf, decide, type GuardRequest } from './decide.js';
-import { decidedInReplay, insertEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
+import { decidedInReplay, insertEvents, lockReplayedEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { WorkflowIndex } from './workflow-index.js';
@@ -117,8 +117,11 @@ export class Dispatcher implements BatchDispatcher {
    * Runs recorded events through the current workflows again, inside the caller's transaction (a dry run
    * rolls it back). Decisions and runs carry the replay id, so replaying the same range twice adds nothing.
    */
-  async replay(trx: Transaction<WalflowDatabase>, events: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
+  async replay(trx: Transaction<WalflowDatabase>, page: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
     await this.index.refresh(trx);
+    // Events pruned since the page was read are passed over: no run may be queued without its event.
+    const present = await lockReplayedEvents(trx, page);
+    const events = page.filter((event) => present.has(event.id));
     const decided = await decidedInReplay(trx, events, scope.replayId);
     const considered = await this.consider(trx, events, { ...scope, decided }, waitOnce(undefined));
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });

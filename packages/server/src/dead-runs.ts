@@ -55,8 +55,10 @@ export async function retryDeadRun(db: Kysely<WalflowDatabase>, id: string): Pro
     })
     .where('r.id', '=', id)
     .where('r.status', '=', 'dead')
+    // A queued run needs its event, which prune may be deleting: the lock makes prune wait and then keep it.
+    .where(sql<boolean>`EXISTS (SELECT FROM walflow.events e WHERE e.committed_at = r.event_committed_at AND e.id = r.event_id FOR KEY SHARE)`)
     .executeTakeFirst();
-  if (result.numUpdatedRows !== 1n) throw notDead(id);
+  if (result.numUpdatedRows !== 1n) throw await whyNotRetried(db, id);
   // The queue's trigger only notifies inserted runs: wake the workers of every process for this one.
   await sql`SELECT pg_notify(${RUNS_QUEUED_CHANNEL}, '')`.execute(db);
 }
@@ -65,6 +67,11 @@ export async function retryDeadRun(db: Kysely<WalflowDatabase>, id: string): Pro
 export async function discardDeadRun(db: Kysely<WalflowDatabase>, id: string): Promise<void> {
   const result = await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('id', '=', id).where('status', '=', 'dead').executeTakeFirst();
   if (result.numUpdatedRows !== 1n) throw notDead(id);
+}
+
+async function whyNotRetried(db: Kysely<WalflowDatabase>, id: string): Promise<WalflowError> {
+  const run = await db.selectFrom('walflow.workflow_runs').select('status').where('id', '=', id).executeTakeFirst();
+  return run?.status === 'dead' ? new WalflowError('not_found', `dead run ${id} cannot be retried: its event was pruned`) : notDead(id);
 }
 
 function notDead(id: string): WalflowError {

@@ -1,4 +1,4 @@
-import type { WalflowDatabase } from '@walflow/core';
+import { SqlState, sqlStateOf, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 
 export interface PruneOptions {
@@ -76,9 +76,12 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   }
 
   let events = 0;
+  const droppedPartitions: string[] = [];
   for (const name of droppable) {
-    events += await count(sql`SELECT count(*) AS n FROM ${sql.table(`walflow.${name}`)}`);
-    await sql`DROP TABLE IF EXISTS ${sql.table(`walflow.${name}`)}`.execute(db);
+    const dropped = await dropPartition(db, name);
+    if (dropped === null) continue;
+    events += dropped;
+    droppedPartitions.push(name);
   }
   const inBatches = async (step: () => Promise<number>): Promise<number> => {
     let total = 0;
@@ -89,9 +92,18 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
     }
   };
   const deleting = (statement: ReturnType<typeof sql>) => async () => Number((await statement.execute(db)).numAffectedRows ?? 0n);
-  events += await inBatches(
-    deleting(sql`DELETE FROM walflow.events WHERE (committed_at, id) IN (SELECT e.committed_at, e.id FROM ${oldEvents} LIMIT ${batch})`),
-  );
+  const deleteEvents = deleting(sql`DELETE FROM walflow.events WHERE (committed_at, id) IN (SELECT e.committed_at, e.id FROM ${oldEvents} LIMIT ${batch})`);
+  events += await inBatches(async () => {
+    for (;;) {
+      try {
+        return await deleteEvents();
+      } catch (error) {
+        // Migration 0026's trigger refused an event whose run a replay or a retry queued while this statement
+        // ran (they lock the event, so the trigger saw their commit): the batch chosen again leaves it out.
+        if (sqlStateOf(error) !== SqlState.foreignKeyViolation) throw error;
+      }
+    }
+  });
   let decisions = await inBatches(
     deleting(sql`DELETE FROM walflow.decision_records WHERE id IN (SELECT id FROM walflow.decision_records WHERE event_committed_at < ${cutoff} LIMIT ${batch})`),
   );
@@ -112,5 +124,34 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const auditEntries = await inBatches(
     deleting(sql`DELETE FROM walflow.audit_log WHERE id IN (SELECT id FROM walflow.audit_log WHERE at < ${auditCutoff} LIMIT ${batch})`),
   );
-  return { droppedPartitions: droppable, events, decisions, runs, deadLetters, auditEntries, keptForSinks };
+  return { droppedPartitions, events, decisions, runs, deadLetters, auditEntries, keptForSinks };
+}
+
+/** How long a partition's drop waits for the transactions reading it before it leaves the day for next time. */
+const DROP_LOCK_TIMEOUT = '5s';
+
+/**
+ * Drops one day's partition, unless a run that needs one of its events has been queued since prune looked (a
+ * replay's or a retry's, whose transactions lock the events they need): the lock taken first waits for them, and
+ * the check after it sees their runs. Returns the events dropped, or null when the day stays.
+ */
+async function dropPartition(db: Kysely<WalflowDatabase>, name: string): Promise<number | null> {
+  const partition = sql.table(`walflow.${name}`);
+  return db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL lock_timeout = ${sql.lit(DROP_LOCK_TIMEOUT)}`.execute(trx);
+    try {
+      await sql`LOCK TABLE ${partition} IN ACCESS EXCLUSIVE MODE`.execute(trx);
+    } catch (error) {
+      // A long transaction reads the day; every reader queued behind this lock would wait for it too.
+      if (sqlStateOf(error) === SqlState.lockNotAvailable) return null;
+      throw error;
+    }
+    const { rows } = await sql<{ needed: boolean; n: string }>`
+      SELECT EXISTS (SELECT FROM walflow.workflow_runs r JOIN ${partition} e ON e.id = r.event_id
+                      WHERE r.status IN ('queued', 'running')) AS needed,
+             (SELECT count(*) FROM ${partition}) AS n`.execute(trx);
+    if (rows[0]!.needed) return null;
+    await sql`DROP TABLE ${partition}`.execute(trx);
+    return Number(rows[0]!.n);
+  });
 }

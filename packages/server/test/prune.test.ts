@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
-import { createDatabase, migrate, prune } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
+import { createDatabase, migrate, prune, retryDeadRun } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, silentLogger } from './fixtures.js';
@@ -103,5 +103,84 @@ describe('prune', () => {
     await sql`UPDATE walflow.sink_cursors SET recorded_xid = pg_current_xact_id() WHERE sink = 'behind'`.execute(db);
     expect(await prune(db, { olderThan: cutoff })).toMatchObject({ events: 2, keptForSinks: 0 });
     await sql`DELETE FROM walflow.sink_cursors WHERE sink = 'behind'`.execute(db);
+  });
+});
+
+describe('prune beside a replay or a retry', () => {
+  const dispatcher = () => new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+
+  /** Recorded events whose runs have all finished, as prune finds them when they are old enough. */
+  async function finishedEvents(committedAt: Date[]): Promise<EventEnvelope[]> {
+    const events = committedAt.map((at, n) => eventAt(at, 20 + n));
+    await dispatcher().dispatch({ events, parked: [], checkpoint: null });
+    await sql`UPDATE walflow.workflow_runs SET status = 'succeeded', finished_at = now() WHERE status IN ('queued', 'running')`.execute(db);
+    return events;
+  }
+
+  /** A replay of `events` whose transaction stays open, runs queued and uncommitted, until committed. */
+  async function replayHeldOpen(events: EventEnvelope[], replayId: string): Promise<{ commit(): Promise<number> }> {
+    let commit!: () => void;
+    let replayed!: (runs: number) => void;
+    const queued = new Promise<number>((resolve) => (replayed = resolve));
+    const open = db.transaction().execute(async (trx) => {
+      replayed((await dispatcher().replay(trx, events, { replayId })).runsQueued);
+      await new Promise<void>((resolve) => (commit = resolve));
+    });
+    const runs = await queued;
+    return { commit: () => (commit(), open.then(() => runs)) };
+  }
+
+  const waitingForLock = async (): Promise<boolean> => {
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
+    return rows[0]!.n > 0;
+  };
+
+  const runsWithoutEvent = async (): Promise<number> => {
+    const { rows } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM walflow.workflow_runs r
+       WHERE r.status IN ('queued', 'running') AND NOT EXISTS (SELECT FROM walflow.events e WHERE e.id = r.event_id)`.execute(db);
+    return rows[0]!.n;
+  };
+
+  it('passes over, in a replay, an event pruned after its page was read', async () => {
+    const [event] = await finishedEvents([new Date(Date.now() - 45 * DAY)]);
+    await prune(db, { olderThan: new Date(Date.now() - 30 * DAY) });
+    const result = await db.transaction().execute((trx) => dispatcher().replay(trx, [event!], { replayId: 'after-prune' }));
+    expect(result.runsQueued).toBe(0);
+    expect(await runsWithoutEvent()).toBe(0);
+  });
+
+  it('keeps an old event whose replayed run commits while prune deletes it', async () => {
+    const [event] = await finishedEvents([new Date(Date.now() - 45 * DAY)]);
+    const replay = await replayHeldOpen([event!], 'beside-prune');
+    const pruning = prune(db, { olderThan: new Date(Date.now() - 30 * DAY) });
+    await waitFor('prune to wait for the replay', waitingForLock);
+    expect(await replay.commit()).toBe(1);
+    await pruning;
+    expect(await db.selectFrom('walflow.events').select('id').where('id', '=', event!.id).execute()).toHaveLength(1);
+    expect(await runsWithoutEvent()).toBe(0);
+  });
+
+  it("keeps the day's partition when a replayed run of one of its events commits while prune drops it", async () => {
+    // An earlier test dropped today's partition.
+    await sql`SELECT walflow.ensure_event_partitions()`.execute(db);
+    const [event] = await finishedEvents([new Date()]);
+    const tomorrow = new Date(Math.ceil(Date.now() / DAY) * DAY);
+    const replay = await replayHeldOpen([event!], 'beside-drop');
+    const pruning = prune(db, { olderThan: tomorrow });
+    await waitFor('prune to wait for the replay', waitingForLock);
+    expect(await replay.commit()).toBe(1);
+    const result = await pruning;
+    expect(result.droppedPartitions).not.toContain(`events_${new Date().toISOString().slice(0, 10).replaceAll('-', '')}`);
+    expect(await db.selectFrom('walflow.events').select('id').where('id', '=', event!.id).execute()).toHaveLength(1);
+    expect(await runsWithoutEvent()).toBe(0);
+  });
+
+  it('refuses to retry a dead run whose event is gone, saying so', async () => {
+    const [event] = await finishedEvents([new Date(Date.now() - 45 * DAY)]);
+    const run = await db.updateTable('walflow.workflow_runs').set({ status: 'dead' }).where('event_id', '=', event!.id).returning('id').executeTakeFirstOrThrow();
+    await db.deleteFrom('walflow.events').where('id', '=', event!.id).execute();
+    await expect(retryDeadRun(db, run.id)).rejects.toThrow(/cannot be retried: its event was pruned/);
+    expect(await runsWithoutEvent()).toBe(0);
   });
 });
