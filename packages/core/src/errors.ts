@@ -4,6 +4,7 @@ export type WalflowErrorCode =
   | 'catalog_invalid'
   | 'event_unknown'
   | 'payload_invalid'
+  | 'event_id_reused'
   | 'workflow_invalid'
   | 'identifier_invalid'
   | 'message_invalid'

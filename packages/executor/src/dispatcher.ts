@@ -5,6 +5,7 @@ import { chainOf, decide, type GuardRequest } from './decide.js';
 import { decidedInReplay, insertEvents, lockReplayedEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
+import { parkReusedEventIds } from './reused-event-ids.js';
 import { WorkflowIndex } from './workflow-index.js';
 
 export interface DispatcherOptions {
@@ -58,7 +59,7 @@ export class Dispatcher implements BatchDispatcher {
       // decision, exist already; the batch is written again around them.
       if (sqlStateOf(error) !== SqlState.uniqueViolation) throw error;
       this.options.logger.warn({ err: error }, 'part of the batch was recorded before; recording the batch again, keeping what exists');
-      result = await this.record(batch, 'skip');
+      result = await this.record(await parkReusedEventIds(this.options.db, batch), 'skip');
     }
     if (result.runsQueued > 0) this.options.onRunsQueued?.(result.runsQueued);
     return result;

@@ -11,7 +11,7 @@ let dispatcher: Dispatcher;
 
 beforeAll(async () => {
   ({ db, dispatcher } = await openDispatcher(database, [
-    { tenant: 'existing', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] },
+    ...['existing', 'reused', 'reused-in-batch'].map((tenant) => ({ tenant, name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event' as const, event: 'x.y' }] })),
   ]));
 });
 afterAll(() => db.destroy());
@@ -47,6 +47,32 @@ describe('live dispatch over a run or decision that exists already', () => {
     ]);
     const outbox = await db.selectFrom('walflow.outbox').select('id').where('tenant_id', '=', 'existing').execute();
     expect(outbox).toEqual([]);
+  });
+});
+
+describe('an event id committed again by another transaction', () => {
+  const letters = (tenant: string) =>
+    db.selectFrom('walflow.dead_letters').select(['code', 'outbox_id', sql<number>`(raw->'payload'->>'n')::int`.as('n')]).where('tenant_id', '=', tenant).orderBy('id').execute();
+  const recorded = async (tenant: string) =>
+    (await db.selectFrom('walflow.events').select(sql<number>`(payload->>'n')::int`.as('n')).where('tenant_id', '=', tenant).orderBy('committed_at').execute()).map((row) => row.n);
+
+  it('is parked with its row, not recorded beside the first with its runs passed over', async () => {
+    const first = approvalEvent('reused', 1);
+    await dispatcher.dispatch({ events: [first], parked: [], checkpoint: null });
+    // An application that chooses outbox ids writes the same one again later.
+    const reused = approvalEvent('reused', 2, first.id);
+    const other = approvalEvent('reused', 3);
+    expect(await dispatcher.dispatch({ events: [reused, other], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1, parked: 1 });
+    expect(await recorded('reused')).toEqual([1, 3]);
+    expect(await letters('reused')).toEqual([{ code: 'event_id_reused', outbox_id: first.id, n: 2 }]);
+  });
+
+  it('is parked when both transactions are in one batch: the first commit is recorded', async () => {
+    const first = approvalEvent('reused-in-batch', 1);
+    const again = approvalEvent('reused-in-batch', 2, first.id);
+    expect(await dispatcher.dispatch({ events: [first, again], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1, parked: 1 });
+    expect(await recorded('reused-in-batch')).toEqual([1]);
+    expect(await letters('reused-in-batch')).toEqual([{ code: 'event_id_reused', outbox_id: first.id, n: 2 }]);
   });
 });
 

@@ -1,0 +1,47 @@
+import type { DispatchBatch, EventEnvelope, ParkedRow, WalflowDatabase } from '@walflow/core';
+import { sql, type Kysely } from 'kysely';
+
+/**
+ * Parks the events of a batch whose id was committed before by another transaction, in the log or earlier in the
+ * batch. An application may choose outbox ids; events are unique by (commit time, id), so such an event would be
+ * recorded beside the first while its runs and decisions, unique by event id, were passed over without a word.
+ * Called only when a batch met rows that exist, which is the only way a reused id shows.
+ */
+export async function parkReusedEventIds(db: Kysely<WalflowDatabase>, batch: DispatchBatch): Promise<DispatchBatch> {
+  if (batch.events.length === 0) return batch;
+  const { rows } = await sql<{ id: string }>`
+    SELECT DISTINCT e.id::text AS id FROM walflow.events e
+      JOIN unnest(${batch.events.map((event) => event.id)}::uuid[], ${batch.events.map((event) => event.committedAt)}::timestamptz[]) AS b (id, committed_at)
+        ON e.id = b.id AND e.committed_at <> b.committed_at`.execute(db);
+  const recordedElsewhere = new Set(rows.map((row) => row.id));
+  const firstCommit = new Map<string, string>();
+  const events: EventEnvelope[] = [];
+  const parked: ParkedRow[] = [];
+  for (const event of batch.events) {
+    const first = firstCommit.get(event.id) ?? event.committedAt;
+    firstCommit.set(event.id, first);
+    if (recordedElsewhere.has(event.id) || first !== event.committedAt) parked.push(reused(event));
+    else events.push(event);
+  }
+  return parked.length === 0 ? batch : { ...batch, events, parked: [...batch.parked, ...parked] };
+}
+
+function reused(event: EventEnvelope): ParkedRow {
+  return {
+    outboxId: event.id,
+    tenantId: event.tenantId,
+    eventType: event.type,
+    code: 'event_id_reused',
+    reason: `event id ${event.id} was already committed by another transaction: emit the event again under a new id`,
+    raw: {
+      id: event.id,
+      tenant_id: event.tenantId,
+      event_type: event.type,
+      aggregate_type: event.aggregateType,
+      aggregate_id: event.aggregateId,
+      payload: event.payload,
+      metadata: event.metadata,
+    },
+    commit: { xid: event.xid, commitLsn: event.commitLsn, committedAt: event.committedAt },
+  };
+}
