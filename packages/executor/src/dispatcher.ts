@@ -7,6 +7,7 @@ import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { parkReusedEventIds } from './reused-event-ids.js';
 import { WorkflowIndex } from './workflow-index.js';
+import type { StoredWorkflow } from './workflow-store.js';
 
 export interface DispatcherOptions {
   db: Kysely<WalflowDatabase>;
@@ -27,6 +28,11 @@ export interface ReplayScope {
   ignoreGuards?: boolean;
   /** Only these workflows. */
   workflowIds?: ReadonlySet<string>;
+  /**
+   * These workflows instead of the stored ones (a backtest of documents not applied). Their runs and decisions
+   * may name ids that exist nowhere: the caller defers the references' check and rolls back.
+   */
+  candidates?: readonly StoredWorkflow[];
 }
 
 export interface ReplayResult {
@@ -119,12 +125,13 @@ export class Dispatcher implements BatchDispatcher {
    * rolls it back). Decisions and runs carry the replay id, so replaying the same range twice adds nothing.
    */
   async replay(trx: Transaction<WalflowDatabase>, page: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
-    await this.index.refresh(trx);
+    if (scope.candidates === undefined) await this.index.refresh(trx);
+    const index = scope.candidates === undefined ? this.index : WorkflowIndex.of(scope.candidates);
     // Events pruned since the page was read are passed over: no run may be queued without its event.
     const present = await lockReplayedEvents(trx, page);
     const events = page.filter((event) => present.has(event.id));
     const decided = await decidedInReplay(trx, events, scope.replayId);
-    const considered = await this.consider(trx, events, { ...scope, decided }, waitOnce(undefined));
+    const considered = await this.consider(trx, events, { ...scope, decided }, waitOnce(undefined), index);
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
     return {
       decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, outcome: item.decision.outcome })),
@@ -142,12 +149,13 @@ export class Dispatcher implements BatchDispatcher {
     events: EventEnvelope[],
     replay: (ReplayScope & { decided: ReadonlySet<string> }) | null,
     afterPrevious: () => Promise<void>,
+    index: WorkflowIndex = this.index,
   ): Promise<Considered[]> {
     const considered: Considered[] = [];
     const firedInBatch = new Set<string>();
     const replayId = replay?.replayId ?? null;
     for (const event of events) {
-      for (const workflow of this.index.match(event.tenantId, event.type)) {
+      for (const workflow of index.match(event.tenantId, event.type)) {
         if (replay?.workflowIds && !replay.workflowIds.has(workflow.id)) continue;
         if (replay?.decided.has(`${event.id}|${workflow.id}`)) continue;
         const verdict = decide(workflow, event, { maxDepth: this.maxDepth });

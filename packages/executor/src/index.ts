@@ -2,7 +2,7 @@ export type { ActionRuntime } from './actions/external-action.js';
 export { checkWorkflowPolicy, compileWorkflow, type CompiledExpressions, type WorkflowPolicy } from './compile-workflow.js';
 export { chainOf, decide, eventDepth, type Decision, type DecideOptions, type IndexedWorkflow, type Verdict } from './decide.js';
 export { discardDeadLetter, listDeadLetters, retryDeadLetter, type DeadLetter } from './dead-letters.js';
-export { Dispatcher, type DispatcherOptions } from './dispatcher.js';
+export { Dispatcher, type DispatcherOptions, type ReplayScope } from './dispatcher.js';
 export { COPY_FROM_ROWS } from './dispatch-statements.js';
 export { PoisonIsolatingDispatcher } from './poison-isolation.js';
 export { eventRowColumns, toEventEnvelope, type EventRow } from './event-row.js';
@@ -27,6 +27,7 @@ export {
 export { WorkflowIndex } from './workflow-index.js';
 export {
   applyWorkflow,
+  candidateWorkflow,
   deleteWorkflow,
   getWorkflow,
   getWorkflowById,

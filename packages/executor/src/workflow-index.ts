@@ -2,7 +2,7 @@ import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import { compileWorkflow } from './compile-workflow.js';
 import type { IndexedWorkflow } from './decide.js';
-import { listWorkflows } from './workflow-store.js';
+import { listWorkflows, type StoredWorkflow } from './workflow-store.js';
 
 /**
  * The workflows by tenant and trigger, compiled, held in memory. A statement trigger bumps
@@ -27,9 +27,21 @@ export class WorkflowIndex {
   async refresh(db: Kysely<WalflowDatabase>, revision: string | null = null): Promise<void> {
     const current = revision ?? (await db.selectFrom('walflow.workflow_revision').select('revision').executeTakeFirstOrThrow()).revision;
     if (current === this.revision) return;
+    this.load(await listWorkflows(db));
+    this.revision = current;
+  }
+
+  /** An index of these workflows alone, never refreshed: a backtest's candidate. */
+  static of(workflows: readonly StoredWorkflow[]): WorkflowIndex {
+    const index = new WorkflowIndex();
+    index.load(workflows);
+    return index;
+  }
+
+  private load(workflows: readonly StoredWorkflow[]): void {
     const exact = new Map<string, IndexedWorkflow[]>();
     const prefixes = new Map<string, { prefix: string; workflow: IndexedWorkflow }[]>();
-    for (const stored of await listWorkflows(db)) {
+    for (const stored of workflows) {
       if (stored.status === 'disabled') continue;
       const workflow: IndexedWorkflow = { ...stored, compiled: compileWorkflow(stored.definition) };
       const trigger = stored.triggerEvent;
@@ -44,6 +56,5 @@ export class WorkflowIndex {
     }
     this.exact = exact;
     this.prefixes = prefixes;
-    this.revision = current;
   }
 }

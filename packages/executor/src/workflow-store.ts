@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { WalflowDatabase, WorkflowStatus } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
@@ -108,6 +109,28 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
   if (!stored) throw new Error(`workflow ${definition.name} vanished while it was applied`);
   const outcome: ApplyOutcome = !written ? 'unchanged' : written.inserted ? 'created' : 'updated';
   return { workflow: stored, outcome, runsCancelled: Number(cancelled.numUpdatedRows) };
+}
+
+/**
+ * The workflow a document would apply as, without applying it (a backtest): validated as applyWorkflow validates
+ * it, with the id and next version of the workflow it would update, or a fresh id when it would create one.
+ */
+export async function candidateWorkflow(db: Kysely<WalflowDatabase>, input: unknown, policy: WorkflowPolicy = {}): Promise<StoredWorkflow> {
+  const definition = parseWorkflowDefinition(input);
+  compileWorkflow(definition);
+  checkWorkflowPolicy(definition, policy);
+  const existing = await getWorkflow(db, definition.tenant, definition.name);
+  return {
+    id: existing?.id ?? randomUUID(),
+    tenantId: definition.tenant,
+    name: definition.name,
+    status: definition.status,
+    pausedReason: null,
+    triggerEvent: definition.trigger.event,
+    version: (existing?.version ?? 0) + 1,
+    definition,
+    updatedAt: new Date(),
+  };
 }
 
 /** Pauses or resumes a workflow (the stored document follows, so a later apply starts from it). */

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { eventTypeCondition, formatLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { applyWorkflow, Dispatcher, eventRowColumns, toEventEnvelope, type WorkflowPolicy } from '@walflow/executor';
+import { candidateWorkflow, Dispatcher, eventRowColumns, toEventEnvelope, type ReplayScope, type WorkflowPolicy } from '@walflow/executor';
 import { JetStreamPublisher, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -83,9 +83,9 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   const dispatcher = new Dispatcher({ db, slotName: options.slotName, logger: options.logger, maxDepth: options.maxDepth });
   const total = await countEvents(db, options);
 
-  const replayPages = async (trx: Transaction<WalflowDatabase> | null, workflowIds: ReadonlySet<string> | undefined): Promise<void> => {
+  const replayPages = async (trx: Transaction<WalflowDatabase> | null, scope: Pick<ReplayScope, 'workflowIds' | 'candidates'>): Promise<void> => {
     for await (const page of pagesOf(trx ?? db, options)) {
-      const run = (t: Transaction<WalflowDatabase>) => dispatcher.replay(t, page, { replayId, ignoreGuards: options.ignoreGuards ?? false, ...(workflowIds ? { workflowIds } : {}) });
+      const run = (t: Transaction<WalflowDatabase>) => dispatcher.replay(t, page, { replayId, ignoreGuards: options.ignoreGuards ?? false, ...scope });
       const result = trx ? await run(trx) : await db.transaction().execute(run);
       summary.events += page.length;
       summary.runsQueued += result.runsQueued;
@@ -101,9 +101,13 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
     await db
       .transaction()
       .execute(async (trx) => {
-        const candidate = options.workflowDefinition === undefined ? undefined : (await applyWorkflow(trx, options.workflowDefinition, options.policy)).workflow.id;
-        const ids = candidate === undefined ? await workflowIds(trx, options) : new Set([candidate]);
-        await replayPages(trx, ids);
+        if (options.workflowDefinition === undefined) {
+          await replayPages(trx, { workflowIds: await workflowIds(trx, options) });
+        } else {
+          // The candidate is never written: its runs and decisions name its id, checked at a commit that never comes.
+          await sql`SET CONSTRAINTS ALL DEFERRED`.execute(trx);
+          await replayPages(trx, { candidates: [await candidateWorkflow(trx, options.workflowDefinition, options.policy)] });
+        }
         throw new DryRunDone();
       })
       .catch((error: unknown) => {
@@ -111,7 +115,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       });
     summary.runsQueued = 0;
   } else {
-    await replayPages(null, await workflowIds(db, options));
+    await replayPages(null, { workflowIds: await workflowIds(db, options) });
   }
   return summary;
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { Dispatcher } from '@walflow/executor';
+import { applyWorkflow, deleteWorkflow, Dispatcher, setWorkflowStatus } from '@walflow/executor';
 import { createDatabase, migrate, replayRange, type ReplayOptions } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
-import { sql, type Kysely } from 'kysely';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
 
@@ -38,6 +38,24 @@ beforeAll(async () => {
 afterAll(async () => {
   await db.destroy();
 });
+
+/** Runs `statement` in a transaction kept open, with the locks it took, until released. */
+async function holdOpen(statement: RawBuilder<unknown>): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const open = db
+    .transaction()
+    .execute(async (trx) => {
+      await statement.execute(trx);
+      locked();
+      await new Promise<void>((resolve) => (release = resolve));
+      throw new Error('rolled back');
+    })
+    .catch(() => undefined);
+  await isLocked;
+  return { release: () => (release(), open) };
+}
 
 const options = (overrides: Partial<ReplayOptions>): ReplayOptions => ({
   db,
@@ -143,6 +161,41 @@ describe('replay', () => {
     const real = await replayRange(options({ replayId: 'real' }));
     const preview = await replayRange(options({ replayId: 'real', dryRun: true }));
     expect(preview).toMatchObject({ replayId: 'real-dry-run', workflows: real.workflows });
+  });
+
+  it('backtests a new version of an applied workflow without locking workflows: applies, pauses and failure counts go on meanwhile', async () => {
+    const current = await db.selectFrom('walflow.workflows').select(['id', 'version']).where('tenant_id', '=', 'replay').where('name', '=', 'approved').executeTakeFirstOrThrow();
+    // Another transaction holds the cooldown row the backtest reaches for first: the backtest waits there, its
+    // transaction open, while the rest of the system carries on.
+    const held = await holdOpen(sql`INSERT INTO walflow.cooldowns (workflow_id, key, until) VALUES (${current.id}::uuid, 'replay:held-dry-run:', '-infinity')`);
+    const backtest = replayRange(
+      options({
+        from: minute(0),
+        to: minute(6),
+        dryRun: true,
+        replayId: 'held',
+        workflowDefinition: { tenant: 'replay', name: 'approved', trigger: { event: 'policy.*' }, cooldown: { seconds: 90 }, condition: 'event.payload.premium >= 2000.0', actions: [{ type: 'emit_event', event: 'x.y' }] },
+      }),
+    );
+    await waitFor('the backtest to wait for the cooldown row', async () => {
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
+      return rows[0]!.n > 0;
+    });
+    // Each of these waited for the backtest's end, however long, when the backtest applied its candidate.
+    const withoutWaiting = (statement: (trx: Transaction<WalflowDatabase>) => Promise<unknown>) =>
+      db.transaction().execute(async (trx) => {
+        await sql`SET LOCAL lock_timeout = '3s'`.execute(trx);
+        await statement(trx);
+      });
+    await withoutWaiting((trx) => applyWorkflow(trx, { tenant: 'replay', name: 'meanwhile', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.w' }] }));
+    await withoutWaiting((trx) => setWorkflowStatus(trx, 'replay', 'meanwhile', 'paused'));
+    await withoutWaiting((trx) => sql`UPDATE walflow.workflows SET consecutive_failures = consecutive_failures + 1 WHERE id = ${current.id}::uuid`.execute(trx));
+    await held.release();
+
+    expect((await backtest).workflows).toEqual({ approved: { condition_false: 2, fired: 2, cooldown: 1 } });
+    expect(await db.selectFrom('walflow.workflows').select(['id', 'version']).where('name', '=', 'approved').executeTakeFirstOrThrow()).toEqual(current);
+    await deleteWorkflow(db, 'replay', 'meanwhile');
+    await db.updateTable('walflow.workflows').set({ consecutive_failures: 0 }).where('id', '=', current.id).execute();
   });
 
   it('filters by type and workflow, and refuses what it cannot do', async () => {
