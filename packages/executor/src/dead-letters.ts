@@ -35,16 +35,19 @@ export async function listDeadLetters(db: Kysely<WalflowDatabase>, filter: { ten
 /**
  * Puts a parked row back into the outbox, under its original id, so it flows through the WAL again (after the
  * catalog, a workflow or the data was fixed). If it fails again it is parked again, open, with the new reason.
+ * A row parked because another event had its id (`event_id_reused`) goes back under a new id.
  */
 export async function retryDeadLetter(db: Kysely<WalflowDatabase>, id: string): Promise<{ outboxId: string }> {
   return db.transaction().execute(async (trx) => {
     const letter = await openLetter(trx, id);
     const row = outboxRowFrom(letter.raw, letter.outbox_id);
-    await sql`
+    const outboxId = letter.code === 'event_id_reused' ? sql`walflow.uuid_v7()` : sql`${row.id}::uuid`;
+    const { rows } = await sql<{ id: string }>`
       INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload, metadata)
-      VALUES (${row.id}::uuid, ${row.tenantId}, ${row.type}, ${row.aggregateType}, ${row.aggregateId}, ${row.payload}::jsonb, ${row.metadata}::jsonb)`.execute(trx);
+      VALUES (${outboxId}, ${row.tenantId}, ${row.type}, ${row.aggregateType}, ${row.aggregateId}, ${row.payload}::jsonb, ${row.metadata}::jsonb)
+      RETURNING id`.execute(trx);
     await trx.updateTable('walflow.dead_letters').set({ resolved_at: sql`now()`, resolution: 'retried' }).where('id', '=', id).execute();
-    return { outboxId: row.id };
+    return { outboxId: rows[0]!.id };
   });
 }
 

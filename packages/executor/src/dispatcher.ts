@@ -3,6 +3,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { chainOf, decide, type GuardRequest } from './decide.js';
 import { decidedInReplay, insertEvents, lockReplayedEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
+import { boundedKey } from './expressions/cel-value-text.js';
 import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { parkReusedEventIds } from './reused-event-ids.js';
@@ -28,9 +29,11 @@ export interface ReplayScope {
   ignoreGuards?: boolean;
   /** Only these workflows. */
   workflowIds?: ReadonlySet<string>;
+  /** Rolled back in the end: its runs never need their events, which it therefore leaves unlocked. */
+  dryRun?: boolean;
   /**
-   * These workflows instead of the stored ones (a backtest of documents not applied). Their runs and decisions
-   * may name ids that exist nowhere: the caller defers the references' check and rolls back.
+   * These workflows instead of the stored ones (a backtest of documents not applied, whose runs and decisions,
+   * rolled back, may name ids no workflow holds).
    */
   candidates?: readonly StoredWorkflow[];
 }
@@ -128,8 +131,8 @@ export class Dispatcher implements BatchDispatcher {
     if (scope.candidates === undefined) await this.index.refresh(trx);
     const index = scope.candidates === undefined ? this.index : WorkflowIndex.of(scope.candidates);
     // Events pruned since the page was read are passed over: no run may be queued without its event.
-    const present = await lockReplayedEvents(trx, page);
-    const events = page.filter((event) => present.has(event.id));
+    const present = scope.dryRun ? null : await lockReplayedEvents(trx, page);
+    const events = present === null ? page : page.filter((event) => present.has(event.id));
     const decided = await decidedInReplay(trx, events, scope.replayId);
     const considered = await this.consider(trx, events, { ...scope, decided }, waitOnce(undefined), index);
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
@@ -254,8 +257,8 @@ function waitOnce(previous: Promise<void> | undefined): () => Promise<void> {
 function inReplay(guards: GuardRequest, replayId: string): GuardRequest {
   return {
     ...guards,
-    cooldownKey: `replay:${replayId}:${guards.cooldownKey}`,
-    rateLimitKeys: guards.rateLimitKeys.map((key) => `replay:${replayId}:${key}`),
+    cooldownKey: boundedKey(`replay:${replayId}:${guards.cooldownKey}`),
+    rateLimitKeys: guards.rateLimitKeys.map((key) => boundedKey(`replay:${replayId}:${key}`)),
   };
 }
 

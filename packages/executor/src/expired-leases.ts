@@ -58,7 +58,9 @@ async function recordDeaths(trx: Transaction<WalflowDatabase>, runIds: readonly 
     .select(['r.id as run_id', 'r.workflow_id', 'r.replay_id', sql<number[]>`walflow.actions_done(r.id)`.as('actions_done')])
     .selectAll('e')
     .where('r.id', '=', anyUuid(runIds))
-    // Deaths count in commit order, as workers would have met them.
+    // Each workflow's deaths count in commit order, as workers would have met them; workflows are taken in id
+    // order, so two sweeps lock their rows in the same order.
+    .orderBy('r.workflow_id')
     .orderBy('r.commit_lsn')
     .execute();
   const workflows = await getWorkflowsById(trx, [...new Set(rows.map((row) => row.workflow_id))]);

@@ -127,31 +127,34 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   return { droppedPartitions, events, decisions, runs, deadLetters, auditEntries, keptForSinks };
 }
 
-/** How long a partition's drop waits for the transactions reading it before it leaves the day for next time. */
+/** How long a partition's drop waits for the transactions reading the log before it leaves the day to row deletes. */
 const DROP_LOCK_TIMEOUT = '5s';
 
 /**
  * Drops one day's partition, unless a run that needs one of its events has been queued since prune looked (a
- * replay's or a retry's, whose transactions lock the events they need): the lock taken first waits for them, and
- * the check after it sees their runs. Returns the events dropped, or null when the day stays.
+ * replay's or a retry's, whose transactions lock the events they need): the locks taken first wait for them, and
+ * the check after them sees their runs. The log's locks are taken as DROP takes them, parent first, so a claim
+ * reading the log waits rather than deadlocks; after DROP_LOCK_TIMEOUT the day is left to the row deletes that
+ * follow. Returns the events dropped, or null when the day stays.
  */
 async function dropPartition(db: Kysely<WalflowDatabase>, name: string): Promise<number | null> {
   const partition = sql.table(`walflow.${name}`);
-  return db.transaction().execute(async (trx) => {
-    await sql`SET LOCAL lock_timeout = ${sql.lit(DROP_LOCK_TIMEOUT)}`.execute(trx);
-    try {
-      await sql`LOCK TABLE ${partition} IN ACCESS EXCLUSIVE MODE`.execute(trx);
-    } catch (error) {
-      // A long transaction reads the day; every reader queued behind this lock would wait for it too.
-      if (sqlStateOf(error) === SqlState.lockNotAvailable) return null;
-      throw error;
-    }
-    const { rows } = await sql<{ needed: boolean; n: string }>`
-      SELECT EXISTS (SELECT FROM walflow.workflow_runs r JOIN ${partition} e ON e.id = r.event_id
-                      WHERE r.status IN ('queued', 'running')) AS needed,
-             (SELECT count(*) FROM ${partition}) AS n`.execute(trx);
-    if (rows[0]!.needed) return null;
-    await sql`DROP TABLE ${partition}`.execute(trx);
-    return Number(rows[0]!.n);
-  });
+  // Counted before the locks, which every claim waits for.
+  const { rows: counted } = await sql<{ n: string }>`SELECT count(*) AS n FROM ${partition}`.execute(db);
+  try {
+    return await db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL lock_timeout = ${sql.lit(DROP_LOCK_TIMEOUT)}`.execute(trx);
+      await sql`LOCK TABLE walflow.events, ${partition} IN ACCESS EXCLUSIVE MODE`.execute(trx);
+      const { rows } = await sql<{ needed: boolean }>`
+        SELECT EXISTS (SELECT FROM walflow.workflow_runs r JOIN ${partition} e ON e.id = r.event_id
+                        WHERE r.status IN ('queued', 'running')) AS needed`.execute(trx);
+      if (rows[0]!.needed) return null;
+      await sql`DROP TABLE ${partition}`.execute(trx);
+      return Number(counted[0]!.n);
+    });
+  } catch (error) {
+    const state = sqlStateOf(error);
+    if (state === SqlState.lockNotAvailable || state === SqlState.deadlockDetected) return null;
+    throw error;
+  }
 }

@@ -85,7 +85,8 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
 
   const replayPages = async (trx: Transaction<WalflowDatabase> | null, scope: Pick<ReplayScope, 'workflowIds' | 'candidates'>): Promise<void> => {
     for await (const page of pagesOf(trx ?? db, options)) {
-      const run = (t: Transaction<WalflowDatabase>) => dispatcher.replay(t, page, { replayId, ignoreGuards: options.ignoreGuards ?? false, ...scope });
+      const run = (t: Transaction<WalflowDatabase>) =>
+        dispatcher.replay(t, page, { replayId, ignoreGuards: options.ignoreGuards ?? false, dryRun: options.dryRun ?? false, ...scope });
       const result = trx ? await run(trx) : await db.transaction().execute(run);
       summary.events += page.length;
       summary.runsQueued += result.runsQueued;
@@ -104,8 +105,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
         if (options.workflowDefinition === undefined) {
           await replayPages(trx, { workflowIds: await workflowIds(trx, options) });
         } else {
-          // The candidate is never written: its runs and decisions name its id, checked at a commit that never comes.
-          await sql`SET CONSTRAINTS ALL DEFERRED`.execute(trx);
+          // The candidate is never written: its runs and decisions, rolled back, name an id nothing else holds.
           await replayPages(trx, { candidates: [await candidateWorkflow(trx, options.workflowDefinition, options.policy)] });
         }
         throw new DryRunDone();

@@ -1,5 +1,5 @@
 import { parseLsn, type EventEnvelope, type ParkedRow, type WalflowDatabase } from '@walflow/core';
-import { discardDeadLetter, type Dispatcher } from '@walflow/executor';
+import { discardDeadLetter, retryDeadLetter, type Dispatcher } from '@walflow/executor';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +65,13 @@ describe('an event id committed again by another transaction', () => {
     expect(await dispatcher.dispatch({ events: [reused, other], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1, parked: 1 });
     expect(await recorded('reused')).toEqual([1, 3]);
     expect(await letters('reused')).toEqual([{ code: 'event_id_reused', outbox_id: first.id, n: 2 }]);
+    // Retried, it goes back under an id of its own, or it would be parked again for ever.
+    const [letter] = await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'reused').execute();
+    const { outboxId } = await retryDeadLetter(db, letter!.id);
+    expect(outboxId).not.toBe(first.id);
+    const retried = await db.selectFrom('walflow.outbox').select(['id', sql<number>`(payload->>'n')::int`.as('n')]).where('tenant_id', '=', 'reused').execute();
+    expect(retried).toEqual([{ id: outboxId, n: 2 }]);
+    await db.deleteFrom('walflow.outbox').where('id', '=', outboxId).execute();
   });
 
   it('is parked when both transactions are in one batch: the first commit is recorded', async () => {

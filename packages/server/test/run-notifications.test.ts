@@ -101,9 +101,13 @@ describe('LISTEN/NOTIFY for queued runs', () => {
 
   it('wakes when a dead run is retried, which queues it by an update', async () => {
     const { db } = walflow;
+    // A run is retried only with its event, which a worker reads when it claims the run.
     const { rows } = await sql<{ id: string }>`
+      WITH event AS (
+        INSERT INTO walflow.events (id, event_type, payload, committed_at, commit_lsn, tx_position, xid)
+        VALUES (${randomUUID()}::uuid, 'job.requested', '{}', now(), '0/1', 0, 3) RETURNING id, committed_at)
       INSERT INTO walflow.workflow_runs (workflow_id, workflow_version, event_id, event_committed_at, event_type, commit_lsn, tx_position, status, attempts)
-      VALUES (${randomUUID()}::uuid, 1, ${randomUUID()}::uuid, now(), 'job.requested', '0/1', 0, 'dead', 3) RETURNING id`.execute(db);
+      SELECT ${randomUUID()}::uuid, 1, event.id, event.committed_at, 'job.requested', '0/1', 0, 'dead', 3 FROM event RETURNING id`.execute(db);
     // Let any wake for the insert itself arrive before counting.
     await new Promise((resolve) => setTimeout(resolve, 500));
     wakes = 0;

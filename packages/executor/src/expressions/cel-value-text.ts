@@ -49,7 +49,7 @@ const HASH_SEPARATOR = '…#';
 const HASH_LENGTH = 43;
 const KEPT_BYTES = MAX_KEY_BYTES - Buffer.byteLength(HASH_SEPARATOR) - HASH_LENGTH;
 
-function boundedKey(text: string): string {
+export function boundedKey(text: string): string {
   // A UTF-16 unit is at most three UTF-8 bytes: most keys need no counting.
   if (text.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(text) <= MAX_KEY_BYTES) return text;
   let kept = '';

@@ -13,9 +13,13 @@ COMMENT ON TABLE walflow.tenant_roles IS
   'Login roles bound to one tenant: their sessions see and emit only its rows, whatever walflow.tenant_id they set.';
 
 -- The login role's tenant, if it is bound. SECURITY DEFINER: applications cannot read the bindings themselves.
+-- Every name in it is qualified, the operator too, instead of a SET search_path: the outbox's default calls it
+-- for each row a session without walflow.tenant_id inserts, and a SET clause costs each call a settings
+-- save and restore (200,000 rows: 0.54–0.59 s with it qualified, 0.71–0.84 s with SET, 0.22–0.23 s without
+-- the function).
 CREATE FUNCTION walflow.bound_tenant() RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-  SELECT tenant_id FROM walflow.tenant_roles WHERE role_name = session_user
+LANGUAGE sql STABLE SECURITY DEFINER AS $$
+  SELECT tenant_id FROM walflow.tenant_roles WHERE role_name OPERATOR(pg_catalog.=) session_user
 $$;
 
 -- The session's tenant for row security: the bound one, else walflow.tenant_id; null is system-wide. A bound
