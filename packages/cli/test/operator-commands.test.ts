@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SqlState, sqlStateOf } from '@walflow/core';
 import { applyWorkflow } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
@@ -107,6 +110,36 @@ describe('walflow events list', () => {
       const refused = await runWalflow(args, env);
       expect(refused.code, args.join(' ')).toBe(2);
       expect(refused.output).toMatch(/option '--(limit|interval) <(n|ms)>' argument '(x|abc)' is invalid\. expected a whole number/);
+    }
+  });
+});
+
+describe('walflow workflows apply', () => {
+  it('checks every file before it applies any, and names the file that is wrong', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'walflow-apply-'));
+    try {
+      const write = async (name: string, document: unknown): Promise<string> => {
+        const file = join(directory, name);
+        await writeFile(file, JSON.stringify(document));
+        return file;
+      };
+      const good = await write('good.json', { tenant: 'apply', name: 'good', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+      const shapeless = await write('shapeless.json', { tenant: 'apply', name: 'shapeless', trigger: { event: 'user.login' } });
+      const forbidden = await write('forbidden.json', {
+        tenant: 'apply',
+        name: 'forbidden',
+        trigger: { event: 'user.login' },
+        actions: [{ type: 'update_field', table: 'public.accounts', key: { column: 'id', value: '1' }, column: 'balance', value: 0 }],
+      });
+      for (const bad of [shapeless, forbidden]) {
+        const refused = await runWalflow(['workflows', 'apply', good, bad], env);
+        expect(refused.code).toBe(1);
+        expect(refused.output).toContain(`walflow: ${bad}: `);
+      }
+      expect(await walflow.db.selectFrom('walflow.workflows').select('name').where('tenant_id', '=', 'apply').execute()).toEqual([]);
+      expect((await runWalflow(['workflows', 'apply', good], env)).output).toContain(`created apply/good (version 1) from ${good}`);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
     }
   });
 });

@@ -33,6 +33,7 @@ export {
   getWorkflowsById,
   listWorkflows,
   setWorkflowStatus,
+  validateWorkflow,
   type ApplyOutcome,
   type StoredWorkflow,
 } from './workflow-store.js';
