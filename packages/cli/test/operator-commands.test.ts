@@ -144,6 +144,22 @@ describe('walflow workflows apply', () => {
   });
 });
 
+describe('walflow dead-letters list', () => {
+  it('shows at most --limit, and says so when there are more', async () => {
+    const { db } = walflow;
+    for (let n = 0; n < 3; n++) await sql`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('letters', 'policy.approved', '[1]')`.execute(db);
+    await waitFor('three dead letters', async () => (await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'letters').execute()).length === 3);
+    const limited = await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--limit', '2'], env);
+    expect(limited.code).toBe(0);
+    expect(limited.stdout.match(/payload_invalid {2}open/g)).toHaveLength(2);
+    expect(limited.stdout).toContain('showing 2 of 3 dead letters (--limit)');
+    const json = await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--limit', '2', '--json'], env);
+    expect(JSON.parse(json.stdout)).toHaveLength(2);
+    expect(json.output).toContain('showing 2 of 3 dead letters (--limit)');
+    expect((await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--limit', '3'], env)).stdout).not.toContain('showing');
+  });
+});
+
 describe('operator commands', () => {
   it('retries and discards dead letters, pauses, resumes and deletes workflows, and audits every action', async () => {
     const { db } = walflow;
