@@ -37,6 +37,11 @@ export interface ReplayOptions {
   maxDepth?: number | undefined;
   /** Events older than this many days are gone: a range reaching further back is refused. */
   retentionDays: number;
+  /**
+   * The instant a relative range was read against (default: the current time). Retention is measured from the
+   * same instant, so `--from -30d` with 30 days' retention is not refused for the moments in between.
+   */
+  now?: Date | undefined;
   onProgress?: ((done: number, total: number) => void) | undefined;
   /** Re-publish the range to this JetStream sink instead of running workflows; message ids carry the replay id. */
   toSink?: NatsSinkSettings | undefined;
@@ -65,7 +70,7 @@ class DryRunDone extends Error {}
 export async function replayRange(options: ReplayOptions): Promise<ReplaySummary> {
   const { db, from, to } = options;
   if (!(from < to)) throw new WalflowError('config_invalid', `the range is empty: --from ${from.toISOString()} is not before --to ${to.toISOString()}`);
-  const retainedSince = new Date(Date.now() - options.retentionDays * 86_400_000);
+  const retainedSince = new Date((options.now ?? new Date()).getTime() - options.retentionDays * 86_400_000);
   if (from < retainedSince) {
     throw new WalflowError('config_invalid', `events before ${retainedSince.toISOString()} are no longer kept (retention ${options.retentionDays} days): replay a later range`);
   }

@@ -145,6 +145,14 @@ describe('replay', () => {
     expect(preview).toMatchObject({ replayId: 'real-dry-run', workflows: real.workflows });
   });
 
+  it('measures retention from the now its range was read against: a range from the very edge is accepted', async () => {
+    // As `--from -30d` is read a moment before the replay starts.
+    const now = new Date(Date.now() - 1000);
+    const edge = new Date(now.getTime() - 30 * 86_400_000);
+    await expect(replayRange(options({ from: edge, now, replayId: 'edge', dryRun: true }))).resolves.toMatchObject({ events: 4 });
+    await expect(replayRange(options({ from: new Date(edge.getTime() - 1), now }))).rejects.toThrow(/no longer kept/);
+  });
+
   it('filters by type and workflow, and refuses what it cannot do', async () => {
     const typed = await replayRange(options({ from: minute(0), to: minute(6), type: 'user.*', replayId: 'users', dryRun: true }));
     expect(typed.events).toBe(1);
