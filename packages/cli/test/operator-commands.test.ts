@@ -9,7 +9,7 @@ import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runWalflow, spawnWalflow } from './walflow-process.js';
+import { runWalflow, spawnWalflow, type WalflowChild } from './walflow-process.js';
 
 const database = useTestDatabase();
 const logger = pino({ level: 'silent' });
@@ -91,6 +91,48 @@ describe('walflow events tail', () => {
       tail.kill('SIGTERM');
     }
     expect(await tail.exited).toBe(0);
+  });
+
+  it('starts now while another command holds a transaction open: what was recorded before it is not shown', async () => {
+    const { db } = walflow;
+    const definition = { tenant: 'tail-early', name: 'held', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] };
+    await applyWorkflow(db, definition);
+    const directory = await mkdtemp(join(tmpdir(), 'walflow-tail-'));
+    const changed = join(directory, 'held.json');
+    await writeFile(changed, JSON.stringify({ ...definition, actions: [{ type: 'emit_event', event: 'x.z' }] }));
+    // A backtest of a change to the workflow waits for its row, inside the dry run's transaction, until released.
+    // The test holds the row from a session of its own: walflow's would make the tail start early by itself.
+    const holder = createDatabase(database.url, logger, { max: 1, applicationName: 'walflow-test' });
+    let release!: () => void;
+    const holding = holder.transaction().execute(async (trx) => {
+      await trx.selectFrom('walflow.workflows').select('id').where('tenant_id', '=', 'tail-early').forUpdate().execute();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    const backtest = spawnWalflow(['replay', '--from', '-1m', '--to', 'now', '--dry-run', '--workflow-file', changed], env);
+    let tail: WalflowChild | undefined;
+    try {
+      await waitFor('the backtest to wait for the workflow', async () => {
+        const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'insert into "walflow"."workflows"%'`.execute(db);
+        return rows[0]!.n === 1;
+      });
+      const before = await emit(db, { type: 'user.login', tenantId: 'tail-early', payload: {} });
+      await waitFor('the earlier event', () => db.selectFrom('walflow.events').select('id').where('id', '=', before).executeTakeFirst());
+      const following = spawnWalflow(['events', 'tail', '--tenant', 'tail-early', '--interval', '100', '--json'], env);
+      tail = following;
+      await waitFor('the tail to start', () => following.output().includes('following new events'));
+      const after = await emit(db, { type: 'user.login', tenantId: 'tail-early', payload: {} });
+      await waitFor('the later event', () => following.output().includes(after));
+      expect(following.stdout()).not.toContain(before);
+    } finally {
+      release();
+      await holding;
+      await holder.destroy();
+      tail?.kill('SIGTERM');
+      await rm(directory, { recursive: true, force: true });
+    }
+    expect(await backtest.exited).toBe(0);
   });
 });
 

@@ -1,6 +1,6 @@
 export { loadConfig, type WalflowConfig } from './config.js';
 export { listAudit, recordAudit, type AuditEntry } from './audit.js';
-export { createDatabase } from './database.js';
+export { createDatabase, RECORDING_APPLICATION_NAME } from './database.js';
 export { discardDeadRun, listDeadRuns, retryDeadRun, type DeadRun } from './dead-runs.js';
 export {
   eventsRecordedAfter,
