@@ -19,7 +19,7 @@ export { loadCatalog } from './load-catalog.js';
 export { WalflowMetrics } from './metrics.js';
 export { DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { PROCESS_ROLES, partsOf, type ProcessParts, type ProcessRole } from './process-role.js';
-export { parseTime } from './parse-time.js';
+export { isRelativeTime, parseTime } from './parse-time.js';
 export { prune, type PruneOptions, type PruneResult } from './prune.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
 export { replayRange, type ReplayOptions, type ReplaySummary } from './replay.js';

@@ -123,6 +123,16 @@ describe('replay', () => {
     expect(runs.map((run) => run.event_id).sort()).toEqual([events[1]!.id, events[3]!.id].sort());
   });
 
+  it('is the same replay however its absolute times and its workflow are spelled; run again, it counts what it decided before', async () => {
+    const approved = await db.selectFrom('walflow.workflows').select('id').where('tenant_id', '=', 'replay').where('name', '=', 'approved').executeTakeFirstOrThrow();
+    // UTC to the minute, and the same instants with seconds, milliseconds and Z.
+    const short = { from: minute(1).toISOString().slice(0, 16), to: minute(4).toISOString().slice(0, 16) };
+    const first = await replayRange(options({ rangeAsTyped: short, workflow: 'approved' }));
+    expect(first).toMatchObject({ runsQueued: 2, alreadyDecided: 0 });
+    const respelled = await replayRange(options({ rangeAsTyped: { from: minute(1).toISOString(), to: minute(4).toISOString() }, workflow: approved.id }));
+    expect(respelled).toMatchObject({ replayId: first.replayId, runsQueued: 0, workflows: {}, alreadyDecided: 3 });
+  });
+
   it('dry run writes nothing and counts; it backtests a workflow that is not applied yet', async () => {
     const count = async () => Number((await sql<{ n: string }>`SELECT (SELECT count(*) FROM walflow.decisions) + (SELECT count(*) FROM walflow.workflow_runs) + (SELECT count(*) FROM walflow.workflows) AS n`.execute(db)).rows[0]?.n);
     const before = await count();

@@ -79,7 +79,9 @@ export function registerReplay(program: Command): void {
         return;
       }
       const lines = [
-        `${summary.dryRun ? 'dry run' : 'replay'} ${summary.replayId}: ${summary.events} events, ${summary.dryRun ? 'nothing created' : `${summary.runsQueued} runs queued`}`,
+        `${summary.dryRun ? 'dry run' : 'replay'} ${summary.replayId}: ${summary.events} events, ${summary.dryRun ? 'nothing created' : `${summary.runsQueued} runs queued`}` +
+          // Why a rerun does nothing: what it would decide was decided by its earlier runs.
+          (summary.alreadyDecided === 0 ? '' : `; ${summary.alreadyDecided} pairs already decided by this replay (--again for a fresh one)`),
         ...Object.entries(summary.workflows).map(
           ([workflow, counts]) => `  ${workflow}: ${Object.entries(counts).map(([outcome, n]) => `${outcome} ${n}`).join(', ')}`,
         ),
