@@ -1,5 +1,5 @@
 import { WorkerPool } from '@walflow/executor';
-import { useTestDatabase } from '@walflow/testing';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { describe, expect, it, vi } from 'vitest';
 import { startTestWalflow } from './fixtures.js';
@@ -9,6 +9,7 @@ const database = useTestDatabase();
 describe('stopping walflow', () => {
   it('stops every part and closes its pool when one part fails to stop, then reports that failure', async () => {
     const walflow = await startTestWalflow(database.url, database.slotName);
+    await waitFor('the stream', () => walflow.consumerStatus().state === 'streaming');
     const healthz = `http://127.0.0.1:${walflow.httpPort}/healthz`;
     expect((await fetch(healthz)).status).toBe(200);
     // A part whose stop rejects (here the workers, once they did stop): the parts after it must stop all the same.
