@@ -1,5 +1,5 @@
 import { hostname, userInfo } from 'node:os';
-import { createDatabase, loadConfig, type WalflowConfig } from '@walflow/server';
+import { createDatabase, loadConfig, RECORDING_APPLICATION_NAME, type WalflowConfig } from '@walflow/server';
 import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import pino, { type Logger } from 'pino';
@@ -21,9 +21,17 @@ export function commandContext(options: { logToStdout: boolean }): CommandContex
   return { config, logger, operator: config.operator ?? `${userInfo().username}@${hostname()}` };
 }
 
-/** Runs `work` with a database handle that is always closed. */
-export async function withDatabase<T>(context: CommandContext, work: (db: Kysely<WalflowDatabase>) => Promise<T>): Promise<T> {
-  const db = createDatabase(context.config.databaseUrl, context.logger, { max: 2 });
+/** The sessions of commands that record no event: following the event log does not wait for their transactions. */
+const CLI_APPLICATION_NAME = 'walflow-cli';
+
+/** Runs `work` with a database handle that is always closed; `recordsEvents` for a command that records events. */
+export async function withDatabase<T>(
+  context: CommandContext,
+  work: (db: Kysely<WalflowDatabase>) => Promise<T>,
+  options: { recordsEvents?: boolean } = {},
+): Promise<T> {
+  const applicationName = options.recordsEvents ? RECORDING_APPLICATION_NAME : CLI_APPLICATION_NAME;
+  const db = createDatabase(context.config.databaseUrl, context.logger, { max: 2, applicationName });
   try {
     return await work(db);
   } finally {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { isWalflowError } from '@walflow/core';
 import { CommanderError } from 'commander';
+import { errorMessage } from './error-message.js';
 import { createProgram } from './program.js';
 
 try {
@@ -10,8 +11,7 @@ try {
     // Commander has said what was wrong (or shown the help it was asked for).
     process.exitCode = error.exitCode === 0 ? 0 : 2;
   } else {
-    const message = error instanceof Error ? error.message : String(error);
-    console.error(`walflow: ${message}`);
+    console.error(`walflow: ${errorMessage(error)}`);
     process.exitCode = isWalflowError(error, 'config_invalid') ? 2 : 1;
   }
 }

@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SqlState, sqlStateOf } from '@walflow/core';
 import { applyWorkflow } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
@@ -6,7 +9,7 @@ import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runWalflow, spawnWalflow } from './walflow-process.js';
+import { runWalflow, spawnWalflow, type WalflowChild } from './walflow-process.js';
 
 const database = useTestDatabase();
 const logger = pino({ level: 'silent' });
@@ -70,8 +73,8 @@ describe('walflow replay', () => {
       db.selectFrom('walflow.events').select('metadata').where(sql<boolean>`metadata->>'replayId' = ${summary.replayId}`).executeTakeFirst(),
     );
     expect(emitted.metadata).toMatchObject({ replayId: summary.replayId, depth: 1 });
-    const again = JSON.parse((await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--json'], env)).stdout) as { runsQueued: number };
-    expect(again.runsQueued).toBe(0);
+    const again = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*'], env);
+    expect(again.stdout).toContain(`replay ${summary.replayId}: 2 events, 0 runs queued; 2 pairs already decided by this replay`);
   });
 });
 
@@ -88,6 +91,48 @@ describe('walflow events tail', () => {
       tail.kill('SIGTERM');
     }
     expect(await tail.exited).toBe(0);
+  });
+
+  it('starts now while another command holds a transaction open: what was recorded before it is not shown', async () => {
+    const { db } = walflow;
+    const definition = { tenant: 'tail-early', name: 'held', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] };
+    await applyWorkflow(db, definition);
+    const directory = await mkdtemp(join(tmpdir(), 'walflow-tail-'));
+    const changed = join(directory, 'held.json');
+    await writeFile(changed, JSON.stringify({ ...definition, actions: [{ type: 'emit_event', event: 'x.z' }] }));
+    // A backtest of a change to the workflow waits for its row, inside the dry run's transaction, until released.
+    // The test holds the row from a session of its own: walflow's would make the tail start early by itself.
+    const holder = createDatabase(database.url, logger, { max: 1, applicationName: 'walflow-test' });
+    let release!: () => void;
+    const holding = holder.transaction().execute(async (trx) => {
+      await trx.selectFrom('walflow.workflows').select('id').where('tenant_id', '=', 'tail-early').forUpdate().execute();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    const backtest = spawnWalflow(['replay', '--from', '-1m', '--to', 'now', '--dry-run', '--workflow-file', changed], env);
+    let tail: WalflowChild | undefined;
+    try {
+      await waitFor('the backtest to wait for the workflow', async () => {
+        const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'insert into "walflow"."workflows"%'`.execute(db);
+        return rows[0]!.n === 1;
+      });
+      const before = await emit(db, { type: 'user.login', tenantId: 'tail-early', payload: {} });
+      await waitFor('the earlier event', () => db.selectFrom('walflow.events').select('id').where('id', '=', before).executeTakeFirst());
+      const following = spawnWalflow(['events', 'tail', '--tenant', 'tail-early', '--interval', '100', '--json'], env);
+      tail = following;
+      await waitFor('the tail to start', () => following.output().includes('following new events'));
+      const after = await emit(db, { type: 'user.login', tenantId: 'tail-early', payload: {} });
+      await waitFor('the later event', () => following.output().includes(after));
+      expect(following.stdout()).not.toContain(before);
+    } finally {
+      release();
+      await holding;
+      await holder.destroy();
+      tail?.kill('SIGTERM');
+      await rm(directory, { recursive: true, force: true });
+    }
+    expect(await backtest.exited).toBe(0);
   });
 });
 
@@ -108,6 +153,52 @@ describe('walflow events list', () => {
       expect(refused.code, args.join(' ')).toBe(2);
       expect(refused.output).toMatch(/option '--(limit|interval) <(n|ms)>' argument '(x|abc)' is invalid\. expected a whole number/);
     }
+  });
+});
+
+describe('walflow workflows apply', () => {
+  it('checks every file before it applies any, and names the file that is wrong', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'walflow-apply-'));
+    try {
+      const write = async (name: string, document: unknown): Promise<string> => {
+        const file = join(directory, name);
+        await writeFile(file, JSON.stringify(document));
+        return file;
+      };
+      const good = await write('good.json', { tenant: 'apply', name: 'good', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+      const shapeless = await write('shapeless.json', { tenant: 'apply', name: 'shapeless', trigger: { event: 'user.login' } });
+      const forbidden = await write('forbidden.json', {
+        tenant: 'apply',
+        name: 'forbidden',
+        trigger: { event: 'user.login' },
+        actions: [{ type: 'update_field', table: 'public.accounts', key: { column: 'id', value: '1' }, column: 'balance', value: 0 }],
+      });
+      for (const bad of [shapeless, forbidden]) {
+        const refused = await runWalflow(['workflows', 'apply', good, bad], env);
+        expect(refused.code).toBe(1);
+        expect(refused.output).toContain(`walflow: ${bad}: `);
+      }
+      expect(await walflow.db.selectFrom('walflow.workflows').select('name').where('tenant_id', '=', 'apply').execute()).toEqual([]);
+      expect((await runWalflow(['workflows', 'apply', good], env)).output).toContain(`created apply/good (version 1) from ${good}`);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('walflow dead-letters list', () => {
+  it('shows at most --limit, and says so when there are more', async () => {
+    const { db } = walflow;
+    for (let n = 0; n < 3; n++) await sql`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('letters', 'policy.approved', '[1]')`.execute(db);
+    await waitFor('three dead letters', async () => (await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'letters').execute()).length === 3);
+    const limited = await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--limit', '2'], env);
+    expect(limited.code).toBe(0);
+    expect(limited.stdout.match(/payload_invalid {2}open/g)).toHaveLength(2);
+    expect(limited.stdout).toContain('showing 2 of 3 dead letters (--limit)');
+    const json = await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--limit', '2', '--json'], env);
+    expect(JSON.parse(json.stdout)).toHaveLength(2);
+    expect(json.output).toContain('showing 2 of 3 dead letters (--limit)');
+    expect((await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--limit', '3'], env)).stdout).not.toContain('showing');
   });
 });
 

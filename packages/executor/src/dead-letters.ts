@@ -14,11 +14,22 @@ export interface DeadLetter {
   resolution: string | null;
 }
 
-export async function listDeadLetters(db: Kysely<WalflowDatabase>, filter: { tenantId?: string; includeResolved?: boolean; limit?: number } = {}): Promise<DeadLetter[]> {
-  let query = db.selectFrom('walflow.dead_letters').selectAll().orderBy('created_at', 'desc').limit(filter.limit ?? 100);
+export interface DeadLetterFilter {
+  tenantId?: string;
+  includeResolved?: boolean;
+}
+
+function filtered(db: Kysely<WalflowDatabase>, filter: DeadLetterFilter) {
+  let query = db.selectFrom('walflow.dead_letters');
   if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
   if (!filter.includeResolved) query = query.where('resolved_at', 'is', null);
-  return (await query.execute()).map((row) => ({
+  return query;
+}
+
+/** The newest `limit` (100 unless told) dead letters the filter selects. */
+export async function listDeadLetters(db: Kysely<WalflowDatabase>, filter: DeadLetterFilter & { limit?: number } = {}): Promise<DeadLetter[]> {
+  const rows = await filtered(db, filter).selectAll().orderBy('created_at', 'desc').limit(filter.limit ?? 100).execute();
+  return rows.map((row) => ({
     id: row.id,
     outboxId: row.outbox_id,
     tenantId: row.tenant_id,
@@ -30,6 +41,12 @@ export async function listDeadLetters(db: Kysely<WalflowDatabase>, filter: { ten
     resolvedAt: row.resolved_at,
     resolution: row.resolution,
   }));
+}
+
+/** How many dead letters the filter selects: what a limited list leaves out. */
+export async function countDeadLetters(db: Kysely<WalflowDatabase>, filter: DeadLetterFilter = {}): Promise<number> {
+  const row = await filtered(db, filter).select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /**

@@ -41,6 +41,8 @@ export interface ReplayScope {
 export interface ReplayResult {
   decisions: { workflowId: string; workflow: string; outcome: string }[];
   runsQueued: number;
+  /** Pairs (event, workflow) of the scope decided under the replay id before: they get nothing new. */
+  alreadyDecided: number;
 }
 
 /**
@@ -136,9 +138,11 @@ export class Dispatcher implements BatchDispatcher {
     const decided = await decidedInReplay(trx, events, scope.replayId);
     const considered = await this.consider(trx, events, { ...scope, decided }, waitOnce(undefined), index);
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
+    const workflowOf = (pair: string): string => pair.slice(pair.indexOf('|') + 1);
     return {
       decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, outcome: item.decision.outcome })),
       runsQueued,
+      alreadyDecided: [...decided].filter((pair) => scope.workflowIds?.has(workflowOf(pair)) ?? true).length,
     };
   }
 

@@ -1,7 +1,7 @@
 export type { ActionRuntime } from './actions/external-action.js';
 export { checkWorkflowPolicy, compileWorkflow, type CompiledExpressions, type WorkflowPolicy } from './compile-workflow.js';
 export { chainOf, decide, eventDepth, type Decision, type DecideOptions, type IndexedWorkflow, type Verdict } from './decide.js';
-export { discardDeadLetter, listDeadLetters, retryDeadLetter, type DeadLetter } from './dead-letters.js';
+export { countDeadLetters, discardDeadLetter, listDeadLetters, retryDeadLetter, type DeadLetter, type DeadLetterFilter } from './dead-letters.js';
 export { Dispatcher, type DispatcherOptions, type ReplayScope } from './dispatcher.js';
 export { COPY_FROM_ROWS } from './dispatch-statements.js';
 export { PoisonIsolatingDispatcher } from './poison-isolation.js';
@@ -34,6 +34,7 @@ export {
   getWorkflowsById,
   listWorkflows,
   setWorkflowStatus,
+  validateWorkflow,
   type ApplyOutcome,
   type StoredWorkflow,
 } from './workflow-store.js';

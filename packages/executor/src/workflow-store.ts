@@ -32,10 +32,16 @@ export async function applyWorkflow(
   input: unknown,
   policy: WorkflowPolicy = {},
 ): Promise<{ workflow: StoredWorkflow; outcome: ApplyOutcome; runsCancelled: number }> {
+  const definition = validateWorkflow(input, policy);
+  return db.isTransaction ? applyIn(db, definition) : db.transaction().execute((trx) => applyIn(trx, definition));
+}
+
+/** Every check applying a workflow makes before it writes: its shape, its expressions, the operator's policy. */
+export function validateWorkflow(input: unknown, policy: WorkflowPolicy = {}): WorkflowDefinition {
   const definition = parseWorkflowDefinition(input);
   compileWorkflow(definition);
   checkWorkflowPolicy(definition, policy);
-  return db.isTransaction ? applyIn(db, definition) : db.transaction().execute((trx) => applyIn(trx, definition));
+  return definition;
 }
 
 async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefinition): Promise<{ workflow: StoredWorkflow; outcome: ApplyOutcome; runsCancelled: number }> {
@@ -116,9 +122,7 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
  * it, with the id and next version of the workflow it would update, or a fresh id when it would create one.
  */
 export async function candidateWorkflow(db: Kysely<WalflowDatabase>, input: unknown, policy: WorkflowPolicy = {}): Promise<StoredWorkflow> {
-  const definition = parseWorkflowDefinition(input);
-  compileWorkflow(definition);
-  checkWorkflowPolicy(definition, policy);
+  const definition = validateWorkflow(input, policy);
   const existing = await getWorkflow(db, definition.tenant, definition.name);
   return {
     id: existing?.id ?? randomUUID(),

@@ -4,8 +4,17 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { acceptCopyFromStdin } from './copy-from-stdin.js';
 
+/**
+ * The application_name of walflow's own sessions, those that record events: following the event log starts
+ * before their open transactions. A pool that records none takes another name, or its long transactions (a
+ * dry run's) would make following start early.
+ */
+export const RECORDING_APPLICATION_NAME = 'walflow';
+
 export interface DatabaseOptions {
   max?: number;
+  /** @default RECORDING_APPLICATION_NAME */
+  applicationName?: string;
   /** Kept up to date with the server process ids of the pool's open connections. */
   backendPids?: Set<number>;
 }
@@ -15,7 +24,7 @@ export interface DatabaseOptions {
  * also run core's `copyRows` statements.
  */
 export function createDatabase(url: string, logger: Logger, options: DatabaseOptions = {}): Kysely<WalflowDatabase> {
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, application_name: 'walflow' });
+  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, application_name: options.applicationName ?? RECORDING_APPLICATION_NAME });
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
   pool.on('connect', (client) => {
     // A checked-out client whose server goes away between queries emits 'error' too; unheard, it kills the process.

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventTypeCondition, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
+import { RECORDING_APPLICATION_NAME } from './database.js';
 
 /** One recorded event as `walflow events list` and the console's event list show it. */
 export interface ListedEvent {
@@ -63,14 +64,14 @@ function eventCursorAt(time: Date | string): EventCursor {
 
 /**
  * Where following the recorded events starts: now in the database's clock (or `notBefore`, if earlier), or
- * earlier still when one of walflow's own transactions running now began before. An event's received_at is
+ * earlier still when a transaction of walflow's recording sessions (RECORDING_APPLICATION_NAME) began before. An event's received_at is
  * the start of the transaction that recorded it, so a batch that began before the follower and commits after it
  * would otherwise never be shown.
  */
 export async function followStart(db: Kysely<WalflowDatabase>, notBefore?: Date): Promise<EventCursor> {
   const { rows } = await sql<{ at: string }>`
     SELECT to_json(least(now(), ${notBefore?.toISOString() ?? null}::timestamptz,
-                         (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'walflow'))) #>> '{}' AS at`.execute(db);
+                         (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() AND application_name = ${RECORDING_APPLICATION_NAME}))) #>> '{}' AS at`.execute(db);
   return eventCursorAt(rows[0]!.at);
 }
 

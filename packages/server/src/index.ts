@@ -1,6 +1,6 @@
 export { loadConfig, type WalflowConfig } from './config.js';
 export { listAudit, recordAudit, type AuditEntry } from './audit.js';
-export { createDatabase } from './database.js';
+export { createDatabase, RECORDING_APPLICATION_NAME } from './database.js';
 export { discardDeadRun, listDeadRuns, retryDeadRun, type DeadRun } from './dead-runs.js';
 export {
   eventsRecordedAfter,
@@ -19,7 +19,7 @@ export { loadCatalog } from './load-catalog.js';
 export { WalflowMetrics } from './metrics.js';
 export { DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { PROCESS_ROLES, partsOf, type ProcessParts, type ProcessRole } from './process-role.js';
-export { parseTime } from './parse-time.js';
+export { isRelativeTime, parseTime } from './parse-time.js';
 export { prune, type PruneOptions, type PruneResult } from './prune.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
 export { replayRange, type ReplayOptions, type ReplaySummary } from './replay.js';

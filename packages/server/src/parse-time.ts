@@ -2,6 +2,8 @@ import { WalflowError } from '@walflow/core';
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
+const RELATIVE = /^-(\d+)([smhdw])$/;
+
 /** A date, optionally a time of day (seconds and fraction optional), optionally an offset. */
 const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|([+-])(\d{2}):?(\d{2})?)?$/i;
 
@@ -13,12 +15,18 @@ const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.
 export function parseTime(text: string, now: Date = new Date()): Date {
   const trimmed = text.trim();
   if (trimmed === 'now') return now;
-  const relative = /^-(\d+)([smhdw])$/.exec(trimmed);
+  const relative = RELATIVE.exec(trimmed);
   const parsed = relative ? new Date(now.getTime() - Number(relative[1]) * UNITS[relative[2]!]!) : absolute(trimmed);
   if (parsed === null || Number.isNaN(parsed.getTime())) {
     throw new WalflowError('config_invalid', `not a time: ${JSON.stringify(text)} (use ISO-8601 such as 2026-11-26T12:00:00Z, UTC without an offset, or now, -30m, -2h, -7d)`);
   }
   return parsed;
+}
+
+/** Whether `parseTime` reads the text against now (`now`, `-2h`) rather than as an instant of its own. */
+export function isRelativeTime(text: string): boolean {
+  const trimmed = text.trim();
+  return trimmed === 'now' || RELATIVE.test(trimmed);
 }
 
 function absolute(text: string): Date | null {

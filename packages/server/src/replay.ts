@@ -4,6 +4,7 @@ import { candidateWorkflow, Dispatcher, eventRowColumns, toEventEnvelope, type R
 import { JetStreamPublisher, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
+import { isRelativeTime } from './parse-time.js';
 
 export interface ReplayOptions {
   db: Kysely<WalflowDatabase>;
@@ -20,9 +21,9 @@ export interface ReplayOptions {
   /** Names the replay; by default it is derived from the range and filters, so the same replay twice adds nothing. */
   replayId?: string | undefined;
   /**
-   * The range as the operator typed it (`-2h`, `now`): the replay id is derived from these rather than from the
-   * instants they came to, so the same command run again a minute later is the same replay, and the events
-   * both ranges hold are not decided again.
+   * The range as the operator typed it: the replay id is derived from a relative bound (`-2h`, `now`) as typed
+   * rather than from the instant it came to, so the same command run again a minute later is the same replay,
+   * and the events both ranges hold are not decided again. An absolute bound counts as its instant, however spelled.
    */
   rangeAsTyped?: { from: string; to: string } | undefined;
   /** A fresh replay id: run the same range again on purpose. */
@@ -37,6 +38,11 @@ export interface ReplayOptions {
   maxDepth?: number | undefined;
   /** Events older than this many days are gone: a range reaching further back is refused. */
   retentionDays: number;
+  /**
+   * The instant a relative range was read against (default: the current time). Retention is measured from the
+   * same instant, so `--from -30d` with 30 days' retention is not refused for the moments in between.
+   */
+  now?: Date | undefined;
   onProgress?: ((done: number, total: number) => void) | undefined;
   /** Re-publish the range to this JetStream sink instead of running workflows; message ids carry the replay id. */
   toSink?: NatsSinkSettings | undefined;
@@ -47,6 +53,8 @@ export interface ReplaySummary {
   dryRun: boolean;
   events: number;
   runsQueued: number;
+  /** Pairs (event, workflow) decided under the replay id by an earlier run of it: skipped this time. */
+  alreadyDecided: number;
   /** Per workflow name: decision counts by outcome. */
   workflows: Record<string, Record<string, number>>;
   /** With toSink: messages JetStream stored, and those it already had from the same replay id. */
@@ -65,7 +73,7 @@ class DryRunDone extends Error {}
 export async function replayRange(options: ReplayOptions): Promise<ReplaySummary> {
   const { db, from, to } = options;
   if (!(from < to)) throw new WalflowError('config_invalid', `the range is empty: --from ${from.toISOString()} is not before --to ${to.toISOString()}`);
-  const retainedSince = new Date(Date.now() - options.retentionDays * 86_400_000);
+  const retainedSince = new Date((options.now ?? new Date()).getTime() - options.retentionDays * 86_400_000);
   if (from < retainedSince) {
     throw new WalflowError('config_invalid', `events before ${retainedSince.toISOString()} are no longer kept (retention ${options.retentionDays} days): replay a later range`);
   }
@@ -75,11 +83,13 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   if (options.toSink !== undefined && (options.dryRun || options.workflow !== undefined || options.workflowDefinition !== undefined || options.ignoreGuards)) {
     throw new WalflowError('config_invalid', '--to-sink re-publishes events and runs no workflow: it takes no --workflow, --workflow-file, --dry-run or --ignore-guards');
   }
+  // A backtest's scope is the workflow in its file, which exists only in memory.
+  const workflowScope = options.workflowDefinition === undefined ? await workflowIds(db, options) : undefined;
   // A dry run decides under an id of its own: it shows what the replay would decide from nothing, whatever ran
   // under the replay's id before (which a rerun would skip).
-  const replayId = (options.replayId ?? derivedReplayId(options)) + (options.again ? `-${randomUUID().slice(0, 8)}` : '') + (options.dryRun ? '-dry-run' : '');
+  const replayId = (options.replayId ?? derivedReplayId(options, workflowScope)) + (options.again ? `-${randomUUID().slice(0, 8)}` : '') + (options.dryRun ? '-dry-run' : '');
   if (options.toSink !== undefined) return replayToSink(options, options.toSink, replayId);
-  const summary: ReplaySummary = { replayId, dryRun: options.dryRun ?? false, events: 0, runsQueued: 0, workflows: {} };
+  const summary: ReplaySummary = { replayId, dryRun: options.dryRun ?? false, events: 0, runsQueued: 0, alreadyDecided: 0, workflows: {} };
   const dispatcher = new Dispatcher({ db, slotName: options.slotName, logger: options.logger, maxDepth: options.maxDepth });
   const total = await countEvents(db, options);
 
@@ -90,6 +100,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       const result = trx ? await run(trx) : await db.transaction().execute(run);
       summary.events += page.length;
       summary.runsQueued += result.runsQueued;
+      summary.alreadyDecided += result.alreadyDecided;
       for (const decision of result.decisions) {
         const counts = (summary.workflows[decision.workflow] ??= {});
         counts[decision.outcome] = (counts[decision.outcome] ?? 0) + 1;
@@ -103,7 +114,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       .transaction()
       .execute(async (trx) => {
         if (options.workflowDefinition === undefined) {
-          await replayPages(trx, { workflowIds: await workflowIds(trx, options) });
+          await replayPages(trx, { workflowIds: workflowScope });
         } else {
           // The candidate is never written: its runs and decisions, rolled back, name an id nothing else holds.
           await replayPages(trx, { candidates: [await candidateWorkflow(trx, options.workflowDefinition, options.policy)] });
@@ -115,7 +126,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       });
     summary.runsQueued = 0;
   } else {
-    await replayPages(null, { workflowIds: await workflowIds(db, options) });
+    await replayPages(null, { workflowIds: workflowScope });
   }
   return summary;
 }
@@ -125,7 +136,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
  * them next to the live messages, and drops them when the same replay runs twice within its duplicate window.
  */
 async function replayToSink(options: ReplayOptions, settings: NatsSinkSettings, replayId: string): Promise<ReplaySummary> {
-  const summary = { replayId, dryRun: false, events: 0, runsQueued: 0, workflows: {}, sink: { stream: settings.stream, published: 0, duplicates: 0 } };
+  const summary = { replayId, dryRun: false, events: 0, runsQueued: 0, alreadyDecided: 0, workflows: {}, sink: { stream: settings.stream, published: 0, duplicates: 0 } };
   const total = await countEvents(options.db, options);
   const publisher = await JetStreamPublisher.connect(settings, options.logger);
   try {
@@ -153,10 +164,16 @@ async function* pagesOf(db: Kysely<WalflowDatabase>, options: ReplayOptions): As
   }
 }
 
-function derivedReplayId(options: ReplayOptions): string {
+/**
+ * The same replay however it is spelled: a relative bound as typed, an absolute one as its instant, the workflow
+ * as the ids its name or id resolved to.
+ */
+function derivedReplayId(options: ReplayOptions, workflowIds: ReadonlySet<string> | undefined): string {
+  const bound = (typed: string | undefined, instant: Date): string => (typed !== undefined && isRelativeTime(typed) ? typed.trim() : instant.toISOString());
+  const range = [bound(options.rangeAsTyped?.from, options.from), bound(options.rangeAsTyped?.to, options.to)];
+  const workflows = workflowIds === undefined ? null : [...workflowIds].sort();
   // A re-publication is another replay than running workflows over the same range.
-  const range = options.rangeAsTyped === undefined ? [options.from.toISOString(), options.to.toISOString()] : [options.rangeAsTyped.from.trim(), options.rangeAsTyped.to.trim()];
-  const key = JSON.stringify([...range, options.type ?? null, options.tenantId ?? null, options.workflow ?? null, options.ignoreGuards ?? false, ...(options.toSink === undefined ? [] : ['sink'])]);
+  const key = JSON.stringify([...range, options.type ?? null, options.tenantId ?? null, workflows, options.ignoreGuards ?? false, ...(options.toSink === undefined ? [] : ['sink'])]);
   return `replay-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
 }
 

@@ -166,13 +166,29 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
         clearInterval(maintenance ?? undefined);
         clearInterval(retention ?? undefined);
         clearInterval(healthRefresh ?? undefined);
-        await consumer?.stop();
-        await sink?.stop();
-        await listener?.stop();
-        await workers?.stop(config.shutdownGraceMs);
-        await http?.close();
-        await operatorConsole?.close();
-        await db.destroy();
+        // In this order, each whatever became of the one before: a part that fails to stop must not leave the HTTP
+        // server or the pool open, which would keep the process from ever exiting.
+        const parts: [string, () => Promise<void> | undefined][] = [
+          ['consumer', () => consumer?.stop()],
+          ['sink', () => sink?.stop()],
+          ['run listener', () => listener?.stop()],
+          ['workers', () => workers?.stop(config.shutdownGraceMs)],
+          ['HTTP server', () => http?.close()],
+          ['console', () => operatorConsole?.close()],
+          ['database pool', () => db.destroy()],
+        ];
+        const failed: { part: string; error: unknown }[] = [];
+        for (const [part, stopPart] of parts) {
+          try {
+            await stopPart();
+          } catch (error) {
+            logger.error({ err: error, part }, 'could not stop a part of walflow');
+            failed.push({ part, error });
+          }
+        }
+        if (failed.length > 0) {
+          throw new AggregateError(failed.map(({ error }) => error), `walflow did not stop cleanly: ${failed.map(({ part }) => part).join(', ')} failed`);
+        }
         logger.info('walflow stopped');
       },
     };

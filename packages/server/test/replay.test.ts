@@ -141,6 +141,16 @@ describe('replay', () => {
     expect(runs.map((run) => run.event_id).sort()).toEqual([events[1]!.id, events[3]!.id].sort());
   });
 
+  it('is the same replay however its absolute times and its workflow are spelled; run again, it counts what it decided before', async () => {
+    const approved = await db.selectFrom('walflow.workflows').select('id').where('tenant_id', '=', 'replay').where('name', '=', 'approved').executeTakeFirstOrThrow();
+    // UTC to the minute, and the same instants with seconds, milliseconds and Z.
+    const short = { from: minute(1).toISOString().slice(0, 16), to: minute(4).toISOString().slice(0, 16) };
+    const first = await replayRange(options({ rangeAsTyped: short, workflow: 'approved' }));
+    expect(first).toMatchObject({ runsQueued: 2, alreadyDecided: 0 });
+    const respelled = await replayRange(options({ rangeAsTyped: { from: minute(1).toISOString(), to: minute(4).toISOString() }, workflow: approved.id }));
+    expect(respelled).toMatchObject({ replayId: first.replayId, runsQueued: 0, workflows: {}, alreadyDecided: 3 });
+  });
+
   it('dry run writes nothing and counts; it backtests a workflow that is not applied yet', async () => {
     const count = async () => Number((await sql<{ n: string }>`SELECT (SELECT count(*) FROM walflow.decisions) + (SELECT count(*) FROM walflow.workflow_runs) + (SELECT count(*) FROM walflow.workflows) AS n`.execute(db)).rows[0]?.n);
     const before = await count();
@@ -196,6 +206,14 @@ describe('replay', () => {
     expect(await db.selectFrom('walflow.workflows').select(['id', 'version']).where('name', '=', 'approved').executeTakeFirstOrThrow()).toEqual(current);
     await deleteWorkflow(db, 'replay', 'meanwhile');
     await db.updateTable('walflow.workflows').set({ consecutive_failures: 0 }).where('id', '=', current.id).execute();
+  });
+
+  it('measures retention from the now its range was read against: a range from the very edge is accepted', async () => {
+    // As `--from -30d` is read a moment before the replay starts.
+    const now = new Date(Date.now() - 1000);
+    const edge = new Date(now.getTime() - 30 * 86_400_000);
+    await expect(replayRange(options({ from: edge, now, replayId: 'edge', dryRun: true }))).resolves.toMatchObject({ events: 4 });
+    await expect(replayRange(options({ from: new Date(edge.getTime() - 1), now }))).rejects.toThrow(/no longer kept/);
   });
 
   it('filters by type and workflow, and refuses what it cannot do', async () => {

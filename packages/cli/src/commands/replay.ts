@@ -39,14 +39,17 @@ export function registerReplay(program: Command): void {
       const context = commandContext({ logToStdout: false });
       if (flags.toSink && context.config.natsSink === undefined) throw new WalflowError('config_invalid', '--to-sink needs the sink configured: set WALFLOW_NATS_URL');
       const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
+      // One instant for both bounds and for the retention check.
+      const now = new Date();
       const progress = progressReporter();
       const summary = await withDatabase(context, async (db) => {
         const result = await replayRange({
           db,
           logger: context.logger,
           slotName: context.config.slotName,
-          from: parseTime(flags.from),
-          to: parseTime(flags.to),
+          from: parseTime(flags.from, now),
+          to: parseTime(flags.to, now),
+          now,
           rangeAsTyped: { from: flags.from, to: flags.to },
           type: flags.type,
           tenantId: flags.tenant,
@@ -76,7 +79,9 @@ export function registerReplay(program: Command): void {
         return;
       }
       const lines = [
-        `${summary.dryRun ? 'dry run' : 'replay'} ${summary.replayId}: ${summary.events} events, ${summary.dryRun ? 'nothing created' : `${summary.runsQueued} runs queued`}`,
+        `${summary.dryRun ? 'dry run' : 'replay'} ${summary.replayId}: ${summary.events} events, ${summary.dryRun ? 'nothing created' : `${summary.runsQueued} runs queued`}` +
+          // Why a rerun does nothing: what it would decide was decided by its earlier runs.
+          (summary.alreadyDecided === 0 ? '' : `; ${summary.alreadyDecided} pairs already decided by this replay (--again for a fresh one)`),
         ...Object.entries(summary.workflows).map(
           ([workflow, counts]) => `  ${workflow}: ${Object.entries(counts).map(([outcome, n]) => `${outcome} ${n}`).join(', ')}`,
         ),

@@ -29,9 +29,13 @@ Roles:
         process.on('SIGTERM', shutdown);
         process.on('SIGINT', shutdown);
       });
-      await walflow.stop();
+      // stop() has logged each part that failed to stop; the exit code says that one did.
+      const stoppedCleanly = await walflow.stop().then(
+        () => true,
+        () => false,
+      );
       // Everything is closed and runs still going were handed back: an action past the grace period (a webhook
-      // waiting for its timeout) must not keep the process alive.
-      process.exit(0);
+      // waiting for its timeout), or whatever a part that failed to stop left open, must not keep the process alive.
+      process.exit(stoppedCleanly ? 0 : 1);
     });
 }

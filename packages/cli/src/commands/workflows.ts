@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { WalflowError } from '@walflow/core';
-import { applyWorkflow, deleteWorkflow, listWorkflows, setWorkflowStatus } from '@walflow/executor';
+import { applyWorkflow, deleteWorkflow, listWorkflows, setWorkflowStatus, validateWorkflow } from '@walflow/executor';
 import { recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
@@ -15,17 +15,26 @@ export function registerWorkflows(program: Command): void {
     .action(async (files: string[]) => {
       const documents = await Promise.all(files.map(async (file) => ({ file, document: await readJson(file) })));
       const context = commandContext({ logToStdout: false });
+      const policy = { updateFields: context.config.updateFields };
+      // All of them first: a wrong file among several applies none, rather than the ones before it.
+      for (const { file, document } of documents) {
+        try {
+          validateWorkflow(document, policy);
+        } catch (error) {
+          throw inFile(file, error);
+        }
+      }
       await withDatabase(context, async (db) => {
         for (const { file, document } of documents) {
           try {
-            const { workflow, outcome, runsCancelled } = await applyWorkflow(db, document, { updateFields: context.config.updateFields });
+            const { workflow, outcome, runsCancelled } = await applyWorkflow(db, document, policy);
             const cancelled = runsCancelled === 0 ? '' : `; its actions changed, so ${runsCancelled} run(s) already executing them were cancelled (replay their events to run the new actions)`;
             process.stdout.write(`${outcome} ${workflow.tenantId}/${workflow.name} (version ${workflow.version}) from ${file}${cancelled}\n`);
             if (outcome !== 'unchanged') {
               await recordAudit(db, { actor: context.operator, action: `workflow.${outcome}`, target: `${workflow.tenantId}/${workflow.name}`, arguments: { file, version: workflow.version, runsCancelled } });
             }
           } catch (error) {
-            throw WalflowError.from(error, 'workflow_invalid', file);
+            throw inFile(file, error);
           }
         }
       });
@@ -81,6 +90,12 @@ async function readJson(file: string): Promise<unknown> {
   } catch (error) {
     throw WalflowError.from(error, 'workflow_invalid', `${file} is not valid JSON`);
   }
+}
+
+/** The error with the file it came from in front, whatever raised it. */
+function inFile(file: string, error: unknown): WalflowError {
+  if (!(error instanceof WalflowError)) return WalflowError.from(error, 'workflow_invalid', file);
+  return new WalflowError(error.code, `${file}: ${error.message}`, { cause: error, details: error.details });
 }
 
 function formatTable(header: string[], rows: string[][]): string {
