@@ -96,25 +96,33 @@ describe('walflow events tail', () => {
   it('starts now while another command holds a transaction open: what was recorded before it is not shown', async () => {
     const { db } = walflow;
     const definition = { tenant: 'tail-early', name: 'held', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] };
-    await applyWorkflow(db, definition);
+    const { workflow } = await applyWorkflow(db, definition);
     const directory = await mkdtemp(join(tmpdir(), 'walflow-tail-'));
     const changed = join(directory, 'held.json');
-    await writeFile(changed, JSON.stringify({ ...definition, actions: [{ type: 'emit_event', event: 'x.z' }] }));
-    // A backtest of a change to the workflow waits for its row, inside the dry run's transaction, until released.
-    // The test holds the row from a session of its own: walflow's would make the tail start early by itself.
+    await writeFile(changed, JSON.stringify({ ...definition, cooldown: { seconds: 60 } }));
+    // An event for the backtest to decide, before anything else.
+    const first = await emit(db, { type: 'user.login', tenantId: 'tail-early', payload: {} });
+    await waitFor('the first event', () => db.selectFrom('walflow.events').select('id').where('id', '=', first).executeTakeFirst());
+    // A backtest of a change to the workflow waits for its cooldown row, inside the dry run's transaction, until
+    // released. The test holds the row from a session of its own: walflow's would make the tail start early by itself.
     const holder = createDatabase(database.url, logger, { max: 1, applicationName: 'walflow-test' });
     let release!: () => void;
+    let held!: () => void;
+    const isHeld = new Promise<void>((resolve) => (held = resolve));
     const holding = holder.transaction().execute(async (trx) => {
-      await trx.selectFrom('walflow.workflows').select('id').where('tenant_id', '=', 'tail-early').forUpdate().execute();
+      await sql`INSERT INTO walflow.cooldowns (workflow_id, key, until) VALUES (${workflow.id}::uuid, 'replay:held-tail-dry-run:', '-infinity')`.execute(trx);
+      held();
       await new Promise<void>((resolve) => (release = resolve));
-    });
-    const backtest = spawnWalflow(['replay', '--from', '-1m', '--to', 'now', '--dry-run', '--workflow-file', changed], env);
+      throw new Error('rolled back');
+    }).catch(() => undefined);
+    await isHeld;
+    const backtest = spawnWalflow(['replay', '--from', '-1m', '--to', 'now', '--replay-id', 'held-tail', '--dry-run', '--workflow-file', changed], env);
     let tail: WalflowChild | undefined;
     try {
-      await waitFor('the backtest to wait for the workflow', async () => {
+      await waitFor('the backtest to wait for the cooldown', async () => {
         const { rows } = await sql<{ n: number }>`
           SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'insert into "walflow"."workflows"%'`.execute(db);
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'insert into "walflow"."cooldowns"%'`.execute(db);
         return rows[0]!.n === 1;
       });
       const before = await emit(db, { type: 'user.login', tenantId: 'tail-early', payload: {} });
