@@ -102,6 +102,9 @@ describe('walflow events list', () => {
     const bad = await runWalflow(['events', 'list', '--since', 'yesterday'], env);
     expect(bad.code).toBe(2);
     expect(bad.output).toMatch(/not a time/);
+    const ancient = await runWalflow(['events', 'list', '--since', '-5000000d'], env);
+    expect(ancient.code).toBe(2);
+    expect(ancient.output).toMatch(/not a time PostgreSQL can hold: "-5000000d"/);
     // Refused by name, with the exit code of invalid arguments, rather than a default taken silently.
     for (const args of [['events', 'list', '--limit', 'x'], ['audit', 'list', '--limit', 'abc'], ['events', 'tail', '--interval', 'abc']]) {
       const refused = await runWalflow(args, env);

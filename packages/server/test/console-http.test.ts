@@ -239,6 +239,24 @@ describe('what the console shows', () => {
     expect(bad.text).toContain('not a time: &quot;yesterday&quot;');
   });
 
+  it('answers 400, saying why, to a time PostgreSQL cannot hold and to text with a control character', async () => {
+    const headers = bearer(CONSOLE_TOKEN);
+    const ancient = await client.request('/console/events?since=-5000000d', { headers });
+    expect(ancient.status).toBe(400);
+    expect(ancient.text).toContain('not a time PostgreSQL can hold: &quot;-5000000d&quot;');
+    for (const path of ['/console/events?type=%00', '/console/events?tenant=%00', '/console/events/stream?type=%00', '/console/events/stream?tenant=a%00b']) {
+      const refused = await client.request(path, { headers });
+      expect(refused.status, path).toBe(400);
+      expect(refused.text, path).toMatch(/(type|tenant) contains a control character/);
+    }
+    const pause = await client.request('/console/workflows/pause', { form: { tenant: 't1', name: 'notify-order\u0000' }, headers });
+    expect(pause.status).toBe(400);
+    expect(pause.text).toContain('name contains a control character');
+    const backtest = await client.request('/console/workflows/backtest', { form: { from: '-5000000d', to: 'now', workflow: '', type: '', tenant: '' }, headers });
+    expect(backtest.status).toBe(400);
+    expect(backtest.text).toContain('not a time PostgreSQL can hold');
+  });
+
   it('streams newly recorded events of the operator’s scope only', async () => {
     const stream = await fetch(`${client.origin}/console/events/stream?type=order.*`, { headers: bearer(T1_TOKEN) });
     expect(stream.status).toBe(200);

@@ -22,10 +22,15 @@ const DAY_MS = 86_400_000;
 const EVENTS_SHOWN = 200;
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A text parameter of a query or form, trimmed; refused when longer than any legitimate value. */
+/**
+ * A text parameter of a query or form, trimmed; refused when longer than any legitimate value, or when it holds a
+ * control character: no name, pattern or time has one, PostgreSQL refuses NUL in text, and names go into the
+ * audit log.
+ */
 export function textParameter(parameters: URLSearchParams, name: string, maxLength = 200): string {
   const value = (parameters.get(name) ?? '').trim();
   if (value.length > maxLength) throw new HttpError(400, `${name} is longer than ${maxLength} characters`);
+  if (/\p{Cc}/u.test(value)) throw new HttpError(400, `${name} contains a control character`);
   return value;
 }
 
