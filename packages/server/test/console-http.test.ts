@@ -138,6 +138,16 @@ describe('console actions', () => {
     ]);
   });
 
+  it('refuses to pause or resume a workflow its document disables', async () => {
+    await applyTestWorkflow(db, { tenant: 't1', name: 'switched-off', status: 'disabled', trigger: { event: 'order.placed' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 'off' }] });
+    for (const verb of ['resume', 'pause']) {
+      const refused = await client.request(`/console/workflows/${verb}`, { form: { tenant: 't1', name: 'switched-off' }, headers: bearer(T1_TOKEN) });
+      expect(refused.status, verb).toBe(409);
+      expect(refused.text).toContain('t1/switched-off is disabled by its document');
+    }
+    expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').where('name', '=', 'switched-off').executeTakeFirstOrThrow()).status).toBe('disabled');
+  });
+
   it('discards a dead run, audited, and says so when it is gone already', async () => {
     await applyFailingCounter('stock', {});
     const eventId = await emitRecorded('stock.counted', 't1', { sku: 'missing' });
