@@ -6,6 +6,7 @@ import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_TOKEN, ConsoleClient, csrfTokenIn, startConsoleWalflow, T1_TOKEN } from './console-fixtures.js';
+import { ConsoleAuth, SESSION_SECONDS } from '../src/console/session.js';
 import { readInScope } from '../src/console/tenant-scope.js';
 import { applyTestWorkflow } from './fixtures.js';
 
@@ -265,6 +266,20 @@ describe('what the console shows', () => {
     const backtest = await client.request('/console/workflows/backtest', { form: { from: '-5000000d', to: 'now', workflow: '', type: '', tenant: '' }, headers });
     expect(backtest.status).toBe(400);
     expect(backtest.text).toContain('not a time PostgreSQL can hold');
+  });
+
+  it('ends a live stream when the session that opened it expires', async () => {
+    // A session signed as the console signs them, issued so that it expires a second or two from now.
+    const issuer = new ConsoleAuth({ token: CONSOLE_TOKEN, tenantTokens: new Map() }, () => Date.now() - SESSION_SECONDS * 1000 + 1500);
+    const session = issuer.issueSession({ name: 'alice', tenant: null });
+    const expiresAt = (JSON.parse(Buffer.from(session.split('.')[0]!, 'base64url').toString()) as { e: number }).e * 1000;
+    const stream = await fetch(`${client.origin}/console/events/stream`, { headers: { cookie: `walflow_console=${session}` } });
+    expect(stream.status).toBe(200);
+    let ended = false;
+    void stream.text().then(() => (ended = true), () => undefined);
+    await waitFor('the stream to end', () => ended, { timeoutMs: 5_000 });
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+    expect((await client.request('/console', { headers: { cookie: `walflow_console=${session}` } })).status).toBe(401);
   });
 
   it('streams newly recorded events of the operator’s scope only', async () => {

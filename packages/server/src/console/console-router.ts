@@ -126,7 +126,7 @@ function authenticate(context: ConsoleContext, request: IncomingMessage, cookies
   const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
   if (bearer !== undefined) {
     const opened = context.auth.tokenTenant(bearer);
-    return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null };
+    return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null, expiresAt: null };
   }
   const session = cookies.get(SESSION_COOKIE);
   return session === undefined ? undefined : context.auth.readSession(session);

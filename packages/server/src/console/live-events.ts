@@ -16,11 +16,11 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:
  * The live event list: Server-Sent Events, one `recorded` message per event as walflow records it, read with the
  * same query as `walflow events tail` and through the operator's scope. Each message's id is its position, so
  * a browser that reconnects (it does by itself) resumes where it was and misses nothing. The stream ends when
- * the client leaves or the console closes.
+ * the client leaves, the console closes or the operator's session expires.
  */
 export async function streamEvents(context: ConsoleContext, request: ConsoleRequest): Promise<void> {
   const query = request.url.searchParams;
-  const { tenant } = request.principal;
+  const { tenant, expiresAt } = request.principal;
   const filter = { type: textParameter(query, 'type') || undefined, tenantId: tenant === null ? textParameter(query, 'tenant') || undefined : undefined };
 
   const { response } = request;
@@ -28,6 +28,7 @@ export async function streamEvents(context: ConsoleContext, request: ConsoleRequ
   // Before the first await: Node says once that a client left, and a client may leave while the start is read.
   response.on('close', () => stop.abort());
   if (response.destroyed) stop.abort();
+  const sessionEnd = expiresAt === null ? undefined : setTimeout(() => stop.abort(), expiresAt - Date.now());
   const signal = AbortSignal.any([stop.signal, context.closing]);
   let keepalive: NodeJS.Timeout | undefined;
   try {
@@ -54,6 +55,7 @@ export async function streamEvents(context: ConsoleContext, request: ConsoleRequ
     // The browser reconnects and resumes from its last event id; the process goes on.
     context.host.logger.warn({ err: error }, 'console live event stream failed');
   } finally {
+    clearTimeout(sessionEnd);
     clearInterval(keepalive);
     if (response.headersSent) response.end();
   }
