@@ -1,11 +1,11 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { emit } from '@walflow/outbox';
 import type { WorkflowDefinitionInput } from '@walflow/executor';
-import { listAudit, type RunningWalflow } from '@walflow/server';
+import { listAudit, type HealthReport, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_TOKEN, ConsoleClient, csrfTokenIn, startConsoleWalflow, T1_TOKEN } from './console-fixtures.js';
+import { CONSOLE_TOKEN, ConsoleClient, csrfTokenIn, startConsoleWalflow, T1_TOKEN, T2_TOKEN } from './console-fixtures.js';
 import { ConsoleAuth, SESSION_SECONDS } from '../src/console/session.js';
 import { readInScope } from '../src/console/tenant-scope.js';
 import { applyTestWorkflow } from './fixtures.js';
@@ -232,6 +232,31 @@ describe('what the console shows', () => {
     expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't2').executeTakeFirstOrThrow()).status).toBe('active');
     const otherRun = await db.selectFrom('walflow.workflow_runs').select('id').where('event_id', '=', other).executeTakeFirstOrThrow();
     expect((await client.request('/console/runs/retry', { form: { one: otherRun.id }, headers: t1 })).status).toBe(404);
+  });
+
+  it('shows an operator fixed to a tenant its own health figures and the shared pipeline as a bare state', async () => {
+    const own = await emitRecorded('order.placed', 't2', { orderId: 'on-the-overview' });
+    // Tenant t1's dead run, and the last event walflow recorded: t2's operator sees neither.
+    await applyFailingCounter('crate', {});
+    const other = await emitRecorded('crate.counted', 't1', { sku: 'missing' });
+    const committedAt = async (id: string) =>
+      (await db.selectFrom('walflow.events').select(sql<string>`to_json(committed_at) #>> '{}'`.as('at')).where('id', '=', id).executeTakeFirstOrThrow()).at;
+    const deadRuns = await db.selectFrom('walflow.workflow_runs').select(sql<number>`count(*)::int`.as('n')).where('status', '=', 'dead').executeTakeFirstOrThrow();
+    expect(deadRuns.n).toBeGreaterThan(0);
+    await waitFor('the health report to count every dead run', async () => ((await (await fetch(`${client.origin}/health`)).json()) as HealthReport).runs.dead === deadRuns.n);
+
+    const everyone = (await client.request('/console', { headers: bearer(CONSOLE_TOKEN) })).text;
+    for (const figure of [`${deadRuns.n} dead run`, 'Events recorded per second', 'oldest unrecorded outbox row', `replication slot ${database.slotName}`, await committedAt(other)]) {
+      expect(everyone).toContain(figure);
+    }
+    const t2 = (await client.request('/console', { headers: bearer(T2_TOKEN) })).text;
+    expect(t2).toMatch(/<td>dead_runs<\/td><td><span class="badge ok">ok<\/span><\/td><td>0 dead runs<\/td>/);
+    expect(t2).toMatch(/<td>oldest_queued_run<\/td><td><span class="badge ok">ok<\/span><\/td><td>oldest runnable queued run waits 0\.0 s<\/td>/);
+    expect(t2).toMatch(/<td>pipeline<\/td><td><span class="badge (ok|degraded|down)">\w+<\/span><\/td><td>consumer, slot, lag and sink, shared by every tenant<\/td>/);
+    expect(t2).toContain(await committedAt(own));
+    for (const figure of [`${deadRuns.n} dead run`, 'Events recorded per second', 'Replication lag', 'outbox row', 'replication slot', 'streaming since', await committedAt(other)]) {
+      expect(t2).not.toContain(figure);
+    }
   });
 
   it('backtests a time range as a dry run: counts what would be decided, creates nothing', async () => {
