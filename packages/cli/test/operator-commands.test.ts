@@ -155,6 +155,9 @@ describe('walflow events list', () => {
     const bad = await runWalflow(['events', 'list', '--since', 'yesterday'], env);
     expect(bad.code).toBe(2);
     expect(bad.output).toMatch(/not a time/);
+    const ancient = await runWalflow(['events', 'list', '--since', '-5000000d'], env);
+    expect(ancient.code).toBe(2);
+    expect(ancient.output).toMatch(/not a time PostgreSQL can hold: "-5000000d"/);
     // Refused by name, with the exit code of invalid arguments, rather than a default taken silently.
     for (const args of [['events', 'list', '--limit', 'x'], ['audit', 'list', '--limit', 'abc'], ['events', 'tail', '--interval', 'abc']]) {
       const refused = await runWalflow(args, env);
@@ -246,6 +249,13 @@ describe('operator commands', () => {
     expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).code).toBe(1);
 
     expect((await runWalflow(['workflows', 'pause', 'nobody', '--tenant', 'ops'], { ...env, WALFLOW_OPERATOR: 'ada@ops' })).code).toBe(1);
+    await applyWorkflow(db, { tenant: 'ops', name: 'switched-off', status: 'disabled', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    for (const verb of ['resume', 'pause']) {
+      const refused = await runWalflow(['workflows', verb, 'switched-off', '--tenant', 'ops'], env);
+      expect(refused.code, verb).toBe(1);
+      expect(refused.output).toMatch(/ops\/switched-off is disabled by its document/);
+    }
+    expect((await db.selectFrom('walflow.workflows').select('status').where('name', '=', 'switched-off').executeTakeFirstOrThrow()).status).toBe('disabled');
     await applyWorkflow(db, { tenant: 'ops', name: 'named', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
     expect((await runWalflow(['workflows', 'pause', 'named', '--tenant', 'ops'], { ...env, WALFLOW_OPERATOR: 'ada@ops' })).code).toBe(0);
     const audit = JSON.parse((await runWalflow(['audit', 'list', '--json'], env)).stdout) as { action: string; target: string; actor: string }[];

@@ -23,7 +23,8 @@ export type WalflowErrorCode =
   | 'wrong_server'
   | 'leader_busy'
   | 'sink_failed'
-  | 'not_found';
+  | 'not_found'
+  | 'workflow_disabled';
 
 export class WalflowError extends Error {
   override readonly name = 'WalflowError';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { WalflowDatabase, WorkflowStatus } from '@walflow/core';
+import { WalflowError, type WalflowDatabase, type WorkflowStatus } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
 import { anyUuid } from './any-uuid.js';
@@ -137,7 +137,11 @@ export async function candidateWorkflow(db: Kysely<WalflowDatabase>, input: unkn
   };
 }
 
-/** Pauses or resumes a workflow (the stored document follows, so a later apply starts from it). */
+/**
+ * Pauses or resumes a workflow (the stored document follows, so a later apply starts from it); false when there is
+ * no such workflow. A workflow its document disables is refused ('workflow_disabled'): whoever disabled it meant
+ * it to stay off until a document says otherwise.
+ */
 export async function setWorkflowStatus(db: Kysely<WalflowDatabase>, tenantId: string, name: string, status: 'active' | 'paused'): Promise<boolean> {
   const result = await db
     .updateTable('walflow.workflows')
@@ -150,8 +154,14 @@ export async function setWorkflowStatus(db: Kysely<WalflowDatabase>, tenantId: s
     })
     .where('tenant_id', '=', tenantId)
     .where('name', '=', name)
+    .where('status', '!=', 'disabled')
     .executeTakeFirst();
-  return result.numUpdatedRows === 1n;
+  if (result.numUpdatedRows === 1n) return true;
+  const workflow = await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', tenantId).where('name', '=', name).executeTakeFirst();
+  if (workflow?.status === 'disabled') {
+    throw new WalflowError('workflow_disabled', `${tenantId}/${name} is disabled by its document: apply it with status active or paused to turn it on`);
+  }
+  return false;
 }
 
 /** Deletes a workflow; its history stays, and its queued runs are cancelled by the workers. */

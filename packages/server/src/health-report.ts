@@ -72,6 +72,14 @@ interface DatabaseRow {
 
 const RANK: Record<HealthState, number> = { ok: 0, degraded: 1, down: 2 };
 
+/** The checks of the run backlog, which row security can narrow to a tenant; the others are of the shared pipeline. */
+export const RUN_CHECKS: ReadonlySet<HealthCheck['name']> = new Set(['oldest_queued_run', 'dead_runs']);
+
+/** Seconds the oldest runnable queued run has waited: a retry waiting for its backoff is not a backlog. */
+export const OLDEST_QUEUED_SECONDS = sql<number>`
+  coalesce(extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM walflow.workflow_runs
+                                        WHERE status = 'queued' AND next_attempt_at <= now())), 0)::float8`;
+
 /** Replication lag, slot retention, run backlog and the consumer's state, in two queries, judged against thresholds. */
 export async function computeHealth(db: Kysely<WalflowDatabase>, options: ComputeHealthOptions): Promise<HealthReport> {
   const { slotName, consumer, thresholds } = options;
@@ -81,14 +89,12 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
              pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 AS lag_bytes,
              pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 AS retained_bytes
         FROM pg_replication_slots WHERE slot_name = ${slotName}`.execute(db),
-    // Runnable queued runs only: a retry waiting for its backoff is not a backlog.
     sql<DatabaseRow>`
       SELECT coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM walflow.outbox)), 0)::float8 AS lag_seconds,
              (SELECT count(*) FROM walflow.workflow_runs WHERE status = 'queued')::int AS queued,
              (SELECT count(*) FROM walflow.workflow_runs WHERE status = 'running')::int AS running,
              (SELECT count(*) FROM walflow.workflow_runs WHERE status = 'dead')::int AS dead,
-             coalesce(extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM walflow.workflow_runs
-                                                    WHERE status = 'queued' AND next_attempt_at <= now())), 0)::float8 AS oldest_queued_seconds,
+             ${OLDEST_QUEUED_SECONDS} AS oldest_queued_seconds,
              (SELECT count(*) FROM walflow.dead_letters WHERE resolved_at IS NULL)::int AS dead_letters,
              (SELECT to_json(last_commit_at) #>> '{}' FROM walflow.consumer_state WHERE slot_name = ${slotName}) AS last_commit_at,
              pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal_position,
@@ -112,16 +118,11 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
   checks.push(
     levelCheck('lag_seconds', lag.seconds, thresholds.lagSecondsDegraded, thresholds.lagSecondsDown, (v) => `oldest unrecorded outbox row is ${v.toFixed(1)} s old`),
     levelCheck('lag_bytes', lag.bytes, thresholds.lagBytesDegraded, thresholds.lagBytesDown, (v) => `slot is ${formatBytes(v)} behind the current WAL position`),
-    levelCheck('oldest_queued_run', runs.oldestQueuedSeconds, thresholds.queuedSecondsDegraded, Infinity, (v) => `oldest runnable queued run waits ${v.toFixed(1)} s`),
+    ...runChecks(runs, thresholds),
   );
-  checks.push({
-    name: 'dead_runs',
-    state: runs.dead >= thresholds.deadRunsDegraded ? 'degraded' : 'ok',
-    message: `${runs.dead} dead run${runs.dead === 1 ? '' : 's'}`,
-  });
   const sink = options.sink === undefined ? undefined : await sinkHealth(db, options.sink, thresholds);
   if (sink !== undefined) checks.push(sink.check);
-  const status = checks.reduce<HealthState>((worst, check) => (RANK[check.state] > RANK[worst] ? check.state : worst), 'ok');
+  const status = worstState(checks.map((check) => check.state));
   return {
     status,
     role: consumer?.role ?? null,
@@ -134,6 +135,18 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
     ...(sink === undefined ? {} : { sink: sink.summary }),
     at: new Date().toISOString(),
   };
+}
+
+/** The run backlog judged against the thresholds: the checks named in RUN_CHECKS. */
+export function runChecks(runs: { dead: number; oldestQueuedSeconds: number }, thresholds: HealthThresholds): HealthCheck[] {
+  return [
+    levelCheck('oldest_queued_run', runs.oldestQueuedSeconds, thresholds.queuedSecondsDegraded, Infinity, (v) => `oldest runnable queued run waits ${v.toFixed(1)} s`),
+    { name: 'dead_runs', state: runs.dead >= thresholds.deadRunsDegraded ? 'degraded' : 'ok', message: `${runs.dead} dead run${runs.dead === 1 ? '' : 's'}` },
+  ];
+}
+
+export function worstState(states: readonly HealthState[]): HealthState {
+  return states.reduce<HealthState>((worst, state) => (RANK[state] > RANK[worst] ? state : worst), 'ok');
 }
 
 function consumerCheck(consumer: ConsumerStatus): HealthCheck {

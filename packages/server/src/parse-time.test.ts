@@ -34,6 +34,14 @@ describe('parseTime', () => {
     expect(() => parseTime('-2 hours')).toThrow(/not a time/);
   });
 
+  it('refuses times PostgreSQL cannot hold (before year 1 or after 9999)', () => {
+    for (const text of ['-5000000d', '-800000w', '9999-12-31T23:00:00-05:00']) {
+      expect(() => parseTime(text, now), text).toThrow(/not a time PostgreSQL can hold/);
+    }
+    expect(parseTime('0001-01-01').toISOString()).toBe('0001-01-01T00:00:00.000Z');
+    expect(parseTime('9999-12-31T23:59:59Z').toISOString()).toBe('9999-12-31T23:59:59.000Z');
+  });
+
   it('refuses dates and times that do not exist instead of rolling them over, and relative times out of range', () => {
     for (const text of ['2026-02-30', '2026-13-01', '2026-11-26T24:00:00Z', '2026-11-26T12:60Z', '2026-11-26T12:00+99:99', '-1000000000d', '2026-11-26Tnoon']) {
       expect(() => parseTime(text), text).toThrow(/not a time/);

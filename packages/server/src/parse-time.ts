@@ -7,10 +7,14 @@ const RELATIVE = /^-(\d+)([smhdw])$/;
 /** A date, optionally a time of day (seconds and fraction optional), optionally an offset. */
 const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|([+-])(\d{2}):?(\d{2})?)?$/i;
 
+/** The years every timestamptz column and parameter of PostgreSQL holds (it refuses dates beyond its range). */
+const FIRST_YEAR = 1;
+const LAST_YEAR = 9999;
+
 /**
  * A point in time typed by an operator: ISO-8601, `now`, or relative to now such as `-2h`, `-30m`, `-7d`. A time
  * without an offset is UTC, as a date alone is, whatever the machine's time zone; a date or time that does not
- * exist (`2026-02-30`, `24:00`) is refused, not rolled over.
+ * exist (`2026-02-30`, `24:00`) is refused, not rolled over, and so is one outside the years 1 to 9999.
  */
 export function parseTime(text: string, now: Date = new Date()): Date {
   const trimmed = text.trim();
@@ -19,6 +23,10 @@ export function parseTime(text: string, now: Date = new Date()): Date {
   const parsed = relative ? new Date(now.getTime() - Number(relative[1]) * UNITS[relative[2]!]!) : absolute(trimmed);
   if (parsed === null || Number.isNaN(parsed.getTime())) {
     throw new WalflowError('config_invalid', `not a time: ${JSON.stringify(text)} (use ISO-8601 such as 2026-11-26T12:00:00Z, UTC without an offset, or now, -30m, -2h, -7d)`);
+  }
+  const year = parsed.getUTCFullYear();
+  if (year < FIRST_YEAR || year > LAST_YEAR) {
+    throw new WalflowError('config_invalid', `not a time PostgreSQL can hold: ${JSON.stringify(text)} is in the year ${year} (years ${FIRST_YEAR} to ${LAST_YEAR})`);
   }
   return parsed;
 }
@@ -37,9 +45,12 @@ function absolute(text: string): Date | null {
   const [offsetHours, offsetOfHour] = [Number(match[10] ?? 0), Number(match[11] ?? 0)];
   if (offsetHours > 14 || offsetOfHour > 59) return null;
   const offsetMinutes = match[9] === undefined ? 0 : (match[9] === '-' ? -1 : 1) * (offsetHours * 60 + offsetOfHour);
-  const local = Date.UTC(year!, month! - 1, day, hour, minute, second, milliseconds);
-  // Date.UTC rolls 30 February over into March; a date that comes back different did not exist.
-  const check = new Date(local);
+  // Not Date.UTC, which reads the years 0 to 99 as 1900 to 1999. Both roll 30 February over into March: a date
+  // that comes back different did not exist.
+  const check = new Date(0);
+  check.setUTCFullYear(year!, month! - 1, day);
+  check.setUTCHours(hour, minute, second, milliseconds);
+  const local = check.getTime();
   const exists = check.getUTCFullYear() === year && check.getUTCMonth() === month! - 1 && check.getUTCDate() === day && check.getUTCHours() === hour && check.getUTCMinutes() === minute && check.getUTCSeconds() === second;
   return exists ? new Date(local - offsetMinutes * 60_000) : null;
 }

@@ -1,11 +1,12 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { emit } from '@walflow/outbox';
 import type { WorkflowDefinitionInput } from '@walflow/executor';
-import { listAudit, type RunningWalflow } from '@walflow/server';
+import { listAudit, type HealthReport, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_TOKEN, ConsoleClient, csrfTokenIn, startConsoleWalflow, T1_TOKEN } from './console-fixtures.js';
+import { CONSOLE_TOKEN, ConsoleClient, csrfTokenIn, startConsoleWalflow, T1_TOKEN, T2_TOKEN } from './console-fixtures.js';
+import { ConsoleAuth, SESSION_SECONDS } from '../src/console/session.js';
 import { readInScope } from '../src/console/tenant-scope.js';
 import { applyTestWorkflow } from './fixtures.js';
 
@@ -138,6 +139,16 @@ describe('console actions', () => {
     ]);
   });
 
+  it('refuses to pause or resume a workflow its document disables', async () => {
+    await applyTestWorkflow(db, { tenant: 't1', name: 'switched-off', status: 'disabled', trigger: { event: 'order.placed' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 'off' }] });
+    for (const verb of ['resume', 'pause']) {
+      const refused = await client.request(`/console/workflows/${verb}`, { form: { tenant: 't1', name: 'switched-off' }, headers: bearer(T1_TOKEN) });
+      expect(refused.status, verb).toBe(409);
+      expect(refused.text).toContain('t1/switched-off is disabled by its document');
+    }
+    expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').where('name', '=', 'switched-off').executeTakeFirstOrThrow()).status).toBe('disabled');
+  });
+
   it('discards a dead run, audited, and says so when it is gone already', async () => {
     await applyFailingCounter('stock', {});
     const eventId = await emitRecorded('stock.counted', 't1', { sku: 'missing' });
@@ -223,6 +234,31 @@ describe('what the console shows', () => {
     expect((await client.request('/console/runs/retry', { form: { one: otherRun.id }, headers: t1 })).status).toBe(404);
   });
 
+  it('shows an operator fixed to a tenant its own health figures and the shared pipeline as a bare state', async () => {
+    const own = await emitRecorded('order.placed', 't2', { orderId: 'on-the-overview' });
+    // Tenant t1's dead run, and the last event walflow recorded: t2's operator sees neither.
+    await applyFailingCounter('crate', {});
+    const other = await emitRecorded('crate.counted', 't1', { sku: 'missing' });
+    const committedAt = async (id: string) =>
+      (await db.selectFrom('walflow.events').select(sql<string>`to_json(committed_at) #>> '{}'`.as('at')).where('id', '=', id).executeTakeFirstOrThrow()).at;
+    const deadRuns = await db.selectFrom('walflow.workflow_runs').select(sql<number>`count(*)::int`.as('n')).where('status', '=', 'dead').executeTakeFirstOrThrow();
+    expect(deadRuns.n).toBeGreaterThan(0);
+    await waitFor('the health report to count every dead run', async () => ((await (await fetch(`${client.origin}/health`)).json()) as HealthReport).runs.dead === deadRuns.n);
+
+    const everyone = (await client.request('/console', { headers: bearer(CONSOLE_TOKEN) })).text;
+    for (const figure of [`${deadRuns.n} dead run`, 'Events recorded per second', 'oldest unrecorded outbox row', `replication slot ${database.slotName}`, await committedAt(other)]) {
+      expect(everyone).toContain(figure);
+    }
+    const t2 = (await client.request('/console', { headers: bearer(T2_TOKEN) })).text;
+    expect(t2).toMatch(/<td>dead_runs<\/td><td><span class="badge ok">ok<\/span><\/td><td>0 dead runs<\/td>/);
+    expect(t2).toMatch(/<td>oldest_queued_run<\/td><td><span class="badge ok">ok<\/span><\/td><td>oldest runnable queued run waits 0\.0 s<\/td>/);
+    expect(t2).toMatch(/<td>pipeline<\/td><td><span class="badge (ok|degraded|down)">\w+<\/span><\/td><td>consumer, slot, lag and sink, shared by every tenant<\/td>/);
+    expect(t2).toContain(await committedAt(own));
+    for (const figure of [`${deadRuns.n} dead run`, 'Events recorded per second', 'Replication lag', 'outbox row', 'replication slot', 'streaming since', await committedAt(other)]) {
+      expect(t2).not.toContain(figure);
+    }
+  });
+
   it('backtests a time range as a dry run: counts what would be decided, creates nothing', async () => {
     await emitRecorded('order.placed', 't2', { orderId: 'backtested' });
     const before = await db.selectFrom('walflow.decisions').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
@@ -237,6 +273,38 @@ describe('what the console shows', () => {
     const bad = await client.request('/console/workflows/backtest', { form: { from: 'yesterday', to: 'now', workflow: '', type: '', tenant: '' }, headers: bearer(CONSOLE_TOKEN) });
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('not a time: &quot;yesterday&quot;');
+  });
+
+  it('answers 400, saying why, to a time PostgreSQL cannot hold and to text with a control character', async () => {
+    const headers = bearer(CONSOLE_TOKEN);
+    const ancient = await client.request('/console/events?since=-5000000d', { headers });
+    expect(ancient.status).toBe(400);
+    expect(ancient.text).toContain('not a time PostgreSQL can hold: &quot;-5000000d&quot;');
+    for (const path of ['/console/events?type=%00', '/console/events?tenant=%00', '/console/events/stream?type=%00', '/console/events/stream?tenant=a%00b']) {
+      const refused = await client.request(path, { headers });
+      expect(refused.status, path).toBe(400);
+      expect(refused.text, path).toMatch(/(type|tenant) contains a control character/);
+    }
+    const pause = await client.request('/console/workflows/pause', { form: { tenant: 't1', name: 'notify-order\u0000' }, headers });
+    expect(pause.status).toBe(400);
+    expect(pause.text).toContain('name contains a control character');
+    const backtest = await client.request('/console/workflows/backtest', { form: { from: '-5000000d', to: 'now', workflow: '', type: '', tenant: '' }, headers });
+    expect(backtest.status).toBe(400);
+    expect(backtest.text).toContain('not a time PostgreSQL can hold');
+  });
+
+  it('ends a live stream when the session that opened it expires', async () => {
+    // A session signed as the console signs them, issued so that it expires a second or two from now.
+    const issuer = new ConsoleAuth({ token: CONSOLE_TOKEN, tenantTokens: new Map() }, () => Date.now() - SESSION_SECONDS * 1000 + 1500);
+    const session = issuer.issueSession({ name: 'alice', tenant: null });
+    const expiresAt = (JSON.parse(Buffer.from(session.split('.')[0]!, 'base64url').toString()) as { e: number }).e * 1000;
+    const stream = await fetch(`${client.origin}/console/events/stream`, { headers: { cookie: `walflow_console=${session}` } });
+    expect(stream.status).toBe(200);
+    let ended = false;
+    void stream.text().then(() => (ended = true), () => undefined);
+    await waitFor('the stream to end', () => ended, { timeoutMs: 5_000 });
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+    expect((await client.request('/console', { headers: { cookie: `walflow_console=${session}` } })).status).toBe(401);
   });
 
   it('streams newly recorded events of the operator’s scope only', async () => {

@@ -24,7 +24,9 @@ export async function changeWorkflowStatus(context: ConsoleContext, request: Con
   const tenant = fixedTenant ?? textParameter(form, 'tenant');
   // The tenant is part of the key the update matches on, so an operator fixed to a tenant can only reach its own.
   if (fixedTenant !== null && textParameter(form, 'tenant') !== fixedTenant) throw new HttpError(404, `no workflow ${name}`);
-  const changed = await setWorkflowStatus(context.db, tenant, name, verb === 'pause' ? 'paused' : 'active');
+  const changed = await setWorkflowStatus(context.db, tenant, name, verb === 'pause' ? 'paused' : 'active').catch((error: unknown) => {
+    throw isWalflowError(error, 'workflow_disabled') ? new HttpError(409, error.message) : error;
+  });
   if (!changed) throw new HttpError(404, `no workflow ${tenant}/${name}`);
   await recordAudit(context.db, { actor: auditActor(request.principal), action: `workflow.${verb}`, target: `${tenant}/${name}` });
   return { returnTo: '/console/workflows', done: `${verb === 'pause' ? 'Paused' : 'Resumed'} ${tenant}/${name}.` };

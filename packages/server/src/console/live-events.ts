@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
 import { eventsRecordedAfter, followEvents, followStart, type EventCursor } from '../event-log.js';
 import type { ConsoleContext, ConsoleRequest } from './console-context.js';
 import { securityHeaders } from './http-request.js';
@@ -13,40 +15,55 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:
 /**
  * The live event list: Server-Sent Events, one `recorded` message per event as walflow records it, read with the
  * same query as `walflow events tail` and through the operator's scope. Each message's id is its position, so
- * a browser that reconnects (it does by itself) resumes where it was and misses nothing.
+ * a browser that reconnects (it does by itself) resumes where it was and misses nothing. The stream ends when
+ * the client leaves, the console closes or the operator's session expires.
  */
 export async function streamEvents(context: ConsoleContext, request: ConsoleRequest): Promise<void> {
   const query = request.url.searchParams;
-  const { tenant } = request.principal;
+  const { tenant, expiresAt } = request.principal;
   const filter = { type: textParameter(query, 'type') || undefined, tenantId: tenant === null ? textParameter(query, 'tenant') || undefined : undefined };
-  const from = resumedCursor(request.request.headers['last-event-id']) ?? (await followStart(context.db));
 
   const { response } = request;
   const stop = new AbortController();
+  // Before the first await: Node says once that a client left, and a client may leave while the start is read.
+  response.on('close', () => stop.abort());
+  if (response.destroyed) stop.abort();
+  const sessionEnd = expiresAt === null ? undefined : setTimeout(() => stop.abort(), expiresAt - Date.now());
   const signal = AbortSignal.any([stop.signal, context.closing]);
-  request.request.on('close', () => stop.abort());
-  response.writeHead(200, { ...securityHeaders(null), 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-  response.write('retry: 2000\n\n');
-  const keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
+  let keepalive: NodeJS.Timeout | undefined;
   try {
+    const from = resumedCursor(request.request.headers['last-event-id']) ?? (await followStart(context.db));
+    response.writeHead(200, { ...securityHeaders(null), 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    response.write('retry: 2000\n\n');
+    keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
     await followEvents({
       read: (cursor) => readInScope(context.db, tenant, (db) => eventsRecordedAfter(db, cursor, filter, PAGE)),
       from,
       intervalMs: POLL_MS,
       signal,
-      onEvents: (events) => {
+      onEvents: async (events) => {
         for (const event of events) {
           response.write(`id: ${event.received_at}|${event.id}\nevent: recorded\ndata: ${JSON.stringify(eventRowData(event))}\n\n`);
         }
+        // A client that reads slower than the log is read (one resuming far back, say) is waited for: the
+        // process then holds a page beyond what the socket holds, not the rest of the log.
+        if (response.writableNeedDrain) await drained(response, signal);
       },
     });
   } catch (error) {
+    if (!response.headersSent) throw error;
     // The browser reconnects and resumes from its last event id; the process goes on.
     context.host.logger.warn({ err: error }, 'console live event stream failed');
   } finally {
+    clearTimeout(sessionEnd);
     clearInterval(keepalive);
-    response.end();
+    if (response.headersSent) response.end();
   }
+}
+
+/** Resolves when the client has taken what the socket held, or when the stream ends. */
+async function drained(response: ServerResponse, signal: AbortSignal): Promise<void> {
+  await once(response, 'drain', { signal }).catch(() => undefined);
 }
 
 function resumedCursor(lastEventId: string | string[] | undefined): EventCursor | undefined {

@@ -11,10 +11,11 @@ import { HttpError, sendPage } from './http-request.js';
 import { deadPage } from './pages/dead-page.js';
 import { eventPage } from './pages/event-page.js';
 import { eventsPage, type EventsFilterInput } from './pages/events-page.js';
-import { overviewPage } from './pages/overview-page.js';
+import { overviewPage, type OverviewData } from './pages/overview-page.js';
 import { workflowsPage, type BacktestInput } from './pages/workflows-page.js';
 import { eventsRecorded, lagOf } from './overview-samples.js';
 import { runCounts } from './run-counts.js';
+import { tenantHealth } from './tenant-health.js';
 import { readInScope } from './tenant-scope.js';
 import { workflowActivity } from './workflow-activity.js';
 
@@ -22,10 +23,15 @@ const DAY_MS = 86_400_000;
 const EVENTS_SHOWN = 200;
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A text parameter of a query or form, trimmed; refused when longer than any legitimate value. */
+/**
+ * A text parameter of a query or form, trimmed; refused when longer than any legitimate value, or when it holds a
+ * control character: no name, pattern or time has one, PostgreSQL refuses NUL in text, and names go into the
+ * audit log.
+ */
 export function textParameter(parameters: URLSearchParams, name: string, maxLength = 200): string {
   const value = (parameters.get(name) ?? '').trim();
   if (value.length > maxLength) throw new HttpError(400, `${name} is longer than ${maxLength} characters`);
+  if (/\p{Cc}/u.test(value)) throw new HttpError(400, `${name} contains a control character`);
   return value;
 }
 
@@ -35,14 +41,20 @@ function reply(request: ConsoleRequest, page: SafeHtml, status = 200): void {
 
 export async function showOverview(context: ConsoleContext, request: ConsoleRequest): Promise<void> {
   const now = Date.now();
+  const since = new Date(now - DAY_MS);
   const { tenant } = request.principal;
-  const counts = await readInScope(context.db, tenant, (db) => runCounts(db, new Date(now - DAY_MS)));
+  const report = context.host.health();
+  const { counts, health } = await readInScope(context.db, tenant, async (db) => {
+    const counts = await runCounts(db, since);
+    const health: OverviewData['health'] =
+      tenant === null
+        ? { scope: 'all', report, consumer: context.host.consumerStatus(), samples: context.samples.withCurrent(now, await eventsRecorded(context.host.metrics), lagOf(report)) }
+        : { scope: 'tenant', health: await tenantHealth(db, { report, deadRuns: counts.runs.dead, thresholds: context.host.config.healthThresholds, since }) };
+    return { counts, health };
+  });
   // The audit log has no tenant: only an operator of every tenant sees it.
   const audit = tenant === null ? await listAudit(context.db, { since: new Date(now - 7 * DAY_MS), limit: 10 }) : null;
-  const report = context.host.health();
-  const samples = context.samples.withCurrent(now, await eventsRecorded(context.host.metrics), lagOf(report));
-  const data = { report, consumer: context.host.consumerStatus(), samples, counts, audit, now };
-  reply(request, overviewPage(frameOf(request), data));
+  reply(request, overviewPage(frameOf(request), { health, counts, audit, now }));
 }
 
 export async function showEvents(context: ConsoleContext, request: ConsoleRequest): Promise<void> {

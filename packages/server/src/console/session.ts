@@ -10,6 +10,8 @@ export interface Operator {
 /** An authenticated request's operator; `csrfToken` is set for cookie sessions, whose forms must echo it. */
 export interface Principal extends Operator {
   csrfToken: string | null;
+  /** When a cookie session expires, milliseconds since the epoch; null for a bearer token. */
+  expiresAt: number | null;
 }
 
 interface SessionPayload {
@@ -83,7 +85,7 @@ export class ConsoleAuth {
     const key = payload && this.keys.get(payload.t);
     if (!payload || !key || !sameText(signature, sign(key, encoded))) return undefined;
     if (payload.e * 1000 <= this.now()) return undefined;
-    return { name: payload.n, tenant: payload.t, csrfToken: sign(key, `csrf\u0000${payload.s}`) };
+    return { name: payload.n, tenant: payload.t, csrfToken: sign(key, `csrf\u0000${payload.s}`), expiresAt: payload.e * 1000 };
   }
 
   private key(tenant: string | null): Buffer {
