@@ -130,11 +130,20 @@ describe('console actions', () => {
     const after = await client.request(ours.headers.get('location')!, { headers: { cookie: `${cookie}; ${(ours.headers.get('set-cookie') ?? '').split(';')[0]}` } });
     expect(after.text).toContain('Paused t1/notify-order.');
 
+    // Behind a TLS proxy that rewrites Host, the browser's Origin is the public address: its Sec-Fetch-Site decides.
+    const proxied = await client.request('/console/workflows/resume', { form, headers: { cookie, origin: 'https://console.example', 'sec-fetch-site': 'same-origin' } });
+    expect(proxied.status).toBe(303);
+    expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').executeTakeFirstOrThrow()).status).toBe('active');
+    const paused = await client.request('/console/workflows/pause', { form, headers: { cookie, origin: client.origin, 'sec-fetch-site': 'same-origin' } });
+    expect(paused.status).toBe(303);
+
     const resumed = await client.request('/console/workflows/resume', { form: { tenant: 't1', name: 'notify-order' }, headers: { ...bearer(CONSOLE_TOKEN) } });
     expect(resumed.status).toBe(303);
     const audit = await listAudit(db, { since: new Date(Date.now() - 60_000), limit: 10 });
     expect(audit.map((entry) => [entry.actor, entry.action, entry.target])).toEqual([
       ['bearer token (console)', 'workflow.resume', 't1/notify-order'],
+      ['alice (console)', 'workflow.pause', 't1/notify-order'],
+      ['alice (console)', 'workflow.resume', 't1/notify-order'],
       ['alice (console)', 'workflow.pause', 't1/notify-order'],
     ]);
   });

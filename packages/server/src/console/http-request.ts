@@ -44,13 +44,15 @@ export async function readForm(request: IncomingMessage): Promise<URLSearchParam
 
 /**
  * Why a state-changing request looks cross-site, or undefined. Browsers say where a request comes from in
- * Sec-Fetch-Site (same-origin is the only acceptable answer) and Origin (its host must be ours). Clients that
- * send neither (curl, scripts) are judged by their credentials alone: a bearer token, or a session whose form
- * carries its CSRF token.
+ * Sec-Fetch-Site (same-origin is the only acceptable answer), which no page can forge; only a browser too old to
+ * send it is judged by Origin, whose host must be ours. The browser's word is taken first because a TLS proxy in
+ * front of the console may rewrite Host, so that Origin (the public address) never matches it. Clients that send
+ * neither (curl, scripts) are judged by their credentials alone: a bearer token, or a session whose form carries
+ * its CSRF token.
  */
 export function crossSiteReason(request: IncomingMessage): string | undefined {
   const site = request.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin') return `the request comes from another site (Sec-Fetch-Site: ${site})`;
+  if (site !== undefined) return site === 'same-origin' ? undefined : `the request comes from another site (Sec-Fetch-Site: ${site})`;
   const origin = request.headers.origin;
   if (origin === undefined) return undefined;
   let host: string;
