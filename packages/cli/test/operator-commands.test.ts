@@ -53,6 +53,9 @@ describe('walflow explain', () => {
     const missing = await runWalflow(['explain', '00000000-0000-0000-0000-000000000000'], env);
     expect(missing.code).toBe(1);
     expect(missing.output).toMatch(/no recorded event/);
+    const malformed = await runWalflow(['explain', 'not-a-uuid'], env);
+    expect(malformed.code).toBe(2);
+    expect(malformed.output).toMatch(/not an event id \(a uuid\): not-a-uuid/);
   });
 });
 

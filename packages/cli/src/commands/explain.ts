@@ -11,7 +11,7 @@ export function registerExplain(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (eventId: string, options: { json?: boolean }) => {
       if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(eventId)) {
-        throw new WalflowError('not_found', `not an event id: ${eventId}`);
+        throw new WalflowError('config_invalid', `not an event id (a uuid): ${eventId}`);
       }
       const context = commandContext({ logToStdout: false });
       const explanation = await withDatabase(context, (db) => explainEvent(db, eventId));
