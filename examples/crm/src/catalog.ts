@@ -1,10 +1,10 @@
 import { defineCatalog, defineEvent } from '@walflow/core';
 import { z } from 'zod';
+import { emailAddress as email } from './email-address.js';
 import { POLICY_STATUSES, RECRUIT_PHASES, USER_ROLES } from './schema.js';
 
 const id = z.uuid();
 const cents = z.number().int().nonnegative();
-const email = z.email();
 const phase = z.enum(RECRUIT_PHASES);
 const role = z.enum(USER_ROLES);
 

@@ -1,7 +1,9 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { outbox } from './crm-outbox.js';
+import { emailAddress } from './email-address.js';
 import { inTransaction } from './in-transaction.js';
+import { storableInstant, storableText } from './postgres-storable.js';
 import type { CrmDatabase } from './schema.js';
 import { TENANT } from './tenant.js';
 
@@ -13,12 +15,12 @@ import { TENANT } from './tenant.js';
  */
 export const bounceNotificationSchema = z.object({
   type: z.literal('bounce'),
-  email: z.email(),
+  email: emailAddress,
   bounceType: z.enum(['hard', 'soft']),
   /** The Message-ID of the mail that bounced (walflow's email.sent carries it), when the provider knows it. */
-  messageId: z.string().min(1).max(998).nullable().default(null),
-  description: z.string().max(2000).default(''),
-  bouncedAt: z.iso.datetime({ offset: true }),
+  messageId: storableText.min(1).max(998).nullable().default(null),
+  description: storableText.max(2000).default(''),
+  bouncedAt: storableInstant,
 });
 
 export type BounceNotification = z.output<typeof bounceNotificationSchema>;

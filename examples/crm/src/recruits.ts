@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
+import { assertEmailAddress } from './email-address.js';
 import { outbox } from './crm-outbox.js';
 import { inTransaction } from './in-transaction.js';
 import type { CrmDatabase, RecruitPhase, RecruitsTable } from './schema.js';
@@ -9,7 +10,7 @@ export type Recruit = Selectable<RecruitsTable>;
 /** Phases a recruit never leaves. */
 const FINAL_PHASES: ReadonlySet<RecruitPhase> = new Set(['graduated', 'dropped']);
 
-/** A new recruit in phase `applied` → `recruit.created`. */
+/** A new recruit in phase `applied` → `recruit.created`. Refuses an address events cannot carry (the agent's user gets it too). */
 export async function createRecruit(
   db: Kysely<CrmDatabase>,
   recruit: { name: string; email: string; sponsorId?: string | null },
@@ -17,7 +18,7 @@ export async function createRecruit(
   return inTransaction(db, async (trx) => {
     const row = await trx
       .insertInto('crm.recruits')
-      .values({ name: recruit.name, email: recruit.email, sponsor_id: recruit.sponsorId ?? null })
+      .values({ name: recruit.name, email: assertEmailAddress(recruit.email), sponsor_id: recruit.sponsorId ?? null })
       .returningAll()
       .executeTakeFirstOrThrow();
     await outbox.emit(trx, {

@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
+import { assertEmailAddress } from './email-address.js';
 import { outbox } from './crm-outbox.js';
 import { inTransaction } from './in-transaction.js';
 import type { CrmDatabase, UserRole, UsersTable } from './schema.js';
@@ -6,9 +7,9 @@ import { TENANT } from './tenant.js';
 
 export type User = Selectable<UsersTable>;
 
-/** A new user; no event (the agency's workflows do not react to it). */
+/** A new user; no event (the agency's workflows do not react to it). Refuses an address events cannot carry. */
 export async function createUser(db: Kysely<CrmDatabase>, user: { name: string; email: string; role: UserRole }): Promise<User> {
-  return db.insertInto('crm.users').values(user).returningAll().executeTakeFirstOrThrow();
+  return db.insertInto('crm.users').values({ ...user, email: assertEmailAddress(user.email) }).returningAll().executeTakeFirstOrThrow();
 }
 
 /** Records a sign-in → `user.login`, with the role the user had at that moment. */

@@ -35,6 +35,21 @@ describe('the bounce webhook', () => {
     expect(rows).toEqual([]);
   });
 
+  it('refuses text and times PostgreSQL cannot store with a 400 naming the field, and emits nothing', async () => {
+    const rows = await emittedBy(walflow(), async () => {
+      for (const [field, value] of [
+        ['description', 'mailbox \u0000 unknown'],
+        ['messageId', '<\ud800@agency.example>'],
+        ['description', 'half an emoji \udc00'],
+        ['bouncedAt', '0000-01-01T00:00:00Z'],
+        ['bouncedAt', '2025-05-01T12:00:00+16:00'],
+      ] as const) {
+        expect(await post(JSON.stringify({ ...bounce, [field]: value }))).toMatchObject({ status: 400, body: { error: expect.stringContaining(`${field}:`) } });
+      }
+    });
+    expect(rows).toEqual([]);
+  });
+
   it('emits email.bounced for a valid notification and marks the user whose address bounced', async () => {
     const ada = await createUser(crm(), { name: 'Ada Lovelace', email: 'ada@crm.test', role: 'agent' });
     let eventId: string | undefined;

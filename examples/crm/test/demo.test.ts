@@ -1,9 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startPostgres, useTestDatabase } from '@walflow/testing';
+import { createDatabase, migrate } from '@walflow/server';
+import { createTestDatabase, startPostgres, useTestDatabase } from '@walflow/testing';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../packages/server/test/fixtures.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const database = useTestDatabase({ prefix: 'crm_demo' });
@@ -25,6 +27,22 @@ function runDemo(environment: Record<string, string>): Promise<DemoResult> {
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The slot as the demo left it (null when it is gone) and the sessions still connected to the database. */
+async function leftBehind(url: string, slotName: string): Promise<{ slot: { active: boolean } | null; sessions: number }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ slot: { active: boolean } | null; sessions: number }>(
+      `SELECT (SELECT json_build_object('active', active) FROM pg_replication_slots WHERE slot_name = $1) AS slot,
+              (SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) AS sessions`,
+      [slotName],
+    );
+    return rows[0]!;
+  } finally {
+    await client.end();
+  }
 }
 
 /** The events table's rows (cli-table3 puts one row on one line). */
@@ -51,22 +69,30 @@ describe('pnpm demo', () => {
     await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-b', 'examples/crm'], { cwd: root });
   }, 180_000);
 
-  it('runs the scripted day on DATABASE_URL, shows what walflow made of it, exits 0 and leaves nothing running', async () => {
-    const result = await runDemo({ DATABASE_URL: database.url, WALFLOW_SLOT: database.slotName, WALFLOW_LOG_LEVEL: 'warn' });
-    expectTheDayShown(result);
-    expect(result.stdout).not.toContain('starting a PostgreSQL of our own');
+  it('runs the scripted day on DATABASE_URL, exits 0, drops the slot it created and leaves nothing running; runs there again', async () => {
+    const environment = { DATABASE_URL: database.url, WALFLOW_SLOT: database.slotName, WALFLOW_LOG_LEVEL: 'warn' };
+    const first = await runDemo(environment);
+    expectTheDayShown(first);
+    expect(first.stdout).not.toContain('starting a PostgreSQL of our own');
+    expect(await leftBehind(database.url, database.slotName)).toEqual({ slot: null, sessions: 0 });
 
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
+    // The outbox outlived the slot: walflow migrate refuses to create it again, walflow repair recreates it.
+    const second = await runDemo(environment);
+    expectTheDayShown(second);
+    expect(second.stdout).toContain(`slot ${database.slotName} is gone since the demo last ran here: walflow repair recreated it`);
+    expect(await leftBehind(database.url, database.slotName)).toEqual({ slot: null, sessions: 0 });
+  }, 180_000);
+
+  it('keeps a slot it did not create, released', async () => {
+    const kept = await createTestDatabase(database.adminUrl, 'crm_demo_kept');
     try {
-      const { rows } = await client.query<{ slot_active: boolean; sessions: number }>(
-        `SELECT (SELECT active FROM pg_replication_slots WHERE slot_name = $1) AS slot_active,
-                (SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) AS sessions`,
-        [database.slotName],
-      );
-      expect(rows).toEqual([{ slot_active: false, sessions: 0 }]);
+      const walflow = createDatabase(kept.url, silentLogger);
+      await migrate({ db: walflow, slotName: kept.name, logger: silentLogger }).finally(() => walflow.destroy());
+      const result = await runDemo({ DATABASE_URL: kept.url, WALFLOW_SLOT: kept.name, WALFLOW_LOG_LEVEL: 'warn' });
+      expectTheDayShown(result);
+      expect(await leftBehind(kept.url, kept.name)).toEqual({ slot: { active: false }, sessions: 0 });
     } finally {
-      await client.end();
+      await kept.drop();
     }
   }, 120_000);
 

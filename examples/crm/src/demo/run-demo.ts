@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { computeHealth, createDatabase, loadConfig, migrate, startWalflow } from '@walflow/server';
+import { computeHealth, createDatabase, loadCatalog, loadConfig, startWalflow } from '@walflow/server';
 import { startPostgres } from '@walflow/testing/runtime';
 import { sql } from 'kysely';
 import pino from 'pino';
@@ -12,6 +12,7 @@ import { applyCrmWorkflows, CRM_UPDATE_FIELDS } from '../workflows.js';
 import { performAgencyDay } from './agency-day.js';
 import { checkClaims } from './claims.js';
 import type { CleanupStack } from './cleanup-stack.js';
+import { dropDemoSlot, migrateWithDemoSlot } from './demo-slot.js';
 import { applicationTables, decisionRows, decisionsTable, emailsTable, eventsTable, healthTables, renderTable, runRows, runsTable } from './report.js';
 import { waitUntilSettled } from './settle.js';
 
@@ -55,8 +56,23 @@ export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupSt
   cleanup.defer('the application connections', () => crm.destroy());
 
   say('\n1. walflow migrate: the replication slot, then the walflow schema');
-  const migrated = await migrate({ db: walflowDb, slotName: config.slotName, logger, decoder: config.decoder });
-  say(`   slot ${config.slotName} (${migrated.plugin}${migrated.slotCreated ? ', created' : ''}), ${migrated.applied.length} migrations applied`);
+  const slot = await migrateWithDemoSlot({
+    db: walflowDb,
+    databaseUrl: url,
+    slotName: config.slotName,
+    logger,
+    decoder: config.decoder,
+    catalog: await loadCatalog(CATALOG_MODULE),
+  });
+  if (slot.createdByTheDemo) cleanup.defer(`replication slot ${config.slotName}`, () => dropDemoSlot(walflowDb, config.slotName));
+  if (slot.recoveredByRepair !== null) {
+    say(`   slot ${config.slotName} is gone since the demo last ran here: walflow repair recreated it (${slot.recoveredByRepair} outbox rows dispatched)`);
+  }
+  const { migrated } = slot;
+  say(
+    `   slot ${config.slotName} (${migrated.plugin}${migrated.slotCreated ? ', created' : ''}), ${migrated.applied.length} migrations applied` +
+      (slot.createdByTheDemo ? '; dropped when the demo ends, so it holds no WAL' : ''),
+  );
 
   say('2. The crm schema, with Kysely\'s Migrator (users, recruits, clients, policies, commissions, the role trigger)');
   const crmMigrations = await migrateCrm(crm);
