@@ -1,5 +1,5 @@
 import { defineCatalog, defineEvent, type WalflowDatabase } from '@walflow/core';
-import { createOutbox, emit, emitMany } from '@walflow/outbox';
+import { createOutbox, emit, emitCaused, emitMany } from '@walflow/outbox';
 import { migrate, createDatabase } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -111,6 +111,83 @@ describe('emit', () => {
     const ids = await emitMany(db, Array.from({ length: 5 }, (_, n) => ({ type: 'policy.approved', payload: { policyId: `p${n}`, premium: 1 } })));
     const byId = new Map((await outboxRows()).map((row) => [row.id, (row.payload as { policyId: string }).policyId]));
     expect(ids.map((id) => byId.get(id))).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+  });
+});
+
+describe('emit refuses what the consumer could not take as written', () => {
+  const refused = (where: string) => ({ code: 'payload_invalid', message: expect.stringContaining(where) as unknown });
+  const approved = (payload: Record<string, unknown>) => ({ type: 'policy.approved', payload });
+
+  it('refuses numbers JSON cannot carry exactly, BigInt, Map and Set, naming where they are', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(emit(db, approved({ order: { id: 2 ** 53 } }))).rejects.toMatchObject(refused('$.order.id'));
+    await expect(emit(db, approved({ ids: [1, -(2 ** 60)] }))).rejects.toMatchObject(refused('$.ids[1]'));
+    await expect(emit(db, approved({ huge: 1e300 }))).rejects.toMatchObject(refused('$.huge'));
+    await expect(emit(db, approved({ premium: NaN }))).rejects.toMatchObject(refused('$.premium'));
+    await expect(emit(db, approved({ 'a key': [Infinity] }))).rejects.toMatchObject(refused('$["a key"][0]'));
+    await expect(emit(db, approved({ amount: 10n }))).rejects.toMatchObject(refused('$.amount'));
+    await expect(emit(db, approved({ tags: new Set(['a']) }))).rejects.toMatchObject(refused('$.tags'));
+    await expect(emit(db, approved({ nested: [{ byId: new Map([['a', 1]]) }] }))).rejects.toMatchObject(refused('$.nested[0].byId'));
+    await expect(emitCaused(db, { ...approved({}), metadata: { depth: -Infinity } })).rejects.toMatchObject(refused('$.depth'));
+    await expect(emitCaused(db, { ...approved({}), metadata: { runId: 'r', big: 2 ** 53 } })).rejects.toMatchObject(refused('metadata'));
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('refuses a payload whose JSON is not an object', async () => {
+    await expect(emit(db, { type: 'a.b', payload: new Date() as unknown as Record<string, unknown> })).rejects.toMatchObject(refused('JSON object'));
+    await expect(emit(db, approved({ toJSON: () => undefined }))).rejects.toMatchObject(refused('JSON object'));
+    await expect(emit(db, approved({ toJSON: () => [1] }))).rejects.toMatchObject(refused('JSON object'));
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('refuses NUL and lone surrogates in strings and keys, which jsonb cannot store', async () => {
+    await expect(emit(db, approved({ name: 'a\u0000b' }))).rejects.toMatchObject(refused('$.name'));
+    await expect(emit(db, approved({ ['a\u0000']: 1 }))).rejects.toMatchObject(refused('$["a\\u0000"]'));
+    await expect(emit(db, approved({ text: ['ok', 'half \ud83d'] }))).rejects.toMatchObject(refused('$.text[1]'));
+    await expect(emit(db, approved({ ['\udc00']: 'x' }))).rejects.toMatchObject(refused('$["\\udc00"]'));
+    await expect(emit(db, { ...approved({}), actorId: 'u\u0000' })).rejects.toMatchObject(refused('$.actorId'));
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('refuses them through emitMany and a typed outbox too, writing none of the events', async () => {
+    await expect(emitMany(db, [approved({ ok: 1 }), approved({ n: NaN })])).rejects.toMatchObject(refused('$.n'));
+    await expect(outbox.emit(db, { type: 'policy.approved', payload: { policyId: 'p\u0000', premium: 1 } })).rejects.toMatchObject(
+      refused('$.policyId'),
+    );
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('stores the largest exact integers, surrogate pairs and dates as JSON writes them', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const at = new Date('2026-01-02T03:04:05.678Z');
+    const id = await emit(db, approved({ max: 2 ** 53 - 1, min: -(2 ** 53 - 1), half: 0.5, emoji: 'ok 😀', at, skipped: undefined }));
+    const [row] = await outboxRows();
+    expect(row).toMatchObject({ id, payload: { max: 2 ** 53 - 1, min: -(2 ** 53 - 1), half: 0.5, emoji: 'ok 😀', at: at.toISOString() } });
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+  });
+});
+
+describe('emit refuses names the event log cannot index', () => {
+  const bytes = (count: number) => 'é'.repeat(count / 2) + 'x'.repeat(count % 2);
+
+  it('refuses an empty tenant, NUL, and a tenant or aggregate beyond 1,000 bytes of UTF-8', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const event = { type: 'policy.approved', payload: {} };
+    const refused = (field: string) => ({ code: 'payload_invalid', message: expect.stringContaining(field) as unknown });
+    await expect(emit(db, { ...event, tenantId: '' })).rejects.toMatchObject(refused('tenantId'));
+    await expect(emit(db, { ...event, tenantId: 't\u0000' })).rejects.toMatchObject(refused('tenantId'));
+    await expect(emit(db, { ...event, tenantId: bytes(1001) })).rejects.toMatchObject(refused('tenantId'));
+    await expect(emit(db, { ...event, aggregateType: '' })).rejects.toMatchObject(refused('aggregateType'));
+    await expect(emit(db, { ...event, aggregateType: bytes(1001) })).rejects.toMatchObject(refused('aggregateType'));
+    await expect(emit(db, { ...event, aggregateId: bytes(1001) })).rejects.toMatchObject(refused('aggregateId'));
+    await expect(emit(db, { ...event, aggregateId: 'a\ud800' })).rejects.toMatchObject(refused('aggregateId'));
+    await expect(emitMany(db, [event, { ...event, aggregateId: 3 as unknown as string }])).rejects.toMatchObject(refused('aggregateId'));
+    await expect(outbox.emit(db, { type: 'policy.approved', payload: { policyId: 'p', premium: 1 }, tenantId: '' })).rejects.toMatchObject(
+      refused('tenantId'),
+    );
+    expect(await outboxRows()).toHaveLength(0);
+    await emit(db, { ...event, tenantId: bytes(1000), aggregateType: bytes(1000), aggregateId: bytes(1000) });
+    expect(await outboxRows()).toHaveLength(1);
   });
 });
 
