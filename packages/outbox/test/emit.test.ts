@@ -189,6 +189,23 @@ describe('emit refuses names the event log cannot index', () => {
     await emit(db, { ...event, tenantId: bytes(1000), aggregateType: bytes(1000), aggregateId: bytes(1000) });
     expect(await outboxRows()).toHaveLength(1);
   });
+
+  it('refuses them from SQL writers too, by the outbox’s constraints', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(sql`SELECT walflow.emit('policy.approved', '{}', 'policy', ${bytes(1001)})`.execute(db)).rejects.toThrow(
+      /outbox_aggregate_id_limit/,
+    );
+    await expect(sql`SELECT walflow.emit('policy.approved', '{}', ${bytes(1001)}, 'p1')`.execute(db)).rejects.toThrow(
+      /outbox_aggregate_type_limit/,
+    );
+    await expect(sql`SELECT walflow.emit('policy.approved', '{}', 'policy', 'p1', '')`.execute(db)).rejects.toThrow(/outbox_tenant_id_limit/);
+    await expect(
+      sql`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES (${bytes(1001)}, 'policy.approved', '{}')`.execute(db),
+    ).rejects.toThrow(/outbox_tenant_id_limit/);
+    expect(await outboxRows()).toHaveLength(0);
+    await sql`SELECT walflow.emit('policy.approved', '{}', 'policy', ${bytes(1000)}, ${bytes(1000)})`.execute(db);
+    expect(await outboxRows()).toHaveLength(1);
+  });
 });
 
 describe('emit writes only', () => {
