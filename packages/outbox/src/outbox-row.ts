@@ -14,8 +14,14 @@ export interface OutboxRow {
   metadata: string;
 }
 
-/** Checks an event and turns it into the row emit inserts, or throws before anything is written. */
-export function toOutboxRow(event: EmitEvent, metadata: EventMetadata): OutboxRow {
+/** Turns a payload into the JSON text the outbox stores, or refuses it; `subject` names it in messages. */
+export type PayloadJson = (payload: unknown, subject: string) => string;
+
+/**
+ * Checks an event and turns it into the row emit inserts, or throws before anything is written. The typed
+ * outbox passes a `payloadJson` that also validates the payload against its catalog.
+ */
+export function toOutboxRow(event: EmitEvent, metadata: EventMetadata, payloadJson: PayloadJson = objectJson): OutboxRow {
   assertEventIdentifiers(event);
   return {
     id: uuidV7(),
@@ -24,7 +30,7 @@ export function toOutboxRow(event: EmitEvent, metadata: EventMetadata): OutboxRo
     event_type: event.type,
     aggregate_type: event.aggregateType ?? null,
     aggregate_id: event.aggregateId ?? null,
-    payload: objectJson(event.payload, `payload of ${event.type}`),
+    payload: payloadJson(event.payload, `payload of ${event.type}`),
     metadata: objectJson(metadata, `metadata of ${event.type}`),
   };
 }

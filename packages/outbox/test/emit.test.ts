@@ -167,6 +167,40 @@ describe('emit refuses what the consumer could not take as written', () => {
   });
 });
 
+describe('a typed outbox stores what its catalog accepts as JSON', () => {
+  const typed = createOutbox(
+    defineCatalog(
+      defineEvent('meeting.booked', z.object({ at: z.date() })),
+      defineEvent('lead.created', z.object({ leadId: z.string(), source: z.string().default('web') })),
+      defineEvent('lead.named', z.object({ name: z.string().transform((name) => name.length) })),
+    ),
+  );
+
+  it('refuses a payload the catalog accepts only before its JSON round trip, as the consumer would', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(typed.emit(db, { type: 'meeting.booked', payload: { at: new Date() } })).rejects.toMatchObject({
+      code: 'payload_invalid',
+      message: expect.stringMatching(/at/),
+    });
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('stores the schema’s output: defaults reach the event', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await typed.emitMany(db, [{ type: 'lead.created', payload: { leadId: 'l1' } }]);
+    expect((await outboxRows())[0]?.payload).toEqual({ leadId: 'l1', source: 'web' });
+  });
+
+  it('refuses an output the schema would refuse when the consumer checks it', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(typed.emit(db, { type: 'lead.named', payload: { name: 'Ada' } })).rejects.toMatchObject({
+      code: 'payload_invalid',
+      message: expect.stringMatching(/name/),
+    });
+    expect(await outboxRows()).toHaveLength(0);
+  });
+});
+
 describe('emit refuses names the event log cannot index', () => {
   const bytes = (count: number) => 'é'.repeat(count / 2) + 'x'.repeat(count % 2);
 
