@@ -2,18 +2,26 @@ import { CompiledQuery } from 'kysely';
 import type { OutboxRow } from './outbox-row.js';
 import { isKysely, type OutboxWriter } from './outbox-writer.js';
 
+/** The protocol counts a statement's parameters in 16 bits: beyond this, PostgreSQL refuses it (08P01). */
+const MAX_PARAMETERS = 65_535;
+/** The most parameters one row binds: the columns of insertStatement's tuple. */
+const PARAMETERS_PER_ROW = 7;
+const ROWS_PER_STATEMENT = Math.floor(MAX_PARAMETERS / PARAMETERS_PER_ROW);
+
 /**
  * The SQL text is built by hand, not compiled by Kysely: emit sits in the application's hottest transactions,
- * where the per-call compile and RETURNING showed in `pnpm bench` (write overhead). One statement for all rows;
- * a row without a tenant takes the column default. No RETURNING: the ids are made by toOutboxRow, so the row is
- * never read back, and for walflow_app the SELECT policy (a SECURITY DEFINER lookup per row, about 60 µs) no
- * longer runs.
+ * where the per-call compile and RETURNING showed in `pnpm bench` (write overhead). One statement for up to
+ * ROWS_PER_STATEMENT rows, the next ones in the statements after it, on the same writer: inside the caller's
+ * transaction, they commit or roll back together. A row without a tenant takes the column default. No RETURNING:
+ * the ids are made by toOutboxRow, so the row is never read back, and for walflow_app the SELECT policy (a
+ * SECURITY DEFINER lookup per row, about 60 µs) no longer runs.
  */
 export async function insertOutboxRows(writer: OutboxWriter, rows: readonly OutboxRow[]): Promise<string[]> {
-  if (rows.length === 0) return [];
-  const { text, values } = insertStatement(rows);
-  if (isKysely(writer)) await writer.executeQuery(CompiledQuery.raw(text, values));
-  else await writer.query(text, values);
+  for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
+    const { text, values } = insertStatement(rows.slice(start, start + ROWS_PER_STATEMENT));
+    if (isKysely(writer)) await writer.executeQuery(CompiledQuery.raw(text, values));
+    else await writer.query(text, values);
+  }
   return rows.map((row) => row.id);
 }
 

@@ -242,6 +242,25 @@ describe('emit refuses names the event log cannot index', () => {
   });
 });
 
+describe('emitMany of many events', () => {
+  it('writes more events than one statement has parameters for, all in the caller’s transaction', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const events = Array.from({ length: 12_000 }, (_, n) => ({ type: 'policy.approved', tenantId: 't1', aggregateType: 'policy', aggregateId: `p${n}`, payload: { n } }));
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await emitMany(trx, events);
+        throw new Error('domain write failed');
+      }),
+    ).rejects.toThrow('domain write failed');
+    expect(await outboxRows()).toHaveLength(0);
+    const ids = await db.transaction().execute((trx) => emitMany(trx, events));
+    const stored = new Map((await outboxRows()).map((row) => [row.id, (row.payload as { n: number }).n]));
+    expect(stored.size).toBe(12_000);
+    expect(ids.every((id, n) => stored.get(id) === n)).toBe(true);
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+  });
+});
+
 describe('emit writes only', () => {
   it('needs nothing but INSERT on the outbox: the row is never read back, its id is made by emit', async () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
