@@ -1,3 +1,3 @@
 export { emit, emitCaused, emitMany, type EmitWithMetadata } from './emit.js';
 export type { OutboxWriter, PgQueryable } from './outbox-writer.js';
-export { createOutbox, type TypedEvent, type TypedOutbox } from './typed-outbox.js';
+export { createOutbox, type AnyTypedEvent, type TypedEvent, type TypedOutbox } from './typed-outbox.js';

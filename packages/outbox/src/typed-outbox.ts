@@ -7,12 +7,17 @@ import type { OutboxWriter } from './outbox-writer.js';
 /** A catalog's typed emitters: event names and payloads are checked at compile time and validated at run time. */
 export interface TypedOutbox<Definitions extends EventDefinition> {
   emit<Type extends Definitions['name']>(writer: OutboxWriter, event: TypedEvent<Definitions, Type>): Promise<string>;
-  emitMany(writer: OutboxWriter, events: readonly TypedEvent<Definitions, Definitions['name']>[]): Promise<string[]>;
+  emitMany(writer: OutboxWriter, events: readonly AnyTypedEvent<Definitions>[]): Promise<string[]>;
 }
 
 export type TypedEvent<Definitions extends EventDefinition, Type extends Definitions['name']> = Omit<EmitEvent<Type>, 'payload'> & {
   payload: PayloadOf<Definitions, Type>;
 };
+
+/** Any one of a catalog's events, its payload typed by its own `type` (a union over the names, not a union payload). */
+export type AnyTypedEvent<Definitions extends EventDefinition> = {
+  [Type in Definitions['name']]: TypedEvent<Definitions, Type>;
+}[Definitions['name']];
 
 export function createOutbox<Definitions extends EventDefinition>(catalog: EventCatalog<Definitions>): TypedOutbox<Definitions> {
   const toRow = (event: EmitEvent) =>

@@ -106,6 +106,20 @@ describe('emit', () => {
     await expect(emit(db, { type: 'a.b', payload: [1] as unknown as Record<string, unknown> })).rejects.toThrow(/JSON object/);
   });
 
+  it('types each event of a typed emitMany by its own type', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(
+      db.transaction().execute((trx) =>
+        outbox.emitMany(trx, [
+          { type: 'policy.approved', payload: { policyId: 'p1', premium: 5 } },
+          // @ts-expect-error the payload of another event type in the list does not compile
+          { type: 'policy.approved', payload: { recruitId: 'r1' } },
+        ]),
+      ),
+    ).rejects.toMatchObject({ code: 'payload_invalid' });
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
   it('returns emitMany ids in the order of the events given', async () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
     const ids = await emitMany(db, Array.from({ length: 5 }, (_, n) => ({ type: 'policy.approved', payload: { policyId: `p${n}`, premium: 1 } })));
