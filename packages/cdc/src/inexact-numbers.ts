@@ -1,3 +1,5 @@
+import { elementPath, isInexactNumber, memberPath } from '@walflow/core';
+
 /**
  * A JSON number JavaScript cannot hold has at least 16 digits in a row: PostgreSQL prints jsonb numbers in
  * full, never with an exponent. Payloads without such a run, nearly all of them, are not walked.
@@ -15,17 +17,17 @@ export function inexactNumberPath(text: string, value: unknown): string | null {
 }
 
 function find(value: unknown, path: string): string | null {
-  if (typeof value === 'number') return Number.isInteger(value) && !Number.isSafeInteger(value) ? path : Number.isFinite(value) ? null : path;
+  if (typeof value === 'number') return isInexactNumber(value) ? path : null;
   if (Array.isArray(value)) {
     for (let index = 0; index < value.length; index++) {
-      const found = find(value[index], `${path}[${index}]`);
+      const found = find(value[index], elementPath(path, index));
       if (found !== null) return found;
     }
     return null;
   }
   if (typeof value === 'object' && value !== null) {
     for (const [key, member] of Object.entries(value)) {
-      const found = find(member, /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`);
+      const found = find(member, memberPath(path, key));
       if (found !== null) return found;
     }
   }

@@ -57,6 +57,14 @@ export const DEFAULT_TENANT = 'default';
 export const EVENT_TYPE_PATTERN = /^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
 export const EVENT_TYPE_MAX_LENGTH = 200;
 
+/**
+ * The most bytes (UTF-8) a tenant, aggregate type or aggregate id may take, in emit and in the outbox's
+ * constraints (migration 0028). The event log indexes them in pairs, (tenant_id, event_type, committed_at) and
+ * (aggregate_type, aggregate_id, committed_at), and a btree index row holds about 2.7 kB: a longer pair was
+ * refused at dispatch, after its write committed, where the event could only be parked.
+ */
+export const EVENT_IDENTIFIER_MAX_BYTES = 1000;
+
 export function isValidEventType(type: string): boolean {
   return type.length <= EVENT_TYPE_MAX_LENGTH && EVENT_TYPE_PATTERN.test(type);
 }

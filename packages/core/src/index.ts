@@ -7,6 +7,8 @@ export * from './dispatch.js';
 export * from './errors.js';
 export * from './event-envelope.js';
 export * from './identifiers.js';
+export * from './inexact-number.js';
+export * from './json-path.js';
 export * from './lsn.js';
 export * from './sqlstate.js';
 export * from './uuid-v7.js';

@@ -1,1 +1,3 @@
-export { createOutbox, emit, emitCaused, emitMany, type EmitWithMetadata, type OutboxWriter, type PgQueryable, type TypedEvent, type TypedOutbox } from './emit.js';
+export { emit, emitCaused, emitMany, type EmitWithMetadata } from './emit.js';
+export type { OutboxWriter, PgQueryable } from './outbox-writer.js';
+export { createOutbox, type AnyTypedEvent, type TypedEvent, type TypedOutbox } from './typed-outbox.js';

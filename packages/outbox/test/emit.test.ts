@@ -1,5 +1,5 @@
 import { defineCatalog, defineEvent, type WalflowDatabase } from '@walflow/core';
-import { createOutbox, emit, emitMany } from '@walflow/outbox';
+import { createOutbox, emit, emitCaused, emitMany } from '@walflow/outbox';
 import { migrate, createDatabase } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -106,11 +106,172 @@ describe('emit', () => {
     await expect(emit(db, { type: 'a.b', payload: [1] as unknown as Record<string, unknown> })).rejects.toThrow(/JSON object/);
   });
 
+  it('types each event of a typed emitMany by its own type', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(
+      db.transaction().execute((trx) =>
+        outbox.emitMany(trx, [
+          { type: 'policy.approved', payload: { policyId: 'p1', premium: 5 } },
+          // @ts-expect-error the payload of another event type in the list does not compile
+          { type: 'policy.approved', payload: { recruitId: 'r1' } },
+        ]),
+      ),
+    ).rejects.toMatchObject({ code: 'payload_invalid' });
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
   it('returns emitMany ids in the order of the events given', async () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
     const ids = await emitMany(db, Array.from({ length: 5 }, (_, n) => ({ type: 'policy.approved', payload: { policyId: `p${n}`, premium: 1 } })));
     const byId = new Map((await outboxRows()).map((row) => [row.id, (row.payload as { policyId: string }).policyId]));
     expect(ids.map((id) => byId.get(id))).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+  });
+});
+
+describe('emit refuses what the consumer could not take as written', () => {
+  const refused = (where: string) => ({ code: 'payload_invalid', message: expect.stringContaining(where) as unknown });
+  const approved = (payload: Record<string, unknown>) => ({ type: 'policy.approved', payload });
+
+  it('refuses numbers JSON cannot carry exactly, BigInt, Map and Set, naming where they are', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(emit(db, approved({ order: { id: 2 ** 53 } }))).rejects.toMatchObject(refused('$.order.id'));
+    await expect(emit(db, approved({ ids: [1, -(2 ** 60)] }))).rejects.toMatchObject(refused('$.ids[1]'));
+    await expect(emit(db, approved({ huge: 1e300 }))).rejects.toMatchObject(refused('$.huge'));
+    await expect(emit(db, approved({ premium: NaN }))).rejects.toMatchObject(refused('$.premium'));
+    await expect(emit(db, approved({ 'a key': [Infinity] }))).rejects.toMatchObject(refused('$["a key"][0]'));
+    await expect(emit(db, approved({ amount: 10n }))).rejects.toMatchObject(refused('$.amount'));
+    await expect(emit(db, approved({ tags: new Set(['a']) }))).rejects.toMatchObject(refused('$.tags'));
+    await expect(emit(db, approved({ nested: [{ byId: new Map([['a', 1]]) }] }))).rejects.toMatchObject(refused('$.nested[0].byId'));
+    await expect(emitCaused(db, { ...approved({}), metadata: { depth: -Infinity } })).rejects.toMatchObject(refused('$.depth'));
+    await expect(emitCaused(db, { ...approved({}), metadata: { runId: 'r', big: 2 ** 53 } })).rejects.toMatchObject(refused('metadata'));
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('refuses a payload whose JSON is not an object', async () => {
+    await expect(emit(db, { type: 'a.b', payload: new Date() as unknown as Record<string, unknown> })).rejects.toMatchObject(refused('JSON object'));
+    await expect(emit(db, approved({ toJSON: () => undefined }))).rejects.toMatchObject(refused('JSON object'));
+    await expect(emit(db, approved({ toJSON: () => [1] }))).rejects.toMatchObject(refused('JSON object'));
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('refuses NUL and lone surrogates in strings and keys, which jsonb cannot store', async () => {
+    await expect(emit(db, approved({ name: 'a\u0000b' }))).rejects.toMatchObject(refused('$.name'));
+    await expect(emit(db, approved({ ['a\u0000']: 1 }))).rejects.toMatchObject(refused('$["a\\u0000"]'));
+    await expect(emit(db, approved({ text: ['ok', 'half \ud83d'] }))).rejects.toMatchObject(refused('$.text[1]'));
+    await expect(emit(db, approved({ ['\udc00']: 'x' }))).rejects.toMatchObject(refused('$["\\udc00"]'));
+    await expect(emit(db, { ...approved({}), actorId: 'u\u0000' })).rejects.toMatchObject(refused('$.actorId'));
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('refuses them through emitMany and a typed outbox too, writing none of the events', async () => {
+    await expect(emitMany(db, [approved({ ok: 1 }), approved({ n: NaN })])).rejects.toMatchObject(refused('$.n'));
+    await expect(outbox.emit(db, { type: 'policy.approved', payload: { policyId: 'p\u0000', premium: 1 } })).rejects.toMatchObject(
+      refused('$.policyId'),
+    );
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('stores the largest exact integers, surrogate pairs and dates as JSON writes them', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const at = new Date('2026-01-02T03:04:05.678Z');
+    const id = await emit(db, approved({ max: 2 ** 53 - 1, min: -(2 ** 53 - 1), half: 0.5, emoji: 'ok 😀', at, skipped: undefined }));
+    const [row] = await outboxRows();
+    expect(row).toMatchObject({ id, payload: { max: 2 ** 53 - 1, min: -(2 ** 53 - 1), half: 0.5, emoji: 'ok 😀', at: at.toISOString() } });
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+  });
+});
+
+describe('a typed outbox stores what its catalog accepts as JSON', () => {
+  const typed = createOutbox(
+    defineCatalog(
+      defineEvent('meeting.booked', z.object({ at: z.date() })),
+      defineEvent('lead.created', z.object({ leadId: z.string(), source: z.string().default('web') })),
+      defineEvent('lead.named', z.object({ name: z.string().transform((name) => name.length) })),
+    ),
+  );
+
+  it('refuses a payload the catalog accepts only before its JSON round trip, as the consumer would', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(typed.emit(db, { type: 'meeting.booked', payload: { at: new Date() } })).rejects.toMatchObject({
+      code: 'payload_invalid',
+      message: expect.stringMatching(/at/),
+    });
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('stores the schema’s output: defaults reach the event', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await typed.emitMany(db, [{ type: 'lead.created', payload: { leadId: 'l1' } }]);
+    expect((await outboxRows())[0]?.payload).toEqual({ leadId: 'l1', source: 'web' });
+  });
+
+  it('refuses an output the schema would refuse when the consumer checks it', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(typed.emit(db, { type: 'lead.named', payload: { name: 'Ada' } })).rejects.toMatchObject({
+      code: 'payload_invalid',
+      message: expect.stringMatching(/name/),
+    });
+    expect(await outboxRows()).toHaveLength(0);
+  });
+});
+
+describe('emit refuses names the event log cannot index', () => {
+  const bytes = (count: number) => 'é'.repeat(count / 2) + 'x'.repeat(count % 2);
+
+  it('refuses an empty tenant, NUL, and a tenant or aggregate beyond 1,000 bytes of UTF-8', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const event = { type: 'policy.approved', payload: {} };
+    const refused = (field: string) => ({ code: 'payload_invalid', message: expect.stringContaining(field) as unknown });
+    await expect(emit(db, { ...event, tenantId: '' })).rejects.toMatchObject(refused('tenantId'));
+    await expect(emit(db, { ...event, tenantId: 't\u0000' })).rejects.toMatchObject(refused('tenantId'));
+    await expect(emit(db, { ...event, tenantId: bytes(1001) })).rejects.toMatchObject(refused('tenantId'));
+    await expect(emit(db, { ...event, aggregateType: '' })).rejects.toMatchObject(refused('aggregateType'));
+    await expect(emit(db, { ...event, aggregateType: bytes(1001) })).rejects.toMatchObject(refused('aggregateType'));
+    await expect(emit(db, { ...event, aggregateId: bytes(1001) })).rejects.toMatchObject(refused('aggregateId'));
+    await expect(emit(db, { ...event, aggregateId: 'a\ud800' })).rejects.toMatchObject(refused('aggregateId'));
+    await expect(emitMany(db, [event, { ...event, aggregateId: 3 as unknown as string }])).rejects.toMatchObject(refused('aggregateId'));
+    await expect(outbox.emit(db, { type: 'policy.approved', payload: { policyId: 'p', premium: 1 }, tenantId: '' })).rejects.toMatchObject(
+      refused('tenantId'),
+    );
+    expect(await outboxRows()).toHaveLength(0);
+    await emit(db, { ...event, tenantId: bytes(1000), aggregateType: bytes(1000), aggregateId: bytes(1000) });
+    expect(await outboxRows()).toHaveLength(1);
+  });
+
+  it('refuses them from SQL writers too, by the outbox’s constraints', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    await expect(sql`SELECT walflow.emit('policy.approved', '{}', 'policy', ${bytes(1001)})`.execute(db)).rejects.toThrow(
+      /outbox_aggregate_id_limit/,
+    );
+    await expect(sql`SELECT walflow.emit('policy.approved', '{}', ${bytes(1001)}, 'p1')`.execute(db)).rejects.toThrow(
+      /outbox_aggregate_type_limit/,
+    );
+    await expect(sql`SELECT walflow.emit('policy.approved', '{}', 'policy', 'p1', '')`.execute(db)).rejects.toThrow(/outbox_tenant_id_limit/);
+    await expect(
+      sql`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES (${bytes(1001)}, 'policy.approved', '{}')`.execute(db),
+    ).rejects.toThrow(/outbox_tenant_id_limit/);
+    expect(await outboxRows()).toHaveLength(0);
+    await sql`SELECT walflow.emit('policy.approved', '{}', 'policy', ${bytes(1000)}, ${bytes(1000)})`.execute(db);
+    expect(await outboxRows()).toHaveLength(1);
+  });
+});
+
+describe('emitMany of many events', () => {
+  it('writes more events than one statement has parameters for, all in the caller’s transaction', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const events = Array.from({ length: 12_000 }, (_, n) => ({ type: 'policy.approved', tenantId: 't1', aggregateType: 'policy', aggregateId: `p${n}`, payload: { n } }));
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await emitMany(trx, events);
+        throw new Error('domain write failed');
+      }),
+    ).rejects.toThrow('domain write failed');
+    expect(await outboxRows()).toHaveLength(0);
+    const ids = await db.transaction().execute((trx) => emitMany(trx, events));
+    const stored = new Map((await outboxRows()).map((row) => [row.id, (row.payload as { n: number }).n]));
+    expect(stored.size).toBe(12_000);
+    expect(ids.every((id, n) => stored.get(id) === n)).toBe(true);
+    await sql`DELETE FROM walflow.outbox`.execute(db);
   });
 });
 

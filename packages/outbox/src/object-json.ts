@@ -1,0 +1,65 @@
+import { elementPath, isInexactNumber, isJsonObject, memberPath, WalflowError } from '@walflow/core';
+import { unstorableCharacter } from './storable-text.js';
+
+/**
+ * The JSON text of an event's payload or metadata, as the outbox stores it. Refused, with where they are, are the
+ * values that would be stored as something else or refused later: numbers JSON cannot carry exactly (the
+ * consumer parks them; NaN and ±Infinity would silently become null), BigInt (a raw TypeError), Map and Set
+ * (written as {}), text jsonb cannot hold (a raw 22P05 or 22P02), and a value whose JSON is not an object.
+ * One JSON.stringify: its replacer sees each value as it is written, after its toJSON, so what is checked is
+ * exactly what is stored.
+ */
+export function objectJson(value: unknown, subject: string): string {
+  const paths = new Map<object, string>();
+  const refuse = (problem: string): never => {
+    throw new WalflowError('payload_invalid', `${subject} ${problem}`);
+  };
+  function check(this: object, key: string, member: unknown): unknown {
+    const parent = paths.get(this);
+    if (parent === undefined) {
+      // The root, handed over as the '' member of a holder of its own.
+      if (!isJsonObject(member) || member instanceof Map || member instanceof Set) refuse(`must be a JSON object; its JSON would be ${jsonKind(member)}`);
+      paths.set(member as object, '$');
+      return member;
+    }
+    const inArray = Array.isArray(this);
+    const where = (): string => (inArray ? elementPath(parent, Number(key)) : memberPath(parent, key));
+    if (member === undefined || typeof member === 'function' || typeof member === 'symbol') return member; // not written
+    if (typeof member === 'string') {
+      const unstorable = unstorableCharacter(member);
+      if (unstorable !== null) refuse(`holds ${unstorable} at ${where()}, which PostgreSQL cannot store`);
+    } else if (typeof member === 'number') {
+      if (isInexactNumber(member)) {
+        refuse(
+          Number.isFinite(member)
+            ? `holds ${member} at ${where()}, an integer beyond ±(2^53 - 1) that JavaScript cannot hold exactly: send it as a string`
+            : `holds ${member} at ${where()}, which JSON cannot hold (JSON.stringify would write null)`,
+        );
+      }
+    } else if (typeof member === 'bigint') {
+      refuse(`holds a BigInt at ${where()}, which JSON cannot hold: send it as a string`);
+    } else if (member instanceof Map || member instanceof Set) {
+      refuse(`holds ${jsonKind(member)} at ${where()}: convert it to an object or an array`);
+    } else if (typeof member === 'object' && member !== null) {
+      paths.set(member, where());
+    }
+    if (!inArray) {
+      const unstorable = unstorableCharacter(key);
+      if (unstorable !== null) refuse(`holds ${unstorable} in the key of ${where()}, which PostgreSQL cannot store`);
+    }
+    return member;
+  }
+  try {
+    return JSON.stringify(value, check);
+  } catch (error) {
+    throw WalflowError.from(error, 'payload_invalid', `${subject} cannot be written as JSON`);
+  }
+}
+
+function jsonKind(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Map || value instanceof Set) return `a ${value.constructor.name} (JSON writes {})`;
+  return `a ${typeof value}`;
+}

@@ -1,0 +1,36 @@
+import { uuidV7, type EmitEvent, type EventMetadata } from '@walflow/core';
+import { assertEventIdentifiers } from './event-identifiers.js';
+import { objectJson } from './object-json.js';
+
+export interface OutboxRow {
+  id: string;
+  /** Undefined: the column default, the session's walflow.tenant_id or 'default'. */
+  tenant_id: string | undefined;
+  event_type: string;
+  aggregate_type: string | null;
+  aggregate_id: string | null;
+  /** JSON text, checked as it was written. */
+  payload: string;
+  metadata: string;
+}
+
+/** Turns a payload into the JSON text the outbox stores, or refuses it; `subject` names it in messages. */
+export type PayloadJson = (payload: unknown, subject: string) => string;
+
+/**
+ * Checks an event and turns it into the row emit inserts, or throws before anything is written. The typed
+ * outbox passes a `payloadJson` that also validates the payload against its catalog.
+ */
+export function toOutboxRow(event: EmitEvent, metadata: EventMetadata, payloadJson: PayloadJson = objectJson): OutboxRow {
+  assertEventIdentifiers(event);
+  return {
+    id: uuidV7(),
+    // A null tenant from JavaScript callers is absent, as the checks took it: the column default applies.
+    tenant_id: event.tenantId ?? undefined,
+    event_type: event.type,
+    aggregate_type: event.aggregateType ?? null,
+    aggregate_id: event.aggregateId ?? null,
+    payload: payloadJson(event.payload, `payload of ${event.type}`),
+    metadata: objectJson(metadata, `metadata of ${event.type}`),
+  };
+}
