@@ -57,8 +57,9 @@ export function followUp(run: EmittingRun, workflow: StoredWorkflow, type: strin
     type,
     tenantId: cause.tenantId,
     payload: { ...payload, runId: run.id, workflowId: workflow.id, sourceEventId: cause.id },
-    ...(cause.aggregateType === null ? {} : { aggregateType: cause.aggregateType }),
-    ...(cause.aggregateId === null ? {} : { aggregateId: cause.aggregateId }),
+    // An empty name is no aggregate (SQL writers may store one; the outbox refuses it from walflow).
+    ...(cause.aggregateType === null || cause.aggregateType === '' ? {} : { aggregateType: cause.aggregateType }),
+    ...(cause.aggregateId === null || cause.aggregateId === '' ? {} : { aggregateId: cause.aggregateId }),
     metadata: causalMetadata(cause, workflow.id, run.id, run.replayId),
   };
 }

@@ -118,6 +118,19 @@ describe('a claimed batch of database-only runs', () => {
     expect(statuses.every((row) => row.status === 'succeeded')).toBe(true);
   });
 
+  it('emits an event for a triggering event whose aggregate is empty (SQL writers may store one) without an aggregate', async () => {
+    await applyTestWorkflow(db, { tenant: 'empty-aggregate', name: 'echo', trigger: { event: 'payment.received' }, actions: [{ type: 'emit_event', event: 'payment.echoed' }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
+      events: [{ ...event('empty-aggregate', { n: 1 }), aggregateType: '', aggregateId: '' }],
+      parked: [],
+      checkpoint: null,
+    });
+    const runs = (await claimRuns(db, 'empty-aggregate/0', 100, 60_000)).filter((run) => run.event.tenantId === 'empty-aggregate');
+    expect([...(await executeClaimed(runs, 'empty-aggregate/0')).values()]).toEqual(['succeeded']);
+    const echoed = await db.selectFrom('walflow.outbox').select(['aggregate_type', 'aggregate_id']).where('tenant_id', '=', 'empty-aggregate').execute();
+    expect(echoed).toEqual([{ aggregate_type: null, aggregate_id: null }]);
+  });
+
   it('falls back to one run at a time when one run fails: the others succeed once, the failing one retries alone', async () => {
     await applyTestWorkflow(
       db,
@@ -291,7 +304,8 @@ describe('a lease that runs out', () => {
       ],
     });
     const dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
-    await dispatcher.dispatch({ events: [1, 2].map((n) => ({ ...event('expiring-mail', { n }), aggregateType: 'payment', aggregateId: `p${n}` })), parked: [], checkpoint: null });
+    // The first event's aggregate is empty, as SQL writers may store it: its follow-up has none.
+    await dispatcher.dispatch({ events: [1, 2].map((n) => ({ ...event('expiring-mail', { n }), aggregateType: 'payment', aggregateId: n === 1 ? '' : `p${n}` })), parked: [], checkpoint: null });
     const claimed = (await claimRuns(db, 'expiring-mail/0', 10, 60_000)).filter((run) => run.event.tenantId === 'expiring-mail');
     expect(claimed).toHaveLength(2);
     // The worker performed the first run's notification, then died with both runs in hand.
@@ -304,10 +318,10 @@ describe('a lease that runs out', () => {
     const workflow = await db.selectFrom('walflow.workflows').select(['status', 'paused_reason', 'consecutive_failures']).where('id', '=', workflowId).executeTakeFirstOrThrow();
     expect(workflow).toMatchObject({ status: 'paused', consecutive_failures: 2 });
     expect(workflow.paused_reason).toMatch(/worker lease expired/);
-    const emitted = await db.selectFrom('walflow.outbox').select(['event_type', 'aggregate_id', 'payload']).where('tenant_id', '=', 'expiring-mail').orderBy('aggregate_id').orderBy('event_type').execute();
+    const emitted = await db.selectFrom('walflow.outbox').select(['event_type', 'aggregate_id', 'payload']).where('tenant_id', '=', 'expiring-mail').orderBy('event_type').execute();
     // The second run died on its notification: no email.failed for it. Deaths count in commit order.
     expect(emitted.map((row) => [row.event_type, row.aggregate_id])).toEqual([
-      ['email.failed', 'p1'],
+      ['email.failed', null],
       ['workflow.auto_paused', 'p2'],
     ]);
     expect(emitted[0]!.payload).toMatchObject({ error: 'worker lease expired', actionIndex: 1, runId: claimed[0]!.id, workflowId });

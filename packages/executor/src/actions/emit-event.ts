@@ -18,8 +18,9 @@ export const emitEventAction: TransactionalAction<EmitEventAction> = async (acti
     type: action.event,
     payload,
     tenantId: event.tenantId,
-    ...(aggregateType === null ? {} : { aggregateType }),
-    ...(aggregateId === null ? {} : { aggregateId }),
+    // An empty name is no aggregate: the outbox refuses empty names, and SQL writers may have stored one.
+    ...(aggregateType === null || aggregateType === '' ? {} : { aggregateType }),
+    ...(aggregateId === null || aggregateId === '' ? {} : { aggregateId }),
     metadata: causalMetadata(event, workflow.id, runId, replayId),
   });
   return { eventId: id, type: action.event };
