@@ -619,6 +619,29 @@ describe('a claim that holds its database-only runs in the transaction that exec
     expect((await runsOf('held-stale')).map((run) => [run.status, run.attempts, run.locked_by])).toEqual([['succeeded', 1, null], ['queued', 1, null]]);
   });
 
+  it('keeps locked only the runs it takes: runs that call out, passed over beyond the one it takes, are free to other workers meanwhile', async () => {
+    await applyCreditWorkflow('held-passing');
+    await applyTestWorkflow(db, { tenant: 'held-passing', name: 'call', trigger: { event: 'payment.sent' }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('p1')`.execute(db);
+    // The held batch's update of p1 waits for this lock, with the claim's transaction open.
+    const lock = await holdOpen(sql`SELECT 1 FROM batch_test.accounts WHERE id = 'p1' FOR UPDATE`);
+    const events = [event('held-passing', { account: 'p1' }), { ...event('held-passing', { n: 1 }), type: 'payment.sent' }, { ...event('held-passing', { n: 2 }), type: 'payment.sent' }];
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
+    const executing = claimAndExecute('held-passing/0');
+    await waitFor('the held batch to wait for the account lock', async () => {
+      const { rows } = await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%batch_test%'`.execute(db);
+      return rows[0]!.n === 1;
+    });
+    // The claim took one run that calls out; another worker takes the others at once, not after the batch.
+    const elsewhere = (await claimRuns(db, 'held-passing/1', 100, 60_000, { actionTypes: ['webhook'], maxCallingOut: 100 })).filter((run) => run.event.tenantId === 'held-passing');
+    await lock.release();
+    const { leased } = await executing;
+    const leasedHere = leased.filter((run) => run.event.tenantId === 'held-passing');
+    expect(elsewhere.length + leasedHere.length).toBe(2);
+    expect(new Set([...elsewhere, ...leasedHere].map((run) => run.id)).size).toBe(2);
+  });
+
   it('executes each run with its workflow as the claim finds it, however many claims ago the workflow was read', async () => {
     const titled = (title: string) =>
       applyTestWorkflow(db, { tenant: 'held-edited', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title }] });
