@@ -17,6 +17,10 @@ const ROWS_PER_STATEMENT = Math.floor(MAX_PARAMETERS / PARAMETERS_PER_ROW);
  * SECURITY DEFINER lookup per row, about 60 µs) no longer runs.
  */
 export async function insertOutboxRows(writer: OutboxWriter, rows: readonly OutboxRow[]): Promise<string[]> {
+  // Several statements through a Kysely instance would each commit on their own: they share a transaction.
+  if (rows.length > ROWS_PER_STATEMENT && isKysely(writer) && !writer.isTransaction) {
+    return writer.transaction().execute((trx) => insertOutboxRows(trx, rows));
+  }
   for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
     const { text, values } = insertStatement(rows.slice(start, start + ROWS_PER_STATEMENT));
     if (isKysely(writer)) await writer.executeQuery(CompiledQuery.raw(text, values));

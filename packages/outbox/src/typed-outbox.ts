@@ -32,23 +32,13 @@ export function createOutbox<Definitions extends EventDefinition>(catalog: Event
 }
 
 /**
- * The JSON text a typed event stores. The consumer validates the stored JSON against the catalog, not the value
- * the application passed (a Date passes z.date() here and is a string there), so the payload's JSON round trip is
- * what is validated. The schema's output is what is stored, so its defaults reach the event; when that output
- * is not the text just validated, it is validated again as stored, since a transform may give what its own
- * schema refuses.
+ * The JSON text a typed event stores: the payload as the application gave it, validated as the consumer will
+ * validate it, after its JSON round trip (a Date passes z.date() here and is a string there). The schema's output
+ * is not stored: a plain z.object() strips keys it does not list, which SQL writers and untyped emit() keep.
  */
 function cataloguedJson(catalog: EventCatalog, type: string, payload: unknown, subject: string): string {
-  const submitted = objectJson(payload, subject);
-  const stored = objectJson(validated(catalog, type, JSON.parse(submitted) as unknown), subject);
-  if (stored !== submitted) {
-    validated(catalog, type, JSON.parse(stored) as unknown, '; that is the schema’s own output, which is stored and which the consumer checks again');
-  }
-  return stored;
-}
-
-function validated(catalog: EventCatalog, type: string, payload: unknown, note = ''): Record<string, unknown> {
-  const check = catalog.check(type, payload);
-  if (!check.ok) throw new WalflowError(check.code, `${check.reason}${note}`);
-  return check.payload;
+  const json = objectJson(payload, subject);
+  const check = catalog.check(type, JSON.parse(json) as unknown);
+  if (!check.ok) throw new WalflowError(check.code, check.reason);
+  return json;
 }
