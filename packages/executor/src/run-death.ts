@@ -3,6 +3,7 @@ import { emitCaused } from '@walflow/outbox';
 import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { causalMetadata } from './actions/causal-metadata.js';
+import { inheritedAggregate } from './inherited-aggregate.js';
 import type { ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import type { StoredWorkflow } from './workflow-store.js';
@@ -57,9 +58,7 @@ export function followUp(run: EmittingRun, workflow: StoredWorkflow, type: strin
     type,
     tenantId: cause.tenantId,
     payload: { ...payload, runId: run.id, workflowId: workflow.id, sourceEventId: cause.id },
-    // An empty name is no aggregate (SQL writers may store one; the outbox refuses it from walflow).
-    ...(cause.aggregateType === null || cause.aggregateType === '' ? {} : { aggregateType: cause.aggregateType }),
-    ...(cause.aggregateId === null || cause.aggregateId === '' ? {} : { aggregateId: cause.aggregateId }),
+    ...inheritedAggregate(cause),
     metadata: causalMetadata(cause, workflow.id, run.id, run.replayId),
   };
 }

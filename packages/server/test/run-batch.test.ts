@@ -118,17 +118,23 @@ describe('a claimed batch of database-only runs', () => {
     expect(statuses.every((row) => row.status === 'succeeded')).toBe(true);
   });
 
-  it('emits an event for a triggering event whose aggregate is empty (SQL writers may store one) without an aggregate', async () => {
-    await applyTestWorkflow(db, { tenant: 'empty-aggregate', name: 'echo', trigger: { event: 'payment.received' }, actions: [{ type: 'emit_event', event: 'payment.echoed' }] });
+  it('emits an event without an aggregate for a triggering event whose aggregate the outbox refuses today (empty, or recorded before its limit)', async () => {
+    await applyTestWorkflow(db, { tenant: 'odd-aggregate', name: 'echo', trigger: { event: 'payment.received' }, actions: [{ type: 'emit_event', event: 'payment.echoed' }] });
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
-      events: [{ ...event('empty-aggregate', { n: 1 }), aggregateType: '', aggregateId: '' }],
+      events: [
+        { ...event('odd-aggregate', { n: 1 }), aggregateType: '', aggregateId: '' },
+        { ...event('odd-aggregate', { n: 2 }), aggregateType: 'payment', aggregateId: 'x'.repeat(1500) },
+      ],
       parked: [],
       checkpoint: null,
     });
-    const runs = (await claimRuns(db, 'empty-aggregate/0', 100, 60_000)).filter((run) => run.event.tenantId === 'empty-aggregate');
-    expect([...(await executeClaimed(runs, 'empty-aggregate/0')).values()]).toEqual(['succeeded']);
-    const echoed = await db.selectFrom('walflow.outbox').select(['aggregate_type', 'aggregate_id']).where('tenant_id', '=', 'empty-aggregate').execute();
-    expect(echoed).toEqual([{ aggregate_type: null, aggregate_id: null }]);
+    const runs = (await claimRuns(db, 'odd-aggregate/0', 100, 60_000)).filter((run) => run.event.tenantId === 'odd-aggregate');
+    expect([...(await executeClaimed(runs, 'odd-aggregate/0')).values()]).toEqual(['succeeded', 'succeeded']);
+    const echoed = await db.selectFrom('walflow.outbox').select(['aggregate_type', 'aggregate_id']).where('tenant_id', '=', 'odd-aggregate').orderBy('aggregate_type').execute();
+    expect(echoed).toEqual([
+      { aggregate_type: 'payment', aggregate_id: null },
+      { aggregate_type: null, aggregate_id: null },
+    ]);
   });
 
   it('falls back to one run at a time when one run fails: the others succeed once, the failing one retries alone', async () => {

@@ -3,6 +3,7 @@ import { emitCaused } from '@walflow/outbox';
 import { renderTemplate } from '../template.js';
 import type { EmitEventAction } from '../workflow-definition.js';
 import type { TransactionalAction } from './action.js';
+import { inheritedAggregate } from '../inherited-aggregate.js';
 import { causalMetadata } from './causal-metadata.js';
 
 /**
@@ -12,15 +13,18 @@ import { causalMetadata } from './causal-metadata.js';
 export const emitEventAction: TransactionalAction<EmitEventAction> = async (action, { event, workflow, runId, replayId, trx }) => {
   const payload = renderTemplate(action.payload, event);
   if (!isJsonObject(payload)) throw new WalflowError('action_failed', 'emit_event payload must render to a JSON object');
-  const aggregateType = action.aggregateType === undefined ? event.aggregateType : String(renderTemplate(action.aggregateType, event));
-  const aggregateId = action.aggregateId === undefined ? event.aggregateId : String(renderTemplate(action.aggregateId, event));
+  // Rendered names are the workflow's: one the outbox refuses fails the action. An empty one is no aggregate.
+  const rendered = (template: string | undefined, inherited: string | undefined): string | undefined =>
+    template === undefined ? inherited : String(renderTemplate(template, event)) || undefined;
+  const inherited = inheritedAggregate(event);
+  const aggregateType = rendered(action.aggregateType, inherited.aggregateType);
+  const aggregateId = rendered(action.aggregateId, inherited.aggregateId);
   const id = await emitCaused(trx, {
     type: action.event,
     payload,
     tenantId: event.tenantId,
-    // An empty name is no aggregate: the outbox refuses empty names, and SQL writers may have stored one.
-    ...(aggregateType === null || aggregateType === '' ? {} : { aggregateType }),
-    ...(aggregateId === null || aggregateId === '' ? {} : { aggregateId }),
+    ...(aggregateType === undefined ? {} : { aggregateType }),
+    ...(aggregateId === undefined ? {} : { aggregateId }),
     metadata: causalMetadata(event, workflow.id, runId, replayId),
   });
   return { eventId: id, type: action.event };
