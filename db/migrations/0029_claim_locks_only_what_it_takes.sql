@@ -107,7 +107,7 @@ BEGIN
     -- the claim locks again below the runs it takes. Otherwise (a walk of runs it all takes, the common case) the
     -- subtransaction is released, and its locks are the claim's.
     IF passed_over THEN
-      RAISE EXCEPTION USING ERRCODE = 'WF001';
+      RAISE EXCEPTION 'claim_runs: releasing the walk''s locks' USING ERRCODE = 'WF001';
     END IF;
   EXCEPTION WHEN SQLSTATE 'WF001' THEN NULL;
   END;
@@ -150,9 +150,11 @@ BEGIN
     UPDATE walflow.workflow_runs r
        SET status = 'running', attempts = r.attempts + 1, locked_by = worker_id,
            locked_until = now() + lease_ms * interval '1 millisecond', started_at = coalesce(r.started_at, now())
-     WHERE r.id = candidate.id AND r.status = 'queued'
+     WHERE r.id = (SELECT f.id FROM walflow.workflow_runs f
+                    WHERE f.id = candidate.id AND f.status = 'queued' AND f.next_attempt_at <= now()
+                      FOR UPDATE SKIP LOCKED)
     RETURNING r.* INTO claimed_run;
-    -- Taken by another claimer since the walk.
+    -- Taken by another claimer since the walk, or held by one (never waited for under the group's lock).
     CONTINUE WHEN NOT FOUND;
     claimed := claimed + 1;
     claimed_calling_out := claimed_calling_out + candidate.calls_out::int;
