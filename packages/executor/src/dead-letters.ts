@@ -1,4 +1,4 @@
-import { isJsonObject, WalflowError, type WalflowDatabase } from '@walflow/core';
+import { isJsonObject, SqlState, sqlStateOf, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 
 export interface DeadLetter {
@@ -62,7 +62,13 @@ export async function retryDeadLetter(db: Kysely<WalflowDatabase>, id: string): 
     const { rows } = await sql<{ id: string }>`
       INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload, metadata)
       VALUES (${outboxId}, ${row.tenantId}, ${row.type}, ${row.aggregateType}, ${row.aggregateId}, ${row.payload}::jsonb, ${row.metadata}::jsonb)
-      RETURNING id`.execute(trx);
+      RETURNING id`
+      .execute(trx)
+      .catch((error: unknown) => {
+        // A row parked before the outbox's limits (0028) may break them: the outbox cannot take it back as it is.
+        if (sqlStateOf(error) !== SqlState.checkViolation) throw error;
+        throw new WalflowError('payload_invalid', `dead letter ${id} cannot go back into the outbox as it is (${(error as Error).message}): discard it, and emit a corrected event`);
+      });
     await trx.updateTable('walflow.dead_letters').set({ resolved_at: sql`now()`, resolution: 'retried' }).where('id', '=', id).execute();
     return { outboxId: rows[0]!.id };
   });

@@ -83,6 +83,19 @@ describe('an event id committed again by another transaction', () => {
   });
 });
 
+describe('a dead letter the outbox cannot take back', () => {
+  it('is refused with the reason when retried, and stays open', async () => {
+    // Parked before the outbox had its limits (0028): an aggregate id of 1,500 bytes.
+    const { id } = await db
+      .insertInto('walflow.dead_letters')
+      .values({ outbox_id: null, tenant_id: 'too-long', event_type: 'policy.approved', code: 'dispatch_failed', reason: 'index row size', raw: JSON.stringify({ id: crypto.randomUUID(), event_type: 'policy.approved', tenant_id: 'too-long', aggregate_id: 'x'.repeat(1500), payload: {} }) })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await expect(retryDeadLetter(db, id)).rejects.toMatchObject({ code: 'payload_invalid', message: expect.stringMatching(/cannot go back into the outbox as it is \(.*outbox_aggregate_id_limit.*\): discard it/) });
+    expect(await db.selectFrom('walflow.dead_letters').select('resolved_at').where('id', '=', id).executeTakeFirstOrThrow()).toEqual({ resolved_at: null });
+  });
+});
+
 describe('a parked row delivered again', () => {
   const parkedAt = (commitLsn: string, reason: string): ParkedRow => ({
     outboxId: '0193a5b0-0000-7000-8000-00000000d1e1',
