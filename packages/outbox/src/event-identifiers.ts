@@ -16,8 +16,11 @@ export function assertEventIdentifiers(event: EmitEvent): void {
   }
 }
 
-/** Absent (undefined, or null from JavaScript callers) is fine: the tenant takes its default, the aggregate is none. */
-function identifierProblem(value: unknown): string | null {
+/**
+ * Why emit refuses a tenant or aggregate name, or null. Absent (undefined, or null from JavaScript callers) is
+ * fine: the tenant takes its default, the aggregate is none.
+ */
+export function identifierProblem(value: unknown): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string' || value === '') return 'must be a non-empty string';
   const unstorable = unstorableCharacter(value);

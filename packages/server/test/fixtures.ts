@@ -3,8 +3,8 @@ import { ReplicationConsumer, type ReplicationConsumerOptions } from '@walflow/c
 import { parseLsn, type BatchDispatcher, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, Dispatcher, type WorkflowDefinitionInput, type WorkflowPolicy } from '@walflow/executor';
 import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
-import type { TestDatabase } from '@walflow/testing';
-import { sql, type Kysely } from 'kysely';
+import { waitFor, type TestDatabase } from '@walflow/testing';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import pino, { type Logger } from 'pino';
 
 export const silentLogger = pino({ level: process.env.WALFLOW_TEST_LOG_LEVEL ?? 'silent' });
@@ -152,4 +152,32 @@ export async function countCopies(db: Kysely<WalflowDatabase>, table: 'events' |
   const { rows } = await sql<{ copies: number }>`
     SELECT count(*)::int AS copies FROM public.loads WHERE target = ${table} AND statement LIKE 'COPY %'`.execute(db);
   return rows[0]!.copies;
+}
+
+/** Runs `statement` in a transaction kept open, with the locks it took, until released; it is then rolled back. */
+export async function holdOpen(db: Kysely<WalflowDatabase>, statement: RawBuilder<unknown>): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const open = db
+    .transaction()
+    .execute(async (trx) => {
+      await statement.execute(trx);
+      locked();
+      await new Promise<void>((resolve) => (release = resolve));
+      throw new Error('rolled back');
+    })
+    .catch(() => undefined);
+  await isLocked;
+  return { release: () => (release(), open) };
+}
+
+/** Waits until a session of this database waits for a lock while running a statement like `queryLike`. */
+export async function waitForLockWait(db: Kysely<WalflowDatabase>, description: string, queryLike = '%'): Promise<void> {
+  await waitFor(description, async () => {
+    const { rows } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ${queryLike}`.execute(db);
+    return rows[0]!.n > 0;
+  });
 }

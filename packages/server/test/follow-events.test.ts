@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { WalflowDatabase } from '@walflow/core';
-import { eventsRecordedAfter, followStart } from '@walflow/server';
+import { eventsRecordedAfter, followStart, RECORDING_APPLICATION_NAME } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
@@ -20,7 +20,7 @@ afterAll(async () => {
 describe('following the recorded events', () => {
   it('starts early enough to show a batch whose recording began before the follower and commits after it', async () => {
     // A dispatch in flight: walflow's session, its transaction begun, its event inserted, not yet committed.
-    const dispatching = new pg.Client({ connectionString: database.url, application_name: 'walflow' });
+    const dispatching = new pg.Client({ connectionString: database.url, application_name: RECORDING_APPLICATION_NAME });
     await dispatching.connect();
     const id = randomUUID();
     try {

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
 import { createDatabase, migrate, prune, retryDeadRun } from '@walflow/server';
-import { useTestDatabase, waitFor } from '@walflow/testing';
+import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, silentLogger, waitForLockWait } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -130,11 +130,6 @@ describe('prune beside a replay or a retry', () => {
     return { commit: () => (commit(), open.then(() => runs)) };
   }
 
-  const waitingForLock = async (): Promise<boolean> => {
-    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
-    return rows[0]!.n > 0;
-  };
-
   const runsWithoutEvent = async (): Promise<number> => {
     const { rows } = await sql<{ n: number }>`
       SELECT count(*)::int AS n FROM walflow.workflow_runs r
@@ -154,7 +149,7 @@ describe('prune beside a replay or a retry', () => {
     const [event] = await finishedEvents([new Date(Date.now() - 45 * DAY)]);
     const replay = await replayHeldOpen([event!], 'beside-prune');
     const pruning = prune(db, { olderThan: new Date(Date.now() - 30 * DAY) });
-    await waitFor('prune to wait for the replay', waitingForLock);
+    await waitForLockWait(db, 'prune to wait for the replay');
     expect(await replay.commit()).toBe(1);
     await pruning;
     expect(await db.selectFrom('walflow.events').select('id').where('id', '=', event!.id).execute()).toHaveLength(1);
@@ -168,7 +163,7 @@ describe('prune beside a replay or a retry', () => {
     const tomorrow = new Date(Math.ceil(Date.now() / DAY) * DAY);
     const replay = await replayHeldOpen([event!], 'beside-drop');
     const pruning = prune(db, { olderThan: tomorrow });
-    await waitFor('prune to wait for the replay', waitingForLock);
+    await waitForLockWait(db, 'prune to wait for the replay');
     expect(await replay.commit()).toBe(1);
     const result = await pruning;
     expect(result.droppedPartitions).not.toContain(`events_${new Date().toISOString().slice(0, 10).replaceAll('-', '')}`);

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, deleteWorkflow, Dispatcher, setWorkflowStatus } from '@walflow/executor';
 import { createDatabase, migrate, replayRange, type ReplayOptions } from '@walflow/server';
-import { useTestDatabase, waitFor } from '@walflow/testing';
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, COMMITTED_XID, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -38,24 +38,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db.destroy();
 });
-
-/** Runs `statement` in a transaction kept open, with the locks it took, until released. */
-async function holdOpen(statement: RawBuilder<unknown>): Promise<{ release(): Promise<void> }> {
-  let release!: () => void;
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => (locked = resolve));
-  const open = db
-    .transaction()
-    .execute(async (trx) => {
-      await statement.execute(trx);
-      locked();
-      await new Promise<void>((resolve) => (release = resolve));
-      throw new Error('rolled back');
-    })
-    .catch(() => undefined);
-  await isLocked;
-  return { release: () => (release(), open) };
-}
 
 const options = (overrides: Partial<ReplayOptions>): ReplayOptions => ({
   db,
@@ -177,7 +159,7 @@ describe('replay', () => {
     const current = await db.selectFrom('walflow.workflows').select(['id', 'version']).where('tenant_id', '=', 'replay').where('name', '=', 'approved').executeTakeFirstOrThrow();
     // Another transaction holds the cooldown row the backtest reaches for first: the backtest waits there, its
     // transaction open, while the rest of the system carries on.
-    const held = await holdOpen(sql`INSERT INTO walflow.cooldowns (workflow_id, key, until) VALUES (${current.id}::uuid, 'replay:held-dry-run:', '-infinity')`);
+    const held = await holdOpen(db, sql`INSERT INTO walflow.cooldowns (workflow_id, key, until) VALUES (${current.id}::uuid, 'replay:held-dry-run:', '-infinity')`);
     const backtest = replayRange(
       options({
         from: minute(0),
@@ -187,10 +169,7 @@ describe('replay', () => {
         workflowDefinition: { tenant: 'replay', name: 'approved', trigger: { event: 'policy.*' }, cooldown: { seconds: 90 }, condition: 'event.payload.premium >= 2000.0', actions: [{ type: 'emit_event', event: 'x.y' }] },
       }),
     );
-    await waitFor('the backtest to wait for the cooldown row', async () => {
-      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
-      return rows[0]!.n > 0;
-    });
+    await waitForLockWait(db, 'the backtest to wait for the cooldown row');
     // Each of these waited for the backtest's end, however long, when the backtest applied its candidate.
     const withoutWaiting = (statement: (trx: Transaction<WalflowDatabase>) => Promise<unknown>) =>
       db.transaction().execute(async (trx) => {

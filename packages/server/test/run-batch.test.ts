@@ -5,10 +5,10 @@ import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/cor
 import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, COMMITTED_XID, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
 // Internals of the queue, to set up a claim that another worker changes between its rollback and its lease.
 import { claimRunsToHold, failRun, leaseHeldRuns, recordOutcomes } from '../../executor/src/run-queue.js';
 
@@ -440,20 +440,6 @@ describe('a claim that holds its database-only runs in the transaction that exec
       .execute();
   }
 
-  /** Runs `statement` in a transaction kept open, with the locks it took, until released. */
-  async function holdOpen(statement: RawBuilder<unknown>): Promise<{ release(): Promise<void> }> {
-    let release!: () => void;
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const open = db.transaction().execute(async (trx) => {
-      await statement.execute(trx);
-      locked();
-      await new Promise<void>((resolve) => (release = resolve));
-    });
-    await isLocked;
-    return { release: () => (release(), open) };
-  }
-
   /** A workflow that adds 1 to the balance of the account its event names. */
   async function applyCreditWorkflow(tenant: string): Promise<void> {
     await applyTestWorkflow(
@@ -472,16 +458,12 @@ describe('a claim that holds its database-only runs in the transaction that exec
     await applyCreditWorkflow('held');
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('h1'), ('h2')`.execute(db);
     // The batch's update of h1 waits for this lock inside the worker's transaction.
-    const lock = await holdOpen(sql`SELECT 1 FROM batch_test.accounts WHERE id = 'h1' FOR UPDATE`);
+    const lock = await holdOpen(db, sql`SELECT 1 FROM batch_test.accounts WHERE id = 'h1' FOR UPDATE`);
     // h1 twice for one aggregate: the second must wait for the first, which its worker holds without a lease.
     const events = [{ account: 'h1' }, { account: 'h2' }, { account: 'h1' }].map((payload) => ({ ...event('held', payload), aggregateType: 'account', aggregateId: payload.account }));
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
     const executing = claimAndExecute('held/0');
-    await waitFor('the held batch to wait for the account lock', async () => {
-      const { rows } = await sql<{ n: number }>`
-        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%batch_test%'`.execute(db);
-      return rows[0]!.n === 1;
-    });
+    await waitForLockWait(db, 'the held batch to wait for the account lock', '%batch_test%');
     const whileHeld = await runsOf('held');
     expect(whileHeld.map((run) => [run.status, run.attempts, run.locked_by])).toEqual(Array(3).fill(['queued', 0, null]));
     const [first, second, later] = whileHeld;
@@ -525,7 +507,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
   it('counts the attempt of runs whose session died even when the database refuses connections for a while', async () => {
     await applyCreditWorkflow('held-crash');
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('c1')`.execute(db);
-    const lock = await holdOpen(sql`SELECT 1 FROM batch_test.accounts WHERE id = 'c1' FOR UPDATE`);
+    const lock = await holdOpen(db, sql`SELECT 1 FROM batch_test.accounts WHERE id = 'c1' FOR UPDATE`);
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('held-crash', { account: 'c1' })], parked: [], checkpoint: null });
     const proxy = await startProxy(database.url);
     const own = createDatabase(proxy.url, silentLogger, { max: 1 });
@@ -562,7 +544,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2].map((n) => event('held-limited', { n })), parked: [], checkpoint: null });
     const { concurrency_key: group } = await db.selectFrom('walflow.workflow_runs').select('concurrency_key').where('tenant_id', '=', 'held-limited').executeTakeFirstOrThrow();
     // Another claimer holds the group's lock in a transaction that stays open.
-    const otherClaim = await holdOpen(sql`SELECT pg_advisory_xact_lock(30563, hashtext(${`${workflowId}/${group}`}))`);
+    const otherClaim = await holdOpen(db, sql`SELECT pg_advisory_xact_lock(30563, hashtext(${`${workflowId}/${group}`}))`);
     const passedOver = await claimAndExecute('held-limited/0');
     expect(passedOver.leased.filter((run) => run.event.tenantId === 'held-limited')).toEqual([]);
     await otherClaim.release();
@@ -630,15 +612,11 @@ describe('a claim that holds its database-only runs in the transaction that exec
     await applyTestWorkflow(db, { tenant: 'held-passing', name: 'call', trigger: { event: 'payment.sent' }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('p1')`.execute(db);
     // The held batch's update of p1 waits for this lock, with the claim's transaction open.
-    const lock = await holdOpen(sql`SELECT 1 FROM batch_test.accounts WHERE id = 'p1' FOR UPDATE`);
+    const lock = await holdOpen(db, sql`SELECT 1 FROM batch_test.accounts WHERE id = 'p1' FOR UPDATE`);
     const events = [event('held-passing', { account: 'p1' }), { ...event('held-passing', { n: 1 }), type: 'payment.sent' }, { ...event('held-passing', { n: 2 }), type: 'payment.sent' }];
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
     const executing = claimAndExecute('held-passing/0');
-    await waitFor('the held batch to wait for the account lock', async () => {
-      const { rows } = await sql<{ n: number }>`
-        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%batch_test%'`.execute(db);
-      return rows[0]!.n === 1;
-    });
+    await waitForLockWait(db, 'the held batch to wait for the account lock', '%batch_test%');
     // The claim took one run that calls out; another worker takes the others at once, not after the batch.
     const elsewhere = (await claimRuns(db, 'held-passing/1', 100, 60_000, { actionTypes: ['webhook'], maxCallingOut: 100 })).filter((run) => run.event.tenantId === 'held-passing');
     await lock.release();
