@@ -5,7 +5,7 @@ import { createProgram } from './program.js';
 
 /**
  * Runs one walflow command line (`argv` as in process.argv: node, the script, then the arguments) and sets the
- * process's exit code.
+ * process's exit code. The bin (walflow.ts) calls it through the bundle, main.ts without.
  */
 export async function runCli(argv: readonly string[]): Promise<void> {
   try {
