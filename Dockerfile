@@ -5,6 +5,7 @@ RUN npm install -g pnpm@10.34.8
 COPY . .
 RUN pnpm install --frozen-lockfile && pnpm build && pnpm prune --prod
 
+# The same image as the build's: V8 accepts the CLI's code cache, which `pnpm build` made, only from the Node that made it.
 FROM node:20-bookworm-slim
 WORKDIR /walflow
 COPY --from=build /walflow /walflow

@@ -5,7 +5,7 @@ import { residentMemory, type ResidentMemory } from './memory.js';
 
 /** The repository walflow is built in: CPU profiles name its files relative to it. */
 export const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-/** The built CLI as users run it (the bundle). walflow runs as a child process so its resident memory is its own. */
+/** The built CLI as users run it (the bin). walflow runs as a child process so its resident memory is its own. */
 const CLI = `${REPOSITORY_ROOT}packages/cli/dist/walflow.js`;
 /** The same CLI unbundled, for CPU profiles: their frames then name each package and file, not lines of the bundle. */
 const UNBUNDLED_CLI = `${REPOSITORY_ROOT}packages/cli/dist/main.js`;

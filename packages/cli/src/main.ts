@@ -1,17 +1,6 @@
 #!/usr/bin/env node
-import { isWalflowError } from '@walflow/core';
-import { CommanderError } from 'commander';
-import { errorMessage } from './error-message.js';
-import { createProgram } from './program.js';
+// The CLI unbundled, one module per file as tsc wrote them: the bench's CPU profiles run it so that their frames
+// name each package and file. Users run walflow.js, the same CLI from one bundled file.
+import { runCli } from './run-cli.js';
 
-try {
-  await createProgram().parseAsync(process.argv);
-} catch (error) {
-  if (error instanceof CommanderError) {
-    // Commander has said what was wrong (or shown the help it was asked for).
-    process.exitCode = error.exitCode === 0 ? 0 : 2;
-  } else {
-    console.error(`walflow: ${errorMessage(error)}`);
-    process.exitCode = isWalflowError(error, 'config_invalid') ? 2 : 1;
-  }
-}
+await runCli(process.argv);

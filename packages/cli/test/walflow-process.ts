@@ -4,8 +4,8 @@ import type { ProcessRole } from '@walflow/server';
 import { waitFor } from '@walflow/testing';
 
 /**
- * The built CLI as users get it (the bundle `pnpm build` makes, the package's bin): spawned with node directly, so
- * a kill -9 hits walflow itself and nothing survives it.
+ * The built CLI as users get it (the package's bin, which runs the bundle `pnpm build` makes): spawned with node
+ * directly, so a kill -9 hits walflow itself and nothing survives it.
  */
 export const CLI = fileURLToPath(new URL('../dist/walflow.js', import.meta.url));
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 
 /**
  * db/migrations at the repository root, from src/ and dist/ alike, and from the CLI's bundle
- * (packages/cli/dist/walflow.js), which lies as deep and in which import.meta.url is the bundle's.
+ * (packages/cli/dist/bundle.cjs), which lies as deep and in which import.meta.url is the bundle's.
  */
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../../db/migrations/', import.meta.url));
 
