@@ -3,14 +3,10 @@
 // what the tests and the bench run, loads the bundle from that cache (src/load-bundle.ts).
 // Loading one file instead of ~800 modules (kysely alone 210) takes a start from ~0.5 s to ~0.3 s, compiling it from
 // the cache to ~0.2 s (README, Performance, items 17 and 21).
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { BUNDLE_FILE, codeCacheFile, loadBundle } from './dist/load-bundle.js';
-
-// V8 checks a code cache against the length of its source, not its text (an edit that keeps the length runs the old
-// code): a cache must never outlive its bundle, not even when this build fails half way.
-rmSync(codeCacheFile(BUNDLE_FILE), { force: true });
+import { BUNDLE_FILE, loadBundle } from './dist/load-bundle.js';
 
 /**
  * On Node 20, import() in a script compiled from a code cache fails (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING) whatever
@@ -45,7 +41,7 @@ await build({
 
 // A code cache holds the functions V8 has compiled when it is made. Running the bundle's top level (it defines and
 // imports; nothing connects, listens or prints) compiles everything every command runs before it parses its arguments.
-writeFileSync(codeCacheFile(BUNDLE_FILE), loadBundle(BUNDLE_FILE, undefined).script.createCachedData());
+loadBundle(BUNDLE_FILE, { useCodeCache: false }).writeCodeCache();
 
 // The bin, executable as it was when esbuild wrote it: tsc writes dist/walflow.js without the mode.
 chmodSync(fileURLToPath(new URL('./dist/walflow.js', import.meta.url)), 0o755);

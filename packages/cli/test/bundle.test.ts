@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import type * as LoadBundleModule from '../src/load-bundle.js';
 import { CLI, runWalflow } from './walflow-process.js';
 
 /** packages/cli/dist as `pnpm build` left it. */
@@ -18,8 +19,8 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 /** What V8 made of the code cache beside the bundle in `dir`, asked of a fresh node, as the bin runs. */
 function codeCacheUse(dir: string): string {
   const loader = pathToFileURL(join(dir, 'load-bundle.js')).href;
-  const script = `import { BUNDLE_FILE, loadBundle, readCodeCache } from '${loader}';
-process.stdout.write(loadBundle(BUNDLE_FILE, readCodeCache(BUNDLE_FILE)).codeCache);`;
+  const script = `import { BUNDLE_FILE, loadBundle } from '${loader}';
+process.stdout.write(loadBundle(BUNDLE_FILE, { useCodeCache: true }).codeCache);`;
   return execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
 }
 
@@ -33,7 +34,8 @@ describe('the walflow bin', () => {
     expect(codeCacheUse(DIST)).toBe('accepted');
     // The bin itself: V8 says what it deserialized under --profile-deserialization, a flag it leaves out of the
     // flags a code cache must have been made with, so the cache stays acceptable.
-    const cacheBytes = statSync(join(DIST, CACHE)).size;
+    // The file holds the bundle's SHA-256 digest, then what V8 reads.
+    const cacheBytes = statSync(join(DIST, CACHE)).size - 32;
     const { stdout } = spawnSync(process.execPath, ['--profile-deserialization', CLI, '--help'], { encoding: 'utf8' });
     expect(stdout).toContain(`[Deserializing from ${cacheBytes} bytes`);
   });
@@ -45,13 +47,26 @@ describe('the walflow bin', () => {
     writeFileSync(join(copy, 'package.json'), JSON.stringify({ type: 'module' }));
     const expected = help(CLI);
 
-    expect(codeCacheUse(copy)).toBe('none given');
+    expect(codeCacheUse(copy)).toBe('none');
     expect(help(join(copy, 'walflow.js'))).toEqual(expected);
 
-    writeFileSync(join(copy, CACHE), Buffer.alloc(readFileSync(join(DIST, CACHE)).length));
+    // The digest of this very bundle, then bytes V8 cannot read.
+    const cache = readFileSync(join(DIST, CACHE));
+    writeFileSync(join(copy, CACHE), Buffer.concat([cache.subarray(0, 32), Buffer.alloc(cache.length - 32)]));
     expect(codeCacheUse(copy)).toBe('rejected');
     expect(help(join(copy, 'walflow.js'))).toEqual(expected);
     expect(expected).toMatchObject({ status: 0, stderr: '' });
+  });
+
+  it('runs a bundle edited since its cache was made as it now reads, even when the edit keeps its length', async () => {
+    // V8 compares a cache with the length of its source only: without the digest, this would answer 41.
+    const { loadBundle } = (await import(pathToFileURL(join(DIST, 'load-bundle.js')).href)) as typeof LoadBundleModule;
+    const bundle = join(scratch, 'edited.cjs');
+    writeFileSync(bundle, 'module.exports = { answer: 41 };\n');
+    loadBundle(bundle, { useCodeCache: false }).writeCodeCache();
+    expect(loadBundle(bundle, { useCodeCache: true })).toMatchObject({ codeCache: 'accepted', exports: { answer: 41 } });
+    writeFileSync(bundle, 'module.exports = { answer: 42 };\n');
+    expect(loadBundle(bundle, { useCodeCache: true })).toMatchObject({ codeCache: 'stale', exports: { answer: 42 } });
   });
 
   it("imports the catalog module through Node's loader, as the bundle's own import() could not", async () => {
