@@ -38,6 +38,17 @@ describe('stopping walflow', () => {
   });
 
   // pg never settles a connect() that end() cut short: a stop must not wait for it.
+  it('stops while its replication connection is still being opened', async () => {
+    const proxy = await holdConnectionsNamed(database.url, 'walflow-replication');
+    try {
+      const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'consumer' });
+      await waitFor('the replication connection to be opened', () => proxy.held() > 0);
+      expect(await stopWithin5s(walflow)).toBe('stopped');
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('stops while the connection that listens for queued runs is still being opened', async () => {
     const proxy = await holdConnectionsNamed(database.url, 'walflow-run-listener');
     try {
