@@ -59,4 +59,18 @@ describe('stopping walflow', () => {
       await proxy.close();
     }
   });
+
+  it('stops while the consumer tries for the leader lock, without first waiting for its next try', async () => {
+    const proxy = await holdConnectionsNamed(database.url, 'walflow-leader-lock');
+    try {
+      const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'consumer', standbyPollMs: 60_000 });
+      await waitFor('the leader lock connection to be opened', () => proxy.held() > 0);
+      const stopped = stopWithin5s(walflow);
+      // The attempt fails now (as when PostgreSQL went away): the consumer would try again after standbyPollMs.
+      await proxy.close();
+      expect(await stopped).toBe('stopped');
+    } finally {
+      await proxy.close();
+    }
+  });
 });
