@@ -79,6 +79,9 @@ export class StreamSession {
   private dispatchScheduled = false;
   private failure: unknown = null;
   private draining = false;
+  private markStopped!: () => void;
+  /** Resolves once stop() has closed the connection. */
+  private readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
 
   constructor(private readonly options: StreamSessionOptions) {
     this.maxBatchRows = options.maxBatchRows ?? 5000;
@@ -105,8 +108,9 @@ export class StreamSession {
     this.service.on('error', (error: Error) => this.fail(error));
     this.service.on('start', () => this.options.onStreaming?.());
     try {
-      // 0/0 asks the server to start from the slot's confirmed position.
-      await this.service.subscribe(this.options.decoder.createPlugin(), this.options.slotName, '0/00000000');
+      // 0/0 asks the server to start from the slot's confirmed position. A stop while the library still opens the
+      // connection ends it, and pg never settles a connect() that end() cut short: subscribe() would never return.
+      await Promise.race([this.service.subscribe(this.options.decoder.createPlugin(), this.options.slotName, '0/00000000'), this.stopped]);
     } catch (error) {
       this.fail(error);
     }
@@ -125,6 +129,7 @@ export class StreamSession {
     this.dispatchPending();
     await this.settled();
     await this.service.stop();
+    this.markStopped();
   }
 
   private async settled(): Promise<void> {

@@ -59,7 +59,9 @@ export class RunQueueListener {
         if (!this.options.ownBackends?.has(notification.processId)) onRunsQueued();
       });
       try {
-        await client.connect();
+        // A stop ends the client, and pg never settles a connect() that end() cut short: the end settles the wait
+        // then, and the LISTEN fails on the closed client.
+        await Promise.race([client.connect(), closed]);
         await client.query(`LISTEN ${RUNS_QUEUED_CHANNEL}`);
         attempt = 0;
         logger.info({ channel: RUNS_QUEUED_CHANNEL }, 'listening for queued runs');

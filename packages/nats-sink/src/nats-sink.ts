@@ -154,8 +154,8 @@ export class NatsSink {
     this.current = reason === undefined ? { state, since: new Date(), published, duplicates } : { state, since: new Date(), reason, published, duplicates };
   }
 
-  /** Waits, unless notify() was called since the last round began. */
+  /** Waits, unless notify() was called since the last round began, or stop(): its wake found no sleep to end. */
   private async sleep(ms: number): Promise<void> {
-    if (!this.nudged) await this.pause.sleep(ms);
+    if (!this.nudged && !this.stopping) await this.pause.sleep(ms);
   }
 }

@@ -1,10 +1,18 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkerPool } from '@walflow/executor';
+import type { RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { describe, expect, it, vi } from 'vitest';
 import { startTestWalflow } from './fixtures.js';
+import { holdConnectionsNamed } from './held-connections.js';
 
 const database = useTestDatabase();
+
+/** 'stopped', or 'still stopping' when stop() has not returned within 5 s. */
+function stopWithin5s(walflow: RunningWalflow): Promise<string> {
+  return Promise.race([walflow.stop().then(() => 'stopped'), sleep(5000, 'still stopping')]);
+}
 
 describe('stopping walflow', () => {
   it('stops every part and closes its pool when one part fails to stop, then reports that failure', async () => {
@@ -27,5 +35,42 @@ describe('stopping walflow', () => {
     }
     await expect(fetch(healthz)).rejects.toThrow();
     await expect(sql`SELECT 1`.execute(walflow.db)).rejects.toThrow(/destroyed/);
+  });
+
+  // pg never settles a connect() that end() cut short: a stop must not wait for it.
+  it('stops while its replication connection is still being opened', async () => {
+    const proxy = await holdConnectionsNamed(database.url, 'walflow-replication');
+    try {
+      const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'consumer' });
+      await waitFor('the replication connection to be opened', () => proxy.held() > 0);
+      expect(await stopWithin5s(walflow)).toBe('stopped');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('stops while the connection that listens for queued runs is still being opened', async () => {
+    const proxy = await holdConnectionsNamed(database.url, 'walflow-run-listener');
+    try {
+      const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'worker' });
+      await waitFor('the listening connection to be opened', () => proxy.held() > 0);
+      expect(await stopWithin5s(walflow)).toBe('stopped');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('stops while the consumer tries for the leader lock, without first waiting for its next try', async () => {
+    const proxy = await holdConnectionsNamed(database.url, 'walflow-leader-lock');
+    try {
+      const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'consumer', standbyPollMs: 60_000 });
+      await waitFor('the leader lock connection to be opened', () => proxy.held() > 0);
+      const stopped = stopWithin5s(walflow);
+      // The attempt fails now (as when PostgreSQL went away): the consumer would try again after standbyPollMs.
+      await proxy.close();
+      expect(await stopped).toBe('stopped');
+    } finally {
+      await proxy.close();
+    }
   });
 });
