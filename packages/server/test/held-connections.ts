@@ -6,14 +6,16 @@ export interface HoldingProxy {
   url: string;
   /** How many connections it holds back. */
   held(): number;
+  /** Lets the connections held back, and those to come, through. */
+  release(): void;
   /** Closes the proxy and every connection through it. */
   close(): Promise<void>;
 }
 
 /**
  * A TCP proxy to the server of `databaseUrl` that never answers a connection whose startup message names
- * `applicationName`: to its client it stays a connection being opened, as one does while PostgreSQL is slow to
- * answer. Every other connection passes through.
+ * `applicationName` until release(): to its client it stays a connection being opened, as one does while
+ * PostgreSQL is slow to answer. Every other connection passes through.
  */
 export async function holdConnectionsNamed(databaseUrl: string, applicationName: string): Promise<HoldingProxy> {
   const target = new URL(databaseUrl);
@@ -24,7 +26,17 @@ export async function holdConnectionsNamed(databaseUrl: string, applicationName:
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
   };
-  let held = 0;
+  const heldBack: Array<() => void> = [];
+  let holding = true;
+  /** Forwards a client whose startup message has arrived: the message, then everything both ways. */
+  const passThrough = (client: Socket, startup: Buffer): void => {
+    const upstream = connect(Number(target.port), target.hostname);
+    track(upstream);
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.write(startup);
+    client.pipe(upstream).pipe(client);
+  };
   const server = createServer((client) => {
     track(client);
     let received = Buffer.alloc(0);
@@ -33,16 +45,8 @@ export async function holdConnectionsNamed(databaseUrl: string, applicationName:
       // The startup message begins with its length.
       if (received.length < 4 || received.length < received.readUInt32BE(0)) return;
       client.off('data', onStartup);
-      if (received.includes(marker)) {
-        held++;
-        return;
-      }
-      const upstream = connect(Number(target.port), target.hostname);
-      track(upstream);
-      upstream.on('close', () => client.destroy());
-      client.on('close', () => upstream.destroy());
-      upstream.write(received);
-      client.pipe(upstream).pipe(client);
+      if (holding && received.includes(marker)) heldBack.push(() => passThrough(client, received));
+      else passThrough(client, received);
     };
     client.on('data', onStartup);
   });
@@ -52,7 +56,11 @@ export async function holdConnectionsNamed(databaseUrl: string, applicationName:
   url.port = String((server.address() as AddressInfo).port);
   return {
     url: url.toString(),
-    held: () => held,
+    held: () => heldBack.length,
+    release: () => {
+      holding = false;
+      for (const forward of heldBack.splice(0)) forward();
+    },
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

@@ -18,8 +18,9 @@ Roles:
     )
     .action(async (options: { role?: ProcessRole }) => {
       const context = commandContext({ logToStdout: true });
-      const walflow = await startWalflow({ ...context.config, role: options.role ?? context.config.role }, context.logger);
-      await new Promise<void>((resolve) => {
+      // Listened for before start-up: a signal during it stops walflow once it has started, where Node's default
+      // action would end the process half-way, connections open and the leader lock held until PostgreSQL notices.
+      const shutdownRequested = new Promise<void>((resolve) => {
         const shutdown = (signal: NodeJS.Signals): void => {
           context.logger.info({ signal }, 'shutting down');
           process.off('SIGTERM', shutdown);
@@ -29,6 +30,8 @@ Roles:
         process.on('SIGTERM', shutdown);
         process.on('SIGINT', shutdown);
       });
+      const walflow = await startWalflow({ ...context.config, role: options.role ?? context.config.role }, context.logger);
+      await shutdownRequested;
       // stop() has logged each part that failed to stop; the exit code says that one did.
       const stoppedCleanly = await walflow.stop().then(
         () => true,
