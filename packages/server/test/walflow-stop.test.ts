@@ -5,9 +5,19 @@ import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { describe, expect, it, vi } from 'vitest';
 import { startTestWalflow } from './fixtures.js';
-import { holdConnectionsNamed } from './held-connections.js';
+import { holdConnectionsNamed, type HoldingProxy } from './held-connections.js';
 
 const database = useTestDatabase();
+
+/** Runs `use` with a proxy to the test database that holds connections named `applicationName` as being opened. */
+async function whileOpening(applicationName: string, use: (proxy: HoldingProxy) => Promise<void>): Promise<void> {
+  const proxy = await holdConnectionsNamed(database.url, applicationName);
+  try {
+    await use(proxy);
+  } finally {
+    await proxy.close();
+  }
+}
 
 /** 'stopped', or 'still stopping' when stop() has not returned within 5 s. */
 function stopWithin5s(walflow: RunningWalflow): Promise<string> {
@@ -39,38 +49,29 @@ describe('stopping walflow', () => {
 
   // pg never settles a connect() that end() cut short: a stop must not wait for it.
   it('stops while its replication connection is still being opened', async () => {
-    const proxy = await holdConnectionsNamed(database.url, 'walflow-replication');
-    try {
+    await whileOpening('walflow-replication', async (proxy) => {
       const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'consumer' });
       await waitFor('the replication connection to be opened', () => proxy.held() > 0);
       expect(await stopWithin5s(walflow)).toBe('stopped');
-    } finally {
-      await proxy.close();
-    }
+    });
   });
 
   it('stops while the connection that listens for queued runs is still being opened', async () => {
-    const proxy = await holdConnectionsNamed(database.url, 'walflow-run-listener');
-    try {
+    await whileOpening('walflow-run-listener', async (proxy) => {
       const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'worker' });
       await waitFor('the listening connection to be opened', () => proxy.held() > 0);
       expect(await stopWithin5s(walflow)).toBe('stopped');
-    } finally {
-      await proxy.close();
-    }
+    });
   });
 
   it('stops while the consumer tries for the leader lock, without first waiting for its next try', async () => {
-    const proxy = await holdConnectionsNamed(database.url, 'walflow-leader-lock');
-    try {
+    await whileOpening('walflow-leader-lock', async (proxy) => {
       const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'consumer', standbyPollMs: 60_000 });
       await waitFor('the leader lock connection to be opened', () => proxy.held() > 0);
       const stopped = stopWithin5s(walflow);
       // The attempt fails now (as when PostgreSQL went away): the consumer would try again after standbyPollMs.
       await proxy.close();
       expect(await stopped).toBe('stopped');
-    } finally {
-      await proxy.close();
-    }
+    });
   });
 });
