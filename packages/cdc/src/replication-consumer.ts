@@ -100,8 +100,7 @@ export class ReplicationConsumer {
       } catch (error) {
         logger.warn({ err: error, slot: slotName }, 'could not reach PostgreSQL for the leader lock');
       }
-      // A stop during the attempt found no sleep to end.
-      if (!this.stopping) await this.pause.sleep(this.options.standbyPollMs ?? 1000);
+      await this.pause.sleep(this.options.standbyPollMs ?? 1000);
     }
     return null;
   }

@@ -4,8 +4,14 @@
  */
 export class WakeableSleep {
   private wakeCurrent: (() => void) | null = null;
+  /** A wake that came while nothing slept, kept for the next sleep. */
+  private woken = false;
 
   sleep(ms: number): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -17,8 +23,12 @@ export class WakeableSleep {
     });
   }
 
-  /** Ends the sleep in progress, if any. */
+  /**
+   * Ends the sleep in progress, or else the next one as soon as it begins: a stop or news that comes while the
+   * loop is busy (connecting, in a round) is not slept through afterwards.
+   */
   wake(): void {
-    this.wakeCurrent?.();
+    if (this.wakeCurrent) this.wakeCurrent();
+    else this.woken = true;
   }
 }

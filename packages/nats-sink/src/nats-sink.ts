@@ -48,7 +48,6 @@ export class NatsSink {
   private loop: Promise<void> | null = null;
   private stopping = false;
   private readonly pause = new WakeableSleep();
-  private nudged = false;
   private readonly batchSize: number;
 
   constructor(private readonly options: NatsSinkOptions) {
@@ -80,7 +79,6 @@ export class NatsSink {
 
   /** New events were recorded: publish them now rather than at the next poll. */
   notify(): void {
-    this.nudged = true;
     this.pause.wake();
   }
 
@@ -102,7 +100,7 @@ export class NatsSink {
         // A fresh connection next time: it drops whatever the old one still buffers, and checks the stream again.
         await this.publisher?.close();
         this.publisher = null;
-        await this.sleep(delayMs);
+        await this.pause.sleep(delayMs);
         continue;
       }
       if (failures > 0) logger.info({ stream: settings.stream }, 'the JetStream sink publishes again');
@@ -113,12 +111,11 @@ export class NatsSink {
       } else if (this.current.state !== 'publishing') {
         this.setState('publishing');
       }
-      if (round.kind === 'idle' || round.kind === 'standby') await this.sleep(this.options.pollMs ?? 1000);
+      if (round.kind === 'idle' || round.kind === 'standby') await this.pause.sleep(this.options.pollMs ?? 1000);
     }
   }
 
   private async round(): Promise<Round> {
-    this.nudged = false;
     return this.options.db.transaction().execute(async (trx): Promise<Round> => {
       if (!(await tryLockSink(trx, this.name))) return { kind: 'standby' };
       const cursor = await savedCursor(trx, this.name);
@@ -152,10 +149,5 @@ export class NatsSink {
   private setState(state: SinkState, reason?: string): void {
     const { published, duplicates } = this.current;
     this.current = reason === undefined ? { state, since: new Date(), published, duplicates } : { state, since: new Date(), reason, published, duplicates };
-  }
-
-  /** Waits, unless notify() was called since the last round began, or stop(): its wake found no sleep to end. */
-  private async sleep(ms: number): Promise<void> {
-    if (!this.nudged && !this.stopping) await this.pause.sleep(ms);
   }
 }
