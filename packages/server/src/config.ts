@@ -3,6 +3,7 @@ import { WalflowError } from '@walflow/core';
 import { SUBJECT_TEMPLATE_PATTERN, type NatsSinkSettings } from '@walflow/nats-sink';
 import { z } from 'zod';
 import type { HealthThresholds } from './health-report.js';
+import { CONNECT_TIMEOUT_PROBLEM, hasValidConnectTimeout } from './connection-config.js';
 import { PROCESS_ROLES, type ProcessRole } from './process-role.js';
 import { parseConsoleSettings, type ConsoleSettings } from './console/console-settings.js';
 
@@ -21,7 +22,8 @@ const GIB = 1024 ** 3;
 const environmentSchema = z.object({
   DATABASE_URL: z
     .string({ error: 'is required (for example postgres://user:password@localhost:5432/app)' })
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .refine(hasValidConnectTimeout, CONNECT_TIMEOUT_PROBLEM),
   WALFLOW_SLOT: z
     .string()
     .regex(/^[a-z0-9_]{1,63}$/, 'must be 1-63 lower-case letters, digits or underscores')

@@ -2,6 +2,7 @@ import type { WalflowDatabase } from '@walflow/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { connectTimeoutMs } from './connection-config.js';
 import { acceptCopyFromStdin } from './copy-from-stdin.js';
 
 /**
@@ -21,10 +22,15 @@ export interface DatabaseOptions {
 
 /**
  * A Kysely over a pg pool. Every client's error must be handled, or it crashes the process. Its connections
- * also run core's `copyRows` statements.
+ * also run core's `copyRows` statements, and each opens within the URL's connect timeout.
  */
 export function createDatabase(url: string, logger: Logger, options: DatabaseOptions = {}): Kysely<WalflowDatabase> {
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, application_name: options.applicationName ?? RECORDING_APPLICATION_NAME });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? RECORDING_APPLICATION_NAME,
+    Client: clientOpeningWithin(connectTimeoutMs(url)),
+  });
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
   pool.on('connect', (client) => {
     // A checked-out client whose server goes away between queries emits 'error' too; unheard, it kills the process.
@@ -34,6 +40,33 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
   });
   pool.on('remove', (client) => options.backendPids?.delete(backendPid(client)));
   return new Kysely<WalflowDatabase>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * The pool's clients, each limited to `timeoutMs` to open, and saying so when it runs out (pg's own error only
+ * says "timeout expired"). Not the pool's connectionTimeoutMillis: that also limits the wait for a client while
+ * all are in use, which under load is no failure.
+ */
+function clientOpeningWithin(timeoutMs: number): typeof pg.Client {
+  const explain = (error: Error): Error =>
+    error.message === 'timeout expired'
+      ? new Error(`PostgreSQL did not answer within ${timeoutMs / 1000} s (the connect_timeout of DATABASE_URL)`, { cause: error })
+      : error;
+  return class extends pg.Client {
+    constructor(config?: pg.ClientConfig) {
+      super({ ...config, connectionTimeoutMillis: timeoutMs });
+    }
+
+    override connect(): Promise<pg.Client>;
+    override connect(callback: (error: Error) => void): void;
+    override connect(callback?: (error: Error) => void): Promise<pg.Client> | void {
+      // pg calls back with no error once connected.
+      if (callback) return super.connect((error: Error | null) => callback((error && explain(error))!));
+      return super.connect().catch((error: Error) => {
+        throw explain(error);
+      });
+    }
+  };
 }
 
 /** The server process of a connected client (pg keeps it from the BackendKeyData message). */

@@ -4,6 +4,7 @@ import { Dispatcher, PoisonIsolatingDispatcher } from '@walflow/executor';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { connectionConfig } from './connection-config.js';
 
 export interface RepairOptions {
   db: Kysely<WalflowDatabase>;
@@ -45,11 +46,11 @@ type OutboxRow = Record<string, string | null> & { id: string; created_at: strin
 export async function repairSlot(options: RepairOptions): Promise<RepairResult> {
   const { db, databaseUrl, logger } = options;
   const slotName = assertSlotName(options.slotName);
-  const leader = await new LeaderLock({ connectionString: databaseUrl }, slotName, logger).tryAcquire();
+  const leader = await new LeaderLock(connectionConfig(databaseUrl), slotName, logger).tryAcquire();
   if (!leader) {
     throw new WalflowError('leader_busy', `another walflow process leads slot ${slotName}: stop it (walflow start) and run repair again`);
   }
-  const replication = new pg.Client({ connectionString: databaseUrl, replication: 'database' } as pg.ClientConfig);
+  const replication = new pg.Client({ ...connectionConfig(databaseUrl), replication: 'database' } as pg.ClientConfig);
   replication.on('error', (error) => logger.warn({ err: error }, 'repair replication connection failed'));
   try {
     const existing = await inspectSlot(db, slotName);

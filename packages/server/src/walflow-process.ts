@@ -5,6 +5,7 @@ import { NatsSink, sinkName } from '@walflow/nats-sink';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { WalflowConfig } from './config.js';
+import { connectionConfig } from './connection-config.js';
 import { createDatabase } from './database.js';
 import { computeHealth, healthHttpStatus, reportAsOfNow, type HealthReport } from './health-report.js';
 import { WalRate } from './wal-rate.js';
@@ -63,11 +64,11 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     });
     // Runs queued by any process wake this one's workers; runs this process's dispatcher queued wake them directly.
     // Runs queued through this process's own connections woke its workers already.
-    const listener = workers && new RunQueueListener({ connection: { connectionString: config.databaseUrl }, logger, ownBackends: backendPids, onRunsQueued: () => workers.notify() });
+    const listener = workers && new RunQueueListener({ connection: connectionConfig(config.databaseUrl), logger, ownBackends: backendPids, onRunsQueued: () => workers.notify() });
     // The JetStream sink follows the recorded log where the consumer runs; its lock keeps one publisher per database.
     const sink = !parts.consumer || config.natsSink === undefined ? null : new NatsSink({ db, settings: config.natsSink, logger });
     const consumer = !parts.consumer ? null : new ReplicationConsumer({
-      connection: { connectionString: config.databaseUrl, application_name: 'walflow-replication' },
+      connection: connectionConfig(config.databaseUrl, 'walflow-replication'),
       slotName: config.slotName,
       dispatcher: new TimedDispatcher(
         new PoisonIsolatingDispatcher(

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { connectionConfig, connectTimeoutMs } from './connection-config.js';
+
+const url = 'postgres://walflow@localhost:5432/app';
+
+describe('connect timeout', () => {
+  it('is 10 s unless DATABASE_URL says otherwise', () => {
+    expect(connectTimeoutMs(url)).toBe(10_000);
+    expect(connectionConfig(url, 'walflow-replication')).toEqual({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'walflow-replication' });
+  });
+
+  it('reads connect_timeout as libpq does: seconds, 1 meaning 2, 0 or less no limit', () => {
+    expect(connectTimeoutMs(`${url}?connect_timeout=5`)).toBe(5000);
+    expect(connectTimeoutMs(`${url}?sslmode=disable&connect_timeout=1`)).toBe(2000);
+    expect(connectTimeoutMs(`${url}?connect_timeout=0`)).toBe(0);
+    expect(connectTimeoutMs(`${url}?connect_timeout=-1`)).toBe(0);
+  });
+
+  it('refuses a connect_timeout that is no whole number, in the configuration and wherever a connection is made', () => {
+    expect(() => connectTimeoutMs(`${url}?connect_timeout=2.5`)).toThrow('DATABASE_URL has a connect_timeout that is not a whole number of seconds (0 for no limit): "2.5"');
+    expect(() => loadConfig({ DATABASE_URL: `${url}?connect_timeout=soon` })).toThrow(
+      expect.objectContaining({ code: 'config_invalid', message: expect.stringMatching(/DATABASE_URL has a connect_timeout that is not a whole number of seconds/) }),
+    );
+  });
+});

@@ -1,0 +1,44 @@
+import type { ClientConfig } from 'pg';
+
+/** How long opening a connection may take when DATABASE_URL does not say. */
+export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
+
+export const CONNECT_TIMEOUT_PROBLEM = 'has a connect_timeout that is not a whole number of seconds (0 for no limit)';
+
+/**
+ * The limit on opening one connection, from DATABASE_URL's `connect_timeout` (seconds, as libpq reads it: 0 or
+ * less waits as long as the network does, and 1 means 2), in milliseconds; 0 for no limit. node-postgres reads
+ * the parameter for its native driver only, so without this a connection to a server that stopped answering
+ * (a dropped network, a host gone) waits for the kernel to give up, minutes, and a stop waits with it.
+ */
+export function connectTimeoutMs(databaseUrl: string): number {
+  const written = writtenConnectTimeout(databaseUrl);
+  if (written === null) return DEFAULT_CONNECT_TIMEOUT_SECONDS * 1000;
+  if (!isWholeNumber(written)) throw new Error(`DATABASE_URL ${CONNECT_TIMEOUT_PROBLEM}: "${written}"`);
+  const seconds = Number(written);
+  return seconds <= 0 ? 0 : Math.max(seconds, 2) * 1000;
+}
+
+/** False when the URL's connect_timeout is written but is no whole number. */
+export function hasValidConnectTimeout(databaseUrl: string): boolean {
+  const written = writtenConnectTimeout(databaseUrl);
+  return written === null || isWholeNumber(written);
+}
+
+/** A connection of walflow's own to DATABASE_URL: every one opens within connectTimeoutMs. */
+export function connectionConfig(databaseUrl: string, applicationName?: string): ClientConfig {
+  return {
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: connectTimeoutMs(databaseUrl),
+    ...(applicationName === undefined ? {} : { application_name: applicationName }),
+  };
+}
+
+/** A URL only pg can read (it reads more than WHATWG URLs) has none that walflow sees; pg reports what is wrong. */
+function writtenConnectTimeout(databaseUrl: string): string | null {
+  return URL.canParse(databaseUrl) ? new URL(databaseUrl).searchParams.get('connect_timeout') : null;
+}
+
+function isWholeNumber(written: string): boolean {
+  return /^\s*[+-]?\d+\s*$/.test(written);
+}
