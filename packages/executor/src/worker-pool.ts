@@ -9,6 +9,7 @@ import { releaseExpiredLeases } from './expired-leases.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimAndExecuteHeld, executeRunBatch, runsInOneTransaction } from './run-batch.js';
 import { DEFAULT_LEASE_MS, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
+import { cancelRunsWithoutEvent } from './runs-without-event.js';
 import { WorkflowCache } from './workflow-cache.js';
 import { getWorkflowsById } from './workflow-store.js';
 
@@ -43,7 +44,7 @@ export class WorkerPool {
   private loops: Promise<void>[] = [];
   private stopping = false;
   private waiting = new Set<() => void>();
-  private lastLeaseSweep = 0;
+  private lastSweep = 0;
   /** Runs this pool's claims took, for the log line at stop: which processes of a deployment did the work. */
   private runsClaimed = 0;
   private readonly workflows = new WorkflowCache();
@@ -107,7 +108,7 @@ export class WorkerPool {
     const { logger, claimBatchSize = DEFAULT_CLAIM_BATCH_SIZE, leaseMs = DEFAULT_LEASE_MS } = this.options;
     while (!this.stopping) {
       try {
-        await this.sweepExpiredLeases(leaseMs);
+        await this.sweep(leaseMs);
         const { claimed, leased } = await claimAndExecuteHeld(
           {
             workerId,
@@ -159,11 +160,14 @@ export class WorkerPool {
     }
   }
 
-  private async sweepExpiredLeases(leaseMs: number): Promise<void> {
-    if (Date.now() - this.lastLeaseSweep < leaseMs / 2) return;
-    this.lastLeaseSweep = Date.now();
+  /** Every half lease: runs whose worker died go back to the queue, and runs no claim can take leave it. */
+  private async sweep(leaseMs: number): Promise<void> {
+    if (Date.now() - this.lastSweep < leaseMs / 2) return;
+    this.lastSweep = Date.now();
     const released = await releaseExpiredLeases(this.options.db, this.options.logger);
     if (released > 0) this.options.logger.warn({ released }, 'released runs whose worker lease expired');
+    const cancelled = await cancelRunsWithoutEvent(this.options.db);
+    if (cancelled > 0) this.options.logger.warn({ cancelled }, 'cancelled queued runs whose event is gone (a partition of walflow.events dropped or truncated by hand)');
   }
 
   private idle(): Promise<void> {
