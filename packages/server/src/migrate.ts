@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { assertLogicalWal, assertSlotPlugin, createSlot, ensureOutboxPublication, inspectSlot, missingSlotError, type DecoderChoice, type SlotPlugin } from '@walflow/cdc';
-import { WalflowError, type WalflowDatabase } from '@walflow/core';
+import { backoffDelay, SqlState, sqlStateOf, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 
@@ -23,7 +23,23 @@ export interface MigrateOptions {
   decoder?: DecoderChoice | undefined;
   /** @default the repository's db/migrations */
   migrationsDir?: string;
+  /**
+   * The longest a migration waits for a table's lock before the run rolls back and tries again; 0 waits as long
+   * as it takes. @default DEFAULT_LOCK_TIMEOUT_MS
+   */
+  lockTimeoutMs?: number;
+  /** How long the run keeps trying again after lock timeouts before it fails. @default DEFAULT_LOCK_RETRY_FOR_MS */
+  lockRetryForMs?: number;
 }
+
+/**
+ * A lock a migration waits for queues every later statement on that table behind it: the application's emit()
+ * waits as long as the migration does, for whatever transaction holds the table (a long one, one idle in
+ * transaction). So a migration waits this long at most, then the run rolls back, lets them through, and tries
+ * again.
+ */
+export const DEFAULT_LOCK_TIMEOUT_MS = 2000;
+export const DEFAULT_LOCK_RETRY_FOR_MS = 10 * 60_000;
 
 export interface MigrateResult {
   applied: string[];
@@ -69,7 +85,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
           throw new WalflowError('migration_failed', `migration ${file.name} was edited after it was applied; migrations are forward-only: add a new file instead`);
         }
       }
-      await applyMigrations(conn, pending);
+      await applyMigrations(conn, pending, options);
       const applied = pending.map((file) => file.name);
       for (const name of applied) logger.info({ migration: name }, 'migration applied');
       await conn
@@ -101,21 +117,55 @@ async function ensureSlot(
   return { createdAt: lsn, plugin };
 }
 
-async function applyMigrations(conn: Kysely<WalflowDatabase>, files: MigrationFile[]): Promise<void> {
+/**
+ * Applies the files in one transaction, all or none. A lock not granted within the lock timeout rolls it back;
+ * it is tried again, after a growing pause, until the retry time is over.
+ */
+async function applyMigrations(conn: Kysely<WalflowDatabase>, files: MigrationFile[], options: MigrateOptions): Promise<void> {
   if (files.length === 0) return;
-  let current: MigrationFile | undefined;
-  try {
-    await conn.transaction().execute(async (trx) => {
-      for (const file of files) {
-        current = file;
-        // No parameters: node-postgres sends the file as one simple query, several statements allowed.
-        await sql.raw(file.sql).execute(trx);
-        await trx.insertInto('walflow.schema_migrations').values({ version: file.version, name: file.name, checksum: file.checksum }).execute();
+  const { logger, lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS, lockRetryForMs = DEFAULT_LOCK_RETRY_FOR_MS } = options;
+  const giveUpAt = Date.now() + lockRetryForMs;
+  for (let attempt = 0; ; attempt++) {
+    let current: MigrationFile | undefined;
+    try {
+      await conn.transaction().execute(async (trx) => {
+        await sql`SELECT set_config('lock_timeout', ${String(lockTimeoutMs)}, true)`.execute(trx);
+        for (const file of files) {
+          current = file;
+          // No parameters: node-postgres sends the file as one simple query, several statements allowed.
+          await sql.raw(file.sql).execute(trx);
+          await trx.insertInto('walflow.schema_migrations').values({ version: file.version, name: file.name, checksum: file.checksum }).execute();
+        }
+      });
+      return;
+    } catch (error) {
+      const failed = `migration ${current?.name ?? '?'} failed; no migration of this run was applied`;
+      if (sqlStateOf(error) !== SqlState.lockNotAvailable) throw WalflowError.from(error, 'migration_failed', failed);
+      const holders = await lockHolders(conn);
+      if (Date.now() >= giveUpAt) {
+        const tries = attempt === 0 ? 'once' : `${attempt + 1} times`;
+        throw new WalflowError('migration_failed', `${failed}: waited ${lockTimeoutMs} ms for a lock ${tries}, and other sessions hold walflow's tables: ${holders}`, {
+          cause: error,
+        });
       }
-    });
-  } catch (error) {
-    throw WalflowError.from(error, 'migration_failed', `migration ${current?.name ?? '?'} failed; no migration of this run was applied`);
+      const delayMs = backoffDelay(attempt, { initialMs: 500, maxMs: 10_000 });
+      logger.warn({ migration: current?.name, lockTimeoutMs, holders, delayMs }, 'a migration waited too long for a lock: rolled back to let writes through; trying again');
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
   }
+}
+
+/** The other sessions holding locks on walflow's tables, as an operator would look for them. */
+async function lockHolders(conn: Kysely<WalflowDatabase>): Promise<string> {
+  const { rows } = await sql<{ holder: string }>`
+    SELECT format('pid %s (%s, %s, its transaction %s s old)', a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'), a.state,
+                  round(extract(epoch FROM now() - a.xact_start))) AS holder
+      FROM pg_stat_activity a
+     WHERE a.pid <> pg_backend_pid()
+       AND a.pid IN (SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                      WHERE l.granted AND c.relnamespace = 'walflow'::regnamespace)
+     ORDER BY a.xact_start`.execute(conn);
+  return rows.length === 0 ? 'sessions that have ended since' : rows.map((row) => row.holder).join('; ');
 }
 
 async function readMigrations(dir: string): Promise<MigrationFile[]> {
