@@ -79,6 +79,8 @@ export class StreamSession {
   private dispatchScheduled = false;
   private failure: unknown = null;
   private draining = false;
+  /** stop() is closing the connection: what the connection reports from then on is its closing, no failure. */
+  private closing = false;
   private markStopped!: () => void;
   /** Resolves once stop() has closed the connection. */
   private readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
@@ -128,6 +130,7 @@ export class StreamSession {
     // Each recorded batch starts the next one, until nothing is pending.
     this.dispatchPending();
     await this.settled();
+    this.closing = true;
     await this.service.stop();
     this.markStopped();
   }
@@ -260,7 +263,7 @@ export class StreamSession {
   }
 
   private fail(error: unknown): void {
-    if (this.failure !== null) return;
+    if (this.failure !== null || this.closing) return;
     this.failure = error;
     this.options.logger.warn({ err: error, slot: this.options.slotName }, 'replication session failed');
     void this.service.stop();

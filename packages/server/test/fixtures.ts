@@ -22,15 +22,20 @@ export function testConfig(url: string, slotName: string, overrides: Partial<Wal
   return { ...loadConfig(environment), ...overrides };
 }
 
-/** Migrates the test database and starts walflow in this process. */
-export async function startTestWalflow(url: string, slotName: string, overrides: Partial<WalflowConfig> = {}): Promise<RunningWalflow> {
+/** Migrates the test database and starts walflow in this process, logging to `logger`. */
+export async function startTestWalflow(
+  url: string,
+  slotName: string,
+  overrides: Partial<WalflowConfig> = {},
+  logger: Logger = silentLogger,
+): Promise<RunningWalflow> {
   const db = createDatabase(url, silentLogger);
   try {
     await migrate({ db, slotName, logger: silentLogger, decoder: overrides.decoder });
   } finally {
     await db.destroy();
   }
-  return startWalflow(testConfig(url, slotName, overrides), silentLogger);
+  return startWalflow(testConfig(url, slotName, overrides), logger);
 }
 
 /** The test database migrated, walflow's slot created; destroy the returned Kysely when done. */
