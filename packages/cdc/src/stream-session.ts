@@ -263,7 +263,11 @@ export class StreamSession {
   }
 
   private fail(error: unknown): void {
-    if (this.failure !== null || this.closing) return;
+    if (this.closing) {
+      this.options.logger.debug({ err: error, slot: this.options.slotName }, 'replication connection closing');
+      return;
+    }
+    if (this.failure !== null) return;
     this.failure = error;
     this.options.logger.warn({ err: error, slot: this.options.slotName }, 'replication session failed');
     void this.service.stop();

@@ -11,6 +11,7 @@ export { explainEvent, type EventExplanation } from './explain-event.js';
 export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retry-policy.js';
 export { claimAndExecuteHeld, executeRunBatch, type ClaimBatch } from './run-batch.js';
 export { releaseExpiredLeases } from './expired-leases.js';
+export { EVENT_GONE } from './runs-without-event.js';
 export { claimRuns, releaseHeldRuns, RUNS_QUEUED_CHANNEL, type ClaimedRun } from './run-queue.js';
 export { RunQueueListener, type RunQueueListenerOptions } from './run-queue-listener.js';
 export { templateScope } from './event-scope.js';

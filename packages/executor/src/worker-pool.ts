@@ -9,7 +9,7 @@ import { releaseExpiredLeases } from './expired-leases.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimAndExecuteHeld, executeRunBatch, runsInOneTransaction } from './run-batch.js';
 import { DEFAULT_LEASE_MS, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
-import { cancelRunsWithoutEvent } from './runs-without-event.js';
+import { cancelRunsWithoutEvent, EVENT_GONE } from './runs-without-event.js';
 import { WorkflowCache } from './workflow-cache.js';
 import { getWorkflowsById } from './workflow-store.js';
 
@@ -160,14 +160,14 @@ export class WorkerPool {
     }
   }
 
-  /** Every half lease: runs whose worker died go back to the queue, and runs no claim can take leave it. */
+  /** Every half lease: runs no claim can hand to a worker leave the queue, and runs whose worker died go back to it. */
   private async sweep(leaseMs: number): Promise<void> {
     if (Date.now() - this.lastSweep < leaseMs / 2) return;
     this.lastSweep = Date.now();
+    const cancelled = await cancelRunsWithoutEvent(this.options.db);
+    if (cancelled > 0) this.options.logger.warn({ cancelled, reason: EVENT_GONE }, 'cancelled runs whose event is gone');
     const released = await releaseExpiredLeases(this.options.db, this.options.logger);
     if (released > 0) this.options.logger.warn({ released }, 'released runs whose worker lease expired');
-    const cancelled = await cancelRunsWithoutEvent(this.options.db);
-    if (cancelled > 0) this.options.logger.warn({ cancelled }, 'cancelled queued runs whose event is gone (a partition of walflow.events dropped or truncated by hand)');
   }
 
   private idle(): Promise<void> {

@@ -17,8 +17,11 @@ describe('connect timeout', () => {
     expect(connectTimeoutMs(`${url}?connect_timeout=-1`)).toBe(0);
   });
 
-  it('refuses a connect_timeout that is no whole number, in the configuration and wherever a connection is made', () => {
-    expect(() => connectTimeoutMs(`${url}?connect_timeout=2.5`)).toThrow('DATABASE_URL has a connect_timeout that is not a whole number of seconds (0 for no limit): "2.5"');
+  it('refuses a connect_timeout that is no whole number or beyond what a timer holds, in the configuration and wherever a connection is made', () => {
+    expect(() => connectTimeoutMs(`${url}?connect_timeout=2.5`)).toThrow('DATABASE_URL has a connect_timeout that is not a whole number of seconds up to 2147483 (0 for no limit): "2.5"');
+    // Node would fire a longer timer at once.
+    expect(connectTimeoutMs(`${url}?connect_timeout=2147483`)).toBe(2_147_483_000);
+    expect(() => connectTimeoutMs(`${url}?connect_timeout=2147484`)).toThrow(/not a whole number of seconds up to 2147483/);
     expect(() => loadConfig({ DATABASE_URL: `${url}?connect_timeout=soon` })).toThrow(
       expect.objectContaining({ code: 'config_invalid', message: expect.stringMatching(/DATABASE_URL has a connect_timeout that is not a whole number of seconds/) }),
     );

@@ -3,7 +3,10 @@ import type { ClientConfig } from 'pg';
 /** How long opening a connection may take when DATABASE_URL does not say. */
 export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
 
-export const CONNECT_TIMEOUT_PROBLEM = 'has a connect_timeout that is not a whole number of seconds (0 for no limit)';
+/** Node's timers hold at most 2^31 - 1 ms, and fire at once beyond that. */
+const MAX_CONNECT_TIMEOUT_SECONDS = 2_147_483;
+
+export const CONNECT_TIMEOUT_PROBLEM = `has a connect_timeout that is not a whole number of seconds up to ${MAX_CONNECT_TIMEOUT_SECONDS} (0 for no limit)`;
 
 /**
  * The limit on opening one connection, from DATABASE_URL's `connect_timeout` (seconds, as libpq reads it: 0 or
@@ -14,7 +17,7 @@ export const CONNECT_TIMEOUT_PROBLEM = 'has a connect_timeout that is not a whol
 export function connectTimeoutMs(databaseUrl: string): number {
   const written = writtenConnectTimeout(databaseUrl);
   if (written === null) return DEFAULT_CONNECT_TIMEOUT_SECONDS * 1000;
-  if (!isWholeNumber(written)) throw new Error(`DATABASE_URL ${CONNECT_TIMEOUT_PROBLEM}: "${written}"`);
+  if (!isValid(written)) throw new Error(`DATABASE_URL ${CONNECT_TIMEOUT_PROBLEM}: "${written}"`);
   const seconds = Number(written);
   return seconds <= 0 ? 0 : Math.max(seconds, 2) * 1000;
 }
@@ -22,7 +25,7 @@ export function connectTimeoutMs(databaseUrl: string): number {
 /** False when the URL's connect_timeout is written but is no whole number. */
 export function hasValidConnectTimeout(databaseUrl: string): boolean {
   const written = writtenConnectTimeout(databaseUrl);
-  return written === null || isWholeNumber(written);
+  return written === null || isValid(written);
 }
 
 /** A connection of walflow's own to DATABASE_URL: every one opens within connectTimeoutMs. */
@@ -39,6 +42,6 @@ function writtenConnectTimeout(databaseUrl: string): string | null {
   return URL.canParse(databaseUrl) ? new URL(databaseUrl).searchParams.get('connect_timeout') : null;
 }
 
-function isWholeNumber(written: string): boolean {
-  return /^\s*[+-]?\d+\s*$/.test(written);
+function isValid(written: string): boolean {
+  return /^\s*[+-]?\d+\s*$/.test(written) && Number(written) <= MAX_CONNECT_TIMEOUT_SECONDS;
 }

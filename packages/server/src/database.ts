@@ -48,6 +48,7 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
  * all are in use, which under load is no failure.
  */
 function clientOpeningWithin(timeoutMs: number): typeof pg.Client {
+  // pg's own wording (client.js, connectionTimeoutMillis): the one error its connect timeout ends with.
   const explain = (error: Error): Error =>
     error.message === 'timeout expired'
       ? new Error(`PostgreSQL did not answer within ${timeoutMs / 1000} s (the connect_timeout of DATABASE_URL)`, { cause: error })
@@ -58,10 +59,9 @@ function clientOpeningWithin(timeoutMs: number): typeof pg.Client {
     }
 
     override connect(): Promise<pg.Client>;
-    override connect(callback: (error: Error) => void): void;
-    override connect(callback?: (error: Error) => void): Promise<pg.Client> | void {
-      // pg calls back with no error once connected.
-      if (callback) return super.connect((error: Error | null) => callback((error && explain(error))!));
+    override connect(callback: (error: Error | null) => void): void;
+    override connect(callback?: (error: Error | null) => void): Promise<pg.Client> | void {
+      if (callback) return super.connect((error: Error | null) => callback(error && explain(error)));
       return super.connect().catch((error: Error) => {
         throw explain(error);
       });

@@ -24,8 +24,8 @@ export interface MigrateOptions {
   /** @default the repository's db/migrations */
   migrationsDir?: string;
   /**
-   * The longest a migration waits for a table's lock before the run rolls back and tries again; 0 waits as long
-   * as it takes. @default DEFAULT_LOCK_TIMEOUT_MS
+   * The longest a migration waits for any one lock (a table's, a row's) before the run rolls back and tries again;
+   * 0 waits as long as it takes. @default DEFAULT_LOCK_TIMEOUT_MS
    */
   lockTimeoutMs?: number;
   /** How long the run keeps trying again after lock timeouts before it fails. @default DEFAULT_LOCK_RETRY_FOR_MS */
@@ -39,7 +39,11 @@ export interface MigrateOptions {
  * again.
  */
 export const DEFAULT_LOCK_TIMEOUT_MS = 2000;
+/** Long enough to outlast any transaction an application means to run; a run that still waits then says for whom. */
 export const DEFAULT_LOCK_RETRY_FOR_MS = 10 * 60_000;
+
+/** A migration that waited too long for a lock, or that PostgreSQL chose to end a deadlock with: worth a new run. */
+const LOCK_CONFLICTS: readonly string[] = [SqlState.lockNotAvailable, SqlState.deadlockDetected];
 
 export interface MigrateResult {
   applied: string[];
@@ -118,8 +122,9 @@ async function ensureSlot(
 }
 
 /**
- * Applies the files in one transaction, all or none. A lock not granted within the lock timeout rolls it back;
- * it is tried again, after a growing pause, until the retry time is over.
+ * Applies the files in one transaction, all or none. A lock not granted within the lock timeout (each wait for a
+ * lock, of a table or a row) rolls it back, as does a deadlock; it is tried again, after a growing pause, until
+ * the retry time is over.
  */
 async function applyMigrations(conn: Kysely<WalflowDatabase>, files: MigrationFile[], options: MigrateOptions): Promise<void> {
   if (files.length === 0) return;
@@ -140,32 +145,45 @@ async function applyMigrations(conn: Kysely<WalflowDatabase>, files: MigrationFi
       return;
     } catch (error) {
       const failed = `migration ${current?.name ?? '?'} failed; no migration of this run was applied`;
-      if (sqlStateOf(error) !== SqlState.lockNotAvailable) throw WalflowError.from(error, 'migration_failed', failed);
+      if (!LOCK_CONFLICTS.includes(sqlStateOf(error) ?? '')) throw WalflowError.from(error, 'migration_failed', failed);
       const holders = await lockHolders(conn);
+      const reason = error instanceof Error ? error.message : String(error);
       if (Date.now() >= giveUpAt) {
         const tries = attempt === 0 ? 'once' : `${attempt + 1} times`;
-        throw new WalflowError('migration_failed', `${failed}: waited ${lockTimeoutMs} ms for a lock ${tries}, and other sessions hold walflow's tables: ${holders}`, {
+        throw new WalflowError('migration_failed', `${failed}: ${reason} (${tries}, with a lock timeout of ${lockTimeoutMs} ms); other sessions hold walflow's tables: ${holders}`, {
           cause: error,
         });
       }
       const delayMs = backoffDelay(attempt, { initialMs: 500, maxMs: 10_000 });
-      logger.warn({ migration: current?.name, lockTimeoutMs, holders, delayMs }, 'a migration waited too long for a lock: rolled back to let writes through; trying again');
+      logger.warn({ migration: current?.name, reason, lockTimeoutMs, holders, delayMs }, 'a migration could not take a lock: rolled back to let writes through; trying again');
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
 }
 
-/** The other sessions holding locks on walflow's tables, as an operator would look for them. */
+/** How many sessions lockHolders names; the oldest transactions first, which are those to look at. */
+const HOLDERS_NAMED = 5;
+
+/** The other sessions of this database holding locks on walflow's tables, as an operator would look for them. */
 async function lockHolders(conn: Kysely<WalflowDatabase>): Promise<string> {
-  const { rows } = await sql<{ holder: string }>`
-    SELECT format('pid %s (%s, %s, its transaction %s s old)', a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'), a.state,
-                  round(extract(epoch FROM now() - a.xact_start))) AS holder
-      FROM pg_stat_activity a
-     WHERE a.pid <> pg_backend_pid()
-       AND a.pid IN (SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                      WHERE l.granted AND c.relnamespace = 'walflow'::regnamespace)
-     ORDER BY a.xact_start`.execute(conn);
-  return rows.length === 0 ? 'sessions that have ended since' : rows.map((row) => row.holder).join('; ');
+  try {
+    const { rows } = await sql<{ holder: string; sessions: number }>`
+      SELECT format('pid %s (%s, %s, its transaction %s s old)', a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'), a.state,
+                    round(extract(epoch FROM now() - a.xact_start))) AS holder,
+             count(*) OVER ()::int AS sessions
+        FROM pg_stat_activity a
+       WHERE a.pid <> pg_backend_pid()
+         AND a.pid IN (SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                        WHERE l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                          AND c.relnamespace = 'walflow'::regnamespace)
+       ORDER BY a.xact_start
+       LIMIT ${HOLDERS_NAMED}`.execute(conn);
+    if (rows.length === 0) return 'none now (they have ended since)';
+    const more = rows[0]!.sessions - rows.length;
+    return rows.map((row) => row.holder).join('; ') + (more > 0 ? `; and ${more} more` : '');
+  } catch (error) {
+    return `unknown (${error instanceof Error ? error.message : String(error)})`;
+  }
 }
 
 async function readMigrations(dir: string): Promise<MigrationFile[]> {

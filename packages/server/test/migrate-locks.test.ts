@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WalflowDatabase } from '@walflow/core';
 import { DEFAULT_MIGRATIONS_DIR, migrate } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,47 +11,58 @@ import { keptWarnings, openMigrated, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
-/** walflow's migrations and one more that alters the outbox, as an upgrade may. */
-let upgrade: string;
+const upgrades: string[] = [];
 
 beforeAll(async () => {
   db = await openMigrated(database);
-  upgrade = await mkdtemp(join(tmpdir(), 'walflow-migrations-'));
-  for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) await cp(join(DEFAULT_MIGRATIONS_DIR, file), join(upgrade, file));
-  await writeFile(join(upgrade, '9999_alter_the_outbox.sql'), 'ALTER TABLE walflow.outbox ADD COLUMN upgraded boolean;\n');
 });
 afterAll(async () => {
   await db.destroy();
-  await rm(upgrade, { recursive: true, force: true });
+  for (const dir of upgrades) await rm(dir, { recursive: true, force: true });
 });
 
-/** A session of the application's, named `name`. */
-async function applicationSession(name: string): Promise<pg.Client> {
+/** walflow's migrations and one more, `name`, that alters the outbox as an upgrade may. */
+async function upgradeAdding(name: string, statement: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'walflow-migrations-'));
+  upgrades.push(dir);
+  for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) await cp(join(DEFAULT_MIGRATIONS_DIR, file), join(dir, file));
+  await writeFile(join(dir, name), `${statement}\n`);
+  return dir;
+}
+
+/** A session of the application's, named `name`, inside a transaction that has emitted an event: it holds the outbox. */
+async function transactionHoldingTheOutbox(name: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: database.url, application_name: name });
   await client.connect();
+  await client.query('BEGIN');
+  await client.query(EMIT);
   return client;
 }
 
 const EMIT = `SELECT walflow.emit('policy.approved', '{}', tenant_id => 'locks')`;
 
+async function outboxColumns(): Promise<string[]> {
+  const tables = await db.introspection.getTables();
+  return tables.find((table) => table.schema === 'walflow' && table.name === 'outbox')?.columns.map((column) => column.name) ?? [];
+}
+
 describe('walflow migrate and the locks of the tables it alters', () => {
   // Waiting for the outbox's lock, a migration queues every later emit() behind it for as long as the transaction
   // that holds the outbox lasts: here for ever, so the second emit() would only end by its statement timeout.
   it("gives a transaction that holds a table the time it needs: writes are not queued behind the migration's wait", async () => {
-    const holding = await applicationSession('long-transaction');
-    const writer = await applicationSession('writer');
+    const upgrade = await upgradeAdding('9998_add_to_the_outbox.sql', 'ALTER TABLE walflow.outbox ADD COLUMN upgraded boolean;');
+    const holding = await transactionHoldingTheOutbox('long-transaction');
+    const writer = new pg.Client({ connectionString: database.url, application_name: 'writer', statement_timeout: 5000 });
+    await writer.connect();
     const { logger, warnings } = keptWarnings();
     try {
-      await holding.query('BEGIN');
-      await holding.query(EMIT);
       const migrating = migrate({ db, slotName: database.slotName, logger, migrationsDir: upgrade, lockTimeoutMs: 200, lockRetryForMs: 60_000 });
       migrating.catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      await writer.query(`SET statement_timeout = 5000`);
+      await waitFor('the migration to give up a lock once', () => warnings.includes('a migration could not take a lock: rolled back to let writes through; trying again'));
       await writer.query(EMIT);
-      expect(warnings).toContain('a migration waited too long for a lock: rolled back to let writes through; trying again');
       await holding.query('COMMIT');
-      expect((await migrating).applied).toEqual(['9999_alter_the_outbox.sql']);
+      expect((await migrating).applied).toEqual(['9998_add_to_the_outbox.sql']);
+      expect(await outboxColumns()).toContain('upgraded');
     } finally {
       await holding.end();
       await writer.end();
@@ -59,24 +70,23 @@ describe('walflow migrate and the locks of the tables it alters', () => {
   });
 
   it('fails once its retry time is over, naming the sessions that hold the locks, and applies nothing', async () => {
-    const holding = await applicationSession('idle-in-transaction');
+    const upgrade = await upgradeAdding('9999_add_to_the_outbox_again.sql', 'ALTER TABLE walflow.outbox ADD COLUMN never_added boolean;');
+    const holding = await transactionHoldingTheOutbox('idle-in-transaction');
     try {
-      await holding.query('BEGIN');
-      await holding.query(EMIT);
-      await writeFile(join(upgrade, '9998_alter_the_outbox_again.sql'), 'ALTER TABLE walflow.outbox DROP COLUMN upgraded;\n');
       const failure = await migrate({ db, slotName: database.slotName, logger: silentLogger, migrationsDir: upgrade, lockTimeoutMs: 200, lockRetryForMs: 600 }).then(
         () => null,
         (error: unknown) => error,
       );
       expect(failure).toMatchObject({
         code: 'migration_failed',
-        message: expect.stringMatching(/^migration 9998_alter_the_outbox_again\.sql failed; no migration of this run was applied: waited 200 ms for a lock (once|\d+ times), and other sessions hold walflow's tables: pid \d+ \(idle-in-transaction, idle in transaction, its transaction \d+ s old\)$/),
+        message: expect.stringMatching(
+          /^migration 99\d\d_\w+\.sql failed; no migration of this run was applied: canceling statement due to lock timeout \((once|\d+ times), with a lock timeout of 200 ms\); other sessions hold walflow's tables: pid \d+ \(idle-in-transaction, idle in transaction, its transaction \d+ s old\)$/,
+        ),
       });
     } finally {
       await holding.query('ROLLBACK');
       await holding.end();
     }
-    const tables = await db.introspection.getTables();
-    expect(tables.find((table) => table.schema === 'walflow' && table.name === 'outbox')?.columns.map((column) => column.name)).toContain('upgraded');
+    expect(await outboxColumns()).not.toContain('never_added');
   });
 });

@@ -9,7 +9,7 @@ export function registerMigrate(program: Command): void {
     .description('create the replication slot and bring the walflow schema up to date (safe to run again)')
     .option(
       '--lock-timeout <ms>',
-      "the longest a migration waits for a table's lock (writes to that table wait behind it) before the run rolls back and tries again; 0 waits as long as it takes",
+      "the longest a migration waits for any one lock (writes to that table wait behind it) before the run rolls back and tries again; 0 waits as long as it takes",
       wholeNumber(0, 3_600_000),
       DEFAULT_LOCK_TIMEOUT_MS,
     )
