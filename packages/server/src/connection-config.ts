@@ -1,7 +1,7 @@
 import type { ClientConfig } from 'pg';
 
 /** How long opening a connection may take when DATABASE_URL does not say. */
-export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
+const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
 
 /** Node's timers hold at most 2^31 - 1 ms, and fire at once beyond that. */
 const MAX_CONNECT_TIMEOUT_SECONDS = 2_147_483;
@@ -17,15 +17,15 @@ export const CONNECT_TIMEOUT_PROBLEM = `has a connect_timeout that is not a whol
 export function connectTimeoutMs(databaseUrl: string): number {
   const written = writtenConnectTimeout(databaseUrl);
   if (written === null) return DEFAULT_CONNECT_TIMEOUT_SECONDS * 1000;
-  if (!isValid(written)) throw new Error(`DATABASE_URL ${CONNECT_TIMEOUT_PROBLEM}: "${written}"`);
+  if (!isAccepted(written)) throw new Error(`DATABASE_URL ${CONNECT_TIMEOUT_PROBLEM}: "${written}"`);
   const seconds = Number(written);
   return seconds <= 0 ? 0 : Math.max(seconds, 2) * 1000;
 }
 
-/** False when the URL's connect_timeout is written but is no whole number. */
+/** False when the URL's connect_timeout is written but not as walflow takes it (CONNECT_TIMEOUT_PROBLEM). */
 export function hasValidConnectTimeout(databaseUrl: string): boolean {
   const written = writtenConnectTimeout(databaseUrl);
-  return written === null || isValid(written);
+  return written === null || isAccepted(written);
 }
 
 /** A connection of walflow's own to DATABASE_URL: every one opens within connectTimeoutMs. */
@@ -42,6 +42,6 @@ function writtenConnectTimeout(databaseUrl: string): string | null {
   return URL.canParse(databaseUrl) ? new URL(databaseUrl).searchParams.get('connect_timeout') : null;
 }
 
-function isValid(written: string): boolean {
+function isAccepted(written: string): boolean {
   return /^\s*[+-]?\d+\s*$/.test(written) && Number(written) <= MAX_CONNECT_TIMEOUT_SECONDS;
 }
