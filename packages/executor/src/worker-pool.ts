@@ -45,6 +45,8 @@ export class WorkerPool {
   private stopping = false;
   private waiting = new Set<() => void>();
   private lastSweep = 0;
+  /** One worker sweeps at a time: a slow sweep must not take the others from the queue too. */
+  private sweeping = false;
   /** Runs this pool's claims took, for the log line at stop: which processes of a deployment did the work. */
   private runsClaimed = 0;
   private readonly workflows = new WorkflowCache();
@@ -162,12 +164,17 @@ export class WorkerPool {
 
   /** Every half lease: runs no claim can hand to a worker leave the queue, and runs whose worker died go back to it. */
   private async sweep(leaseMs: number): Promise<void> {
-    if (Date.now() - this.lastSweep < leaseMs / 2) return;
+    if (this.sweeping || Date.now() - this.lastSweep < leaseMs / 2) return;
+    this.sweeping = true;
     this.lastSweep = Date.now();
-    const cancelled = await cancelRunsWithoutEvent(this.options.db);
-    if (cancelled > 0) this.options.logger.warn({ cancelled, reason: EVENT_GONE }, 'cancelled runs whose event is gone');
-    const released = await releaseExpiredLeases(this.options.db, this.options.logger);
-    if (released > 0) this.options.logger.warn({ released }, 'released runs whose worker lease expired');
+    try {
+      const cancelled = await cancelRunsWithoutEvent(this.options.db);
+      if (cancelled > 0) this.options.logger.warn({ cancelled, reason: EVENT_GONE }, 'cancelled runs whose event is gone');
+      const released = await releaseExpiredLeases(this.options.db, this.options.logger);
+      if (released > 0) this.options.logger.warn({ released }, 'released runs whose worker lease expired');
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   private idle(): Promise<void> {
