@@ -47,6 +47,9 @@ export class NatsSink {
   private publisher: JetStreamPublisher | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
+  /** Resolves when stop() is called during this start: a connect in flight is not waited for. */
+  private stopRequested: Promise<void> = new Promise(() => undefined);
+  private requestStop: () => void = () => undefined;
   private readonly pause = new WakeableSleep();
   private readonly batchSize: number;
 
@@ -62,6 +65,7 @@ export class NatsSink {
   start(): void {
     if (this.loop) return;
     this.stopping = false;
+    this.stopRequested = new Promise((resolve) => (this.requestStop = resolve));
     this.setState('starting');
     this.loop = this.run();
   }
@@ -69,6 +73,7 @@ export class NatsSink {
   /** Finishes the round in progress (its cursor save included) and closes the NATS connection. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.requestStop();
     this.pause.wake();
     await this.loop;
     this.loop = null;
@@ -92,6 +97,8 @@ export class NatsSink {
       } catch (error) {
         round = { kind: 'failed', error };
       }
+      // A round a stop cut short (or that failed as it came) is not retried: nothing to report as retrying.
+      if (round.kind === 'failed' && this.stopping) break;
       if (round.kind === 'failed') {
         const reason = round.error instanceof Error ? round.error.message : String(round.error);
         const delayMs = backoffDelay(failures++, { initialMs: 500, maxMs: 5000, ...this.options.retry });
@@ -141,9 +148,20 @@ export class NatsSink {
     });
   }
 
+  /**
+   * The publisher, connecting first if need be. A stop does not wait for a connect in flight (to a server that does
+   * not answer, nats waits 20 s): the round fails, publishing nothing, and the connection is closed once made.
+   */
   private async connected(): Promise<JetStreamPublisher> {
-    this.publisher ??= await JetStreamPublisher.connect(this.options.settings, this.options.logger);
-    return this.publisher;
+    if (this.publisher !== null) return this.publisher;
+    const connecting = JetStreamPublisher.connect(this.options.settings, this.options.logger);
+    const publisher = await Promise.race([connecting, this.stopRequested.then(() => null)]);
+    if (publisher === null) {
+      void connecting.then((late) => late.close(), () => undefined);
+      throw new WalflowError('sink_failed', 'stopped while connecting to NATS');
+    }
+    this.publisher = publisher;
+    return publisher;
   }
 
   private setState(state: SinkState, reason?: string): void {
