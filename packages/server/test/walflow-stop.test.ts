@@ -48,10 +48,13 @@ describe('stopping walflow', () => {
   });
 
   // pg never settles a connect() that end() cut short: a stop must not wait for it.
-  it('stops while its replication connection is still being opened', async () => {
-    await whileOpening('walflow-replication', async (proxy) => {
-      const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'consumer' });
-      await waitFor('the replication connection to be opened', () => proxy.held() > 0);
+  it.each([
+    { connection: 'its replication connection', applicationName: 'walflow-replication', role: 'consumer' as const },
+    { connection: 'the connection that listens for queued runs', applicationName: 'walflow-run-listener', role: 'worker' as const },
+  ])('stops while $connection is still being opened', async ({ connection, applicationName, role }) => {
+    await whileOpening(applicationName, async (proxy) => {
+      const walflow = await startTestWalflow(proxy.url, database.slotName, { role });
+      await waitFor(`${connection} to be opened`, () => proxy.held() > 0);
       expect(await stopWithin5s(walflow)).toBe('stopped');
     });
   });
@@ -68,13 +71,6 @@ describe('stopping walflow', () => {
     }
   });
 
-  it('stops while the connection that listens for queued runs is still being opened', async () => {
-    await whileOpening('walflow-run-listener', async (proxy) => {
-      const walflow = await startTestWalflow(proxy.url, database.slotName, { role: 'worker' });
-      await waitFor('the listening connection to be opened', () => proxy.held() > 0);
-      expect(await stopWithin5s(walflow)).toBe('stopped');
-    });
-  });
 
   it('stops while the consumer tries for the leader lock, without first waiting for its next try', async () => {
     await whileOpening('walflow-leader-lock', async (proxy) => {
