@@ -114,7 +114,11 @@ async function lockWindows(
   return counts;
 }
 
-/** Whether this workflow already ran in the event's causal chain for the same aggregate (A → B → A). */
+/**
+ * Whether this workflow already ran in the event's causal chain for the same aggregate (A → B → A). A run of
+ * the chain's first event has that event's id as its correlation id and is found by its event; the chain index
+ * holds only the runs of caused events (migration 0030).
+ */
 export async function ranInChain(
   trx: Transaction<WalflowDatabase>,
   workflowId: string,
@@ -122,15 +126,13 @@ export async function ranInChain(
   event: EventEnvelope,
   replayId: string | null = null,
 ): Promise<boolean> {
-  const row = await trx
-    .selectFrom('walflow.workflow_runs')
-    .select('id')
-    .where('workflow_id', '=', workflowId)
-    .where('correlation_id', '=', chain)
-    .where(sql<boolean>`replay_id IS NOT DISTINCT FROM ${replayId}`)
-    .where(sql<boolean>`aggregate_type IS NOT DISTINCT FROM ${event.aggregateType}`)
-    .where(sql<boolean>`aggregate_id IS NOT DISTINCT FROM ${event.aggregateId}`)
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
+  const sameRunKey = sql`replay_id IS NOT DISTINCT FROM ${replayId}
+    AND aggregate_type IS NOT DISTINCT FROM ${event.aggregateType} AND aggregate_id IS NOT DISTINCT FROM ${event.aggregateId}`;
+  const { rows } = await sql<{ ran: boolean }>`
+    SELECT EXISTS (SELECT FROM walflow.workflow_runs
+                   WHERE event_id = ${chain} AND workflow_id = ${workflowId} AND ${sameRunKey})
+        OR EXISTS (SELECT FROM walflow.workflow_runs
+                   WHERE workflow_id = ${workflowId} AND correlation_id = ${chain} AND correlation_id <> event_id
+                     AND ${sameRunKey}) AS ran`.execute(trx);
+  return rows[0]!.ran;
 }

@@ -4,8 +4,8 @@ import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openMigrated } from './fixtures.js';
 
-/** The indexes with text keys that every queued run enters (migration 0024). */
-const RUN_INDEXES = ['workflow_runs_chain', 'workflow_runs_unfinished_by_aggregate'];
+/** The indexes with text keys that queued runs enter (migration 0024; the chain index holds caused runs only since 0030). */
+const RUN_INDEXES = ['workflow_runs_caused_chain', 'workflow_runs_unfinished_by_aggregate'];
 
 const database = useTestDatabase({ prefix: 'walflow_collations' });
 let db: Kysely<WalflowDatabase>;
@@ -29,8 +29,8 @@ describe('the text keys of the indexes a queued run enters', () => {
        WHERE i.relnamespace = 'walflow'::regnamespace AND i.relname = ANY(${RUN_INDEXES}) AND a.atttypid = 'text'::regtype
        ORDER BY 1, 2`.execute(db);
     expect(rows.map((row) => `${row.index}.${row.column}`)).toEqual([
-      'workflow_runs_chain.aggregate_id',
-      'workflow_runs_chain.aggregate_type',
+      'workflow_runs_caused_chain.aggregate_id',
+      'workflow_runs_caused_chain.aggregate_type',
       'workflow_runs_unfinished_by_aggregate.aggregate_id',
       'workflow_runs_unfinished_by_aggregate.aggregate_type',
     ]);
