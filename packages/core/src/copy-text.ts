@@ -8,15 +8,17 @@ import { SqlState, sqlStateOf } from './sqlstate.js';
  * their JSON (for json and jsonb columns), booleans as t and f.
  */
 export function copyText(rows: readonly (readonly unknown[])[]): string {
-  let text = '';
-  for (const row of rows) {
-    for (let column = 0; column < row.length; column++) {
-      if (column > 0) text += '\t';
-      text += copyField(row[column]);
-    }
-    text += '\n';
+  // Joined, not appended: `text +=` made a rope of two nodes per field, which a batch of 5,000 rows kept alive
+  // while it grew (a tenth of the dispatcher's allocations, copied by every young-generation collection).
+  const lines = new Array<string>(rows.length + 1);
+  for (let index = 0; index < rows.length; index++) {
+    const row = rows[index]!;
+    const fields = new Array<string>(row.length);
+    for (let column = 0; column < row.length; column++) fields[column] = copyField(row[column]);
+    lines[index] = fields.join('\t');
   }
-  return text;
+  lines[rows.length] = '';
+  return lines.join('\n');
 }
 
 /** What would end a field or a row, or start an escape: tested once, then replaced everywhere. */
