@@ -1,5 +1,6 @@
 import type { DecisionOutcome, EventEnvelope } from '@walflow/core';
 import type { CompiledExpressions } from './compile-workflow.js';
+import type { CompiledExpression } from './expressions/compile-expression.js';
 import { evaluateCondition, evaluateKey } from './expressions/evaluate-condition.js';
 import type { StoredWorkflow } from './workflow-store.js';
 
@@ -32,10 +33,6 @@ export type Verdict = { kind: 'decided'; decision: Decision } | { kind: 'guarded
  * the guard keys. Pure; the dispatcher asks the guard state for the rest.
  */
 export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options: DecideOptions): Verdict {
-  const decided = (outcome: DecisionOutcome, reason: string, detail: Record<string, unknown> = {}): Verdict => ({
-    kind: 'decided',
-    decision: { outcome, reason, detail },
-  });
   if (workflow.status !== 'active') return decided('inactive', `workflow is ${workflow.status}`, { status: workflow.status });
   const depth = eventDepth(event);
   if (depth >= options.maxDepth) {
@@ -57,25 +54,30 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
     if (!result.ok) return decided('condition_error', `bypass failed: ${result.error}`, { bypass: bypass.source });
     bypassed = result.value;
   }
-  const keys: string[] = [];
-  const keyExpressions = [
-    ['cooldown.key', cooldownKey] as const,
-    ...rateLimitKeys.map((key, index) => [`rateLimits.${index}.key`, key] as const),
-    ['concurrency.key', concurrencyKey] as const,
-  ];
-  for (const [field, expression] of keyExpressions) {
-    if (!expression) {
-      keys.push('');
-      continue;
-    }
-    const result = evaluateKey(expression, event);
-    if (!result.ok) return decided('condition_error', `${field} failed: ${result.error}`, { [field]: expression.source });
-    keys.push(result.key);
+  // Written out rather than as a list of (field, expression) pairs: this runs for every matching workflow of
+  // every event, and most workflows have no key at all.
+  const cooldown = guardKey('cooldown.key', cooldownKey, event);
+  if (typeof cooldown !== 'string') return cooldown;
+  const rateLimitValues: string[] = [];
+  for (let index = 0; index < rateLimitKeys.length; index++) {
+    const key = guardKey(`rateLimits.${index}.key`, rateLimitKeys[index], event);
+    if (typeof key !== 'string') return key;
+    rateLimitValues.push(key);
   }
-  return {
-    kind: 'guarded',
-    guards: { bypassed, cooldownKey: keys[0] ?? '', rateLimitKeys: keys.slice(1, 1 + rateLimitKeys.length), concurrencyKey: keys.at(-1) ?? '' },
-  };
+  const concurrency = guardKey('concurrency.key', concurrencyKey, event);
+  if (typeof concurrency !== 'string') return concurrency;
+  return { kind: 'guarded', guards: { bypassed, cooldownKey: cooldown, rateLimitKeys: rateLimitValues, concurrencyKey: concurrency } };
+}
+
+function decided(outcome: DecisionOutcome, reason: string, detail: Record<string, unknown> = {}): Verdict {
+  return { kind: 'decided', decision: { outcome, reason, detail } };
+}
+
+/** A guard's key for this event (empty without an expression), or the verdict that it could not be had. */
+function guardKey(field: string, expression: CompiledExpression | undefined, event: EventEnvelope): string | Verdict {
+  if (!expression) return '';
+  const result = evaluateKey(expression, event);
+  return result.ok ? result.key : decided('condition_error', `${field} failed: ${result.error}`, { [field]: expression.source });
 }
 
 export function eventDepth(event: EventEnvelope): number {

@@ -1,10 +1,10 @@
 import { formatLsn, SqlState, sqlStateOf, WalflowError, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { chainOf, decide, type GuardRequest } from './decide.js';
+import { chainOf, decide, type Decision, type GuardRequest } from './decide.js';
 import { decidedInReplay, insertEvents, lockReplayedEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { boundedKey } from './expressions/cel-value-text.js';
-import { applyGuards, ranInChain, usesGuardState } from './guard-state.js';
+import { applyGuards, firedWithoutGuardState, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { parkReusedEventIds } from './reused-event-ids.js';
 import { WorkflowIndex } from './workflow-index.js';
@@ -188,10 +188,13 @@ export class Dispatcher implements BatchDispatcher {
           });
           continue;
         }
-        if (!replay?.ignoreGuards && usesGuardState(workflow)) await afterPrevious();
-        const decision = replay?.ignoreGuards
-          ? { outcome: 'fired' as const, reason: 'replayed with guards ignored', detail: { guardsIgnored: true } }
-          : await applyGuards(trx, workflow, event, replayId === null ? verdict.guards : inReplay(verdict.guards, replayId));
+        let decision: Decision;
+        if (replay?.ignoreGuards) decision = { outcome: 'fired', reason: 'replayed with guards ignored', detail: { guardsIgnored: true } };
+        else if (!usesGuardState(workflow)) decision = firedWithoutGuardState(workflow, verdict.guards);
+        else {
+          await afterPrevious();
+          decision = await applyGuards(trx, workflow, event, replayId === null ? verdict.guards : inReplay(verdict.guards, replayId));
+        }
         if (decision.outcome === 'fired') firedInBatch.add(link);
         considered.push({ event, workflow, decision, concurrencyKey: verdict.guards.concurrencyKey });
       }

@@ -17,7 +17,7 @@ export async function applyGuards(
   const committedAt = new Date(event.committedAt);
   if (guards.bypassed) {
     if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, committedAt, cooldown.seconds);
-    return { outcome: 'fired', reason: 'bypass holds: cooldown and rate limits skipped', detail: { bypassed: true } };
+    return firedWithoutGuardState(workflow, guards);
   }
   if (cooldown) {
     const until = await cooldownEnd(trx, workflow.id, guards.cooldownKey);
@@ -52,7 +52,17 @@ export async function applyGuards(
     }
   }
   if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, committedAt, cooldown.seconds);
-  return { outcome: 'fired', reason: `trigger ${workflow.triggerEvent} matched`, detail: {} };
+  return firedWithoutGuardState(workflow, guards);
+}
+
+/**
+ * The decision once no cooldown or rate limit stands in the way, and all of it for a workflow without either:
+ * the dispatcher takes it without a round through applyGuards' promise, most workflows have neither.
+ */
+export function firedWithoutGuardState(workflow: IndexedWorkflow, guards: GuardRequest): Decision {
+  return guards.bypassed
+    ? { outcome: 'fired', reason: 'bypass holds: cooldown and rate limits skipped', detail: { bypassed: true } }
+    : { outcome: 'fired', reason: `trigger ${workflow.triggerEvent} matched`, detail: {} };
 }
 
 /** Whether applyGuards reads and writes guard rows for this workflow: it has a cooldown or a rate limit. */
