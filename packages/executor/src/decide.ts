@@ -54,8 +54,8 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
     if (!result.ok) return decided('condition_error', `bypass failed: ${result.error}`, { bypass: bypass.source });
     bypassed = result.value;
   }
-  // Written out rather than as a list of (field, expression) pairs: this runs for every matching workflow of
-  // every event, and most workflows have no key at all.
+  // Written out rather than as a list of (field, expression) pairs built per call: this runs for every matching
+  // workflow of every event.
   const cooldown = guardKey('cooldown.key', cooldownKey, event);
   if (typeof cooldown !== 'string') return cooldown;
   const rateLimitValues: string[] = [];

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { chainOf, decide, type Decision, type GuardRequest } from './decide.js';
 import { decidedInReplay, insertEvents, lockReplayedEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { boundedKey } from './expressions/cel-value-text.js';
-import { applyGuards, firedWithoutGuardState, ranInChain, usesGuardState } from './guard-state.js';
+import { applyGuards, firedDecision, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { parkReusedEventIds } from './reused-event-ids.js';
 import { WorkflowIndex } from './workflow-index.js';
@@ -190,7 +190,7 @@ export class Dispatcher implements BatchDispatcher {
         }
         let decision: Decision;
         if (replay?.ignoreGuards) decision = { outcome: 'fired', reason: 'replayed with guards ignored', detail: { guardsIgnored: true } };
-        else if (!usesGuardState(workflow)) decision = firedWithoutGuardState(workflow, verdict.guards);
+        else if (!usesGuardState(workflow)) decision = firedDecision(workflow, verdict.guards.bypassed);
         else {
           await afterPrevious();
           decision = await applyGuards(trx, workflow, event, replayId === null ? verdict.guards : inReplay(verdict.guards, replayId));

@@ -17,7 +17,7 @@ export async function applyGuards(
   const committedAt = new Date(event.committedAt);
   if (guards.bypassed) {
     if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, committedAt, cooldown.seconds);
-    return firedWithoutGuardState(workflow, guards);
+    return firedDecision(workflow, guards.bypassed);
   }
   if (cooldown) {
     const until = await cooldownEnd(trx, workflow.id, guards.cooldownKey);
@@ -52,15 +52,15 @@ export async function applyGuards(
     }
   }
   if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, committedAt, cooldown.seconds);
-  return firedWithoutGuardState(workflow, guards);
+  return firedDecision(workflow, guards.bypassed);
 }
 
 /**
- * The decision once no cooldown or rate limit stands in the way, and all of it for a workflow without either:
- * the dispatcher takes it without a round through applyGuards' promise, most workflows have neither.
+ * The decision once no cooldown or rate limit stands in the way. A workflow without either (most of them) needs
+ * nothing more: the dispatcher takes it from here without a round through applyGuards' promise.
  */
-export function firedWithoutGuardState(workflow: IndexedWorkflow, guards: GuardRequest): Decision {
-  return guards.bypassed
+export function firedDecision(workflow: IndexedWorkflow, bypassed: boolean): Decision {
+  return bypassed
     ? { outcome: 'fired', reason: 'bypass holds: cooldown and rate limits skipped', detail: { bypassed: true } }
     : { outcome: 'fired', reason: `trigger ${workflow.triggerEvent} matched`, detail: {} };
 }
@@ -125,9 +125,9 @@ async function lockWindows(
 }
 
 /**
- * Whether this workflow already ran in the event's causal chain for the same aggregate (A → B → A). A run of
- * the chain's first event has that event's id as its correlation id and is found by its event; the chain index
- * holds only the runs of caused events (migration 0030).
+ * Whether this workflow already ran in the event's causal chain for the same aggregate (A → B → A): a run whose
+ * correlation id is the chain. A run of the chain's first event has that event's id as its correlation id and is
+ * found through its event (the runs' unique key); the chain index holds only the others (migration 0030).
  */
 export async function ranInChain(
   trx: Transaction<WalflowDatabase>,
@@ -136,13 +136,14 @@ export async function ranInChain(
   event: EventEnvelope,
   replayId: string | null = null,
 ): Promise<boolean> {
-  const sameRunKey = sql`replay_id IS NOT DISTINCT FROM ${replayId}
+  const sameReplayAndAggregate = sql`replay_id IS NOT DISTINCT FROM ${replayId}
     AND aggregate_type IS NOT DISTINCT FROM ${event.aggregateType} AND aggregate_id IS NOT DISTINCT FROM ${event.aggregateId}`;
   const { rows } = await sql<{ ran: boolean }>`
     SELECT EXISTS (SELECT FROM walflow.workflow_runs
-                   WHERE event_id = ${chain} AND workflow_id = ${workflowId} AND ${sameRunKey})
+                   WHERE event_id = ${chain} AND workflow_id = ${workflowId} AND correlation_id = event_id
+                     AND ${sameReplayAndAggregate})
         OR EXISTS (SELECT FROM walflow.workflow_runs
                    WHERE workflow_id = ${workflowId} AND correlation_id = ${chain} AND correlation_id <> event_id
-                     AND ${sameRunKey}) AS ran`.execute(trx);
+                     AND ${sameReplayAndAggregate}) AS ran`.execute(trx);
   return rows[0]!.ran;
 }
