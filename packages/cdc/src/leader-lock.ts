@@ -1,3 +1,4 @@
+import { explainConnectTimeout } from '@walflow/core';
 import pg, { type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
 
@@ -41,7 +42,7 @@ export class LeaderLock {
       }
     } catch (error) {
       await client.end().catch(() => undefined);
-      throw error;
+      throw explainConnectTimeout(error, this.connection.connectionTimeoutMillis);
     }
     return {
       lost,

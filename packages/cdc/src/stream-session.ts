@@ -1,5 +1,6 @@
 import {
   BatchProgress,
+  explainConnectTimeout,
   isWalflowError,
   parseLsn,
   WalflowError,
@@ -262,7 +263,9 @@ export class StreamSession {
     return libraryIdle && !this.assembler.inTransaction && this.pending.length === 0 && this.recording.length === 0;
   }
 
-  private fail(error: unknown): void {
+  private fail(reported: unknown): void {
+    // The library reports a connection that did not open both as an 'error' event and by subscribe() failing.
+    const error = explainConnectTimeout(reported, this.options.connection.connectionTimeoutMillis);
     if (this.closing) {
       this.options.logger.debug({ err: error, slot: this.options.slotName }, 'replication connection closing');
       return;

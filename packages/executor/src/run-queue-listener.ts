@@ -1,4 +1,4 @@
-import { backoffDelay, WakeableSleep, type BackoffOptions } from '@walflow/core';
+import { backoffDelay, explainConnectTimeout, WakeableSleep, type BackoffOptions } from '@walflow/core';
 import pg, { type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
 import { RUNS_QUEUED_CHANNEL } from './run-queue.js';
@@ -69,7 +69,9 @@ export class RunQueueListener {
         const error = await closed;
         if (!this.stopping) logger.warn({ err: error }, 'lost the connection that listens for queued runs; reconnecting');
       } catch (error) {
-        if (!this.stopping) logger.warn({ err: error }, 'could not listen for queued runs; retrying (workers still poll)');
+        if (!this.stopping) {
+          logger.warn({ err: explainConnectTimeout(error, this.options.connection.connectionTimeoutMillis) }, 'could not listen for queued runs; retrying (workers still poll)');
+        }
       } finally {
         this.client = null;
         await client.end().catch(() => undefined);

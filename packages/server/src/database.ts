@@ -1,4 +1,4 @@
-import type { WalflowDatabase } from '@walflow/core';
+import { explainConnectTimeout, type WalflowDatabase } from '@walflow/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -43,16 +43,11 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
 }
 
 /**
- * The pool's clients, each limited to `timeoutMs` to open, and saying so when it runs out (pg's own error only
- * says "timeout expired"). Not the pool's connectionTimeoutMillis: that also limits the wait for a client while
+ * The pool's clients, each limited to `timeoutMs` to open, and saying so when it runs out. Not the pool's connectionTimeoutMillis: that also limits the wait for a client while
  * all are in use, which under load is no failure.
  */
 function clientOpeningWithin(timeoutMs: number): typeof pg.Client {
-  // pg's own wording (client.js, connectionTimeoutMillis): the one error its connect timeout ends with.
-  const explain = (error: Error): Error =>
-    error.message === 'timeout expired'
-      ? new Error(`PostgreSQL did not answer within ${timeoutMs / 1000} s (the connect_timeout of DATABASE_URL)`, { cause: error })
-      : error;
+  const explain = (error: Error): Error => explainConnectTimeout(error, timeoutMs) as Error;
   return class extends pg.Client {
     constructor(config?: pg.ClientConfig) {
       super({ ...config, connectionTimeoutMillis: timeoutMs });

@@ -1,6 +1,7 @@
 import { createDatabase, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { silentLogger, startTestWalflow } from './fixtures.js';
 import { holdConnectionsNamed } from './held-connections.js';
@@ -29,17 +30,24 @@ describe("DATABASE_URL's connect_timeout", () => {
     }
   });
 
-  // Without the limit, an attempt at the leader lock that PostgreSQL never answers is never given up: the consumer
-  // waits for it, never tries again, and a stop waits for ever.
-  it('gives up on a leader-lock connection PostgreSQL does not answer, tries again, and leads once it answers', async () => {
-    const proxy = await holdConnectionsNamed(database.url, 'walflow-leader-lock');
+  // Without the limit, an attempt that PostgreSQL never answers is never given up: the process waits for it,
+  // never tries again, and a stop waits for ever. pg's own error said only "timeout expired".
+  it.each([
+    { connection: 'walflow-leader-lock', role: 'consumer', warning: 'could not reach PostgreSQL for the leader lock' },
+    { connection: 'walflow-replication', role: 'consumer', warning: 'replication reconnecting' },
+    { connection: 'walflow-run-listener', role: 'worker', warning: 'could not listen for queued runs; retrying (workers still poll)' },
+  ] as const)('gives up on a $connection connection PostgreSQL does not answer, says why, and tries again until it answers', async ({ connection, role, warning }) => {
+    const proxy = await holdConnectionsNamed(database.url, connection);
+    const logged: { msg: string; err?: { message: string } }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line) as (typeof logged)[number]) });
     let walflow: RunningWalflow | undefined;
     try {
-      walflow = await startTestWalflow(withConnectTimeout(proxy.url, 2), database.slotName, { role: 'consumer', standbyPollMs: 100 });
-      await waitFor('a second attempt at the leader lock, the first given up', () => proxy.held() >= 2);
-      expect(walflow.consumerStatus().state).not.toBe('streaming');
+      walflow = await startTestWalflow(withConnectTimeout(proxy.url, 2), database.slotName, { role, standbyPollMs: 100 }, logger);
+      await waitFor('a second attempt, the first given up', () => proxy.held() >= 2);
+      expect(logged.find((line) => line.msg === warning)?.err?.message).toContain('PostgreSQL did not answer within 2 s (the connect_timeout of DATABASE_URL)');
       proxy.release();
-      await waitFor('the stream', () => walflow!.consumerStatus().state === 'streaming');
+      if (role === 'consumer') await waitFor('the stream', () => walflow!.consumerStatus().state === 'streaming');
+      else await waitFor('the listener', () => logged.some((line) => line.msg === 'listening for queued runs'));
     } finally {
       await walflow?.stop();
       await proxy.close();
