@@ -7,7 +7,7 @@ const PG_CONNECT_TIMEOUT = 'timeout expired';
  * DATABASE_URL's connect_timeout (the server's connectionConfig), so this says that instead. Any other error is
  * returned as it is.
  */
-export function explainConnectTimeout(error: unknown, timeoutMs: number | undefined): unknown {
+export function explainConnectTimeout<Reported>(error: Reported, timeoutMs: number | undefined): Reported | Error {
   if (!(error instanceof Error) || error.message !== PG_CONNECT_TIMEOUT || !timeoutMs) return error;
   return new Error(`PostgreSQL did not answer within ${timeoutMs / 1000} s (the connect_timeout of DATABASE_URL)`, { cause: error });
 }

@@ -9,7 +9,7 @@ import { SqlState, sqlStateOf } from './sqlstate.js';
  */
 export function copyText(rows: readonly (readonly unknown[])[]): string {
   // Joined, not appended: `text +=` made a rope of two nodes per field, which a batch of 5,000 rows kept alive
-  // while it grew (a tenth of the dispatcher's allocations, copied by every young-generation collection).
+  // while it grew (a tenth of walflow's allocations in a drain, copied by every young-generation collection).
   const lines = new Array<string>(rows.length + 1);
   for (let index = 0; index < rows.length; index++) {
     const row = rows[index]!;

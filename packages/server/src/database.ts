@@ -43,11 +43,12 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
 }
 
 /**
- * The pool's clients, each limited to `timeoutMs` to open, and saying so when it runs out. Not the pool's connectionTimeoutMillis: that also limits the wait for a client while
- * all are in use, which under load is no failure.
+ * The pool's clients, each limited to `timeoutMs` to open, and saying so when it runs out. Not the pool's
+ * connectionTimeoutMillis: that also limits the wait for a client while all are in use, which under load is no
+ * failure.
  */
 function clientOpeningWithin(timeoutMs: number): typeof pg.Client {
-  const explain = (error: Error): Error => explainConnectTimeout(error, timeoutMs) as Error;
+  const explain = (error: Error): Error => explainConnectTimeout(error, timeoutMs);
   return class extends pg.Client {
     constructor(config?: pg.ClientConfig) {
       super({ ...config, connectionTimeoutMillis: timeoutMs });
