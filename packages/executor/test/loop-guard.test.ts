@@ -5,7 +5,7 @@ import { createDatabase } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approvalEvent, openDispatcher, silentLogger } from '../../server/test/fixtures.js';
+import { approvalEvent, openDispatcher, runTableScansSoFar, silentLogger } from '../../server/test/fixtures.js';
 import { ranInChain } from '../src/guard-state.js';
 
 const database = useTestDatabase();
@@ -41,14 +41,12 @@ const LOOKUP_INDEXES = ['walflow.workflow_runs_caused_chain', 'walflow.workflow_
  */
 async function lookUp(root: EventEnvelope, event: EventEnvelope): Promise<{ ran: boolean; sequentialScans: number; otherIndexesRead: string[] }> {
   return session.transaction().execute(async (trx) => {
-    // The transaction's own counts, not yet reported to the statistics: take the difference.
+    // Counts not yet reported to the statistics: take the difference.
     const scans = async (): Promise<{ sequential: number; byIndex: Map<string, number> }> => {
-      const table = await sql<{ seq_scan: string }>`
-        SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'walflow.workflow_runs'::regclass`.execute(trx);
       const indexes = await sql<{ index: string; idx_scan: string }>`
         SELECT i.indexrelid::regclass::text AS index, pg_stat_get_xact_numscans(i.indexrelid) AS idx_scan
           FROM pg_index i WHERE i.indrelid = 'walflow.workflow_runs'::regclass`.execute(trx);
-      return { sequential: Number(table.rows[0]!.seq_scan), byIndex: new Map(indexes.rows.map((row) => [row.index, Number(row.idx_scan)])) };
+      return { sequential: await runTableScansSoFar(trx), byIndex: new Map(indexes.rows.map((row) => [row.index, Number(row.idx_scan)])) };
     };
     const before = await scans();
     const ran = await ranInChain(trx, workflowId, root.id, event);

@@ -4,7 +4,7 @@ import { createDatabase } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approvalEvent, openDispatcher, silentLogger } from './fixtures.js';
+import { approvalEvent, openDispatcher, runTableScansSoFar, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -38,14 +38,10 @@ async function claim(limit: number, hold: boolean): Promise<{ claimed: number; s
   return session.connection().execute(async (conn) => {
     await sql`BEGIN`.execute(conn);
     try {
-      // The session's counts not yet reported to the statistics, earlier transactions' included: take the difference.
-      const sequentialScans = async (): Promise<number> =>
-        Number((await sql<{ seq_scan: string }>`
-          SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'walflow.workflow_runs'::regclass`.execute(conn)).rows[0]!.seq_scan);
-      const before = await sequentialScans();
+      const before = await runTableScansSoFar(conn);
       const claimed = await sql<{ claimed: number }>`
         SELECT count(*)::int AS claimed FROM walflow.claim_runs('plans-worker', ${limit}, 30000, '{}'::text[], NULL, ${hold})`.execute(conn);
-      return { claimed: claimed.rows[0]!.claimed, sequentialScans: (await sequentialScans()) - before };
+      return { claimed: claimed.rows[0]!.claimed, sequentialScans: (await runTableScansSoFar(conn)) - before };
     } finally {
       await sql`ROLLBACK`.execute(conn);
     }

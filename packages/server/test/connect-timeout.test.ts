@@ -44,6 +44,7 @@ describe("DATABASE_URL's connect_timeout", () => {
     try {
       walflow = await startTestWalflow(withConnectTimeout(proxy.url, 2), database.slotName, { role, standbyPollMs: 100 }, logger);
       await waitFor('a second attempt, the first given up', () => proxy.held() >= 2);
+      if (role === 'consumer') expect(walflow.consumerStatus().state).not.toBe('streaming');
       expect(logged.find((line) => line.msg === warning)?.err?.message).toContain('PostgreSQL did not answer within 2 s (the connect_timeout of DATABASE_URL)');
       proxy.release();
       if (role === 'consumer') await waitFor('the stream', () => walflow!.consumerStatus().state === 'streaming');

@@ -186,3 +186,13 @@ export async function waitForLockWait(db: Kysely<WalflowDatabase>, description: 
     return rows[0]!.n > 0;
   });
 }
+
+/**
+ * How often the session of `executor` has read walflow.workflow_runs whole in counts not yet reported to the
+ * statistics (this transaction's, and possibly earlier ones'): take the difference around what is measured.
+ */
+export async function runTableScansSoFar(executor: Kysely<WalflowDatabase>): Promise<number> {
+  const { rows } = await sql<{ seq_scan: string }>`
+    SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'walflow.workflow_runs'::regclass`.execute(executor);
+  return Number(rows[0]!.seq_scan);
+}
