@@ -7,7 +7,7 @@ import { planAction } from './actions/plan-action.js';
 import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
 import { followUp, recordDeath } from './run-death.js';
-import { cancelRun, completeRuns, DEFAULT_LEASE_MS, failRun, holdsLease, recordOutcomes, type ClaimedRun } from './run-queue.js';
+import { cancelRun, completeRuns, DEFAULT_LEASE_MS, failRun, holdsLease, recordOutcomes, runTransactionLimits, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
 
@@ -113,15 +113,15 @@ async function performAction(
 ): Promise<void> {
   const plan = planAction(action);
   const base = actionContext(run, workflow, index);
-  const timeoutMs = actionTimeoutMs(options.runtime);
   if (plan.kind === 'transactional') {
     await fenced(async (trx) => {
-      await limitStatements(trx, timeoutMs);
+      await limitRunTransaction(trx, options);
       const result = await plan.perform({ ...base, trx });
       await recordOutcomes(trx, [{ runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result }]);
     });
     return;
   }
+  const timeoutMs = actionTimeoutMs(options.runtime);
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([timeout, leaseLost]);
   const result = await Promise.race([
@@ -155,10 +155,15 @@ export function actionTimeoutMs(runtime: ActionRuntime): number {
   return runtime.actionTimeoutMs ?? 10_000;
 }
 
-/** A transactional action's own statements get the same time limit as mail and HTTP. */
-export async function limitStatements(trx: Transaction<WalflowDatabase>, timeoutMs: number): Promise<void> {
-  await sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx);
+/**
+ * Limits a transaction that executes runs: its statements to the time mail and HTTP get, and its time idle to a
+ * lease, so that runs whose worker hangs or loses its connection mid-transaction are free again within a lease
+ * (the server ends the session), as a leased run is, not when TCP gives up hours later.
+ */
+export async function limitRunTransaction(trx: Transaction<WalflowDatabase>, options: RunExecutorOptions): Promise<void> {
+  await sql`SELECT ${runTransactionLimits(actionTimeoutMs(options.runtime), options.leaseMs ?? DEFAULT_LEASE_MS)}`.execute(trx);
 }
+
 
 function leaseLostOr<T>(value: T): (error: unknown) => T {
   return (error) => {

@@ -2,17 +2,20 @@ import type { WalflowDatabase } from '@walflow/core';
 import type { Transaction } from 'kysely';
 import { performTogether } from './actions/perform-together.js';
 import { planAction } from './actions/plan-action.js';
-import { actionContext, actionTimeoutMs, executeRun, limitStatements, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
+import { actionContext, actionTimeoutMs, executeRun, limitRunTransaction, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
 import {
   cancelRun,
   claimRunsToHold,
   completeRuns,
+  DEFAULT_LEASE_MS,
+  extendLeases,
   heldRuns,
   leaseHeldRuns,
   type ActionOutcome,
   type CallingOutLimit,
   type ClaimedRun,
 } from './run-queue.js';
+import { keepWaitingLeases } from './waiting-leases.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import type { WorkflowCache } from './workflow-cache.js';
 import type { StoredWorkflow } from './workflow-store.js';
@@ -49,7 +52,7 @@ export async function executeRunBatch(
   let results: Map<string, RunResult>;
   try {
     results = await options.db.transaction().execute(async (trx) => {
-      await limitStatements(trx, actionTimeoutMs(options.runtime));
+      await limitRunTransaction(trx, options);
       const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
       const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id)), workflows, options, timings);
       for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
@@ -57,7 +60,7 @@ export async function executeRunBatch(
     });
   } catch (error) {
     options.logger.debug({ err: error, runs: runs.length }, 'batch of runs rolled back; executing them one by one');
-    return executeOneByOne(runs, workerId, options);
+    return executeInTurn(runs, workerId, options);
   }
   observe(results, timings, options);
   return results;
@@ -85,6 +88,7 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
   const timings: ActionTiming[] = [];
   let held: ClaimedRun[] = [];
   let claim: { claimed: number; leased: ClaimedRun[]; results: Map<string, RunResult> };
+  const claimedAt = performance.now();
   try {
     claim = await options.db
       .transaction()
@@ -102,12 +106,17 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
         const callingOutNow: ClaimedRun[] = [];
         for (const run of holding) (runsInOneTransaction(workflows.get(run.workflowId)) ? together : callingOutNow).push(run);
         const results = await executeTogether(trx, together, workflows, options, timings);
-        return { claimed, leased: [...leased, ...(await leaseHeldRuns(trx, callingOutNow, batch.workerId, batch.leaseMs))], results };
+        const leasedToo = [...leased, ...(await leaseHeldRuns(trx, callingOutNow, batch.workerId, batch.leaseMs))];
+        // Their leases run from the transaction's start: held runs that took long have eaten into them.
+        if (leasedToo.length > 0 && performance.now() - claimedAt > batch.leaseMs / 3) {
+          await extendLeases(trx, leasedToo.map((run) => run.id), batch.workerId, batch.leaseMs);
+        }
+        return { claimed, leased: leasedToo, results };
       });
   } catch (error) {
     if (held.length === 0) throw error;
     options.logger.debug({ err: error, runs: held.length }, 'batch of held runs rolled back; leasing them and executing them one by one');
-    await executeOneByOne(await leaseAfterFailure(held, batch, options), batch.workerId, options);
+    await executeInTurn(await leaseAfterFailure(held, batch, options), batch.workerId, options);
     return { claimed: held.length, leased: [] };
   }
   observe(claim.results, timings, options);
@@ -136,9 +145,29 @@ async function leaseAfterFailure(runs: readonly ClaimedRun[], batch: ClaimBatch,
   }
 }
 
-async function executeOneByOne(runs: readonly ClaimedRun[], workerId: string, options: RunExecutorOptions): Promise<Map<string, RunResult>> {
+/**
+ * Executes leased runs one after another, keeping the leases of those waiting their turn. A run whose attempt
+ * could not even be recorded (the database went away) is left to its lease, which returns it to the queue;
+ * the runs after it still get their turn.
+ */
+export async function executeInTurn(runs: readonly ClaimedRun[], workerId: string, options: RunExecutorOptions): Promise<Map<string, RunResult>> {
   const results = new Map<string, RunResult>();
-  for (const run of runs) results.set(run.id, await executeRun(run, workerId, options));
+  if (runs.length === 0) return results;
+  const waiting = await keepWaitingLeases(options.db, runs.map((run) => run.id), workerId, options.leaseMs ?? DEFAULT_LEASE_MS, options.logger);
+  try {
+    for (const run of runs) {
+      waiting.begin(run.id);
+      try {
+        const result = await executeRun(run, workerId, options);
+        results.set(run.id, result);
+        options.logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
+      } catch (error) {
+        options.logger.error({ err: error, runId: run.id }, 'run attempt could not be recorded: its lease will return it to the queue');
+      }
+    }
+  } finally {
+    waiting.stop();
+  }
   return results;
 }
 

@@ -56,7 +56,8 @@ export interface HeldClaim {
  * concurrency limit, no action that calls out) by their row locks alone: the transaction that claims them
  * finishes them in one write and one commit, and a crash or a rollback leaves them queued, free at once.
  * When it claims anything, the same statement limits the transaction's later statements (the held runs'
- * actions) to `statementTimeoutMs`, a round trip fewer than a statement of its own.
+ * actions) to `statementTimeoutMs`, and its time idle to `leaseMs` (limitRunTransaction), a round trip fewer
+ * than a statement of its own.
  */
 export async function claimRunsToHold(
   trx: Transaction<WalflowDatabase>,
@@ -85,6 +86,15 @@ type ClaimRow = Omit<EventRow, 'id'> & {
   workflow_revision: string;
 };
 
+/**
+ * The limits of a transaction that executes runs (limitRunTransaction), as select-list items. Each is a subquery,
+ * evaluated once, for the first row: in a claim that takes nothing, not at all.
+ */
+export function runTransactionLimits(statementTimeoutMs: number, idleMs: number): RawBuilder<unknown> {
+  return sql`(SELECT set_config('statement_timeout', ${String(statementTimeoutMs)}, true)) AS statement_timeout,
+             (SELECT set_config('idle_in_transaction_session_timeout', ${String(idleMs)}, true)) AS idle_timeout`;
+}
+
 async function callClaimRuns(
   db: Kysely<WalflowDatabase>,
   workerId: string,
@@ -94,9 +104,7 @@ async function callClaimRuns(
   /** Claiming to hold (claimRunsToHold): the runs the caller's transaction executes, and their statements' limit. */
   holding: { statementTimeoutMs: number } | null,
 ): Promise<ClaimRow[]> {
-  // Both subqueries are evaluated once, for the first row: with no row, not at all.
-  const limitStatements =
-    holding === null ? sql`` : sql`, (SELECT set_config('statement_timeout', ${String(holding.statementTimeoutMs)}, true)) AS statement_timeout`;
+  const limitStatements = holding === null ? sql`` : sql`, ${runTransactionLimits(holding.statementTimeoutMs, leaseMs)}`;
   const { rows } = await sql<ClaimRow>`
     SELECT (c.run).id, (c.run).status, (c.run).workflow_id, (c.run).workflow_version, (c.run).attempts, (c.run).max_attempts, (c.run).replay_id,
            (c.event).id AS event_id, (c.event).event_type, (c.event).tenant_id, (c.event).aggregate_type, (c.event).aggregate_id,
@@ -157,14 +165,24 @@ export const DEFAULT_LEASE_MS = 60_000;
 
 /** Extends this worker's lease of a run by `leaseMs` from now; false when the lease is no longer its own. */
 export async function extendLease(db: Kysely<WalflowDatabase>, runId: string, workerId: string, leaseMs: number): Promise<boolean> {
-  const result = await db
+  return (await extendLeases(db, [runId], workerId, leaseMs)).has(runId);
+}
+
+/**
+ * extendLease for many runs at once; returns those whose lease is still this worker's. From the statement's own
+ * time (clock_timestamp), not its transaction's start: a claim extends the leases it took at its end.
+ */
+export async function extendLeases(db: Kysely<WalflowDatabase>, runIds: readonly string[], workerId: string, leaseMs: number): Promise<Set<string>> {
+  if (runIds.length === 0) return new Set();
+  const rows = await db
     .updateTable('walflow.workflow_runs')
-    .set({ locked_until: sql`now() + ${leaseMs} * interval '1 millisecond'` })
-    .where('id', '=', runId)
+    .set({ locked_until: sql`clock_timestamp() + ${leaseMs} * interval '1 millisecond'` })
+    .where('id', '=', anyUuid(runIds))
     .where('status', '=', 'running')
     .where('locked_by', '=', workerId)
-    .executeTakeFirst();
-  return result.numUpdatedRows === 1n;
+    .returning('id')
+    .execute();
+  return new Set(rows.map((row) => row.id));
 }
 
 /**

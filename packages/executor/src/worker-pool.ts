@@ -4,13 +4,14 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
 import { CALLING_OUT_ACTION_TYPES } from './actions/plan-action.js';
-import { executeRun, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
+import type { ExecutionObserver, RunExecutorOptions } from './execute-run.js';
 import { releaseExpiredLeases } from './expired-leases.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
-import { claimAndExecuteHeld, executeRunBatch, runsInOneTransaction } from './run-batch.js';
+import { claimAndExecuteHeld, executeInTurn, executeRunBatch, runsInOneTransaction } from './run-batch.js';
 import { DEFAULT_LEASE_MS, releaseHeldRuns, type ClaimedRun } from './run-queue.js';
 import { cancelRunsWithoutEvent, EVENT_GONE } from './runs-without-event.js';
 import { WorkflowCache } from './workflow-cache.js';
+import { keepWaitingLeases } from './waiting-leases.js';
 import { getWorkflowsById } from './workflow-store.js';
 
 const DEFAULT_CLAIM_BATCH_SIZE = 200;
@@ -146,11 +147,15 @@ export class WorkerPool {
     const alone = runs.filter((run) => !oneTransaction.get(run.workflowId));
     // A claim takes one run that calls out: others may be waiting, and another worker takes the next one.
     if (alone.length > 0) this.notify();
-    if (together.length > 0) await executeRunBatch(together, workflows, workerId, this.execution);
-    for (const run of alone) {
-      const result = await executeRun(run, workerId, this.execution);
-      this.options.logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
+    if (together.length > 0) {
+      const waiting = await keepWaitingLeases(this.options.db, alone.map((run) => run.id), workerId, this.execution.leaseMs ?? DEFAULT_LEASE_MS, this.options.logger);
+      try {
+        await executeRunBatch(together, workflows, workerId, this.execution);
+      } finally {
+        waiting.stop();
+      }
     }
+    await executeInTurn(alone, workerId, this.execution);
   }
 
   private async releaseRunsInHand(graceMs: number): Promise<void> {

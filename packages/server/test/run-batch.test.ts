@@ -660,4 +660,86 @@ describe('a claim that holds its database-only runs in the transaction that exec
     expect(notes.map((note) => note.title)).toEqual(['first', 'first', 'second']);
   });
 
+  it("keeps the leases of runs waiting their turn behind slow ones, so that a sweep takes none from a worker at work", async () => {
+    await applyCreditWorkflow('held-waiting');
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('w1'), ('w2')`.execute(db);
+    // Every update of w1 waits for this lock until the action timeout (400 ms): the held batch fails, and its runs
+    // are leased (1.2 s) and executed one by one, the w2 run last, more than a lease after it was leased.
+    const lock = await holdOpen(db, sql`SELECT 1 FROM batch_test.accounts WHERE id = 'w1' FOR UPDATE`);
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
+      events: [{ account: 'w1' }, { account: 'w1' }, { account: 'w1' }, { account: 'w1' }, { account: 'w2' }].map((payload) => event('held-waiting', payload)),
+      parked: [],
+      checkpoint: null,
+    });
+    const short = { ...options, leaseMs: 1_200, runtime: { ...options.runtime, actionTimeoutMs: 400 } };
+    let sweeping = true;
+    const sweeps = (async () => {
+      while (sweeping) {
+        await releaseExpiredLeases(db, silentLogger);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    try {
+      await claimAndExecuteHeld({ workerId: 'held-waiting/0', limit: 100, leaseMs: 1_200, callingOut: { actionTypes: [], maxCallingOut: 1 }, workflows, onClaimed: () => undefined }, short);
+    } finally {
+      sweeping = false;
+      await sweeps;
+      await lock.release();
+    }
+    const runs = await runsOf('held-waiting');
+    expect(runs.map((run) => [run.status, run.attempts])).toEqual([...Array(4).fill(['queued', 1]), ['succeeded', 1]]);
+    const balance = await sql<{ balance: string }>`SELECT balance::text FROM batch_test.accounts WHERE id = 'w2'`.execute(db);
+    expect(balance.rows).toEqual([{ balance: '1' }]);
+  });
+
+  it('goes on with the runs after one whose failure could not be recorded, which its lease returns to the queue', async () => {
+    await applyCreditWorkflow('held-unrecorded');
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('u1')`.execute(db);
+    // The first run's action fails (no account 'unrecordable'), and so does the record of that failure.
+    await sql`
+      CREATE FUNCTION batch_test.refuse_failure() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'the failure of % cannot be recorded', NEW.id; END $$;
+      CREATE TRIGGER refuse_failure BEFORE UPDATE ON walflow.workflow_runs FOR EACH ROW
+        WHEN (NEW.tenant_id = 'held-unrecorded' AND NEW.last_error LIKE '%unrecordable%') EXECUTE FUNCTION batch_test.refuse_failure()`.execute(db);
+    try {
+      await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
+        events: [{ account: 'unrecordable' }, { account: 'u1' }].map((payload) => event('held-unrecorded', payload)),
+        parked: [],
+        checkpoint: null,
+      });
+      await claimAndExecute('held-unrecorded/0', { actionTypes: [], maxCallingOut: 1 });
+    } finally {
+      await sql`DROP TRIGGER refuse_failure ON walflow.workflow_runs; DROP FUNCTION batch_test.refuse_failure()`.execute(db);
+    }
+    const runs = await runsOf('held-unrecorded');
+    expect(runs.map((run) => [run.status, run.attempts, run.locked_by])).toEqual([['running', 1, 'held-unrecorded/0'], ['succeeded', 1, null]]);
+  });
+
+  it('frees the runs of a claim whose worker stopped talking within a lease: the server ends the idle transaction', async () => {
+    await applyCreditWorkflow('held-idle');
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('i1')`.execute(db);
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('held-idle', { account: 'i1' })], parked: [], checkpoint: null });
+    const own = createDatabase(database.url, silentLogger, { max: 1 });
+    try {
+      // A worker that claims and then says nothing more, as one whose event loop hangs or whose network went.
+      let claimed!: (runs: number) => void;
+      const claim = new Promise<number>((resolve) => (claimed = resolve));
+      const silent = own.transaction().execute(async (trx) => {
+        const { held } = await claimRunsToHold(trx, 'held-idle/0', 100, 1_000, { actionTypes: [], maxCallingOut: 1 }, 10_000);
+        claimed(held.filter((run) => run.event.tenantId === 'held-idle').length);
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        await sql`SELECT 1`.execute(trx);
+      });
+      expect(await claim).toBe(1);
+      const taken = await waitFor('another worker to take the run', async () => {
+        const claimed = (await claimRuns(db, 'held-idle/1', 100, 60_000)).filter((run) => run.event.tenantId === 'held-idle');
+        return claimed.length > 0 ? claimed : undefined;
+      }, { timeoutMs: 2_400 });
+      expect(taken).toHaveLength(1);
+      await expect(silent).rejects.toThrow(/idle-in-transaction|terminat|Connection/i);
+    } finally {
+      await own.destroy();
+    }
+  });
+
 });
