@@ -1,7 +1,7 @@
 import { isWalflowError, parseLsn, type EventEnvelope } from '@walflow/core';
 import Mustache from 'mustache';
 import { describe, expect, it } from 'vitest';
-import { renderText, templateProblem } from './render-mustache.js';
+import { MAX_RENDERED_CHARACTERS, MAX_RENDER_STEPS, renderText, templateProblem } from './render-mustache.js';
 
 const event: EventEnvelope = {
   id: 'e1',
@@ -95,5 +95,35 @@ describe('renderText', () => {
     expect((error as Error).message).toMatch(/template is malformed: Unclosed tag/);
     expect(templateProblem('{{#a}}x')).toMatch(/Unclosed section/);
     expect(templateProblem('Hi {{event.payload.name}}')).toBeUndefined();
+  });
+
+  it('stops a rendering whose sections multiply beyond the bound, and renders one just under it', () => {
+    const listOf = (length: number): EventEnvelope => ({ ...event, payload: { items: Array.from({ length }, (_, n) => n) } });
+    const nested = '{{#event.payload.items}}{{#event.payload.items}}{{#event.payload.items}}.{{/event.payload.items}}{{/event.payload.items}}{{/event.payload.items}}';
+    // 100³ innermost renders: a million steps, where the whole rendering may take MAX_RENDER_STEPS.
+    const error = failure(() => renderText(nested, listOf(100)));
+    expect(isWalflowError(error, 'action_failed')).toBe(true);
+    expect((error as Error).message).toMatch(/more than 100,000 rendering steps/);
+    // 40³ = 64,000 dots, and about as many steps again for the sections: within the bound.
+    expect(renderText(nested, listOf(40))).toHaveLength(64_000);
+    expect(MAX_RENDER_STEPS).toBe(100_000);
+  });
+
+  it('stops a rendering whose values add up beyond the bound, raw or escaped', () => {
+    const big: EventEnvelope = { ...event, payload: { items: Array.from({ length: 200 }, (_, n) => n), text: 'x'.repeat(64 * 1024) } };
+    for (const template of ['{{#event.payload.items}}{{{event.payload.text}}}{{/event.payload.items}}', '{{#event.payload.items}}{{event.payload}}{{/event.payload.items}}']) {
+      const error = failure(() => renderText(template, big));
+      expect(isWalflowError(error, 'action_failed')).toBe(true);
+      expect((error as Error).message).toMatch(/more than 10,485,760 characters/);
+    }
+    // 150 × 64 KiB stays under 10 MiB.
+    const fewer = { ...big, payload: { ...big.payload, items: Array.from({ length: 150 }, (_, n) => n) } };
+    expect(renderText('{{#event.payload.items}}{{{event.payload.text}}}{{/event.payload.items}}', fewer)).toHaveLength(150 * 64 * 1024);
+    expect(MAX_RENDERED_CHARACTERS).toBe(10 * 1024 * 1024);
+  });
+
+  it('starts every rendering with the whole bound', () => {
+    const list: EventEnvelope = { ...event, payload: { items: Array.from({ length: 60_000 }, (_, n) => n) } };
+    for (let round = 0; round < 3; round++) expect(renderText('{{#event.payload.items}}.{{/event.payload.items}}', list)).toHaveLength(60_000);
   });
 });

@@ -10,6 +10,55 @@ type Spans = ReturnType<typeof Mustache.parse>;
 /** Passed on every call so a caller that changes `Mustache.tags` globally cannot change how ours parse. */
 const TAGS: [string, string] = ['{{', '}}'];
 
+/**
+ * What one rendering may cost. Sections nested over lists multiply (three levels over a list of 100 items are a
+ * million steps), and a rendering blocks the whole process, where no action timeout can stop it. A mail or a
+ * payload needs a small part of either; together they hold a rendering to a few hundred milliseconds here.
+ */
+export const MAX_RENDER_STEPS = 100_000;
+export const MAX_RENDERED_CHARACTERS = 10 * 1024 * 1024;
+
+/** A Mustache writer that counts the tokens it renders and the characters its values add, and stops beyond either bound. */
+class BoundedWriter extends Mustache.Writer {
+  private steps = 0;
+  private characters = 0;
+
+  renderBounded(template: string, view: unknown, escape: (value: unknown) => string): string {
+    this.steps = 0;
+    this.characters = 0;
+    return this.render(template, view, Object.create(null) as Record<string, string>, { tags: TAGS, escape });
+  }
+
+  override renderTokens(...args: Parameters<Mustache.Writer['renderTokens']>): string {
+    this.steps += args[0].length;
+    if (this.steps > MAX_RENDER_STEPS) {
+      throw new WalflowError('action_failed', `template needs more than ${MAX_RENDER_STEPS.toLocaleString('en')} rendering steps: sections nested over lists this long multiply`);
+    }
+    return super.renderTokens(...args);
+  }
+
+  override escapedValue(...args: Parameters<Mustache.Writer['escapedValue']>): string {
+    return this.counted(super.escapedValue(...args));
+  }
+
+  override unescapedValue(...args: Parameters<Mustache.Writer['unescapedValue']>): string {
+    // The text Mustache would append: objects and lists as JSON, as DATA_PROTOTYPE makes them.
+    const value: unknown = super.unescapedValue(...args);
+    return this.counted(value === undefined ? value : asText(value));
+  }
+
+  /** Mustache appends nothing for `undefined` (a missing value). */
+  private counted(text: string | undefined): string {
+    this.characters += text?.length ?? 0;
+    if (this.characters > MAX_RENDERED_CHARACTERS) {
+      throw new WalflowError('action_failed', `template renders more than ${MAX_RENDERED_CHARACTERS.toLocaleString('en')} characters`);
+    }
+    return text as string;
+  }
+}
+
+const writer = new BoundedWriter();
+
 /** Lookups walk the prototype chain (`in`); a prototype with no string keys leaves nothing but data to reach. */
 const DATA_PROTOTYPE: object = Object.freeze(
   Object.create(null, {
@@ -35,7 +84,8 @@ const HTML_ENTITIES: Readonly<Record<string, string>> = {
 /**
  * Renders a logic-less Mustache template over `{ event }`. `{{x}}` is HTML-escaped unless `escape` is 'none'
  * (mail subjects, plain text, header values); `{{{x}}}` is always raw. Objects render as JSON. Partials are
- * refused; a malformed template fails with 'workflow_invalid'.
+ * refused; a malformed template fails with 'workflow_invalid', one that costs too much to render (see
+ * MAX_RENDER_STEPS) with 'action_failed'.
  */
 export function renderText(template: string, event: EventEnvelope, options: { escape?: TemplateEscape } = {}): string {
   return renderWith(template, eventView(event), options.escape ?? 'html');
@@ -51,7 +101,7 @@ export const mustacheTemplate = z.string().superRefine((value, context) => {
 export function templateProblem(template: string): string | undefined {
   let spans: Spans;
   try {
-    spans = Mustache.parse(template, TAGS);
+    spans = writer.parse(template, TAGS) as Spans;
   } catch (error) {
     return `template is malformed: ${error instanceof Error ? error.message : String(error)}`;
   }
@@ -61,8 +111,7 @@ export function templateProblem(template: string): string | undefined {
 function renderWith(template: string, view: unknown, escape: TemplateEscape): string {
   const problem = templateProblem(template);
   if (problem !== undefined) throw new WalflowError('workflow_invalid', problem);
-  const partials = Object.create(null) as Record<string, string>;
-  return Mustache.render(template, view, partials, { tags: TAGS, escape: escape === 'html' ? escapeHtml : asText });
+  return writer.renderBounded(template, view, escape === 'html' ? escapeHtml : asText);
 }
 
 function hasPartial(spans: Spans): boolean {
