@@ -7,7 +7,7 @@ import { boundedKey } from './expressions/cel-value-text.js';
 import { applyGuards, firedDecision, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { parkReusedEventIds } from './reused-event-ids.js';
-import { WorkflowIndex } from './workflow-index.js';
+import { CurrentWorkflows, WorkflowIndex } from './workflow-index.js';
 import type { StoredWorkflow } from './workflow-store.js';
 
 export interface DispatcherOptions {
@@ -52,7 +52,7 @@ export interface ReplayResult {
  * are evaluated and decisions written only for events recorded for the first time.
  */
 export class Dispatcher implements BatchDispatcher {
-  private readonly index = new WorkflowIndex();
+  private readonly workflows = new CurrentWorkflows();
   private readonly maxDepth: number;
 
   constructor(private readonly options: DispatcherOptions) {
@@ -100,8 +100,8 @@ export class Dispatcher implements BatchDispatcher {
           onExisting,
         );
         batch.progress?.markRecorded();
-        await this.index.refresh(trx, workflowRevision);
-        const considered = await this.consider(trx, fresh, null, afterPrevious);
+        const index = await this.workflows.at(trx, workflowRevision);
+        const considered = await this.consider(trx, fresh, index, null, afterPrevious);
         await this.insertDeadLetters(trx, batch);
         await afterPrevious();
         // The outbox rows are deleted below, by a statement that must see them all.
@@ -130,13 +130,12 @@ export class Dispatcher implements BatchDispatcher {
    * rolls it back). Decisions and runs carry the replay id, so replaying the same range twice adds nothing.
    */
   async replay(trx: Transaction<WalflowDatabase>, page: EventEnvelope[], scope: ReplayScope): Promise<ReplayResult> {
-    if (scope.candidates === undefined) await this.index.refresh(trx);
-    const index = scope.candidates === undefined ? this.index : WorkflowIndex.of(scope.candidates);
+    const index = scope.candidates === undefined ? await this.workflows.at(trx) : WorkflowIndex.of(scope.candidates);
     // Events pruned since the page was read are passed over: no run may be queued without its event.
     const present = scope.dryRun ? null : await lockReplayedEvents(trx, page);
     const events = present === null ? page : page.filter((event) => present.has(event.id));
     const decided = await decidedInReplay(trx, events, scope.replayId);
-    const considered = await this.consider(trx, events, { ...scope, decided }, waitOnce(undefined), index);
+    const considered = await this.consider(trx, events, index, { ...scope, decided }, waitOnce(undefined));
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
     const workflowOf = (pair: string): string => pair.slice(pair.indexOf('|') + 1);
     return {
@@ -154,9 +153,9 @@ export class Dispatcher implements BatchDispatcher {
   private async consider(
     trx: Transaction<WalflowDatabase>,
     events: EventEnvelope[],
+    index: WorkflowIndex,
     replay: (ReplayScope & { decided: ReadonlySet<string> }) | null,
     afterPrevious: () => Promise<void>,
-    index: WorkflowIndex = this.index,
   ): Promise<Considered[]> {
     const considered: Considered[] = [];
     const firedInBatch = new Set<string>();

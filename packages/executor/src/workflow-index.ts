@@ -5,14 +5,33 @@ import type { IndexedWorkflow } from './decide.js';
 import { listWorkflows, type StoredWorkflow } from './workflow-store.js';
 
 /**
- * The workflows by tenant and trigger, compiled, held in memory. A statement trigger bumps
- * `walflow.workflow_revision` on every change; the dispatcher reads it inside each batch's transaction and
- * reloads only when it moved, so a pause takes effect for the very next event without a restart.
+ * The workflows by tenant and trigger, compiled: one revision of them, never changed once built.
+ * CurrentWorkflows hands each batch the index of the revision its transaction read.
  */
 export class WorkflowIndex {
-  private revision: string | null = null;
-  private exact = new Map<string, IndexedWorkflow[]>();
-  private prefixes = new Map<string, { prefix: string; workflow: IndexedWorkflow }[]>();
+  private readonly exact = new Map<string, IndexedWorkflow[]>();
+  private readonly prefixes = new Map<string, { prefix: string; workflow: IndexedWorkflow }[]>();
+
+  private constructor(workflows: readonly StoredWorkflow[]) {
+    for (const stored of workflows) {
+      if (stored.status === 'disabled') continue;
+      const workflow: IndexedWorkflow = { ...stored, compiled: compileWorkflow(stored.definition) };
+      const trigger = stored.triggerEvent;
+      if (trigger.endsWith('*')) {
+        const list = this.prefixes.get(stored.tenantId) ?? [];
+        list.push({ prefix: trigger.slice(0, -1), workflow });
+        this.prefixes.set(stored.tenantId, list);
+      } else {
+        const key = `${stored.tenantId}\u0000${trigger}`;
+        this.exact.set(key, [...(this.exact.get(key) ?? []), workflow]);
+      }
+    }
+  }
+
+  /** An index of these workflows: a revision's, or a backtest's candidates. */
+  static of(workflows: readonly StoredWorkflow[]): WorkflowIndex {
+    return new WorkflowIndex(workflows);
+  }
 
   /** Workflows of this tenant whose trigger matches the event type (exact, `prefix.*` or `*`), disabled excluded. */
   match(tenantId: string, eventType: string): IndexedWorkflow[] {
@@ -22,39 +41,26 @@ export class WorkflowIndex {
     }
     return matched;
   }
+}
 
-  /** Reloads the workflows if their revision moved; `revision`, when the caller has just read it, spares the query. */
-  async refresh(db: Kysely<WalflowDatabase>, revision: string | null = null): Promise<void> {
-    const current = revision ?? (await db.selectFrom('walflow.workflow_revision').select('revision').executeTakeFirstOrThrow()).revision;
-    if (current === this.revision) return;
-    this.load(await listWorkflows(db));
-    this.revision = current;
-  }
+/**
+ * The workflows' latest index, kept in memory. A statement trigger bumps `walflow.workflow_revision` on every
+ * change; the dispatcher reads it inside each batch's transaction and reloads only when it moved, so a pause
+ * takes effect for the very next event without a restart. Two batches in flight may ask at once: each gets an
+ * index at least as new as the revision it read, whichever of their loads finishes last, and the one kept for
+ * later is the newest.
+ */
+export class CurrentWorkflows {
+  private latest: { revision: bigint; index: WorkflowIndex } | null = null;
 
-  /** An index of these workflows alone, never refreshed: a backtest's candidate. */
-  static of(workflows: readonly StoredWorkflow[]): WorkflowIndex {
-    const index = new WorkflowIndex();
-    index.load(workflows);
+  /** The index of `revision` or newer; `revision`, when the caller has just read it, spares the query. */
+  async at(db: Kysely<WalflowDatabase>, revision: string | null = null): Promise<WorkflowIndex> {
+    const wanted = BigInt(revision ?? (await db.selectFrom('walflow.workflow_revision').select('revision').executeTakeFirstOrThrow()).revision);
+    if (this.latest !== null && this.latest.revision >= wanted) return this.latest.index;
+    // Read after the revision, in a statement of its own: as new as `wanted`, or newer.
+    const index = WorkflowIndex.of(await listWorkflows(db));
+    if (this.latest === null || this.latest.revision < wanted) this.latest = { revision: wanted, index };
     return index;
   }
-
-  private load(workflows: readonly StoredWorkflow[]): void {
-    const exact = new Map<string, IndexedWorkflow[]>();
-    const prefixes = new Map<string, { prefix: string; workflow: IndexedWorkflow }[]>();
-    for (const stored of workflows) {
-      if (stored.status === 'disabled') continue;
-      const workflow: IndexedWorkflow = { ...stored, compiled: compileWorkflow(stored.definition) };
-      const trigger = stored.triggerEvent;
-      if (trigger.endsWith('*')) {
-        const list = prefixes.get(stored.tenantId) ?? [];
-        list.push({ prefix: trigger.slice(0, -1), workflow });
-        prefixes.set(stored.tenantId, list);
-      } else {
-        const key = `${stored.tenantId}\u0000${trigger}`;
-        exact.set(key, [...(exact.get(key) ?? []), workflow]);
-      }
-    }
-    this.exact = exact;
-    this.prefixes = prefixes;
-  }
 }
+
