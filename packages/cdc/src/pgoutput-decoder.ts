@@ -7,20 +7,39 @@ import { OUTBOX_PUBLICATION } from './outbox-stream.js';
 const JSON_TYPE_OIDS = new Set([114, 3802]);
 
 /**
+ * pgoutput with json and jsonb columns left as the text PostgreSQL sent, as wal2json leaves them. The library
+ * parses column text with node-postgres's type parsers, and JSON.parse loses what JavaScript cannot hold: an
+ * integer of 10^21 or more would come back from JSON.stringify with an exponent, one beyond a double as null,
+ * and the payload would be recorded changed instead of parked. Each relation message names its columns' parsers,
+ * and the library parses the inserts after it with them, in the same turn: they are replaced as it arrives.
+ */
+class PgoutputWithJsonText extends PgoutputPlugin {
+  override parse(buffer: Buffer): Pgoutput.Message {
+    const message = super.parse(buffer);
+    if (message.tag === 'relation') {
+      for (const column of message.columns) if (JSON_TYPE_OIDS.has(column.typeOid)) column.parser = asSent;
+    }
+    return message;
+  }
+}
+
+const asSent = (text: string): string => text;
+
+/**
  * PostgreSQL's built-in plugin, for servers without wal2json (managed services, embedded PostgreSQL). The
  * publication limits the stream to outbox inserts; `messages` lets heartbeats through. pgoutput leaves empty
  * transactions out entirely, so idle periods are confirmed through keepalives alone.
  */
 export const pgoutputDecoder: ChangeDecoder = {
   plugin: 'pgoutput',
-  createPlugin: () => new PgoutputPlugin({ protoVersion: 1, publicationNames: [OUTBOX_PUBLICATION], messages: true }),
+  createPlugin: () => new PgoutputWithJsonText({ protoVersion: 1, publicationNames: [OUTBOX_PUBLICATION], messages: true }),
   decode(raw: unknown): ChangeMessage {
     const message = raw as Pgoutput.Message;
     switch (message.tag) {
       case 'begin':
         return { kind: 'begin', xid: String(message.xid), commitLsn: parseLsn(requireLsn(message.commitLsn, 'begin')), committedAt: unixMicrosToIso(message.commitTime as bigint) };
       case 'insert':
-        return { kind: 'insert', schema: message.relation.schema, table: message.relation.name, row: asWal2JsonText(message) };
+        return { kind: 'insert', schema: message.relation.schema, table: message.relation.name, row: { ...message.new } };
       case 'commit':
         return { kind: 'commit', xid: null, endLsn: parseLsn(requireLsn(message.commitEndLsn, 'commit')) };
       case 'message':
@@ -37,19 +56,6 @@ export const pgoutputDecoder: ChangeDecoder = {
     }
   },
 };
-
-/**
- * The library parses column text with node-postgres's type parsers; json columns go back to JSON text so that a
- * row means the same whichever plugin decoded it (a jsonb *string* that looks like an object must stay a string).
- */
-function asWal2JsonText(message: Pgoutput.MessageInsert): Record<string, unknown> {
-  const row: Record<string, unknown> = {};
-  for (const column of message.relation.columns) {
-    const value: unknown = message.new[column.name];
-    row[column.name] = value !== null && value !== undefined && JSON_TYPE_OIDS.has(column.typeOid) ? JSON.stringify(value) : value;
-  }
-  return row;
-}
 
 function requireLsn(lsn: string | null, where: string): string {
   if (lsn === null) throw new WalflowError('message_invalid', `pgoutput ${where} message without an LSN`);

@@ -139,6 +139,38 @@ export function describeSpine(decoder: SlotPlugin): void {
       expect(await countsFor(db, 'poison')).toMatchObject({ outbox: 0, deadLetters: 1 });
     });
 
+    it('parks a payload number JavaScript cannot hold exactly, keeping it exact in the dead letter, and records the rest', async () => {
+      const { db } = walflow;
+      const tenant = 'big-numbers';
+      // SQL emitters can commit numbers no JavaScript number holds; as strings they pass untouched. JSON.stringify
+      // writes 10^21 and more with an exponent, and a number beyond a double as null: the text must stay as sent.
+      await sql`SELECT walflow.emit('order.placed', '{"orderId": 9007199254740993}'::jsonb, NULL, NULL, ${tenant}),
+                       walflow.emit('order.placed', '{"orderId": "9007199254740993"}'::jsonb, NULL, NULL, ${tenant}),
+                       walflow.emit('order.placed', '{"orderId": 9007199254740991}'::jsonb, NULL, NULL, ${tenant}),
+                       walflow.emit('order.placed', '{"orderId": "o4"}'::jsonb, NULL, NULL, ${tenant}, '{"source": {"batch": 12345678901234567891}}'::jsonb),
+                       walflow.emit('order.placed', '{"orderId": 1234567890123456789012}'::jsonb, NULL, NULL, ${tenant}),
+                       walflow.emit('order.placed', ${`{"orderId": 1${'0'.repeat(400)}}`}::jsonb, NULL, NULL, ${tenant})`.execute(db);
+      await waitFor('the exact events and the dead letters', async () => {
+        const counts = await countsFor(db, tenant);
+        return counts.events === 2 && counts.deadLetters === 4 && counts.outbox === 0;
+      });
+      const letters = await db
+        .selectFrom('walflow.dead_letters')
+        .select(['code', 'reason', sql<string>`raw->>'payload'`.as('payload'), sql<string>`raw->>'metadata'`.as('metadata')])
+        .where('tenant_id', '=', tenant)
+        .orderBy(sql`raw->>'payload' COLLATE "C"`)
+        .execute();
+      const inexact = (column: string, path: string): unknown => expect.stringMatching(new RegExp(`^${column} of order.placed holds at \\$\\.${path} a number JavaScript cannot hold exactly`));
+      expect(letters).toEqual([
+        { code: 'payload_invalid', reason: inexact('metadata', 'source\\.batch'), payload: '{"orderId": "o4"}', metadata: '{"source": {"batch": 12345678901234567891}}' },
+        { code: 'payload_invalid', reason: inexact('payload', 'orderId'), payload: `{"orderId": 1${'0'.repeat(400)}}`, metadata: '{}' },
+        { code: 'payload_invalid', reason: inexact('payload', 'orderId'), payload: '{"orderId": 1234567890123456789012}', metadata: '{}' },
+        { code: 'payload_invalid', reason: inexact('payload', 'orderId'), payload: '{"orderId": 9007199254740993}', metadata: '{}' },
+      ]);
+      const recorded = await sql<{ id: string }>`SELECT payload->>'orderId' AS id FROM walflow.events WHERE tenant_id = ${tenant} ORDER BY tx_position`.execute(db);
+      expect(recorded.rows.map((row) => row.id)).toEqual(['9007199254740993', '9007199254740991']);
+    });
+
     it('retries a failing run with backoff and marks it dead after its attempts, keeping the error', async () => {
       const { db } = walflow;
       // A real database failure inside the action's transaction: the outbox refuses this one event type.
