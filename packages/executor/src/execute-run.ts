@@ -54,6 +54,7 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
   const { db, logger } = options;
   const fenced = async <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>): Promise<T> =>
     db.transaction().execute(async (trx) => {
+      await limitRunTransaction(trx, options);
       if (!(await holdsLease(trx, run.id, workerId))) throw new LeaseLost();
       return work(trx);
     });
@@ -115,7 +116,6 @@ async function performAction(
   const base = actionContext(run, workflow, index);
   if (plan.kind === 'transactional') {
     await fenced(async (trx) => {
-      await limitRunTransaction(trx, options);
       const result = await plan.perform({ ...base, trx });
       await recordOutcomes(trx, [{ runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result }]);
     });
@@ -157,13 +157,12 @@ export function actionTimeoutMs(runtime: ActionRuntime): number {
 
 /**
  * Limits a transaction that executes runs: its statements to the time mail and HTTP get, and its time idle to a
- * lease, so that runs whose worker hangs or loses its connection mid-transaction are free again within a lease
- * (the server ends the session), as a leased run is, not when TCP gives up hours later.
+ * lease (runTransactionLimits), so that runs whose worker hangs or loses its connection mid-transaction are free
+ * again within a lease (the server ends the session), as a leased run is, not when TCP gives up hours later.
  */
 export async function limitRunTransaction(trx: Transaction<WalflowDatabase>, options: RunExecutorOptions): Promise<void> {
   await sql`SELECT ${runTransactionLimits(actionTimeoutMs(options.runtime), options.leaseMs ?? DEFAULT_LEASE_MS)}`.execute(trx);
 }
-
 
 function leaseLostOr<T>(value: T): (error: unknown) => T {
   return (error) => {

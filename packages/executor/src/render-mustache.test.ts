@@ -122,6 +122,15 @@ describe('renderText', () => {
     expect(MAX_RENDERED_CHARACTERS).toBe(10 * 1024 * 1024);
   });
 
+  it("counts a section with an empty body, and the template's own text, against the bounds", () => {
+    const list: EventEnvelope = { ...event, payload: { items: Array.from({ length: 30_000 }, (_, n) => n) } };
+    const emptyInside = '{{#event.payload.items}}{{#event.payload.items}}{{/event.payload.items}}{{/event.payload.items}}';
+    expect((failure(() => renderText(emptyInside, list)) as Error).message).toMatch(/more than 100,000 rendering steps/);
+    const text = `{{#event.payload.items}}${'x'.repeat(1024)}{{/event.payload.items}}`;
+    const long: EventEnvelope = { ...event, payload: { items: Array.from({ length: 20_000 }, (_, n) => n) } };
+    expect((failure(() => renderText(text, long)) as Error).message).toMatch(/more than 10,485,760 characters/);
+  });
+
   it('starts every rendering with the whole bound', () => {
     const list: EventEnvelope = { ...event, payload: { items: Array.from({ length: 60_000 }, (_, n) => n) } };
     for (let round = 0; round < 3; round++) expect(renderText('{{#event.payload.items}}.{{/event.payload.items}}', list)).toHaveLength(60_000);

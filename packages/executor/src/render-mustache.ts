@@ -18,7 +18,10 @@ const TAGS: [string, string] = ['{{', '}}'];
 export const MAX_RENDER_STEPS = 100_000;
 export const MAX_RENDERED_CHARACTERS = 10 * 1024 * 1024;
 
-/** A Mustache writer that counts the tokens it renders and the characters its values add, and stops beyond either bound. */
+/**
+ * A Mustache writer that counts its steps (the tokens it renders, and at least one for every time it renders a
+ * section's body, empty or not) and the characters it writes, and stops beyond either bound.
+ */
 class BoundedWriter extends Mustache.Writer {
   private steps = 0;
   private characters = 0;
@@ -30,11 +33,15 @@ class BoundedWriter extends Mustache.Writer {
   }
 
   override renderTokens(...args: Parameters<Mustache.Writer['renderTokens']>): string {
-    this.steps += args[0].length;
+    this.steps += Math.max(1, args[0].length);
     if (this.steps > MAX_RENDER_STEPS) {
       throw new WalflowError('action_failed', `template needs more than ${MAX_RENDER_STEPS.toLocaleString('en')} rendering steps: sections nested over lists this long multiply`);
     }
     return super.renderTokens(...args);
+  }
+
+  override rawValue(...args: Parameters<Mustache.Writer['rawValue']>): string {
+    return this.counted(super.rawValue(...args));
   }
 
   override escapedValue(...args: Parameters<Mustache.Writer['escapedValue']>): string {

@@ -1,5 +1,5 @@
 import type { WalflowDatabase } from '@walflow/core';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { performTogether } from './actions/perform-together.js';
 import { planAction } from './actions/plan-action.js';
 import { actionContext, actionTimeoutMs, executeRun, limitRunTransaction, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
@@ -15,7 +15,7 @@ import {
   type CallingOutLimit,
   type ClaimedRun,
 } from './run-queue.js';
-import { keepWaitingLeases } from './waiting-leases.js';
+import { keepWaitingLeases, type WaitingLeases } from './waiting-leases.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import type { WorkflowCache } from './workflow-cache.js';
 import type { StoredWorkflow } from './workflow-store.js';
@@ -123,8 +123,8 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
   return { claimed: claim.claimed, leased: claim.leased };
 }
 
-/** How often leaseAfterFailure tries again while the database does not answer. */
-const LEASE_RETRY_MS = 500;
+/** How often a worker tries again while the database does not answer. */
+const RETRY_MS = 500;
 
 /**
  * Leases the runs of a held transaction that failed, counting their attempt, and tries again while the database
@@ -133,40 +133,55 @@ const LEASE_RETRY_MS = 500;
  * would crash it for ever, where a counted attempt makes it dead in the end.
  */
 async function leaseAfterFailure(runs: readonly ClaimedRun[], batch: ClaimBatch, options: RunExecutorOptions): Promise<ClaimedRun[]> {
-  const giveUpAt = Date.now() + batch.leaseMs;
+  return whileUnreachable(() => leaseHeldRuns(options.db, runs, batch.workerId, batch.leaseMs), batch.leaseMs, options, 'could not lease the runs of a failed batch; trying again');
+}
+
+/** `work`, tried again every RETRY_MS while it fails, for up to `forMs`; then its last failure. */
+async function whileUnreachable<T>(work: () => Promise<T>, forMs: number, options: RunExecutorOptions, warning: string): Promise<T> {
+  const giveUpAt = Date.now() + forMs;
   for (;;) {
     try {
-      return await leaseHeldRuns(options.db, runs, batch.workerId, batch.leaseMs);
+      return await work();
     } catch (error) {
       if (Date.now() >= giveUpAt) throw error;
-      options.logger.warn({ err: error, runs: runs.length }, 'could not lease the runs of a failed batch; trying again');
-      await new Promise((resolve) => setTimeout(resolve, LEASE_RETRY_MS));
+      options.logger.warn({ err: error }, warning);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
     }
   }
 }
 
 /**
- * Executes leased runs one after another, keeping the leases of those waiting their turn. A run whose attempt
- * could not even be recorded (the database went away) is left to its lease, which returns it to the queue;
- * the runs after it still get their turn.
+ * Executes leased runs one after another, keeping the leases of those waiting their turn (with `waiting`, the
+ * caller's keeper, or one of its own). A run whose attempt failed without a record (its session died: the
+ * server may be restarting, after this very run crashed it) is left to its lease, which returns it to the
+ * queue; the runs after it wait until the database answers again, for up to a lease, and then get their turn.
  */
-export async function executeInTurn(runs: readonly ClaimedRun[], workerId: string, options: RunExecutorOptions): Promise<Map<string, RunResult>> {
+export async function executeInTurn(
+  runs: readonly ClaimedRun[],
+  workerId: string,
+  options: RunExecutorOptions,
+  waiting?: WaitingLeases,
+): Promise<Map<string, RunResult>> {
   const results = new Map<string, RunResult>();
   if (runs.length === 0) return results;
-  const waiting = await keepWaitingLeases(options.db, runs.map((run) => run.id), workerId, options.leaseMs ?? DEFAULT_LEASE_MS, options.logger);
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const keeper = waiting ?? (await keepWaitingLeases(options.db, runs.map((run) => run.id), workerId, leaseMs, options.logger));
   try {
-    for (const run of runs) {
-      waiting.begin(run.id);
+    for (const [position, run] of runs.entries()) {
+      keeper.begin(run.id);
       try {
         const result = await executeRun(run, workerId, options);
         results.set(run.id, result);
         options.logger.debug({ runId: run.id, workflowId: run.workflowId, eventId: run.event.id, result }, 'run attempt finished');
       } catch (error) {
-        options.logger.error({ err: error, runId: run.id }, 'run attempt could not be recorded: its lease will return it to the queue');
+        options.logger.error({ err: error, runId: run.id }, 'run attempt failed without a record: its lease will return it to the queue');
+        if (position < runs.length - 1) {
+          await whileUnreachable(() => sql`SELECT 1`.execute(options.db), leaseMs, options, 'waiting for the database before the next run').catch(() => undefined);
+        }
       }
     }
   } finally {
-    waiting.stop();
+    if (waiting === undefined) keeper.stop();
   }
   return results;
 }

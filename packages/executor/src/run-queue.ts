@@ -87,12 +87,14 @@ type ClaimRow = Omit<EventRow, 'id'> & {
 };
 
 /**
- * The limits of a transaction that executes runs (limitRunTransaction), as select-list items. Each is a subquery,
- * evaluated once, for the first row: in a claim that takes nothing, not at all.
+ * The limits of a transaction that executes runs (limitRunTransaction), as select-list items: its statements to
+ * `statementTimeoutMs`, its time idle to a lease, or to that limit when it is longer (a lease may be set short, and
+ * one worker's rendering holds up the others' transactions for a moment). Each is a subquery, evaluated once, for
+ * the first row: in a claim that takes nothing, not at all.
  */
-export function runTransactionLimits(statementTimeoutMs: number, idleMs: number): RawBuilder<unknown> {
+export function runTransactionLimits(statementTimeoutMs: number, leaseMs: number): RawBuilder<unknown> {
   return sql`(SELECT set_config('statement_timeout', ${String(statementTimeoutMs)}, true)) AS statement_timeout,
-             (SELECT set_config('idle_in_transaction_session_timeout', ${String(idleMs)}, true)) AS idle_timeout`;
+             (SELECT set_config('idle_in_transaction_session_timeout', ${String(Math.max(leaseMs, statementTimeoutMs))}, true)) AS idle_timeout`;
 }
 
 async function callClaimRuns(
@@ -170,16 +172,24 @@ export async function extendLease(db: Kysely<WalflowDatabase>, runId: string, wo
 
 /**
  * extendLease for many runs at once; returns those whose lease is still this worker's. From the statement's own
- * time (clock_timestamp), not its transaction's start: a claim extends the leases it took at its end.
+ * time (clock_timestamp), not its transaction's start: a claim extends the leases it took at its end. With
+ * `skipLocked`, runs whose rows are locked (one executing now, fenced by its lease) are passed over, not waited for.
  */
-export async function extendLeases(db: Kysely<WalflowDatabase>, runIds: readonly string[], workerId: string, leaseMs: number): Promise<Set<string>> {
+export async function extendLeases(
+  db: Kysely<WalflowDatabase>,
+  runIds: readonly string[],
+  workerId: string,
+  leaseMs: number,
+  options: { skipLocked?: boolean } = {},
+): Promise<Set<string>> {
   if (runIds.length === 0) return new Set();
   const rows = await db
     .updateTable('walflow.workflow_runs')
     .set({ locked_until: sql`clock_timestamp() + ${leaseMs} * interval '1 millisecond'` })
-    .where('id', '=', anyUuid(runIds))
-    .where('status', '=', 'running')
-    .where('locked_by', '=', workerId)
+    .where('id', 'in', (eb) => {
+      const held = eb.selectFrom('walflow.workflow_runs').select('id').where('id', '=', anyUuid(runIds)).where('status', '=', 'running').where('locked_by', '=', workerId).forUpdate();
+      return options.skipLocked ? held.skipLocked() : held;
+    })
     .returning('id')
     .execute();
   return new Set(rows.map((row) => row.id));

@@ -30,9 +30,9 @@ export async function keepWaitingLeases(
     if (extending || waiting.size === 0) return;
     extending = true;
     try {
-      const held = await extendLeases(db, [...waiting], workerId, leaseMs);
-      // A run whose lease is gone is found so by keepLease when its turn comes; there is nothing to keep.
-      for (const runId of waiting) if (!held.has(runId)) waiting.delete(runId);
+      // Past a run whose row is locked (one that began while this statement was on its way, its action now fenced)
+      // rather than waiting for it. A run whose lease is gone is found so by keepLease when its turn comes.
+      await extendLeases(db, [...waiting], workerId, leaseMs, { skipLocked: true });
     } catch (error) {
       // The next tick tries again; keepLease and the fenced writes decide in the end.
       logger.warn({ err: error, runs: waiting.size }, 'could not extend the leases of runs waiting their turn');

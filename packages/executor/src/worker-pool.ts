@@ -147,15 +147,14 @@ export class WorkerPool {
     const alone = runs.filter((run) => !oneTransaction.get(run.workflowId));
     // A claim takes one run that calls out: others may be waiting, and another worker takes the next one.
     if (alone.length > 0) this.notify();
-    if (together.length > 0) {
-      const waiting = await keepWaitingLeases(this.options.db, alone.map((run) => run.id), workerId, this.execution.leaseMs ?? DEFAULT_LEASE_MS, this.options.logger);
-      try {
-        await executeRunBatch(together, workflows, workerId, this.execution);
-      } finally {
-        waiting.stop();
-      }
+    // The runs that call out wait for the batch: their leases are kept meanwhile, and then while they take turns.
+    const waiting = await keepWaitingLeases(this.options.db, alone.map((run) => run.id), workerId, this.execution.leaseMs ?? DEFAULT_LEASE_MS, this.options.logger);
+    try {
+      if (together.length > 0) await executeRunBatch(together, workflows, workerId, this.execution);
+      await executeInTurn(alone, workerId, this.execution, waiting);
+    } finally {
+      waiting.stop();
     }
-    await executeInTurn(alone, workerId, this.execution);
   }
 
   private async releaseRunsInHand(graceMs: number): Promise<void> {

@@ -725,7 +725,8 @@ describe('a claim that holds its database-only runs in the transaction that exec
       let claimed!: (runs: number) => void;
       const claim = new Promise<number>((resolve) => (claimed = resolve));
       const silent = own.transaction().execute(async (trx) => {
-        const { held } = await claimRunsToHold(trx, 'held-idle/0', 100, 1_000, { actionTypes: [], maxCallingOut: 1 }, 10_000);
+        // Idle for at most a lease (1 s), since its statement limit (0.5 s) is shorter.
+        const { held } = await claimRunsToHold(trx, 'held-idle/0', 100, 1_000, { actionTypes: [], maxCallingOut: 1 }, 500);
         claimed(held.filter((run) => run.event.tenantId === 'held-idle').length);
         await new Promise((resolve) => setTimeout(resolve, 2_500));
         await sql`SELECT 1`.execute(trx);
