@@ -194,15 +194,16 @@ export class StreamSession {
     const before = this.newest;
     // A batch of empty transactions needs no write at all, only its acknowledgement in turn.
     const writes = batch.events.length > 0 || batch.parked.length > 0 ? this.record(batch, before?.writes) : undefined;
-    const acknowledged = Promise.all([writes?.committed, before?.acknowledged]).then(async () => {
+    const acknowledged = bothSettled(writes?.committed, before?.acknowledged).then(async () => {
       if (batch.checkpoint) await this.acks.confirm(batch.checkpoint.endLsn);
     });
     this.newest = { writes: writes ?? before?.writes, acknowledged };
     const recorded: Promise<void> = acknowledged.then(
       () => this.finished(recorded),
       (error: unknown) => {
-        this.finished(recorded);
+        // Failed first, so that finishing starts no further batch.
         this.fail(error);
+        this.finished(recorded);
       },
     );
     this.recording.push(recorded);
@@ -275,6 +276,17 @@ export class StreamSession {
     this.options.logger.warn({ err: error, slot: this.options.slotName }, 'replication session failed');
     void this.service.stop();
   }
+}
+
+/**
+ * Settles once both have, failing as the earlier batch's `before` did, else as `own` did. A batch's place in
+ * `recording` must last as long as its own dispatch, even when the batch before it failed first: the session
+ * ends only after it, and a new session never records beside it.
+ */
+async function bothSettled(own: Promise<void> | undefined, before: Promise<unknown> | undefined): Promise<void> {
+  const [mine, earlier] = await Promise.allSettled([own, before]);
+  if (earlier.status === 'rejected') throw earlier.reason;
+  if (mine.status === 'rejected') throw mine.reason;
 }
 
 function toBatch(slices: StreamSlice[]): DispatchBatch {

@@ -93,6 +93,55 @@ describe('acknowledgement', () => {
     }
   });
 
+  it('ends a failed session only once the batch recorded beside the failed one has finished, so no new session records alongside it', async () => {
+    const tenant = 'fail-beside';
+    for (let tx = 0; tx < 4; tx++) {
+      await db.transaction().execute(async (trx) => {
+        for (let n = 0; n < 5; n++) await emit(trx, { type: 'policy.approved', tenantId: tenant, payload: { tx, n } });
+      });
+    }
+    const real = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    let callsWhileHeld = 0;
+    let holding = false;
+    // The second batch, recorded beside the first, is held until the test lets it go.
+    const holdingSecond: BatchDispatcher = {
+      async dispatch(batch) {
+        const call = ++calls;
+        if (holding) callsWhileHeld++;
+        if (call === 2) {
+          holding = true;
+          await released;
+          holding = false;
+        }
+        return real.dispatch(batch);
+      },
+    };
+    let batches = 0;
+    // The first batch's effects commit, then telling of them fails: the session fails.
+    const consumer = testConsumer(database, db, holdingSecond, {
+      maxBatchRows: 5,
+      onBatch: () => {
+        if (++batches === 1) throw new Error('simulated failure after the first batch committed');
+      },
+    });
+    consumer.start();
+    try {
+      await waitFor('the first batch to fail while the second is held', () => batches >= 1 && holding);
+      // A session that ended at once would reconnect within 100 ms and record the stream again beside the held batch.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(callsWhileHeld).toBe(0);
+      release();
+      await waitFor('the backlog to be recorded', async () => (await countsFor(db, tenant)).events === 20);
+    } finally {
+      release();
+      await consumer.stop();
+    }
+    expect(await countsFor(db, tenant)).toMatchObject({ events: 20, outbox: 0 });
+  });
+
   it('acknowledges empty transactions and keepalives when idle, so the slot does not hold WAL', async () => {
     const consumer = consumerWith(new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }));
     consumer.start();
