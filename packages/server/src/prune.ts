@@ -26,6 +26,12 @@ export interface PruneResult {
 const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
 
 /**
+ * An event `e` not yet published by every JetStream sink: recorded at or after the position of the sink furthest
+ * behind (null without a sink). Compared bare where it selects rows, so the recording-order index answers it.
+ */
+const UNPUBLISHED = sql`e.recorded_xid >= (SELECT min(recorded_xid) FROM walflow.sink_cursors)`;
+
+/**
  * Removes events, decisions, finished runs (with their action outcomes) and resolved dead letters older than
  * the window. Whole daily partitions of the event log are dropped, which costs nothing and leaves no bloat;
  * what remains (the partition holding the cut, the default partition) is deleted in bounded batches. Queued
@@ -40,15 +46,12 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const { rows: partitions } = await sql<{ name: string }>`
     SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = 'walflow.events'::regclass ORDER BY c.relname`.execute(db);
-  // Not yet published by every JetStream sink: recorded at or after the position of the sink furthest behind
-  // (null without a sink). Compared bare where it selects rows, so the recording-order index answers it.
-  const unpublished = sql`e.recorded_xid >= (SELECT min(recorded_xid) FROM walflow.sink_cursors)`;
   const { rows: daysToKeep } = await sql<{ day: string }>`
     SELECT DISTINCT to_char(event_committed_at AT TIME ZONE 'UTC', 'YYYYMMDD') AS day
       FROM walflow.workflow_runs WHERE status IN ('queued', 'running') AND event_committed_at < ${cutoff}
     UNION
     SELECT DISTINCT to_char(committed_at AT TIME ZONE 'UTC', 'YYYYMMDD')
-      FROM walflow.events e WHERE committed_at < ${cutoff} AND ${unpublished}`.execute(db);
+      FROM walflow.events e WHERE committed_at < ${cutoff} AND ${UNPUBLISHED}`.execute(db);
   const keptDays = new Set(daysToKeep.map((row) => row.day));
   const droppable = partitions
     .map((partition) => ({ name: partition.name, match: DAILY_PARTITION.exec(partition.name) }))
@@ -57,8 +60,8 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
     .map(({ name }) => name);
 
   const count = async (query: ReturnType<typeof sql<{ n: string }>>): Promise<number> => Number((await query.execute(db)).rows[0]?.n ?? 0);
-  const keptForSinks = await count(sql`SELECT count(*) AS n FROM walflow.events e WHERE e.committed_at < ${cutoff} AND ${unpublished}`);
-  const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff} AND NOT coalesce(${unpublished}, false)
+  const keptForSinks = await count(sql`SELECT count(*) AS n FROM walflow.events e WHERE e.committed_at < ${cutoff} AND ${UNPUBLISHED}`);
+  const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff} AND NOT coalesce(${UNPUBLISHED}, false)
     AND NOT EXISTS (SELECT FROM walflow.workflow_runs r WHERE r.event_id = e.id AND r.status IN ('queued', 'running'))`;
   const finishedRuns = sql`walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`;
   if (options.dryRun) {
@@ -132,8 +135,9 @@ const DROP_LOCK_TIMEOUT = '5s';
 
 /**
  * Drops one day's partition, unless a run that needs one of its events has been queued since prune looked (a
- * replay's or a retry's, whose transactions lock the events they need): the locks taken first wait for them, and
- * the check after them sees their runs. The log's locks are taken as DROP takes them, parent first, so a claim
+ * replay's or a retry's, whose transactions lock the events they need), or an event a sink has yet to publish
+ * has been recorded into it (a backlog's, or one `walflow repair` recovers, with an old commit time): the locks
+ * taken first wait for their transactions, and the check after them sees what they wrote. The log's locks are taken as DROP takes them, parent first, so a claim
  * reading the log waits rather than deadlocks; after DROP_LOCK_TIMEOUT the day is left to the row deletes that
  * follow. Returns the events dropped, or null when the day stays.
  */
@@ -147,7 +151,8 @@ async function dropPartition(db: Kysely<WalflowDatabase>, name: string): Promise
       await sql`LOCK TABLE walflow.events, ${partition} IN ACCESS EXCLUSIVE MODE`.execute(trx);
       const { rows } = await sql<{ needed: boolean }>`
         SELECT EXISTS (SELECT FROM walflow.workflow_runs r JOIN ${partition} e ON e.id = r.event_id
-                        WHERE r.status IN ('queued', 'running')) AS needed`.execute(trx);
+                        WHERE r.status IN ('queued', 'running'))
+            OR EXISTS (SELECT FROM ${partition} e WHERE ${UNPUBLISHED}) AS needed`.execute(trx);
       if (rows[0]!.needed) return null;
       await sql`DROP TABLE ${partition}`.execute(trx);
       return Number(counted[0]!.n);

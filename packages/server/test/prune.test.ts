@@ -171,6 +171,39 @@ describe('prune beside a replay or a retry', () => {
     expect(await runsWithoutEvent()).toBe(0);
   });
 
+  it("keeps the day's partition when an event a sink has yet to publish is recorded into it while prune drops it", async () => {
+    await sql`SELECT walflow.ensure_event_partitions()`.execute(db);
+    await sql`INSERT INTO walflow.sink_cursors (sink, recorded_xid, commit_lsn, tx_position, event_id)
+              VALUES ('dropping', pg_current_xact_id(), '0/0', 0, gen_random_uuid())`.execute(db);
+    // A dispatch recording an event that matches no workflow, its transaction still open when prune looks.
+    const id = randomUUID();
+    let commit!: () => void;
+    let recorded!: () => void;
+    const inserted = new Promise<void>((resolve) => (recorded = resolve));
+    const dispatch = db.transaction().execute(async (trx) => {
+      await sql`INSERT INTO walflow.events (id, event_type, tenant_id, payload, committed_at, commit_lsn, tx_position, xid, recorded_xid)
+                VALUES (${id}::uuid, 'sink.pending', 'prune', '{}', now() - interval '1 day', '0/1', 0, 1, pg_current_xact_id())`.execute(trx);
+      recorded();
+      await new Promise<void>((resolve) => (commit = resolve));
+    });
+    await inserted;
+    try {
+      // Yesterday's partition, which holds nothing else prune must keep.
+      const today = new Date(Math.floor(Date.now() / DAY) * DAY);
+      const yesterday = `events_${new Date(today.getTime() - DAY).toISOString().slice(0, 10).replaceAll('-', '')}`;
+      const pruning = prune(db, { olderThan: today });
+      await waitForLockWait(db, 'prune to wait for the dispatch');
+      commit();
+      await dispatch;
+      const result = await pruning;
+      expect(result.droppedPartitions).not.toContain(yesterday);
+      expect(await db.selectFrom('walflow.events').select('id').where('id', '=', id).execute()).toHaveLength(1);
+    } finally {
+      commit();
+      await sql`DELETE FROM walflow.sink_cursors WHERE sink = 'dropping'`.execute(db);
+    }
+  });
+
   it('refuses to retry a dead run whose event is gone, saying so', async () => {
     const [event] = await finishedEvents([new Date(Date.now() - 45 * DAY)]);
     const run = await db.updateTable('walflow.workflow_runs').set({ status: 'dead' }).where('event_id', '=', event!.id).returning('id').executeTakeFirstOrThrow();
