@@ -52,6 +52,7 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
   }
   const replication = new pg.Client({ ...connectionConfig(databaseUrl), replication: 'database' } as pg.ClientConfig);
   replication.on('error', (error) => logger.warn({ err: error }, 'repair replication connection failed'));
+  let slotCreated = false;
   try {
     const existing = await inspectSlot(db, slotName);
     if (existing?.active) throw new WalflowError('leader_busy', `slot ${slotName} is in use by another connection; stop it first`);
@@ -64,6 +65,7 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
     const created = await replication.query<{ consistent_point: string; snapshot_name: string }>(
       `CREATE_REPLICATION_SLOT "${slotName}" LOGICAL ${plugin} (SNAPSHOT 'export')`,
     );
+    slotCreated = true;
     const { consistent_point: consistentPoint, snapshot_name: snapshot } = created.rows[0]!;
     logger.info({ slot: slotName, consistentPoint }, 'replication slot recreated');
 
@@ -126,6 +128,18 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
       .where('slot_name', '=', slotName)
       .execute();
     return { droppedSlot: existing !== null, consistentPoint, plugin, ...totals };
+  } catch (error) {
+    if (!slotCreated) throw error;
+    // The new slot starts after the outbox rows not yet dispatched: a consumer streaming from it would never see
+    // them. Without it the consumer stays down, saying to repair, and the next repair takes them up.
+    await replication.end().catch(() => undefined);
+    const reason = error instanceof Error ? error.message : String(error);
+    try {
+      await sql`SELECT pg_drop_replication_slot(${slotName})`.execute(db);
+    } catch (dropError) {
+      logger.error({ err: dropError, slot: slotName }, 'could not drop the slot of a repair that did not finish: run walflow repair again before walflow start');
+    }
+    throw new WalflowError('replication_failed', `repair did not finish (${reason}): run walflow repair again`, { cause: error });
   } finally {
     await replication.end().catch(() => undefined);
     await leader.release();

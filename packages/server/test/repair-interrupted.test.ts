@@ -1,0 +1,42 @@
+import { emit } from '@walflow/outbox';
+import { createDatabase, migrate, repairSlot } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+
+describe('a repair that does not finish', () => {
+  it('leaves no slot behind, so nothing streams past the rows it had yet to dispatch, and the next repair recovers them', async () => {
+    const db = createDatabase(database.url, silentLogger);
+    try {
+      await migrate({ db, slotName: database.slotName, logger: silentLogger });
+      await sql`SELECT pg_drop_replication_slot(${database.slotName})`.execute(db);
+      // Committed while the slot was gone; the second one's recording fails as a server going away would.
+      const missed = [];
+      for (let n = 0; n < 4; n++) missed.push(await emit(db, { type: 'policy.approved', tenantId: 'repair-interrupted', payload: n === 1 ? { n, fault: 'transient' } : { n } }));
+      await sql`
+        CREATE FUNCTION public.fail_transiently() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.payload->>'fault' = 'transient' THEN RAISE EXCEPTION 'cannot record % now', NEW.id USING ERRCODE = '40001'; END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER fail_transiently BEFORE INSERT ON walflow.events FOR EACH ROW EXECUTE FUNCTION public.fail_transiently()`.execute(db);
+
+      await expect(repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger, pageSize: 1 })).rejects.toThrow(
+        /cannot record[\s\S]*run walflow repair again|run walflow repair again[\s\S]*cannot record/,
+      );
+      // A consumer finds no slot and stays down, saying to repair, instead of streaming from the new slot's start.
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(db);
+      expect(rows[0]!.n).toBe(0);
+
+      await sql`DROP TRIGGER fail_transiently ON walflow.events`.execute(db);
+      expect(await repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger, pageSize: 1 })).toMatchObject({ recovered: 3 });
+      const recorded = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'repair-interrupted').execute();
+      expect(recorded.map((row) => row.id).sort()).toEqual([...missed].sort());
+    } finally {
+      await db.destroy();
+    }
+  });
+});
