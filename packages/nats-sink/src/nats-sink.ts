@@ -131,7 +131,12 @@ export class NatsSink {
         // start during a NATS outage publishes what is recorded meanwhile once NATS is back. Committed by itself:
         // the registration lock it holds keeps dispatch waiting until then.
         await registerCursor(trx, this.name);
+        this.options.logger.info({ stream: this.options.settings.stream }, 'the JetStream sink starts at the end of the event log: replay --to-sink publishes what came before');
         return { kind: 'registered' };
+      }
+      if (cursor.beyondCluster) {
+        const reason = `the JetStream sink's cursor (transaction ${cursor.recordedXid}) lies beyond this cluster's transaction ids, so every event recorded here would sort behind it: carried over from another cluster? clear the recording positions and the cursor (README, JetStream sink)`;
+        return { kind: 'failed', error: new WalflowError('sink_failed', reason) };
       }
       const publisher = await this.connected();
       const unavailable = publisher.unavailable;
@@ -142,7 +147,9 @@ export class NatsSink {
       const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject)));
       this.current = { ...this.current, published: this.current.published + outcome.stored, duplicates: this.current.duplicates + outcome.duplicates };
       const last = events[outcome.stored - 1];
-      if (last !== undefined) await saveCursor(trx, this.name, last, outcome.stored);
+      if (last !== undefined && !(await saveCursor(trx, this.name, last, outcome.stored))) {
+        this.options.logger.warn({ stream: this.options.settings.stream }, "the JetStream sink's cursor was deleted while it published: it starts again at the end of the event log");
+      }
       if (outcome.failure === undefined) return { kind: 'published' };
       return outcome.failure.interrupted ? { kind: 'interrupted' } : { kind: 'failed', error: outcome.failure.error };
     });

@@ -37,10 +37,19 @@ export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): P
  */
 const SINK_REGISTRATION_LOCK = sql`30578, 0`;
 
+export interface SavedCursor extends LogPosition {
+  /**
+   * The transaction id of the cursor lies beyond every one this cluster has given out: its positions were carried
+   * over from another cluster (a restore, a move), and the events recorded here from now on would sort behind it.
+   */
+  beyondCluster: boolean;
+}
+
 /** The sink's saved cursor; undefined until the sink is registered. */
-export async function savedCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<LogPosition | undefined> {
-  const { rows } = await sql<LogPosition>`
-    SELECT recorded_xid::text AS "recordedXid", commit_lsn::text AS "commitLsn", tx_position AS "txPosition", event_id::text AS "eventId"
+export async function savedCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<SavedCursor | undefined> {
+  const { rows } = await sql<SavedCursor>`
+    SELECT recorded_xid::text AS "recordedXid", commit_lsn::text AS "commitLsn", tx_position AS "txPosition", event_id::text AS "eventId",
+           recorded_xid >= pg_snapshot_xmax(pg_current_snapshot()) AS "beyondCluster"
       FROM walflow.sink_cursors WHERE sink = ${sink}`.execute(trx);
   return rows[0];
 }
@@ -76,12 +85,14 @@ export async function eventsAfter(trx: Kysely<WalflowDatabase>, after: LogPositi
   return rows;
 }
 
-export async function saveCursor(trx: Kysely<WalflowDatabase>, sink: string, last: LogPosition, published: number): Promise<void> {
-  await sql`
+/** Saves the cursor past `last`; false when the sink's cursor row is gone (deleted while the round published). */
+export async function saveCursor(trx: Kysely<WalflowDatabase>, sink: string, last: LogPosition, published: number): Promise<boolean> {
+  const { numAffectedRows } = await sql`
     UPDATE walflow.sink_cursors
        SET recorded_xid = ${last.recordedXid}::xid8, commit_lsn = ${last.commitLsn}::pg_lsn, tx_position = ${last.txPosition},
            event_id = ${last.eventId}::uuid, published = published + ${published}, updated_at = now()
      WHERE sink = ${sink}`.execute(trx);
+  return numAffectedRows === 1n;
 }
 
 function afterPosition(position: LogPosition) {
