@@ -114,13 +114,16 @@ export async function runBacktest(context: ConsoleContext, request: ConsoleReque
   };
   if (input.workflow !== '' && !UUID.test(input.workflow)) throw new HttpError(400, `not a workflow id: ${input.workflow}`);
   const { config, logger } = context.host;
+  // One instant for both times and the retention check, as the CLI's replay: `-30d` with 30 days' retention holds.
+  const now = new Date();
   try {
     const result = await replayRange({
       db: context.db,
       logger,
       slotName: config.slotName,
-      from: parseTime(input.from),
-      to: parseTime(input.to),
+      from: parseTime(input.from, now),
+      to: parseTime(input.to, now),
+      now,
       type: input.type || undefined,
       tenantId: input.tenant || undefined,
       workflow: input.workflow || undefined,
