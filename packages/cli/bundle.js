@@ -3,7 +3,7 @@
 // what the tests and the bench run, loads the bundle from that cache (src/load-bundle.ts).
 // Loading one file instead of ~800 modules (kysely alone 210) takes a start from ~0.5 s to ~0.3 s, compiling it from
 // the cache to ~0.2 s (README, Performance, items 17 and 21).
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { BUNDLE_FILE, loadBundle } from './dist/load-bundle.js';
@@ -21,6 +21,24 @@ const importThroughNode = {
   },
 };
 
+/**
+ * pg asks, as it loads, whether it runs on Cloudflare Workers by constructing a `Response`, and on Node 20 the first
+ * `Response` loads undici, Node's fetch, which walflow only needs to call a webhook: about 35 ms of every command's
+ * start here (README, Performance). The bundle answers for it, since walflow never runs on Workers, and the build
+ * fails if pg no longer asks that way.
+ */
+const notOnCloudflareWorkers = {
+  name: 'not-on-cloudflare-workers',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const answered = source.replace('function isCloudflareRuntime() {', 'function isCloudflareRuntime() {\n  return false;');
+      if (answered === source) throw new Error(`${args.path} no longer defines isCloudflareRuntime(): see whether the bundle still needs to answer it`);
+      return { contents: answered, loader: 'js' };
+    });
+  },
+};
+
 await build({
   entryPoints: [fileURLToPath(new URL('./dist/run-cli.js', import.meta.url))],
   outfile: BUNDLE_FILE,
@@ -31,7 +49,7 @@ await build({
   target: 'node20',
   // Only loaded by pg when asked for its native bindings, which walflow never is.
   external: ['pg-native'],
-  plugins: [importThroughNode],
+  plugins: [importThroughNode, notOnCloudflareWorkers],
   // migrate.ts finds db/migrations from import.meta.url, which a script lacks: the bundle's own URL, as before.
   define: { 'import.meta.url': 'walflowBundleUrl' },
   // 'use strict' before the banner's statement: esbuild's own, after it, would not apply, and ES modules are strict.

@@ -40,6 +40,14 @@ describe('the walflow bin', () => {
     expect(stdout).toContain(`[Deserializing from ${cacheBytes} bytes`);
   });
 
+  it("loads without Node's fetch (undici), which pg's check for Cloudflare Workers would load at every start", () => {
+    const loader = pathToFileURL(join(DIST, 'load-bundle.js')).href;
+    const script = `import { BUNDLE_FILE, loadBundle } from '${loader}';
+loadBundle(BUNDLE_FILE, { useCodeCache: true });
+process.stdout.write(String(process.moduleLoadList.some((name) => name.includes('undici'))));`;
+    expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })).toBe('false');
+  });
+
   it('compiles the bundle from its source, saying nothing, when the cache is missing or V8 refuses it', () => {
     const copy = join(scratch, 'dist');
     mkdirSync(copy);
