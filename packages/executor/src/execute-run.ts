@@ -7,7 +7,8 @@ import { planAction } from './actions/plan-action.js';
 import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
 import { followUp, recordDeath } from './run-death.js';
-import { cancelRun, completeRuns, DEFAULT_LEASE_MS, failRun, holdsLease, recordOutcomes, runTransactionLimits, type ClaimedRun } from './run-queue.js';
+import { DEFAULT_LEASE_MS, holdsLease } from './run-leases.js';
+import { cancelRun, completeRuns, failRun, recordOutcomes, runTransactionLimits, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
 

@@ -1,7 +1,7 @@
 import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { extendLease } from './run-queue.js';
+import { extendLease } from './run-leases.js';
 
 export interface LeaseKeeper {
   /** Aborts once the lease is found taken over: the attempt must stop and record nothing. */

@@ -3,18 +3,8 @@ import { sql, type Transaction } from 'kysely';
 import { performTogether } from './actions/perform-together.js';
 import { planAction } from './actions/plan-action.js';
 import { actionContext, actionTimeoutMs, executeRun, limitRunTransaction, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
-import {
-  cancelRun,
-  claimRunsToHold,
-  completeRuns,
-  DEFAULT_LEASE_MS,
-  extendLeases,
-  heldRuns,
-  leaseHeldRuns,
-  type ActionOutcome,
-  type CallingOutLimit,
-  type ClaimedRun,
-} from './run-queue.js';
+import { DEFAULT_LEASE_MS, extendLeases, heldRuns } from './run-leases.js';
+import { cancelRun, claimRunsToHold, completeRuns, leaseHeldRuns, type ActionOutcome, type CallingOutLimit, type ClaimedRun } from './run-queue.js';
 import { keepWaitingLeases, type WaitingLeases } from './waiting-leases.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import type { WorkflowCache } from './workflow-cache.js';

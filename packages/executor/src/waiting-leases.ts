@@ -1,7 +1,7 @@
 import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { extendLeases } from './run-queue.js';
+import { extendLeases } from './run-leases.js';
 
 export interface WaitingLeases {
   /** The run begins: keepLease extends its lease from now on. */
