@@ -234,13 +234,14 @@ describe('operator commands', () => {
     const unfixableLetter = listed.find((letter) => letter.outboxId === unfixable!.id)!;
     expect(await runWalflow(['dead-letters', 'retry', blockedLetter.id], env)).toMatchObject({ code: 0, output: expect.stringContaining(`as outbox row ${blocked}`) });
     await waitFor('the retried event to be recorded', () => db.selectFrom('walflow.events').select('id').where('id', '=', blocked).executeTakeFirst());
-    // Retrying what cannot work parks it again, open, rather than losing it.
+    // Retrying what cannot work parks it again, as an open letter of its own, rather than losing it.
     expect((await runWalflow(['dead-letters', 'retry', unfixableLetter.id], env)).code).toBe(0);
-    await waitFor('the row to be parked again', async () =>
-      (await db.selectFrom('walflow.dead_letters').select('resolved_at').where('id', '=', unfixableLetter.id).executeTakeFirstOrThrow()).resolved_at === null,
+    const parkedAgain = await waitFor('the row to be parked again', () =>
+      db.selectFrom('walflow.dead_letters').select('id').where('outbox_id', '=', unfixable!.id).where('resolved_at', 'is', null).executeTakeFirst(),
     );
-    expect((await runWalflow(['dead-letters', 'discard', unfixableLetter.id], env)).code).toBe(0);
-    expect((await runWalflow(['dead-letters', 'discard', unfixableLetter.id], env)).output).toMatch(/already discarded/);
+    expect((await runWalflow(['dead-letters', 'discard', parkedAgain.id], env)).code).toBe(0);
+    expect((await runWalflow(['dead-letters', 'discard', parkedAgain.id], env)).output).toMatch(/already discarded/);
+    expect((await runWalflow(['dead-letters', 'discard', unfixableLetter.id], env)).output).toMatch(/already retried/);
     expect((await runWalflow(['dead-letters', 'list', '--tenant', 'ops'], env)).output).toMatch(/no dead letters/);
 
     await applyWorkflow(db, { tenant: 'ops', name: 'notify', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] });

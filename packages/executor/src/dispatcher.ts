@@ -1,5 +1,5 @@
 import { formatLsn, SqlState, sqlStateOf, WalflowError, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { chainOf, decide, type Decision, type GuardRequest } from './decide.js';
 import { decidedInReplay, insertEvents, lockReplayedEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
@@ -217,23 +217,10 @@ export class Dispatcher implements BatchDispatcher {
           committed_at: row.commit.committedAt,
         })),
       )
-      // A dead letter retried by an operator that fails again is open again, with the new reason. The retry is
-      // a later commit; a redelivery of the same commit (after a restart) leaves the letter as the operator left it.
-      .onConflict((conflict) =>
-        conflict
-          .column('outbox_id')
-          .doUpdateSet({
-            code: (eb) => eb.ref('excluded.code'),
-            reason: (eb) => eb.ref('excluded.reason'),
-            raw: sql`excluded.raw`,
-            commit_lsn: (eb) => eb.ref('excluded.commit_lsn'),
-            committed_at: (eb) => eb.ref('excluded.committed_at'),
-            created_at: sql`now()`,
-            resolved_at: null,
-            resolution: null,
-          })
-          .where(sql`walflow.dead_letters.commit_lsn`, '<', sql`excluded.commit_lsn`),
-      )
+      // A letter per (row, commit) (migration 0031): a retried letter that fails again, or another row parked
+      // under a reused id, is a later commit and a letter of its own; a redelivery of the same commit (after a
+      // restart) leaves the letter as the operator left it.
+      .onConflict((conflict) => conflict.columns(['outbox_id', 'commit_lsn']).doNothing())
       .execute();
     for (const row of batch.parked) {
       this.options.logger.warn({ outboxId: row.outboxId, code: row.code, reason: row.reason }, 'outbox row parked as a dead letter');
