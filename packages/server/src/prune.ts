@@ -64,13 +64,16 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff} AND NOT coalesce(${UNPUBLISHED}, false)
     AND NOT EXISTS (SELECT FROM walflow.workflow_runs r WHERE r.event_id = e.id AND r.status IN ('queued', 'running'))`;
   const finishedRuns = sql`walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`;
+  // A run queued before migration 0019 keeps its fired decision here (run_id): it stays while the run does.
+  const oldDecisions = sql`walflow.decision_records d WHERE d.event_committed_at < ${cutoff}
+    AND NOT EXISTS (SELECT FROM walflow.workflow_runs r WHERE r.id = d.run_id AND r.status IN ('queued', 'running'))`;
   if (options.dryRun) {
     return {
       droppedPartitions: droppable,
       keptForSinks,
       events: await count(sql`SELECT count(*) AS n FROM ${oldEvents}`),
       decisions: await count(sql`
-        SELECT (SELECT count(*) FROM walflow.decision_records WHERE event_committed_at < ${cutoff})
+        SELECT (SELECT count(*) FROM ${oldDecisions})
              + (SELECT count(*) FROM ${finishedRuns} AND decision_reason IS NOT NULL) AS n`),
       runs: await count(sql`SELECT count(*) AS n FROM ${finishedRuns}`),
       deadLetters: await count(sql`SELECT count(*) AS n FROM walflow.dead_letters WHERE resolved_at IS NOT NULL AND created_at < ${cutoff}`),
@@ -108,7 +111,7 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
     }
   });
   let decisions = await inBatches(
-    deleting(sql`DELETE FROM walflow.decision_records WHERE id IN (SELECT id FROM walflow.decision_records WHERE event_committed_at < ${cutoff} LIMIT ${batch})`),
+    deleting(sql`DELETE FROM walflow.decision_records WHERE id IN (SELECT d.id FROM ${oldDecisions} LIMIT ${batch})`),
   );
   // Data-modifying CTEs all run: a run, its action outcomes and its decision go together.
   const runs = await inBatches(async () => {

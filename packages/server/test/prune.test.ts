@@ -71,6 +71,25 @@ describe('prune', () => {
     expect(await counts()).toEqual({ events: '4', decisions: '7', runs: '4', queued: '4' });
   });
 
+  it('keeps the fired decision a run queued before migration 0019 holds among the records while the run is unfinished', async () => {
+    await applyTestWorkflow(db, { tenant: 'prune-0019', name: 'w', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const event = { ...eventAt(new Date(Date.now() - 45 * DAY), 60), tenantId: 'prune-0019' };
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event], parked: [], checkpoint: null });
+    // As migration 0019 left such a run: its decision a record naming it, the run without a reason of its own.
+    await sql`
+      WITH run AS (UPDATE walflow.workflow_runs SET decision_reason = NULL, decision_detail = NULL WHERE event_id = ${event.id}::uuid RETURNING *)
+      INSERT INTO walflow.decision_records (workflow_id, workflow_version, tenant_id, event_id, event_committed_at, replay_id, outcome, reason, run_id)
+      SELECT workflow_id, workflow_version, tenant_id, event_id, event_committed_at, replay_id, 'fired', 'queued before 0019', id FROM run`.execute(db);
+    const decisions = () => db.selectFrom('walflow.decisions').select(['outcome', 'reason']).where('event_id', '=', event.id).execute();
+    const cutoff = new Date(Date.now() - 30 * DAY);
+    await prune(db, { olderThan: cutoff });
+    expect(await decisions()).toEqual([{ outcome: 'fired', reason: 'queued before 0019' }]);
+    // Once the run has finished, both go.
+    await sql`UPDATE walflow.workflow_runs SET status = 'succeeded' WHERE event_id = ${event.id}::uuid`.execute(db);
+    await prune(db, { olderThan: cutoff });
+    expect(await decisions()).toEqual([]);
+  });
+
   it('drops no daily partition holding the event of an unfinished run, and drops the rest before the cut', async () => {
     const tomorrow = new Date(Math.ceil(Date.now() / DAY) * DAY);
     const today = new Date(tomorrow.getTime() - DAY);
