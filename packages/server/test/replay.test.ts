@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, deleteWorkflow, Dispatcher, setWorkflowStatus } from '@walflow/executor';
 import { createDatabase, migrate, replayRange, type ReplayOptions } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
@@ -108,6 +108,23 @@ describe('replay', () => {
     expect(await replayRange(options({ workflow: 'limited', replayId: first.replayId }))).toMatchObject({ runsQueued: 0, workflows: {} });
     expect(await counted()).toBe(3);
     expect((await decisionsOf(first.replayId)).map((decision) => decision.outcome)).toEqual(['fired', 'fired', 'fired']);
+    await db.deleteFrom('walflow.workflows').where('id', '=', limited).execute();
+  });
+
+  it('run twice at once under the same id, decides each pair once: the second waits and counts nothing again', async () => {
+    const limited = await applyTestWorkflow(db, { tenant: 'replay', name: 'limited-twice', trigger: { event: 'policy.*' }, rateLimits: [{ limit: 5, periodSeconds: 3600 }], actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const counted = async () => Number((await sql<{ n: string }>`SELECT coalesce(sum(count), 0) AS n FROM walflow.rate_limit_windows WHERE workflow_id = ${limited}`.execute(db)).rows[0]!.n);
+    // Both replays reach their guards' first write while this lock holds it back.
+    const windows = await holdOpen(db, sql`LOCK TABLE walflow.rate_limit_windows IN SHARE ROW EXCLUSIVE MODE`);
+    const twice = [0, 1].map(() => replayRange(options({ workflow: 'limited-twice', replayId: 'at-once' })));
+    await waitFor('both replays to wait', async () => {
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
+      return rows[0]!.n >= 2;
+    });
+    await windows.release();
+    const [first, second] = await Promise.all(twice);
+    expect(first!.runsQueued + second!.runsQueued).toBe(3);
+    expect(await counted()).toBe(3);
     await db.deleteFrom('walflow.workflows').where('id', '=', limited).execute();
   });
 
