@@ -4,6 +4,15 @@ import type { HealthReport } from './health-report.js';
 
 const RUN_STATUSES = ['queued', 'running', 'dead'] as const;
 
+/**
+ * Event types counted by name; the types first seen after them count together under OTHER_EVENT_TYPES. Prometheus
+ * keeps every label value as a series for good, and a type is whatever an application names: unbounded, the
+ * series would grow with the process's memory and every scrape.
+ */
+export const MAX_EVENT_TYPE_LABELS = 500;
+/** Not a valid event type, so never one of those counted by name. */
+export const OTHER_EVENT_TYPES = '(other types)';
+
 /** Prometheus metrics of one walflow process, in a registry of its own so several processes (tests) never share one. */
 export class WalflowMetrics {
   readonly registry = new Registry();
@@ -18,10 +27,12 @@ export class WalflowMetrics {
   private readonly sinkLagSeconds = this.gauge('walflow_sink_lag_seconds', 'Age of the oldest recorded event the JetStream sink has not published yet');
   private readonly eventsRecorded = new Counter({
     name: 'walflow_events_recorded_total',
-    help: 'Events recorded for the first time, by event type',
+    help: `Events recorded for the first time, by event type (the first ${MAX_EVENT_TYPE_LABELS} types seen; the others as "${OTHER_EVENT_TYPES}")`,
     labelNames: ['type'],
     registers: [this.registry],
   });
+  /** The event types counted by name (MAX_EVENT_TYPE_LABELS at most). */
+  private readonly typesByName = new Set<string>();
   private readonly duplicates = this.counter('walflow_events_duplicate_total', 'Redelivered events that were already recorded');
   private readonly parked = this.counter('walflow_rows_parked_total', 'Outbox rows parked as dead letters');
   private readonly runsQueued = this.counter('walflow_runs_queued_total', 'Workflow runs queued by the dispatcher');
@@ -79,11 +90,21 @@ export class WalflowMetrics {
     if (result.runsQueued > 0) this.runsQueued.inc(result.runsQueued);
     for (const [outcome, count] of Object.entries(result.decisions ?? {})) if (count) this.decisions.inc({ outcome }, count);
     // Redeliveries replay from the last acknowledged position, so they lead the batch.
+    const byType = new Map<string, number>();
     for (const event of batch.events.slice(result.duplicates)) {
-      this.eventsRecorded.inc({ type: event.type });
+      const type = this.typeLabel(event.type);
+      byType.set(type, (byType.get(type) ?? 0) + 1);
       const committedAt = Date.parse(event.committedAt);
       if (Number.isFinite(committedAt)) this.commitToRecord.observe(Math.max(0, (now - committedAt) / 1000));
     }
+    for (const [type, count] of byType) this.eventsRecorded.inc({ type }, count);
+  }
+
+  private typeLabel(type: string): string {
+    if (this.typesByName.has(type)) return type;
+    if (this.typesByName.size >= MAX_EVENT_TYPE_LABELS) return OTHER_EVENT_TYPES;
+    this.typesByName.add(type);
+    return type;
   }
 
   observeDispatchDuration(seconds: number): void {

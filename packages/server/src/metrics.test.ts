@@ -1,0 +1,39 @@
+import { parseLsn, type DispatchBatch, type EventEnvelope } from '@walflow/core';
+import { describe, expect, it } from 'vitest';
+import { MAX_EVENT_TYPE_LABELS, OTHER_EVENT_TYPES, WalflowMetrics } from './metrics.js';
+
+function batchOf(types: string[]): DispatchBatch {
+  const events: EventEnvelope[] = types.map((type, n) => ({
+    id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`,
+    type,
+    tenantId: 't1',
+    aggregateType: null,
+    aggregateId: null,
+    payload: {},
+    metadata: {},
+    committedAt: new Date().toISOString(),
+    commitLsn: parseLsn('0/100'),
+    position: n,
+    xid: '7',
+  }));
+  return { events, parked: [], checkpoint: null };
+}
+
+describe('walflow_events_recorded_total', () => {
+  it('counts the first types by name and the rest together, so an application naming types at will cannot grow the series without end', async () => {
+    const metrics = new WalflowMetrics();
+    const types = Array.from({ length: MAX_EVENT_TYPE_LABELS + 100 }, (_, n) => `order.kind_${n}`);
+    // Twice each: a type counted by name stays so, one counted with the others stays there.
+    for (let round = 0; round < 2; round++) {
+      const batch = batchOf(types);
+      metrics.recordBatch({ recorded: types.length, duplicates: 0, runsQueued: 0, parked: 0, decisions: {} }, batch);
+    }
+    const { values } = await metrics.registry.getSingleMetric('walflow_events_recorded_total')!.get();
+    expect(values).toHaveLength(MAX_EVENT_TYPE_LABELS + 1);
+    const byType = new Map(values.map((value) => [value.labels.type, value.value]));
+    expect(byType.get('order.kind_0')).toBe(2);
+    expect(byType.get(`order.kind_${MAX_EVENT_TYPE_LABELS - 1}`)).toBe(2);
+    expect(byType.has(`order.kind_${MAX_EVENT_TYPE_LABELS}`)).toBe(false);
+    expect(byType.get(OTHER_EVENT_TYPES)).toBe(200);
+  });
+});
