@@ -90,6 +90,11 @@ describe('console authentication', () => {
     const setCookie = response.headers.get('set-cookie') ?? '';
     expect(setCookie).toMatch(/^walflow_console=[^;]+; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
     expect(setCookie).not.toContain(CONSOLE_TOKEN);
+    // Behind proxies that said the browser used HTTPS, the first of them naming the browser's scheme: Secure too.
+    for (const proto of ['https', 'https, http', 'HTTPS']) {
+      const behindProxy = await client.request('/console/login', { form: { name: 'alice', token: CONSOLE_TOKEN }, headers: { origin: client.origin, 'x-forwarded-proto': proto } });
+      expect(behindProxy.headers.get('set-cookie'), proto).toMatch(/; Secure$/);
+    }
     const cookie = setCookie.split(';')[0]!;
     const overview = await client.request('/console', { headers: { cookie } });
     expect(overview.status).toBe(200);

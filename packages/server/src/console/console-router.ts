@@ -132,9 +132,14 @@ function authenticate(context: ConsoleContext, request: IncomingMessage, cookies
   return session === undefined ? undefined : context.auth.readSession(session);
 }
 
-/** HttpOnly and SameSite=Strict, scoped to the console; Secure when a proxy says the browser used HTTPS. */
+/**
+ * HttpOnly and SameSite=Strict, scoped to the console; Secure when a proxy says the browser used HTTPS (behind
+ * several proxies, the first value is the scheme the browser used).
+ */
 function cookie(request: IncomingMessage, name: string, value: string, maxAgeSeconds: number): string {
-  const secure = request.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
+  const forwarded = request.headers['x-forwarded-proto'];
+  const browserScheme = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
+  const secure = browserScheme === 'https' ? '; Secure' : '';
   return `${name}=${encodeURIComponent(value)}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`;
 }
 
