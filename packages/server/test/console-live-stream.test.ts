@@ -81,17 +81,33 @@ afterAll(async () => {
 });
 
 /** Sends the stream's request on a raw connection; the returned socket reads nothing until resumed. */
-async function openStream(path: string, headers: Record<string, string> = {}): Promise<{ socket: Socket; stream: ServedRequest }> {
+async function openStream(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ socket: Socket; stream: ServedRequest }> {
   const before = served.length;
   const socket = connect(server.port, '127.0.0.1');
   socket.pause();
   const lines = Object.entries({ host: `127.0.0.1:${server.port}`, authorization: `Bearer ${CONSOLE_TOKEN}`, ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
-  socket.write(`GET ${path} HTTP/1.1\r\n${lines.join('')}\r\n`);
+  socket.write(`${method} ${path} HTTP/1.1\r\n${lines.join('')}\r\n`);
   const stream = await waitFor('the stream request to arrive', () => served.length > before && served[before]);
   return { socket, stream };
 }
 
 describe('the console’s live event stream', () => {
+  it('answers HEAD with its headers and follows nothing, though the connection stays open', async () => {
+    const readsBefore = pagesRead.length;
+    const { socket, stream } = await openStream('/console/events/stream', {}, 'HEAD');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk)).resume();
+    try {
+      await waitFor('the HEAD request to end', () => stream.ended, { timeoutMs: 3_000 });
+      await waitFor('its headers', () => received.includes('\r\n\r\n'));
+      expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*content-type: text\/event-stream; charset=utf-8\r\n/i);
+      expect(pagesRead.length).toBe(readsBefore);
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it('ends without reading the log when its client leaves while it reads where to start', async () => {
     const readsBefore = pagesRead.length;
     // The console's only connection is taken: the stream waits for it to read its starting point.

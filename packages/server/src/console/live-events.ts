@@ -10,6 +10,7 @@ import { readInScope } from './tenant-scope.js';
 const POLL_MS = 500;
 const KEEPALIVE_MS = 15_000;
 const PAGE = 200;
+const STREAM_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' };
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
@@ -24,6 +25,12 @@ export async function streamEvents(context: ConsoleContext, request: ConsoleRequ
   const filter = { type: textParameter(query, 'type') || undefined, tenantId: tenant === null ? textParameter(query, 'tenant') || undefined : undefined };
 
   const { response } = request;
+  // HEAD asks for the headers alone: there is nothing to follow for it.
+  if (request.request.method === 'HEAD') {
+    response.writeHead(200, { ...securityHeaders(null), ...STREAM_HEADERS });
+    response.end();
+    return;
+  }
   const stop = new AbortController();
   // Before the first await: Node says once that a client left, and a client may leave while the start is read.
   response.on('close', () => stop.abort());
@@ -33,7 +40,7 @@ export async function streamEvents(context: ConsoleContext, request: ConsoleRequ
   let keepalive: NodeJS.Timeout | undefined;
   try {
     const from = resumedCursor(request.request.headers['last-event-id']) ?? (await followStart(context.db));
-    response.writeHead(200, { ...securityHeaders(null), 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    response.writeHead(200, { ...securityHeaders(null), ...STREAM_HEADERS });
     response.write('retry: 2000\n\n');
     keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
     await followEvents({
