@@ -7,6 +7,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consoleHandler } from '../src/console/console-router.js';
+import { MAX_LIVE_STREAMS } from '../src/console/live-events.js';
 import { OverviewSamples } from '../src/console/overview-samples.js';
 import { ConsoleAuth } from '../src/console/session.js';
 import { WalflowMetrics } from '../src/metrics.js';
@@ -92,6 +93,26 @@ async function openStream(path: string, headers: Record<string, string> = {}, me
 }
 
 describe('the console’s live event stream', () => {
+  it(`refuses a stream beyond ${MAX_LIVE_STREAMS} open for one scope, and takes one again once another has closed`, async () => {
+    const opened = [];
+    try {
+      for (let n = 0; n < MAX_LIVE_STREAMS; n++) opened.push(await openStream('/console/events/stream'));
+      const { socket, stream } = await openStream('/console/events/stream');
+      await waitFor('the stream beyond the limit to be answered', () => stream.ended);
+      expect(stream.response.statusCode).toBe(429);
+      socket.destroy();
+      opened.shift()!.socket.destroy();
+      await waitFor('a stream to close', () => served.filter((entry) => entry.ended).length >= 2);
+      const again = await openStream('/console/events/stream');
+      opened.push(again);
+      await waitFor('the stream to start', () => again.stream.response.headersSent);
+      expect(again.stream.response.statusCode).toBe(200);
+    } finally {
+      for (const { socket } of opened) socket.destroy();
+      await waitFor('every stream to end', () => served.every((entry) => entry.ended), { timeoutMs: 5_000 });
+    }
+  });
+
   it('answers HEAD with its headers and follows nothing, though the connection stays open', async () => {
     const readsBefore = pagesRead.length;
     const { socket, stream } = await openStream('/console/events/stream', {}, 'HEAD');

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { eventsRecordedAfter, followEvents, followStart, type EventCursor } from '../event-log.js';
 import type { ConsoleContext, ConsoleRequest } from './console-context.js';
-import { securityHeaders } from './http-request.js';
+import { HttpError, securityHeaders } from './http-request.js';
 import { textParameter, UUID } from './page-handlers.js';
 import { eventRowData } from './pages/events-page.js';
 import { readInScope } from './tenant-scope.js';
@@ -10,6 +10,13 @@ import { readInScope } from './tenant-scope.js';
 const POLL_MS = 500;
 const KEEPALIVE_MS = 15_000;
 const PAGE = 200;
+/**
+ * Live streams open at once for one scope (a tenant, or all tenants): each polls the log through the console's
+ * pool of four connections, so a token's holder opening streams without end would hold up every console page.
+ */
+export const MAX_LIVE_STREAMS = 16;
+const openStreams = new WeakMap<ConsoleContext, Map<string, number>>();
+
 const STREAM_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' };
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -17,11 +24,12 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:
  * The live event list: Server-Sent Events, one `recorded` message per event as walflow records it, read with the
  * same query as `walflow events tail` and through the operator's scope. Each message's id is its position, so
  * a browser that reconnects (it does by itself) resumes where it was and misses nothing. The stream ends when
- * the client leaves, the console closes or the operator's session expires.
+ * the client leaves, the console closes or the operator's session expires. At most MAX_LIVE_STREAMS are open for
+ * one scope; the next is refused with 429.
  */
 export async function streamEvents(context: ConsoleContext, request: ConsoleRequest): Promise<void> {
   const query = request.url.searchParams;
-  const { tenant, expiresAt } = request.principal;
+  const { tenant } = request.principal;
   const filter = { type: textParameter(query, 'type') || undefined, tenantId: tenant === null ? textParameter(query, 'tenant') || undefined : undefined };
 
   const { response } = request;
@@ -31,6 +39,23 @@ export async function streamEvents(context: ConsoleContext, request: ConsoleRequ
     response.end();
     return;
   }
+  const streams = openStreams.get(context) ?? new Map<string, number>();
+  openStreams.set(context, streams);
+  const scope = tenant ?? '';
+  const open = streams.get(scope) ?? 0;
+  if (open >= MAX_LIVE_STREAMS) throw new HttpError(429, `${MAX_LIVE_STREAMS} live event streams are open for this scope already: close one`);
+  streams.set(scope, open + 1);
+  try {
+    await follow(context, request, filter);
+  } finally {
+    streams.set(scope, (streams.get(scope) ?? 1) - 1);
+  }
+}
+
+/** Sends what is recorded from the client's position (or now) on, until the stream ends. */
+async function follow(context: ConsoleContext, request: ConsoleRequest, filter: { type: string | undefined; tenantId: string | undefined }): Promise<void> {
+  const { response } = request;
+  const { tenant, expiresAt } = request.principal;
   const stop = new AbortController();
   // Before the first await: Node says once that a client left, and a client may leave while the start is read.
   response.on('close', () => stop.abort());
