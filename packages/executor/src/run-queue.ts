@@ -106,13 +106,13 @@ async function callClaimRuns(
   /** Claiming to hold (claimRunsToHold): the runs the caller's transaction executes, and their statements' limit. */
   holding: { statementTimeoutMs: number } | null,
 ): Promise<ClaimRow[]> {
-  const limitStatements = holding === null ? sql`` : sql`, ${runTransactionLimits(holding.statementTimeoutMs, leaseMs)}`;
+  const limits = holding === null ? sql`` : sql`, ${runTransactionLimits(holding.statementTimeoutMs, leaseMs)}`;
   const { rows } = await sql<ClaimRow>`
     SELECT (c.run).id, (c.run).status, (c.run).workflow_id, (c.run).workflow_version, (c.run).attempts, (c.run).max_attempts, (c.run).replay_id,
            (c.event).id AS event_id, (c.event).event_type, (c.event).tenant_id, (c.event).aggregate_type, (c.event).aggregate_id,
            (c.event).payload, (c.event).metadata, to_json((c.event).committed_at) #>> '{}' AS committed_at,
            (c.event).commit_lsn::text AS commit_lsn, (c.event).tx_position, (c.event).xid::text AS xid, c.actions_done,
-           (SELECT revision FROM walflow.workflow_revision)::text AS workflow_revision ${limitStatements}
+           (SELECT revision FROM walflow.workflow_revision)::text AS workflow_revision ${limits}
       FROM walflow.claim_runs(${workerId}, ${limit}, ${leaseMs}, ${[...callingOut.actionTypes]}::text[], ${callingOut.maxCallingOut}, ${holding !== null}) c`.execute(db);
   return rows;
 }

@@ -1,17 +1,16 @@
 import { emit } from '@walflow/outbox';
-import { createDatabase, migrate, repairSlot } from '@walflow/server';
+import { repairSlot } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from './fixtures.js';
+import { openMigrated, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 
 describe('a repair that does not finish', () => {
   it('leaves no slot behind, so nothing streams past the rows it had yet to dispatch, and the next repair recovers them', async () => {
-    const db = createDatabase(database.url, silentLogger);
+    const db = await openMigrated(database);
     try {
-      await migrate({ db, slotName: database.slotName, logger: silentLogger });
       await sql`SELECT pg_drop_replication_slot(${database.slotName})`.execute(db);
       // Committed while the slot was gone; the second one's recording fails as a server going away would.
       const missed = [];
