@@ -24,6 +24,7 @@ export type WalflowErrorCode =
   | 'leader_busy'
   | 'sink_failed'
   | 'not_found'
+  | 'already_recorded'
   | 'workflow_disabled';
 
 export class WalflowError extends Error {

@@ -52,12 +52,14 @@ export async function countDeadLetters(db: Kysely<WalflowDatabase>, filter: Dead
 /**
  * Puts a parked row back into the outbox, under its original id, so it flows through the WAL again (after the
  * catalog, a workflow or the data was fixed). If it fails again it is parked again, open, with the new reason.
- * A row parked because another event had its id (`event_id_reused`) goes back under a new id.
+ * A row parked because another event had its id (`event_id_reused`) goes back under a new id. A row its own
+ * commit recorded after all is refused (refuseIfRecordedAfterAll).
  */
 export async function retryDeadLetter(db: Kysely<WalflowDatabase>, id: string): Promise<{ outboxId: string }> {
   return db.transaction().execute(async (trx) => {
     const letter = await openLetter(trx, id);
     const row = outboxRowFrom(letter.raw, letter.outbox_id);
+    if (letter.code !== 'event_id_reused') await refuseIfRecordedAfterAll(trx, id, row.id);
     const outboxId = letter.code === 'event_id_reused' ? sql`walflow.uuid_v7()` : sql`${row.id}::uuid`;
     const { rows } = await sql<{ id: string }>`
       INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload, metadata)
@@ -79,6 +81,26 @@ export async function discardDeadLetter(db: Kysely<WalflowDatabase>, id: string)
     await openLetter(trx, id);
     await trx.updateTable('walflow.dead_letters').set({ resolved_at: sql`now()`, resolution: 'discarded' }).where('id', '=', id).execute();
   });
+}
+
+/**
+ * A transaction delivered again after a restart (PostgreSQL 15 forgets how far a slot was confirmed) brings its
+ * parked row back, and once the cause is fixed (a workflow, the data a condition reads) the row is recorded as
+ * an event while its letter stays open. The event's key is its commit time and id: the letter's commit holds
+ * it. Retrying would commit the row again, a second event under the same id.
+ */
+async function refuseIfRecordedAfterAll(db: Kysely<WalflowDatabase>, letterId: string, outboxId: string): Promise<void> {
+  // Joined in SQL: a Date read back would drop the commit time's microseconds.
+  const recorded = await db
+    .selectFrom('walflow.dead_letters as letter')
+    .innerJoin('walflow.events as event', (join) => join.onRef('event.committed_at', '=', 'letter.committed_at'))
+    .select('event.id')
+    .where('letter.id', '=', letterId)
+    .where('event.id', '=', outboxId)
+    .executeTakeFirst();
+  if (recorded) {
+    throw new WalflowError('already_recorded', `dead letter ${letterId}: its row was recorded as event ${outboxId} when its transaction was delivered again; retrying would record it twice: discard the letter`);
+  }
 }
 
 async function openLetter(db: Kysely<WalflowDatabase>, id: string) {

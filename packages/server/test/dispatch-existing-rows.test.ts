@@ -1,4 +1,4 @@
-import { parseLsn, type EventEnvelope, type ParkedRow, type WalflowDatabase } from '@walflow/core';
+import { formatLsn, parseLsn, type EventEnvelope, type ParkedRow, type WalflowDatabase } from '@walflow/core';
 import { discardDeadLetter, retryDeadLetter, type Dispatcher } from '@walflow/executor';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -126,5 +126,31 @@ describe('a parked row delivered again', () => {
       { id: expect.any(String), reason: 'retried, and failed again', resolution: null },
       { id: expect.any(String), reason: 'the id reused', resolution: null },
     ]);
+  });
+});
+
+describe('a parked row recorded after all, when its transaction came back', () => {
+  it('is not retried into a second event under its id; the letter stays open until discarded', async () => {
+    // Microseconds, as wal2json gives commit times: the check must not lose them.
+    const event = { ...approvalEvent('recorded-after-all', 1), committedAt: new Date().toISOString().replace('Z', '654Z') };
+    const parked: ParkedRow = {
+      outboxId: event.id,
+      tenantId: event.tenantId,
+      eventType: event.type,
+      code: 'dispatch_failed',
+      reason: 'a condition failed',
+      raw: { ...event, commitLsn: formatLsn(event.commitLsn) },
+      commit: { xid: event.xid, commitLsn: event.commitLsn, committedAt: event.committedAt },
+    };
+    await dispatcher.dispatch({ events: [], parked: [parked], checkpoint: null });
+    // After a restart the same transaction comes back, and with the cause fixed its row is recorded.
+    expect(await dispatcher.dispatch({ events: [event], parked: [], checkpoint: null })).toMatchObject({ recorded: 1 });
+    const letter = await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'recorded-after-all').executeTakeFirstOrThrow();
+
+    await expect(retryDeadLetter(db, letter.id)).rejects.toMatchObject({ code: 'already_recorded', message: expect.stringMatching(/recorded as event .* retrying would record it twice: discard the letter/) });
+
+    expect(await db.selectFrom('walflow.outbox').select('id').where('id', '=', event.id).execute()).toEqual([]);
+    expect(await db.selectFrom('walflow.dead_letters').select('resolved_at').where('id', '=', letter.id).executeTakeFirstOrThrow()).toEqual({ resolved_at: null });
+    await discardDeadLetter(db, letter.id);
   });
 });

@@ -66,7 +66,7 @@ async function actOnRows(
       await act(id);
     } catch (error) {
       const already = done === 0 ? '' : ` (${done} done before it)`;
-      if (isWalflowError(error, 'not_found') || isWalflowError(error, 'payload_invalid')) throw new HttpError(409, `${error.message}${already}`);
+      if (isWalflowError(error, 'not_found') || isWalflowError(error, 'payload_invalid') || isWalflowError(error, 'already_recorded')) throw new HttpError(409, `${error.message}${already}`);
       throw error;
     }
     await recordAudit(context.db, { actor: auditActor(request.principal), action: rows.action, target: id });
