@@ -52,6 +52,7 @@ const environmentSchema = z.object({
   WALFLOW_UPDATE_FIELDS: list(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/, 'schema.table.column entries').default([]),
   WALFLOW_ACTION_TIMEOUT_MS: integer(100, 600_000).default(10_000),
   WALFLOW_SHUTDOWN_GRACE_MS: integer(0, 3_600_000).default(30_000),
+  WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS: integer(1_000, 3_600_000).default(60_000),
   WALFLOW_HEARTBEAT_MS: integer(100, 3_600_000).default(30_000),
   WALFLOW_STANDBY_POLL_MS: integer(50, 600_000).default(1000),
   WALFLOW_DOWN_RECHECK_MS: integer(50, 3_600_000).default(10_000),
@@ -87,6 +88,8 @@ export interface WalflowConfig {
   httpHost: string;
   /** The operator console under /console: on only with WALFLOW_CONSOLE_TOKEN. */
   console: ConsoleSettings | undefined;
+  /** How long a console backtest may take before it stops, freeing its connection. */
+  consoleBacktestTimeoutMs: number;
   /** Module exporting the event catalog (`catalog` or default export); without it any object payload is accepted. */
   catalogModule: string | undefined;
   logLevel: z.output<typeof environmentSchema>['WALFLOW_LOG_LEVEL'];
@@ -147,6 +150,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     httpPort: env.WALFLOW_HTTP_PORT,
     httpHost: env.WALFLOW_HTTP_HOST ?? (consoleSettings.settings === undefined ? '0.0.0.0' : '127.0.0.1'),
     console: consoleSettings.settings,
+    consoleBacktestTimeoutMs: env.WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS,
     catalogModule: env.WALFLOW_CATALOG,
     logLevel: env.WALFLOW_LOG_LEVEL,
     role: env.WALFLOW_ROLE,

@@ -44,6 +44,11 @@ export interface ReplayOptions {
    */
   now?: Date | undefined;
   onProgress?: ((done: number, total: number) => void) | undefined;
+  /**
+   * Stops the replay before its next page once aborted, throwing the signal's reason. A dry run rolls back whole;
+   * a replay keeps the pages it committed, and running it again goes on from there (its id skips them).
+   */
+  signal?: AbortSignal | undefined;
   /** Re-publish the range to this JetStream sink instead of running workflows; message ids carry the replay id. */
   toSink?: NatsSinkSettings | undefined;
 }
@@ -94,7 +99,9 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   const total = await countEvents(db, options);
 
   const replayPages = async (trx: Transaction<WalflowDatabase> | null, scope: Pick<ReplayScope, 'workflowIds' | 'candidates'>): Promise<void> => {
+    options.signal?.throwIfAborted();
     for await (const page of pagesOf(trx ?? db, options)) {
+      options.signal?.throwIfAborted();
       const run = (t: Transaction<WalflowDatabase>) =>
         dispatcher.replay(t, page, { replayId, ignoreGuards: options.ignoreGuards ?? false, dryRun: options.dryRun ?? false, ...scope });
       const result = trx ? await run(trx) : await db.transaction().execute(run);

@@ -1,16 +1,22 @@
 import type { RunningWalflow, WalflowConfig } from '@walflow/server';
-import { startTestWalflow } from './fixtures.js';
+import type { Logger } from 'pino';
+import { silentLogger, startTestWalflow } from './fixtures.js';
 
 export const CONSOLE_TOKEN = 'console-token-for-every-tenant';
 export const T1_TOKEN = 'console-token-of-tenant-t1';
 export const T2_TOKEN = 'console-token-of-tenant-t2';
 
 /** walflow with the console on: one token for every tenant, one each for tenants t1 and t2. */
-export function startConsoleWalflow(url: string, slotName: string, overrides: Partial<WalflowConfig> = {}): Promise<RunningWalflow> {
-  return startTestWalflow(url, slotName, {
-    console: { token: CONSOLE_TOKEN, tenantTokens: new Map([['t1', T1_TOKEN], ['t2', T2_TOKEN]]) },
-    ...overrides,
-  });
+export function startConsoleWalflow(url: string, slotName: string, overrides: Partial<WalflowConfig> = {}, logger: Logger = silentLogger): Promise<RunningWalflow> {
+  return startTestWalflow(
+    url,
+    slotName,
+    {
+      console: { token: CONSOLE_TOKEN, tenantTokens: new Map([['t1', T1_TOKEN], ['t2', T2_TOKEN]]) },
+      ...overrides,
+    },
+    logger,
+  );
 }
 
 export interface ConsoleResponse {

@@ -116,6 +116,11 @@ export async function runBacktest(context: ConsoleContext, request: ConsoleReque
   const { config, logger } = context.host;
   // One instant for both times and the retention check, as the CLI's replay: `-30d` with 30 days' retention holds.
   const now = new Date();
+  // A backtest holds one of the console's few connections for as long as it runs: it stops at its time limit,
+  // when its client leaves and when the console closes.
+  const clientLeft = new AbortController();
+  request.response.once('close', () => clientLeft.abort());
+  const timeLimit = AbortSignal.timeout(config.consoleBacktestTimeoutMs);
   try {
     const result = await replayRange({
       db: context.db,
@@ -131,10 +136,17 @@ export async function runBacktest(context: ConsoleContext, request: ConsoleReque
       policy: { updateFields: config.updateFields },
       maxDepth: config.maxDepth,
       retentionDays: config.retentionDays,
+      signal: AbortSignal.any([clientLeft.signal, timeLimit, context.closing]),
     });
     await showWorkflows(context, request, { input, result });
   } catch (error) {
-    if (!isWalflowError(error, 'config_invalid') && !isWalflowError(error, 'not_found')) throw error;
-    await showWorkflows(context, { ...request, notice: { kind: 'error', text: error.message } }, { input }, 400);
+    if (clientLeft.signal.aborted && !request.response.writableEnded) return logger.info({ from: input.from, to: input.to }, 'console backtest stopped: its client left');
+    const notice = timeLimit.aborted
+      ? `the backtest was stopped after ${config.consoleBacktestTimeoutMs / 1000} s (WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS): backtest a shorter range, one event type or one workflow`
+      : isWalflowError(error, 'config_invalid') || isWalflowError(error, 'not_found')
+        ? error.message
+        : undefined;
+    if (notice === undefined) throw error;
+    await showWorkflows(context, { ...request, notice: { kind: 'error', text: notice } }, { input }, timeLimit.aborted ? 503 : 400);
   }
 }

@@ -1,0 +1,75 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { WalflowDatabase } from '@walflow/core';
+import { emit } from '@walflow/outbox';
+import type { RunningWalflow } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONSOLE_TOKEN, ConsoleClient, startConsoleWalflow } from './console-fixtures.js';
+import { applyTestWorkflow, holdOpen, waitForLockWait } from './fixtures.js';
+
+/**
+ * A backtest holds one of the console's few connections while it runs. Here the event log is locked while a
+ * backtest counts its range, so the backtest is held for as long as the test likes, then goes on.
+ */
+const TIME_LIMIT_MS = 1_000;
+const database = useTestDatabase();
+let walflow: RunningWalflow;
+let db: Kysely<WalflowDatabase>;
+let client: ConsoleClient;
+const logged: string[] = [];
+
+beforeAll(async () => {
+  const logger = pino({ level: 'info' }, { write: (line: string) => logged.push((JSON.parse(line) as { msg: string }).msg) });
+  walflow = await startConsoleWalflow(database.url, database.slotName, { consoleBacktestTimeoutMs: TIME_LIMIT_MS }, logger);
+  db = walflow.db;
+  client = new ConsoleClient(walflow.httpPort!);
+  await applyTestWorkflow(db, { tenant: 't1', name: 'notify-order', trigger: { event: 'order.placed' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 'order' }] });
+  const id = await db.transaction().execute((trx) => emit(trx, { type: 'order.placed', tenantId: 't1', payload: { orderId: 'o-1' } }));
+  await waitFor('the event to be recorded', async () => (await db.selectFrom('walflow.events').select('id').where('id', '=', id).executeTakeFirst()) !== undefined);
+});
+afterAll(async () => {
+  await walflow?.stop();
+});
+
+const backtestForm = { from: '-10m', to: 'now', workflow: '', type: 'order.*', tenant: 't1' };
+
+/** Locks the event log; the backtest sent meanwhile waits at its count until released. */
+async function withBacktestHeld(send: () => Promise<unknown>, whileHeld: () => Promise<void>): Promise<void> {
+  const held = await holdOpen(db, sql`LOCK TABLE walflow.events IN ACCESS EXCLUSIVE MODE`);
+  try {
+    void send().catch(() => undefined);
+    await waitForLockWait(db, 'the backtest to wait for the event log', '%count(*)%');
+    await whileHeld();
+  } finally {
+    await held.release();
+  }
+}
+
+describe('a console backtest', () => {
+  it('stops at its time limit and says so', async () => {
+    let answer: Promise<{ status: number; text: string }> | undefined;
+    await withBacktestHeld(
+      () => (answer = client.request('/console/workflows/backtest', { form: backtestForm, headers: { authorization: `Bearer ${CONSOLE_TOKEN}` } })),
+      () => sleep(TIME_LIMIT_MS * 1.5),
+    );
+    const response = await answer!;
+    expect(response.status).toBe(503);
+    expect(response.text).toContain('the backtest was stopped after 1 s (WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS)');
+    expect(response.text).not.toContain('events replayed');
+  });
+
+  it('stops when its client leaves', async () => {
+    const leaving = new AbortController();
+    const body = new URLSearchParams(backtestForm);
+    await withBacktestHeld(
+      () => fetch(`${client.origin}/console/workflows/backtest`, { method: 'POST', body, headers: { authorization: `Bearer ${CONSOLE_TOKEN}` }, signal: leaving.signal }),
+      async () => {
+        leaving.abort();
+        await sleep(100); // the console sees the connection close
+      },
+    );
+    await waitFor('the backtest to stop', () => logged.includes('console backtest stopped: its client left'));
+  });
+});
