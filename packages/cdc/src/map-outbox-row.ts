@@ -33,13 +33,14 @@ export function mapOutboxRow(raw: Readonly<Record<string, unknown>>, context: Ou
   });
 
   if (id === null || type === null) return park('message_invalid', 'outbox row without id or event_type');
-  const payload = parseJsonColumn(raw.payload);
-  if (!isJsonObject(payload)) return park('payload_invalid', `payload of ${type} is not a JSON object`);
-  const metadata = parseJsonColumn(raw.metadata ?? '{}');
-  if (!isJsonObject(metadata)) return park('payload_invalid', `metadata of ${type} is not a JSON object`);
-  for (const [column, value] of [['payload', payload], ['metadata', metadata]] as const) {
-    const text = raw[column];
-    const inexact = typeof text === 'string' ? inexactNumberPath(text, value) : null;
+  const payloadJson = jsonText(raw.payload);
+  const payload = parseJsonColumn(payloadJson);
+  if (payloadJson === null || !isJsonObject(payload)) return park('payload_invalid', `payload of ${type} is not a JSON object`);
+  const metadataJson = jsonText(raw.metadata ?? '{}');
+  const metadata = parseJsonColumn(metadataJson);
+  if (metadataJson === null || !isJsonObject(metadata)) return park('payload_invalid', `metadata of ${type} is not a JSON object`);
+  for (const [column, text, value] of [['payload', payloadJson, payload], ['metadata', metadataJson, metadata]] as const) {
+    const inexact = inexactNumberPath(text, value);
     if (inexact !== null) {
       return park('payload_invalid', `${column} of ${type} holds at ${inexact} a number JavaScript cannot hold exactly (beyond ±2^53 - 1): send it as a string`);
     }
@@ -60,13 +61,19 @@ export function mapOutboxRow(raw: Readonly<Record<string, unknown>>, context: Ou
       metadata,
       position: context.position,
       ...context.commit,
+      payloadJson,
+      metadataJson,
     },
   };
 }
 
 /** Both decoders deliver json and jsonb columns as JSON text. */
-function parseJsonColumn(value: unknown): unknown {
-  if (typeof value !== 'string') return undefined;
+function jsonText(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+function parseJsonColumn(value: string | null): unknown {
+  if (value === null) return undefined;
   try {
     return JSON.parse(value) as unknown;
   } catch {

@@ -49,6 +49,13 @@ export interface EventEnvelope extends CommitPosition {
   metadata: EventMetadata;
   /** Position of the event among the outbox rows of its transaction, from 0. */
   position: number;
+  /**
+   * The payload and metadata as the outbox row held them (JSON text), on events read from the outbox. The log
+   * records this text rather than `payload` and `metadata` written out again: a decimal beyond a double's 15–17
+   * digits, or its trailing zeros, stays as committed, and the hot path writes out no JSON.
+   */
+  payloadJson?: string;
+  metadataJson?: string;
 }
 
 export const DEFAULT_TENANT = 'default';

@@ -124,7 +124,8 @@ function outboxRowFrom(raw: unknown, outboxId: string | null) {
     tenantId: text(raw.tenant_id) ?? text(raw.tenantId) ?? 'default',
     aggregateType: text(raw.aggregate_type) ?? text(raw.aggregateType),
     aggregateId: text(raw.aggregate_id) ?? text(raw.aggregateId),
-    payload: json(raw.payload),
-    metadata: json(raw.metadata),
+    // An event the dispatcher refused keeps its committed text beside the values read from it.
+    payload: text(raw.payloadJson) ?? json(raw.payload),
+    metadata: text(raw.metadataJson) ?? json(raw.metadata),
   };
 }

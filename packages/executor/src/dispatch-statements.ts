@@ -89,8 +89,8 @@ function eventRows(events: EventEnvelope[], batchColumns: unknown[]): unknown[][
     event.tenantId,
     event.aggregateType,
     event.aggregateId,
-    event.payload,
-    event.metadata,
+    event.payloadJson ?? event.payload,
+    event.metadataJson ?? event.metadata,
     event.committedAt,
     formatLsn(event.commitLsn),
     event.position,
@@ -110,7 +110,7 @@ async function insertUnrecorded(
   const { rows: [result] } = await sql<{ fresh: string[] | null; revision: string; writers_running: number }>`
     WITH inserted AS (
       INSERT INTO walflow.events (${sql.raw(EVENT_COLUMNS.join(', '))})
-      SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, r->5, r->6, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint,
+      SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::jsonb, (r->>6)::jsonb, (r->>7)::timestamptz, (r->>8)::pg_lsn, (r->>9)::int, (r->>10)::bigint,
              (r->>11)::boolean, ${recordedXid}
         FROM jsonb_array_elements(${asJsonRows(eventRows(events, [recovered]))}) AS r
       ON CONFLICT DO NOTHING

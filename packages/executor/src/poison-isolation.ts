@@ -70,6 +70,7 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
       eventType: event.type,
       code: 'dispatch_failed',
       reason,
+      // With payloadJson and metadataJson, as committed: a retry puts them back exactly.
       raw: { ...event, commitLsn: formatLsn(event.commitLsn) },
       commit: { xid: event.xid, commitLsn: event.commitLsn, committedAt: event.committedAt },
     };

@@ -39,8 +39,9 @@ function reused(event: EventEnvelope): ParkedRow {
       event_type: event.type,
       aggregate_type: event.aggregateType,
       aggregate_id: event.aggregateId,
-      payload: event.payload,
-      metadata: event.metadata,
+      // The row as committed, as wal2json prints it, where the event has it.
+      payload: event.payloadJson ?? event.payload,
+      metadata: event.metadataJson ?? event.metadata,
     },
     commit: { xid: event.xid, commitLsn: event.commitLsn, committedAt: event.committedAt },
   };

@@ -173,6 +173,19 @@ export function describeSpine(decoder: SlotPlugin): void {
       expect(recorded.rows.map((row) => row.id)).toEqual(['9007199254740993', '9007199254740991']);
     });
 
+    it('records payload and metadata as committed: decimals beyond a double, trailing zeros', async () => {
+      const { db } = walflow;
+      const tenant = 'exact-decimals';
+      const payload = '{"rate": 0.12345678901234567891, "price": 19.90, "total": 123456789012.123456}';
+      const metadata = '{"weight": 2.50}';
+      const id = (await sql<{ id: string }>`SELECT walflow.emit('order.placed', ${payload}::jsonb, NULL, NULL, ${tenant}, ${metadata}::jsonb) AS id`.execute(db)).rows[0]!.id;
+      await waitFor('the event', async () => (await countsFor(db, tenant)).events === 1);
+      const { rows } = await sql<{ same: boolean; recorded: string }>`
+        SELECT payload::text = ${payload}::jsonb::text AND metadata::text = ${metadata}::jsonb::text AS same, payload::text AS recorded
+          FROM walflow.events WHERE id = ${id}::uuid`.execute(db);
+      expect(rows).toEqual([{ same: true, recorded: '{"rate": 0.12345678901234567891, "price": 19.90, "total": 123456789012.123456}' }]);
+    });
+
     it('retries a failing run with backoff and marks it dead after its attempts, keeping the error', async () => {
       const { db } = walflow;
       // A real database failure inside the action's transaction: the outbox refuses this one event type.
