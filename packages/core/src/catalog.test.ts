@@ -17,6 +17,16 @@ describe('event catalog', () => {
     expect(!check.ok && check.reason).toMatch(/premium/);
   });
 
+  it('never throws: a schema whose transform or refinement throws, or is async, fails the payload', () => {
+    const throwing = defineCatalog(
+      defineEvent('site.registered', z.object({ url: z.string().transform((url) => new URL(url).host) })),
+      defineEvent('site.checked', z.object({ url: z.string() }).refine(() => Promise.resolve(true))),
+    );
+    expect(throwing.check('site.registered', { url: 'https://example.com/a' })).toEqual({ ok: true, payload: { url: 'example.com' } });
+    expect(throwing.check('site.registered', { url: 'nope' })).toEqual({ ok: false, code: 'payload_invalid', reason: 'payload of site.registered is invalid: its schema threw Invalid URL' });
+    expect(throwing.check('site.checked', { url: 'x' })).toMatchObject({ ok: false, code: 'payload_invalid', reason: expect.stringMatching(/^payload of site.checked is invalid: its schema threw /) });
+  });
+
   it('reports an unknown event type', () => {
     expect(catalog.check('policy.rejected', {})).toMatchObject({ ok: false, code: 'event_unknown' });
   });

@@ -50,7 +50,14 @@ export function defineCatalog<const Definitions extends EventDefinition[]>(
     check(type, payload) {
       const definition = byName.get(type);
       if (!definition) return { ok: false, code: 'event_unknown', reason: `unknown event type ${type}` };
-      const result = definition.schema.safeParse(payload);
+      let result;
+      try {
+        result = definition.schema.safeParse(payload);
+      } catch (error) {
+        // safeParse reports failed checks, but a transform or refinement that throws (or an async one) throws
+        // through it: that is this payload's failure too, and must not stop the stream behind it.
+        return { ok: false, code: 'payload_invalid', reason: `payload of ${type} is invalid: its schema threw ${error instanceof Error ? error.message : String(error)}` };
+      }
       if (!result.success) {
         const issues = result.error.issues.map((issue) => `${issue.path.join('.') || '(payload)'}: ${issue.message}`);
         return { ok: false, code: 'payload_invalid', reason: `payload of ${type} is invalid: ${issues.join('; ')}` };

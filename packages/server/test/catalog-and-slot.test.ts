@@ -15,19 +15,21 @@ afterAll(async () => {
 });
 
 describe('WALFLOW_CATALOG', () => {
-  it('parks unknown types and invalid payloads with the reason, and records the valid events', async () => {
+  it('parks unknown types and invalid payloads with the reason (one whose schema throws too), and records the valid events', async () => {
     walflow = await startTestWalflow(database.url, database.slotName, { catalogModule });
     const { db } = walflow;
-    const [unknown, invalid, valid] = await db.transaction().execute(async (trx) => [
+    const [unknown, invalid, throwing, valid] = await db.transaction().execute(async (trx) => [
       await emit(trx, { type: 'policy.rejected', tenantId: 'catalog', payload: { policyId: 'p1' } }),
       await emit(trx, { type: 'policy.approved', tenantId: 'catalog', payload: { policyId: 'p2', premium: -1 } }),
+      await emit(trx, { type: 'site.registered', tenantId: 'catalog', payload: { url: 'not a url' } }),
       await emit(trx, { type: 'policy.approved', tenantId: 'catalog', payload: { policyId: 'p3', premium: 100 } }),
     ]);
     await waitFor('the valid event', async () => (await countsFor(db, 'catalog')).events === 1);
-    const letters = await db.selectFrom('walflow.dead_letters').select(['outbox_id', 'code', 'reason']).where('tenant_id', '=', 'catalog').orderBy('code').execute();
+    const letters = await db.selectFrom('walflow.dead_letters').select(['outbox_id', 'code', 'reason']).where('tenant_id', '=', 'catalog').orderBy('code').orderBy('reason').execute();
     expect(letters).toEqual([
       { outbox_id: unknown, code: 'event_unknown', reason: 'unknown event type policy.rejected' },
       { outbox_id: invalid, code: 'payload_invalid', reason: expect.stringMatching(/premium/) },
+      { outbox_id: throwing, code: 'payload_invalid', reason: 'payload of site.registered is invalid: its schema threw Invalid URL' },
     ]);
     expect(await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'catalog').execute()).toEqual([{ id: valid }]);
     expect((await countsFor(db, 'catalog')).outbox).toBe(0);
