@@ -30,8 +30,11 @@ export interface ReplicationConsumerOptions extends Omit<StreamSessionOptions, '
   heartbeatMs?: number;
 }
 
-/** Errors no reconnect can fix: the consumer reports them and checks again later instead of retrying hard. */
-const PERMANENT = ['slot_missing', 'slot_plugin_not_allowed', 'wal_level_not_logical', 'wrong_server'] as const;
+/**
+ * Errors no reconnect can fix: the consumer reports them and checks again later instead of retrying hard
+ * (`config_invalid`: the slot of that name is another database's).
+ */
+const PERMANENT = ['slot_missing', 'slot_plugin_not_allowed', 'wal_level_not_logical', 'wrong_server', 'config_invalid'] as const;
 
 /**
  * Keeps one replication session running on the leader: leadership first (an advisory lock taken before

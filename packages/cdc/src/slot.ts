@@ -17,17 +17,30 @@ export interface SlotInfo {
 }
 
 // Slot functions are not tables Kysely knows, so these queries use the untyped sql tag.
+/**
+ * The slot of this name, or null. Slots belong to the cluster, not to a database: a slot another database
+ * created under the same name is refused, saying so. Taken for this database's, it let migrate build an outbox
+ * no slot streams, and repair drop the other database's slot.
+ */
 export async function inspectSlot(db: QueryExecutorProvider, name: string): Promise<SlotInfo | null> {
   const { rows } = await sql<{
     plugin: string | null;
     database: string | null;
+    this_database: string;
     active: boolean;
     wal_status: string | null;
     confirmed_flush_lsn: string | null;
-  }>`SELECT plugin, database, active, wal_status, confirmed_flush_lsn::text
+  }>`SELECT plugin, database, current_database() AS this_database, active, wal_status, confirmed_flush_lsn::text
        FROM pg_replication_slots WHERE slot_name = ${assertSlotName(name)}`.execute(db);
   const row = rows[0];
   if (!row) return null;
+  if (row.database !== row.this_database) {
+    throw new WalflowError(
+      'config_invalid',
+      `replication slot ${name} belongs to database ${row.database ?? '(none: a physical slot)'}, not ${row.this_database}: ` +
+        'each database walflow serves needs a slot of its own (WALFLOW_SLOT)',
+    );
+  }
   return {
     name,
     plugin: row.plugin,

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { emit } from '@walflow/outbox';
 import { createDatabase, migrate, repairSlot, startWalflow, type RunningWalflow } from '@walflow/server';
-import { useTestDatabase, waitFor } from '@walflow/testing';
+import { createTestDatabase, useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, countsFor, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
@@ -122,3 +122,23 @@ describe('a checkpoint that does not belong to this server', () => {
   });
 });
 
+
+describe('a slot of the same name in another database', () => {
+  it('is refused by migrate and repair, saying whose it is; repair leaves it alone', async () => {
+    const slotName = `${database.slotName}_shared`;
+    const [a, b] = [await createTestDatabase(database.adminUrl), await createTestDatabase(database.adminUrl)];
+    const [first, second] = [createDatabase(a.url, silentLogger), createDatabase(b.url, silentLogger)];
+    try {
+      await migrate({ db: first, slotName, logger: silentLogger });
+      const foreign = { code: 'config_invalid', message: `replication slot ${slotName} belongs to database ${a.name}, not ${b.name}: each database walflow serves needs a slot of its own (WALFLOW_SLOT)` };
+      await expect(migrate({ db: second, slotName, logger: silentLogger })).rejects.toMatchObject(foreign);
+      expect((await sql<{ outbox: string | null }>`SELECT to_regclass('walflow.outbox')::text AS outbox`.execute(second)).rows).toEqual([{ outbox: null }]);
+      await expect(repairSlot({ db: second, databaseUrl: b.url, slotName, logger: silentLogger })).rejects.toMatchObject(foreign);
+      const { rows } = await sql<{ database: string }>`SELECT database FROM pg_replication_slots WHERE slot_name = ${slotName}`.execute(first);
+      expect(rows).toEqual([{ database: a.name }]);
+    } finally {
+      await Promise.all([first.destroy(), second.destroy()]);
+      await Promise.all([a.drop(), b.drop()]);
+    }
+  });
+});
