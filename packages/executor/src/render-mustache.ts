@@ -3,7 +3,11 @@ import Mustache from 'mustache';
 import { z } from 'zod';
 import { templateScope } from './event-scope.js';
 
-export type TemplateEscape = 'html' | 'none';
+/**
+ * What `{{x}}` does to a value: 'html' escapes it for HTML, 'uri' percent-encodes it as one URL component (so a
+ * value can neither move a URL to another host nor add a path or query of its own), 'none' leaves it as it is.
+ */
+export type TemplateEscape = 'html' | 'uri' | 'none';
 
 type Spans = ReturnType<typeof Mustache.parse>;
 
@@ -89,8 +93,8 @@ const HTML_ENTITIES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Renders a logic-less Mustache template over `{ event }`. `{{x}}` is HTML-escaped unless `escape` is 'none'
- * (mail subjects, plain text, header values); `{{{x}}}` is always raw. Objects render as JSON. Partials are
+ * Renders a logic-less Mustache template over `{ event }`. `{{x}}` is HTML-escaped unless `escape` says otherwise
+ * ('none' for mail subjects, plain text and header values, 'uri' for URLs); `{{{x}}}` is always raw. Objects render as JSON. Partials are
  * refused; a malformed template fails with 'workflow_invalid', one that costs too much to render (see
  * MAX_RENDER_STEPS) with 'action_failed'.
  */
@@ -118,7 +122,7 @@ export function templateProblem(template: string): string | undefined {
 function renderWith(template: string, view: unknown, escape: TemplateEscape): string {
   const problem = templateProblem(template);
   if (problem !== undefined) throw new WalflowError('workflow_invalid', problem);
-  return writer.renderBounded(template, view, escape === 'html' ? escapeHtml : asText);
+  return writer.renderBounded(template, view, ESCAPES[escape]);
 }
 
 function hasPartial(spans: Spans): boolean {
@@ -166,3 +170,9 @@ function asText(value: unknown): string {
 function escapeHtml(value: unknown): string {
   return asText(value).replace(/[&<>"'`=/]/g, (character) => HTML_ENTITIES[character] ?? character);
 }
+
+const ESCAPES: Record<TemplateEscape, (value: unknown) => string> = {
+  html: escapeHtml,
+  uri: (value) => encodeURIComponent(asText(value)),
+  none: asText,
+};

@@ -156,6 +156,22 @@ describe('webhook', () => {
     expect(JSON.parse(request.body)).toMatchObject({ time: '2024-05-01T12:00:00.123456Z' });
   });
 
+  it('percent-encodes each {{value}} in the URL, so an event cannot move the call to another host or path; {{{value}}} is taken whole', async () => {
+    const receiver = await startReceiver();
+    const hostile = { ...event, payload: { id: 'a/../admin?x=1#', region: 'eu&all=1', target: `${receiver.base}/whole`, host: 'evil.com/?' } };
+    const run = (url: string) => {
+      const action = webhookActionSchema.parse({ type: 'webhook', url });
+      return webhookAction.execute(action, { ...contextFor(action), event: hostile });
+    };
+
+    expect(await run(`${receiver.base}/orders/{{event.payload.id}}?region={{event.payload.region}}`)).toMatchObject({ status: 200 });
+    expect(await run('{{{event.payload.target}}}')).toMatchObject({ status: 200 });
+    expect(receiver.requests.map((request) => request.path)).toEqual(['/orders/a%2F..%2Fadmin%3Fx%3D1%23?region=eu%26all%3D1', '/whole']);
+    // Raw, `evil.com/?` would make evil.com the host; encoded, it stays inside the host, which is then no host.
+    const moved = await failureOf(run('http://{{event.payload.host}}.hooks.example.com/x'));
+    expect(moved.message).toBe('webhook URL is not a valid URL: "http://evil.com%2F%3F.hooks.example.com/x"');
+  });
+
   it("defaults the data to the event's payload and the type to the event's type", async () => {
     const receiver = await startReceiver((response) => {
       response.statusCode = 204;

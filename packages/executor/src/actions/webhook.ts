@@ -73,7 +73,8 @@ export const webhookAction: ExternalAction<WebhookAction> = {
   async execute(action, context) {
     const { event, runtime, signal } = context;
     const key = signingKey(runtime.webhookSigningSecret);
-    const url = parseWebhookUrl(renderText(action.url, event, { escape: 'none' }));
+    // `{{x}}` is one URL component, percent-encoded; `{{{x}}}` (a whole URL from the event, say) is taken as it is.
+    const url = parseWebhookUrl(renderText(action.url, event, { escape: 'uri' }));
     const headers = resolveHeaders(action.headers ?? {}, event, runtime.secrets);
     await assertPublicDestination(url, runtime.webhookAllowHosts);
 
