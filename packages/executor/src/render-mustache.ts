@@ -5,9 +5,13 @@ import { templateScope } from './event-scope.js';
 
 /**
  * What `{{x}}` does to a value: 'html' escapes it for HTML, 'uri' percent-encodes it as one URL component (so a
- * value can neither move a URL to another host nor add a path or query of its own), 'none' leaves it as it is.
+ * value can neither move a URL to another host nor add a path or query of its own), 'address' refuses a value
+ * that holds the syntax of an address list (so a value cannot add a recipient), 'none' leaves it as it is.
  */
-export type TemplateEscape = 'html' | 'uri' | 'none';
+export type TemplateEscape = 'html' | 'uri' | 'address' | 'none';
+
+/** What separates, quotes, groups or comments addresses in a list (RFC 5322), and line breaks. */
+const ADDRESS_LIST_SYNTAX = /[,;<>"():\\[\]\r\n]/;
 
 type Spans = ReturnType<typeof Mustache.parse>;
 
@@ -174,5 +178,12 @@ function escapeHtml(value: unknown): string {
 const ESCAPES: Record<TemplateEscape, (value: unknown) => string> = {
   html: escapeHtml,
   uri: (value) => encodeURIComponent(asText(value)),
+  address: (value) => {
+    const text = asText(value);
+    if (ADDRESS_LIST_SYNTAX.test(text)) {
+      throw new WalflowError('action_failed', `the value ${JSON.stringify(text)} holds address list syntax (, ; < > " ( ) : \\ [ ] or a line break), which could add recipients`);
+    }
+    return text;
+  },
   none: asText,
 };

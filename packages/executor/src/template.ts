@@ -25,6 +25,11 @@ export function renderTemplate(value: unknown, event: EventEnvelope): unknown {
   return render(value);
 }
 
+/** Whether a template is one `{{event.path}}` and nothing else: its value is the whole field. */
+export function isWholePlaceholder(template: string): boolean {
+  return WHOLE_PLACEHOLDER.test(template);
+}
+
 function lookup(scope: Record<string, unknown>, path: string): unknown {
   let current: unknown = scope;
   for (const key of path.split('.')) {

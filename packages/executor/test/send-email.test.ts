@@ -186,6 +186,25 @@ describe('send_email', () => {
     expect(smtp.received).toHaveLength(0);
   });
 
+  it('refuses a value that would add a recipient to an address written around it; a whole-field value is the list', async () => {
+    const smtp = await startSmtp();
+    const hostile = { ...contextFor({ smtp: { host: '127.0.0.1', port: smtp.port, from: 'walflow@example.org' } }), event: { ...event, payload: { ...event.payload, name: 'x <evil@attacker.example>, Bob' } } };
+    const error = await failureOf(
+      sendEmailAction.execute(sendEmailActionSchema.parse({ type: 'send_email', to: '{{event.payload.name}} <{{event.payload.email}}>', subject: 'x', text: 'y' }), hostile),
+    );
+    expect(error.message).toBe(
+      'send_email "to": the value "x <evil@attacker.example>, Bob" holds address list syntax (, ; < > " ( ) : \\ [ ] or a line break), which could add recipients',
+    );
+    expect(smtp.received).toHaveLength(0);
+
+    const named = await sendEmailAction.execute(
+      sendEmailActionSchema.parse({ type: 'send_email', to: '{{event.payload.name}} <{{event.payload.email}}>', subject: 'x', text: 'y' }),
+      contextFor({ smtp: { host: '127.0.0.1', port: smtp.port, from: 'walflow@example.org' } }),
+    );
+    expect(named.to).toEqual(['ada@example.com']);
+    expect(headersOf(smtp.received[0]?.raw ?? '').get('to')).toBe('Ada <ada@example.com>');
+  });
+
   it('gives up when the signal aborts mid-conversation', async () => {
     const smtp = await startSmtp({
       onData(stream) {

@@ -1,10 +1,11 @@
-import { WalflowError, type EventEnvelope } from '@walflow/core';
+import { isWalflowError, WalflowError, type EventEnvelope } from '@walflow/core';
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import nodemailer from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { z } from 'zod';
 import { mustacheTemplate, renderText } from '../render-mustache.js';
+import { isWholePlaceholder } from '../template.js';
 import type { ExternalAction } from './external-action.js';
 
 export const sendEmailActionSchema = z
@@ -94,9 +95,19 @@ export const sendEmailAction: ExternalAction<SendEmailAction> = {
   },
 };
 
-/** Display names are kept ("Grace Hopper <grace@example.com>"); nodemailer encodes them. */
+/**
+ * Display names are kept ("Grace Hopper <grace@example.com>"); nodemailer encodes them. A field that is one
+ * `{{event.path}}` takes its value as the address list; a `{{value}}` placed among other text may hold no
+ * address list syntax: `{{event.payload.name}} <{{event.payload.email}}>` with a name of
+ * `x <evil@example.com>, Bob` would otherwise mail evil@example.com too.
+ */
 function renderAddresses(field: string, source: string, event: EventEnvelope): { name: string; address: string }[] {
-  const rendered = renderText(source, event, { escape: 'none' });
+  let rendered: string;
+  try {
+    rendered = renderText(source, event, { escape: isWholePlaceholder(source) ? 'none' : 'address' });
+  } catch (error) {
+    throw isWalflowError(error, 'action_failed') ? new WalflowError('action_failed', `send_email "${field}": ${error.message}`) : error;
+  }
   return addressparser(rendered, { flatten: true }).map(({ name, address }) => {
     if (!EMAIL_ADDRESS.test(address)) {
       const shown = JSON.stringify(address === '' ? name : address);
