@@ -21,7 +21,8 @@ export async function createNotifications(
       calls.map(({ action, context: { event, workflow, runId, actionIndex } }) => {
         const text = (template: string): string => {
           const value = renderTemplate(template, event);
-          return typeof value === 'string' ? value : JSON.stringify(value ?? '');
+          // Nothing in the event (null) is no text, not the two characters "".
+          return typeof value === 'string' ? value : value === null || value === undefined ? '' : JSON.stringify(value);
         };
         const data = renderTemplate(action.data, event);
         return {

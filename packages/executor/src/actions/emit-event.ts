@@ -13,9 +13,13 @@ import { causalMetadata } from './causal-metadata.js';
 export const emitEventAction: TransactionalAction<EmitEventAction> = async (action, { event, workflow, runId, replayId, trx }) => {
   const payload = renderTemplate(action.payload, event);
   if (!isJsonObject(payload)) throw new WalflowError('action_failed', 'emit_event payload must render to a JSON object');
-  // Rendered names are the workflow's: one the outbox refuses fails the action. An empty one is no aggregate.
-  const rendered = (template: string | undefined, inherited: string | undefined): string | undefined =>
-    template === undefined ? inherited : String(renderTemplate(template, event)) || undefined;
+  // Rendered names are the workflow's: one the outbox refuses fails the action. An empty one, or one the event
+  // has no value for (null), is no aggregate.
+  const rendered = (template: string | undefined, inherited: string | undefined): string | undefined => {
+    if (template === undefined) return inherited;
+    const value = renderTemplate(template, event);
+    return value === null || value === undefined || value === '' ? undefined : typeof value === 'string' ? value : JSON.stringify(value);
+  };
   const inherited = inheritedAggregate(event);
   const aggregateType = rendered(action.aggregateType, inherited.aggregateType);
   const aggregateId = rendered(action.aggregateId, inherited.aggregateId);

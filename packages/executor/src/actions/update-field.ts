@@ -18,11 +18,13 @@ export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (
   }
   let assignment;
   if (action.increment !== undefined) {
-    const amount = Number(renderTemplate(action.increment, event));
-    if (!Number.isFinite(amount)) throw new WalflowError('action_failed', `update_field: increment is not a number`);
-    assignment = sql`${column} = coalesce(${column}, 0) + ${amount}`;
+    assignment = sql`${column} = coalesce(${column}, 0) + ${incrementOf(renderTemplate(action.increment, event))}`;
   } else {
     const value = renderTemplate(action.value, event);
+    // A template that found nothing in the event renders null: writing it would clear the column unasked.
+    if (typeof action.value === 'string' && value === null) {
+      throw new WalflowError('action_failed', `update_field: value ${JSON.stringify(action.value)} rendered to nothing (the event has no value there); write null in the workflow to clear ${action.column}`);
+    }
     assignment = sql`${column} = ${typeof value === 'object' && value !== null ? JSON.stringify(value) : value}`;
   }
   const result = await sql`UPDATE ${target} SET ${assignment} WHERE ${sql.id(action.key.column)} = ${keyValue}`.execute(trx);
@@ -32,3 +34,16 @@ export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (
   }
   return { table: action.table, column: action.column, key: keyValue };
 };
+
+/** A decimal number written out in full or with an exponent, as JSON and PostgreSQL write numbers. */
+const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+
+/**
+ * A number, or text that is one: Number() would take a missing value (null), '', true or [7] for 0, 1 or 7, and
+ * the run would succeed having added the wrong amount.
+ */
+function incrementOf(rendered: unknown): number {
+  const amount = typeof rendered === 'number' ? rendered : typeof rendered === 'string' && NUMBER_TEXT.test(rendered) ? Number(rendered) : Number.NaN;
+  if (!Number.isFinite(amount)) throw new WalflowError('action_failed', `update_field: increment rendered to ${JSON.stringify(rendered) ?? 'nothing'}, not a number`);
+  return amount;
+}
