@@ -14,7 +14,8 @@ export function objectJson(value: unknown, subject: string): string {
   const refuse = (problem: string): never => {
     throw new WalflowError('payload_invalid', `${subject} ${problem}`);
   };
-  function check(this: object, key: string, member: unknown): unknown {
+  function check(this: object, key: string, written: unknown): unknown {
+    const member = unboxed(written);
     const parent = paths.get(this);
     if (parent === undefined) {
       // The root, handed over as the '' member of a holder of its own.
@@ -54,6 +55,14 @@ export function objectJson(value: unknown, subject: string): string {
   } catch (error) {
     throw WalflowError.from(error, 'payload_invalid', `${subject} cannot be written as JSON`);
   }
+}
+
+/**
+ * `new Number(NaN)`, `new String('a\0')` and their kin: JSON.stringify writes them as their primitive after the
+ * replacer has seen them as objects, so they are checked, and written, as that primitive.
+ */
+function unboxed(value: unknown): unknown {
+  return value instanceof Number || value instanceof String || value instanceof Boolean ? value.valueOf() : value;
 }
 
 function jsonKind(value: unknown): string {

@@ -144,6 +144,10 @@ describe('emit refuses what the consumer could not take as written', () => {
     await expect(emit(db, approved({ nested: [{ byId: new Map([['a', 1]]) }] }))).rejects.toMatchObject(refused('$.nested[0].byId'));
     await expect(emitCaused(db, { ...approved({}), metadata: { depth: -Infinity } })).rejects.toMatchObject(refused('$.depth'));
     await expect(emitCaused(db, { ...approved({}), metadata: { runId: 'r', big: 2 ** 53 } })).rejects.toMatchObject(refused('metadata'));
+    // Boxed, as JSON.stringify unboxes them after looking at them as objects.
+    await expect(emit(db, approved({ premium: new Number(NaN) }))).rejects.toMatchObject(refused('$.premium'));
+    await expect(emit(db, approved({ name: [new String('a\u0000')] }))).rejects.toMatchObject(refused('$.name[0]'));
+    await expect(emit(db, { type: 'a.b', payload: new String('x') as unknown as Record<string, unknown> })).rejects.toMatchObject(refused('JSON object'));
     expect(await outboxRows()).toHaveLength(0);
   });
 
