@@ -49,6 +49,8 @@ describe('parseWorkflowDefinition', () => {
     ).toMatchObject({ trigger: { event: 'policy.*' }, cooldown: { seconds: 600 }, ordering: 'none' });
     expect(parseWorkflowDefinition({ ...valid, trigger: { event: '*' } }).trigger.event).toBe('*');
     expect(() => parseWorkflowDefinition({ ...valid, trigger: { event: 'policy*' } })).toThrow(/trigger\.event/);
+    // A rate-limit window counts in an integer column.
+    expect(() => parseWorkflowDefinition({ ...valid, rateLimits: [{ limit: 2 ** 31, periodSeconds: 60 }] })).toThrow(/rateLimits\.0\.limit/);
   });
 
   it('checks update_field and names a missing value', () => {

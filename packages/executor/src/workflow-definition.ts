@@ -69,7 +69,8 @@ export const workflowDefinitionSchema = z.strictObject({
   bypass: expression.optional(),
   cooldown: z.strictObject({ seconds: z.number().int().positive().max(31_536_000), key: expression.optional() }).optional(),
   rateLimits: z
-    .array(z.strictObject({ limit: z.number().int().positive(), periodSeconds: z.number().int().positive().max(31_536_000), key: expression.optional() }))
+    // A window counts in an integer column: a larger limit could never be reached, and the count would overflow.
+    .array(z.strictObject({ limit: z.number().int().positive().max(2_147_483_647), periodSeconds: z.number().int().positive().max(31_536_000), key: expression.optional() }))
     .max(5)
     .default([]),
   /** `aggregate`: runs of this workflow for one aggregate execute in commit order. */

@@ -32,6 +32,12 @@ describe('isNonPublicAddress', () => {
     ['::ffff:0.0.0.0', 'unspecified (IPv4 inside IPv6)'],
     ['::127.0.0.1', 'loopback (IPv4 inside IPv6)'],
     ['64:ff9b::a9fe:a9fe', 'link-local (IPv4 inside IPv6)'],
+    ['192.0.0.170', 'reserved (IETF protocol assignments)'],
+    ['198.18.0.1', 'reserved (benchmarking)'],
+    ['198.19.255.254', 'reserved (benchmarking)'],
+    ['64:ff9b:1::a00:1', 'private (local-use NAT64)'],
+    ['2002:7f00:1::1', 'reserved (6to4)'],
+    ['fec0::1', 'private (site-local)'],
     ['[::1]', 'loopback'],
     ['localhost', 'not an IP address'],
   ])('refuses %s (%s)', (ip, reason) => {
@@ -51,8 +57,13 @@ describe('isNonPublicAddress', () => {
     '2001:4860:4860::8888',
     '2606:4700:4700::1111',
     '::ffff:8.8.8.8',
-    'fec0::1',
     'fbff::1',
+    '2003::1',
+    '2001::1',
+    '64:ff9b:2::1',
+    '192.0.1.1',
+    '198.17.255.255',
+    '198.20.0.1',
   ])('accepts %s', (ip) => {
     expect(isNonPublicAddress(ip)).toBe(false);
   });

@@ -19,7 +19,9 @@ const IPV4_RANGES: readonly Range[] = [
   ipv4Range('127.0.0.0', 8, 'loopback'),
   ipv4Range('169.254.0.0', 16, 'link-local'),
   ipv4Range('172.16.0.0', 12, 'private'),
+  ipv4Range('192.0.0.0', 24, 'reserved (IETF protocol assignments)'),
   ipv4Range('192.168.0.0', 16, 'private'),
+  ipv4Range('198.18.0.0', 15, 'reserved (benchmarking)'),
   ipv4Range('224.0.0.0', 4, 'multicast'),
   ipv4Range('240.0.0.0', 4, 'reserved'),
 ];
@@ -27,8 +29,12 @@ const IPV4_RANGES: readonly Range[] = [
 const IPV6_RANGES: readonly Range[] = [
   { network: 0n, prefix: 128, label: 'unspecified' },
   { network: 1n, prefix: 128, label: 'loopback' },
+  { network: 0x0064ff9b0001n << 80n, prefix: 48, label: 'private (local-use NAT64)' },
+  // 6to4 carries an IPv4 address of any kind inside, and has long been retired: none is called.
+  { network: 0x2002n << 112n, prefix: 16, label: 'reserved (6to4)' },
   { network: 0xfc00n << 112n, prefix: 7, label: 'private' },
   { network: 0xfe80n << 112n, prefix: 10, label: 'link-local' },
+  { network: 0xfec0n << 112n, prefix: 10, label: 'private (site-local)' },
   { network: 0xff00n << 112n, prefix: 8, label: 'multicast' },
 ];
 
