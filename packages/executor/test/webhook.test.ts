@@ -207,6 +207,22 @@ describe('webhook', () => {
     }
   });
 
+  it('connects only to addresses the guard checked: a name that resolves to a public address, then to a private one, is refused', async () => {
+    const receiver = await startReceiver();
+    const port = new URL(receiver.base).port;
+    const action = webhookActionSchema.parse({ type: 'webhook', url: `http://rebind.example:${port}/hook` });
+    const answers = [['93.184.216.34'], ['127.0.0.1']];
+    const rebinding = { webhookAllowHosts: [], resolveHost: () => Promise.resolve(answers.shift() ?? ['127.0.0.1']) };
+    const error = await failureOf(webhookAction.execute(action, contextFor(action, rebinding)));
+    expect(error.message).toBe('webhook host rebind.example (resolves to 127.0.0.1) is not a public address (loopback); allow-list the host to call it');
+    expect(receiver.requests).toHaveLength(0);
+
+    // Allow-listed, the name reaches the address the guard gave the connection (the system's resolver knows no such name).
+    const allowed = { webhookAllowHosts: ['rebind.example'], resolveHost: () => Promise.resolve(['127.0.0.1']) };
+    expect(await webhookAction.execute(action, contextFor(action, allowed))).toEqual({ status: 200, url: `http://rebind.example:${port}/hook` });
+    expect(receiver.requests).toHaveLength(1);
+  });
+
   it('fails on a non-2xx answer with the status and at most 500 characters of the body', async () => {
     const receiver = await startReceiver((response) => {
       response.statusCode = 503;
@@ -268,7 +284,7 @@ describe('webhook', () => {
     await new Promise<void>((resolve) => servers.pop()?.close(() => resolve()));
     const action = webhookActionSchema.parse({ type: 'webhook', url });
     const error = await failureOf(webhookAction.execute(action, contextFor(action)));
-    expect(error.message).toMatch(new RegExp(`^webhook to ${url}/ failed: fetch failed \\(.*ECONNREFUSED.*\\)$`));
+    expect(error.message).toMatch(new RegExp(`^webhook to ${url}/ failed: connect ECONNREFUSED 127\\.0\\.0\\.1:\\d+$`));
   });
 
   it('rejects reserved headers and broken templates when the workflow is applied', () => {

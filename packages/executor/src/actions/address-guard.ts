@@ -1,6 +1,7 @@
 import { WalflowError } from '@walflow/core';
+import type { LookupAddress } from 'node:dns';
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 
 /** Resolves a hostname to every address it has; tests pass their own to stay off the network. */
 export type ResolveHost = (hostname: string) => Promise<string[]>;
@@ -70,9 +71,10 @@ export function isNonPublicAddress(ip: string): boolean {
 
 /**
  * Refuses a URL a webhook must not call: a scheme other than http/https, or a host that resolves to any
- * non-public address, unless the hostname or that address is allow-listed. The check resolves the name
- * itself, so a later resolution by the HTTP client can still differ (DNS rebinding); it stops mistakes and
- * metadata-endpoint probes, not a hostile DNS server.
+ * non-public address, unless the hostname or that address is allow-listed. This check comes first, to fail
+ * with a clear message before anything is sent; connections then take their addresses from guardedLookup,
+ * which checks again the addresses they connect to, so a name that resolves differently the second time (DNS
+ * rebinding) gains nothing.
  */
 export async function assertPublicDestination(
   url: URL,
@@ -83,25 +85,61 @@ export async function assertPublicDestination(
     throw new WalflowError('action_failed', `webhook URL must use http or https, not ${url.protocol.replace(/:$/, '')}`);
   }
   const hostname = unbracket(url.hostname).toLowerCase();
-  const allowed = new Set(allowHosts.map((host) => canonicalHost(host)));
+  const allowed = allowList(allowHosts);
   if (allowed.has(canonicalHost(hostname))) return;
+  const addresses = isIP(hostname) === 0 ? await resolveOrFail(options.resolve ?? resolveAll, hostname) : [hostname];
+  const refused = refusal(hostname, addresses, allowed);
+  if (refused !== undefined) throw refused;
+}
+
+/**
+ * A `lookup` for node:net connections to webhook hosts: it resolves the name, refuses the connection when any
+ * address is not public (unless the host or the address is allow-listed), and hands the connection exactly the
+ * addresses it checked.
+ */
+export function guardedLookup(allowHosts: readonly string[], options: { resolve?: ResolveHost } = {}): LookupFunction {
+  const allowed = allowList(allowHosts);
   const resolve = options.resolve ?? resolveAll;
+  return (hostname, lookupOptions, callback) => {
+    const host = unbracket(hostname).toLowerCase();
+    resolveOrFail(resolve, host)
+      .then((addresses) => {
+        const refused = allowed.has(canonicalHost(host)) ? undefined : refusal(host, addresses, allowed);
+        if (refused !== undefined) return callback(refused, '');
+        const found: LookupAddress[] = addresses.map((address) => ({ address, family: isIP(address) }));
+        const wanted = lookupOptions.family === 4 || lookupOptions.family === 6 ? found.filter((address) => address.family === lookupOptions.family) : found;
+        if (wanted[0] === undefined) return callback(new WalflowError('action_failed', `webhook host ${host} has no IPv${String(lookupOptions.family)} address`), '');
+        if (lookupOptions.all) callback(null, wanted);
+        else callback(null, wanted[0].address, wanted[0].family);
+      })
+      .catch((error: unknown) => callback(error as Error, ''));
+  };
+}
+
+function allowList(allowHosts: readonly string[]): ReadonlySet<string> {
+  return new Set(allowHosts.map((host) => canonicalHost(host)));
+}
+
+async function resolveOrFail(resolve: ResolveHost, hostname: string): Promise<string[]> {
   let addresses: string[];
   try {
-    addresses = isIP(hostname) === 0 ? await resolve(hostname) : [hostname];
+    addresses = await resolve(hostname);
   } catch (error) {
     throw WalflowError.from(error, 'action_failed', `cannot resolve webhook host ${hostname}`);
   }
   if (addresses.length === 0) throw new WalflowError('action_failed', `webhook host ${hostname} has no address`);
+  return addresses;
+}
+
+/** The refusal of the first address that is not public and not allow-listed, or undefined. */
+function refusal(hostname: string, addresses: readonly string[], allowed: ReadonlySet<string>): WalflowError | undefined {
   for (const address of addresses) {
     const reason = nonPublicReason(address);
     if (reason === undefined || allowed.has(canonicalHost(address))) continue;
     const via = address === hostname ? '' : ` (resolves to ${address})`;
-    throw new WalflowError(
-      'action_failed',
-      `webhook host ${hostname}${via} is not a public address (${reason}); allow-list the host to call it`,
-    );
+    return new WalflowError('action_failed', `webhook host ${hostname}${via} is not a public address (${reason}); allow-list the host to call it`);
   }
+  return undefined;
 }
 
 async function resolveAll(hostname: string): Promise<string[]> {

@@ -1,5 +1,6 @@
 import type { EventEnvelope } from '@walflow/core';
 import type { StoredWorkflow } from '../workflow-store.js';
+import type { ResolveHost } from './address-guard.js';
 
 /** What the process is configured with for actions that talk to the outside world. */
 export interface ActionRuntime {
@@ -13,6 +14,8 @@ export interface ActionRuntime {
   webhookAllowHosts: readonly string[];
   /** @default 10000 */
   actionTimeoutMs?: number | undefined;
+  /** How webhook hosts are resolved (default: the system's resolver); tests pass their own to stay off the network. */
+  resolveHost?: ResolveHost | undefined;
 }
 
 export interface ExternalActionContext {

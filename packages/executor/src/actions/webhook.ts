@@ -1,10 +1,11 @@
-import { toCloudEvent, WalflowError, type EventEnvelope, type StructuredCloudEvent } from '@walflow/core';
+import { isWalflowError, toCloudEvent, WalflowError, type EventEnvelope, type StructuredCloudEvent } from '@walflow/core';
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { mustacheTemplate, renderText, templateProblem } from '../render-mustache.js';
 import { renderTemplate } from '../template.js';
-import { assertPublicDestination } from './address-guard.js';
+import { assertPublicDestination, guardedLookup } from './address-guard.js';
 import type { ExternalAction, ExternalActionContext } from './external-action.js';
+import { postWebhook, type WebhookResponse } from './webhook-request.js';
 
 /** Set by walflow on every request: a workflow overriding them would break the signature or the framing. */
 const RESERVED_HEADERS = new Set([
@@ -76,51 +77,46 @@ export const webhookAction: ExternalAction<WebhookAction> = {
     // `{{x}}` is one URL component, percent-encoded; `{{{x}}}` (a whole URL from the event, say) is taken as it is.
     const url = parseWebhookUrl(renderText(action.url, event, { escape: 'uri' }));
     const headers = resolveHeaders(action.headers ?? {}, event, runtime.secrets);
-    await assertPublicDestination(url, runtime.webhookAllowHosts);
+    await assertPublicDestination(url, runtime.webhookAllowHosts, { resolve: runtime.resolveHost });
 
     const body = JSON.stringify(cloudEvent(action, context));
     const id = context.idempotencyKey;
     const timestamp = String(Math.floor(Date.now() / 1000));
     const signature = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
 
-    let response: Response;
+    let response: WebhookResponse;
     try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          ...headers,
-          'content-type': 'application/cloudevents+json',
-          'webhook-id': id,
-          'webhook-timestamp': timestamp,
-          'webhook-signature': `v1,${signature}`,
-        },
+      response = await postWebhook(
+        url,
+        { ...headers, 'content-type': 'application/cloudevents+json', 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${signature}` },
         body,
-        redirect: 'manual',
-        signal,
-      });
+        { signal, lookup: guardedLookup(runtime.webhookAllowHosts, { resolve: runtime.resolveHost }) },
+      );
     } catch (error) {
       if (signal.aborted) throw new WalflowError('action_failed', `webhook to ${url.href} ${abortText(signal)}`, { cause: error });
-      throw new WalflowError('action_failed', `webhook to ${url.href} failed: ${fetchFailure(error)}`, { cause: error });
+      // The address guard refusing the addresses the connection was given (a name that resolved differently).
+      if (isWalflowError(error)) throw error;
+      throw new WalflowError('action_failed', `webhook to ${url.href} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
 
     if (response.status >= 300 && response.status < 400) {
-      await discard(response);
-      const location = response.headers.get('location');
+      response.discard();
+      const { location } = response;
       throw new WalflowError(
         'action_failed',
         `webhook to ${url.href} answered ${response.status} redirecting${location === null ? '' : ` to ${location}`}; redirects are not followed`,
         { details: { status: response.status } },
       );
     }
-    if (!response.ok) {
-      const excerpt = await bodyExcerpt(response);
+    if (response.status < 200 || response.status >= 300) {
+      const excerpt = await response.excerpt(RESPONSE_EXCERPT_CHARS);
       throw new WalflowError(
         'action_failed',
         `webhook to ${url.href} answered ${response.status}${response.statusText === '' ? '' : ` ${response.statusText}`}${excerpt === '' ? '' : `: ${excerpt}`}`,
         { details: { status: response.status } },
       );
     }
-    await discard(response);
+    response.discard();
     return { status: response.status, url: url.href };
   },
 };
@@ -170,7 +166,7 @@ function resolveHeaders(
       }
       text = secret;
     }
-    // Checked here so the error names the header; fetch's own error could echo the value.
+    // Checked here so the error names the header; node:http's own error could echo the value.
     if (/[\0\r\n]/.test(text)) {
       throw new WalflowError('action_failed', `webhook header ${name} has a value with a line break or NUL, which HTTP cannot carry`);
     }
@@ -187,39 +183,7 @@ function cloudEvent(action: WebhookAction, { event, workflow }: ExternalActionCo
   });
 }
 
-/** undici reports "fetch failed" and keeps the reason (ECONNREFUSED, certificate…) in the cause. */
-function fetchFailure(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause: unknown = error.cause;
-  return cause instanceof Error && cause.message !== '' ? `${error.message} (${cause.message})` : error.message;
-}
-
 function abortText(signal: AbortSignal): string {
   const reason: unknown = signal.reason;
   return reason instanceof Error && reason.name === 'TimeoutError' ? 'timed out' : 'was aborted';
-}
-
-async function bodyExcerpt(response: Response): Promise<string> {
-  if (response.body === null) return '';
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  try {
-    while (text.length < RESPONSE_EXCERPT_CHARS) {
-      const chunk = await reader.read();
-      if (chunk.done) break;
-      const bytes: unknown = chunk.value;
-      if (bytes instanceof Uint8Array) text += decoder.decode(bytes, { stream: true });
-    }
-  } catch {
-    // A body cut short still gives the excerpt read so far.
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-  return text.slice(0, RESPONSE_EXCERPT_CHARS).trim();
-}
-
-/** Releases the connection without reading a body nobody needs. */
-async function discard(response: Response): Promise<void> {
-  await response.body?.cancel().catch(() => undefined);
 }

@@ -1,0 +1,68 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
+
+export interface WebhookResponse {
+  status: number;
+  statusText: string;
+  location: string | null;
+  /** Up to `characters` of the body, trimmed; the rest is not read, and the connection is closed. */
+  excerpt(characters: number): Promise<string>;
+  /** The body is not needed: it is read to its end in the background, so the connection can serve the next call. */
+  discard(): void;
+}
+
+/**
+ * Connections of webhook calls only, kept alive between calls: every one of them was opened through the
+ * caller's `lookup` (the address guard), so none can be reused toward an address the guard never saw.
+ */
+const AGENTS = { 'http:': new HttpAgent({ keepAlive: true }), 'https:': new HttpsAgent({ keepAlive: true }) };
+
+/**
+ * One POST, through node:http(s) rather than fetch: the connection takes its addresses from `lookup`, so the
+ * addresses checked are the addresses connected to. Redirects are not followed. `signal` ends the call, its
+ * connection included, until the response's body is done with.
+ */
+export function postWebhook(url: URL, headers: Record<string, string>, body: string, options: { signal: AbortSignal; lookup: LookupFunction }): Promise<WebhookResponse> {
+  const { signal, lookup } = options;
+  signal.throwIfAborted();
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const agent = url.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'];
+  return new Promise((resolve, reject) => {
+    const request = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent, lookup });
+    const abort = (): void => void request.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    signal.addEventListener('abort', abort, { once: true });
+    const done = (): void => signal.removeEventListener('abort', abort);
+    request.once('error', (error) => {
+      done();
+      reject(error);
+    });
+    request.once('response', (response: IncomingMessage) => {
+      response.once('close', done);
+      resolve({
+        status: response.statusCode ?? 0,
+        statusText: response.statusMessage ?? '',
+        location: response.headers.location ?? null,
+        excerpt: (characters) => excerptOf(response, characters),
+        discard: () => void response.resume(),
+      });
+    });
+    request.end(body);
+  });
+}
+
+async function excerptOf(response: IncomingMessage, characters: number): Promise<string> {
+  response.setEncoding('utf8');
+  let text = '';
+  try {
+    for await (const chunk of response) {
+      text += chunk as string;
+      if (text.length >= characters) break;
+    }
+  } catch {
+    // A body cut short still gives the excerpt read so far.
+  } finally {
+    response.destroy();
+  }
+  return text.slice(0, characters).trim();
+}
