@@ -201,6 +201,8 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
     await asApp(t1Role, { tenant: 't1' }, async (client) => {
       const refused: [string, string][] = [
         [`UPDATE walflow.outbox SET payload = '{}'`, 'outbox'],
+        // walflow reads created_at as when the row was written: lag, repair's commit time.
+        [`INSERT INTO walflow.outbox (event_type, payload, created_at) VALUES ('order.placed', '{}', '1970-01-01')`, 'outbox'],
         ['DELETE FROM walflow.outbox', 'outbox'],
         ['TRUNCATE walflow.outbox', 'outbox'],
         ['SELECT * FROM walflow.outbox', 'outbox'],
