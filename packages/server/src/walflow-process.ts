@@ -11,6 +11,7 @@ import { computeHealth, healthHttpStatus, reportAsOfNow, type HealthReport } fro
 import { WalRate } from './wal-rate.js';
 import { startHttpServer } from './http-server.js';
 import { loadCatalog } from './load-catalog.js';
+import { assertSchemaCurrent } from './migrate.js';
 import { partsOf } from './process-role.js';
 import { prune } from './prune.js';
 import { WalflowMetrics } from './metrics.js';
@@ -42,6 +43,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
   const backendPids = new Set<number>();
   const db = createDatabase(config.databaseUrl, logger, { max: (parts.workers ? config.workerConcurrency : 0) + 4, backendPids });
   try {
+    await assertSchemaCurrent(db);
     const catalog = !parts.consumer || config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
     if (parts.consumer) await ensureEventPartitions(db, logger);
     const metrics = new WalflowMetrics();
