@@ -27,10 +27,16 @@ export async function verifyConsumer(db: Kysely<WalflowDatabase>, slotName: stri
   }
   const state = await db
     .selectFrom('walflow.consumer_state')
-    .select(['system_identifier', 'timeline_id', 'checkpoint_lsn'])
+    .select(['system_identifier', 'timeline_id', 'checkpoint_lsn', 'repair_started_at'])
     .where('slot_name', '=', slotName)
     .executeTakeFirst();
   if (!state) throw new WalflowError('slot_missing', `walflow has no state for slot ${slotName}: run \`walflow migrate\` with WALFLOW_SLOT=${slotName}`);
+  if (state.repair_started_at !== null) {
+    throw new WalflowError(
+      'slot_missing',
+      `a walflow repair of slot ${slotName} started at ${state.repair_started_at.toISOString()} and did not finish: its slot starts after outbox rows it had yet to dispatch; run \`walflow repair\` again`,
+    );
+  }
   const { rows } = await sql<{ system_identifier: string; timeline_id: number; insert_lsn: string }>`
     SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
            (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline_id,

@@ -165,6 +165,8 @@ export interface ConsumerStateTable {
   timeline_id: number | null;
   slot_created_lsn: PgLsn | null;
   repaired_at: Timestamp | null;
+  /** Set while a repair has yet to dispatch the outbox rows its new slot starts after (0033). */
+  repair_started_at: Timestamp | null;
 }
 
 export interface SchemaMigrationsTable {

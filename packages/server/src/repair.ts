@@ -59,6 +59,8 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
     const plugin = await choosePlugin(db, slotName, existing?.plugin ?? null, options.decoder ?? 'auto');
     if (existing) await sql`SELECT pg_drop_replication_slot(${slotName})`.execute(db);
     if (plugin === 'pgoutput') await ensureOutboxPublication(db);
+    // Before the slot exists: a repair that dies before its end leaves a mark the consumer refuses to stream past.
+    await db.updateTable('walflow.consumer_state').set({ repair_started_at: sql`now()` }).where('slot_name', '=', slotName).execute();
 
     await replication.connect();
     // The exported snapshot stays valid while this connection runs no other command.
@@ -123,6 +125,7 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
         system_identifier: null,
         timeline_id: null,
         repaired_at: sql`now()`,
+        repair_started_at: null,
         updated_at: sql`now()`,
       })
       .where('slot_name', '=', slotName)

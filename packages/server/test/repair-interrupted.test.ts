@@ -1,9 +1,10 @@
+import { verifyConsumer } from '@walflow/cdc';
 import { emit } from '@walflow/outbox';
-import { repairSlot } from '@walflow/server';
+import { createDatabase, repairSlot } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { openMigrated, silentLogger } from './fixtures.js';
+import { openMigrated, silentLogger, waitForLockWait } from './fixtures.js';
 
 const database = useTestDatabase();
 
@@ -33,6 +34,40 @@ describe('a repair that does not finish', () => {
       await sql`DROP TRIGGER fail_transiently ON walflow.events`.execute(db);
       expect(await repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger, pageSize: 1 })).toMatchObject({ recovered: 3 });
       const recorded = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'repair-interrupted').execute();
+      expect(recorded.map((row) => row.id).sort()).toEqual([...missed].sort());
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('is refused by the consumer when it died after making its slot (kill -9), until a repair finishes', async () => {
+    const db = await openMigrated(database);
+    try {
+      await sql`SELECT pg_drop_replication_slot(${database.slotName})`.execute(db);
+      const missed = [await emit(db, { type: 'policy.approved', tenantId: 'repair-killed', payload: {} }), await emit(db, { type: 'policy.approved', tenantId: 'repair-killed', payload: {} })];
+      // The repair made its slot and waits to record the first row: the moment a kill would leave behind. (A lock
+      // held in a transaction would hold up the slot's creation, which waits for running transactions.)
+      const holder = createDatabase(database.url, silentLogger, { max: 1 });
+      await sql`SELECT pg_advisory_lock(7231)`.execute(holder);
+      await sql`
+        CREATE FUNCTION public.wait_for_the_test() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock_shared(7231); RETURN NEW; END $$;
+        CREATE TRIGGER wait_for_the_test BEFORE INSERT ON walflow.events FOR EACH ROW EXECUTE FUNCTION public.wait_for_the_test()`.execute(db);
+      const repairing = repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger, pageSize: 1 });
+      await waitForLockWait(db, 'the repair to wait to record the first row', '%walflow.events%');
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(db);
+      expect(rows[0]!.n).toBe(1);
+      await expect(verifyConsumer(db, database.slotName)).rejects.toMatchObject({
+        code: 'slot_missing',
+        message: expect.stringMatching(/^a walflow repair of slot \S+ started at \S+ and did not finish: its slot starts after outbox rows it had yet to dispatch; run `walflow repair` again$/),
+      });
+
+      await sql`SELECT pg_advisory_unlock(7231)`.execute(holder);
+      await holder.destroy();
+      expect(await repairing).toMatchObject({ recovered: 2 });
+      await sql`DROP TRIGGER wait_for_the_test ON walflow.events`.execute(db);
+      await expect(verifyConsumer(db, database.slotName)).resolves.toMatchObject({ confirmedFlush: expect.any(BigInt) });
+      const recorded = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'repair-killed').execute();
       expect(recorded.map((row) => row.id).sort()).toEqual([...missed].sort());
     } finally {
       await db.destroy();
