@@ -187,7 +187,9 @@ describe('walflow workflows apply', () => {
         trigger: { event: 'user.login' },
         actions: [{ type: 'update_field', table: 'public.accounts', key: { column: 'id', value: '1' }, column: 'balance', value: 0 }],
       });
-      for (const bad of [shapeless, forbidden]) {
+      // Valid in shape, but text the database cannot store: refused by the database, after good.json was written.
+      const unstorable = await write('unstorable.json', { tenant: 'apply', name: 'unstorable', trigger: { event: 'user.login' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 't\u0000' }] });
+      for (const bad of [shapeless, forbidden, unstorable]) {
         const refused = await runWalflow(['workflows', 'apply', good, bad], env);
         expect(refused.code).toBe(1);
         expect(refused.output).toContain(`walflow: ${bad}: `);

@@ -24,20 +24,26 @@ export function registerWorkflows(program: Command): void {
           throw inFile(file, error);
         }
       }
-      await withDatabase(context, async (db) => {
-        for (const { file, document } of documents) {
-          try {
-            const { workflow, outcome, runsCancelled } = await applyWorkflow(db, document, policy);
-            const cancelled = runsCancelled === 0 ? '' : `; its actions changed, so ${runsCancelled} run(s) already executing them were cancelled (replay their events to run the new actions)`;
-            process.stdout.write(`${outcome} ${workflow.tenantId}/${workflow.name} (version ${workflow.version}) from ${file}${cancelled}\n`);
-            if (outcome !== 'unchanged') {
-              await recordAudit(db, { actor: context.operator, action: `workflow.${outcome}`, target: `${workflow.tenantId}/${workflow.name}`, arguments: { file, version: workflow.version, runsCancelled } });
+      // One transaction: a file the database refuses (text it cannot store, say) applies none of the others either.
+      const lines = await withDatabase(context, (db) =>
+        db.transaction().execute(async (trx) => {
+          const applied: string[] = [];
+          for (const { file, document } of documents) {
+            try {
+              const { workflow, outcome, runsCancelled } = await applyWorkflow(trx, document, policy);
+              const cancelled = runsCancelled === 0 ? '' : `; its actions changed, so ${runsCancelled} run(s) already executing them were cancelled (replay their events to run the new actions)`;
+              applied.push(`${outcome} ${workflow.tenantId}/${workflow.name} (version ${workflow.version}) from ${file}${cancelled}\n`);
+              if (outcome !== 'unchanged') {
+                await recordAudit(trx, { actor: context.operator, action: `workflow.${outcome}`, target: `${workflow.tenantId}/${workflow.name}`, arguments: { file, version: workflow.version, runsCancelled } });
+              }
+            } catch (error) {
+              throw inFile(file, error);
             }
-          } catch (error) {
-            throw inFile(file, error);
           }
-        }
-      });
+          return applied;
+        }),
+      );
+      for (const line of lines) process.stdout.write(line);
     });
 
   for (const [verb, description] of [
