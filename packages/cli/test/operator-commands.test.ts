@@ -202,6 +202,18 @@ describe('walflow workflows apply', () => {
   });
 });
 
+describe('walflow prune --older-than', () => {
+  it('takes an age, and refuses anything else saying what an age is', async () => {
+    for (const wrong of ['30', '-30d', '30 days']) {
+      expect(await runWalflow(['prune', '--older-than', wrong, '--dry-run'], env)).toMatchObject({
+        code: 2,
+        output: expect.stringContaining(`--older-than is not an age: ${JSON.stringify(wrong)} (a whole number and a unit: 30d, 12h, 45m, 2w)`),
+      });
+    }
+    expect(await runWalflow(['prune', '--older-than', '30d', '--dry-run'], env)).toMatchObject({ code: 0, output: expect.stringContaining('would remove what is older than') });
+  });
+});
+
 describe('walflow dead-letters list', () => {
   it('shows at most --limit, and says so when there are more', async () => {
     const { db } = walflow;
@@ -241,6 +253,8 @@ describe('operator commands', () => {
     const parkedAgain = await waitFor('the row to be parked again', () =>
       db.selectFrom('walflow.dead_letters').select('id').where('outbox_id', '=', unfixable!.id).where('resolved_at', 'is', null).executeTakeFirst(),
     );
+    // An id that is no uuid is refused before any letter is touched (exit 2), the good id before it too.
+    expect(await runWalflow(['dead-letters', 'discard', parkedAgain.id, 'not-an-id'], env)).toMatchObject({ code: 2, output: expect.stringContaining('not a dead letter id (a uuid): not-an-id') });
     expect((await runWalflow(['dead-letters', 'discard', parkedAgain.id], env)).code).toBe(0);
     expect((await runWalflow(['dead-letters', 'discard', parkedAgain.id], env)).output).toMatch(/already discarded/);
     expect((await runWalflow(['dead-letters', 'discard', unfixableLetter.id], env)).output).toMatch(/already retried/);

@@ -10,3 +10,10 @@ export function uuidV7(unixMs: number = Date.now()): string {
   const random = randomUUID();
   return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15)}`;
 }
+
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether the text is a uuid as PostgreSQL writes one: ids of events, runs, workflows and dead letters. */
+export function isUuid(text: string): boolean {
+  return UUID_TEXT.test(text);
+}

@@ -37,3 +37,9 @@ describe('walflow_events_recorded_total', () => {
     expect(byType.get(OTHER_EVENT_TYPES)).toBe(200);
   });
 });
+
+describe('walflow_health_status', () => {
+  it('reads down until the first health report, as /health does', async () => {
+    expect((await new WalflowMetrics().render()).text).toMatch(/^walflow_health_status 2$/m);
+  });
+});

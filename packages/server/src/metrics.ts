@@ -71,6 +71,11 @@ export class WalflowMetrics {
     registers: [this.registry],
   });
 
+  constructor() {
+    // Down until a health report says otherwise: a process that never reached the database is not healthy.
+    this.healthStatus.set(2);
+  }
+
   /** What the workers report: action durations and attempt results. */
   readonly observer = {
     actionFinished: (type: string, seconds: number, succeeded: boolean): void => {

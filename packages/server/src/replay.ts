@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { eventTypeCondition, formatLsn, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { eventTypeCondition, formatLsn, isUuid, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { candidateWorkflow, Dispatcher, eventRowColumns, toEventEnvelope, type ReplayScope, type WorkflowPolicy } from '@walflow/executor';
 import { JetStreamPublisher, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -186,7 +186,7 @@ function derivedReplayId(options: ReplayOptions, workflowIds: ReadonlySet<string
 
 async function workflowIds(db: Kysely<WalflowDatabase>, options: ReplayOptions): Promise<ReadonlySet<string> | undefined> {
   if (options.workflow === undefined) return undefined;
-  const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(options.workflow);
+  const isId = isUuid(options.workflow);
   let query = db.selectFrom('walflow.workflows').select('id').where(isId ? 'id' : 'name', '=', options.workflow);
   if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
   const rows = await query.execute();

@@ -1,3 +1,4 @@
+import { isUuid, WalflowError } from '@walflow/core';
 import { countDeadLetters, discardDeadLetter, listDeadLetters, retryDeadLetter } from '@walflow/executor';
 import { recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
@@ -45,6 +46,9 @@ export function registerDeadLetters(program: Command): void {
       .description(description)
       .argument('<ids...>', 'dead letter ids')
       .action(async (ids: string[]) => {
+        // All checked first: an id that is no uuid must not leave the letters before it done and those after it not.
+        const bad = ids.find((id) => !isUuid(id));
+        if (bad !== undefined) throw new WalflowError('config_invalid', `not a dead letter id (a uuid): ${bad}`);
         const context = commandContext({ logToStdout: false });
         await withDatabase(context, async (db) => {
           for (const id of ids) {

@@ -1,4 +1,4 @@
-import { WalflowError } from '@walflow/core';
+import { isUuid, WalflowError } from '@walflow/core';
 import { explainEvent, type EventExplanation } from '@walflow/executor';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
@@ -10,7 +10,7 @@ export function registerExplain(program: Command): void {
     .argument('<event-id>', 'the event (outbox) id')
     .option('--json', 'print JSON')
     .action(async (eventId: string, options: { json?: boolean }) => {
-      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(eventId)) {
+      if (!isUuid(eventId)) {
         throw new WalflowError('config_invalid', `not an event id (a uuid): ${eventId}`);
       }
       const context = commandContext({ logToStdout: false });

@@ -1,3 +1,4 @@
+import { WalflowError } from '@walflow/core';
 import { parseTime, prune, recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
@@ -11,7 +12,7 @@ export function registerPrune(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { olderThan?: string; dryRun?: boolean; json?: boolean }) => {
       const context = commandContext({ logToStdout: false });
-      const olderThan = parseTime(`-${options.olderThan ?? `${context.config.retentionDays}d`}`);
+      const olderThan = parseTime(`-${age(options.olderThan ?? `${context.config.retentionDays}d`)}`);
       const result = await withDatabase(context, async (db) => {
         const pruned = await prune(db, { olderThan, dryRun: options.dryRun ?? false });
         if (!options.dryRun) await recordAudit(db, { actor: context.operator, action: 'prune', arguments: { olderThan: olderThan.toISOString(), ...pruned } });
@@ -31,4 +32,11 @@ export function registerPrune(program: Command): void {
         process.stdout.write(`kept ${result.keptForSinks} older events a JetStream sink has not published yet (delete the cursor of a sink that is gone: walflow.sink_cursors)\n`);
       }
     });
+}
+
+/** An age as `--older-than` takes it: a whole number and a unit, without the sign of a relative time. */
+function age(text: string): string {
+  const trimmed = text.trim();
+  if (!/^\d+[smhdw]$/.test(trimmed)) throw new WalflowError('config_invalid', `--older-than is not an age: ${JSON.stringify(text)} (a whole number and a unit: 30d, 12h, 45m, 2w)`);
+  return trimmed;
 }

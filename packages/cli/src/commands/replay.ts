@@ -106,16 +106,15 @@ function progressReporter(): ((done: number, total: number) => void) & { done():
   const report = (done: number, total: number): void => {
     const seconds = (Date.now() - started) / 1000;
     const rate = done / Math.max(seconds, 0.001);
-    const eta = rate > 0 ? Math.round((total - done) / rate) : 0;
+    // The total was counted before the first page: events recorded in the range since then make `done` pass it.
+    const eta = rate > 0 ? Math.max(0, Math.round((total - done) / rate)) : 0;
     if (!process.stderr.isTTY) {
       const tenth = total === 0 ? 10 : Math.floor((done / total) * 10);
       if (tenth > lastTenth) process.stderr.write(`replayed ${done}/${total} events, ${Math.round(rate)}/s, ETA ${eta}s\n`);
       lastTenth = tenth;
       return;
     }
-    const width = 30;
-    const filled = total === 0 ? width : Math.round((done / total) * width);
-    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} events  ${Math.round(rate)}/s  ETA ${eta}s `);
+    process.stderr.write(`\r${progressBar(done, total)} ${done}/${total} events  ${Math.round(rate)}/s  ETA ${eta}s `);
     drawn = true;
   };
   return Object.assign(report, {
@@ -123,4 +122,10 @@ function progressReporter(): ((done: number, total: number) => void) & { done():
       if (drawn) process.stderr.write('\n');
     },
   });
+}
+
+/** `[####......]`, full once `done` reaches `total` or passes it (events recorded in the range after it was counted). */
+export function progressBar(done: number, total: number, width = 30): string {
+  const filled = total === 0 ? width : Math.min(width, Math.round((done / total) * width));
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }

@@ -1,4 +1,4 @@
-import { isWalflowError, type WalflowDatabase } from '@walflow/core';
+import { isUuid, isWalflowError, type WalflowDatabase } from '@walflow/core';
 import { discardDeadLetter, retryDeadLetter, setWorkflowStatus } from '@walflow/executor';
 import type { Kysely } from 'kysely';
 import { recordAudit } from '../audit.js';
@@ -7,7 +7,7 @@ import { parseTime } from '../parse-time.js';
 import { replayRange } from '../replay.js';
 import type { ConsoleContext, ConsoleRequest } from './console-context.js';
 import { HttpError } from './http-request.js';
-import { showWorkflows, textParameter, UUID } from './page-handlers.js';
+import { showWorkflows, textParameter } from './page-handlers.js';
 import type { BacktestInput } from './pages/workflows-page.js';
 import { auditActor } from './session.js';
 import { readInScope } from './tenant-scope.js';
@@ -38,7 +38,7 @@ function selectedIds(form: URLSearchParams): string[] {
   const ids = one === null ? form.getAll('ids') : [one];
   if (ids.length === 0) throw new HttpError(400, 'nothing selected');
   if (ids.length > 1000) throw new HttpError(400, 'at most 1000 rows at once');
-  const bad = ids.find((id) => !UUID.test(id));
+  const bad = ids.find((id) => !isUuid(id));
   if (bad !== undefined) throw new HttpError(400, `not an id: ${bad}`);
   return [...new Set(ids)];
 }
@@ -112,7 +112,7 @@ export async function runBacktest(context: ConsoleContext, request: ConsoleReque
     type: textParameter(form, 'type'),
     tenant: fixedTenant ?? textParameter(form, 'tenant'),
   };
-  if (input.workflow !== '' && !UUID.test(input.workflow)) throw new HttpError(400, `not a workflow id: ${input.workflow}`);
+  if (input.workflow !== '' && !isUuid(input.workflow)) throw new HttpError(400, `not a workflow id: ${input.workflow}`);
   const { config, logger } = context.host;
   // One instant for both times and the retention check, as the CLI's replay: `-30d` with 30 days' retention holds.
   const now = new Date();

@@ -1,3 +1,4 @@
+import { isUuid } from '@walflow/core';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MountedHandler } from '../http-server.js';
@@ -6,7 +7,7 @@ import type { ConsoleContext, ConsoleRequest } from './console-context.js';
 import { html } from './html.js';
 import { crossSiteReason, HttpError, parseCookies, readForm, redirect, sendPage } from './http-request.js';
 import { streamEvents } from './live-events.js';
-import { showDead, showEvent, showEvents, showOverview, showWorkflows, textParameter, UUID } from './page-handlers.js';
+import { showDead, showEvent, showEvents, showOverview, showWorkflows, textParameter } from './page-handlers.js';
 import { layout, type Frame } from './pages/layout.js';
 import { loginPage } from './pages/login-page.js';
 import { sameText, SESSION_SECONDS, type Principal } from './session.js';
@@ -38,7 +39,7 @@ const POST_ROUTES: Record<string, PostRoute> = {
 };
 
 async function showEventIfId(context: ConsoleContext, request: ConsoleRequest, id: string): Promise<void> {
-  if (!UUID.test(id)) throw new HttpError(404, `not an event id: ${id}`);
+  if (!isUuid(id)) throw new HttpError(404, `not an event id: ${id}`);
   await showEvent(context, request, id);
 }
 

@@ -1,9 +1,10 @@
+import { isUuid } from '@walflow/core';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { eventsRecordedAfter, followEvents, followStart, type EventCursor } from '../event-log.js';
 import type { ConsoleContext, ConsoleRequest } from './console-context.js';
 import { HttpError, securityHeaders } from './http-request.js';
-import { textParameter, UUID } from './page-handlers.js';
+import { textParameter } from './page-handlers.js';
 import { eventRowData } from './pages/events-page.js';
 import { readInScope } from './tenant-scope.js';
 
@@ -101,5 +102,5 @@ async function drained(response: ServerResponse, signal: AbortSignal): Promise<v
 function resumedCursor(lastEventId: string | string[] | undefined): EventCursor | undefined {
   if (typeof lastEventId !== 'string') return undefined;
   const [receivedAt, id] = lastEventId.split('|');
-  return receivedAt !== undefined && id !== undefined && TIMESTAMP.test(receivedAt) && UUID.test(id) ? { receivedAt, id } : undefined;
+  return receivedAt !== undefined && id !== undefined && TIMESTAMP.test(receivedAt) && isUuid(id) ? { receivedAt, id } : undefined;
 }

@@ -21,7 +21,6 @@ import { workflowActivity } from './workflow-activity.js';
 
 const DAY_MS = 86_400_000;
 const EVENTS_SHOWN = 200;
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * A text parameter of a query or form, trimmed; refused when longer than any legitimate value, or when it holds a
