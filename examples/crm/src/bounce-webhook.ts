@@ -72,15 +72,22 @@ async function handle(request: IncomingMessage, db: Kysely<CrmDatabase>): Promis
   return recordBounce(db, parsed.data);
 }
 
-async function readBody(request: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * The body, or 413 once it is larger than MAX_BODY_BYTES. A body too large is still read to its end, and dropped:
+ * leaving a request half read closes its connection, and the client, still sending, got a reset, not the 413.
+ */
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      else chunks.length = 0;
+    });
+    request.once('end', () => (size > MAX_BODY_BYTES ? reject(new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`)) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    request.once('error', reject);
+  });
 }
 
 function reply(response: ServerResponse, status: number, body: unknown): void {

@@ -29,6 +29,10 @@ describe('the bounce webhook', () => {
       for (const field of ['email:', 'bounceType:', 'bouncedAt:']) expect(invalid.body.error).toContain(field);
       expect(await post(JSON.stringify({ ...bounce, type: 'delivery' }))).toMatchObject({ status: 400, body: { error: expect.stringContaining('type:') } });
       expect(await post(JSON.stringify({ ...bounce, description: 'x'.repeat(70_000) }))).toMatchObject({ status: 413 });
+      // Larger than the socket's buffers: the client is still sending when the limit is passed, and gets the 413.
+      for (const size of [512 * 1024, 2 * 1024 * 1024]) {
+        expect(await post(JSON.stringify({ ...bounce, description: 'x'.repeat(size) }))).toMatchObject({ status: 413, body: { error: 'the body is larger than 65536 bytes' } });
+      }
       expect(await post('', webhook.url, 'GET')).toMatchObject({ status: 405, body: { error: 'GET is not allowed; use POST' } });
       expect(await post(JSON.stringify(bounce), webhook.url.replace(BOUNCE_PATH, '/webhooks/other'))).toMatchObject({ status: 404 });
     });
