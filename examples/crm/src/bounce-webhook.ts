@@ -7,6 +7,7 @@ import type { CrmDatabase } from './schema.js';
 export const BOUNCE_PATH = '/webhooks/email/bounces';
 /** A bounce notification is a few hundred bytes; anything far larger is not one. */
 const MAX_BODY_BYTES = 64 * 1024;
+const MAX_DRAINED_BYTES = 64 * MAX_BODY_BYTES;
 
 export interface BounceWebhook {
   url: string;
@@ -74,18 +75,24 @@ async function handle(request: IncomingMessage, db: Kysely<CrmDatabase>): Promis
 
 /**
  * The body, or 413 once it is larger than MAX_BODY_BYTES. A body too large is still read to its end, and dropped:
- * leaving a request half read closes its connection, and the client, still sending, got a reset, not the 413.
+ * leaving a request half read closes its connection, and the client, still sending, got a reset, not the 413. Up
+ * to MAX_DRAINED_BYTES: beyond, the connection is closed, as a sender that does not stop deserves.
  */
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const tooLarge = (): HttpError => new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`);
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size <= MAX_BODY_BYTES) chunks.push(chunk);
       else chunks.length = 0;
+      if (size > MAX_DRAINED_BYTES) {
+        request.destroy();
+        reject(tooLarge());
+      }
     });
-    request.once('end', () => (size > MAX_BODY_BYTES ? reject(new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`)) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    request.once('end', () => (size > MAX_BODY_BYTES ? reject(tooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
     request.once('error', reject);
   });
 }

@@ -177,11 +177,20 @@ function escapeHtml(value: unknown): string {
 
 const ESCAPES: Record<TemplateEscape, (value: unknown) => string> = {
   html: escapeHtml,
-  uri: (value) => encodeURIComponent(asText(value)),
+  uri: (value) => {
+    const text = asText(value);
+    // Percent-encoding leaves dot segments as they are, and a URL resolves them: `/tenants/../hook` is `/hook`.
+    if (text === '.' || text === '..') throw new WalflowError('action_failed', `the value ${JSON.stringify(text)} would move the URL up its path`);
+    return encodeURIComponent(text);
+  },
   address: (value) => {
     const text = asText(value);
     if (ADDRESS_LIST_SYNTAX.test(text)) {
       throw new WalflowError('action_failed', `the value ${JSON.stringify(text)} holds address list syntax (, ; < > " ( ) : \\ [ ] or a line break), which could add recipients`);
+    }
+    // `{{user}}@corp.example` with `attacker@evil.example x` would read as attacker@evil.example, named x@corp.example.
+    if (text.includes('@') && /\s/.test(text)) {
+      throw new WalflowError('action_failed', `the value ${JSON.stringify(text)} holds an @ and a space, which could make it the address`);
     }
     return text;
   },

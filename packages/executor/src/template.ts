@@ -30,6 +30,15 @@ export function isWholePlaceholder(template: string): boolean {
   return WHOLE_PLACEHOLDER.test(template);
 }
 
+/**
+ * Whether a template that is one `{{event.path}}` finds that path in the event, a null there included (it renders
+ * null either way). Any other template renders text, and counts as found.
+ */
+export function findsItsPath(template: string, event: EventEnvelope): boolean {
+  const whole = WHOLE_PLACEHOLDER.exec(template);
+  return whole?.[1] === undefined || lookup({ event: templateScope(event) }, whole[1]) !== undefined;
+}
+
 function lookup(scope: Record<string, unknown>, path: string): unknown {
   let current: unknown = scope;
   for (const key of path.split('.')) {

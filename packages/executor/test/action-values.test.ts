@@ -59,13 +59,15 @@ describe('update_field', () => {
     }
   });
 
-  it('fails, changing nothing, on a value template that found nothing; a null written in the workflow clears', async () => {
+  it('fails, changing nothing, on a value template that found nothing; a null written in the workflow, or held by the event, clears', async () => {
     expect(await attempt(update({ column: 'nickname', value: '{{event.payload.nowhere}}' }))).toEqual({
       error: 'update_field: value "{{event.payload.nowhere}}" rendered to nothing (the event has no value there); write null in the workflow to clear nickname',
       agent: { commission: '10', nickname: 'ace' },
       row: [],
     });
     expect((await attempt(update({ column: 'nickname', value: null }))).agent).toEqual({ commission: '10', nickname: null });
+    // A null the event holds is a value: copied.
+    expect((await attempt(update({ column: 'nickname', value: '{{event.payload.missing}}' }))).agent).toEqual({ commission: '10', nickname: null });
   });
 });
 

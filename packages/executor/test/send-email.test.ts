@@ -196,6 +196,10 @@ describe('send_email', () => {
       'send_email "to": the value "x <evil@attacker.example>, Bob" holds address list syntax (, ; < > " ( ) : \\ [ ] or a line break), which could add recipients',
     );
     expect(smtp.received).toHaveLength(0);
+    const domain = { ...hostile, event: { ...event, payload: { ...event.payload, user: 'attacker@evil.example x' } } };
+    const redirected = await failureOf(sendEmailAction.execute(sendEmailActionSchema.parse({ type: 'send_email', to: '{{event.payload.user}}@corp.example', subject: 'x', text: 'y' }), domain));
+    expect(redirected.message).toBe('send_email "to": the value "attacker@evil.example x" holds an @ and a space, which could make it the address');
+    expect(smtp.received).toHaveLength(0);
 
     const named = await sendEmailAction.execute(
       sendEmailActionSchema.parse({ type: 'send_email', to: '{{event.payload.name}} <{{event.payload.email}}>', subject: 'x', text: 'y' }),

@@ -158,7 +158,7 @@ describe('webhook', () => {
 
   it('percent-encodes each {{value}} in the URL, so an event cannot move the call to another host or path; {{{value}}} is taken whole', async () => {
     const receiver = await startReceiver();
-    const hostile = { ...event, payload: { id: 'a/../admin?x=1#', region: 'eu&all=1', target: `${receiver.base}/whole`, host: 'evil.com/?' } };
+    const hostile = { ...event, payload: { id: 'a/../admin?x=1#', region: 'eu&all=1', target: `${receiver.base}/whole`, host: 'evil.com/?', up: '..' } };
     const run = (url: string) => {
       const action = webhookActionSchema.parse({ type: 'webhook', url });
       return webhookAction.execute(action, { ...contextFor(action), event: hostile });
@@ -170,6 +170,9 @@ describe('webhook', () => {
     // Raw, `evil.com/?` would make evil.com the host; encoded, it stays inside the host, which is then no host.
     const moved = await failureOf(run('http://{{event.payload.host}}.hooks.example.com/x'));
     expect(moved.message).toBe('webhook URL is not a valid URL: "http://evil.com%2F%3F.hooks.example.com/x"');
+    // A dot segment is left as it is by percent-encoding, and resolved by the URL: refused.
+    expect((await failureOf(run(`${receiver.base}/tenants/{{event.payload.up}}/hook`))).message).toBe('webhook URL: the value ".." would move the URL up its path');
+    expect(receiver.requests).toHaveLength(2);
   });
 
   it("defaults the data to the event's payload and the type to the event's type", async () => {
@@ -285,6 +288,11 @@ describe('webhook', () => {
     const action = webhookActionSchema.parse({ type: 'webhook', url });
     const error = await failureOf(webhookAction.execute(action, contextFor(action)));
     expect(error.message).toMatch(new RegExp(`^webhook to ${url}/ failed: connect ECONNREFUSED 127\\.0\\.0\\.1:\\d+$`));
+    // A name with several addresses, each refused: every reason, not the empty message of Node's AggregateError.
+    const port = new URL(url).port;
+    const several = webhookActionSchema.parse({ type: 'webhook', url: `http://twice.example:${port}/` });
+    const both = await failureOf(webhookAction.execute(several, contextFor(several, { webhookAllowHosts: ['twice.example'], resolveHost: () => Promise.resolve(['127.0.0.1', '::1']) })));
+    expect(both.message).toMatch(new RegExp(`^webhook to http://twice\\.example:${port}/ failed: connect ECONNREFUSED (127\\.0\\.0\\.1|::1):${port}; connect ECONNREFUSED (::1|127\\.0\\.0\\.1):${port}$`));
   });
 
   it('rejects reserved headers and broken templates when the workflow is applied', () => {

@@ -194,23 +194,20 @@ async function lockHolders(conn: Kysely<WalflowDatabase>): Promise<string> {
 export async function assertSchemaCurrent(db: Kysely<WalflowDatabase>, migrationsDir = DEFAULT_MIGRATIONS_DIR): Promise<void> {
   const { rows } = await sql<{ exists: boolean }>`SELECT to_regclass('walflow.schema_migrations') IS NOT NULL AS exists`.execute(db);
   if (!rows[0]?.exists) throw new WalflowError('migration_failed', 'this database has no walflow schema: run `walflow migrate` first');
-  const known = new Set(await migrationNames(migrationsDir));
-  const applied = await db.selectFrom('walflow.schema_migrations').select('name').orderBy('version').execute();
-  const unknown = applied.map((row) => row.name).filter((name) => !known.has(name));
+  // By version and checksum, as migrate compares them.
+  const files = new Map((await readMigrations(migrationsDir)).map((file) => [file.version, file]));
+  const applied = await db.selectFrom('walflow.schema_migrations').select(['version', 'name', 'checksum']).orderBy('version').execute();
+  const unknown = applied.filter((row) => files.get(row.version)?.checksum !== row.checksum).map((row) => row.name);
   if (unknown.length > 0) {
     throw new WalflowError('migration_failed', `the schema holds migrations this walflow does not know (${unknown.join(', ')}): a newer walflow migrated it; run that version`);
   }
-  const done = new Set(applied.map((row) => row.name));
-  const pending = [...known].filter((name) => !done.has(name));
+  const done = new Set(applied.map((row) => row.version));
+  const pending = [...files.values()].filter((file) => !done.has(file.version)).map((file) => file.name);
   if (pending.length > 0) throw new WalflowError('migration_failed', `the schema lacks migrations ${pending.join(', ')}: run \`walflow migrate\` of this version first`);
 }
 
-async function migrationNames(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name)).sort();
-}
-
 async function readMigrations(dir: string): Promise<MigrationFile[]> {
-  const names = await migrationNames(dir);
+  const names = (await readdir(dir)).filter((name) => /^\d{4}_[a-z0-9_]+\.sql$/.test(name)).sort();
   return Promise.all(
     names.map(async (name) => {
       const text = await readFile(`${dir}/${name}`, 'utf8');

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { verifyConsumer } from '@walflow/cdc';
 import { emit } from '@walflow/outbox';
 import { createDatabase, migrate, repairSlot, startWalflow, type RunningWalflow } from '@walflow/server';
 import { createTestDatabase, useTestDatabase, waitFor } from '@walflow/testing';
@@ -134,6 +135,8 @@ describe('a slot of the same name in another database', () => {
       await expect(migrate({ db: second, slotName, logger: silentLogger })).rejects.toMatchObject(foreign);
       expect((await sql<{ outbox: string | null }>`SELECT to_regclass('walflow.outbox')::text AS outbox`.execute(second)).rows).toEqual([{ outbox: null }]);
       await expect(repairSlot({ db: second, databaseUrl: b.url, slotName, logger: silentLogger })).rejects.toMatchObject(foreign);
+      // The consumer too: config_invalid keeps it down, checking again, rather than reconnecting hard.
+      await expect(verifyConsumer(second, slotName)).rejects.toMatchObject(foreign);
       const { rows } = await sql<{ database: string }>`SELECT database FROM pg_replication_slots WHERE slot_name = ${slotName}`.execute(first);
       expect(rows).toEqual([{ database: a.name }]);
     } finally {

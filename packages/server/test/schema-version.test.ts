@@ -27,7 +27,10 @@ describe('walflow start against a schema of another version', () => {
     const last = await db.selectFrom('walflow.schema_migrations').selectAll().orderBy('version', 'desc').executeTakeFirstOrThrow();
     await db.deleteFrom('walflow.schema_migrations').where('version', '=', last.version).execute();
     await expect(start()).rejects.toMatchObject({ code: 'migration_failed', message: `the schema lacks migrations ${last.name}: run \`walflow migrate\` of this version first` });
-    await db.insertInto('walflow.schema_migrations').values({ version: last.version, name: last.name, checksum: last.checksum }).execute();
+    await db.insertInto('walflow.schema_migrations').values({ version: last.version, name: last.name, checksum: 'another text' }).execute();
+    // The same version applied from another text (compared as migrate compares them: by version and checksum).
+    await expect(start()).rejects.toMatchObject({ message: expect.stringContaining(`migrations this walflow does not know (${last.name})`) });
+    await db.updateTable('walflow.schema_migrations').set({ checksum: last.checksum }).where('version', '=', last.version).execute();
 
     const walflow = await start();
     await walflow.stop();

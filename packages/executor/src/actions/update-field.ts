@@ -1,6 +1,6 @@
 import { WalflowError } from '@walflow/core';
 import { sql } from 'kysely';
-import { renderTemplate } from '../template.js';
+import { findsItsPath, renderTemplate } from '../template.js';
 import type { UpdateFieldAction } from '../workflow-definition.js';
 import type { TransactionalAction } from './action.js';
 
@@ -22,7 +22,7 @@ export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (
   } else {
     const value = renderTemplate(action.value, event);
     // A template that found nothing in the event renders null: writing it would clear the column unasked.
-    if (typeof action.value === 'string' && value === null) {
+    if (typeof action.value === 'string' && !findsItsPath(action.value, event)) {
       throw new WalflowError('action_failed', `update_field: value ${JSON.stringify(action.value)} rendered to nothing (the event has no value there); write null in the workflow to clear ${action.column}`);
     }
     assignment = sql`${column} = ${typeof value === 'object' && value !== null ? JSON.stringify(value) : value}`;

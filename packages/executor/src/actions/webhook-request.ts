@@ -12,22 +12,34 @@ export interface WebhookResponse {
   discard(): void;
 }
 
+export interface WebhookAgents {
+  http: HttpAgent;
+  https: HttpsAgent;
+}
+
 /**
- * Connections of webhook calls only, kept alive between calls: every one of them was opened through the
- * caller's `lookup` (the address guard), so none can be reused toward an address the guard never saw.
+ * Connections of webhook calls only, kept alive between calls. Give each address guard (allow-list) agents of
+ * its own: a connection opened through one guard's lookup must not be reused by a call another guard checked.
  */
-const AGENTS = { 'http:': new HttpAgent({ keepAlive: true }), 'https:': new HttpsAgent({ keepAlive: true }) };
+export function webhookAgents(): WebhookAgents {
+  return { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+}
 
 /**
  * One POST, through node:http(s) rather than fetch: the connection takes its addresses from `lookup`, so the
  * addresses checked are the addresses connected to. Redirects are not followed. `signal` ends the call, its
  * connection included, until the response's body is done with.
  */
-export function postWebhook(url: URL, headers: Record<string, string>, body: string, options: { signal: AbortSignal; lookup: LookupFunction }): Promise<WebhookResponse> {
+export function postWebhook(
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  options: { signal: AbortSignal; lookup: LookupFunction; agents: WebhookAgents },
+): Promise<WebhookResponse> {
   const { signal, lookup } = options;
   signal.throwIfAborted();
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  const agent = url.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'];
+  const agent = url.protocol === 'https:' ? options.agents.https : options.agents.http;
   return new Promise((resolve, reject) => {
     const request = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent, lookup });
     const abort = (): void => void request.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));

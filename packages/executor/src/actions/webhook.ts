@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { mustacheTemplate, renderText, templateProblem } from '../render-mustache.js';
 import { renderTemplate } from '../template.js';
 import { assertPublicDestination, guardedLookup } from './address-guard.js';
-import type { ExternalAction, ExternalActionContext } from './external-action.js';
-import { postWebhook, type WebhookResponse } from './webhook-request.js';
+import type { ActionRuntime, ExternalAction, ExternalActionContext } from './external-action.js';
+import { postWebhook, webhookAgents, type WebhookAgents, type WebhookResponse } from './webhook-request.js';
 
 /** Set by walflow on every request: a workflow overriding them would break the signature or the framing. */
 const RESERVED_HEADERS = new Set([
@@ -65,6 +65,15 @@ export type WebhookAction = z.output<typeof webhookActionSchema>;
 
 const RESPONSE_EXCERPT_CHARS = 500;
 
+/** One pair of agents per runtime: its allow-list and resolver are the guard every pooled connection passed. */
+const AGENTS = new WeakMap<ActionRuntime, WebhookAgents>();
+
+function agentsOf(runtime: ActionRuntime): WebhookAgents {
+  let agents = AGENTS.get(runtime);
+  if (agents === undefined) AGENTS.set(runtime, (agents = webhookAgents()));
+  return agents;
+}
+
 /**
  * POSTs the event as a structured CloudEvent, signed per Standard Webhooks. `webhook-id` is the idempotency
  * key, the same on every retry, so the receiver can deduplicate. Redirects are not followed: the target of a
@@ -74,8 +83,7 @@ export const webhookAction: ExternalAction<WebhookAction> = {
   async execute(action, context) {
     const { event, runtime, signal } = context;
     const key = signingKey(runtime.webhookSigningSecret);
-    // `{{x}}` is one URL component, percent-encoded; `{{{x}}}` (a whole URL from the event, say) is taken as it is.
-    const url = parseWebhookUrl(renderText(action.url, event, { escape: 'uri' }));
+    const url = parseWebhookUrl(renderUrl(action.url, event));
     const headers = resolveHeaders(action.headers ?? {}, event, runtime.secrets);
     await assertPublicDestination(url, runtime.webhookAllowHosts, { resolve: runtime.resolveHost });
 
@@ -90,13 +98,13 @@ export const webhookAction: ExternalAction<WebhookAction> = {
         url,
         { ...headers, 'content-type': 'application/cloudevents+json', 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${signature}` },
         body,
-        { signal, lookup: guardedLookup(runtime.webhookAllowHosts, { resolve: runtime.resolveHost }) },
+        { signal, lookup: guardedLookup(runtime.webhookAllowHosts, { resolve: runtime.resolveHost }), agents: agentsOf(runtime) },
       );
     } catch (error) {
       if (signal.aborted) throw new WalflowError('action_failed', `webhook to ${url.href} ${abortText(signal)}`, { cause: error });
       // The address guard refusing the addresses the connection was given (a name that resolved differently).
       if (isWalflowError(error)) throw error;
-      throw new WalflowError('action_failed', `webhook to ${url.href} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new WalflowError('action_failed', `webhook to ${url.href} failed: ${connectionFailure(error)}`, { cause: error });
     }
 
     if (response.status >= 300 && response.status < 400) {
@@ -131,6 +139,15 @@ function signingKey(secret: string | undefined): Buffer {
     throw new WalflowError('action_failed', 'webhook signing secret is not valid: expected whsec_ followed by base64');
   }
   return Buffer.from(encoded, 'base64');
+}
+
+/** `{{x}}` is one URL component, percent-encoded; `{{{x}}}` (a whole URL from the event, say) is taken as it is. */
+function renderUrl(template: string, event: EventEnvelope): string {
+  try {
+    return renderText(template, event, { escape: 'uri' });
+  } catch (error) {
+    throw isWalflowError(error, 'action_failed') ? new WalflowError('action_failed', `webhook URL: ${error.message}`) : error;
+  }
 }
 
 function parseWebhookUrl(rendered: string): URL {
@@ -186,4 +203,13 @@ function cloudEvent(action: WebhookAction, { event, workflow }: ExternalActionCo
 function abortText(signal: AbortSignal): string {
   const reason: unknown = signal.reason;
   return reason instanceof Error && reason.name === 'TimeoutError' ? 'timed out' : 'was aborted';
+}
+
+/**
+ * Why a call failed. Node tries each address of a host in turn, and when all fail reports an AggregateError with
+ * no message of its own: its errors say why.
+ */
+function connectionFailure(error: unknown): string {
+  if (error instanceof AggregateError && error.message === '') return error.errors.map((each) => (each instanceof Error ? each.message : String(each))).join('; ');
+  return error instanceof Error ? error.message : String(error);
 }
