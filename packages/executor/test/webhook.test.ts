@@ -281,6 +281,20 @@ describe('webhook', () => {
     expect(receiver.requests).toHaveLength(1);
   });
 
+  it('succeeds on a 2xx whose body never ends, without waiting for it; its time limit then ends the connection', async () => {
+    const receiver = await startReceiver((response) => {
+      response.writeHead(200);
+      response.write('still sending');
+    });
+    const action = webhookActionSchema.parse({ type: 'webhook', url: `${receiver.base}/endless` });
+    const limit = AbortSignal.timeout(200);
+    expect(await webhookAction.execute(action, contextFor(action, {}, limit))).toEqual({ status: 200, url: `${receiver.base}/endless` });
+    expect(limit.aborted).toBe(false);
+    // The body is drained in the background until the time limit destroys the connection, quietly.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(limit.aborted).toBe(true);
+  });
+
   it('fails when nothing listens', async () => {
     const receiver = await startReceiver();
     const url = receiver.base;
