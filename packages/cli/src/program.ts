@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerAudit } from './commands/audit.js';
 import { registerDeadLetters } from './commands/dead-letters.js';
+import { registerDeadRuns } from './commands/dead-runs.js';
 import { registerEvents } from './commands/events.js';
 import { registerExplain } from './commands/explain.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -20,6 +21,7 @@ export function createProgram(): Command {
     .configureHelp({ sortSubcommands: true });
   registerAudit(program);
   registerDeadLetters(program);
+  registerDeadRuns(program);
   registerEvents(program);
   registerExplain(program);
   registerMigrate(program);

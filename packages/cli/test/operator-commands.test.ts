@@ -202,6 +202,34 @@ describe('walflow workflows apply', () => {
   });
 });
 
+describe('walflow dead-runs', () => {
+  it('lists dead runs, retries one with a fresh attempt, discards one, refuses an id that is no uuid, and audits', async () => {
+    const { db } = walflow;
+    // No webhook signing secret is configured here: the action fails every attempt.
+    await applyWorkflow(db, { tenant: 'dead-runs', name: 'doomed', trigger: { event: 'doomed.happened' }, actions: [{ type: 'webhook', url: 'https://hooks.example.com/x' }], retry: { maxAttempts: 1 } });
+    const events = [await emit(db, { type: 'doomed.happened', tenantId: 'dead-runs', payload: {} }), await emit(db, { type: 'doomed.happened', tenantId: 'dead-runs', payload: {} })];
+    const deadRuns = () => db.selectFrom('walflow.workflow_runs').select(['id', 'event_id', 'status', 'attempts']).where('tenant_id', '=', 'dead-runs').orderBy('event_id').execute();
+    await waitFor('both runs to die', async () => (await deadRuns()).filter((run) => run.status === 'dead').length === 2);
+    const [first, second] = (await deadRuns()).sort((a, b) => events.indexOf(a.event_id) - events.indexOf(b.event_id));
+
+    const listed = JSON.parse((await runWalflow(['dead-runs', 'list', '--json'], env)).stdout) as { id: string; workflow: string; lastError: string }[];
+    expect(listed.filter((run) => run.workflow === 'doomed').map((run) => run.id).sort()).toEqual([first!.id, second!.id].sort());
+    expect((await runWalflow(['dead-runs', 'list'], env)).stdout).toContain(`${first!.id}  `);
+
+    expect(await runWalflow(['dead-runs', 'discard', second!.id, 'not-an-id'], env)).toMatchObject({ code: 2, output: expect.stringContaining('not a run id (a uuid): not-an-id') });
+    expect(await runWalflow(['dead-runs', 'retry', first!.id], env)).toMatchObject({ code: 0, stdout: `retried ${first!.id}\n` });
+    await waitFor('the retried run to die again, after its fresh attempt', async () => (await deadRuns()).some((run) => run.id === first!.id && run.status === 'dead' && run.attempts === 2));
+    expect(await runWalflow(['dead-runs', 'discard', second!.id], env)).toMatchObject({ code: 0, stdout: `discarded ${second!.id}\n` });
+    expect((await runWalflow(['dead-runs', 'discard', second!.id], env)).output).toContain(`no dead run ${second!.id}`);
+    expect((await deadRuns()).find((run) => run.id === second!.id)?.status).toBe('cancelled');
+    const audited = await db.selectFrom('walflow.audit_log').select(['action', 'target']).where('target', 'in', [first!.id, second!.id]).orderBy('id').execute();
+    expect(audited).toEqual([
+      { action: 'run.retry', target: first!.id },
+      { action: 'run.discard', target: second!.id },
+    ]);
+  });
+});
+
 describe('walflow prune --older-than', () => {
   it('takes an age, and refuses anything else saying what an age is', async () => {
     for (const wrong of ['30', '-30d', '30 days']) {

@@ -1,8 +1,7 @@
-import { isUuid, WalflowError } from '@walflow/core';
 import { countDeadLetters, discardDeadLetter, listDeadLetters, retryDeadLetter } from '@walflow/executor';
-import { recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
+import { actOnIds } from './act-on-ids.js';
 import { wholeNumber } from '../whole-number.js';
 
 export function registerDeadLetters(program: Command): void {
@@ -45,23 +44,12 @@ export function registerDeadLetters(program: Command): void {
       .command(verb)
       .description(description)
       .argument('<ids...>', 'dead letter ids')
-      .action(async (ids: string[]) => {
-        // All checked first: an id that is no uuid must not leave the letters before it done and those after it not.
-        const bad = ids.find((id) => !isUuid(id));
-        if (bad !== undefined) throw new WalflowError('config_invalid', `not a dead letter id (a uuid): ${bad}`);
-        const context = commandContext({ logToStdout: false });
-        await withDatabase(context, async (db) => {
-          for (const id of ids) {
-            if (verb === 'retry') {
-              const { outboxId } = await retryDeadLetter(db, id);
-              process.stdout.write(`retried ${id} as outbox row ${outboxId}\n`);
-            } else {
-              await discardDeadLetter(db, id);
-              process.stdout.write(`discarded ${id}\n`);
-            }
-            await recordAudit(db, { actor: context.operator, action: `dead_letter.${verb}`, target: id });
-          }
-        });
-      });
+      .action((ids: string[]) =>
+        actOnIds(ids, 'dead letter', `dead_letter.${verb}`, async (db, id) => {
+          if (verb === 'discard') return discardDeadLetter(db, id).then(() => `discarded ${id}`);
+          const { outboxId } = await retryDeadLetter(db, id);
+          return `retried ${id} as outbox row ${outboxId}`;
+        }),
+      );
   }
 }
