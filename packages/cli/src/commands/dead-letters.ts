@@ -1,7 +1,7 @@
 import { countDeadLetters, discardDeadLetter, listDeadLetters, retryDeadLetter } from '@walflow/executor';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
-import { actOnIds } from './act-on-ids.js';
+import { registerRetryAndDiscard } from './retry-and-discard.js';
 import { wholeNumber } from '../whole-number.js';
 
 export function registerDeadLetters(program: Command): void {
@@ -36,20 +36,13 @@ export function registerDeadLetters(program: Command): void {
       process.stdout.write(truncated);
     });
 
-  for (const [verb, description] of [
-    ['retry', 'put the rows back into the outbox, under their original ids'],
-    ['discard', 'close them without retrying'],
-  ] as const) {
-    letters
-      .command(verb)
-      .description(description)
-      .argument('<ids...>', 'dead letter ids')
-      .action((ids: string[]) =>
-        actOnIds(ids, 'dead letter', `dead_letter.${verb}`, async (db, id) => {
-          if (verb === 'discard') return discardDeadLetter(db, id).then(() => `discarded ${id}`);
-          const { outboxId } = await retryDeadLetter(db, id);
-          return `retried ${id} as outbox row ${outboxId}`;
-        }),
-      );
-  }
+  registerRetryAndDiscard(letters, {
+    noun: 'dead letter',
+    audit: 'dead_letter',
+    retry: {
+      description: 'put the rows back into the outbox, under their original ids',
+      act: async (db, id) => `retried ${id} as outbox row ${(await retryDeadLetter(db, id)).outboxId}`,
+    },
+    discard: { description: 'close them without retrying', act: (db, id) => discardDeadLetter(db, id).then(() => `discarded ${id}`) },
+  });
 }

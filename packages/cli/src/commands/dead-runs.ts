@@ -2,7 +2,7 @@ import { discardDeadRun, listDeadRuns, retryDeadRun } from '@walflow/server';
 import type { Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
 import { wholeNumber } from '../whole-number.js';
-import { actOnIds } from './act-on-ids.js';
+import { registerRetryAndDiscard } from './retry-and-discard.js';
 
 export function registerDeadRuns(program: Command): void {
   const runs = program.command('dead-runs').description('workflow runs that used up their attempts');
@@ -26,20 +26,16 @@ export function registerDeadRuns(program: Command): void {
       if (list.length === 0) process.stdout.write('no dead runs\n');
     });
 
-  for (const [verb, description] of [
-    ['retry', 'queue them again, with a fresh allowance of attempts; actions that succeeded are skipped'],
-    ['discard', 'close them without retrying (cancelled, keeping their last error)'],
-  ] as const) {
-    runs
-      .command(verb)
-      .description(description)
-      .argument('<ids...>', 'run ids')
-      .action((ids: string[]) =>
-        // Audited as the console audits them.
-        actOnIds(ids, 'run', `run.${verb}`, async (db, id) => {
-          await (verb === 'retry' ? retryDeadRun(db, id) : discardDeadRun(db, id));
-          return `${verb === 'retry' ? 'retried' : 'discarded'} ${id}`;
-        }),
-      );
-  }
+  registerRetryAndDiscard(runs, {
+    noun: 'run',
+    audit: 'run',
+    retry: {
+      description: 'queue them again, with a fresh allowance of attempts; actions that succeeded are skipped',
+      act: (db, id) => retryDeadRun(db, id).then(() => `retried ${id}`),
+    },
+    discard: {
+      description: 'close them without retrying (cancelled, keeping their last error)',
+      act: (db, id) => discardDeadRun(db, id).then(() => `discarded ${id}`),
+    },
+  });
 }

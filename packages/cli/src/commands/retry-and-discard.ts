@@ -1,0 +1,36 @@
+import { isUuid, WalflowError, type WalflowDatabase } from '@walflow/core';
+import { recordAudit } from '@walflow/server';
+import type { Command } from 'commander';
+import type { Kysely } from 'kysely';
+import { commandContext, withDatabase } from '../context.js';
+
+/** What one verb does to one row: its line of output. */
+interface Verb {
+  description: string;
+  act: (db: Kysely<WalflowDatabase>, id: string) => Promise<string>;
+}
+
+/**
+ * `<parent> retry|discard <ids…>` for rows an operator closes by id (dead letters, dead runs). Each id is acted
+ * on in turn, printed and audited as `<audit>.<verb>`, the console's names. Every id is checked to be a uuid
+ * first: an id that is not must not leave the rows before it done and those after it not.
+ */
+export function registerRetryAndDiscard(parent: Command, rows: { noun: string; audit: string; retry: Verb; discard: Verb }): void {
+  for (const verb of ['retry', 'discard'] as const) {
+    parent
+      .command(verb)
+      .description(rows[verb].description)
+      .argument('<ids...>', `${rows.noun} ids`)
+      .action(async (ids: string[]) => {
+        const bad = ids.find((id) => !isUuid(id));
+        if (bad !== undefined) throw new WalflowError('config_invalid', `not a ${rows.noun} id (a uuid): ${bad}`);
+        const context = commandContext({ logToStdout: false });
+        await withDatabase(context, async (db) => {
+          for (const id of ids) {
+            process.stdout.write(`${await rows[verb].act(db, id)}\n`);
+            await recordAudit(db, { actor: context.operator, action: `${rows.audit}.${verb}`, target: id });
+          }
+        });
+      });
+  }
+}
