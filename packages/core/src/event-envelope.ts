@@ -14,6 +14,8 @@ export interface EventMetadata {
   depth?: number;
   workflowId?: string;
   runId?: string;
+  /** The replay whose run emitted the chain's first caused event, carried down the chain. */
+  replayId?: string;
   [key: string]: unknown;
 }
 

@@ -90,3 +90,13 @@ export function chainOf(event: EventEnvelope): string {
   const correlation = event.metadata.correlationId;
   return typeof correlation === 'string' ? correlation : event.id;
 }
+
+/**
+ * The replay that started the event's chain, when a replay's run emitted its first caused event. Events caused
+ * further down carry it on (causalMetadata), although the runs between them are live: the loop guard then counts
+ * that replay's runs among the chain's (guard-state.ts, ranInChain).
+ */
+export function chainReplayOf(event: EventEnvelope): string | null {
+  const replay = event.metadata.replayId;
+  return typeof replay === 'string' && chainOf(event) !== event.id ? replay : null;
+}

@@ -1,6 +1,6 @@
 import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
 import { sql, type Transaction } from 'kysely';
-import type { Decision, GuardRequest, IndexedWorkflow } from './decide.js';
+import { chainReplayOf, type Decision, type GuardRequest, type IndexedWorkflow } from './decide.js';
 
 /**
  * Cooldowns and rate limits, kept in rows updated inside the dispatcher's transaction and counted in event
@@ -128,6 +128,9 @@ async function lockWindows(
  * Whether this workflow already ran in the event's causal chain for the same aggregate (A → B → A): a run whose
  * correlation id is the chain. A run of the chain's first event has that event's id as its correlation id and is
  * found through its event (the runs' unique key); the chain index holds only the others (migration 0030).
+ *
+ * A replay decides apart from live traffic: it counts its own runs only. Live dispatch counts live runs, and, in
+ * a chain a replay's run started, that replay's runs too: they are the chain's first steps.
  */
 export async function ranInChain(
   trx: Transaction<WalflowDatabase>,
@@ -136,7 +139,8 @@ export async function ranInChain(
   event: EventEnvelope,
   replayId: string | null = null,
 ): Promise<boolean> {
-  const sameReplayAndAggregate = sql`replay_id IS NOT DISTINCT FROM ${replayId}
+  const chainReplay = replayId === null ? chainReplayOf(event) : null;
+  const sameReplayAndAggregate = sql`(replay_id IS NOT DISTINCT FROM ${replayId} OR replay_id = ${chainReplay})
     AND aggregate_type IS NOT DISTINCT FROM ${event.aggregateType} AND aggregate_id IS NOT DISTINCT FROM ${event.aggregateId}`;
   const { rows } = await sql<{ ran: boolean }>`
     SELECT EXISTS (SELECT FROM walflow.workflow_runs

@@ -4,13 +4,13 @@ import { randomBytes } from 'node:crypto';
 import type { WalflowDatabase } from '@walflow/core';
 import { getWorkflowById } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
-import type { RunningWalflow } from '@walflow/server';
+import { replayRange, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { SMTPServer } from 'smtp-server';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, startTestWalflow } from './fixtures.js';
+import { applyTestWorkflow, silentLogger, startTestWalflow } from './fixtures.js';
 
 const database = useTestDatabase();
 const policy = { updateFields: ['crm_test.agents.lifetime_commission'] };
@@ -193,6 +193,35 @@ describe('guards', () => {
       SELECT (SELECT count(*) FROM walflow.workflow_runs WHERE tenant_id = ${tenant}) AS runs,
              (SELECT count(*) FROM walflow.events WHERE tenant_id = ${tenant}) AS events`.execute(db);
     expect(rows[0]).toEqual({ runs: '2', events: '3' });
+  });
+
+  it("stops an A → B → A chain that a replay's run started: the live runs count the replay's", async () => {
+    const tenant = 'replayed-chain';
+    const from = new Date(Date.now() - 60_000);
+    // Recorded before its workflows exist: only a replay fires A for it.
+    const first = await emit(db, { type: 'ping.a', tenantId: tenant, aggregateType: 'recruit', aggregateId: 'r1', payload: {} });
+    await waitFor('the first event to be recorded', () => db.selectFrom('walflow.events').select('id').where('id', '=', first).executeTakeFirst());
+    await applyTestWorkflow(db, { tenant, name: 'a', trigger: { event: 'ping.a' }, actions: [{ type: 'emit_event', event: 'ping.b' }] });
+    await applyTestWorkflow(db, { tenant, name: 'b', trigger: { event: 'ping.b' }, actions: [{ type: 'emit_event', event: 'ping.a' }] });
+    const replay = await replayRange({ db, logger: silentLogger, slotName: database.slotName, from, to: new Date(), tenantId: tenant, retentionDays: 30 });
+    expect(replay.runsQueued).toBe(1);
+
+    // A (replayed) emits ping.b; B (live) emits ping.a; A is blocked, although its only run in the chain is the replay's.
+    const blocked = await waitFor('the loop to be blocked', () =>
+      db.selectFrom('walflow.decisions').selectAll().where('tenant_id', '=', tenant).where('outcome', '=', 'loop_blocked').executeTakeFirst(),
+    );
+    const a = await db.selectFrom('walflow.workflows').select('id').where('tenant_id', '=', tenant).where('name', '=', 'a').executeTakeFirstOrThrow();
+    expect(blocked).toMatchObject({ workflow_id: a.id, replay_id: null });
+    expect(blocked.detail).toMatchObject({ correlationId: first, aggregateId: 'r1' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const runs = await db.selectFrom('walflow.workflow_runs as r').innerJoin('walflow.workflows as w', 'w.id', 'r.workflow_id')
+      .select(['w.name', 'r.replay_id']).where('r.tenant_id', '=', tenant).orderBy('r.created_at').execute();
+    expect(runs).toEqual([{ name: 'a', replay_id: replay.replayId }, { name: 'b', replay_id: null }]);
+    const caused = await db.selectFrom('walflow.events').select('metadata').where('tenant_id', '=', tenant).where('id', '<>', first).orderBy('committed_at').execute();
+    expect(caused.map((event) => event.metadata)).toEqual([
+      expect.objectContaining({ correlationId: first, depth: 1, replayId: replay.replayId }),
+      expect.objectContaining({ correlationId: first, depth: 2, replayId: replay.replayId }),
+    ]);
   });
 });
 

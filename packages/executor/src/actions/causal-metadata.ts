@@ -1,8 +1,12 @@
 import type { EventEnvelope, EventMetadata } from '@walflow/core';
-import { chainOf, eventDepth } from '../decide.js';
+import { chainOf, chainReplayOf, eventDepth } from '../decide.js';
 
-/** The metadata of an event a run emits: one step further down its cause's chain (and its replay, if any). */
+/**
+ * The metadata of an event a run emits: one step further down its cause's chain, and in the replay that started
+ * the chain, if any: the run's own replay, else the one its cause carries.
+ */
 export function causalMetadata(cause: EventEnvelope, workflowId: string, runId: string, replayId: string | null = null): EventMetadata {
+  const chainReplay = replayId ?? chainReplayOf(cause);
   return {
     actorId: cause.metadata.actorId,
     correlationId: chainOf(cause),
@@ -10,6 +14,6 @@ export function causalMetadata(cause: EventEnvelope, workflowId: string, runId: 
     depth: eventDepth(cause) + 1,
     workflowId,
     runId,
-    ...(replayId === null ? {} : { replayId }),
+    ...(chainReplay === null ? {} : { replayId: chainReplay }),
   };
 }
