@@ -39,7 +39,7 @@ export interface ReplayScope {
 }
 
 export interface ReplayResult {
-  decisions: { workflowId: string; workflow: string; outcome: string }[];
+  decisions: { workflowId: string; workflow: string; tenantId: string; outcome: string }[];
   runsQueued: number;
   /** Pairs (event, workflow) of the scope decided under the replay id before: they get nothing new. */
   alreadyDecided: number;
@@ -139,7 +139,7 @@ export class Dispatcher implements BatchDispatcher {
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
     const workflowOf = (pair: string): string => pair.slice(pair.indexOf('|') + 1);
     return {
-      decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, outcome: item.decision.outcome })),
+      decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, tenantId: item.workflow.tenantId, outcome: item.decision.outcome })),
       runsQueued,
       alreadyDecided: [...decided].filter((pair) => scope.workflowIds?.has(workflowOf(pair)) ?? true).length,
     };

@@ -60,7 +60,7 @@ export interface ReplaySummary {
   runsQueued: number;
   /** Pairs (event, workflow) decided under the replay id by an earlier run of it: skipped this time. */
   alreadyDecided: number;
-  /** Per workflow name: decision counts by outcome. */
+  /** Per workflow name (with its tenant where tenants share the name): decision counts by outcome. */
   workflows: Record<string, Record<string, number>>;
   /** With toSink: messages JetStream stored, and those it already had from the same replay id. */
   sink?: { stream: string; published: number; duplicates: number };
@@ -97,6 +97,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   const summary: ReplaySummary = { replayId, dryRun: options.dryRun ?? false, events: 0, runsQueued: 0, alreadyDecided: 0, workflows: {} };
   const dispatcher = new Dispatcher({ db, slotName: options.slotName, logger: options.logger, maxDepth: options.maxDepth });
   const total = await countEvents(db, options);
+  const decisionCounts = new Map<string, WorkflowDecisionCounts>();
 
   const replayPages = async (trx: Transaction<WalflowDatabase> | null, scope: Pick<ReplayScope, 'workflowIds' | 'candidates'>): Promise<void> => {
     options.signal?.throwIfAborted();
@@ -109,8 +110,9 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       summary.runsQueued += result.runsQueued;
       summary.alreadyDecided += result.alreadyDecided;
       for (const decision of result.decisions) {
-        const counts = (summary.workflows[decision.workflow] ??= {});
-        counts[decision.outcome] = (counts[decision.outcome] ?? 0) + 1;
+        let counted = decisionCounts.get(decision.workflowId);
+        if (counted === undefined) decisionCounts.set(decision.workflowId, (counted = { name: decision.workflow, tenantId: decision.tenantId, outcomes: {} }));
+        counted.outcomes[decision.outcome] = (counted.outcomes[decision.outcome] ?? 0) + 1;
       }
       options.onProgress?.(summary.events, total);
     }
@@ -135,7 +137,23 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   } else {
     await replayPages(null, { workflowIds: workflowScope });
   }
+  summary.workflows = byWorkflowLabel([...decisionCounts.values()]);
   return summary;
+}
+
+interface WorkflowDecisionCounts {
+  name: string;
+  tenantId: string;
+  outcomes: Record<string, number>;
+}
+
+/** Counts keyed by workflow name; a name that workflows of several tenants share is told apart by its tenant. */
+function byWorkflowLabel(workflows: WorkflowDecisionCounts[]): Record<string, Record<string, number>> {
+  const tenantsOfName = new Map<string, number>();
+  for (const workflow of workflows) tenantsOfName.set(workflow.name, (tenantsOfName.get(workflow.name) ?? 0) + 1);
+  return Object.fromEntries(
+    workflows.map((workflow) => [(tenantsOfName.get(workflow.name) ?? 0) > 1 ? `${workflow.name} (tenant ${workflow.tenantId})` : workflow.name, workflow.outcomes]),
+  );
 }
 
 /**

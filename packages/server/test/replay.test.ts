@@ -220,4 +220,13 @@ describe('replay', () => {
     await expect(replayRange(options({ from: new Date(Date.now() - 40 * 86_400_000) }))).rejects.toThrow(/no longer kept/);
     await expect(replayRange(options({ workflowDefinition: {} }))).rejects.toThrow(/only in a dry run/);
   });
+
+  it('counts same-named workflows of two tenants apart, naming the tenant only where names meet', async () => {
+    const twin = (tenantId: string, n: number): EventEnvelope => ({ ...events[0]!, id: randomUUID(), tenantId, committedAt: minute(n).toISOString(), commitLsn: parseLsn(`0/${(0x2000 + n).toString(16)}`) });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [twin('replay', 10), twin('replay-twin', 11)], parked: [], checkpoint: null });
+    await applyTestWorkflow(db, { tenant: 'replay-twin', name: 'approved', trigger: { event: 'policy.*' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const range = { from: minute(10), to: minute(12), dryRun: true };
+    expect((await replayRange(options(range))).workflows).toEqual({ 'approved (tenant replay)': { fired: 1 }, 'approved (tenant replay-twin)': { fired: 1 } });
+    expect((await replayRange(options({ ...range, tenantId: 'replay-twin' }))).workflows).toEqual({ approved: { fired: 1 } });
+  });
 });
