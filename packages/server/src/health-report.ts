@@ -72,6 +72,10 @@ interface DatabaseRow {
 
 const RANK: Record<HealthState, number> = { ok: 0, degraded: 1, down: 2 };
 
+/** What an operator does about a check that is not ok, where its message alone would not say. */
+const CONSUMER_BEHIND = 'the consumer is stopped or behind: see the consumer check, or walflow status';
+const DEAD_RUNS_REMEDY = 'walflow dead-runs list, then retry or discard them once their cause is fixed';
+
 /** The checks of the run backlog, which row security can narrow to a tenant; the others are of the shared pipeline. */
 export const RUN_CHECKS: ReadonlySet<HealthCheck['name']> = new Set(['oldest_queued_run', 'dead_runs']);
 
@@ -116,8 +120,8 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
   if (consumer !== undefined) checks.push(consumerCheck(consumer));
   checks.push(slotCheck(slotName, slotRow));
   checks.push(
-    levelCheck('lag_seconds', lag.seconds, thresholds.lagSecondsDegraded, thresholds.lagSecondsDown, (v) => `oldest unrecorded outbox row is ${v.toFixed(1)} s old`),
-    levelCheck('lag_bytes', lag.bytes, thresholds.lagBytesDegraded, thresholds.lagBytesDown, (v) => `slot is ${formatBytes(v)} behind the current WAL position`),
+    levelCheck('lag_seconds', lag.seconds, thresholds.lagSecondsDegraded, thresholds.lagSecondsDown, (v) => `oldest unrecorded outbox row is ${v.toFixed(1)} s old`, CONSUMER_BEHIND),
+    levelCheck('lag_bytes', lag.bytes, thresholds.lagBytesDegraded, thresholds.lagBytesDown, (v) => `slot is ${formatBytes(v)} behind the current WAL position`, CONSUMER_BEHIND),
     ...runChecks(runs, thresholds),
   );
   const sink = options.sink === undefined ? undefined : await sinkHealth(db, options.sink, thresholds);
@@ -140,8 +144,19 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
 /** The run backlog judged against the thresholds: the checks named in RUN_CHECKS. */
 export function runChecks(runs: { dead: number; oldestQueuedSeconds: number }, thresholds: HealthThresholds): HealthCheck[] {
   return [
-    levelCheck('oldest_queued_run', runs.oldestQueuedSeconds, thresholds.queuedSecondsDegraded, Infinity, (v) => `oldest runnable queued run waits ${v.toFixed(1)} s`),
-    { name: 'dead_runs', state: runs.dead >= thresholds.deadRunsDegraded ? 'degraded' : 'ok', message: `${runs.dead} dead run${runs.dead === 1 ? '' : 's'}` },
+    levelCheck(
+      'oldest_queued_run',
+      runs.oldestQueuedSeconds,
+      thresholds.queuedSecondsDegraded,
+      Infinity,
+      (v) => `oldest runnable queued run waits ${v.toFixed(1)} s`,
+      'workers are stopped or behind: check the processes of role worker or all, or start more',
+    ),
+    {
+      name: 'dead_runs',
+      state: runs.dead >= thresholds.deadRunsDegraded ? 'degraded' : 'ok',
+      message: `${runs.dead} dead run${runs.dead === 1 ? '' : 's'}${runs.dead >= thresholds.deadRunsDegraded ? `: ${DEAD_RUNS_REMEDY}` : ''}`,
+    },
   ];
 }
 
@@ -161,14 +176,16 @@ function slotCheck(slotName: string, slot: SlotRow | undefined): HealthCheck {
   if (slot === undefined) return { name: 'slot', state: 'down', message: `replication slot ${slotName} is missing: run walflow repair` };
   if (slot.wal_status === 'lost') return { name: 'slot', state: 'down', message: `replication slot ${slotName} was invalidated (wal_status lost): run walflow repair` };
   // 'unreserved': the next checkpoint may remove WAL the slot still needs.
-  if (slot.wal_status === 'unreserved') return { name: 'slot', state: 'degraded', message: `replication slot ${slotName} is about to lose WAL it needs (wal_status unreserved)` };
+  if (slot.wal_status === 'unreserved') return { name: 'slot', state: 'degraded', message: `replication slot ${slotName} is about to lose WAL it needs (wal_status unreserved): let the consumer catch up, or raise max_slot_wal_keep_size` };
   return { name: 'slot', state: 'ok', message: `replication slot ${slotName} is ${slot.active ? 'active' : 'inactive'} (wal_status ${slot.wal_status ?? 'unknown'})` };
 }
 
-function levelCheck(name: HealthCheck['name'], value: number, degraded: number, down: number, describe: (value: number) => string): HealthCheck {
+/** A measure judged against its thresholds; past one, its message also says what to do. */
+function levelCheck(name: HealthCheck['name'], value: number, degraded: number, down: number, describe: (value: number) => string, remedy: string): HealthCheck {
   const state: HealthState = value > down ? 'down' : value > degraded ? 'degraded' : 'ok';
-  return { name, state, message: describe(value) };
+  return { name, state, message: state === 'ok' ? describe(value) : `${describe(value)}: ${remedy}` };
 }
+
 
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

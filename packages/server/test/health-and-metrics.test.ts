@@ -45,13 +45,16 @@ describe('health report and metrics', () => {
     expect(stopped.lag.seconds).toBeGreaterThan(1);
     expect(stopped.lag.retainedBytes).toBeGreaterThanOrEqual(stopped.lag.bytes);
     expect(stopped.status).toBe('ok');
+    expect(check(stopped, 'lag_seconds')?.message).toMatch(/^oldest unrecorded outbox row is [\d.]+ s old$/);
 
     const degraded = await computeHealth(db, { slotName: database.slotName, thresholds: { ...defaults, lagSecondsDegraded: 0 } });
     expect(degraded.status).toBe('degraded');
     expect(check(degraded, 'lag_seconds')?.state).toBe('degraded');
+    expect(check(degraded, 'lag_seconds')?.message).toMatch(/s old: the consumer is stopped or behind: see the consumer check/);
     const down = await computeHealth(db, { slotName: database.slotName, thresholds: { ...defaults, lagSecondsDegraded: 0, lagSecondsDown: 0, lagBytesDown: 0 } });
     expect(down.status).toBe('down');
     expect(check(down, 'lag_bytes')?.state).toBe('down');
+    expect(check(down, 'lag_bytes')?.message).toMatch(/behind the current WAL position: the consumer is stopped or behind/);
     const missing = await computeHealth(db, { slotName: 'no_such_slot', thresholds: defaults });
     expect(missing).toMatchObject({ status: 'down', slot: null, lag: { bytes: 0 } });
     expect(check(missing, 'slot')?.message).toContain('walflow repair');
@@ -75,6 +78,8 @@ describe('health report and metrics', () => {
     });
     expect(health.status).toBe('degraded');
     expect(check(health, 'oldest_queued_run')?.state).toBe('degraded');
+    expect(check(health, 'oldest_queued_run')?.message).toMatch(/s: workers are stopped or behind/);
+    expect(check(health, 'dead_runs')?.message).toBe('0 dead runs');
     expect(health.slot).toMatchObject({ name: database.slotName, active: true });
     expect(health.lag.seconds).toBe(0);
     expect((await get('/readyz')).status).toBe(200);
