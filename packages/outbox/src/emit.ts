@@ -18,8 +18,8 @@ export async function emit(writer: OutboxWriter, event: EmitEvent): Promise<stri
 }
 
 /**
- * Writes several events, several thousand to a statement; returns their ids in order. Every event is checked
- * before any is written.
+ * Writes several events, any number, in one statement; returns their ids in order. Every event is checked
+ * before any is written, and like emit it never opens a transaction.
  */
 export async function emitMany(writer: OutboxWriter, events: readonly EmitEvent[]): Promise<string[]> {
   return insertOutboxRows(writer, events.map((event) => toOutboxRow(event, { actorId: event.actorId })));

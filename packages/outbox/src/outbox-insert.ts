@@ -4,32 +4,29 @@ import { isKysely, type OutboxWriter } from './outbox-writer.js';
 
 /** The protocol counts a statement's parameters in 16 bits: beyond this, PostgreSQL refuses it (08P01). */
 const MAX_PARAMETERS = 65_535;
-/** The most parameters one row binds: the columns of insertStatement's tuple. */
+/** The most parameters one row binds: the columns of rowsStatement's tuple. */
 const PARAMETERS_PER_ROW = 7;
 const ROWS_PER_STATEMENT = Math.floor(MAX_PARAMETERS / PARAMETERS_PER_ROW);
 
 /**
+ * Every row in ONE statement, so that the rows commit or roll back together on any writer: with the caller's
+ * transaction, and also through a Kysely instance or a pg client that is not in one, or through
+ * `db.connection()` inside a `BEGIN` the caller sent (no statement of emit's may commit or end it).
+ *
  * The SQL text is built by hand, not compiled by Kysely: emit sits in the application's hottest transactions,
- * where the per-call compile and RETURNING showed in `pnpm bench` (write overhead). One statement for up to
- * ROWS_PER_STATEMENT rows, the next ones in the statements after it, on the same writer: inside the caller's
- * transaction, they commit or roll back together. A row without a tenant takes the column default. No RETURNING:
- * the ids are made by toOutboxRow, so the row is never read back, and for walflow_app the SELECT policy (a
- * SECURITY DEFINER lookup per row, about 60 µs) no longer runs.
+ * where the per-call compile and RETURNING showed in `pnpm bench` (write overhead). No RETURNING: the ids are
+ * made by toOutboxRow, so the row is never read back, and for walflow_app the SELECT policy (a SECURITY DEFINER
+ * lookup per row, about 60 µs) no longer runs.
  */
 export async function insertOutboxRows(writer: OutboxWriter, rows: readonly OutboxRow[]): Promise<string[]> {
-  // Several statements through a Kysely instance would each commit on their own: they share a transaction.
-  if (rows.length > ROWS_PER_STATEMENT && isKysely(writer) && !writer.isTransaction) {
-    return writer.transaction().execute((trx) => insertOutboxRows(trx, rows));
-  }
-  for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
-    const { text, values } = insertStatement(rows.slice(start, start + ROWS_PER_STATEMENT));
-    if (isKysely(writer)) await writer.executeQuery(CompiledQuery.raw(text, values));
-    else await writer.query(text, values);
-  }
+  const { text, values } = rows.length <= ROWS_PER_STATEMENT ? rowsStatement(rows) : jsonArrayStatement(rows);
+  if (isKysely(writer)) await writer.executeQuery(CompiledQuery.raw(text, values));
+  else await writer.query(text, values);
   return rows.map((row) => row.id);
 }
 
-function insertStatement(rows: readonly OutboxRow[]): { text: string; values: unknown[] } {
+/** A parameter per value: the cheapest for the one event of nearly every emit. A row without a tenant takes the column default. */
+function rowsStatement(rows: readonly OutboxRow[]): { text: string; values: unknown[] } {
   const values: unknown[] = [];
   const parameter = (value: unknown): string => {
     values.push(value);
@@ -41,4 +38,18 @@ function insertStatement(rows: readonly OutboxRow[]): { text: string; values: un
   });
   const text = `INSERT INTO walflow.outbox (id, event_type, aggregate_type, aggregate_id, payload, metadata, tenant_id) VALUES ${tuples.join(', ')}`;
   return { text, values };
+}
+
+/**
+ * Beyond ROWS_PER_STATEMENT rows, one parameter: the rows as a JSON array of arrays, inserted in their order.
+ * Payload and metadata travel as the JSON text they were checked as. A row without a tenant takes the session's
+ * walflow.tenant_id, else 'default': the column default (migration 0005), which INSERT … SELECT cannot name per row.
+ */
+function jsonArrayStatement(rows: readonly OutboxRow[]): { text: string; values: unknown[] } {
+  const array = rows.map((row) => [row.id, row.event_type, row.aggregate_type, row.aggregate_id, row.payload, row.metadata, row.tenant_id ?? null]);
+  const text = `INSERT INTO walflow.outbox (id, event_type, aggregate_type, aggregate_id, payload, metadata, tenant_id)
+    SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, (r->>4)::jsonb, (r->>5)::jsonb,
+           coalesce(r->>6, nullif(current_setting('walflow.tenant_id', true), ''), 'default')
+      FROM json_array_elements($1::json) WITH ORDINALITY AS row_list(r, n) ORDER BY n`;
+  return { text, values: [JSON.stringify(array)] };
 }

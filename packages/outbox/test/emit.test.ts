@@ -268,6 +268,36 @@ describe('emitMany of many events', () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
   });
 
+  it('writes them in one statement: they roll back with a BEGIN the caller sent on a connection of its own', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const events = Array.from({ length: 12_000 }, (_, n) => ({ type: 'policy.approved', payload: { n } }));
+    await db.connection().execute(async (connection) => {
+      await sql`BEGIN`.execute(connection);
+      await emitMany(connection, events);
+      await sql`ROLLBACK`.execute(connection);
+    });
+    expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('keeps their order, and takes the session tenant for those without one, past one statement’s parameters', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query("SET walflow.tenant_id = 't6'");
+      const events = Array.from({ length: 12_000 }, (_, n) => ({ type: 'policy.approved', ...(n % 2 === 0 ? { tenantId: 't5' } : {}), payload: { n, text: 'quote " backslash \\ é 😀', amount: 0.1 } }));
+      const ids = await emitMany(client, events);
+      const { rows } = await sql<{ id: string; tenant_id: string; n: number; text: string; amount: string }>`
+        SELECT id, tenant_id, (payload->>'n')::int AS n, payload->>'text' AS text, payload->>'amount' AS amount FROM walflow.outbox ORDER BY ctid`.execute(db);
+      expect(rows.map((row) => row.id)).toEqual(ids);
+      expect(rows.every((row, n) => row.n === n && row.tenant_id === (n % 2 === 0 ? 't5' : 't6'))).toBe(true);
+      expect(rows[0]).toMatchObject({ text: 'quote " backslash \\ é 😀', amount: '0.1' });
+    } finally {
+      await client.end();
+      await sql`DELETE FROM walflow.outbox`.execute(db);
+    }
+  });
+
   it('writes them all or none through a Kysely instance too, whose statements would otherwise commit one by one', async () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
     // The last event, in the second statement, fails in the database.
