@@ -49,6 +49,11 @@ export interface ReplayOptions {
    * a replay keeps the pages it committed, and running it again goes on from there (its id skips them).
    */
   signal?: AbortSignal | undefined;
+  /**
+   * A dry run's statements are cancelled once they run this long (the console's backtest): the signal stops a
+   * replay between pages only, and one statement, such as the count of a long range, can outlast it.
+   */
+  statementTimeoutMs?: number | undefined;
   /** Re-publish the range to this JetStream sink instead of running workflows; message ids carry the replay id. */
   toSink?: NatsSinkSettings | undefined;
 }
@@ -96,7 +101,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   if (options.toSink !== undefined) return replayToSink(options, options.toSink, replayId);
   const summary: ReplaySummary = { replayId, dryRun: options.dryRun ?? false, events: 0, runsQueued: 0, alreadyDecided: 0, workflows: {} };
   const dispatcher = new Dispatcher({ db, slotName: options.slotName, logger: options.logger, maxDepth: options.maxDepth });
-  const total = await countEvents(db, options);
+  let total = 0;
   const decisionCounts = new Map<string, WorkflowDecisionCounts>();
 
   const replayPages = async (trx: Transaction<WalflowDatabase> | null, scope: Pick<ReplayScope, 'workflowIds' | 'candidates'>): Promise<void> => {
@@ -122,6 +127,8 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
     await db
       .transaction()
       .execute(async (trx) => {
+        if (options.statementTimeoutMs !== undefined) await sql`SELECT set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(trx);
+        total = await countEvents(trx, options);
         if (options.workflowDefinition === undefined) {
           await replayPages(trx, { workflowIds: workflowScope });
         } else {
@@ -135,6 +142,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       });
     summary.runsQueued = 0;
   } else {
+    total = await countEvents(db, options);
     await replayPages(null, { workflowIds: workflowScope });
   }
   summary.workflows = byWorkflowLabel([...decisionCounts.values()]);

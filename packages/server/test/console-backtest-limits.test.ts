@@ -60,6 +60,19 @@ describe('a console backtest', () => {
     expect(response.text).not.toContain('events replayed');
   });
 
+  it('stops a statement that outlasts its time limit, not only at the next page', async () => {
+    let answer: Promise<{ status: number; text: string }> | undefined;
+    let answered: { status: number; text: string } | 'still waiting' = 'still waiting';
+    await withBacktestHeld(
+      () => (answer = client.request('/console/workflows/backtest', { form: backtestForm, headers: { authorization: `Bearer ${CONSOLE_TOKEN}` } })),
+      // The event log stays locked meanwhile: only a cancelled statement lets the backtest answer.
+      async () => {
+        answered = await Promise.race([answer!, sleep(TIME_LIMIT_MS * 4).then(() => 'still waiting' as const)]);
+      },
+    );
+    expect(answered).toMatchObject({ status: 503, text: expect.stringContaining('the backtest was stopped after 1 s') });
+  });
+
   it('stops when its client leaves', async () => {
     const leaving = new AbortController();
     const body = new URLSearchParams(backtestForm);

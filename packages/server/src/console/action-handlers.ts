@@ -1,4 +1,4 @@
-import { isUuid, isWalflowError, type WalflowDatabase } from '@walflow/core';
+import { isUuid, isWalflowError, SqlState, sqlStateOf, type WalflowDatabase } from '@walflow/core';
 import { discardDeadLetter, retryDeadLetter, setWorkflowStatus } from '@walflow/executor';
 import type { Kysely } from 'kysely';
 import { recordAudit } from '../audit.js';
@@ -137,16 +137,18 @@ export async function runBacktest(context: ConsoleContext, request: ConsoleReque
       maxDepth: config.maxDepth,
       retentionDays: config.retentionDays,
       signal: AbortSignal.any([clientLeft.signal, timeLimit, context.closing]),
+      statementTimeoutMs: config.consoleBacktestTimeoutMs,
     });
     await showWorkflows(context, request, { input, result });
   } catch (error) {
     if (clientLeft.signal.aborted && !request.response.writableEnded) return logger.info({ from: input.from, to: input.to }, 'console backtest stopped: its client left');
-    const notice = timeLimit.aborted
+    const stoppedByTime = timeLimit.aborted || sqlStateOf(error) === SqlState.queryCanceled;
+    const notice = stoppedByTime
       ? `the backtest was stopped after ${config.consoleBacktestTimeoutMs / 1000} s (WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS): backtest a shorter range, one event type or one workflow`
       : isWalflowError(error, 'config_invalid') || isWalflowError(error, 'not_found')
         ? error.message
         : undefined;
     if (notice === undefined) throw error;
-    await showWorkflows(context, { ...request, notice: { kind: 'error', text: notice } }, { input }, timeLimit.aborted ? 503 : 400);
+    await showWorkflows(context, { ...request, notice: { kind: 'error', text: notice } }, { input }, stoppedByTime ? 503 : 400);
   }
 }
