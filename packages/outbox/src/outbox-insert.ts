@@ -1,3 +1,4 @@
+import { WalflowError } from '@walflow/core';
 import { CompiledQuery } from 'kysely';
 import type { OutboxRow } from './outbox-row.js';
 import { isKysely, type OutboxWriter } from './outbox-writer.js';
@@ -7,6 +8,12 @@ const MAX_PARAMETERS = 65_535;
 /** The most parameters one row binds: the columns of rowsStatement's tuple. */
 const PARAMETERS_PER_ROW = 7;
 const ROWS_PER_STATEMENT = Math.floor(MAX_PARAMETERS / PARAMETERS_PER_ROW);
+/**
+ * The most characters of payload and metadata one JSON-array statement takes. PostgreSQL reads a message of at
+ * most 1 GB, and V8 makes strings of at most 2^29 characters; escaping can double the text and UTF-8 take three
+ * bytes a character, so this keeps well inside both.
+ */
+const MAX_STATEMENT_CHARACTERS = 128 * 1024 * 1024;
 
 /**
  * Every row in ONE statement, so that the rows commit or roll back together on any writer: with the caller's
@@ -46,6 +53,13 @@ function rowsStatement(rows: readonly OutboxRow[]): { text: string; values: unkn
  * walflow.tenant_id, else 'default': the column default (migration 0005), which INSERT … SELECT cannot name per row.
  */
 function jsonArrayStatement(rows: readonly OutboxRow[]): { text: string; values: unknown[] } {
+  const characters = rows.reduce((sum, row) => sum + row.payload.length + row.metadata.length, 0);
+  if (characters > MAX_STATEMENT_CHARACTERS) {
+    throw new WalflowError(
+      'payload_invalid',
+      `emitMany of ${rows.length} events holds ${characters} characters of payload and metadata, more than one statement takes (${MAX_STATEMENT_CHARACTERS}): emit them in several calls inside your transaction`,
+    );
+  }
   const array = rows.map((row) => [row.id, row.event_type, row.aggregate_type, row.aggregate_id, row.payload, row.metadata, row.tenant_id ?? null]);
   const text = `INSERT INTO walflow.outbox (id, event_type, aggregate_type, aggregate_id, payload, metadata, tenant_id)
     SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, (r->>4)::jsonb, (r->>5)::jsonb,

@@ -281,6 +281,11 @@ describe('emitMany of many events', () => {
 
   it('keeps their order, and takes the session tenant for those without one, past one statement’s parameters', async () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
+    // A row trigger numbers the rows in the order the statement inserts them, the order the WAL holds them in.
+    await sql`CREATE TABLE public.insert_order (seq bigserial, id uuid)`.execute(db);
+    await sql`CREATE FUNCTION public.note_insert_order() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO public.insert_order (id) VALUES (NEW.id); RETURN NEW; END $$`.execute(db);
+    await sql`CREATE TRIGGER note_insert_order AFTER INSERT ON walflow.outbox FOR EACH ROW EXECUTE FUNCTION public.note_insert_order()`.execute(db);
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
@@ -288,14 +293,32 @@ describe('emitMany of many events', () => {
       const events = Array.from({ length: 12_000 }, (_, n) => ({ type: 'policy.approved', ...(n % 2 === 0 ? { tenantId: 't5' } : {}), payload: { n, text: 'quote " backslash \\ é 😀', amount: 0.1 } }));
       const ids = await emitMany(client, events);
       const { rows } = await sql<{ id: string; tenant_id: string; n: number; text: string; amount: string }>`
-        SELECT id, tenant_id, (payload->>'n')::int AS n, payload->>'text' AS text, payload->>'amount' AS amount FROM walflow.outbox ORDER BY ctid`.execute(db);
+        SELECT id, tenant_id, (payload->>'n')::int AS n, payload->>'text' AS text, payload->>'amount' AS amount FROM walflow.outbox ORDER BY n`.execute(db);
       expect(rows.map((row) => row.id)).toEqual(ids);
       expect(rows.every((row, n) => row.n === n && row.tenant_id === (n % 2 === 0 ? 't5' : 't6'))).toBe(true);
       expect(rows[0]).toMatchObject({ text: 'quote " backslash \\ é 😀', amount: '0.1' });
+      const inserted = await sql<{ id: string }>`SELECT id FROM public.insert_order ORDER BY seq`.execute(db);
+      expect(inserted.rows.map((row) => row.id)).toEqual(ids);
     } finally {
       await client.end();
+      await sql`DROP TRIGGER note_insert_order ON walflow.outbox`.execute(db);
+      await sql`DROP FUNCTION public.note_insert_order()`.execute(db);
+      await sql`DROP TABLE public.insert_order`.execute(db);
       await sql`DELETE FROM walflow.outbox`.execute(db);
     }
+  });
+
+  it('refuses, writing nothing, more than one statement takes, and takes the default tenant without a session tenant', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const large = 'x'.repeat(14_000);
+    const tooMany = Array.from({ length: 10_000 }, (_, n) => ({ type: 'policy.approved', payload: { n, large } }));
+    await expect(emitMany(db, tooMany)).rejects.toMatchObject({ code: 'payload_invalid', message: expect.stringMatching(/more than one statement takes .*several calls inside your transaction/) });
+    expect(await outboxRows()).toHaveLength(0);
+    const ids = await emitMany(db, tooMany.slice(0, 9_500).map((event) => ({ ...event, payload: { n: event.payload.n } })));
+    const { rows } = await sql<{ tenant_id: string }>`SELECT DISTINCT tenant_id FROM walflow.outbox`.execute(db);
+    expect(rows).toEqual([{ tenant_id: 'default' }]);
+    expect(ids).toHaveLength(9_500);
+    await sql`DELETE FROM walflow.outbox`.execute(db);
   });
 
   it('writes them all or none through a Kysely instance too, whose statements would otherwise commit one by one', async () => {

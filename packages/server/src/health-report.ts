@@ -186,7 +186,6 @@ function levelCheck(name: HealthCheck['name'], value: number, degraded: number, 
   return { name, state, message: state === 'ok' ? describe(value) : `${describe(value)}: ${remedy}` };
 }
 
-
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
