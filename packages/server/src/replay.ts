@@ -50,10 +50,10 @@ export interface ReplayOptions {
    */
   signal?: AbortSignal | undefined;
   /**
-   * A dry run's statements are cancelled once they run this long (the console's backtest): the signal stops a
+   * A dry run's statements are cancelled once this instant passes (the console's backtest): the signal stops a
    * replay between pages only, and one statement, such as the count of a long range, can outlast it.
    */
-  statementTimeoutMs?: number | undefined;
+  statementDeadline?: Date | undefined;
   /** Re-publish the range to this JetStream sink instead of running workflows; message ids carry the replay id. */
   toSink?: NatsSinkSettings | undefined;
 }
@@ -104,6 +104,12 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   let total = 0;
   const decisionCounts = new Map<string, WorkflowDecisionCounts>();
 
+  // Before each page of a dry run: its statements may run for the time left, not the whole time again.
+  const boundStatements = async (trx: Transaction<WalflowDatabase>): Promise<void> => {
+    if (options.statementDeadline === undefined) return;
+    const left = Math.max(1, options.statementDeadline.getTime() - Date.now());
+    await sql`SELECT set_config('statement_timeout', ${String(left)}, true)`.execute(trx);
+  };
   const replayPages = async (trx: Transaction<WalflowDatabase> | null, scope: Pick<ReplayScope, 'workflowIds' | 'candidates'>): Promise<void> => {
     options.signal?.throwIfAborted();
     for await (const page of pagesOf(trx ?? db, options)) {
@@ -115,11 +121,14 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       summary.runsQueued += result.runsQueued;
       summary.alreadyDecided += result.alreadyDecided;
       for (const decision of result.decisions) {
-        let counted = decisionCounts.get(decision.workflowId);
-        if (counted === undefined) decisionCounts.set(decision.workflowId, (counted = { name: decision.workflow, tenantId: decision.tenantId, outcomes: {} }));
+        // By tenant and name: a workflow deleted and applied again meanwhile counts as the one it replaced.
+        const key = JSON.stringify([decision.tenantId, decision.workflow]);
+        let counted = decisionCounts.get(key);
+        if (counted === undefined) decisionCounts.set(key, (counted = { name: decision.workflow, tenantId: decision.tenantId, outcomes: {} }));
         counted.outcomes[decision.outcome] = (counted.outcomes[decision.outcome] ?? 0) + 1;
       }
       options.onProgress?.(summary.events, total);
+      if (trx) await boundStatements(trx);
     }
   };
 
@@ -127,7 +136,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
     await db
       .transaction()
       .execute(async (trx) => {
-        if (options.statementTimeoutMs !== undefined) await sql`SELECT set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(trx);
+        await boundStatements(trx);
         total = await countEvents(trx, options);
         if (options.workflowDefinition === undefined) {
           await replayPages(trx, { workflowIds: workflowScope });
@@ -155,13 +164,22 @@ interface WorkflowDecisionCounts {
   outcomes: Record<string, number>;
 }
 
-/** Counts keyed by workflow name; a name that workflows of several tenants share is told apart by its tenant. */
+/**
+ * Counts keyed by workflow name; a name that workflows of several tenants share is told apart by its tenant. Counts
+ * whose labels still meet (a workflow named like another's label) are added up rather than one dropped.
+ */
 function byWorkflowLabel(workflows: WorkflowDecisionCounts[]): Record<string, Record<string, number>> {
   const tenantsOfName = new Map<string, number>();
   for (const workflow of workflows) tenantsOfName.set(workflow.name, (tenantsOfName.get(workflow.name) ?? 0) + 1);
-  return Object.fromEntries(
-    workflows.map((workflow) => [(tenantsOfName.get(workflow.name) ?? 0) > 1 ? `${workflow.name} (tenant ${workflow.tenantId})` : workflow.name, workflow.outcomes]),
-  );
+  // A Map, not an object literal: a workflow may be named `__proto__`.
+  const labelled = new Map<string, Record<string, number>>();
+  for (const workflow of workflows) {
+    const label = (tenantsOfName.get(workflow.name) ?? 0) > 1 ? `${workflow.name} (tenant ${workflow.tenantId})` : workflow.name;
+    const counts = labelled.get(label);
+    if (counts === undefined) labelled.set(label, { ...workflow.outcomes });
+    else for (const [outcome, count] of Object.entries(workflow.outcomes)) counts[outcome] = (counts[outcome] ?? 0) + count;
+  }
+  return Object.fromEntries(labelled);
 }
 
 /**

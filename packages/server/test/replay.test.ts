@@ -227,6 +227,9 @@ describe('replay', () => {
     await applyTestWorkflow(db, { tenant: 'replay-twin', name: 'approved', trigger: { event: 'policy.*' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
     const range = { from: minute(10), to: minute(12), dryRun: true };
     expect((await replayRange(options(range))).workflows).toEqual({ 'approved (tenant replay)': { fired: 1 }, 'approved (tenant replay-twin)': { fired: 1 } });
+    // A workflow named like another's label: their counts add up, none is dropped.
+    await applyTestWorkflow(db, { tenant: 'replay', name: 'approved (tenant replay-twin)', trigger: { event: 'policy.*' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    expect((await replayRange(options(range))).workflows).toEqual({ 'approved (tenant replay)': { fired: 1 }, 'approved (tenant replay-twin)': { fired: 2 } });
     expect((await replayRange(options({ ...range, tenantId: 'replay-twin' }))).workflows).toEqual({ approved: { fired: 1 } });
   });
 });

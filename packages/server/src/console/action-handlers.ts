@@ -121,6 +121,7 @@ export async function runBacktest(context: ConsoleContext, request: ConsoleReque
   const clientLeft = new AbortController();
   request.response.once('close', () => clientLeft.abort());
   const timeLimit = AbortSignal.timeout(config.consoleBacktestTimeoutMs);
+  const deadline = new Date(Date.now() + config.consoleBacktestTimeoutMs);
   try {
     const result = await replayRange({
       db: context.db,
@@ -137,12 +138,13 @@ export async function runBacktest(context: ConsoleContext, request: ConsoleReque
       maxDepth: config.maxDepth,
       retentionDays: config.retentionDays,
       signal: AbortSignal.any([clientLeft.signal, timeLimit, context.closing]),
-      statementTimeoutMs: config.consoleBacktestTimeoutMs,
+      statementDeadline: deadline,
     });
     await showWorkflows(context, request, { input, result });
   } catch (error) {
     if (clientLeft.signal.aborted && !request.response.writableEnded) return logger.info({ from: input.from, to: input.to }, 'console backtest stopped: its client left');
-    const stoppedByTime = timeLimit.aborted || sqlStateOf(error) === SqlState.queryCanceled;
+    // A statement cancelled at the deadline may answer before the timer that aborts the signal has run.
+    const stoppedByTime = timeLimit.aborted || (sqlStateOf(error) === SqlState.queryCanceled && Date.now() >= deadline.getTime());
     const notice = stoppedByTime
       ? `the backtest was stopped after ${config.consoleBacktestTimeoutMs / 1000} s (WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS): backtest a shorter range, one event type or one workflow`
       : isWalflowError(error, 'config_invalid') || isWalflowError(error, 'not_found')
