@@ -244,7 +244,7 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
 
   it('strips forged causal metadata from a direct INSERT and records the session’s actor when the row has none', async () => {
     const { db } = walflow;
-    const forged = { depth: 99, causationId: randomUUID(), correlationId: randomUUID(), workflowId: t2WorkflowId, runId: randomUUID() };
+    const forged = { depth: 99, causationId: randomUUID(), correlationId: randomUUID(), workflowId: t2WorkflowId, runId: randomUUID(), replayId: 'forged-replay' };
     const [stripped, explicit, viaFunction, trigger] = await asApp(t1Role, { tenant: 't1', actor: 'u-42' }, async (client) => {
       const insert = async (type: string, metadata: object) =>
         (
@@ -256,7 +256,7 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
       return [
         await insert('audit.forged', { ...forged, note: 'kept' }),
         await insert('audit.explicit_actor', { ...forged, actorId: 'u-7' }),
-        (await client.query<{ id: string }>(`SELECT walflow.emit('audit.via_function', '{}', tenant_id => 't1', metadata => '{"depth": 99}') AS id`)).rows[0]!
+        (await client.query<{ id: string }>(`SELECT walflow.emit('audit.via_function', '{}', tenant_id => 't1', metadata => '{"depth": 99, "replayId": "r"}') AS id`)).rows[0]!
           .id,
         // Forged depth would trip the loop guard: the workflow must fire as for any application event.
         await insert('order.placed', { ...forged, depth: 99 }),
@@ -269,6 +269,11 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
     expect(await metadataOf(explicit)).toEqual({ actorId: 'u-7' });
     expect(await metadataOf(viaFunction)).toEqual({ actorId: 'u-42' });
     expect(await metadataOf(trigger)).toEqual({ actorId: 'u-42' });
+    // Without an actor to set, only the forged key makes the guard run.
+    const replayOnly = await asApp(t1Role, { tenant: 't1' }, async (client) =>
+      (await client.query<{ id: string }>(`INSERT INTO walflow.outbox (event_type, payload, metadata) VALUES ('audit.forged', '{}', '{"replayId": "r"}') RETURNING id`)).rows[0]!.id,
+    );
+    expect(await metadataOf(replayOnly)).toEqual({});
 
     // walflow's own emits (as the owner) go through the same table and keep their causal metadata.
     const decision = await waitFor('the decision on the order', () =>
