@@ -22,7 +22,7 @@ describe('loadConfig', () => {
 
   it('names every bad variable in one error', () => {
     expect(() => loadConfig({ WALFLOW_HTTP_PORT: '80a', WALFLOW_SLOT: 'Robert"); DROP' })).toThrow(
-      /DATABASE_URL is required.*WALFLOW_SLOT must be 1-63 lower-case.*WALFLOW_HTTP_PORT must be a number/,
+      /DATABASE_URL is required.*WALFLOW_SLOT must be 1-63 lower-case.*WALFLOW_HTTP_PORT must be a whole number from 0 to 65535/,
     );
   });
 
@@ -33,8 +33,24 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_SMTP_URL: 'smtp://a b' })).toThrow(expect.objectContaining({ code: 'config_invalid', message: expect.stringMatching(/WALFLOW_SMTP_URL must be an smtp/) }));
   });
 
-  it('treats an empty variable as unset', () => {
+  it('treats an empty or blank variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: url, WALFLOW_SLOT: '' }).slotName).toBe('walflow');
+    expect(loadConfig({ DATABASE_URL: url, WALFLOW_WORKER_CONCURRENCY: ' ', WALFLOW_HTTP_PORT: '\t' })).toMatchObject({ workerConcurrency: 4, httpPort: 8787 });
+  });
+
+  it('reads whole numbers as decimal digits only', () => {
+    expect(loadConfig({ DATABASE_URL: url, WALFLOW_HTTP_PORT: ' 9000 ' }).httpPort).toBe(9000);
+    for (const text of ['0x1F90', '1e1', '0b101', '-5', '5.0', '5 5']) {
+      expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_RETENTION_DAYS: text }), text).toThrow(/WALFLOW_RETENTION_DAYS must be a whole number from 1 to 36500/);
+    }
+  });
+
+  it('refuses a lag threshold for degraded above the one for down', () => {
+    expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_HEALTH_LAG_SECONDS_DEGRADED: '600', WALFLOW_HEALTH_LAG_SECONDS_DOWN: '60' })).toThrow(
+      /WALFLOW_HEALTH_LAG_SECONDS_DEGRADED must not exceed WALFLOW_HEALTH_LAG_SECONDS_DOWN \(60\)/,
+    );
+    expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_HEALTH_LAG_BYTES_DOWN: '1000' })).toThrow(/WALFLOW_HEALTH_LAG_BYTES_DEGRADED must not exceed/);
+    expect(loadConfig({ DATABASE_URL: url, WALFLOW_HEALTH_LAG_SECONDS_DEGRADED: '60', WALFLOW_HEALTH_LAG_SECONDS_DOWN: '60' }).healthThresholds.lagSecondsDown).toBe(60);
   });
 
   it('fails with a config_invalid code', () => {

@@ -14,7 +14,11 @@ function list(item: RegExp, what: string) {
     .refine((entries) => entries.every((entry) => item.test(entry)), `must be a comma-separated list of ${what}`);
 }
 
-const integer = (min: number, max: number) => z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(min).max(max);
+/** Digits only: a number coerced from text took `0x1F90`, `1e1` and `0b101` too. */
+const integer = (min: number, max: number) => {
+  const range = `must be a whole number from ${min} to ${max}`;
+  return z.string().trim().regex(/^\d+$/, range).transform(Number).pipe(z.number().min(min, range).max(max, range));
+};
 
 const GIB = 1024 ** 3;
 
@@ -74,6 +78,13 @@ const environmentSchema = z.object({
   WALFLOW_NATS_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -').default('WALFLOW'),
   WALFLOW_NATS_MAX_AGE_SECONDS: integer(0, 315_360_000).default(7 * 86_400),
   WALFLOW_NATS_DUPLICATE_WINDOW_SECONDS: integer(1, 315_360_000).default(3600),
+}).superRefine((env, context) => {
+  // A degraded threshold above its down threshold would never be reported: the state goes straight to down.
+  for (const measure of ['SECONDS', 'BYTES'] as const) {
+    const degraded = `WALFLOW_HEALTH_LAG_${measure}_DEGRADED` as const;
+    const down = `WALFLOW_HEALTH_LAG_${measure}_DOWN` as const;
+    if (env[degraded] > env[down]) context.addIssue({ code: 'custom', path: [degraded], message: `must not exceed ${down} (${env[down]})` });
+  }
 });
 
 /** Secrets that workflows reference by name (`{ "secret": "CRM_TOKEN" }`) come from WALFLOW_SECRET_<NAME>. */
@@ -129,8 +140,8 @@ export interface WalflowConfig {
 
 /** Reads the configuration; a bad value fails with every offending variable named. */
 export function loadConfig(environment: Record<string, string | undefined>): WalflowConfig {
-  // An empty variable means "not set", as in most shells' `VAR= command`.
-  const present = Object.fromEntries(Object.entries(environment).filter(([, value]) => value !== undefined && value !== ''));
+  // An empty or blank variable means "not set", as in most shells' `VAR= command`.
+  const present = Object.fromEntries(Object.entries(environment).filter(([, value]) => value !== undefined && value.trim() !== ''));
   const result = environmentSchema.safeParse(present);
   const consoleSettings = parseConsoleSettings(present.WALFLOW_CONSOLE_TOKEN, present.WALFLOW_CONSOLE_TOKENS);
   if (!result.success || consoleSettings.problems.length > 0) {

@@ -31,7 +31,7 @@ describe('console settings', () => {
       'WALFLOW_CONSOLE_TOKENS: every token must differ from the others and from WALFLOW_CONSOLE_TOKEN',
     ]);
     expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_HTTP_PORT: 'x', WALFLOW_CONSOLE_TOKEN: 'short' })).toThrow(
-      /WALFLOW_HTTP_PORT must be a number.*WALFLOW_CONSOLE_TOKEN must be at least 16 characters/,
+      /WALFLOW_HTTP_PORT must be a whole number from 0 to 65535.*WALFLOW_CONSOLE_TOKEN must be at least 16 characters/,
     );
   });
 });
