@@ -75,24 +75,36 @@ const PAGE = 500;
 
 class DryRunDone extends Error {}
 
+/** What a replay is asked, checked before anything is read: the CLI checks it before it reads a workflow file. */
+export interface ReplayRequest extends Pick<ReplayOptions, 'from' | 'to' | 'now' | 'retentionDays' | 'dryRun' | 'workflow' | 'ignoreGuards'> {
+  withWorkflowFile: boolean;
+  toSink: boolean;
+}
+
+/** Refuses, as config_invalid, a range that is empty or no longer kept, and options that do not go together. */
+export function checkReplayRequest(request: ReplayRequest): void {
+  const { from, to } = request;
+  if (!(from < to)) throw new WalflowError('config_invalid', `the range is empty: --from ${from.toISOString()} is not before --to ${to.toISOString()}`);
+  const retainedSince = new Date((request.now ?? new Date()).getTime() - request.retentionDays * 86_400_000);
+  if (from < retainedSince) {
+    throw new WalflowError('config_invalid', `events before ${retainedSince.toISOString()} are no longer kept (retention ${request.retentionDays} days): replay a later range`);
+  }
+  if (request.withWorkflowFile && !request.dryRun) {
+    throw new WalflowError('config_invalid', 'a workflow file is evaluated only in a dry run (--dry-run); apply it to replay for real');
+  }
+  if (request.toSink && (request.dryRun || request.workflow !== undefined || request.withWorkflowFile || request.ignoreGuards)) {
+    throw new WalflowError('config_invalid', '--to-sink re-publishes events and runs no workflow: it takes no --workflow, --workflow-file, --dry-run or --ignore-guards');
+  }
+}
+
 /**
  * Runs recorded events of a time range through the current workflows again, in commit order. Conditions and
  * guards see the events' commit times and guard state of the replay's own; runs carry the replay id and the
  * original event. A dry run does everything inside a transaction it rolls back.
  */
 export async function replayRange(options: ReplayOptions): Promise<ReplaySummary> {
-  const { db, from, to } = options;
-  if (!(from < to)) throw new WalflowError('config_invalid', `the range is empty: --from ${from.toISOString()} is not before --to ${to.toISOString()}`);
-  const retainedSince = new Date((options.now ?? new Date()).getTime() - options.retentionDays * 86_400_000);
-  if (from < retainedSince) {
-    throw new WalflowError('config_invalid', `events before ${retainedSince.toISOString()} are no longer kept (retention ${options.retentionDays} days): replay a later range`);
-  }
-  if (options.workflowDefinition !== undefined && !options.dryRun) {
-    throw new WalflowError('config_invalid', 'a workflow file is evaluated only in a dry run (--dry-run); apply it to replay for real');
-  }
-  if (options.toSink !== undefined && (options.dryRun || options.workflow !== undefined || options.workflowDefinition !== undefined || options.ignoreGuards)) {
-    throw new WalflowError('config_invalid', '--to-sink re-publishes events and runs no workflow: it takes no --workflow, --workflow-file, --dry-run or --ignore-guards');
-  }
+  const { db } = options;
+  checkReplayRequest({ ...options, withWorkflowFile: options.workflowDefinition !== undefined, toSink: options.toSink !== undefined });
   // A backtest's scope is the workflow in its file, which exists only in memory.
   const workflowScope = options.workflowDefinition === undefined ? await workflowIds(db, options) : undefined;
   // A dry run decides under an id of its own: it shows what the replay would decide from nothing, whatever ran

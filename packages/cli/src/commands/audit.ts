@@ -1,5 +1,6 @@
 import { listAudit, parseTime } from '@walflow/server';
 import type { Command } from 'commander';
+import { timeText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
 import { wholeNumber } from '../whole-number.js';
 
@@ -9,7 +10,7 @@ export function registerAudit(program: Command): void {
     .description('operator actions')
     .command('list')
     .description('operator actions, newest first')
-    .option('--since <time>', 'ISO-8601 or relative (-7d)', '-30d')
+    .option('--since <time>', 'ISO-8601 or relative (-7d)', timeText, '-30d')
     .option('--limit <n>', 'at most this many', wholeNumber(1, 10_000), 100)
     .option('--json', 'print JSON')
     .action(async (options: { since: string; limit: number; json?: boolean }) => {

@@ -1,5 +1,6 @@
 import { countDeadLetters, discardDeadLetter, listDeadLetters, retryDeadLetter } from '@walflow/executor';
 import type { Command } from 'commander';
+import { nonEmptyText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
 import { registerRetryAndDiscard } from './retry-and-discard.js';
 import { wholeNumber } from '../whole-number.js';
@@ -10,7 +11,7 @@ export function registerDeadLetters(program: Command): void {
   letters
     .command('list')
     .description('open dead letters, newest first')
-    .option('--tenant <id>', 'only this tenant')
+    .option('--tenant <id>', 'only this tenant', nonEmptyText)
     .option('--all', 'include retried and discarded ones')
     .option('--limit <n>', 'at most this many', wholeNumber(1, 10_000), 100)
     .option('--json', 'print JSON')

@@ -1,5 +1,6 @@
 import { eventsRecordedAfter, followEvents, followStart, listEvents, parseTime } from '@walflow/server';
 import type { Command } from 'commander';
+import { nonEmptyText, timeText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
 import { wholeNumber } from '../whole-number.js';
 
@@ -8,9 +9,9 @@ export function registerEvents(program: Command): void {
   events
     .command('list')
     .description('recorded events, newest first')
-    .option('--since <time>', 'ISO-8601 or relative (-2h)', '-1h')
-    .option('--type <pattern>', 'an event type, or a prefix such as policy.*')
-    .option('--tenant <id>', 'only this tenant')
+    .option('--since <time>', 'ISO-8601 or relative (-2h)', timeText, '-1h')
+    .option('--type <pattern>', 'an event type, or a prefix such as policy.*', nonEmptyText)
+    .option('--tenant <id>', 'only this tenant', nonEmptyText)
     .option('--limit <n>', 'at most this many', wholeNumber(1, 10_000), 50)
     .option('--json', 'print JSON')
     .action(async (options: { since: string; type?: string; tenant?: string; limit: number; json?: boolean }) => {
@@ -32,8 +33,8 @@ export function registerEvents(program: Command): void {
   events
     .command('tail')
     .description('follow new events as they are recorded (Ctrl-C to stop)')
-    .option('--type <pattern>', 'an event type, or a prefix such as policy.*')
-    .option('--tenant <id>', 'only this tenant')
+    .option('--type <pattern>', 'an event type, or a prefix such as policy.*', nonEmptyText)
+    .option('--tenant <id>', 'only this tenant', nonEmptyText)
     .option('--interval <ms>', 'how often to look', wholeNumber(50, 3_600_000), 500)
     .option('--json', 'one JSON object per line')
     .action(async (options: { type?: string; tenant?: string; interval: number; json?: boolean }) => {

@@ -1,18 +1,17 @@
-import { WalflowError } from '@walflow/core';
 import { parseTime, prune, recordAudit } from '@walflow/server';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { commandContext, withDatabase } from '../context.js';
 
 export function registerPrune(program: Command): void {
   program
     .command('prune')
     .description('remove events, decisions, finished runs and resolved dead letters older than the retention window')
-    .option('--older-than <age>', 'an age such as 30d, 12h (default: WALFLOW_RETENTION_DAYS)')
+    .option('--older-than <age>', 'an age such as 30d, 12h (default: WALFLOW_RETENTION_DAYS)', age)
     .option('--dry-run', 'count what would go, change nothing')
     .option('--json', 'print JSON')
     .action(async (options: { olderThan?: string; dryRun?: boolean; json?: boolean }) => {
       const context = commandContext({ logToStdout: false });
-      const olderThan = parseTime(`-${age(options.olderThan ?? `${context.config.retentionDays}d`)}`);
+      const olderThan = parseTime(`-${options.olderThan ?? `${context.config.retentionDays}d`}`);
       const result = await withDatabase(context, async (db) => {
         const pruned = await prune(db, { olderThan, dryRun: options.dryRun ?? false });
         if (!options.dryRun) await recordAudit(db, { actor: context.operator, action: 'prune', arguments: { olderThan: olderThan.toISOString(), ...pruned } });
@@ -34,9 +33,19 @@ export function registerPrune(program: Command): void {
     });
 }
 
-/** An age as `--older-than` takes it: a whole number and a unit, without the sign of a relative time. */
+const SECONDS_PER_UNIT: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+/** As long as WALFLOW_RETENTION_DAYS may be. */
+const LONGEST_AGE_SECONDS = 36_500 * 86_400;
+
+/**
+ * An age as `--older-than` takes it: a whole number above zero and a unit, without the sign of a relative time.
+ * An age of zero would prune every finished run and event up to now.
+ */
 function age(text: string): string {
-  const trimmed = text.trim();
-  if (!/^\d+[smhdw]$/.test(trimmed)) throw new WalflowError('config_invalid', `--older-than is not an age: ${JSON.stringify(text)} (a whole number and a unit: 30d, 12h, 45m, 2w)`);
-  return trimmed;
+  const match = /^(\d+)([smhdw])$/.exec(text.trim());
+  if (match === null) throw new InvalidArgumentError('expected an age: a whole number and a unit (30d, 12h, 45m, 2w).');
+  const seconds = Number(match[1]) * SECONDS_PER_UNIT[match[2]!]!;
+  if (seconds === 0) throw new InvalidArgumentError('expected an age above zero (30d, 12h, 45m, 2w).');
+  if (seconds > LONGEST_AGE_SECONDS) throw new InvalidArgumentError('expected an age of at most 36500d.');
+  return match[0];
 }

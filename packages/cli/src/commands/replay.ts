@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { WalflowError } from '@walflow/core';
-import { parseTime, recordAudit, replayRange } from '@walflow/server';
+import { checkReplayRequest, parseTime, recordAudit, replayRange } from '@walflow/server';
 import type { Command } from 'commander';
+import { nonEmptyText, timeText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
 
 interface ReplayFlags {
@@ -23,13 +24,13 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description('run the recorded events committed in [from, to) through the current workflows again')
-    .requiredOption('--from <time>', 'ISO-8601 or relative (-2h); included')
-    .requiredOption('--to <time>', 'ISO-8601 or relative; excluded')
-    .option('--type <pattern>', 'an event type, or a prefix such as policy.*')
-    .option('--workflow <name|id>', 'only this workflow')
-    .option('--workflow-file <file>', 'with --dry-run: backtest a workflow that is not applied yet')
-    .option('--tenant <id>', 'only this tenant')
-    .option('--replay-id <id>', 'name the replay (default: derived from the range and filters)')
+    .requiredOption('--from <time>', 'ISO-8601 or relative (-2h); included', timeText)
+    .requiredOption('--to <time>', 'ISO-8601 or relative; excluded', timeText)
+    .option('--type <pattern>', 'an event type, or a prefix such as policy.*', nonEmptyText)
+    .option('--workflow <name|id>', 'only this workflow', nonEmptyText)
+    .option('--workflow-file <file>', 'with --dry-run: backtest a workflow that is not applied yet', nonEmptyText)
+    .option('--tenant <id>', 'only this tenant', nonEmptyText)
+    .option('--replay-id <id>', 'name the replay (default: derived from the range and filters)', nonEmptyText)
     .option('--again', 'a fresh replay id: run the same range once more')
     .option('--dry-run', 'decide and count, create nothing')
     .option('--ignore-guards', 'fire every match: no cooldown, no rate limit')
@@ -37,18 +38,21 @@ export function registerReplay(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .action(async (flags: ReplayFlags) => {
       const context = commandContext({ logToStdout: false });
-      if (flags.toSink && context.config.natsSink === undefined) throw new WalflowError('config_invalid', '--to-sink needs the sink configured: set WALFLOW_NATS_URL');
-      const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
       // One instant for both bounds and for the retention check.
       const now = new Date();
+      const [from, to] = [parseTime(flags.from, now), parseTime(flags.to, now)];
+      const { retentionDays } = context.config;
+      checkReplayRequest({ ...flags, from, to, now, retentionDays, withWorkflowFile: flags.workflowFile !== undefined, toSink: flags.toSink ?? false });
+      if (flags.toSink && context.config.natsSink === undefined) throw new WalflowError('config_invalid', '--to-sink needs the sink configured: set WALFLOW_NATS_URL');
+      const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
       const progress = progressReporter();
       const summary = await withDatabase(context, async (db) => {
         const result = await replayRange({
           db,
           logger: context.logger,
           slotName: context.config.slotName,
-          from: parseTime(flags.from, now),
-          to: parseTime(flags.to, now),
+          from,
+          to,
           now,
           rangeAsTyped: { from: flags.from, to: flags.to },
           type: flags.type,
@@ -61,7 +65,7 @@ export function registerReplay(program: Command): void {
           workflowDefinition,
           policy: { updateFields: context.config.updateFields },
           maxDepth: context.config.maxDepth,
-          retentionDays: context.config.retentionDays,
+          retentionDays,
           onProgress: progress,
           toSink: flags.toSink ? context.config.natsSink : undefined,
         });

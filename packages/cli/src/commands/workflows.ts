@@ -3,6 +3,7 @@ import { WalflowError } from '@walflow/core';
 import { applyWorkflow, deleteWorkflow, listWorkflows, setWorkflowStatus, validateWorkflow } from '@walflow/executor';
 import { recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
+import { nonEmptyText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
 
 export function registerWorkflows(program: Command): void {
@@ -55,7 +56,7 @@ export function registerWorkflows(program: Command): void {
       .command(verb)
       .description(description)
       .argument('<name>', 'workflow name')
-      .option('--tenant <id>', 'its tenant', 'default')
+      .option('--tenant <id>', 'its tenant', nonEmptyText, 'default')
       .action(async (name: string, options: { tenant: string }) => {
         const context = commandContext({ logToStdout: false });
         await withDatabase(context, async (db) => {
@@ -70,7 +71,7 @@ export function registerWorkflows(program: Command): void {
   workflows
     .command('list')
     .description('list workflows')
-    .option('--tenant <id>', 'only this tenant')
+    .option('--tenant <id>', 'only this tenant', nonEmptyText)
     .option('--json', 'print JSON')
     .action(async (options: { tenant?: string; json?: boolean }) => {
       const context = commandContext({ logToStdout: false });
