@@ -38,11 +38,15 @@ class LeaseLost extends Error {}
  * once); mail and HTTP run outside it (at least once, with a stable idempotency key).
  */
 export async function executeRun(run: ClaimedRun, workerId: string, options: RunExecutorOptions): Promise<RunResult> {
+  // The workflow is read before the lease is first extended: an apply that changed its actions cancels the runs
+  // executing them in the same commit, so a definition read before an extension that succeeds is the one the
+  // run's actionsDone were numbered by. Read after, it could be a newer one, whose action at a done index differs.
+  const workflow = await getWorkflowById(options.db, run.workflowId);
   const lease = await keepLease(options.db, run.id, workerId, options.leaseMs ?? DEFAULT_LEASE_MS, options.logger);
   let result: RunResult = 'lease_lost';
   if (lease !== null) {
     try {
-      result = await attempt(run, workerId, options, lease.lost);
+      result = await attempt(run, workflow, workerId, options, lease.lost);
     } finally {
       lease.stop();
     }
@@ -51,7 +55,7 @@ export async function executeRun(run: ClaimedRun, workerId: string, options: Run
   return result;
 }
 
-async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOptions, leaseLost: AbortSignal): Promise<RunResult> {
+async function attempt(run: ClaimedRun, stored: StoredWorkflow | undefined, workerId: string, options: RunExecutorOptions, leaseLost: AbortSignal): Promise<RunResult> {
   const { db, logger } = options;
   const fenced = async <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>): Promise<T> =>
     db.transaction().execute(async (trx) => {
@@ -60,7 +64,7 @@ async function attempt(run: ClaimedRun, workerId: string, options: RunExecutorOp
       return work(trx);
     });
 
-  const runnable = toRun(await getWorkflowById(db, run.workflowId));
+  const runnable = toRun(stored);
   if ('cancelled' in runnable) {
     return fenced((trx) => cancelRun(trx, run.id, runnable.cancelled).then(() => 'cancelled' as const)).catch(leaseLostOr('cancelled'));
   }

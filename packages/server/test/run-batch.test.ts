@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
 // Internals of the queue, to set up a claim that another worker changes between its rollback and its lease.
+import { keepLease } from '../../executor/src/lease-keeper.js';
 import { claimRunsToHold, failRun, leaseHeldRuns, recordOutcomes } from '../../executor/src/run-queue.js';
 
 const database = useTestDatabase();
@@ -286,8 +287,8 @@ describe('a lease that runs out', () => {
     for (const attempts of [1, 2]) {
       const claimed = (await claimRuns(db, 'expiring/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'expiring');
       expect(claimed).toHaveLength(1);
-      // The worker died: its lease ran out.
-      await sql`UPDATE walflow.workflow_runs SET locked_until = now() - interval '1 second' WHERE tenant_id = 'expiring'`.execute(db);
+      // The worker died: its lease ran out. The error of an attempt before is not this attempt's.
+      await sql`UPDATE walflow.workflow_runs SET locked_until = now() - interval '1 second', last_error = 'an earlier attempt failed' WHERE tenant_id = 'expiring'`.execute(db);
       expect(await releaseExpiredLeases(db, silentLogger)).toBeGreaterThanOrEqual(1);
       expect(await state()).toEqual(
         attempts === 1
@@ -337,10 +338,12 @@ describe('a lease that runs out', () => {
 describe("a workflow whose actions change while its runs execute them", () => {
   let http: Server;
   let port: number;
+  const requested: string[] = [];
 
   beforeAll(async () => {
     http = createServer((request, response) => {
       request.resume();
+      requested.push(request.url ?? '');
       response.writeHead(request.url === '/fails' ? 500 : 204).end();
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
@@ -370,6 +373,50 @@ describe("a workflow whose actions change while its runs execute them", () => {
     expect(runs.filter((run) => run.id !== begun!.id)).toEqual([expect.objectContaining({ status: 'queued' })]);
     // The later tests' claims take every due run of the database: leave none that calls out.
     await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('tenant_id', '=', 'edited').where('status', '=', 'queued').execute();
+  });
+
+  it('keeps an action succeeded when its failure is recorded after the success committed (its answer lost), so the retry skips it', async () => {
+    await applyWorkflow(db, { tenant: 'lost-answer', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/ok` }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('lost-answer', { n: 1 })], parked: [], checkpoint: null });
+    const claim = async () => (await claimRuns(db, 'lost/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'lost-answer');
+    const [run] = await claim();
+    const outcome = { runId: run!.id, actionIndex: 0, actionType: 'webhook' };
+    await db.transaction().execute((trx) => recordOutcomes(trx, [{ ...outcome, status: 'succeeded' }]));
+    // The worker saw the commit fail and records the action failed, as executeRun's catch does.
+    await db.transaction().execute(async (trx) => {
+      await recordOutcomes(trx, [{ ...outcome, status: 'failed', error: 'Connection terminated unexpectedly' }]);
+      await failRun(trx, run!.id, 'Connection terminated unexpectedly', 0);
+    });
+    const [retry] = await claim();
+    expect([...retry!.actionsDone]).toEqual([0]);
+    expect(await db.selectFrom('walflow.action_outcomes').select(['status', 'error']).where('run_id', '=', run!.id).execute()).toEqual([{ status: 'succeeded', error: null }]);
+    await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('id', '=', run!.id).execute();
+  });
+
+  it('acts on the definition its run was claimed under: an apply committed as the run starts cancels it, and nothing is called', async () => {
+    const document = (actions: unknown[]) => ({ tenant: 'edited-race', name: 'two-calls', trigger: { event: 'payment.received' }, actions });
+    await applyWorkflow(db, document([{ type: 'webhook', url: `http://127.0.0.1:${port}/ok` }, { type: 'webhook', url: `http://127.0.0.1:${port}/fails` }]));
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('edited-race', { n: 1 })], parked: [], checkpoint: null });
+    const claim = async () => (await claimRuns(db, 'race/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'edited-race');
+    const [first] = await claim();
+    expect(await executeRun(first!, 'race/0', options)).toBe('retrying');
+    await db.updateTable('walflow.workflow_runs').set({ next_attempt_at: sql`now()` }).where('id', '=', first!.id).execute();
+    const [retry] = await claim();
+    expect([...retry!.actionsDone]).toEqual([0]);
+
+    const callsBefore = requested.length;
+    let executing: Promise<unknown> | undefined;
+    await db.transaction().execute(async (trx) => {
+      // The worker waits to read the workflow while the apply commits: it must not act on the new actions.
+      await sql`LOCK TABLE walflow.workflows IN ACCESS EXCLUSIVE MODE`.execute(trx);
+      executing = executeRun(retry!, 'race/0', options);
+      await waitForLockWait(db, 'the run to wait for its workflow', '%"walflow"."workflows"%');
+      const applied = await applyWorkflow(trx, document([{ type: 'emit_event', event: 'payment.noted' }, { type: 'webhook', url: `http://127.0.0.1:${port}/new` }]));
+      expect(applied.runsCancelled).toBe(1);
+    });
+    expect(await executing).toBe('lease_lost');
+    expect(requested.slice(callsBefore)).toEqual([]);
+    expect(await db.selectFrom('walflow.workflow_runs').select('status').where('id', '=', retry!.id).executeTakeFirst()).toEqual({ status: 'cancelled' });
   });
 });
 
@@ -502,6 +549,27 @@ describe('a claim that holds its database-only runs in the transaction that exec
     expect(failing.next_attempt_at.getTime()).toBeGreaterThan(Date.now());
     const balances = await sql<{ id: string; balance: string }>`SELECT id, balance::text FROM batch_test.accounts WHERE id IN ('f1', 'f2') ORDER BY id`.execute(db);
     expect(balances.rows).toEqual([{ id: 'f1', balance: '1' }, { id: 'f2', balance: '1' }]);
+  });
+
+  it('stops a leased run whose worker cannot reach the database for longer than its lease', async () => {
+    await applyTestWorkflow(db, { tenant: 'cut-off', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('cut-off', { n: 1 })], parked: [], checkpoint: null });
+    const [run] = (await claimRuns(db, 'cut-off/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((claimed) => claimed.event.tenantId === 'cut-off');
+    const proxy = await startProxy(database.url);
+    const own = createDatabase(proxy.url, silentLogger, { max: 2 });
+    try {
+      const lease = await keepLease(own, run!.id, 'cut-off/0', 300, silentLogger);
+      expect(lease).not.toBeNull();
+      proxy.cut();
+      const started = Date.now();
+      await waitFor('the lease to be given up', () => lease!.lost.aborted, { timeoutMs: 5_000 });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+      lease!.stop();
+    } finally {
+      await own.destroy();
+      await proxy.close();
+    }
+    await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('id', '=', run!.id).execute();
   });
 
   it('counts the attempt of runs whose session died even when the database refuses connections for a while', async () => {
