@@ -22,7 +22,8 @@ export async function releaseExpiredLeases(db: Kysely<WalflowDatabase>, logger: 
         status: sql`CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END`,
         finished_at: sql`CASE WHEN attempts >= max_attempts THEN now() END`,
         next_attempt_at: sql`now()`,
-        last_error: sql`coalesce(last_error, ${LEASE_EXPIRED})`,
+        // This attempt's error, replacing an earlier attempt's: the death it records says the same.
+        last_error: LEASE_EXPIRED,
         locked_by: null,
         locked_until: null,
       })

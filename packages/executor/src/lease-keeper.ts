@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { extendLease } from './run-leases.js';
 
 export interface LeaseKeeper {
-  /** Aborts once the lease is found taken over: the attempt must stop and record nothing. */
+  /** Aborts once the lease is found taken over, or has run out while it could not be extended: the attempt must stop and record nothing. */
   lost: AbortSignal;
   stop(): void;
 }
@@ -20,17 +20,23 @@ export async function keepLease(db: Kysely<WalflowDatabase>, runId: string, work
   if (!(await extendLease(db, runId, workerId, leaseMs))) return null;
   const lost = new AbortController();
   let extending = false;
+  let extendedAt = performance.now();
+  const loseIt = (): void => {
+    clearInterval(timer);
+    lost.abort();
+  };
   const extend = async (): Promise<void> => {
     if (extending) return;
     extending = true;
     try {
-      if (!(await extendLease(db, runId, workerId, leaseMs))) {
-        clearInterval(timer);
-        lost.abort();
-      }
+      if (await extendLease(db, runId, workerId, leaseMs)) extendedAt = performance.now();
+      else loseIt();
     } catch (error) {
-      // The next tick tries again; the fenced writes of the attempt decide in the end.
+      // The next tick tries again; the fenced writes of the attempt decide in the end. But once the lease has run
+      // out unextended (this worker cut off from the database, which others still reach), another worker may
+      // take the run: the action in flight stops rather than run beside its repeat.
       logger.warn({ err: error, runId }, 'could not extend the lease of a run');
+      if (performance.now() - extendedAt >= leaseMs) loseIt();
     } finally {
       extending = false;
     }

@@ -193,7 +193,10 @@ function insertOutcomes(outcomes: readonly ActionOutcome[]): RawBuilder<unknown>
       FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
         AS r (run_id uuid, action_index integer, action_type text, status text, result jsonb, error text)
     ON CONFLICT (run_id, action_index) DO UPDATE
-       SET status = excluded.status, result = excluded.result, error = excluded.error, attempts = o.attempts + 1, finished_at = now()`;
+       SET status = excluded.status, result = excluded.result, error = excluded.error, attempts = o.attempts + 1, finished_at = now()
+     -- A success stays one: its commit may have reached the database after all, when the worker took the failure
+     -- to record it for an error (a connection lost before the commit's answer); a retry then skips the action.
+     WHERE o.status <> 'succeeded' OR excluded.status = 'succeeded'`;
 }
 
 /**
