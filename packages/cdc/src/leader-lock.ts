@@ -1,4 +1,4 @@
-import { explainConnectTimeout } from '@walflow/core';
+import { explainConnectFailure } from '@walflow/core';
 import pg, { type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
 
@@ -42,7 +42,7 @@ export class LeaderLock {
       }
     } catch (error) {
       await client.end().catch(() => undefined);
-      throw explainConnectTimeout(error, this.connection.connectionTimeoutMillis);
+      throw explainConnectFailure(error, this.connection.connectionTimeoutMillis);
     }
     return {
       lost,

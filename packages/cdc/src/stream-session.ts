@@ -1,6 +1,6 @@
 import {
   BatchProgress,
-  explainConnectTimeout,
+  explainConnectFailure,
   isWalflowError,
   parseLsn,
   WalflowError,
@@ -266,7 +266,7 @@ export class StreamSession {
 
   private fail(reported: unknown): void {
     // The library reports a connection that did not open both as an 'error' event and by subscribe() failing.
-    const error = explainConnectTimeout(reported, this.options.connection.connectionTimeoutMillis);
+    const error = explainConnectFailure(reported, this.options.connection.connectionTimeoutMillis);
     if (this.closing) {
       this.options.logger.debug({ err: error, slot: this.options.slotName }, 'replication connection closing');
       return;

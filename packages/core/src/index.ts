@@ -2,7 +2,7 @@ export * from './backoff.js';
 export * from './batch-progress.js';
 export * from './catalog.js';
 export * from './cloud-event.js';
-export * from './connect-timeout.js';
+export * from './connect-failure.js';
 export * from './copy-text.js';
 export * from './dispatch.js';
 export * from './errors.js';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { explainConnectFailure } from './connect-failure.js';
 import { isTransientDatabaseError } from './sqlstate.js';
 
 const pgError = (code: string) => Object.assign(new Error(`error ${code}`), { code });
@@ -7,6 +8,17 @@ describe('isTransientDatabaseError', () => {
   it('treats connection, shutdown, serialization and deadlock errors as transient', () => {
     for (const code of ['08006', '08003', '57P01', '57P03', '40001', '40P01', '53300']) expect(isTransientDatabaseError(pgError(code))).toBe(true);
     expect(isTransientDatabaseError(new Error('Connection terminated unexpectedly'))).toBe(true);
+  });
+
+  it('treats a connection the network refused or could not make as transient, however it is wrapped', () => {
+    for (const code of ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']) expect(isTransientDatabaseError(pgError(code)), code).toBe(true);
+    // localhost resolves to ::1 and 127.0.0.1: Node reports both refusals in one AggregateError without a message.
+    const both = Object.assign(new AggregateError([pgError('ECONNREFUSED'), pgError('ECONNREFUSED')], ''), { code: 'ECONNREFUSED' });
+    expect(isTransientDatabaseError(both)).toBe(true);
+    const explained = explainConnectFailure(pgError('ENOTFOUND'), 10_000);
+    expect(explained).toMatchObject({ message: 'could not connect to PostgreSQL (DATABASE_URL): error ENOTFOUND' });
+    expect(isTransientDatabaseError(explained)).toBe(true);
+    expect(explainConnectFailure(both, 10_000)).toMatchObject({ message: 'could not connect to PostgreSQL (DATABASE_URL): error ECONNREFUSED; error ECONNREFUSED' });
   });
 
   it('treats errors about the data as permanent', () => {

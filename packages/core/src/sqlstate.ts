@@ -1,3 +1,5 @@
+import { NETWORK_ERROR_CODES } from './network-error-codes.js';
+
 /** PostgreSQL error codes walflow reacts to (https://www.postgresql.org/docs/current/errcodes-appendix.html). */
 export const SqlState = {
   uniqueViolation: '23505',
@@ -32,6 +34,10 @@ export function sqlStateOf(error: unknown): string | undefined {
  */
 export function isTransientDatabaseError(error: unknown): boolean {
   const state = sqlStateOf(error);
+  // Node's network codes sit where PostgreSQL's SQLSTATE does (`code`), and none of them is one.
+  if (state !== undefined && NETWORK_ERROR_CODES.has(state)) return true;
+  // A failure explained on top of its cause (explainConnectFailure) is as transient as the cause.
+  if (error instanceof Error && error.cause !== undefined && isTransientDatabaseError(error.cause)) return true;
   if (state !== undefined) {
     return (
       state.startsWith('08') || // connection exception

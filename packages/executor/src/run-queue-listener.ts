@@ -1,4 +1,4 @@
-import { backoffDelay, explainConnectTimeout, WakeableSleep, type BackoffOptions } from '@walflow/core';
+import { backoffDelay, explainConnectFailure, WakeableSleep, type BackoffOptions } from '@walflow/core';
 import pg, { type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
 import { RUNS_QUEUED_CHANNEL } from './run-queue.js';
@@ -70,7 +70,7 @@ export class RunQueueListener {
         if (!this.stopping) logger.warn({ err: error }, 'lost the connection that listens for queued runs; reconnecting');
       } catch (error) {
         if (!this.stopping) {
-          logger.warn({ err: explainConnectTimeout(error, this.options.connection.connectionTimeoutMillis) }, 'could not listen for queued runs; retrying (workers still poll)');
+          logger.warn({ err: explainConnectFailure(error, this.options.connection.connectionTimeoutMillis) }, 'could not listen for queued runs; retrying (workers still poll)');
         }
       } finally {
         this.client = null;

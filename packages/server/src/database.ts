@@ -1,4 +1,4 @@
-import { explainConnectTimeout, type WalflowDatabase } from '@walflow/core';
+import { explainConnectFailure, type WalflowDatabase } from '@walflow/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -48,7 +48,7 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
  * failure.
  */
 function clientOpeningWithin(timeoutMs: number): typeof pg.Client {
-  const explain = (error: Error): Error => explainConnectTimeout(error, timeoutMs);
+  const explain = (error: Error): Error => explainConnectFailure(error, timeoutMs);
   return class extends pg.Client {
     constructor(config?: pg.ClientConfig) {
       super({ ...config, connectionTimeoutMillis: timeoutMs });

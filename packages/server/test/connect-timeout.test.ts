@@ -30,6 +30,18 @@ describe("DATABASE_URL's connect_timeout", () => {
     }
   });
 
+  it('names PostgreSQL and DATABASE_URL when the connection is refused', async () => {
+    const refusing = new URL(database.url);
+    refusing.hostname = '127.0.0.1';
+    refusing.port = '1';
+    const db = createDatabase(refusing.toString(), silentLogger);
+    try {
+      await expect(sql`SELECT 1`.execute(db)).rejects.toThrow(/^could not connect to PostgreSQL \(DATABASE_URL\): connect ECONNREFUSED 127\.0\.0\.1:1$/);
+    } finally {
+      await db.destroy();
+    }
+  });
+
   // Without the limit, an attempt that PostgreSQL never answers is never given up: the process waits for it,
   // never tries again, and a stop waits for ever. pg's own error said only "timeout expired".
   it.each([
