@@ -50,4 +50,11 @@ describe('PoisonIsolatingDispatcher', () => {
     await expect(new PoisonIsolatingDispatcher(dispatcher, logger).dispatch(batch())).rejects.toBe(notVisible);
     expect(batches).toHaveLength(1);
   });
+
+  it('parks nothing when the database refuses the connection: the batch goes up whole', async () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    const { dispatcher, batches } = failingOnEvent2(refused);
+    await expect(new PoisonIsolatingDispatcher(dispatcher, logger).dispatch(batch())).rejects.toBe(refused);
+    expect(batches).toHaveLength(1);
+  });
 });
