@@ -18,6 +18,8 @@ export interface DatabaseOptions {
   applicationName?: string;
   /** Kept up to date with the server process ids of the pool's open connections. */
   backendPids?: Set<number>;
+  /** Each statement's limit (the session's statement_timeout); a transaction may set its own. */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -29,6 +31,7 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     connectionString: url,
     max: options.max ?? 10,
     application_name: options.applicationName ?? RECORDING_APPLICATION_NAME,
+    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
     Client: clientOpeningWithin(connectTimeoutMs(url)),
   });
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));

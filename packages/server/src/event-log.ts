@@ -96,6 +96,12 @@ export interface FollowOptions {
   /** Reads the next page after the cursor (through whatever scope the caller needs). */
   read: (cursor: EventCursor) => Promise<RecordedEvent[]>;
   from: EventCursor;
+  /**
+   * A position nothing not yet read can be recorded before (followStart), taken before each read: when the read
+   * finds nothing after the cursor, the cursor moves up to it. Without it, a filter that matches nothing kept the
+   * cursor where it began, and every read scanned everything recorded since.
+   */
+  safePoint: () => Promise<EventCursor>;
   intervalMs: number;
   signal: AbortSignal;
   onEvents: (events: RecordedEvent[]) => void | Promise<void>;
@@ -105,6 +111,8 @@ export interface FollowOptions {
 export async function followEvents(options: FollowOptions): Promise<void> {
   let cursor = options.from;
   while (!options.signal.aborted) {
+    // Before the read: a transaction recording before it, still open, holds it back; one committed is read.
+    const safe = await options.safePoint();
     const events = await options.read(cursor);
     const last = events.at(-1);
     if (last !== undefined) {
@@ -112,6 +120,7 @@ export async function followEvents(options: FollowOptions): Promise<void> {
       await options.onEvents(events);
       continue; // a full page may have more behind it
     }
+    if (Date.parse(safe.receivedAt) > Date.parse(cursor.receivedAt)) cursor = safe;
     await sleep(options.intervalMs, undefined, { signal: options.signal }).catch(() => undefined);
   }
 }

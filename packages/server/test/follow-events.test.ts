@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { WalflowDatabase } from '@walflow/core';
-import { eventsRecordedAfter, followStart, RECORDING_APPLICATION_NAME } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
+import { eventsRecordedAfter, followEvents, followStart, RECORDING_APPLICATION_NAME, type EventCursor } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,47 @@ describe('following the recorded events', () => {
       const shown = await eventsRecordedAfter(db, from, { tenantId: 'follow' }, 10);
       expect(shown.map((event) => event.id)).toEqual([id]);
     } finally {
+      await dispatching.end();
+    }
+  });
+
+  it('moves past what its filter does not show, up to a batch still recording, and shows that batch once it commits', async () => {
+    const dispatching = new pg.Client({ connectionString: database.url, application_name: RECORDING_APPLICATION_NAME });
+    await dispatching.connect();
+    const id = randomUUID();
+    const cursors: EventCursor[] = [];
+    const shown: string[] = [];
+    const stop = new AbortController();
+    try {
+      await dispatching.query('BEGIN');
+      await dispatching.query(
+        `INSERT INTO walflow.events (id, event_type, tenant_id, payload, committed_at, commit_lsn, tx_position, xid)
+         VALUES ($1, 'policy.approved', 'follow-safe', '{}', now(), '0/1', 0, 1)`,
+        [id],
+      );
+      const { rows } = await dispatching.query<{ began: string }>(`SELECT to_json(now()) #>> '{}' AS began`);
+      const following = followEvents({
+        read: (cursor) => {
+          cursors.push(cursor);
+          return eventsRecordedAfter(db, cursor, { tenantId: 'follow-safe' }, 10);
+        },
+        from: { receivedAt: '2000-01-01T00:00:00Z', id: '00000000-0000-0000-0000-000000000000' },
+        safePoint: () => followStart(db),
+        intervalMs: 20,
+        signal: stop.signal,
+        onEvents: (events) => void shown.push(...events.map((event) => event.id)),
+      });
+      await waitFor('a few reads', () => cursors.length >= 3);
+      // Moved up from 2000, but not past the open batch's start.
+      const last = cursors.at(-1)!;
+      expect(Date.parse(last.receivedAt)).toBeGreaterThan(Date.parse('2026-01-01T00:00:00Z'));
+      expect(Date.parse(last.receivedAt)).toBeLessThanOrEqual(Date.parse(rows[0]!.began));
+      await dispatching.query('COMMIT');
+      await waitFor('the batch to be shown', () => shown.includes(id));
+      stop.abort();
+      await following;
+    } finally {
+      stop.abort();
       await dispatching.end();
     }
   });

@@ -52,6 +52,7 @@ export function registerEvents(program: Command): void {
         followEvents({
           read: (cursor) => eventsRecordedAfter(db, cursor, filter, 1000),
           from: await followStart(db, startedAt),
+          safePoint: () => followStart(db),
           intervalMs: options.interval,
           signal: stop.signal,
           onEvents: (recorded) => {

@@ -11,6 +11,8 @@ import { readInScope } from './tenant-scope.js';
 const POLL_MS = 500;
 const KEEPALIVE_MS = 15_000;
 const PAGE = 200;
+/** How far back a reconnecting browser's Last-Event-ID may resume. */
+const RESUME_WITHIN_MS = 15 * 60_000;
 /**
  * Live streams open at once for one scope (a tenant, or all tenants): each polls the log through the console's
  * pool of four connections, so a token's holder opening streams without end would hold up every console page.
@@ -65,13 +67,19 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
   const signal = AbortSignal.any([stop.signal, context.closing]);
   let keepalive: NodeJS.Timeout | undefined;
   try {
-    const from = resumedCursor(request.request.headers['last-event-id']) ?? (await followStart(context.db));
+    const start = await followStart(context.db);
+    const resumed = resumedCursor(request.request.headers['last-event-id']);
+    // A browser reconnects within seconds; a position older than RESUME_WITHIN_MS starts that long ago, so that one
+    // stream cannot make every read scan the log from any point in the past.
+    const earliest = Date.parse(start.receivedAt) - RESUME_WITHIN_MS;
+    const from = resumed === undefined ? start : Date.parse(resumed.receivedAt) < earliest ? { receivedAt: new Date(earliest).toISOString(), id: start.id } : resumed;
     response.writeHead(200, { ...securityHeaders(null), ...STREAM_HEADERS });
     response.write('retry: 2000\n\n');
     keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
     await followEvents({
       read: (cursor) => readInScope(context.db, tenant, (db) => eventsRecordedAfter(db, cursor, filter, PAGE)),
       from,
+      safePoint: () => followStart(context.db),
       intervalMs: POLL_MS,
       signal,
       onEvents: async (events) => {
@@ -102,5 +110,6 @@ async function drained(response: ServerResponse, signal: AbortSignal): Promise<v
 function resumedCursor(lastEventId: string | string[] | undefined): EventCursor | undefined {
   if (typeof lastEventId !== 'string') return undefined;
   const [receivedAt, id] = lastEventId.split('|');
-  return receivedAt !== undefined && id !== undefined && TIMESTAMP.test(receivedAt) && isUuid(id) ? { receivedAt, id } : undefined;
+  const valid = receivedAt !== undefined && id !== undefined && TIMESTAMP.test(receivedAt) && !Number.isNaN(Date.parse(receivedAt)) && isUuid(id);
+  return valid ? { receivedAt, id } : undefined;
 }

@@ -16,9 +16,16 @@ export interface OperatorConsole {
 
 /** Connections of the console's own pool: a page's reads, a few live lists, a backtest. */
 const POOL_SIZE = 4;
+/**
+ * The console's sessions: not walflow's recording name, whose open transactions following the log waits for (a
+ * backtest's dry run would make every live list start at its beginning).
+ */
+const CONSOLE_APPLICATION_NAME = 'walflow-console';
+/** No page's statement holds one of the few connections longer (a backtest sets its own limit). */
+const STATEMENT_TIMEOUT_MS = 30_000;
 
 export async function startConsole(settings: ConsoleSettings, host: ConsoleHost): Promise<OperatorConsole> {
-  const db = createDatabase(host.config.databaseUrl, host.logger, { max: POOL_SIZE });
+  const db = createDatabase(host.config.databaseUrl, host.logger, { max: POOL_SIZE, applicationName: CONSOLE_APPLICATION_NAME, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   try {
     if (settings.tenantTokens.size > 0) await assertCanScopeTenants(db);
   } catch (error) {
