@@ -32,7 +32,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const mounts = Object.entries(options.mounts ?? {});
   const server: Server = createServer((request, response) => {
     const reply = (status: number, body: unknown, contentType?: string): void => {
-      response.writeHead(status, { 'content-type': contentType ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+      response.writeHead(status, { 'content-type': contentType ?? 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
       response.end(contentType === undefined ? JSON.stringify(body) : String(body));
     };
     // Anything may arrive as the request target (`//[`, `http://a:b/`); a throw here would end the process.

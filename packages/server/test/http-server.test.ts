@@ -24,4 +24,17 @@ describe('the HTTP server', () => {
       await server.close();
     }
   });
+
+  it('marks its JSON answers not to be sniffed or cached', async () => {
+    const server = await startHttpServer({ host: '127.0.0.1', port: 0, routes: { '/healthz': () => ({ status: 200, body: { status: 'ok' } }) } });
+    try {
+      for (const path of ['/healthz', '/nowhere']) {
+        const response = await fetch(`http://127.0.0.1:${server.port}${path}`);
+        expect(response.headers.get('x-content-type-options'), path).toBe('nosniff');
+        expect(response.headers.get('cache-control'), path).toBe('no-store');
+      }
+    } finally {
+      await server.close();
+    }
+  });
 });

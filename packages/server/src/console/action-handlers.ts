@@ -39,7 +39,8 @@ function selectedIds(form: URLSearchParams): string[] {
   if (ids.length === 0) throw new HttpError(400, 'nothing selected');
   if (ids.length > 1000) throw new HttpError(400, 'at most 1000 rows at once');
   const bad = ids.find((id) => !isUuid(id));
-  if (bad !== undefined) throw new HttpError(400, `not an id: ${bad}`);
+  // The notice travels in a cookie: a long value is cut, not echoed whole into a header.
+  if (bad !== undefined) throw new HttpError(400, `not an id: ${bad.length > 80 ? `${bad.slice(0, 80)}…` : bad}`);
   return [...new Set(ids)];
 }
 
