@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 
 /** Advisory lock namespace for walflow's leader election ("wf" in ASCII); the slot name picks the lock. */
 const LOCK_CLASS = 0x7766;
+/** How long releasing the lock waits for the server to answer before it closes the connection itself. */
+const RELEASE_WAIT_MS = 5_000;
 
 export interface LeaderHandle {
   /** Resolves when the lock is lost (its connection died): the holder must stop consuming at once. */
@@ -48,7 +50,11 @@ export class LeaderLock {
       lost,
       release: async () => {
         client.removeAllListeners('end');
-        await client.end().catch(() => undefined);
+        // A goodbye on a connection the network dropped is never answered: past a while, the socket is closed.
+        const ended = client.end().catch(() => undefined);
+        const timer = setTimeout(() => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(), RELEASE_WAIT_MS);
+        await ended;
+        clearTimeout(timer);
       },
     };
   }

@@ -30,6 +30,22 @@ export interface ReplicationConsumerOptions extends Omit<StreamSessionOptions, '
   heartbeatMs?: number;
 }
 
+const DEFAULT_HEARTBEAT_MS = 30_000;
+/** A session that streamed this long counts as one that worked: the next failure's backoff starts over. */
+const STREAMED_A_WHILE_MS = 10_000;
+
+/**
+ * How long a healthy stream can be silent: the server asks for a reply every half of its wal_sender_timeout (and
+ * the heartbeat arrives every heartbeatMs), so twice the timeout, or three heartbeats if longer. A server with
+ * the timeout off sends no keepalives, and a heartbeat may wait behind a transaction being decoded for minutes:
+ * no limit then.
+ */
+async function silenceLimitOf(db: Kysely<WalflowDatabase>, heartbeatMs: number): Promise<number | undefined> {
+  const { rows } = await sql<{ ms: string }>`SELECT setting AS ms FROM pg_settings WHERE name = 'wal_sender_timeout'`.execute(db);
+  const timeoutMs = Number(rows[0]?.ms ?? 0);
+  return timeoutMs > 0 ? Math.max(2 * timeoutMs, 3 * heartbeatMs) : undefined;
+}
+
 /**
  * Errors no reconnect can fix: the consumer reports them and checks again later instead of retrying hard
  * (`config_invalid`: the slot of that name is another database's).
@@ -119,21 +135,24 @@ export class ReplicationConsumer {
       this.pause.wake();
       void this.session?.stop();
     });
-    const heartbeat = setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? 30_000);
+    const heartbeat = setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
     heartbeat.unref();
     let attempt = 0;
+    let streamingSince: number | undefined;
     try {
       while (!this.stopping && !lockLost) {
         try {
           const { decoder, confirmedFlush } = await verifyConsumer(this.options.db, slotName);
           // A stop or the loss of the lock while the checks ran found no session to stop: start none.
           if (this.stopping || lockLost) break;
+          const silenceLimitMs = this.options.silenceLimitMs ?? (await silenceLimitOf(this.options.db, this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS));
           this.session = new StreamSession({
             ...this.options,
             decoder,
             confirmedFlush,
+            silenceLimitMs,
             onStreaming: () => {
-              attempt = 0;
+              streamingSince = performance.now();
               this.setState('streaming', 'leader');
               logger.info({ slot: slotName }, 'replication streaming');
             },
@@ -149,6 +168,10 @@ export class ReplicationConsumer {
             this.setState('down', 'leader', reason);
             return;
           }
+          // The backoff starts over after a session that streamed a while, not after any that started: a failure
+          // that comes every time soon after START_REPLICATION would otherwise reconnect at once, for ever.
+          if (streamingSince !== undefined && performance.now() - streamingSince >= STREAMED_A_WHILE_MS) attempt = 0;
+          streamingSince = undefined;
           const delayMs = backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000, ...this.options.reconnect });
           this.setState('reconnecting', 'leader', failure instanceof Error ? failure.message : String(failure));
           logger.warn({ err: failure, slot: slotName, attempt, delayMs }, 'replication reconnecting');

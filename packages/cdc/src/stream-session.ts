@@ -47,6 +47,12 @@ export interface StreamSessionOptions {
   onBatch?: ((result: DispatchResult, batch: DispatchBatch) => void) | undefined;
   /** Told once START_REPLICATION succeeded. */
   onStreaming?: (() => void) | undefined;
+  /**
+   * The session fails (and the consumer reconnects) once nothing — no message, no keepalive — has arrived for
+   * this long while the stream was not held back by its own batches: a network that dropped the connection
+   * without a word leaves it waiting for ever otherwise. Off when undefined.
+   */
+  silenceLimitMs?: number | undefined;
 }
 
 /** A batch with writes, as the batch after it follows it. */
@@ -82,6 +88,10 @@ export class StreamSession {
   private draining = false;
   /** stop() is closing the connection: what the connection reports from then on is its closing, no failure. */
   private closing = false;
+  /** When a message or keepalive last arrived, or the stream was last let go on after holding it back. */
+  private lastHeardAt = performance.now();
+  /** The stream is held back (onData waits for batches being recorded): silence is then this side's doing. */
+  private holdingStream = false;
   private markStopped!: () => void;
   /** Resolves once stop() has closed the connection. */
   private readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
@@ -110,6 +120,7 @@ export class StreamSession {
     this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => this.onKeepalive(lsn, shouldRespond));
     this.service.on('error', (error: Error) => this.fail(error));
     this.service.on('start', () => this.options.onStreaming?.());
+    const watchdog = this.watchSilence();
     try {
       // 0/0 asks the server to start from the slot's confirmed position. A stop while the library still opens the
       // connection ends it, and pg never settles a connect() that end() cut short: subscribe() would never return.
@@ -117,6 +128,7 @@ export class StreamSession {
     } catch (error) {
       this.fail(error);
     }
+    if (watchdog !== undefined) clearInterval(watchdog);
     await this.service.stop();
     // The session ends with its last dispatch, so a new session never records alongside it.
     await this.settled();
@@ -140,7 +152,22 @@ export class StreamSession {
     while (this.recording.length > 0) await this.recording[0];
   }
 
+  /** Fails the session once the stream has been silent for silenceLimitMs (see the option). */
+  private watchSilence(): NodeJS.Timeout | undefined {
+    const limitMs = this.options.silenceLimitMs;
+    if (limitMs === undefined) return undefined;
+    const timer = setInterval(() => {
+      if (this.holdingStream) this.lastHeardAt = performance.now();
+      else if (performance.now() - this.lastHeardAt > limitMs) {
+        this.fail(new WalflowError('replication_failed', `nothing arrived on the replication connection for ${limitMs / 1000} s (a dropped network?): reconnecting`));
+      }
+    }, Math.min(limitMs / 4, 5_000));
+    timer.unref();
+    return timer;
+  }
+
   private async onData(raw: unknown): Promise<void> {
+    this.lastHeardAt = performance.now();
     // The library waits for this handler before it hands over the next message, so this pauses the stream too.
     // Live traffic never reaches the limit in one turn; only a backlog is made to wait here.
     if (this.messagesThisTurn === this.messagesPerTurn) await new Promise((resolve) => setImmediate(resolve));
@@ -155,7 +182,13 @@ export class StreamSession {
       if (this.isBatchFull()) {
         // Waiting here is the backpressure: the library pauses the socket until the handler returns. It only
         // waits while the batches before are still being recorded, so the next batch is read and decoded meanwhile.
-        while (this.recording.length >= this.batchesInFlight && this.isBatchFull()) await this.recording[0];
+        this.holdingStream = true;
+        try {
+          while (this.recording.length >= this.batchesInFlight && this.isBatchFull()) await this.recording[0];
+        } finally {
+          this.holdingStream = false;
+          this.lastHeardAt = performance.now();
+        }
         this.dispatchPending();
       } else if (this.pending.length > 0) this.scheduleDispatch();
     } catch (error) {
@@ -247,6 +280,7 @@ export class StreamSession {
   }
 
   private onKeepalive(lsn: string, shouldRespond: boolean): void {
+    this.lastHeardAt = performance.now();
     if (this.failure !== null) return;
     const position = parseLsn(lsn);
     // A keepalive at the confirmed position itself moves nothing, but one that asks for a reply still gets it.

@@ -28,11 +28,17 @@ export function hasValidConnectTimeout(databaseUrl: string): boolean {
   return written === null || isAccepted(written);
 }
 
-/** A connection of walflow's own to DATABASE_URL: every one opens within connectTimeoutMs. */
+/**
+ * A connection of walflow's own to DATABASE_URL (replication, leader lock, run listener): every one opens within
+ * connectTimeoutMs, and sends TCP keepalives after 30 s idle, so that a network that dropped it without a word
+ * is noticed by the kernel in minutes rather than hours.
+ */
 export function connectionConfig(databaseUrl: string, applicationName?: string): ClientConfig {
   return {
     connectionString: databaseUrl,
     connectionTimeoutMillis: connectTimeoutMs(databaseUrl),
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
     ...(applicationName === undefined ? {} : { application_name: applicationName }),
   };
 }

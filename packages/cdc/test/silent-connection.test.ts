@@ -1,0 +1,118 @@
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import type { WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { emit } from '@walflow/outbox';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openMigrated, silentLogger, testConsumer } from '../../server/test/fixtures.js';
+
+const database = useTestDatabase({ prefix: 'walflow_silent' });
+let db: Kysely<WalflowDatabase>;
+
+beforeAll(async () => {
+  db = await openMigrated(database);
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+/** A TCP proxy to the database whose open connections can go silent both ways, as on a dropped network, without closing. */
+async function silenceableProxy(databaseUrl: string): Promise<{ url: string; silence(): void; close(): Promise<void> }> {
+  const target = new URL(databaseUrl);
+  const open = new Set<Socket>();
+  const all = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const socket of [client, upstream]) {
+      open.add(socket);
+      all.add(socket);
+      socket.on('error', () => undefined).on('close', () => {
+        open.delete(socket);
+        all.delete(socket);
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(databaseUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as AddressInfo).port);
+  return {
+    url: url.toString(),
+    silence: () => {
+      // Nothing is read from either side any more, and nothing is closed: neither end hears a thing.
+      for (const socket of open) {
+        socket.unpipe();
+        socket.pause();
+      }
+      open.clear();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of all) socket.destroy();
+      }),
+  };
+}
+
+/** A logger that keeps the error message of every warning. */
+function failureLogger(failures: string[]): pino.Logger {
+  return pino({ level: 'warn' }, { write: (line: string) => void failures.push((JSON.parse(line) as { err?: { message: string } }).err?.message ?? '') });
+}
+
+describe('a replication connection the network drops without a word', () => {
+  it('is given up once nothing has arrived for the silence limit, and streaming starts again', async () => {
+    const proxy = await silenceableProxy(database.url);
+    const failures: string[] = [];
+    const consumer = testConsumer(database, db, new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }), {
+      connection: { connectionString: proxy.url },
+      logger: failureLogger(failures),
+      heartbeatMs: 200,
+      silenceLimitMs: 1_500,
+    });
+    consumer.start();
+    try {
+      await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
+      const { rows } = await sql<{ pid: number }>`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = ${database.slotName}`.execute(db);
+      proxy.silence();
+      await waitFor('the silent session to be given up', () => failures.some((message) => message.includes('nothing arrived on the replication connection for 1.5 s')), { timeoutMs: 10_000 });
+      // The server's end lingers until its wal_sender_timeout; end it now rather than wait a minute.
+      await sql`SELECT pg_terminate_backend(${rows[0]!.pid}::int)`.execute(db);
+      await waitFor('streaming again', () => consumer.status.state === 'streaming', { timeoutMs: 10_000 });
+      const id = await emit(db, { type: 'network.back', payload: {} });
+      await waitFor('the event to be recorded', async () => (await db.selectFrom('walflow.events').select('id').where('id', '=', id).executeTakeFirst()) !== undefined);
+    } finally {
+      await consumer.stop();
+      await proxy.close();
+      // The lock's session went silent too: the server would hold the lock until its TCP keepalive gives up.
+      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'walflow-leader-lock' AND datname = current_database()`.execute(db);
+    }
+  });
+
+  it('is not given up while the stream waits for its own batches', async () => {
+    // A dispatcher slower than the silence limit: the stream is held back, not silent.
+    const failures: string[] = [];
+    const inner = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+    let slow = true;
+    const consumer = testConsumer(
+      database,
+      db,
+      { dispatch: async (batch) => (slow ? new Promise((resolve) => setTimeout(resolve, 2_500)).then(() => inner.dispatch(batch)) : inner.dispatch(batch)) },
+      { logger: failureLogger(failures), heartbeatMs: 200, silenceLimitMs: 1_000, maxBatchRows: 1, batchesInFlight: 1 },
+    );
+    consumer.start();
+    try {
+      await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
+      // Two transactions: the second waits for the first's batch, holding the stream back for 2.5 s.
+      for (let n = 0; n < 2; n++) await emit(db, { type: 'batch.slow', payload: { n } });
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      expect(failures).toEqual([]);
+      expect(consumer.status.state).toBe('streaming');
+      slow = false;
+    } finally {
+      await consumer.stop();
+    }
+  });
+});
