@@ -1,4 +1,3 @@
-import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import type { WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
@@ -7,6 +6,7 @@ import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openMigrated, silentLogger, testConsumer } from '../../server/test/fixtures.js';
+import { startProxy } from '../../server/test/tcp-proxy.js';
 
 const database = useTestDatabase({ prefix: 'walflow_silent' });
 let db: Kysely<WalflowDatabase>;
@@ -18,45 +18,6 @@ afterAll(async () => {
   await db.destroy();
 });
 
-/** A TCP proxy to the database whose open connections can go silent both ways, as on a dropped network, without closing. */
-async function silenceableProxy(databaseUrl: string): Promise<{ url: string; silence(): void; close(): Promise<void> }> {
-  const target = new URL(databaseUrl);
-  const open = new Set<Socket>();
-  const all = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
-    for (const socket of [client, upstream]) {
-      open.add(socket);
-      all.add(socket);
-      socket.on('error', () => undefined).on('close', () => {
-        open.delete(socket);
-        all.delete(socket);
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(databaseUrl);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as AddressInfo).port);
-  return {
-    url: url.toString(),
-    silence: () => {
-      // Nothing is read from either side any more, and nothing is closed: neither end hears a thing.
-      for (const socket of open) {
-        socket.unpipe();
-        socket.pause();
-      }
-      open.clear();
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of all) socket.destroy();
-      }),
-  };
-}
-
 /** A logger that keeps the error message of every warning. */
 function failureLogger(failures: string[]): pino.Logger {
   return pino({ level: 'warn' }, { write: (line: string) => void failures.push((JSON.parse(line) as { err?: { message: string } }).err?.message ?? '') });
@@ -64,7 +25,7 @@ function failureLogger(failures: string[]): pino.Logger {
 
 describe('a replication connection the network drops without a word', () => {
   it('is given up once nothing has arrived for the silence limit, and streaming starts again', async () => {
-    const proxy = await silenceableProxy(database.url);
+    const proxy = await startProxy(database.url);
     const failures: string[] = [];
     const consumer = testConsumer(database, db, new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }), {
       connection: { connectionString: proxy.url },

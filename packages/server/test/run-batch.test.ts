@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
@@ -9,6 +9,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
+import { startProxy } from './tcp-proxy.js';
 // Internals of the queue, to set up a claim that another worker changes between its rollback and its lease.
 import { keepLease } from '../../executor/src/lease-keeper.js';
 import { claimRunsToHold, failRun, leaseHeldRuns, recordOutcomes } from '../../executor/src/run-queue.js';
@@ -33,39 +34,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db.destroy();
 });
-
-/** A TCP proxy to the database that can drop every connection and refuse new ones for a while. */
-async function startProxy(databaseUrl: string): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
-  const target = new URL(databaseUrl);
-  const sockets = new Set<Socket>();
-  let refusing = false;
-  const server = createNetServer((client) => {
-    if (refusing) return void client.destroy();
-    const upstream = connect(Number(target.port), target.hostname);
-    const close = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    for (const socket of [client, upstream]) sockets.add(socket.on('error', close).on('close', close));
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(databaseUrl);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as AddressInfo).port);
-  return {
-    url: url.toString(),
-    cut: () => {
-      refusing = true;
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
-    },
-    restore: () => (refusing = false),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 function event(tenantId: string, payload: Record<string, unknown>): EventEnvelope {
   lsn += 0x100;
