@@ -46,6 +46,12 @@ async function silenceLimitOf(db: Kysely<WalflowDatabase>, heartbeatMs: number):
   return timeoutMs > 0 ? Math.max(2 * timeoutMs, 3 * heartbeatMs) : undefined;
 }
 
+/** The server process streaming the slot now, if any. */
+async function slotHolder(db: Kysely<WalflowDatabase>, slotName: string): Promise<number | null> {
+  const { rows } = await sql<{ pid: number | null }>`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = ${slotName}`.execute(db);
+  return rows[0]?.pid ?? null;
+}
+
 /**
  * Errors no reconnect can fix: the consumer reports them and checks again later instead of retrying hard
  * (`config_invalid`: the slot of that name is another database's).
@@ -151,6 +157,7 @@ export class ReplicationConsumer {
             decoder,
             confirmedFlush,
             silenceLimitMs,
+            slotHolder: () => slotHolder(this.options.db, slotName),
             onStreaming: () => {
               streamingSince = performance.now();
               this.setState('streaming', 'leader');

@@ -53,6 +53,12 @@ export interface StreamSessionOptions {
    * without a word leaves it waiting for ever otherwise. Off when undefined.
    */
   silenceLimitMs?: number | undefined;
+  /**
+   * The server process streaming the slot now (pg_replication_slots.active_pid), asked over another connection
+   * before a silent session is given up: a walsender decoding a long transaction that holds nothing for walflow
+   * may send nothing for minutes (wal2json before 2.6 sends no keepalive meanwhile), and is no dead connection.
+   */
+  slotHolder?: (() => Promise<number | null>) | undefined;
 }
 
 /** A batch with writes, as the batch after it follows it. */
@@ -156,14 +162,31 @@ export class StreamSession {
   private watchSilence(): NodeJS.Timeout | undefined {
     const limitMs = this.options.silenceLimitMs;
     if (limitMs === undefined) return undefined;
+    let asking = false;
     const timer = setInterval(() => {
       if (this.holdingStream) this.lastHeardAt = performance.now();
-      else if (performance.now() - this.lastHeardAt > limitMs) {
-        this.fail(new WalflowError('replication_failed', `nothing arrived on the replication connection for ${limitMs / 1000} s (a dropped network?): reconnecting`));
-      }
+      if (asking || performance.now() - this.lastHeardAt <= limitMs) return;
+      asking = true;
+      void this.heldByThisConnection()
+        .then((held) => {
+          if (held) this.lastHeardAt = performance.now();
+          else this.fail(new WalflowError('replication_failed', `nothing arrived on the replication connection for ${limitMs / 1000} s (a dropped network?): reconnecting`));
+        })
+        .finally(() => (asking = false));
     }, Math.min(limitMs / 4, 5_000));
     timer.unref();
     return timer;
+  }
+
+  /** Whether the server still streams the slot to this session's connection (false when it cannot be asked). */
+  private async heldByThisConnection(): Promise<boolean> {
+    const ownPid = (this.service as unknown as { _client?: { processID?: number } })._client?.processID;
+    if (this.options.slotHolder === undefined || ownPid === undefined) return false;
+    try {
+      return (await this.options.slotHolder()) === ownPid;
+    } catch {
+      return false;
+    }
   }
 
   private async onData(raw: unknown): Promise<void> {

@@ -17,31 +17,42 @@ export interface LeaseKeeper {
  * when the lease is already another worker's: the run must not be executed at all.
  */
 export async function keepLease(db: Kysely<WalflowDatabase>, runId: string, workerId: string, leaseMs: number, logger: Logger): Promise<LeaseKeeper | null> {
+  const firstSent = performance.now();
   if (!(await extendLease(db, runId, workerId, leaseMs))) return null;
   const lost = new AbortController();
   let extending = false;
-  let extendedAt = performance.now();
   const loseIt = (): void => {
     clearInterval(timer);
+    clearTimeout(runsOut);
     lost.abort();
   };
+  // Once the lease has run out unextended (this worker cut off from the database, which others still reach, or
+  // an extension that hangs), another worker may take the run: the action in flight stops rather than run beside
+  // its repeat. Counted from when the last extension that held was sent, which is no later than the server's.
+  let runsOut = setTimeout(loseIt, leaseMs - (performance.now() - firstSent));
   const extend = async (): Promise<void> => {
     if (extending) return;
     extending = true;
+    const sent = performance.now();
     try {
-      if (await extendLease(db, runId, workerId, leaseMs)) extendedAt = performance.now();
-      else loseIt();
+      if (await extendLease(db, runId, workerId, leaseMs)) {
+        clearTimeout(runsOut);
+        runsOut = setTimeout(loseIt, leaseMs - (performance.now() - sent));
+      } else loseIt();
     } catch (error) {
-      // The next tick tries again; the fenced writes of the attempt decide in the end. But once the lease has run
-      // out unextended (this worker cut off from the database, which others still reach), another worker may
-      // take the run: the action in flight stops rather than run beside its repeat.
+      // The next tick tries again; the fenced writes of the attempt decide in the end.
       logger.warn({ err: error, runId }, 'could not extend the lease of a run');
-      if (performance.now() - extendedAt >= leaseMs) loseIt();
     } finally {
       extending = false;
     }
   };
   const timer = setInterval(() => void extend(), leaseMs / 3);
   timer.unref();
-  return { lost: lost.signal, stop: () => clearInterval(timer) };
+  return {
+    lost: lost.signal,
+    stop: () => {
+      clearInterval(timer);
+      clearTimeout(runsOut);
+    },
+  };
 }

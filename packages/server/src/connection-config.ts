@@ -35,12 +35,24 @@ export function hasValidConnectTimeout(databaseUrl: string): boolean {
  */
 export function connectionConfig(databaseUrl: string, applicationName?: string): ClientConfig {
   return {
-    connectionString: databaseUrl,
+    connectionString: withoutApplicationName(databaseUrl),
     connectionTimeoutMillis: connectTimeoutMs(databaseUrl),
     keepAlive: true,
     keepAliveInitialDelayMillis: 30_000,
     ...(applicationName === undefined ? {} : { application_name: applicationName }),
   };
+}
+
+/**
+ * DATABASE_URL without an application_name: pg lets the URL's override the one walflow gives its sessions, and
+ * following the event log tells walflow's recording sessions by their name (RECORDING_APPLICATION_NAME).
+ */
+export function withoutApplicationName(databaseUrl: string): string {
+  if (!URL.canParse(databaseUrl)) return databaseUrl;
+  const url = new URL(databaseUrl);
+  if (!url.searchParams.has('application_name')) return databaseUrl;
+  url.searchParams.delete('application_name');
+  return url.toString();
 }
 
 /** A URL only pg can read (it reads more than WHATWG URLs) has none that walflow sees; pg reports what is wrong. */

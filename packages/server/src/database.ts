@@ -2,7 +2,7 @@ import { explainConnectFailure, type WalflowDatabase } from '@walflow/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { connectTimeoutMs } from './connection-config.js';
+import { connectTimeoutMs, withoutApplicationName } from './connection-config.js';
 import { acceptCopyFromStdin } from './copy-from-stdin.js';
 
 /**
@@ -28,7 +28,7 @@ export interface DatabaseOptions {
  */
 export function createDatabase(url: string, logger: Logger, options: DatabaseOptions = {}): Kysely<WalflowDatabase> {
   const pool = new pg.Pool({
-    connectionString: url,
+    connectionString: withoutApplicationName(url),
     max: options.max ?? 10,
     application_name: options.applicationName ?? RECORDING_APPLICATION_NAME,
     ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),

@@ -76,6 +76,18 @@ export async function followStart(db: Kysely<WalflowDatabase>, notBefore?: Date)
 }
 
 /**
+ * followStart for a follower already under way (FollowOptions.safePoint), or null when a recording session's
+ * transaction cannot be seen (a role without pg_read_all_stats sees another role's sessions without their
+ * xact_start): then nothing says how far back an open batch may lie, and the follower stays where it is.
+ */
+export async function followSafePoint(db: Kysely<WalflowDatabase>): Promise<EventCursor | null> {
+  const { rows } = await sql<{ hidden: boolean }>`
+    SELECT EXISTS (SELECT FROM pg_stat_activity
+                    WHERE datname = current_database() AND application_name = ${RECORDING_APPLICATION_NAME} AND state IS NULL) AS hidden`.execute(db);
+  return rows[0]!.hidden ? null : followStart(db);
+}
+
+/**
  * Events recorded after the cursor, in the order walflow recorded them. Ordered and resumed by
  * (received_at, id): a dispatcher batch shares one received_at, so the id breaks ties and a batch larger than
  * `limit` is read in pages instead of repeating its first page.
@@ -101,7 +113,7 @@ export interface FollowOptions {
    * finds nothing after the cursor, the cursor moves up to it. Without it, a filter that matches nothing kept the
    * cursor where it began, and every read scanned everything recorded since.
    */
-  safePoint: () => Promise<EventCursor>;
+  safePoint: () => Promise<EventCursor | null>;
   intervalMs: number;
   signal: AbortSignal;
   onEvents: (events: RecordedEvent[]) => void | Promise<void>;
@@ -120,7 +132,7 @@ export async function followEvents(options: FollowOptions): Promise<void> {
       await options.onEvents(events);
       continue; // a full page may have more behind it
     }
-    if (Date.parse(safe.receivedAt) > Date.parse(cursor.receivedAt)) cursor = safe;
+    if (safe !== null && Date.parse(safe.receivedAt) > Date.parse(cursor.receivedAt)) cursor = safe;
     await sleep(options.intervalMs, undefined, { signal: options.signal }).catch(() => undefined);
   }
 }

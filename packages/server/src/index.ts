@@ -4,6 +4,7 @@ export { createDatabase, RECORDING_APPLICATION_NAME } from './database.js';
 export { discardDeadRun, listDeadRuns, retryDeadRun, type DeadRun } from './dead-runs.js';
 export {
   eventsRecordedAfter,
+  followSafePoint,
   followStart,
   followEvents,
   listEvents,

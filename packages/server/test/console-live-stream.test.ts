@@ -113,6 +113,21 @@ describe('the console’s live event stream', () => {
     }
   });
 
+  it('starts now for a Last-Event-ID of a day that does not exist, rather than fail at every reconnect', async () => {
+    const { socket, stream } = await openStream('/console/events/stream', { 'last-event-id': '2026-02-30T00:00:00Z|00000000-0000-0000-0000-000000000000' });
+    socket.resume();
+    try {
+      await waitFor('the stream to start', () => stream.response.headersSent);
+      const readsBefore = pagesRead.length;
+      await waitFor('a few polls', () => pagesRead.length >= readsBefore + 2, { timeoutMs: 5_000 });
+      expect(stream.response.statusCode).toBe(200);
+      expect(stream.ended).toBe(false);
+    } finally {
+      socket.destroy();
+      await waitFor('the stream to end', () => stream.ended, { timeoutMs: 5_000 });
+    }
+  });
+
   it('answers HEAD with its headers and follows nothing, though the connection stays open', async () => {
     const readsBefore = pagesRead.length;
     const { socket, stream } = await openStream('/console/events/stream', {}, 'HEAD');

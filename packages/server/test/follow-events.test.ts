@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { WalflowDatabase } from '@walflow/core';
-import { eventsRecordedAfter, followEvents, followStart, RECORDING_APPLICATION_NAME, type EventCursor } from '@walflow/server';
+import { createDatabase, eventsRecordedAfter, followEvents, followSafePoint, followStart, RECORDING_APPLICATION_NAME, type EventCursor } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openMigrated } from './fixtures.js';
+import { openMigrated, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -61,7 +61,7 @@ describe('following the recorded events', () => {
           return eventsRecordedAfter(db, cursor, { tenantId: 'follow-safe' }, 10);
         },
         from: { receivedAt: '2000-01-01T00:00:00Z', id: '00000000-0000-0000-0000-000000000000' },
-        safePoint: () => followStart(db),
+        safePoint: () => followSafePoint(db),
         intervalMs: 20,
         signal: stop.signal,
         onEvents: (events) => void shown.push(...events.map((event) => event.id)),
@@ -78,6 +78,26 @@ describe('following the recorded events', () => {
     } finally {
       stop.abort();
       await dispatching.end();
+    }
+  });
+
+  it('stays where it is when it cannot see the recording sessions’ transactions', async () => {
+    const role = `follow_reader_${Date.now()}`;
+    await sql`CREATE ROLE ${sql.id(role)} LOGIN`.execute(db);
+    const url = new URL(database.url);
+    url.username = role;
+    const reader = createDatabase(url.toString(), silentLogger, { max: 1, applicationName: 'walflow-cli' });
+    const dispatching = new pg.Client({ connectionString: database.url, application_name: RECORDING_APPLICATION_NAME });
+    await dispatching.connect();
+    try {
+      await dispatching.query('BEGIN');
+      await dispatching.query('SELECT 1');
+      expect(await followSafePoint(db)).not.toBeNull();
+      expect(await followSafePoint(reader)).toBeNull();
+    } finally {
+      await dispatching.end();
+      await reader.destroy();
+      await sql`DROP ROLE ${sql.id(role)}`.execute(db);
     }
   });
 });

@@ -1,4 +1,4 @@
-import { eventsRecordedAfter, followEvents, followStart, listEvents, parseTime } from '@walflow/server';
+import { eventsRecordedAfter, followEvents, followSafePoint, followStart, listEvents, parseTime } from '@walflow/server';
 import type { Command } from 'commander';
 import { nonEmptyText, timeText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
@@ -52,7 +52,7 @@ export function registerEvents(program: Command): void {
         followEvents({
           read: (cursor) => eventsRecordedAfter(db, cursor, filter, 1000),
           from: await followStart(db, startedAt),
-          safePoint: () => followStart(db),
+          safePoint: () => followSafePoint(db),
           intervalMs: options.interval,
           signal: stop.signal,
           onEvents: (recorded) => {

@@ -26,8 +26,8 @@ export function registerRetryAndDiscard(parent: Command, rows: { noun: string; a
         if (bad !== undefined) throw new WalflowError('config_invalid', `not a ${rows.noun} id (a uuid): ${bad}`);
         const context = commandContext({ logToStdout: false });
         await withDatabase(context, async (db) => {
-          // An id given twice is acted on once: the second time it would no longer be found.
-          for (const id of new Set(ids)) {
+          // An id given twice (in either case) is acted on once: the second time it would no longer be found.
+          for (const id of new Set(ids.map((id) => id.toLowerCase()))) {
             process.stdout.write(`${await rows[verb].act(db, id)}\n`);
             await recordAudit(db, { actor: context.operator, action: `${rows.audit}.${verb}`, target: id });
           }

@@ -1,7 +1,8 @@
 import { isUuid } from '@walflow/core';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { eventsRecordedAfter, followEvents, followStart, type EventCursor } from '../event-log.js';
+import { eventsRecordedAfter, followEvents, followSafePoint, followStart, type EventCursor } from '../event-log.js';
+import { parseTime } from '../parse-time.js';
 import type { ConsoleContext, ConsoleRequest } from './console-context.js';
 import { HttpError, securityHeaders } from './http-request.js';
 import { textParameter } from './page-handlers.js';
@@ -72,14 +73,21 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
     // A browser reconnects within seconds; a position older than RESUME_WITHIN_MS starts that long ago, so that one
     // stream cannot make every read scan the log from any point in the past.
     const earliest = Date.parse(start.receivedAt) - RESUME_WITHIN_MS;
-    const from = resumed === undefined ? start : Date.parse(resumed.receivedAt) < earliest ? { receivedAt: new Date(earliest).toISOString(), id: start.id } : resumed;
+    // A position after the start (a clock ahead, an id made up) starts at the start.
+    const resumedAt = resumed === undefined ? undefined : Date.parse(resumed.receivedAt);
+    const from =
+      resumedAt === undefined || resumedAt > Date.parse(start.receivedAt)
+        ? start
+        : resumedAt < earliest
+          ? { receivedAt: new Date(earliest).toISOString(), id: start.id }
+          : resumed!;
     response.writeHead(200, { ...securityHeaders(null), ...STREAM_HEADERS });
     response.write('retry: 2000\n\n');
     keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
     await followEvents({
       read: (cursor) => readInScope(context.db, tenant, (db) => eventsRecordedAfter(db, cursor, filter, PAGE)),
       from,
-      safePoint: () => followStart(context.db),
+      safePoint: () => followSafePoint(context.db),
       intervalMs: POLL_MS,
       signal,
       onEvents: async (events) => {
@@ -110,6 +118,16 @@ async function drained(response: ServerResponse, signal: AbortSignal): Promise<v
 function resumedCursor(lastEventId: string | string[] | undefined): EventCursor | undefined {
   if (typeof lastEventId !== 'string') return undefined;
   const [receivedAt, id] = lastEventId.split('|');
-  const valid = receivedAt !== undefined && id !== undefined && TIMESTAMP.test(receivedAt) && !Number.isNaN(Date.parse(receivedAt)) && isUuid(id);
+  const valid = receivedAt !== undefined && id !== undefined && TIMESTAMP.test(receivedAt) && isExistingTime(receivedAt) && isUuid(id);
   return valid ? { receivedAt, id } : undefined;
+}
+
+/** A time of a day that exists: Date.parse takes 2026-02-30 for 2 March, which PostgreSQL refuses. */
+function isExistingTime(text: string): boolean {
+  try {
+    parseTime(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
