@@ -149,9 +149,10 @@ export class ReplicationConsumer {
       while (!this.stopping && !lockLost) {
         try {
           const { decoder, confirmedFlush } = await verifyConsumer(this.options.db, slotName);
-          // A stop or the loss of the lock while the checks ran found no session to stop: start none.
-          if (this.stopping || lockLost) break;
           const silenceLimitMs = this.options.silenceLimitMs ?? (await silenceLimitOf(this.options.db, this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS));
+          // A stop or the loss of the lock while the checks ran found no session to stop: start none. (Nothing may
+          // be awaited between this check and the session's creation.)
+          if (this.stopping || lockLost) break;
           this.session = new StreamSession({
             ...this.options,
             decoder,
