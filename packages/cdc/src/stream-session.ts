@@ -14,6 +14,7 @@ import type { ClientConfig } from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { AckTracker } from './ack-tracker.js';
+import { SilenceWatch } from './silence-watch.js';
 import type { ChangeDecoder } from './change-decoder.js';
 import { OUTBOX_SCHEMA, OUTBOX_TABLE } from './outbox-stream.js';
 import { TransactionAssembler, type StreamSlice } from './transaction-assembler.js';
@@ -94,10 +95,7 @@ export class StreamSession {
   private draining = false;
   /** stop() is closing the connection: what the connection reports from then on is its closing, no failure. */
   private closing = false;
-  /** When a message or keepalive last arrived, or the stream was last let go on after holding it back. */
-  private lastHeardAt = performance.now();
-  /** The stream is held back (onData waits for batches being recorded): silence is then this side's doing. */
-  private holdingStream = false;
+  private readonly silence: SilenceWatch;
   private markStopped!: () => void;
   /** Resolves once stop() has closed the connection. */
   private readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
@@ -118,6 +116,7 @@ export class StreamSession {
       sliceSize: options.sliceSize,
     });
     this.acks = new AckTracker(this.service, options.confirmedFlush);
+    this.silence = new SilenceWatch(options.silenceLimitMs, () => this.streamedToThisConnection(), (error) => this.fail(error));
   }
 
   /** Streams until stop() or a failure: resolves after a clean stop, rejects with the failure. */
@@ -126,7 +125,7 @@ export class StreamSession {
     this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => this.onKeepalive(lsn, shouldRespond));
     this.service.on('error', (error: Error) => this.fail(error));
     this.service.on('start', () => this.options.onStreaming?.());
-    const watchdog = this.watchSilence();
+    this.silence.start();
     try {
       // 0/0 asks the server to start from the slot's confirmed position. A stop while the library still opens the
       // connection ends it, and pg never settles a connect() that end() cut short: subscribe() would never return.
@@ -134,7 +133,7 @@ export class StreamSession {
     } catch (error) {
       this.fail(error);
     }
-    if (watchdog !== undefined) clearInterval(watchdog);
+    this.silence.stop();
     await this.service.stop();
     // The session ends with its last dispatch, so a new session never records alongside it.
     await this.settled();
@@ -158,28 +157,8 @@ export class StreamSession {
     while (this.recording.length > 0) await this.recording[0];
   }
 
-  /** Fails the session once the stream has been silent for silenceLimitMs (see the option). */
-  private watchSilence(): NodeJS.Timeout | undefined {
-    const limitMs = this.options.silenceLimitMs;
-    if (limitMs === undefined) return undefined;
-    let asking = false;
-    const timer = setInterval(() => {
-      if (this.holdingStream) this.lastHeardAt = performance.now();
-      if (asking || performance.now() - this.lastHeardAt <= limitMs) return;
-      asking = true;
-      void this.heldByThisConnection()
-        .then((held) => {
-          if (held) this.lastHeardAt = performance.now();
-          else this.fail(new WalflowError('replication_failed', `nothing arrived on the replication connection for ${limitMs / 1000} s (a dropped network?): reconnecting`));
-        })
-        .finally(() => (asking = false));
-    }, Math.min(limitMs / 4, 5_000));
-    timer.unref();
-    return timer;
-  }
-
   /** Whether the server still streams the slot to this session's connection (false when it cannot be asked). */
-  private async heldByThisConnection(): Promise<boolean> {
+  private async streamedToThisConnection(): Promise<boolean> {
     const ownPid = (this.service as unknown as { _client?: { processID?: number } })._client?.processID;
     if (this.options.slotHolder === undefined || ownPid === undefined) return false;
     try {
@@ -190,7 +169,7 @@ export class StreamSession {
   }
 
   private async onData(raw: unknown): Promise<void> {
-    this.lastHeardAt = performance.now();
+    this.silence.heard();
     // The library waits for this handler before it hands over the next message, so this pauses the stream too.
     // Live traffic never reaches the limit in one turn; only a backlog is made to wait here.
     if (this.messagesThisTurn === this.messagesPerTurn) await new Promise((resolve) => setImmediate(resolve));
@@ -205,13 +184,9 @@ export class StreamSession {
       if (this.isBatchFull()) {
         // Waiting here is the backpressure: the library pauses the socket until the handler returns. It only
         // waits while the batches before are still being recorded, so the next batch is read and decoded meanwhile.
-        this.holdingStream = true;
-        try {
+        await this.silence.whileHolding(async () => {
           while (this.recording.length >= this.batchesInFlight && this.isBatchFull()) await this.recording[0];
-        } finally {
-          this.holdingStream = false;
-          this.lastHeardAt = performance.now();
-        }
+        });
         this.dispatchPending();
       } else if (this.pending.length > 0) this.scheduleDispatch();
     } catch (error) {
@@ -303,7 +278,7 @@ export class StreamSession {
   }
 
   private onKeepalive(lsn: string, shouldRespond: boolean): void {
-    this.lastHeardAt = performance.now();
+    this.silence.heard();
     if (this.failure !== null) return;
     const position = parseLsn(lsn);
     // A keepalive at the confirmed position itself moves nothing, but one that asks for a reply still gets it.
