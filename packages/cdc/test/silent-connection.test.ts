@@ -1,4 +1,5 @@
-import type { WalflowDatabase } from '@walflow/core';
+import type { BatchDispatcher, WalflowDatabase } from '@walflow/core';
+import type { ReplicationConsumerOptions } from '@walflow/cdc';
 import { Dispatcher } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import { useTestDatabase, waitFor } from '@walflow/testing';
@@ -23,18 +24,23 @@ function failureLogger(failures: string[]): pino.Logger {
   return pino({ level: 'warn' }, { write: (line: string) => void failures.push((JSON.parse(line) as { err?: { message: string } }).err?.message ?? '') });
 }
 
+/** A consumer of the test slot, started, whose warnings' error messages are kept in `failures`. */
+function watchedConsumer(failures: string[], options: Partial<ReplicationConsumerOptions>, dispatcher: BatchDispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger })) {
+  const consumer = testConsumer(database, db, dispatcher, { logger: failureLogger(failures), ...options });
+  consumer.start();
+  return consumer;
+}
+
 describe('a replication connection the network drops without a word', () => {
   it('is given up once nothing has arrived for the silence limit, and streaming starts again', async () => {
     const proxy = await startProxy(database.url);
     const failures: string[] = [];
-    const consumer = testConsumer(database, db, new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }), {
+    const consumer = watchedConsumer(failures, {
       // The server ends its side 1 s after the client went silent, as a network drop would have it do.
       connection: { connectionString: proxy.url, options: '-c wal_sender_timeout=1000' },
-      logger: failureLogger(failures),
       heartbeatMs: 200,
       silenceLimitMs: 1_500,
     });
-    consumer.start();
     try {
       await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
       proxy.silence();
@@ -55,13 +61,11 @@ describe('a replication connection the network drops without a word', () => {
     const failures: string[] = [];
     const inner = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
     let slow = true;
-    const consumer = testConsumer(
-      database,
-      db,
+    const consumer = watchedConsumer(
+      failures,
+      { heartbeatMs: 200, silenceLimitMs: 1_000, maxBatchRows: 1, batchesInFlight: 1 },
       { dispatch: async (batch) => (slow ? new Promise((resolve) => setTimeout(resolve, 2_500)).then(() => inner.dispatch(batch)) : inner.dispatch(batch)) },
-      { logger: failureLogger(failures), heartbeatMs: 200, silenceLimitMs: 1_000, maxBatchRows: 1, batchesInFlight: 1 },
     );
-    consumer.start();
     try {
       await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
       // Two transactions: the second waits for the first's batch, holding the stream back for 2.5 s.
@@ -78,13 +82,11 @@ describe('a replication connection the network drops without a word', () => {
   it('is not given up while the server still streams the slot to it, however quiet', async () => {
     // No keepalives (the server's timeout is off) and no heartbeat: nothing arrives, and nothing is wrong.
     const failures: string[] = [];
-    const consumer = testConsumer(database, db, new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }), {
+    const consumer = watchedConsumer(failures, {
       connection: { connectionString: database.url, options: '-c wal_sender_timeout=0' },
-      logger: failureLogger(failures),
       heartbeatMs: 3_600_000,
       silenceLimitMs: 500,
     });
-    consumer.start();
     try {
       await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
       await new Promise((resolve) => setTimeout(resolve, 2_500));

@@ -3,7 +3,6 @@ import { NETWORK_ERROR_CODES } from './network-error-codes.js';
 /** pg's own wording (client.js, connectionTimeoutMillis): the one error its connect timeout ends with. */
 const PG_CONNECT_TIMEOUT = 'timeout expired';
 
-
 /**
  * Says what a failure to open a connection means, where pg's own error does not:
  * - pg ends a connection that did not open within its `connectionTimeoutMillis` with "timeout expired", which

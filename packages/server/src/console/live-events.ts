@@ -68,19 +68,7 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
   const signal = AbortSignal.any([stop.signal, context.closing]);
   let keepalive: NodeJS.Timeout | undefined;
   try {
-    const start = await followStart(context.db);
-    const resumed = resumedCursor(request.request.headers['last-event-id']);
-    // A browser reconnects within seconds; a position older than RESUME_WITHIN_MS starts that long ago, so that one
-    // stream cannot make every read scan the log from any point in the past.
-    const earliest = Date.parse(start.receivedAt) - RESUME_WITHIN_MS;
-    // A position after the start (a clock ahead, an id made up) starts at the start.
-    const resumedAt = resumed === undefined ? undefined : Date.parse(resumed.receivedAt);
-    const from =
-      resumedAt === undefined || resumedAt > Date.parse(start.receivedAt)
-        ? start
-        : resumedAt < earliest
-          ? { receivedAt: new Date(earliest).toISOString(), id: start.id }
-          : resumed!;
+    const from = resumedFrom(await followStart(context.db), resumedCursor(request.request.headers['last-event-id']));
     response.writeHead(200, { ...securityHeaders(null), ...STREAM_HEADERS });
     response.write('retry: 2000\n\n');
     keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
@@ -113,6 +101,19 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
 /** Resolves when the client has taken what the socket held, or when the stream ends. */
 async function drained(response: ServerResponse, signal: AbortSignal): Promise<void> {
   await once(response, 'drain', { signal }).catch(() => undefined);
+}
+
+/**
+ * Where a stream starts: at the browser's position when it reconnects, else at `start`. A browser reconnects within
+ * seconds; a position older than RESUME_WITHIN_MS starts that long ago, so that one stream cannot make every read
+ * scan the log from any point in the past, and one after the start (a clock ahead, an id made up) starts there.
+ */
+function resumedFrom(start: EventCursor, resumed: EventCursor | undefined): EventCursor {
+  if (resumed === undefined) return start;
+  const startAt = Date.parse(start.receivedAt);
+  const resumedAt = Date.parse(resumed.receivedAt);
+  if (resumedAt > startAt) return start;
+  return resumedAt < startAt - RESUME_WITHIN_MS ? { receivedAt: new Date(startAt - RESUME_WITHIN_MS).toISOString(), id: start.id } : resumed;
 }
 
 function resumedCursor(lastEventId: string | string[] | undefined): EventCursor | undefined {
