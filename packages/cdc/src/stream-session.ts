@@ -244,7 +244,9 @@ export class StreamSession {
    * Records a batch with writes after `previous`, the batch with writes before it. If that batch's attempt fails,
    * this one records nothing (`previous_batch_failed`); the dispatcher may still record that batch on a later
    * attempt (again around rows that existed, or with a bad event parked), and this one is then recorded after
-   * it, under a new progress, which the batches after it follow.
+   * it, under a new progress, which the batches after it follow. A batch whose `previous` had already failed its
+   * first attempt when it starts goes straight to waiting: an attempt beside it could only fail, and would fail
+   * the batch started beside this one too.
    */
   private record(batch: DispatchBatch, previous: BatchWrites | undefined): BatchWrites {
     const attempt = (progress: BatchProgress, after: BatchProgress | undefined): Promise<DispatchResult> =>
@@ -260,7 +262,8 @@ export class StreamSession {
         },
       );
     const writes: BatchWrites = { progress: new BatchProgress(), committed: Promise.resolve() };
-    writes.committed = attempt(writes.progress, previous?.progress)
+    const first = previous?.progress.failed ? previous.committed.then(() => attempt(writes.progress, undefined)) : attempt(writes.progress, previous?.progress);
+    writes.committed = first
       .catch(async (error: unknown) => {
         if (!isWalflowError(error, 'previous_batch_failed') || previous === undefined) throw error;
         await previous.committed;

@@ -11,17 +11,25 @@ export class BatchProgress {
   readonly recorded = this.insertedStep.promise;
   /** Resolves once the batch's transaction committed. */
   readonly committed = this.committedStep.promise;
+  private outcome: 'pending' | 'committed' | 'failed' = 'pending';
+
+  /** Whether the attempt failed before it committed: a batch that starts after that cannot record beside it. */
+  get failed(): boolean {
+    return this.outcome === 'failed';
+  }
 
   markRecorded(): void {
     this.insertedStep.resolve();
   }
 
   markCommitted(): void {
+    if (this.outcome === 'pending') this.outcome = 'committed';
     this.insertedStep.resolve();
     this.committedStep.resolve();
   }
 
   markFailed(error: unknown): void {
+    if (this.outcome === 'pending') this.outcome = 'failed';
     const reason = error instanceof Error ? error : new Error(String(error));
     this.insertedStep.reject(reason);
     this.committedStep.reject(reason);
