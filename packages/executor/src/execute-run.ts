@@ -8,7 +8,7 @@ import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
 import { followUp, recordDeath } from './run-death.js';
 import { DEFAULT_LEASE_MS, holdsLease } from './run-leases.js';
-import { cancelRun, completeRuns, failRun, recordOutcomes, runTransactionLimits, type ClaimedRun } from './run-queue.js';
+import { cancelRun, completeRuns, failRun, recordFailedAction, recordOutcomes, runTransactionLimits, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
 
@@ -94,11 +94,10 @@ async function attempt(run: ClaimedRun, stored: StoredWorkflow | undefined, work
     logger.warn({ err: error, runId: run.id, workflow: workflow.name, attempts: run.attempts, verdict: verdict.kind }, 'run attempt failed');
     try {
       await fenced(async (trx) => {
-        if (failing) {
-          await recordOutcomes(trx, [{ runId: run.id, actionIndex: failing.index, actionType: failing.action.type, status: 'failed', error: message }]);
-        }
+        // An action whose success committed after all did not fail: a run that dies now does not die on it.
+        const failed = failing && (await recordFailedAction(trx, { runId: run.id, actionIndex: failing.index, actionType: failing.action.type, error: message })) ? failing : undefined;
         await failRun(trx, run.id, message, verdict.kind === 'retry' ? verdict.delayMs : null);
-        if (verdict.kind === 'dead') await recordDeath(trx, { run, workflow, failing, error: message }, logger);
+        if (verdict.kind === 'dead') await recordDeath(trx, { run, workflow, failing: failed, error: message }, logger);
       });
     } catch (recordError) {
       if (recordError instanceof LeaseLost) return 'lease_lost';

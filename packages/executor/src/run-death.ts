@@ -14,7 +14,10 @@ export type EmittingRun = Pick<ClaimedRun, 'id' | 'replayId' | 'event'>;
 export interface RunDeath {
   run: EmittingRun;
   workflow: StoredWorkflow;
-  /** The action the run died on; undefined when it died after its last action. */
+  /**
+   * The action the run died on; undefined when it died after its last action, or when that action's success
+   * committed after all (the worker lost the commit's answer).
+   */
   failing: { index: number; action: WorkflowAction } | undefined;
   error: string;
 }

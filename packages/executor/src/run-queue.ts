@@ -177,6 +177,15 @@ export async function recordOutcomes(trx: Transaction<WalflowDatabase>, outcomes
   await insertOutcomes(outcomes).execute(trx);
 }
 
+/**
+ * Records an action failed, unless it succeeded after all: its success committed though the worker took the
+ * commit for failed (its answer lost). Returns whether the failure was recorded.
+ */
+export async function recordFailedAction(trx: Transaction<WalflowDatabase>, outcome: Omit<ActionOutcome, 'status'>): Promise<boolean> {
+  const { rows } = await sql`${insertOutcomes([{ ...outcome, status: 'failed' }])} RETURNING o.action_index`.execute(trx);
+  return rows.length > 0;
+}
+
 /** recordOutcomes' statement, for a WITH of another statement to hold. */
 function insertOutcomes(outcomes: readonly ActionOutcome[]): RawBuilder<unknown> {
   const rows = outcomes.map((outcome) => ({

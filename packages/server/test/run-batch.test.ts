@@ -7,6 +7,7 @@ import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
 import { startProxy } from './tcp-proxy.js';
@@ -359,6 +360,42 @@ describe("a workflow whose actions change while its runs execute them", () => {
     expect([...retry!.actionsDone]).toEqual([0]);
     expect(await db.selectFrom('walflow.action_outcomes').select(['status', 'error']).where('run_id', '=', run!.id).execute()).toEqual([{ status: 'succeeded', error: null }]);
     await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('id', '=', run!.id).execute();
+  });
+
+  it('does not report a mail failed when the run dies on a lost answer to the commit that recorded it sent', async () => {
+    const smtp = new SMTPServer({ authOptional: true, disabledCommands: ['STARTTLS'], logger: false, onData: (stream, _session, callback) => stream.resume().on('end', () => callback()) });
+    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+    const mail = { host: '127.0.0.1', port: (smtp.server.address() as AddressInfo).port, secure: false, from: 'walflow@agency.test' };
+    await applyWorkflow(db, { tenant: 'lost-mail', name: 'welcome', trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [{ type: 'send_email', to: 'ada@agency.test', subject: 'hi', text: 'hi' }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('lost-mail', { n: 1 })], parked: [], checkpoint: null });
+    // The commit that records the mail sent waits in a deferred trigger; the network drops meanwhile, so the
+    // commit takes effect and its answer never reaches the worker.
+    await sql`CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$`.execute(db);
+    await sql`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON walflow.action_outcomes DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW WHEN (NEW.action_type = 'send_email' AND NEW.status = 'succeeded') EXECUTE FUNCTION public.slow_commit()`.execute(db);
+    const proxy = await startProxy(database.url);
+    const own = createDatabase(proxy.url, silentLogger, { max: 2 });
+    try {
+      const [run] = (await claimRuns(db, 'lost-mail/0', 10, 60_000, { actionTypes: ['send_email'], maxCallingOut: 1 })).filter((claimed) => claimed.event.tenantId === 'lost-mail');
+      const executing = executeRun(run!, 'lost-mail/0', { ...options, db: own, runtime: { ...options.runtime, smtp: mail } });
+      await waitFor('the commit to wait in its trigger', async () => {
+        const { rows } = await sql`SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query ILIKE 'commit%'`.execute(db);
+        return rows.length > 0;
+      });
+      proxy.cut();
+      proxy.restore();
+      expect(await executing).toBe('dead');
+    } finally {
+      await own.destroy();
+      await proxy.close();
+      await sql`DROP TRIGGER slow_commit ON walflow.action_outcomes`.execute(db);
+      await sql`DROP FUNCTION public.slow_commit()`.execute(db);
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    }
+    const followUps = await db.selectFrom('walflow.outbox').select('event_type').where('tenant_id', '=', 'lost-mail').orderBy('event_type').execute();
+    expect(followUps.map((row) => row.event_type)).toEqual(['email.sent']);
+    const dead = await db.selectFrom('walflow.workflow_runs').select(['status', 'last_error']).where('tenant_id', '=', 'lost-mail').execute();
+    expect(dead).toEqual([{ status: 'dead', last_error: expect.stringMatching(/connection|terminated/i) }]);
   });
 
   it('acts on the definition its run was claimed under: an apply committed as the run starts cancels it, and nothing is called', async () => {
