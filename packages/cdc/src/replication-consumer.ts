@@ -26,7 +26,10 @@ export interface ReplicationConsumerOptions extends Omit<StreamSessionOptions, '
   standbyPollMs?: number;
   /** How often a consumer that is down checks again whether it can go on (after a repair). @default 10000 */
   downRecheckMs?: number;
-  /** How often the leader writes a heartbeat into the WAL, so an idle slot on a busy server moves. @default 30000 */
+  /**
+   * How often the leader writes a heartbeat into the WAL, so an idle slot on a busy server moves, and checks
+   * its lock's connection (the server frees the lock after three intervals of silence). @default 30000
+   */
   heartbeatMs?: number;
 }
 
@@ -72,7 +75,7 @@ export class ReplicationConsumer {
   private readonly lock: LeaderLock;
 
   constructor(private readonly options: ReplicationConsumerOptions) {
-    this.lock = new LeaderLock(options.connection, options.slotName, options.logger);
+    this.lock = new LeaderLock(options.connection, options.slotName, options.logger, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
   }
 
   get status(): ConsumerStatus {
@@ -138,6 +141,7 @@ export class ReplicationConsumer {
       if (this.stopping) return;
       lockLost = true;
       logger.error({ slot: slotName }, 'leader lock lost: stopping the stream');
+      this.setState('standby', 'standby', 'the leader lock was lost');
       this.pause.wake();
       void this.session?.stop();
     });

@@ -1,9 +1,9 @@
 import type { BatchDispatcher, WalflowDatabase } from '@walflow/core';
-import type { ReplicationConsumerOptions } from '@walflow/cdc';
+import type { ReplicationConsumer, ReplicationConsumerOptions } from '@walflow/cdc';
 import { Dispatcher } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openMigrated, silentLogger, testConsumer } from '../../server/test/fixtures.js';
@@ -38,7 +38,8 @@ describe('a replication connection the network drops without a word', () => {
     const consumer = watchedConsumer(failures, {
       // The server ends its side 1 s after the client went silent, as a network drop would have it do.
       connection: { connectionString: proxy.url, options: '-c wal_sender_timeout=1000' },
-      heartbeatMs: 200,
+      // The lock's connection, silent too, is given up after three heartbeats: later than the stream.
+      heartbeatMs: 1_000,
       silenceLimitMs: 1_500,
     });
     try {
@@ -51,8 +52,29 @@ describe('a replication connection the network drops without a word', () => {
     } finally {
       await consumer.stop();
       await proxy.close();
-      // The lock's session went silent too: the server would hold the lock until its TCP keepalive gives up.
-      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'walflow-leader-lock' AND datname = current_database()`.execute(db);
+    }
+  });
+
+  it('frees the leader lock of a leader cut off, so that a standby takes over', async () => {
+    const proxy = await startProxy(database.url);
+    // Its stream is not given up for silence here: the lock alone must make it step down.
+    const leader = watchedConsumer([], { connection: { connectionString: proxy.url, options: '-c wal_sender_timeout=1000' }, heartbeatMs: 300, silenceLimitMs: 60_000 });
+    const running: ReplicationConsumer[] = [leader];
+    try {
+      await waitFor('the leader to stream', () => leader.status.state === 'streaming');
+      const standby = watchedConsumer([], { heartbeatMs: 300, standbyPollMs: 100 });
+      running.push(standby);
+      await waitFor('the other to stand by', () => standby.status.state === 'standby');
+      // Silent both ways, closing nothing: the server's end of the lock's connection would wait for ever.
+      proxy.partition();
+      await waitFor('the standby to take over', () => standby.status.state === 'streaming', { timeoutMs: 20_000 });
+      const id = await emit(db, { type: 'leader.cut_off', payload: {} });
+      await waitFor('the event to be recorded', async () => (await db.selectFrom('walflow.events').select('id').where('id', '=', id).executeTakeFirst()) !== undefined);
+      // The leader cut off gave the lock up too, on its own side.
+      await waitFor('the cut-off leader to step down', () => leader.status.role === 'standby', { timeoutMs: 10_000 });
+    } finally {
+      for (const consumer of running.reverse()) await consumer.stop();
+      await proxy.close();
     }
   });
 

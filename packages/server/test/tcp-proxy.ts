@@ -9,6 +9,8 @@ export interface TcpProxy {
   restore(): void;
   /** The open connections go silent both ways, as on a dropped network, without closing; new ones pass. */
   silence(): void;
+  /** As silence(), and new connections are refused until restore(): the network between is gone. */
+  partition(): void;
   /** Stops listening and closes every connection, silent ones too. */
   close(): Promise<void>;
 }
@@ -29,6 +31,12 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
     for (const socket of [client, upstream]) sockets.add(socket.on('error', close).on('close', close));
     client.pipe(upstream).pipe(client);
   });
+  const silence = (): void => {
+    for (const socket of sockets) {
+      socket.unpipe();
+      socket.pause();
+    }
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = new URL(databaseUrl);
   url.hostname = '127.0.0.1';
@@ -41,11 +49,10 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
       sockets.clear();
     },
     restore: () => (refusing = false),
-    silence: () => {
-      for (const socket of sockets) {
-        socket.unpipe();
-        socket.pause();
-      }
+    silence,
+    partition: () => {
+      refusing = true;
+      silence();
     },
     close: () =>
       new Promise<void>((resolve) => {
