@@ -109,6 +109,28 @@ describe('console authentication', () => {
     const asTenant = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), t: 't1' })).toString('base64url');
     expect((await client.request('/console', { headers: { cookie: `${name}=${asTenant}.${signature}` } })).status).toBe(401);
   });
+  it('refuses a session from its sign-out on, wherever its cookie comes from, and ends its live streams', async () => {
+    const cookie = await client.login('carol', CONSOLE_TOKEN);
+    const other = await client.login('carol', CONSOLE_TOKEN);
+    // A session signed out long ago, past its expiry: forgotten at the next sign-out.
+    await sql`INSERT INTO walflow.console_signed_out (session_id, expires_at) VALUES ('expired-session', now() - interval '1 hour')`.execute(db);
+    const stream = await fetch(`${client.origin}/console/events/stream`, { headers: { cookie } });
+    expect(stream.status).toBe(200);
+    let ended = false;
+    void stream.text().then(() => (ended = true), () => undefined);
+
+    const csrf = csrfTokenIn((await client.request('/console', { headers: { cookie } })).text);
+    const signOut = await client.request('/console/logout', { form: { _csrf: csrf }, headers: { cookie, origin: client.origin } });
+    expect(signOut.status).toBe(303);
+    expect(signOut.headers.get('set-cookie')).toMatch(/^walflow_console=; .*Max-Age=0/);
+    // A copy of the cookie, kept from before, opens nothing; the operator's other session still does.
+    expect((await client.request('/console', { headers: { cookie } })).status).toBe(401);
+    expect((await client.request('/console', { headers: { cookie: other } })).status).toBe(200);
+    await waitFor('the signed-out session’s live stream to end', () => ended, { timeoutMs: 5_000 });
+    const listed = await sql<{ session_id: string }>`SELECT session_id FROM walflow.console_signed_out`.execute(db);
+    expect(listed.rows).toHaveLength(1);
+    expect(listed.rows[0]!.session_id).not.toBe('expired-session');
+  });
 });
 
 describe('console actions', () => {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consoleHandler } from '../src/console/console-router.js';
 import { MAX_LIVE_STREAMS } from '../src/console/live-events.js';
 import { OverviewSamples } from '../src/console/overview-samples.js';
+import { SignedOutSessions } from '../src/console/signed-out-sessions.js';
 import { ConsoleAuth } from '../src/console/session.js';
 import { WalflowMetrics } from '../src/metrics.js';
 import { CONSOLE_TOKEN } from './console-fixtures.js';
@@ -58,6 +59,7 @@ beforeAll(async () => {
     },
     db: consoleDb,
     auth: new ConsoleAuth({ token: CONSOLE_TOKEN, tenantTokens: new Map() }),
+    signedOut: new SignedOutSessions(consoleDb),
     samples: new OverviewSamples(),
     closing: closing.signal,
   });

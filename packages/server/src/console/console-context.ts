@@ -9,6 +9,7 @@ import type { WalflowMetrics } from '../metrics.js';
 import type { OverviewSamples } from './overview-samples.js';
 import type { Principal, ConsoleAuth } from './session.js';
 import type { Frame } from './pages/layout.js';
+import type { SignedOutSessions } from './signed-out-sessions.js';
 
 /** What the running process lends the console. */
 export interface ConsoleHost {
@@ -29,6 +30,7 @@ export interface ConsoleContext {
   /** A pool of the console's own: operators cannot take the connections workers and the dispatcher need. */
   db: Kysely<WalflowDatabase>;
   auth: ConsoleAuth;
+  signedOut: SignedOutSessions;
   samples: OverviewSamples;
   /** Aborted when the console closes: ends live streams. */
   closing: AbortSignal;

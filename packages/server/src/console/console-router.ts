@@ -53,9 +53,10 @@ export function consoleHandler(context: ConsoleContext): MountedHandler {
     const nonce = randomBytes(16).toString('base64');
     const method = request.method ?? 'GET';
     const cookies = parseCookies(request.headers.cookie);
+    let principal: Principal | undefined;
     try {
       if (url.pathname === '/console/login') return await login(context, request, response, method, nonce);
-      const principal = authenticate(context, request, cookies);
+      principal = await authenticate(context, request, cookies);
       if (!principal) return sendPage(response, 401, loginPage(nonce), nonce, { 'www-authenticate': 'Bearer realm="walflow console"' });
       const notice = cookies.get(NOTICE_COOKIE);
       const consoleRequest: ConsoleRequest = {
@@ -79,7 +80,7 @@ export function consoleHandler(context: ConsoleContext): MountedHandler {
       // What went wrong inside walflow goes to the log; the page says only that it did.
       if (!(error instanceof HttpError)) context.host.logger.error({ err: error, path: url.pathname }, 'console request failed');
       const { status, message } = error instanceof HttpError ? error : { status: 500, message: 'Something failed inside walflow; its log says what.' };
-      sendPage(response, status, errorPage({ title: statusTitle(status), nonce, principal: authenticate(context, request, cookies) ?? null }, message), nonce);
+      sendPage(response, status, errorPage({ title: statusTitle(status), nonce, principal: principal ?? null }, message), nonce);
     }
   };
 }
@@ -92,7 +93,11 @@ async function post(context: ConsoleContext, request: ConsoleRequest): Promise<v
   const setCookie = (name: string, value: string, maxAgeSeconds: number) => ({ 'set-cookie': cookie(request.request, name, value, maxAgeSeconds) });
   // A cookie goes along with any request the browser makes; the form's token proves the page was ours.
   if (principal.csrfToken !== null && !sameText(form.get('_csrf') ?? '', principal.csrfToken)) throw new HttpError(403, 'refused: the form is stale or not ours (CSRF token)');
-  if (url.pathname === '/console/logout') return redirect(response, '/console/login', setCookie(SESSION_COOKIE, '', 0));
+  if (url.pathname === '/console/logout') {
+    // The browser forgets its cookie; walflow refuses any copy of it from now on.
+    if (principal.sessionId !== null && principal.expiresAt !== null) await context.signedOut.signOut(principal.sessionId, principal.expiresAt);
+    return redirect(response, '/console/login', setCookie(SESSION_COOKIE, '', 0));
+  }
   const route = POST_ROUTES[url.pathname];
   if (!route) throw new HttpError(404, `no action ${url.pathname}`);
   try {
@@ -123,14 +128,16 @@ async function login(context: ConsoleContext, request: IncomingMessage, response
   redirect(response, '/console', { 'set-cookie': cookie(request, SESSION_COOKIE, session, SESSION_SECONDS) });
 }
 
-function authenticate(context: ConsoleContext, request: IncomingMessage, cookies: Map<string, string>): Principal | undefined {
+async function authenticate(context: ConsoleContext, request: IncomingMessage, cookies: Map<string, string>): Promise<Principal | undefined> {
   const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
   if (bearer !== undefined) {
     const opened = context.auth.tokenTenant(bearer);
-    return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null, expiresAt: null };
+    return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null, expiresAt: null, sessionId: null };
   }
   const session = cookies.get(SESSION_COOKIE);
-  return session === undefined ? undefined : context.auth.readSession(session);
+  const principal = session === undefined ? undefined : context.auth.readSession(session);
+  if (principal?.sessionId == null) return principal;
+  return (await context.signedOut.isSignedOut(principal.sessionId)) ? undefined : principal;
 }
 
 /**

@@ -59,12 +59,13 @@ export async function streamEvents(context: ConsoleContext, request: ConsoleRequ
 /** Sends what is recorded from the client's position (or now) on, until the stream ends. */
 async function follow(context: ConsoleContext, request: ConsoleRequest, filter: { type: string | undefined; tenantId: string | undefined }): Promise<void> {
   const { response } = request;
-  const { tenant, expiresAt } = request.principal;
+  const { tenant, expiresAt, sessionId } = request.principal;
   const stop = new AbortController();
   // Before the first await: Node says once that a client left, and a client may leave while the start is read.
   response.on('close', () => stop.abort());
   if (response.destroyed) stop.abort();
   const sessionEnd = expiresAt === null ? undefined : setTimeout(() => stop.abort(), expiresAt - Date.now());
+  const forgetSignOut = sessionId === null ? undefined : context.signedOut.onSignOut(sessionId, () => stop.abort());
   const signal = AbortSignal.any([stop.signal, context.closing]);
   let keepalive: NodeJS.Timeout | undefined;
   try {
@@ -93,6 +94,7 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
     context.host.logger.warn({ err: error }, 'console live event stream failed');
   } finally {
     clearTimeout(sessionEnd);
+    forgetSignOut?.();
     clearInterval(keepalive);
     if (response.headersSent) response.end();
   }

@@ -12,6 +12,8 @@ export interface Principal extends Operator {
   csrfToken: string | null;
   /** When a cookie session expires, milliseconds since the epoch; null for a bearer token. */
   expiresAt: number | null;
+  /** A cookie session's id, which signing out refuses from then on; null for a bearer token. */
+  sessionId: string | null;
 }
 
 interface SessionPayload {
@@ -77,7 +79,10 @@ export class ConsoleAuth {
     return `${encoded}.${sign(this.key(operator.tenant), encoded)}`;
   }
 
-  /** The operator of a session cookie that is ours, unexpired and signed for a token still configured. */
+  /**
+   * The operator of a session cookie that is ours, unexpired and signed for a token still configured (whether
+   * it was signed out is SignedOutSessions' to say).
+   */
   readSession(value: string): Principal | undefined {
     const [encoded, signature, extra] = value.split('.');
     if (encoded === undefined || signature === undefined || extra !== undefined) return undefined;
@@ -85,7 +90,7 @@ export class ConsoleAuth {
     const key = payload && this.keys.get(payload.t);
     if (!payload || !key || !sameText(signature, sign(key, encoded))) return undefined;
     if (payload.e * 1000 <= this.now()) return undefined;
-    return { name: payload.n, tenant: payload.t, csrfToken: sign(key, `csrf\u0000${payload.s}`), expiresAt: payload.e * 1000 };
+    return { name: payload.n, tenant: payload.t, csrfToken: sign(key, `csrf\u0000${payload.s}`), expiresAt: payload.e * 1000, sessionId: payload.s };
   }
 
   private key(tenant: string | null): Buffer {

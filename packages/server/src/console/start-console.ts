@@ -5,6 +5,7 @@ import { consoleHandler } from './console-router.js';
 import type { ConsoleSettings } from './console-settings.js';
 import { eventsRecorded, lagOf, OverviewSamples, SAMPLE_INTERVAL_MS } from './overview-samples.js';
 import { ConsoleAuth } from './session.js';
+import { SignedOutSessions } from './signed-out-sessions.js';
 import { assertCanScopeTenants } from './tenant-scope.js';
 
 export interface OperatorConsole {
@@ -44,7 +45,7 @@ export async function startConsole(settings: ConsoleSettings, host: ConsoleHost)
   const sampling = setInterval(() => void sample(), SAMPLE_INTERVAL_MS);
   sampling.unref();
   const closing = new AbortController();
-  const handle = consoleHandler({ host, db, auth: new ConsoleAuth(settings), samples, closing: closing.signal });
+  const handle = consoleHandler({ host, db, auth: new ConsoleAuth(settings), signedOut: new SignedOutSessions(db), samples, closing: closing.signal });
   return {
     handle,
     async close() {
