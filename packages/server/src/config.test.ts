@@ -53,6 +53,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: url, WALFLOW_HEALTH_LAG_SECONDS_DEGRADED: '60', WALFLOW_HEALTH_LAG_SECONDS_DOWN: '60' }).healthThresholds.lagSecondsDown).toBe(60);
   });
 
+  it('reports a lag threshold out of its range once, without comparing it to the other', () => {
+    let message = '';
+    try {
+      loadConfig({ DATABASE_URL: url, WALFLOW_HEALTH_LAG_SECONDS_DEGRADED: '99999999999' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/WALFLOW_HEALTH_LAG_SECONDS_DEGRADED must be a whole number/);
+    expect(message).not.toContain('must not exceed');
+  });
+
   it('fails with a config_invalid code', () => {
     expect(() => loadConfig({})).toThrow(expect.objectContaining({ code: 'config_invalid' }));
   });
