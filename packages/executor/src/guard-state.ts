@@ -129,8 +129,11 @@ async function lockWindows(
  * correlation id is the chain. A run of the chain's first event has that event's id as its correlation id and is
  * found through its event (the runs' unique key); the chain index holds only the others (migration 0030).
  *
- * A replay decides apart from live traffic: it counts its own runs only. Live dispatch counts live runs, and, in
- * a chain a replay's run started, that replay's runs too: they are the chain's first steps.
+ * A chain that a replay's run started is a world apart from the live chain it shares its id with: the runs that
+ * count there are that replay's, and the live runs of events caused down it (they carry its `replayId`). A replay
+ * deciding counts its own world; live dispatch counts the world of the event's `replayId`, or, without one, the
+ * live runs of events that carry none. So a replay of A sets B going again down its own chain, while
+ * A → B → A stops in each world as it does live.
  */
 export async function ranInChain(
   trx: Transaction<WalflowDatabase>,
@@ -139,15 +142,18 @@ export async function ranInChain(
   event: EventEnvelope,
   replayId: string | null = null,
 ): Promise<boolean> {
-  const chainReplay = replayId === null ? chainReplayOf(event) : null;
-  const sameReplayAndAggregate = sql`(replay_id IS NOT DISTINCT FROM ${replayId} OR replay_id = ${chainReplay})
-    AND aggregate_type IS NOT DISTINCT FROM ${event.aggregateType} AND aggregate_id IS NOT DISTINCT FROM ${event.aggregateId}`;
+  const world = replayId ?? chainReplayOf(event);
+  const sameAggregate = sql`aggregate_type IS NOT DISTINCT FROM ${event.aggregateType} AND aggregate_id IS NOT DISTINCT FROM ${event.aggregateId}`;
+  // A chain's first event carries no replay id (walflow strips it from what applications write).
   const { rows } = await sql<{ ran: boolean }>`
     SELECT EXISTS (SELECT FROM walflow.workflow_runs
                    WHERE event_id = ${chain} AND workflow_id = ${workflowId} AND correlation_id = event_id
-                     AND ${sameReplayAndAggregate})
-        OR EXISTS (SELECT FROM walflow.workflow_runs
-                   WHERE workflow_id = ${workflowId} AND correlation_id = ${chain} AND correlation_id <> event_id
-                     AND ${sameReplayAndAggregate}) AS ran`.execute(trx);
+                     AND replay_id IS NOT DISTINCT FROM ${world} AND ${sameAggregate})
+        OR EXISTS (SELECT FROM walflow.workflow_runs r
+                   WHERE workflow_id = ${workflowId} AND correlation_id = ${chain} AND correlation_id <> event_id AND ${sameAggregate}
+                     AND (r.replay_id = ${world}
+                          OR r.replay_id IS NULL
+                             AND (SELECT e.metadata->>'replayId' FROM walflow.events e
+                                   WHERE e.committed_at = r.event_committed_at AND e.id = r.event_id) IS NOT DISTINCT FROM ${world})) AS ran`.execute(trx);
   return rows[0]!.ran;
 }

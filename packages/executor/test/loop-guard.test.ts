@@ -76,4 +76,23 @@ describe('the loop guard on a large history', () => {
     expect(await lookUp(root, causedBy(root, 1))).toEqual({ ran: false, ...byIndexOnly });
     expect(await lookUp(inAnotherChain, causedBy(inAnotherChain, 7000))).toEqual({ ran: false, ...byIndexOnly });
   });
+
+  it('counts, in a chain a replay started, the runs of that replay and of the events caused down it, and only those', async () => {
+    const root = approvalEvent('chains', 20_000);
+    await dispatcher.dispatch({ events: [root], parked: [], checkpoint: null });
+    const replayId = `replay-${randomUUID()}`;
+    const inReplayChain = (n: number): EventEnvelope => ({ ...causedBy(root, n), metadata: { ...causedBy(root, n).metadata, replayId } });
+    // A live run of an event caused down the chain replay `replayId` started, on aggregate p20001.
+    await dispatcher.dispatch({ events: [inReplayChain(20_001)], parked: [], checkpoint: null });
+    const decidedAs = (event: EventEnvelope, deciding: string | null) => session.transaction().execute((trx) => ranInChain(trx, workflowId, root.id, event, deciding));
+    // Live, down the replay's chain, and by the replay itself: that run counts.
+    expect(await decidedAs(inReplayChain(20_001), null)).toBe(true);
+    expect(await decidedAs(causedBy(root, 20_001), replayId)).toBe(true);
+    // Down the live chain, and by another replay: it does not, and the live run of the chain's first event counts
+    // only for the live chain.
+    expect(await decidedAs(causedBy(root, 20_001), null)).toBe(false);
+    expect(await decidedAs(causedBy(root, 20_001), 'another-replay')).toBe(false);
+    expect(await decidedAs(causedBy(root, 20_000), null)).toBe(true);
+    expect(await decidedAs(inReplayChain(20_000), null)).toBe(false);
+  });
 });

@@ -84,7 +84,7 @@ const environmentSchema = z.object({
     const degraded = `WALFLOW_HEALTH_LAG_${measure}_DEGRADED` as const;
     const down = `WALFLOW_HEALTH_LAG_${measure}_DOWN` as const;
     // A threshold refused already has its own message; comparing it would only add a second one.
-    if (context.issues.some((issue) => issue.path[0] === degraded || issue.path[0] === down)) continue;
+    if (context.issues.some((issue) => issue.path?.[0] === degraded || issue.path?.[0] === down)) continue;
     if (env[degraded] > env[down]) context.addIssue({ code: 'custom', path: [degraded], message: `must not exceed ${down} (${env[down]})` });
   }
 });

@@ -223,6 +223,27 @@ describe('guards', () => {
       expect.objectContaining({ correlationId: first, depth: 2, replayId: replay.replayId }),
     ]);
   });
+  it('sets a downstream workflow going again when a replay of the workflow upstream emits its event anew', async () => {
+    const tenant = 'replayed-upstream';
+    await applyTestWorkflow(db, { tenant, name: 'a', trigger: { event: 'ping.a' }, actions: [{ type: 'emit_event', event: 'ping.b' }] });
+    await applyTestWorkflow(db, { tenant, name: 'b', trigger: { event: 'ping.b' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 'b ran' }] });
+    const from = new Date(Date.now() - 1_000);
+    const first = await emit(db, { type: 'ping.a', tenantId: tenant, aggregateType: 'recruit', aggregateId: 'r1', payload: {} });
+    const runsOfB = () =>
+      db.selectFrom('walflow.workflow_runs as r').innerJoin('walflow.workflows as w', 'w.id', 'r.workflow_id').select(['r.id', 'r.status']).where('r.tenant_id', '=', tenant).where('w.name', '=', 'b').execute();
+    await waitFor('B to run live', async () => (await runsOfB()).some((run) => run.status === 'succeeded'));
+    const replay = await replayRange({ db, logger: silentLogger, slotName: database.slotName, from, to: new Date(), tenantId: tenant, workflow: 'a', retentionDays: 30 });
+    expect(replay.runsQueued).toBe(1);
+    // A's replayed run emits ping.b again, down the chain the replay started: B, which ran in the live chain, runs.
+    await waitFor('B to run for the replay', async () => (await runsOfB()).filter((run) => run.status === 'succeeded').length === 2);
+    const blocked = await db.selectFrom('walflow.decisions').select('outcome').where('tenant_id', '=', tenant).where('outcome', '=', 'loop_blocked').execute();
+    expect(blocked).toEqual([]);
+    const caused = await db.selectFrom('walflow.events').select('metadata').where('tenant_id', '=', tenant).where('id', '<>', first).orderBy('committed_at').execute();
+    expect(caused.map((event) => event.metadata)).toEqual([
+      expect.objectContaining({ correlationId: first, depth: 1 }),
+      expect.objectContaining({ correlationId: first, depth: 1, replayId: replay.replayId }),
+    ]);
+  });
 });
 
 describe('actions', () => {
