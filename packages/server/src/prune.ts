@@ -25,6 +25,9 @@ export interface PruneResult {
 
 const DAILY_PARTITION = /^events_(\d{4})(\d{2})(\d{2})$/;
 
+/** The states of a run prune may delete. */
+const FINISHED = sql`('succeeded', 'dead', 'cancelled')`;
+
 /**
  * An event `e` not yet published by every JetStream sink: recorded at or after the position of the sink furthest
  * behind (null without a sink). Compared bare where it selects rows, so the recording-order index answers it.
@@ -63,7 +66,7 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   const keptForSinks = await count(sql`SELECT count(*) AS n FROM walflow.events e WHERE e.committed_at < ${cutoff} AND ${UNPUBLISHED}`);
   const oldEvents = sql`walflow.events e WHERE e.committed_at < ${cutoff} AND NOT coalesce(${UNPUBLISHED}, false)
     AND NOT EXISTS (SELECT FROM walflow.workflow_runs r WHERE r.event_id = e.id AND r.status IN ('queued', 'running'))`;
-  const finishedRuns = sql`walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ('succeeded', 'dead', 'cancelled')`;
+  const finishedRuns = sql`walflow.workflow_runs WHERE event_committed_at < ${cutoff} AND status IN ${FINISHED}`;
   // A run queued before migration 0019 keeps its fired decision here (run_id): it stays while the run does.
   const oldDecisions = sql`walflow.decision_records d WHERE d.event_committed_at < ${cutoff}
     AND NOT EXISTS (SELECT FROM walflow.workflow_runs r WHERE r.id = d.run_id AND r.status IN ('queued', 'running'))`;
@@ -113,11 +116,13 @@ export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions):
   let decisions = await inBatches(
     deleting(sql`DELETE FROM walflow.decision_records WHERE id IN (SELECT d.id FROM ${oldDecisions} LIMIT ${batch})`),
   );
-  // Data-modifying CTEs all run: a run, its action outcomes and its decision go together.
+  // Data-modifying CTEs all run: a run, its action outcomes and its decision go together. The status is checked
+  // again on the row deleted: a run retried while the statement runs is rechecked as it is now (READ COMMITTED
+  // re-evaluates the deleted table's own conditions, not the list the subquery chose from the older snapshot).
   const runs = await inBatches(async () => {
     const { rows } = await sql<{ runs: string; fired: string }>`
       WITH gone AS (
-        DELETE FROM walflow.workflow_runs WHERE id IN (SELECT id FROM ${finishedRuns} LIMIT ${batch})
+        DELETE FROM walflow.workflow_runs WHERE id IN (SELECT id FROM ${finishedRuns} LIMIT ${batch}) AND status IN ${FINISHED}
         RETURNING id, decision_reason),
       outcomes AS (DELETE FROM walflow.action_outcomes WHERE run_id IN (SELECT id FROM gone))
       SELECT count(*) AS runs, count(decision_reason) AS fired FROM gone`.execute(db);

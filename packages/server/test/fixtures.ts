@@ -159,8 +159,8 @@ export async function countCopies(db: Kysely<WalflowDatabase>, table: 'events' |
   return rows[0]!.copies;
 }
 
-/** Runs `statement` in a transaction kept open, with the locks it took, until released; it is then rolled back. */
-export async function holdOpen(db: Kysely<WalflowDatabase>, statement: RawBuilder<unknown>): Promise<{ release(): Promise<void> }> {
+/** Runs `statement` in a transaction kept open, with the locks it took, until released; it is then rolled back, or committed with `commit`. */
+export async function holdOpen(db: Kysely<WalflowDatabase>, statement: RawBuilder<unknown>, options: { commit?: boolean } = {}): Promise<{ release(): Promise<void> }> {
   let release!: () => void;
   let locked!: () => void;
   const isLocked = new Promise<void>((resolve) => (locked = resolve));
@@ -170,7 +170,7 @@ export async function holdOpen(db: Kysely<WalflowDatabase>, statement: RawBuilde
       await statement.execute(trx);
       locked();
       await new Promise<void>((resolve) => (release = resolve));
-      throw new Error('rolled back');
+      if (!options.commit) throw new Error('rolled back');
     })
     .catch(() => undefined);
   await isLocked;

@@ -5,7 +5,7 @@ import { createDatabase, migrate, prune, retryDeadRun } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, silentLogger, waitForLockWait } from './fixtures.js';
+import { applyTestWorkflow, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -221,6 +221,20 @@ describe('prune beside a replay or a retry', () => {
       commit();
       await sql`DELETE FROM walflow.sink_cursors WHERE sink = 'dropping'`.execute(db);
     }
+  });
+
+  it('keeps a dead run that is queued again while prune deletes it', async () => {
+    const [event] = await finishedEvents([new Date(Date.now() - 45 * DAY)]);
+    const run = await db.updateTable('walflow.workflow_runs').set({ status: 'dead' }).where('event_id', '=', event!.id).returning('id').executeTakeFirstOrThrow();
+    // The event stays for a run of a replay, still queued; the dead run is prune's to delete, until it is retried.
+    await (await replayHeldOpen([event!], 'keeps-the-event')).commit();
+    // As `walflow dead-runs retry` does, in a transaction that commits once prune's delete has chosen the run.
+    const retry = await holdOpen(db, sql`UPDATE walflow.workflow_runs SET status = 'queued', next_attempt_at = now(), finished_at = NULL WHERE id = ${run.id}`, { commit: true });
+    const pruning = prune(db, { olderThan: new Date(Date.now() - 30 * DAY) });
+    await waitForLockWait(db, 'prune to wait for the retry', '%DELETE FROM walflow.workflow_runs%');
+    await retry.release();
+    await pruning;
+    expect(await db.selectFrom('walflow.workflow_runs').select('status').where('id', '=', run.id).execute()).toEqual([{ status: 'queued' }]);
   });
 
   it('refuses to retry a dead run whose event is gone, saying so', async () => {
