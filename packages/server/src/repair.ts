@@ -59,8 +59,13 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
     const plugin = await choosePlugin(db, slotName, existing?.plugin ?? null, options.decoder ?? 'auto');
     if (existing) await sql`SELECT pg_drop_replication_slot(${slotName})`.execute(db);
     if (plugin === 'pgoutput') await ensureOutboxPublication(db);
-    // Before the slot exists: a repair that dies before its end leaves a mark the consumer refuses to stream past.
-    await db.updateTable('walflow.consumer_state').set({ repair_started_at: sql`now()` }).where('slot_name', '=', slotName).execute();
+    // Before the slot exists: a repair that dies before its end leaves a mark the consumer refuses to stream past,
+    // on a slot walflow has not known before too (a WALFLOW_SLOT changed, say), which has no row yet.
+    await db
+      .insertInto('walflow.consumer_state')
+      .values({ slot_name: slotName, plugin, repair_started_at: sql`now()` })
+      .onConflict((conflict) => conflict.column('slot_name').doUpdateSet({ repair_started_at: sql`now()` }))
+      .execute();
 
     await replication.connect();
     // The exported snapshot stays valid while this connection runs no other command.

@@ -1,6 +1,6 @@
 import { verifyConsumer } from '@walflow/cdc';
 import { emit } from '@walflow/outbox';
-import { createDatabase, repairSlot } from '@walflow/server';
+import { createDatabase, migrate, repairSlot } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
@@ -70,6 +70,34 @@ describe('a repair that does not finish', () => {
       const recorded = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'repair-killed').execute();
       expect(recorded.map((row) => row.id).sort()).toEqual([...missed].sort());
     } finally {
+      await db.destroy();
+    }
+  });
+
+  it('marks a slot walflow has not known before, which has no state yet, so that a repair killed midway is refused too', async () => {
+    const db = await openMigrated(database);
+    const slotName = `${database.slotName}_renamed`;
+    const holder = createDatabase(database.url, silentLogger, { max: 1 });
+    try {
+      await emit(db, { type: 'policy.approved', tenantId: 'repair-renamed', payload: {} });
+      await sql`SELECT pg_advisory_lock(7232)`.execute(holder);
+      await sql`
+        CREATE FUNCTION public.hold_the_repair() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock_shared(7232); RETURN NEW; END $$;
+        CREATE TRIGGER hold_the_repair BEFORE INSERT ON walflow.events FOR EACH ROW EXECUTE FUNCTION public.hold_the_repair()`.execute(db);
+      const repairing = repairSlot({ db, databaseUrl: database.url, slotName, logger: silentLogger, pageSize: 1 });
+      await waitForLockWait(db, 'the repair to wait to record the first row', '%walflow.events%');
+      // As if killed here: `walflow migrate` now finds the new slot, and must not make it look whole.
+      await migrate({ db, slotName, logger: silentLogger });
+      await expect(verifyConsumer(db, slotName)).rejects.toMatchObject({ code: 'slot_missing', message: expect.stringMatching(/did not finish/) });
+      await sql`SELECT pg_advisory_unlock(7232)`.execute(holder);
+      await repairing;
+      await expect(verifyConsumer(db, slotName)).resolves.toMatchObject({ confirmedFlush: expect.any(BigInt) });
+    } finally {
+      await sql`SELECT pg_advisory_unlock_all()`.execute(holder);
+      await holder.destroy();
+      await sql`DROP TRIGGER IF EXISTS hold_the_repair ON walflow.events`.execute(db);
+      await sql`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ${slotName}`.execute(db);
       await db.destroy();
     }
   });
