@@ -1,9 +1,7 @@
-import { explainConnectFailure, SqlState, sqlStateOf } from '@walflow/core';
+import { AdvisoryLockClass, explainConnectFailure, SqlState, sqlStateOf } from '@walflow/core';
 import pg, { type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
 
-/** Advisory lock namespace for walflow's leader election ("wf" in ASCII); the slot name picks the lock. */
-const LOCK_CLASS = 0x7766;
 /** How long releasing the lock waits for the server to answer before it closes the connection itself. */
 const RELEASE_WAIT_MS = 5_000;
 /** How often the holder shows the server it is there, unless told otherwise. */
@@ -56,7 +54,7 @@ export class LeaderLock {
     client.on('end', () => lose());
     try {
       await client.connect();
-      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [LOCK_CLASS, this.slotName]);
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [AdvisoryLockClass.leader, this.slotName]);
       if (rows[0]?.locked !== true) {
         await client.end();
         return null;

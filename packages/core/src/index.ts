@@ -1,3 +1,4 @@
+export * from './advisory-locks.js';
 export * from './backoff.js';
 export * from './batch-progress.js';
 export * from './catalog.js';

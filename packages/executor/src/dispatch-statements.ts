@@ -1,4 +1,4 @@
-import { copyRows, formatLsn, parseLsn, uuidV7, type EventEnvelope, type TransactionEnd, type WalflowDatabase } from '@walflow/core';
+import { AdvisoryLockClass, copyRows, formatLsn, parseLsn, uuidV7, type EventEnvelope, type TransactionEnd, type WalflowDatabase } from '@walflow/core';
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import { chainOf, type Decision, type IndexedWorkflow } from './decide.js';
 import { runningWriters } from './outbox-writers.js';
@@ -166,9 +166,6 @@ export async function lockReplayedEvents(trx: Transaction<WalflowDatabase>, even
   return new Set(rows.map((row) => row.id));
 }
 
-/** Advisory lock namespace of replays ("wr"): one page of a replay id decides at a time. */
-const REPLAY_LOCK_CLASS = 0x7772;
-
 /**
  * The (event, workflow) pairs of these events already decided under a replay id, as `event|workflow`: the same
  * replay run again decides only the others, so its guards are not counted twice. The same replay run twice at
@@ -176,7 +173,7 @@ const REPLAY_LOCK_CLASS = 0x7772;
  */
 export async function decidedInReplay(trx: Transaction<WalflowDatabase>, events: readonly EventEnvelope[], replayId: string): Promise<Set<string>> {
   if (events.length === 0) return new Set();
-  await sql`SELECT pg_advisory_xact_lock(${REPLAY_LOCK_CLASS}, hashtext(${replayId}))`.execute(trx);
+  await sql`SELECT pg_advisory_xact_lock(${AdvisoryLockClass.replay}, hashtext(${replayId}))`.execute(trx);
   const ids = events.map((event) => event.id);
   const { rows } = await sql<{ pair: string }>`
     SELECT event_id || '|' || workflow_id AS pair FROM walflow.workflow_runs WHERE event_id = ANY(${ids}::uuid[]) AND replay_id = ${replayId}

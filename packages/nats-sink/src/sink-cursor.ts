@@ -1,4 +1,4 @@
-import type { WalflowDatabase } from '@walflow/core';
+import { AdvisoryLockClass, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import type { SinkEvent } from './sink-message.js';
 
@@ -15,9 +15,6 @@ export interface LogPosition {
 
 export type LoggedEvent = SinkEvent & LogPosition;
 
-/** Advisory lock namespace of the sinks ("ws"); the leader lock uses another, so the two never collide. */
-const SINK_LOCK_CLASS = 0x7773;
-
 /**
  * Only rows of transactions that are over: every row inserted from now on gets a transaction id at least this
  * horizon, so a cursor that moves past the rows read never passes one inserted later.
@@ -27,7 +24,7 @@ const ORDER = sql`recorded_xid, commit_lsn, tx_position, id`;
 
 /** One publisher per sink and database: the lock lasts for the caller's transaction, cursor save included. */
 export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): Promise<boolean> {
-  const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${SINK_LOCK_CLASS}, hashtext(${sink})) AS locked`.execute(trx);
+  const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${AdvisoryLockClass.sink}, hashtext(${sink})) AS locked`.execute(trx);
   return rows[0]?.locked === true;
 }
 
@@ -35,7 +32,7 @@ export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): P
  * Registering a sink and the dispatcher's choice to give a batch's events a recorded_xid exclude each other
  * (db/migrations/0022_recording_order_for_sinks_only.sql: walflow.recording_xid() holds it shared).
  */
-const SINK_REGISTRATION_LOCK = sql`30578, 0`;
+const SINK_REGISTRATION_LOCK = sql`${AdvisoryLockClass.sinkRegistration}, 0`;
 
 export interface SavedCursor extends LogPosition {
   /**

@@ -1,0 +1,18 @@
+/**
+ * The classes (first keys) of the two-key advisory locks walflow takes, in one place so that no two purposes
+ * share one: a lock whose second key happened to match another purpose's would hold that other up. Some are
+ * taken inside SQL functions; those name the migration that takes them, with the number written out there.
+ * (`walflow migrate` takes a one-key lock, a key space of its own.)
+ */
+export const AdvisoryLockClass = {
+  /** Concurrency groups in walflow.claim_runs (migrations 0011, 0014); second key hashtext(group). */
+  concurrencyGroup: 0x7763,
+  /** The leader of a slot; second key hashtext(slot name). */
+  leader: 0x7766,
+  /** Registering a JetStream sink, against walflow.recording_xid() (migration 0022: 30578); second key 0. */
+  sinkRegistration: 0x7772,
+  /** One publisher per JetStream sink; second key hashtext(sink name). */
+  sink: 0x7773,
+  /** The pages of one replay id take turns; second key hashtext(replay id). */
+  replay: 0x7774,
+} as const;
