@@ -62,9 +62,14 @@ describe('decide', () => {
       cooldown: { seconds: 60, key: 'event.aggregateId' },
       rateLimits: [{ limit: 2, periodSeconds: 60, key: 'event.metadata.actorId' }, { limit: 10, periodSeconds: 3600 }],
     });
-    expect(decide(guarded, event({ priority: 'critical', actorId: 'u1' }), { maxDepth: 3 })).toEqual({
+    expect(decide(guarded, event({ priority: 'normal', actorId: 'u1' }), { maxDepth: 3 })).toEqual({
       kind: 'guarded',
-      guards: { bypassed: true, cooldownKey: 'null', rateLimitKeys: ['u1', ''], concurrencyKey: '' },
+      guards: { bypassed: false, cooldownKey: 'null', rateLimitKeys: ['u1', ''], concurrencyKey: '' },
+    });
+    // A bypass skips the limits: a critical event without the actor its limit is keyed by still fires.
+    expect(decide(guarded, event({ priority: 'critical' }), { maxDepth: 3 })).toEqual({
+      kind: 'guarded',
+      guards: { bypassed: true, cooldownKey: 'null', rateLimitKeys: [], concurrencyKey: '' },
     });
   });
 

@@ -59,7 +59,9 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
   const cooldown = guardKey('cooldown.key', cooldownKey, event);
   if (typeof cooldown !== 'string') return cooldown;
   const rateLimitValues: string[] = [];
-  for (let index = 0; index < rateLimitKeys.length; index++) {
+  // A bypass skips the limits (it restarts the cooldown, whose key it needs): their keys are not asked for, so a
+  // critical event that lacks what they read still fires.
+  for (let index = 0; !bypassed && index < rateLimitKeys.length; index++) {
     const key = guardKey(`rateLimits.${index}.key`, rateLimitKeys[index], event);
     if (typeof key !== 'string') return key;
     rateLimitValues.push(key);
@@ -94,7 +96,7 @@ export function chainOf(event: EventEnvelope): string {
 /**
  * The replay that started the event's chain, when a replay's run emitted its first caused event. Events caused
  * further down carry it on (causalMetadata), although the runs between them are live: the loop guard then counts
- * that replay's runs among the chain's (guard-state.ts, ranInChain).
+ * that replay's runs, not the live chain's (guard-state.ts, ranInChain).
  */
 export function chainReplayOf(event: EventEnvelope): string | null {
   const replay = event.metadata.replayId;
