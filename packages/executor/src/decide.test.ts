@@ -48,11 +48,11 @@ describe('decide', () => {
     expect(outcome(decide(workflow, event({ depth: -5 }), { maxDepth: 1 }))).toBe('guarded');
   });
 
-  it('records a false condition, and an evaluation error, with the expression', () => {
+  it('records a false condition, and an evaluation error, with the expression and the error', () => {
     const condition = 'has(event.payload.premium) && event.payload.premium > 1000.0';
     expect(decide(indexed({ condition }), event(), { maxDepth: 3 })).toMatchObject({ decision: { outcome: 'condition_false', detail: { condition } } });
     expect(decide(indexed({ condition: 'event.payload.missing == 1' }), event(), { maxDepth: 3 })).toMatchObject({
-      decision: { outcome: 'condition_error', reason: expect.stringMatching(/missing/) },
+      decision: { outcome: 'condition_error', reason: expect.stringMatching(/missing/), detail: { condition: 'event.payload.missing == 1', error: expect.stringMatching(/missing/) } },
     });
   });
 

@@ -45,13 +45,13 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
   const { condition, bypass, cooldownKey, rateLimitKeys, concurrencyKey } = workflow.compiled;
   if (condition) {
     const result = evaluateCondition(condition, event);
-    if (!result.ok) return decided('condition_error', `condition failed: ${result.error}`, { condition: condition.source });
+    if (!result.ok) return decided('condition_error', `condition failed: ${result.error}`, { condition: condition.source, error: result.error });
     if (!result.value) return decided('condition_false', 'condition is false', { condition: condition.source });
   }
   let bypassed = false;
   if (bypass) {
     const result = evaluateCondition(bypass, event);
-    if (!result.ok) return decided('condition_error', `bypass failed: ${result.error}`, { bypass: bypass.source });
+    if (!result.ok) return decided('condition_error', `bypass failed: ${result.error}`, { bypass: bypass.source, error: result.error });
     bypassed = result.value;
   }
   // Written out rather than as a list of (field, expression) pairs built per call: this runs for every matching
@@ -79,7 +79,7 @@ function decided(outcome: DecisionOutcome, reason: string, detail: Record<string
 function guardKey(field: string, expression: CompiledExpression | undefined, event: EventEnvelope): string | Verdict {
   if (!expression) return '';
   const result = evaluateKey(expression, event);
-  return result.ok ? result.key : decided('condition_error', `${field} failed: ${result.error}`, { [field]: expression.source });
+  return result.ok ? result.key : decided('condition_error', `${field} failed: ${result.error}`, { [field]: expression.source, error: result.error });
 }
 
 export function eventDepth(event: EventEnvelope): number {
