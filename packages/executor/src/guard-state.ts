@@ -14,22 +14,24 @@ export async function applyGuards(
   guards: GuardRequest,
 ): Promise<Decision> {
   const { cooldown, rateLimits } = workflow.definition;
-  const committedAt = new Date(event.committedAt);
+  // Cooldowns are compared in PostgreSQL, to the microsecond of the commit.
   if (guards.bypassed) {
-    if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, committedAt, cooldown.seconds);
+    if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, event.committedAt, cooldown.seconds);
     return firedDecision(workflow, guards.bypassed);
   }
   if (cooldown) {
-    const until = await cooldownEnd(trx, workflow.id, guards.cooldownKey);
-    if (until && committedAt < until) {
+    const until = await cooldownHolding(trx, workflow.id, guards.cooldownKey, event.committedAt);
+    if (until !== undefined) {
       return {
         outcome: 'cooldown',
-        reason: `in cooldown until ${until.toISOString()}`,
-        detail: { until: until.toISOString(), key: guards.cooldownKey, seconds: cooldown.seconds },
+        reason: `in cooldown until ${until}`,
+        detail: { until, key: guards.cooldownKey, seconds: cooldown.seconds },
       };
     }
   }
   if (rateLimits.length > 0) {
+    // Windows start on whole seconds, so the commit's millisecond places it in its window exactly.
+    const committedAt = new Date(event.committedAt);
     const windows = rateLimits.map((limit, index) => ({
       index,
       limit: limit.limit,
@@ -51,7 +53,7 @@ export async function applyGuards(
                  WHERE workflow_id = ${workflow.id} AND limit_index = ${window.index} AND key = ${window.key} AND window_start = ${window.windowStart}`.execute(trx);
     }
   }
-  if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, committedAt, cooldown.seconds);
+  if (cooldown) await startCooldown(trx, workflow.id, guards.cooldownKey, event.committedAt, cooldown.seconds);
   return firedDecision(workflow, guards.bypassed);
 }
 
@@ -70,7 +72,8 @@ export function usesGuardState(workflow: IndexedWorkflow): boolean {
   return workflow.definition.cooldown !== undefined || workflow.definition.rateLimits.length > 0;
 }
 
-async function cooldownEnd(trx: Transaction<WalflowDatabase>, workflowId: string, key: string): Promise<Date | undefined> {
+/** The end of the cooldown the event was committed in (ISO-8601, to the microsecond), or undefined. */
+async function cooldownHolding(trx: Transaction<WalflowDatabase>, workflowId: string, key: string, committedAt: string): Promise<string | undefined> {
   // The row must exist before it is locked, or two dispatchers would both see "no cooldown" and both fire.
   await trx
     .insertInto('walflow.cooldowns')
@@ -79,17 +82,16 @@ async function cooldownEnd(trx: Transaction<WalflowDatabase>, workflowId: string
     .execute();
   const row = await trx
     .selectFrom('walflow.cooldowns')
-    .select('until')
+    .select(sql<string | null>`CASE WHEN until > ${committedAt}::timestamptz THEN to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END`.as('until'))
     .where('workflow_id', '=', workflowId)
     .where('key', '=', key)
     .forUpdate()
     .executeTakeFirst();
-  // A fresh row holds -infinity, which node-postgres returns as text: no cooldown yet.
-  return row?.until instanceof Date ? row.until : undefined;
+  return row?.until ?? undefined;
 }
 
-async function startCooldown(trx: Transaction<WalflowDatabase>, workflowId: string, key: string, from: Date, seconds: number): Promise<void> {
-  const until = new Date(from.getTime() + seconds * 1000);
+async function startCooldown(trx: Transaction<WalflowDatabase>, workflowId: string, key: string, from: string, seconds: number): Promise<void> {
+  const until = sql<Date>`${from}::timestamptz + make_interval(secs => ${seconds})`;
   await trx
     .insertInto('walflow.cooldowns')
     .values({ workflow_id: workflowId, key, until })

@@ -66,6 +66,24 @@ describe('guards under concurrent dispatch', () => {
     expect(rows[0]?.n).toBe('7');
   });
 
+  it('holds a cooldown to the microsecond of the commit that started it', async () => {
+    await applyTestWorkflow(db, { tenant: 'cd-us', name: 'minute', trigger: { event: 'user.login' }, cooldown: { seconds: 60 }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const at = (committedAt: string): EventEnvelope => ({ ...event('cd-us', 'user.login', 0), committedAt });
+    const dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
+    // Half a millisecond before the cooldown's end, in the same millisecond as it; then at its end exactly.
+    for (const committedAt of ['2026-11-26T12:00:00.000700Z', '2026-11-26T12:01:00.000200Z', '2026-11-26T12:01:00.000700Z']) {
+      await dispatcher.dispatch({ events: [at(committedAt)], parked: [], checkpoint: null });
+    }
+    const { rows } = await sql<{ outcome: string; reason: string }>`
+      SELECT d.outcome, d.reason FROM walflow.decisions d JOIN walflow.events e ON e.id = d.event_id
+       WHERE d.tenant_id = 'cd-us' ORDER BY e.committed_at`.execute(db);
+    expect(rows).toEqual([
+      { outcome: 'fired', reason: 'trigger user.login matched' },
+      { outcome: 'cooldown', reason: 'in cooldown until 2026-11-26T12:01:00.000700Z' },
+      { outcome: 'fired', reason: 'trigger user.login matched' },
+    ]);
+  });
+
   it('fires once per cooldown window however the events are split between dispatchers', async () => {
     await applyTestWorkflow(db, { tenant: 'cd', name: 'hourly', trigger: { event: 'user.login' }, cooldown: { seconds: 3600 }, actions: [{ type: 'emit_event', event: 'x.y' }] });
     await dispatchConcurrently('cd', 'user.login', 24);
