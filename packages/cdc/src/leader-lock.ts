@@ -69,6 +69,7 @@ export class LeaderLock {
       this.logger.warn({ slot: this.slotName, silentMs: this.silenceLimitMs }, 'leader lock connection silent: giving the lock up');
       destroySocket(client);
     });
+    checks.unref();
     void lost.then(() => clearInterval(checks));
     return {
       lost,
