@@ -7,8 +7,8 @@ const RELEASE_WAIT_MS = 5_000;
 /** How often the holder shows the server it is there, unless told otherwise. */
 const DEFAULT_LOCK_CHECK_MS = 30_000;
 /**
- * The lock's session ends after three check intervals in which nothing arrived on it, and never sooner than
- * this: a pause of the holder's event loop (a long garbage collection on a busy machine) must not cost the lock.
+ * The holder gives its lock up after three check intervals without an answer, and never sooner than this: a pause
+ * of its event loop (a long garbage collection on a busy machine) must not cost the lock.
  */
 const SHORTEST_SILENCE_MS = 5_000;
 
@@ -25,9 +25,10 @@ export interface LeaderHandle {
  *
  * A leader cut off by the network closes nothing, and the server would hold its lock until its TCP keepalive
  * gives up (hours by default; never through a proxy that answers for it). So the holder checks its lock every
- * `checkMs`, and the server ends the lock's session once nothing has arrived on it for three such intervals, or
- * 5 s if longer (`idle_session_timeout`), which frees the lock for a standby; the holder gives the lock up
- * itself when it has heard no answer to its checks for as long.
+ * `checkMs` and gives the lock up once its checks have gone unanswered for three such intervals, or 5 s if
+ * longer; the server ends the lock's session, freeing the lock for a standby, two intervals after that
+ * (`idle_session_timeout`, counted from the last check it received). The holder, which notices its silence at its
+ * next check at the latest, so steps down before a standby can take over.
  */
 export class LeaderLock {
   constructor(
@@ -37,9 +38,14 @@ export class LeaderLock {
     private readonly checkMs: number = DEFAULT_LOCK_CHECK_MS,
   ) {}
 
-  /** How long the lock's connection may stay silent before the server, and the holder, give the lock up. */
+  /** How long the holder goes without an answer to its checks before it gives the lock up. */
   private get silenceLimitMs(): number {
     return Math.max(3 * this.checkMs, SHORTEST_SILENCE_MS);
+  }
+
+  /** How long the server lets the lock's session go without a check before it ends it: later than the holder. */
+  private get serverSilenceLimitMs(): number {
+    return this.silenceLimitMs + 2 * this.checkMs;
   }
 
   /** Tries once; returns the handle, or null when another process leads. */
@@ -65,16 +71,15 @@ export class LeaderLock {
       throw explainConnectFailure(error, this.connection.connectionTimeoutMillis);
     }
     const checks = this.checkEvery(client, () => {
-      clearInterval(checks);
+      checks.stop();
       this.logger.warn({ slot: this.slotName, silentMs: this.silenceLimitMs }, 'leader lock connection silent: giving the lock up');
       destroySocket(client);
     });
-    checks.unref();
-    void lost.then(() => clearInterval(checks));
+    void lost.then(() => checks.stop());
     return {
       lost,
       release: async () => {
-        clearInterval(checks);
+        checks.stop();
         client.removeAllListeners('end');
         // A goodbye on a connection the network dropped is never answered: past a while, the socket is closed.
         const ended = client.end().catch(() => undefined);
@@ -88,31 +93,44 @@ export class LeaderLock {
   /** Has the server end the lock's session, freeing the lock, once the holder has gone silent. */
   private async endSessionWhenSilent(client: pg.Client): Promise<void> {
     try {
-      await client.query(`SET idle_session_timeout = ${this.silenceLimitMs}`);
+      await client.query(`SET idle_session_timeout = ${this.serverSilenceLimitMs}`);
     } catch (error) {
       if (sqlStateOf(error) !== SqlState.undefinedObject) throw error;
       this.logger.warn({ slot: this.slotName }, 'PostgreSQL before 14 cannot end a silent leader lock session: a standby waits for the server to notice a lost leader');
     }
   }
 
-  /** Sends a check every interval; calls `silent` once no check has been answered for the allowed silence. */
-  private checkEvery(client: pg.Client, silent: () => void): NodeJS.Timeout {
-    let answeredAt = Date.now();
+  /**
+   * Sends a check every interval; calls `silent` once no check has been answered for the allowed silence, by the
+   * monotonic clock (a step of the wall clock must not cost a healthy lock), unless stopped first.
+   */
+  private checkEvery(client: pg.Client, silent: () => void): { stop(): void } {
+    let answeredAt = performance.now();
     let checking = false;
-    return setInterval(() => {
+    let stopped = false;
+    const isSilent = (): boolean => !stopped && performance.now() - answeredAt >= this.silenceLimitMs;
+    const timer = setInterval(() => {
       // Timers run before pending reads: an answer that came while the event loop was held up is read first.
-      if (Date.now() - answeredAt >= this.silenceLimitMs) return void setImmediate(() => Date.now() - answeredAt >= this.silenceLimitMs && silent());
+      if (isSilent()) return void setImmediate(() => isSilent() && silent());
       if (checking) return;
       checking = true;
       // A failed check is the connection's failure, which its 'error' event reports.
       client.query('SELECT 1').then(
         () => {
-          answeredAt = Date.now();
+          answeredAt = performance.now();
           checking = false;
         },
         () => undefined,
       );
     }, this.checkMs);
+    // The lock's connection keeps the process alive while it is held; the timer need not.
+    timer.unref();
+    return {
+      stop: () => {
+        stopped = true;
+        clearInterval(timer);
+      },
+    };
   }
 }
 

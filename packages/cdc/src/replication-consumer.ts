@@ -164,6 +164,8 @@ export class ReplicationConsumer {
             silenceLimitMs,
             slotHolder: () => slotHolder(this.options.db, slotName),
             onStreaming: () => {
+              // A stream that starts as the lock is lost is being stopped: this process is no longer the leader.
+              if (lockLost) return;
               streamingSince = performance.now();
               this.setState('streaming', 'leader');
               logger.info({ slot: slotName }, 'replication streaming');

@@ -262,7 +262,16 @@ export class StreamSession {
         },
       );
     const writes: BatchWrites = { progress: new BatchProgress(), committed: Promise.resolve() };
-    const first = previous?.progress.failed ? previous.committed.then(() => attempt(writes.progress, undefined)) : attempt(writes.progress, previous?.progress);
+    const first = previous?.progress.failed
+      ? previous.committed.then(
+          () => attempt(writes.progress, undefined),
+          (error: unknown) => {
+            // Never attempted: its progress fails here, or a batch recording beside it would wait for ever.
+            writes.progress.markFailed(error);
+            throw error;
+          },
+        )
+      : attempt(writes.progress, previous?.progress);
     writes.committed = first
       .catch(async (error: unknown) => {
         if (!isWalflowError(error, 'previous_batch_failed') || previous === undefined) throw error;

@@ -232,4 +232,36 @@ describe('the next batches are read and recorded while the one before commits', 
     }
     expect(waitedForTheBatchBefore).toHaveLength(0);
   });
+
+  it('fails a batch that waited for the one before when that one fails after all, so the batch beside it does not wait for ever', async () => {
+    for (let tx = 0; tx < TRANSACTIONS; tx++) {
+      await sql`INSERT INTO walflow.outbox (event_type, payload) SELECT 'order.billed', jsonb_build_object('n', n) FROM generate_series(1, ${PER_TRANSACTION}) AS n`.execute(db);
+    }
+    const real = new Dispatcher({ db, slotName: database.slotName, logger });
+    let calls = 0;
+    let startedBeside!: () => void;
+    const besideStarted = new Promise<void>((resolve) => (startedBeside = resolve));
+    const failingLate: BatchDispatcher = {
+      async dispatch(batch) {
+        const call = ++calls;
+        if (call === 1) {
+          // Its first attempt fails, as a bad event's does; the next batch then waits for its retry without an
+          // attempt of its own, and the one after starts beside that one. Then the retry fails too.
+          batch.progress!.markFailed(new Error('the first attempt failed'));
+          await besideStarted;
+          throw new Error('the retry failed as well');
+        }
+        if (call === 2) startedBeside();
+        return real.dispatch(batch);
+      },
+    };
+    const consumer = testConsumer(database, db, failingLate, { maxBatchRows: BATCH_ROWS, batchesInFlight: 3 });
+    consumer.start();
+    try {
+      await waitFor('the backlog to be recorded by the next session', () => recordedOfType('order.billed', TRANSACTIONS * PER_TRANSACTION), { timeoutMs: 15_000 });
+    } finally {
+      await consumer.stop();
+    }
+    expect(calls).toBeGreaterThan(2);
+  });
 });

@@ -38,7 +38,7 @@ describe('a replication connection the network drops without a word', () => {
     const consumer = watchedConsumer(failures, {
       // The server ends its side 1 s after the client went silent, as a network drop would have it do.
       connection: { connectionString: proxy.url, options: '-c wal_sender_timeout=1000' },
-      // The lock's connection, silent too, is given up after three heartbeats: later than the stream.
+      // The lock's connection, silent too, is given up after 5 s (three heartbeats, at least 5 s): after the stream.
       heartbeatMs: 1_000,
       silenceLimitMs: 1_500,
     });

@@ -5,7 +5,7 @@
  * (`walflow migrate` takes a one-key lock, a key space of its own.)
  */
 export const AdvisoryLockClass = {
-  /** Concurrency groups in walflow.claim_runs (migrations 0011, 0014); second key hashtext(group). */
+  /** Concurrency groups in walflow.claim_runs (migration 0011, and each that replaced it since); second key hashtext(group). */
   concurrencyGroup: 0x7763,
   /** The leader of a slot; second key hashtext(slot name). */
   leader: 0x7766,

@@ -368,9 +368,11 @@ describe("a workflow whose actions change while its runs execute them", () => {
     const mail = { host: '127.0.0.1', port: (smtp.server.address() as AddressInfo).port, secure: false, from: 'walflow@agency.test' };
     await applyWorkflow(db, { tenant: 'lost-mail', name: 'welcome', trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [{ type: 'send_email', to: 'ada@agency.test', subject: 'hi', text: 'hi' }] });
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('lost-mail', { n: 1 })], parked: [], checkpoint: null });
-    // The commit that records the mail sent waits in a deferred trigger; the network drops meanwhile, so the
-    // commit takes effect and its answer never reaches the worker.
-    await sql`CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$`.execute(db);
+    // The commit that records the mail sent waits in a deferred trigger for a lock the test holds; the network
+    // drops meanwhile, so the commit takes effect once the lock is let go and its answer never reaches the worker.
+    const holder = createDatabase(database.url, silentLogger, { max: 1 });
+    await sql`SELECT pg_advisory_lock(7241)`.execute(holder);
+    await sql`CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(7241); RETURN NULL; END $$`.execute(db);
     await sql`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON walflow.action_outcomes DEFERRABLE INITIALLY DEFERRED
       FOR EACH ROW WHEN (NEW.action_type = 'send_email' AND NEW.status = 'succeeded') EXECUTE FUNCTION public.slow_commit()`.execute(db);
     const proxy = await startProxy(database.url);
@@ -378,14 +380,13 @@ describe("a workflow whose actions change while its runs execute them", () => {
     try {
       const [run] = (await claimRuns(db, 'lost-mail/0', 10, 60_000, { actionTypes: ['send_email'], maxCallingOut: 1 })).filter((claimed) => claimed.event.tenantId === 'lost-mail');
       const executing = executeRun(run!, 'lost-mail/0', { ...options, db: own, runtime: { ...options.runtime, smtp: mail } });
-      await waitFor('the commit to wait in its trigger', async () => {
-        const { rows } = await sql`SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query ILIKE 'commit%'`.execute(db);
-        return rows.length > 0;
-      });
+      await waitForLockWait(db, 'the commit to wait in its trigger', '%ommit%');
       proxy.cut();
       proxy.restore();
+      await sql`SELECT pg_advisory_unlock(7241)`.execute(holder);
       expect(await executing).toBe('dead');
     } finally {
+      await holder.destroy();
       await own.destroy();
       await proxy.close();
       await sql`DROP TRIGGER slow_commit ON walflow.action_outcomes`.execute(db);
