@@ -53,6 +53,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: url, WALFLOW_HEALTH_LAG_SECONDS_DEGRADED: '60', WALFLOW_HEALTH_LAG_SECONDS_DOWN: '60' }).healthThresholds.lagSecondsDown).toBe(60);
   });
 
+  it('reads WALFLOW_CONSOLE_SECURE_COOKIES as true or false, and refuses anything else', () => {
+    expect(loadConfig({ DATABASE_URL: url }).consoleSecureCookies).toBe(false);
+    expect(loadConfig({ DATABASE_URL: url, WALFLOW_CONSOLE_SECURE_COOKIES: 'true' }).consoleSecureCookies).toBe(true);
+    expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_CONSOLE_SECURE_COOKIES: 'yes' })).toThrow(/WALFLOW_CONSOLE_SECURE_COOKIES must be true or false/);
+  });
+
   it('reports a lag threshold out of its range once, without comparing it to the other', () => {
     let message = '';
     try {

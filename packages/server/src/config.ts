@@ -57,6 +57,7 @@ const environmentSchema = z.object({
   WALFLOW_ACTION_TIMEOUT_MS: integer(100, 600_000).default(10_000),
   WALFLOW_SHUTDOWN_GRACE_MS: integer(0, 3_600_000).default(30_000),
   WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS: integer(1_000, 3_600_000).default(60_000),
+  WALFLOW_CONSOLE_SECURE_COOKIES: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   WALFLOW_HEARTBEAT_MS: integer(100, 3_600_000).default(30_000),
   WALFLOW_STANDBY_POLL_MS: integer(50, 600_000).default(1000),
   WALFLOW_DOWN_RECHECK_MS: integer(50, 3_600_000).default(10_000),
@@ -103,6 +104,8 @@ export interface WalflowConfig {
   console: ConsoleSettings | undefined;
   /** How long a console backtest may take before it stops, freeing its connection. */
   consoleBacktestTimeoutMs: number;
+  /** Every console cookie `Secure`, for a TLS proxy that does not say so with X-Forwarded-Proto. */
+  consoleSecureCookies: boolean;
   /** Module exporting the event catalog (`catalog` or default export); without it any object payload is accepted. */
   catalogModule: string | undefined;
   logLevel: z.output<typeof environmentSchema>['WALFLOW_LOG_LEVEL'];
@@ -164,6 +167,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     httpHost: env.WALFLOW_HTTP_HOST ?? (consoleSettings.settings === undefined ? '0.0.0.0' : '127.0.0.1'),
     console: consoleSettings.settings,
     consoleBacktestTimeoutMs: env.WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS,
+    consoleSecureCookies: env.WALFLOW_CONSOLE_SECURE_COOKIES === 'true',
     catalogModule: env.WALFLOW_CATALOG,
     logLevel: env.WALFLOW_LOG_LEVEL,
     role: env.WALFLOW_ROLE,

@@ -109,6 +109,17 @@ describe('console authentication', () => {
     const asTenant = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), t: 't1' })).toString('base64url');
     expect((await client.request('/console', { headers: { cookie: `${name}=${asTenant}.${signature}` } })).status).toBe(401);
   });
+  it('marks every cookie Secure with WALFLOW_CONSOLE_SECURE_COOKIES, without a proxy saying HTTPS', async () => {
+    const behindTls = await startConsoleWalflow(database.url, database.slotName, { role: 'http', consoleSecureCookies: true });
+    try {
+      const other = new ConsoleClient(behindTls.httpPort!);
+      const response = await other.request('/console/login', { form: { name: 'alice', token: CONSOLE_TOKEN }, headers: { origin: other.origin } });
+      expect(response.headers.get('set-cookie')).toMatch(/^walflow_console=[^;]+; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+    } finally {
+      await behindTls.stop();
+    }
+  });
+
   it('refuses a session from its sign-out on, wherever its cookie comes from, and ends its live streams', async () => {
     const cookie = await client.login('carol', CONSOLE_TOKEN);
     const other = await client.login('carol', CONSOLE_TOKEN);

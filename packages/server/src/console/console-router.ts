@@ -67,7 +67,7 @@ export function consoleHandler(context: ConsoleContext): MountedHandler {
         nonce,
         notice: notice === undefined ? undefined : { kind: notice.startsWith('!') ? 'error' : 'done', text: notice.replace(/^!/, '') },
       };
-      if (notice !== undefined) response.setHeader('set-cookie', cookie(request, NOTICE_COOKIE, '', 0));
+      if (notice !== undefined) response.setHeader('set-cookie', cookie(context, request, NOTICE_COOKIE, '', 0));
       if (method === 'POST') return await post(context, consoleRequest);
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed here`);
       for (const [pattern, route] of GET_ROUTES) {
@@ -90,7 +90,7 @@ async function post(context: ConsoleContext, request: ConsoleRequest): Promise<v
   if (crossSite !== undefined) throw new HttpError(403, `refused: ${crossSite}`);
   const form = await readForm(request.request);
   const { principal, url, response } = request;
-  const setCookie = (name: string, value: string, maxAgeSeconds: number) => ({ 'set-cookie': cookie(request.request, name, value, maxAgeSeconds) });
+  const setCookie = (name: string, value: string, maxAgeSeconds: number) => ({ 'set-cookie': cookie(context, request.request, name, value, maxAgeSeconds) });
   // A cookie goes along with any request the browser makes; the form's token proves the page was ours.
   if (principal.csrfToken !== null && !sameText(form.get('_csrf') ?? '', principal.csrfToken)) throw new HttpError(403, 'refused: the form is stale or not ours (CSRF token)');
   if (url.pathname === '/console/logout') {
@@ -125,7 +125,7 @@ async function login(context: ConsoleContext, request: IncomingMessage, response
   if (!opened) return sendPage(response, 401, loginPage(nonce, 'That token opens nothing here.'), nonce);
   if (name === '') return sendPage(response, 400, loginPage(nonce, 'Say who you are: the audit log records it.'), nonce);
   const session = context.auth.issueSession({ name, tenant: opened.tenant });
-  redirect(response, '/console', { 'set-cookie': cookie(request, SESSION_COOKIE, session, SESSION_SECONDS) });
+  redirect(response, '/console', { 'set-cookie': cookie(context, request, SESSION_COOKIE, session, SESSION_SECONDS) });
 }
 
 async function authenticate(context: ConsoleContext, request: IncomingMessage, cookies: Map<string, string>): Promise<Principal | undefined> {
@@ -141,13 +141,13 @@ async function authenticate(context: ConsoleContext, request: IncomingMessage, c
 }
 
 /**
- * HttpOnly and SameSite=Strict, scoped to the console; Secure when a proxy says the browser used HTTPS (behind
- * several proxies, the first value is the scheme the browser used).
+ * HttpOnly and SameSite=Strict, scoped to the console; Secure with WALFLOW_CONSOLE_SECURE_COOKIES, or when a proxy
+ * says the browser used HTTPS (behind several proxies, the first value is the scheme the browser used).
  */
-function cookie(request: IncomingMessage, name: string, value: string, maxAgeSeconds: number): string {
+function cookie(context: ConsoleContext, request: IncomingMessage, name: string, value: string, maxAgeSeconds: number): string {
   const forwarded = request.headers['x-forwarded-proto'];
   const browserScheme = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
-  const secure = browserScheme === 'https' ? '; Secure' : '';
+  const secure = context.host.config.consoleSecureCookies || browserScheme === 'https' ? '; Secure' : '';
   return `${name}=${encodeURIComponent(value)}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`;
 }
 
