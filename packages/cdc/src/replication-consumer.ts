@@ -28,7 +28,7 @@ export interface ReplicationConsumerOptions extends Omit<StreamSessionOptions, '
   downRecheckMs?: number;
   /**
    * How often the leader writes a heartbeat into the WAL, so an idle slot on a busy server moves, and checks
-   * its lock's connection (the server frees the lock after three intervals of silence). @default 30000
+   * its lock's connection (LeaderLock: three checks unanswered, at least 5 s, and it steps down). @default 30000
    */
   heartbeatMs?: number;
 }
