@@ -2,7 +2,7 @@ import type { DecisionOutcome, EventEnvelope } from '@walflow/core';
 import type { CompiledExpressions } from './compile-workflow.js';
 import type { CompiledExpression } from './expressions/compile-expression.js';
 import { evaluateCondition, evaluateKey } from './expressions/evaluate-condition.js';
-import type { StoredWorkflow } from './workflow-store.js';
+import type { StoredWorkflow, UnreadableWorkflow } from './workflow-store.js';
 
 export interface Decision {
   outcome: DecisionOutcome;
@@ -69,6 +69,16 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
   const concurrency = guardKey('concurrency.key', concurrencyKey, event);
   if (typeof concurrency !== 'string') return concurrency;
   return { kind: 'guarded', guards: { bypassed, cooldownKey: cooldown, rateLimitKeys: rateLimitValues, concurrencyKey: concurrency } };
+}
+
+/** The decision for a workflow whose stored definition cannot be read or compiled: it acts on nothing. */
+export function decideUnreadable(workflow: UnreadableWorkflow): Decision {
+  if (workflow.status !== 'active') return { outcome: 'inactive', reason: `workflow is ${workflow.status}`, detail: { status: workflow.status } };
+  return {
+    outcome: 'inactive',
+    reason: `the workflow's stored definition cannot be read (apply it again): ${workflow.unreadable}`,
+    detail: { status: 'unreadable', error: workflow.unreadable },
+  };
 }
 
 function decided(outcome: DecisionOutcome, reason: string, detail: Record<string, unknown> = {}): Verdict {

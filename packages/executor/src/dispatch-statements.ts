@@ -2,14 +2,22 @@ import { AdvisoryLockClass, copyRows, formatLsn, parseLsn, uuidV7, type EventEnv
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import { chainOf, type Decision, type IndexedWorkflow } from './decide.js';
 import { runningWriters } from './outbox-writers.js';
+import { isUnreadable, type UnreadableWorkflow } from './workflow-store.js';
 
 /** One (event, matching workflow) pair and what was decided for it. */
 export interface Considered {
   event: EventEnvelope;
-  workflow: IndexedWorkflow;
+  workflow: IndexedWorkflow | UnreadableWorkflow;
   decision: Decision;
   /** The run's concurrency key, for workflows that were handed on to the guards. */
   concurrencyKey?: string;
+}
+
+/** A pair that queues a run: only a workflow that could be read fires. */
+type FiredConsidered = Considered & { workflow: IndexedWorkflow };
+
+function isFired(item: Considered): item is FiredConsidered {
+  return item.decision.outcome === 'fired' && !isUnreadable(item.workflow);
 }
 
 export interface EventsToInsert {
@@ -192,9 +200,12 @@ export async function decidedInReplay(trx: Transaction<WalflowDatabase>, events:
  */
 export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes: Outcomes): Promise<number> {
   const { considered, replayId, recordedOutboxIds = [], checkpoint = null, onExisting } = outcomes;
-  const fired: Considered[] = [];
+  const fired: FiredConsidered[] = [];
   const unfired: Considered[] = [];
-  for (const item of considered) (item.decision.outcome === 'fired' ? fired : unfired).push(item);
+  for (const item of considered) {
+    if (isFired(item)) fired.push(item);
+    else unfired.push(item);
+  }
   const skipExisting = onExisting === 'skip';
   const parts: RawBuilder<unknown>[] = [];
   if (fired.length >= COPY_FROM_ROWS && !skipExisting) await copyRows(trx, 'walflow.workflow_runs', RUN_COLUMNS, runRows(fired, replayId));
@@ -209,7 +220,7 @@ export async function writeOutcomes(trx: Transaction<WalflowDatabase>, outcomes:
   return rows[0]!.queued;
 }
 
-function runRows(fired: Considered[], replayId: string | null): unknown[][] {
+function runRows(fired: FiredConsidered[], replayId: string | null): unknown[][] {
   // Run ids are made here rather than by the column's default, which costs PostgreSQL a function call per row.
   return fired.map((item) => [
     uuidV7(),
@@ -233,7 +244,7 @@ function runRows(fired: Considered[], replayId: string | null): unknown[][] {
   ]);
 }
 
-function queueRuns(fired: Considered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
+function queueRuns(fired: FiredConsidered[], replayId: string | null, skipExisting: boolean): RawBuilder<unknown> {
   return sql`queued AS (
     INSERT INTO walflow.workflow_runs (${sql.raw(RUN_COLUMNS.join(', '))})
     SELECT (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, r->>3, (r->>4)::uuid, (r->>5)::timestamptz, r->>6, r->>7, r->>8,

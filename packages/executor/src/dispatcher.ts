@@ -1,14 +1,14 @@
 import { formatLsn, SqlState, sqlStateOf, WalflowError, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { chainOf, decide, type Decision, type GuardRequest } from './decide.js';
+import { chainOf, decide, decideUnreadable, type Decision, type GuardRequest } from './decide.js';
 import { decidedInReplay, insertEvents, lockReplayedEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { boundedKey } from './expressions/cel-value-text.js';
 import { applyGuards, firedDecision, ranInChain, usesGuardState } from './guard-state.js';
 import { batchOutboxRows, waitForWriters } from './outbox-writers.js';
 import { parkReusedEventIds } from './reused-event-ids.js';
 import { CurrentWorkflows, WorkflowIndex } from './workflow-index.js';
-import type { StoredWorkflow } from './workflow-store.js';
+import { isUnreadable, type StoredWorkflow } from './workflow-store.js';
 
 export interface DispatcherOptions {
   db: Kysely<WalflowDatabase>;
@@ -164,6 +164,10 @@ export class Dispatcher implements BatchDispatcher {
       for (const workflow of index.match(event.tenantId, event.type)) {
         if (replay?.workflowIds && !replay.workflowIds.has(workflow.id)) continue;
         if (replay?.decided.has(`${event.id}|${workflow.id}`)) continue;
+        if (isUnreadable(workflow)) {
+          considered.push({ event, workflow, decision: decideUnreadable(workflow) });
+          continue;
+        }
         const verdict = decide(workflow, event, { maxDepth: this.maxDepth });
         if (verdict.kind === 'decided') {
           considered.push({ event, workflow, decision: verdict.decision });

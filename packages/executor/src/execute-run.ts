@@ -10,7 +10,7 @@ import { followUp, recordDeath } from './run-death.js';
 import { DEFAULT_LEASE_MS, holdsLease } from './run-leases.js';
 import { cancelRun, completeRuns, failRun, recordFailedAction, recordOutcomes, runTransactionLimits, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
-import { getWorkflowById, type StoredWorkflow } from './workflow-store.js';
+import { getWorkflowById, isUnreadable, type ReadWorkflow, type StoredWorkflow } from './workflow-store.js';
 
 /** Told how actions and attempts went, for metrics. */
 export interface ExecutionObserver {
@@ -55,7 +55,7 @@ export async function executeRun(run: ClaimedRun, workerId: string, options: Run
   return result;
 }
 
-async function attempt(run: ClaimedRun, stored: StoredWorkflow | undefined, workerId: string, options: RunExecutorOptions, leaseLost: AbortSignal): Promise<RunResult> {
+async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, workerId: string, options: RunExecutorOptions, leaseLost: AbortSignal): Promise<RunResult> {
   const { db, logger } = options;
   const fenced = async <T>(work: (trx: Transaction<WalflowDatabase>) => Promise<T>): Promise<T> =>
     db.transaction().execute(async (trx) => {
@@ -67,6 +67,13 @@ async function attempt(run: ClaimedRun, stored: StoredWorkflow | undefined, work
   const runnable = toRun(stored);
   if ('cancelled' in runnable) {
     return fenced((trx) => cancelRun(trx, run.id, runnable.cancelled).then(() => 'cancelled' as const)).catch(leaseLostOr('cancelled'));
+  }
+  if ('fails' in runnable) {
+    // Without a definition there is no action to name and no auto-pause to count: the run only fails, or dies.
+    const verdict = afterFailure(run.attempts, run.maxAttempts, options.retry);
+    logger.warn({ runId: run.id, workflowId: run.workflowId, verdict: verdict.kind, reason: runnable.fails }, 'run attempt failed');
+    const delayMs = verdict.kind === 'retry' ? verdict.delayMs : null;
+    return fenced((trx) => failRun(trx, run.id, runnable.fails, delayMs).then(() => (delayMs === null ? 'dead' : 'retrying') as RunResult)).catch(leaseLostOr('retrying'));
   }
   const { workflow } = runnable;
 
@@ -144,10 +151,15 @@ async function performAction(
   });
 }
 
-/** The workflow a run executes, or why the run is cancelled instead. */
-export function toRun(workflow: StoredWorkflow | undefined): { workflow: StoredWorkflow } | { cancelled: string } {
+/**
+ * The workflow a run executes, why the run is cancelled instead, or why its attempt fails: a workflow that cannot
+ * be read (retried, so that applying it again lets the run go on, or `walflow dead-runs retry` once it is dead).
+ */
+export function toRun(workflow: ReadWorkflow | undefined): { workflow: StoredWorkflow } | { cancelled: string } | { fails: string } {
   if (!workflow) return { cancelled: 'workflow was deleted' };
-  return workflow.status === 'disabled' ? { cancelled: 'workflow is disabled' } : { workflow };
+  if (workflow.status === 'disabled') return { cancelled: 'workflow is disabled' };
+  if (isUnreadable(workflow)) return { fails: `the workflow's stored definition cannot be read (apply it again): ${workflow.unreadable}` };
+  return { workflow };
 }
 
 /** What an action of a run knows, besides the transaction or the outside world it acts on. */

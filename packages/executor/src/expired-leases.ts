@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { anyUuid } from './any-uuid.js';
 import { eventRowColumns, toEventEnvelope } from './event-row.js';
 import { recordDeath } from './run-death.js';
-import { getWorkflowsById } from './workflow-store.js';
+import { getWorkflowsById, isUnreadable } from './workflow-store.js';
 
 /** The error of an attempt whose worker stopped extending its lease. */
 const LEASE_EXPIRED = 'worker lease expired';
@@ -66,9 +66,9 @@ async function recordDeaths(trx: Transaction<WalflowDatabase>, runIds: readonly 
     .execute();
   const workflows = await getWorkflowsById(trx, [...new Set(rows.map((row) => row.workflow_id))]);
   for (const row of rows) {
-    // A deleted workflow has nothing to count or pause.
+    // A deleted workflow has nothing to count or pause; one that cannot be read, no actions to name or limit.
     const workflow = workflows.get(row.workflow_id);
-    if (workflow === undefined) continue;
+    if (workflow === undefined || isUnreadable(workflow)) continue;
     const done = new Set(row.actions_done);
     const index = workflow.definition.actions.findIndex((_, candidate) => !done.has(candidate));
     const run = { id: row.run_id, replayId: row.replay_id, event: toEventEnvelope(row) };

@@ -1,4 +1,4 @@
-import type { WalflowDatabase } from '@walflow/core';
+import { WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Transaction } from 'kysely';
 import { performTogether } from './actions/perform-together.js';
 import { planAction } from './actions/plan-action.js';
@@ -8,14 +8,15 @@ import { cancelRun, claimRunsToHold, completeRuns, leaseHeldRuns, type ActionOut
 import { keepWaitingLeases, type WaitingLeases } from './waiting-leases.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import type { WorkflowCache } from './workflow-cache.js';
-import type { StoredWorkflow } from './workflow-store.js';
+import type { ReadWorkflow, StoredWorkflow } from './workflow-store.js';
 
 /**
  * True when every action of the workflow is a database write (notifications, events, field updates), or the
  * run is only to be cancelled: such runs can be executed together in one transaction.
  */
-export function runsInOneTransaction(workflow: StoredWorkflow | undefined): boolean {
+export function runsInOneTransaction(workflow: ReadWorkflow | undefined): boolean {
   const runnable = toRun(workflow);
+  if ('fails' in runnable) return false;
   return 'cancelled' in runnable || runnable.workflow.definition.actions.every((action) => planAction(action).kind === 'transactional');
 }
 
@@ -34,7 +35,7 @@ interface ActionTiming {
  */
 export async function executeRunBatch(
   runs: readonly ClaimedRun[],
-  workflows: ReadonlyMap<string, StoredWorkflow>,
+  workflows: ReadonlyMap<string, ReadWorkflow>,
   workerId: string,
   options: RunExecutorOptions,
 ): Promise<Map<string, RunResult>> {
@@ -188,7 +189,7 @@ function observe(results: ReadonlyMap<string, RunResult>, timings: readonly Acti
 async function executeTogether(
   trx: Transaction<WalflowDatabase>,
   runs: readonly ClaimedRun[],
-  workflows: ReadonlyMap<string, StoredWorkflow>,
+  workflows: ReadonlyMap<string, ReadWorkflow>,
   options: RunExecutorOptions,
   timings: ActionTiming[],
 ): Promise<Map<string, RunResult>> {
@@ -197,7 +198,10 @@ async function executeTogether(
   const executing: { run: ClaimedRun; workflow: StoredWorkflow; pending: [number, WorkflowAction][] }[] = [];
   for (const run of runs) {
     const runnable = toRun(workflows.get(run.workflowId));
-    if ('cancelled' in runnable) {
+    if ('fails' in runnable) {
+      // Not executed together (runsInOneTransaction); should one come here, the batch goes on run by run.
+      throw new WalflowError('action_failed', runnable.fails);
+    } else if ('cancelled' in runnable) {
       await cancelRun(trx, run.id, runnable.cancelled);
       results.set(run.id, 'cancelled');
     } else {

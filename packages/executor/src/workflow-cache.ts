@@ -1,6 +1,6 @@
 import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
-import { getWorkflowsById, type StoredWorkflow } from './workflow-store.js';
+import { getWorkflowsById, type ReadWorkflow } from './workflow-store.js';
 
 /**
  * Workflows by id as of a `walflow.workflow_revision`, which every change of a definition or status moves. A
@@ -11,9 +11,9 @@ import { getWorkflowsById, type StoredWorkflow } from './workflow-store.js';
  */
 export class WorkflowCache {
   private revision: bigint | null = null;
-  private readonly byId = new Map<string, StoredWorkflow>();
+  private readonly byId = new Map<string, ReadWorkflow>();
 
-  async get(db: Kysely<WalflowDatabase>, ids: readonly string[], revision: string): Promise<Map<string, StoredWorkflow>> {
+  async get(db: Kysely<WalflowDatabase>, ids: readonly string[], revision: string): Promise<Map<string, ReadWorkflow>> {
     const asked = BigInt(revision);
     if (this.revision !== null && asked < this.revision) return getWorkflowsById(db, ids);
     if (asked !== this.revision) {
@@ -24,7 +24,7 @@ export class WorkflowCache {
     const fetched = await getWorkflowsById(db, missing);
     // Another worker may have moved the cache to a later revision meanwhile: what was fetched is kept only at its own.
     if (this.revision === asked) for (const [id, workflow] of fetched) this.byId.set(id, workflow);
-    const found = new Map<string, StoredWorkflow>();
+    const found = new Map<string, ReadWorkflow>();
     for (const id of ids) {
       const workflow = fetched.get(id) ?? this.byId.get(id);
       if (workflow) found.set(id, workflow);

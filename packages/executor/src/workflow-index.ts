@@ -2,20 +2,23 @@ import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import { compileWorkflow } from './compile-workflow.js';
 import type { IndexedWorkflow } from './decide.js';
-import { listWorkflows, type StoredWorkflow } from './workflow-store.js';
+import { isUnreadable, listWorkflowsToDecide, type ReadWorkflow, type UnreadableWorkflow } from './workflow-store.js';
+
+/** A workflow as the index holds it: compiled, or what could not be read or compiled of it. */
+export type MatchedWorkflow = IndexedWorkflow | UnreadableWorkflow;
 
 /**
  * The workflows by tenant and trigger, compiled: one revision of them, never changed once built.
  * CurrentWorkflows hands each batch the index of the revision its transaction read.
  */
 export class WorkflowIndex {
-  private readonly exact = new Map<string, IndexedWorkflow[]>();
-  private readonly prefixes = new Map<string, { prefix: string; workflow: IndexedWorkflow }[]>();
+  private readonly exact = new Map<string, MatchedWorkflow[]>();
+  private readonly prefixes = new Map<string, { prefix: string; workflow: MatchedWorkflow }[]>();
 
-  private constructor(workflows: readonly StoredWorkflow[]) {
+  private constructor(workflows: readonly ReadWorkflow[]) {
     for (const stored of workflows) {
       if (stored.status === 'disabled') continue;
-      const workflow: IndexedWorkflow = { ...stored, compiled: compileWorkflow(stored.definition) };
+      const workflow = compiled(stored);
       const trigger = stored.triggerEvent;
       if (trigger.endsWith('*')) {
         const list = this.prefixes.get(stored.tenantId) ?? [];
@@ -29,12 +32,12 @@ export class WorkflowIndex {
   }
 
   /** An index of these workflows: a revision's, or a backtest's candidates. */
-  static of(workflows: readonly StoredWorkflow[]): WorkflowIndex {
+  static of(workflows: readonly ReadWorkflow[]): WorkflowIndex {
     return new WorkflowIndex(workflows);
   }
 
   /** Workflows of this tenant whose trigger matches the event type (exact, `prefix.*` or `*`), disabled excluded. */
-  match(tenantId: string, eventType: string): IndexedWorkflow[] {
+  match(tenantId: string, eventType: string): MatchedWorkflow[] {
     const matched = [...(this.exact.get(`${tenantId}\u0000${eventType}`) ?? [])];
     for (const { prefix, workflow } of this.prefixes.get(tenantId) ?? []) {
       if (eventType.startsWith(prefix)) matched.push(workflow);
@@ -58,8 +61,19 @@ export class CurrentWorkflows {
     const wanted = BigInt(revision ?? (await db.selectFrom('walflow.workflow_revision').select('revision').executeTakeFirstOrThrow()).revision);
     if (this.latest !== null && this.latest.revision >= wanted) return this.latest.index;
     // Read after the revision, in a statement of its own: as new as `wanted`, or newer.
-    const index = WorkflowIndex.of(await listWorkflows(db));
+    const index = WorkflowIndex.of(await listWorkflowsToDecide(db));
     if (this.latest === null || this.latest.revision < wanted) this.latest = { revision: wanted, index };
     return index;
+  }
+}
+
+/** The workflow compiled; one whose expressions no longer compile is kept as unreadable, holding up no other. */
+function compiled(stored: ReadWorkflow): MatchedWorkflow {
+  if (isUnreadable(stored)) return stored;
+  try {
+    return { ...stored, compiled: compileWorkflow(stored.definition) };
+  } catch (error) {
+    const { definition: _definition, ...rest } = stored;
+    return { ...rest, unreadable: error instanceof Error ? error.message : String(error) };
   }
 }

@@ -18,6 +18,22 @@ export interface StoredWorkflow {
   updatedAt: Date;
 }
 
+/**
+ * A stored workflow whose definition this walflow cannot read or compile: a row edited by hand, or written by a
+ * version whose documents this one no longer accepts. It acts on nothing until it is applied again, and holds up
+ * no other workflow: its events are decided `inactive` with the reason, its runs fail with it.
+ */
+export interface UnreadableWorkflow extends Omit<StoredWorkflow, 'definition'> {
+  unreadable: string;
+}
+
+/** A workflow as read from its row: readable, or not. */
+export type ReadWorkflow = StoredWorkflow | UnreadableWorkflow;
+
+export function isUnreadable(workflow: ReadWorkflow): workflow is UnreadableWorkflow {
+  return 'unreadable' in workflow;
+}
+
 export type ApplyOutcome = 'created' | 'updated' | 'unchanged';
 
 /**
@@ -175,15 +191,20 @@ export async function getWorkflow(db: Kysely<WalflowDatabase>, tenantId: string,
   return row && toStoredWorkflow(row);
 }
 
-export async function getWorkflowById(db: Kysely<WalflowDatabase>, id: string): Promise<StoredWorkflow | undefined> {
+export async function getWorkflowById(db: Kysely<WalflowDatabase>, id: string): Promise<ReadWorkflow | undefined> {
   return (await getWorkflowsById(db, [id])).get(id);
 }
 
-/** The workflows with these ids that exist, by id. */
-export async function getWorkflowsById(db: Kysely<WalflowDatabase>, ids: readonly string[]): Promise<Map<string, StoredWorkflow>> {
+/** The workflows with these ids that exist, by id; one that cannot be read stands beside the others. */
+export async function getWorkflowsById(db: Kysely<WalflowDatabase>, ids: readonly string[]): Promise<Map<string, ReadWorkflow>> {
   if (ids.length === 0) return new Map();
   const rows = await selectWorkflows(db).where('id', '=', anyUuid(ids)).execute();
-  return new Map(rows.map((row) => [row.id, toStoredWorkflow(row)]));
+  return new Map(rows.map((row) => [row.id, readWorkflow(row)]));
+}
+
+/** Every workflow, for deciding: one that cannot be read stands beside the others instead of failing them all. */
+export async function listWorkflowsToDecide(db: Kysely<WalflowDatabase>): Promise<ReadWorkflow[]> {
+  return (await selectWorkflows(db).execute()).map(readWorkflow);
 }
 
 export async function listWorkflows(db: Kysely<WalflowDatabase>, filter: { tenantId?: string } = {}): Promise<StoredWorkflow[]> {
@@ -198,7 +219,7 @@ function selectWorkflows(db: Kysely<WalflowDatabase>) {
     .select(['id', 'tenant_id', 'name', 'status', 'paused_reason', 'trigger_event', 'version', 'definition', 'updated_at']);
 }
 
-function toStoredWorkflow(row: {
+interface WorkflowRow {
   id: string;
   tenant_id: string;
   name: string;
@@ -208,7 +229,22 @@ function toStoredWorkflow(row: {
   version: number;
   definition: Record<string, unknown>;
   updated_at: Date;
-}): StoredWorkflow {
+}
+
+/** The row as a workflow, or, when its definition cannot be read, as what can be said of it without it. */
+function readWorkflow(row: WorkflowRow): ReadWorkflow {
+  try {
+    return toStoredWorkflow(row);
+  } catch (error) {
+    return { ...rowFields(row), unreadable: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function toStoredWorkflow(row: WorkflowRow): StoredWorkflow {
+  return { ...rowFields(row), definition: parseWorkflowDefinition(row.definition, `stored workflow ${row.name}`) };
+}
+
+function rowFields(row: WorkflowRow): Omit<StoredWorkflow, 'definition'> {
   return {
     id: row.id,
     tenantId: row.tenant_id,
@@ -217,7 +253,6 @@ function toStoredWorkflow(row: {
     pausedReason: row.paused_reason,
     triggerEvent: row.trigger_event,
     version: row.version,
-    definition: parseWorkflowDefinition(row.definition, `stored workflow ${row.name}`),
     updatedAt: row.updated_at,
   };
 }

@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { claimAndExecuteHeld, Dispatcher, executeRun, WorkflowCache, type RunExecutorOptions } from '@walflow/executor';
+import { createDatabase, migrate } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+let options: RunExecutorOptions;
+let lsn = 0x1000;
+
+beforeAll(async () => {
+  db = createDatabase(database.url, silentLogger, { max: 4 });
+  await migrate({ db, slotName: database.slotName, logger: silentLogger });
+  options = { db, logger: silentLogger, runtime: { secrets: new Map(), webhookAllowHosts: [] } };
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+function event(tenantId: string): EventEnvelope {
+  lsn += 0x100;
+  return {
+    id: randomUUID(),
+    type: 'payment.received',
+    tenantId,
+    aggregateType: null,
+    aggregateId: null,
+    payload: {},
+    metadata: {},
+    committedAt: new Date().toISOString(),
+    commitLsn: parseLsn(`0/${lsn.toString(16)}`),
+    position: 0,
+    xid: COMMITTED_XID,
+  };
+}
+
+/** Workflows of the tenant that notify on every payment, with these names. */
+async function notifying(tenant: string, names: string[]): Promise<void> {
+  for (const name of names) {
+    await applyTestWorkflow(db, { tenant, name, trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [{ type: 'create_notification', recipient: 'ops', title: name }] });
+  }
+}
+
+/** Edits a stored definition by hand, as nothing but SQL could. */
+async function editStored(tenant: string, name: string, path: string, value: unknown): Promise<void> {
+  await sql`UPDATE walflow.workflows SET definition = jsonb_set(definition, ${`{${path}}`}::text[], ${JSON.stringify(value)}::jsonb)
+             WHERE tenant_id = ${tenant} AND name = ${name}`.execute(db);
+}
+
+describe('a stored workflow that cannot be read', () => {
+  it('is decided inactive, saying why, while every other workflow is decided as before', async () => {
+    await notifying('unreadable', ['good', 'malformed', 'uncompilable']);
+    await editStored('unreadable', 'malformed', 'actions', 'not a list');
+    await editStored('unreadable', 'uncompilable', 'condition', 'event.payload.(');
+    const recorded = event('unreadable');
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [recorded], parked: [], checkpoint: null });
+    const decisions = await db
+      .selectFrom('walflow.decisions as d')
+      .innerJoin('walflow.workflows as w', 'w.id', 'd.workflow_id')
+      .select(['w.name', 'd.outcome', 'd.reason'])
+      .where('d.event_id', '=', recorded.id)
+      .orderBy('w.name')
+      .execute();
+    expect(decisions).toEqual([
+      { name: 'good', outcome: 'fired', reason: 'trigger payment.received matched' },
+      { name: 'malformed', outcome: 'inactive', reason: expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): .*actions/s) },
+      { name: 'uncompilable', outcome: 'inactive', reason: expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): /) },
+    ]);
+  });
+
+  it('fails its runs with the reason, while the other runs of the same claim are executed', async () => {
+    await notifying('unreadable-runs', ['good', 'malformed']);
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('unreadable-runs')], parked: [], checkpoint: null });
+    await editStored('unreadable-runs', 'malformed', 'actions', 'not a list');
+    const workerId = 'unreadable/0';
+    const { leased } = await claimAndExecuteHeld(
+      { workerId, limit: 100, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, workflows: new WorkflowCache(), onClaimed: () => undefined },
+      options,
+    );
+    for (const run of leased) await executeRun(run, workerId, options);
+    const runs = await db
+      .selectFrom('walflow.workflow_runs as r')
+      .innerJoin('walflow.workflows as w', 'w.id', 'r.workflow_id')
+      .select(['w.name', 'r.status', 'r.last_error'])
+      .where('r.tenant_id', '=', 'unreadable-runs')
+      .orderBy('w.name')
+      .execute();
+    expect(runs).toEqual([
+      { name: 'good', status: 'succeeded', last_error: null },
+      { name: 'malformed', status: 'dead', last_error: expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): /) },
+    ]);
+  });
+});
