@@ -33,10 +33,13 @@ export {
   getWorkflow,
   getWorkflowById,
   getWorkflowsById,
+  isUnreadable,
   listWorkflows,
   setWorkflowStatus,
   validateWorkflow,
   type ApplyOutcome,
+  type ReadWorkflow,
   type StoredWorkflow,
+  type UnreadableWorkflow,
 } from './workflow-store.js';
 export { WorkflowCache } from './workflow-cache.js';

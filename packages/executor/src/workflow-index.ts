@@ -2,7 +2,7 @@ import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import { compileWorkflow } from './compile-workflow.js';
 import type { IndexedWorkflow } from './decide.js';
-import { isUnreadable, listWorkflowsToDecide, type ReadWorkflow, type UnreadableWorkflow } from './workflow-store.js';
+import { isUnreadable, listWorkflows, type ReadWorkflow, type UnreadableWorkflow } from './workflow-store.js';
 
 /** A workflow as the index holds it: compiled, or what could not be read or compiled of it. */
 export type MatchedWorkflow = IndexedWorkflow | UnreadableWorkflow;
@@ -61,7 +61,7 @@ export class CurrentWorkflows {
     const wanted = BigInt(revision ?? (await db.selectFrom('walflow.workflow_revision').select('revision').executeTakeFirstOrThrow()).revision);
     if (this.latest !== null && this.latest.revision >= wanted) return this.latest.index;
     // Read after the revision, in a statement of its own: as new as `wanted`, or newer.
-    const index = WorkflowIndex.of(await listWorkflowsToDecide(db));
+    const index = WorkflowIndex.of(await listWorkflows(db));
     if (this.latest === null || this.latest.revision < wanted) this.latest = { revision: wanted, index };
     return index;
   }

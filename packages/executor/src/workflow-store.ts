@@ -202,15 +202,13 @@ export async function getWorkflowsById(db: Kysely<WalflowDatabase>, ids: readonl
   return new Map(rows.map((row) => [row.id, readWorkflow(row)]));
 }
 
-/** Every workflow, for deciding: one that cannot be read stands beside the others instead of failing them all. */
-export async function listWorkflowsToDecide(db: Kysely<WalflowDatabase>): Promise<ReadWorkflow[]> {
-  return (await selectWorkflows(db).execute()).map(readWorkflow);
-}
 
-export async function listWorkflows(db: Kysely<WalflowDatabase>, filter: { tenantId?: string } = {}): Promise<StoredWorkflow[]> {
+
+/** The workflows, by tenant and name; one that cannot be read stands beside the others instead of failing them all. */
+export async function listWorkflows(db: Kysely<WalflowDatabase>, filter: { tenantId?: string } = {}): Promise<ReadWorkflow[]> {
   let query = selectWorkflows(db).orderBy('tenant_id').orderBy('name');
   if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
-  return (await query.execute()).map(toStoredWorkflow);
+  return (await query.execute()).map(readWorkflow);
 }
 
 function selectWorkflows(db: Kysely<WalflowDatabase>) {

@@ -228,6 +228,19 @@ describe('what the console shows', () => {
     }
   });
 
+  it('lists a workflow whose stored definition cannot be read beside the others, saying so', async () => {
+    await applyTestWorkflow(db, { tenant: 't2', name: 'hand-edited', trigger: { event: 'never.happens' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 'x' }] });
+    await sql`UPDATE walflow.workflows SET definition = jsonb_set(definition, '{actions}', '"not a list"') WHERE tenant_id = 't2' AND name = 'hand-edited'`.execute(db);
+    try {
+      const page = await client.request('/console/workflows', { headers: bearer(T2_TOKEN) });
+      expect(page.status).toBe(200);
+      expect(page.text).toContain('notify-order');
+      expect(page.text).toMatch(/hand-edited[\s\S]*its stored definition cannot be read \(apply it again\)/);
+    } finally {
+      await sql`DELETE FROM walflow.workflows WHERE tenant_id = 't2' AND name = 'hand-edited'`.execute(db);
+    }
+  });
+
   it('shows why a workflow paused itself', async () => {
     await applyFailingCounter('shelf', { autoPause: { afterConsecutiveFailures: 1 } });
     await emitRecorded('shelf.counted', 't1', { sku: 'missing' });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { claimAndExecuteHeld, Dispatcher, executeRun, WorkflowCache, type RunExecutorOptions } from '@walflow/executor';
+import { claimAndExecuteHeld, Dispatcher, executeRun, listWorkflows, WorkflowCache, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -70,6 +70,9 @@ describe('a stored workflow that cannot be read', () => {
       { name: 'malformed', outcome: 'inactive', reason: expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): .*actions/s) },
       { name: 'uncompilable', outcome: 'inactive', reason: expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): /) },
     ]);
+    // Listed beside the others, with what is wrong with it.
+    const listed = await listWorkflows(db, { tenantId: 'unreadable' });
+    expect(listed.map((workflow) => [workflow.name, 'unreadable' in workflow])).toEqual([['good', false], ['malformed', true], ['uncompilable', false]]);
   });
 
   it('fails its runs with the reason, while the other runs of the same claim are executed', async () => {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { WalflowError } from '@walflow/core';
-import { applyWorkflow, deleteWorkflow, listWorkflows, setWorkflowStatus, validateWorkflow } from '@walflow/executor';
+import { applyWorkflow, deleteWorkflow, isUnreadable, listWorkflows, setWorkflowStatus, validateWorkflow } from '@walflow/executor';
 import { recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
 import { nonEmptyText } from '../option-text.js';
@@ -80,8 +80,8 @@ export function registerWorkflows(program: Command): void {
         process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
         return;
       }
-      const rows = list.map((w) => [w.tenantId, w.name, w.status, w.triggerEvent, String(w.version), w.pausedReason ?? '']);
-      process.stdout.write(formatTable(['TENANT', 'NAME', 'STATUS', 'TRIGGER', 'VERSION', 'PAUSED BECAUSE'], rows));
+      const rows = list.map((w) => [w.tenantId, w.name, w.status, w.triggerEvent, String(w.version), isUnreadable(w) ? `unreadable (apply it again): ${w.unreadable}` : (w.pausedReason ?? '')]);
+      process.stdout.write(formatTable(['TENANT', 'NAME', 'STATUS', 'TRIGGER', 'VERSION', 'NOTE'], rows));
     });
 }
 

@@ -1,4 +1,4 @@
-import type { StoredWorkflow } from '@walflow/executor';
+import { isUnreadable, type ReadWorkflow } from '@walflow/executor';
 import type { ReplaySummary } from '../../replay.js';
 import { html, type SafeHtml } from '../html.js';
 import { failureRate, type WorkflowActivity } from '../workflow-activity.js';
@@ -13,7 +13,7 @@ export interface BacktestInput {
 }
 
 export interface WorkflowsData {
-  workflows: readonly StoredWorkflow[];
+  workflows: readonly ReadWorkflow[];
   activity: ReadonlyMap<string, WorkflowActivity>;
   backtest: BacktestInput;
   /** The dry run just done, if any. */
@@ -34,7 +34,13 @@ ${data.workflows.map((workflow) => {
   const verb = workflow.status === 'active' ? 'pause' : 'resume';
   return html`<tr data-workflow="${workflow.name}"><td><strong>${workflow.name}</strong>${principal?.tenant === null ? html`<br><small>tenant ${workflow.tenantId}</small>` : ''}<br><small>version ${workflow.version}</small></td>
 <td>${badge(workflow.status)}${workflow.pausedReason === null ? '' : html`<br><small class="paused-reason">${workflow.pausedReason}</small>`}</td>
-<td><code>${workflow.triggerEvent}</code>${workflow.definition.condition === undefined ? '' : html`<br><small class="mono">${workflow.definition.condition}</small>`}</td>
+<td><code>${workflow.triggerEvent}</code>${
+    isUnreadable(workflow)
+      ? html`<br><small class="unreadable">its stored definition cannot be read (apply it again): ${workflow.unreadable}</small>`
+      : workflow.definition.condition === undefined
+        ? ''
+        : html`<br><small class="mono">${workflow.definition.condition}</small>`
+  }</td>
 <td>${activity.lastRuns.length === 0 ? 'none' : activity.lastRuns.map((run) => html`<a href="/console/events/${run.eventId}#run-${run.id}" title="${run.createdAt}">${badge(run.status)}</a> `)}</td>
 <td>${rate === null ? '—' : `${(rate * 100).toFixed(1)} %`}</td>
 <td>${decisions.length === 0 ? 'none' : decisions.map(([outcome, count]) => html`${badge(outcome)} ${count} `)}</td>
