@@ -73,7 +73,7 @@ async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, worker
     const verdict = afterFailure(run.attempts, run.maxAttempts, options.retry);
     logger.warn({ runId: run.id, workflowId: run.workflowId, verdict: verdict.kind, reason: runnable.fails }, 'run attempt failed');
     const delayMs = verdict.kind === 'retry' ? verdict.delayMs : null;
-    return fenced((trx) => failRun(trx, run.id, runnable.fails, delayMs).then(() => (delayMs === null ? 'dead' : 'retrying') as RunResult)).catch(leaseLostOr('retrying'));
+    return fenced((trx) => failRun(trx, run.id, runnable.fails, delayMs).then((): RunResult => (delayMs === null ? 'dead' : 'retrying'))).catch(leaseLostOr<RunResult>('lease_lost'));
   }
   const { workflow } = runnable;
 

@@ -18,7 +18,8 @@ export class WorkflowIndex {
   private constructor(workflows: readonly ReadWorkflow[]) {
     for (const stored of workflows) {
       if (stored.status === 'disabled') continue;
-      const workflow = compiled(stored);
+      // Read rows compiled once already (readWorkflow): one that did not is held as unreadable.
+      const workflow: MatchedWorkflow = isUnreadable(stored) ? stored : { ...stored, compiled: compileWorkflow(stored.definition) };
       const trigger = stored.triggerEvent;
       if (trigger.endsWith('*')) {
         const list = this.prefixes.get(stored.tenantId) ?? [];
@@ -64,16 +65,5 @@ export class CurrentWorkflows {
     const index = WorkflowIndex.of(await listWorkflows(db));
     if (this.latest === null || this.latest.revision < wanted) this.latest = { revision: wanted, index };
     return index;
-  }
-}
-
-/** The workflow compiled; one whose expressions no longer compile is kept as unreadable, holding up no other. */
-function compiled(stored: ReadWorkflow): MatchedWorkflow {
-  if (isUnreadable(stored)) return stored;
-  try {
-    return { ...stored, compiled: compileWorkflow(stored.definition) };
-  } catch (error) {
-    const { definition: _definition, ...rest } = stored;
-    return { ...rest, unreadable: error instanceof Error ? error.message : String(error) };
   }
 }

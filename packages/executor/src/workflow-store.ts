@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { WalflowError, type WalflowDatabase, type WorkflowStatus } from '@walflow/core';
+import { isWalflowError, WalflowError, type WalflowDatabase, type WorkflowStatus } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
 import { anyUuid } from './any-uuid.js';
@@ -139,7 +139,8 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
  */
 export async function candidateWorkflow(db: Kysely<WalflowDatabase>, input: unknown, policy: WorkflowPolicy = {}): Promise<StoredWorkflow> {
   const definition = validateWorkflow(input, policy);
-  const existing = await getWorkflow(db, definition.tenant, definition.name);
+  // Only what identifies it: the stored definition may be the one that cannot be read, which this one replaces.
+  const existing = await db.selectFrom('walflow.workflows').select(['id', 'version']).where('tenant_id', '=', definition.tenant).where('name', '=', definition.name).executeTakeFirst();
   return {
     id: existing?.id ?? randomUUID(),
     tenantId: definition.tenant,
@@ -229,12 +230,18 @@ interface WorkflowRow {
   updated_at: Date;
 }
 
-/** The row as a workflow, or, when its definition cannot be read, as what can be said of it without it. */
+/**
+ * The row as a workflow, or, when its definition cannot be read or its expressions compiled (every reader
+ * agrees, workers and lists as the dispatcher), as what can be said of it without it.
+ */
 function readWorkflow(row: WorkflowRow): ReadWorkflow {
   try {
-    return toStoredWorkflow(row);
+    const stored = toStoredWorkflow(row);
+    compileWorkflow(stored.definition);
+    return stored;
   } catch (error) {
-    return { ...rowFields(row), unreadable: error instanceof Error ? error.message : String(error) };
+    if (!isWalflowError(error, 'workflow_invalid')) throw error;
+    return { ...rowFields(row), unreadable: error.message };
   }
 }
 

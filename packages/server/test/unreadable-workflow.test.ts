@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { claimAndExecuteHeld, Dispatcher, executeRun, listWorkflows, WorkflowCache, type RunExecutorOptions } from '@walflow/executor';
+import { candidateWorkflow, claimAndExecuteHeld, Dispatcher, executeRun, listWorkflows, WorkflowCache, type RunExecutorOptions, type WorkflowDefinitionInput } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -38,11 +38,17 @@ function event(tenantId: string): EventEnvelope {
   };
 }
 
-/** Workflows of the tenant that notify on every payment, with these names. */
+/** The document of a workflow of the tenant that notifies on every payment. */
+const notifyingWorkflow = (tenant: string, name: string): WorkflowDefinitionInput => ({
+  tenant,
+  name,
+  trigger: { event: 'payment.received' },
+  retry: { maxAttempts: 2 },
+  actions: [{ type: 'create_notification', recipient: 'ops', title: name }],
+});
+
 async function notifying(tenant: string, names: string[]): Promise<void> {
-  for (const name of names) {
-    await applyTestWorkflow(db, { tenant, name, trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [{ type: 'create_notification', recipient: 'ops', title: name }] });
-  }
+  for (const name of names) await applyTestWorkflow(db, notifyingWorkflow(tenant, name));
 }
 
 /** Edits a stored definition by hand, as nothing but SQL could. */
@@ -70,31 +76,45 @@ describe('a stored workflow that cannot be read', () => {
       { name: 'malformed', outcome: 'inactive', reason: expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): .*actions/s) },
       { name: 'uncompilable', outcome: 'inactive', reason: expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): /) },
     ]);
-    // Listed beside the others, with what is wrong with it.
+    // Listed beside the others, with what is wrong with it; and a document that would replace it can be backtested.
     const listed = await listWorkflows(db, { tenantId: 'unreadable' });
-    expect(listed.map((workflow) => [workflow.name, 'unreadable' in workflow])).toEqual([['good', false], ['malformed', true], ['uncompilable', false]]);
+    expect(listed.map((workflow) => [workflow.name, 'unreadable' in workflow])).toEqual([['good', false], ['malformed', true], ['uncompilable', true]]);
+    const stored = listed.find((workflow) => workflow.name === 'malformed')!;
+    expect(await candidateWorkflow(db, notifyingWorkflow('unreadable', 'malformed'))).toMatchObject({ id: stored.id, version: stored.version + 1 });
   });
 
-  it('fails its runs with the reason, while the other runs of the same claim are executed', async () => {
+  it('fails its runs with the reason, each attempt counted once, while the other runs of the same claim are executed', async () => {
     await notifying('unreadable-runs', ['good', 'malformed']);
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('unreadable-runs')], parked: [], checkpoint: null });
     await editStored('unreadable-runs', 'malformed', 'actions', 'not a list');
     const workerId = 'unreadable/0';
-    const { leased } = await claimAndExecuteHeld(
-      { workerId, limit: 100, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, workflows: new WorkflowCache(), onClaimed: () => undefined },
-      options,
-    );
-    for (const run of leased) await executeRun(run, workerId, options);
-    const runs = await db
-      .selectFrom('walflow.workflow_runs as r')
-      .innerJoin('walflow.workflows as w', 'w.id', 'r.workflow_id')
-      .select(['w.name', 'r.status', 'r.last_error'])
-      .where('r.tenant_id', '=', 'unreadable-runs')
-      .orderBy('w.name')
-      .execute();
-    expect(runs).toEqual([
-      { name: 'good', status: 'succeeded', last_error: null },
-      { name: 'malformed', status: 'dead', last_error: expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): /) },
+    const claimAndExecute = async (): Promise<string[]> => {
+      const { leased } = await claimAndExecuteHeld(
+        { workerId, limit: 100, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, workflows: new WorkflowCache(), onClaimed: () => undefined },
+        options,
+      );
+      for (const run of leased) await executeRun(run, workerId, options);
+      return leased.map((run) => run.id);
+    };
+    const runs = () =>
+      db
+        .selectFrom('walflow.workflow_runs as r')
+        .innerJoin('walflow.workflows as w', 'w.id', 'r.workflow_id')
+        .select(['r.id', 'w.name', 'r.status', 'r.attempts', 'r.last_error'])
+        .where('r.tenant_id', '=', 'unreadable-runs')
+        .orderBy('w.name')
+        .execute();
+    const cannotBeRead = expect.stringMatching(/^the workflow's stored definition cannot be read \(apply it again\): /);
+    // Held with the good one, then leased and executed alone: its first attempt fails, and it is retried.
+    const leasedFirst = await claimAndExecute();
+    const [good, malformed] = await runs();
+    expect(leasedFirst).toEqual([malformed!.id]);
+    expect([good, malformed]).toEqual([
+      { id: good!.id, name: 'good', status: 'succeeded', attempts: 1, last_error: null },
+      { id: malformed!.id, name: 'malformed', status: 'queued', attempts: 1, last_error: cannotBeRead },
     ]);
+    await sql`UPDATE walflow.workflow_runs SET next_attempt_at = now() WHERE id = ${malformed!.id}`.execute(db);
+    await claimAndExecute();
+    expect((await runs())[1]).toMatchObject({ status: 'dead', attempts: 2, last_error: cannotBeRead });
   });
 });
