@@ -111,6 +111,26 @@ export function approvalEvent(tenantId: string, n: number, id: string = randomUU
   };
 }
 
+let paymentLsn = 0x1000;
+
+/** A committed `payment.received` event as the stream hands it over, each at a later LSN than the one before. */
+export function paymentEvent(tenantId: string, payload: Record<string, unknown> = {}): EventEnvelope {
+  paymentLsn += 0x100;
+  return {
+    id: randomUUID(),
+    type: 'payment.received',
+    tenantId,
+    aggregateType: null,
+    aggregateId: null,
+    payload,
+    metadata: {},
+    committedAt: new Date().toISOString(),
+    commitLsn: parseLsn(`0/${paymentLsn.toString(16)}`),
+    position: 0,
+    xid: COMMITTED_XID,
+  };
+}
+
 export interface TenantCounts {
   events: number;
   decisions: number;

@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
-import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import type { WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
@@ -9,7 +8,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, COMMITTED_XID, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
+import { applyTestWorkflow, holdOpen, paymentEvent, silentLogger, waitForLockWait } from './fixtures.js';
 import { startProxy } from './tcp-proxy.js';
 // Internals of the queue, to set up a claim that another worker changes between its rollback and its lease.
 import { keepLease } from '../../executor/src/lease-keeper.js';
@@ -19,7 +18,6 @@ const database = useTestDatabase();
 const policy = { updateFields: ['batch_test.accounts.balance'] };
 let db: Kysely<WalflowDatabase>;
 let options: RunExecutorOptions;
-let lsn = 0x1000;
 
 beforeAll(async () => {
   db = createDatabase(database.url, silentLogger, { max: 8 });
@@ -36,26 +34,9 @@ afterAll(async () => {
   await db.destroy();
 });
 
-function event(tenantId: string, payload: Record<string, unknown>): EventEnvelope {
-  lsn += 0x100;
-  return {
-    id: randomUUID(),
-    type: 'payment.received',
-    tenantId,
-    aggregateType: null,
-    aggregateId: null,
-    payload,
-    metadata: {},
-    committedAt: new Date().toISOString(),
-    commitLsn: parseLsn(`0/${lsn.toString(16)}`),
-    position: 0,
-    xid: COMMITTED_XID,
-  };
-}
-
 /** Records the events as the stream would, and claims their runs for one worker. */
 async function queueAndClaim(tenant: string, payloads: Record<string, unknown>[], workerId: string): Promise<ClaimedRun[]> {
-  await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: payloads.map((payload) => event(tenant, payload)), parked: [], checkpoint: null });
+  await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: payloads.map((payload) => paymentEvent(tenant, payload)), parked: [], checkpoint: null });
   const claimed = await claimRuns(db, workerId, 100, 60_000);
   return claimed.filter((run) => run.event.tenantId === tenant);
 }
@@ -92,8 +73,8 @@ describe('a claimed batch of database-only runs', () => {
     await applyTestWorkflow(db, { tenant: 'odd-aggregate', name: 'echo', trigger: { event: 'payment.received' }, actions: [{ type: 'emit_event', event: 'payment.echoed' }] });
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
       events: [
-        { ...event('odd-aggregate', { n: 1 }), aggregateType: '', aggregateId: '' },
-        { ...event('odd-aggregate', { n: 2 }), aggregateType: 'payment', aggregateId: 'x'.repeat(1500) },
+        { ...paymentEvent('odd-aggregate', { n: 1 }), aggregateType: '', aggregateId: '' },
+        { ...paymentEvent('odd-aggregate', { n: 2 }), aggregateType: 'payment', aggregateId: 'x'.repeat(1500) },
       ],
       parked: [],
       checkpoint: null,
@@ -154,7 +135,7 @@ describe('a claimed batch of database-only runs', () => {
     expect(results.get(takenOver.id)).toBe('lease_lost');
     expect([...(await notificationsPerRun('fenced')).keys()].sort()).toEqual([runs[0]!.id, runs[2]!.id].sort());
 
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('fenced', { n: 4 })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('fenced', { n: 4 })], parked: [], checkpoint: null });
     await db.updateTable('walflow.workflows').set({ status: 'disabled' }).where('id', '=', workflowId).execute();
     const later = (await claimRuns(db, 'fenced/1', 10, 60_000)).filter((run) => run.event.tenantId === 'fenced');
     expect(await executeClaimed(later, 'fenced/1')).toEqual(new Map([[later[0]!.id, 'cancelled']]));
@@ -185,7 +166,7 @@ describe('runs that call out (mail, HTTP)', () => {
 
   it('are claimed one per claim beside the database-only runs, so none waits in a worker with its lease running out', async () => {
     await applyTestWorkflow(db, { tenant: 'slow', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/slow` }] });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2, 3, 4].map((n) => event('slow', { n })), parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2, 3, 4].map((n) => paymentEvent('slow', { n })), parked: [], checkpoint: null });
     const claim = await claimRuns(db, 'slow/peek', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 });
     expect(claim.filter((run) => run.event.tenantId === 'slow')).toHaveLength(1);
     await sql`UPDATE walflow.workflow_runs SET status = 'queued', attempts = 0, locked_by = NULL, locked_until = NULL WHERE locked_by = 'slow/peek'`.execute(db);
@@ -231,7 +212,7 @@ describe('a run whose actions take longer than its lease', () => {
       retry: { maxAttempts: 2 },
       actions: ['a', 'b', 'c'].map((path) => ({ type: 'webhook' as const, url: `http://127.0.0.1:${port}/${path}` })),
     });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('long', { n: 1 })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('long', { n: 1 })], parked: [], checkpoint: null });
     const pools = [1, 2].map(() => new WorkerPool({ db, logger: silentLogger, concurrency: 1, leaseMs: 300, pollIntervalMs: 50, runtime: options.runtime }));
     for (const pool of pools) pool.start();
     try {
@@ -251,7 +232,7 @@ describe('a run whose actions take longer than its lease', () => {
 describe('a lease that runs out', () => {
   it('queues the run again, or on its last attempt ends it dead and finished', async () => {
     await applyTestWorkflow(db, { tenant: 'expiring', name: 'call', trigger: { event: 'payment.received' }, retry: { maxAttempts: 2 }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('expiring', { n: 1 })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('expiring', { n: 1 })], parked: [], checkpoint: null });
     const state = () => db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'last_error']).select(sql<boolean>`finished_at IS NOT NULL`.as('finished')).where('tenant_id', '=', 'expiring').executeTakeFirstOrThrow();
     for (const attempts of [1, 2]) {
       const claimed = (await claimRuns(db, 'expiring/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'expiring');
@@ -281,7 +262,7 @@ describe('a lease that runs out', () => {
     });
     const dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
     // The first event's aggregate is empty, as SQL writers may store it: its follow-up has none.
-    await dispatcher.dispatch({ events: [1, 2].map((n) => ({ ...event('expiring-mail', { n }), aggregateType: 'payment', aggregateId: n === 1 ? '' : `p${n}` })), parked: [], checkpoint: null });
+    await dispatcher.dispatch({ events: [1, 2].map((n) => ({ ...paymentEvent('expiring-mail', { n }), aggregateType: 'payment', aggregateId: n === 1 ? '' : `p${n}` })), parked: [], checkpoint: null });
     const claimed = (await claimRuns(db, 'expiring-mail/0', 10, 60_000)).filter((run) => run.event.tenantId === 'expiring-mail');
     expect(claimed).toHaveLength(2);
     // The worker performed the first run's notification, then died with both runs in hand.
@@ -325,11 +306,11 @@ describe("a workflow whose actions change while its runs execute them", () => {
     const ok = { type: 'webhook', url: `http://127.0.0.1:${port}/ok` };
     await applyWorkflow(db, document([ok, { type: 'webhook', url: `http://127.0.0.1:${port}/fails` }]));
     const dispatcher = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
-    await dispatcher.dispatch({ events: [event('edited', { n: 1 })], parked: [], checkpoint: null });
+    await dispatcher.dispatch({ events: [paymentEvent('edited', { n: 1 })], parked: [], checkpoint: null });
     const [begun] = (await claimRuns(db, 'edited/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'edited');
     // The first call succeeds, the second fails: the run waits for a retry with action 0 done.
     expect(await executeRun(begun!, 'edited/0', options)).toBe('retrying');
-    await dispatcher.dispatch({ events: [event('edited', { n: 2 })], parked: [], checkpoint: null });
+    await dispatcher.dispatch({ events: [paymentEvent('edited', { n: 2 })], parked: [], checkpoint: null });
 
     const unchanged = await applyWorkflow(db, { ...document([ok, { type: 'webhook', url: `http://127.0.0.1:${port}/fails` }]), status: 'active' });
     expect(unchanged).toMatchObject({ outcome: 'unchanged', runsCancelled: 0 });
@@ -346,7 +327,7 @@ describe("a workflow whose actions change while its runs execute them", () => {
 
   it('keeps an action succeeded when its failure is recorded after the success committed (its answer lost), so the retry skips it', async () => {
     await applyWorkflow(db, { tenant: 'lost-answer', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/ok` }] });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('lost-answer', { n: 1 })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('lost-answer', { n: 1 })], parked: [], checkpoint: null });
     const claim = async () => (await claimRuns(db, 'lost/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'lost-answer');
     const [run] = await claim();
     const outcome = { runId: run!.id, actionIndex: 0, actionType: 'webhook' };
@@ -367,7 +348,7 @@ describe("a workflow whose actions change while its runs execute them", () => {
     await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
     const mail = { host: '127.0.0.1', port: (smtp.server.address() as AddressInfo).port, secure: false, from: 'walflow@agency.test' };
     await applyWorkflow(db, { tenant: 'lost-mail', name: 'welcome', trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [{ type: 'send_email', to: 'ada@agency.test', subject: 'hi', text: 'hi' }] });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('lost-mail', { n: 1 })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('lost-mail', { n: 1 })], parked: [], checkpoint: null });
     // The commit that records the mail sent waits in a deferred trigger for a lock the test holds; the network
     // drops meanwhile, so the commit takes effect once the lock is let go and its answer never reaches the worker.
     const holder = createDatabase(database.url, silentLogger, { max: 1 });
@@ -402,7 +383,7 @@ describe("a workflow whose actions change while its runs execute them", () => {
   it('acts on the definition its run was claimed under: an apply committed as the run starts cancels it, and nothing is called', async () => {
     const document = (actions: unknown[]) => ({ tenant: 'edited-race', name: 'two-calls', trigger: { event: 'payment.received' }, actions });
     await applyWorkflow(db, document([{ type: 'webhook', url: `http://127.0.0.1:${port}/ok` }, { type: 'webhook', url: `http://127.0.0.1:${port}/fails` }]));
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('edited-race', { n: 1 })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('edited-race', { n: 1 })], parked: [], checkpoint: null });
     const claim = async () => (await claimRuns(db, 'race/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'edited-race');
     const [first] = await claim();
     expect(await executeRun(first!, 'race/0', options)).toBe('retrying');
@@ -464,7 +445,7 @@ describe('waking workers', () => {
 
   it('spreads runs that call out over the workers, each claim taking one', async () => {
     await applyTestWorkflow(db, { tenant: 'spread', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/spread` }] });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2, 3, 4].map((n) => event('spread', { n })), parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2, 3, 4].map((n) => paymentEvent('spread', { n })), parked: [], checkpoint: null });
     // Four queued runs are less than one claim: one worker is woken, and each claim of a run that calls out wakes the next.
     await runUntilDone('spread', 4, (pool) => pool.notify(4));
     expect(mostInFlight).toBeGreaterThan(1);
@@ -472,7 +453,7 @@ describe('waking workers', () => {
 
   it('executes runs held back by the order of their aggregate as soon as the earlier ones finish', async () => {
     await applyTestWorkflow(db, { tenant: 'in-order', name: 'notify', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: '{{event.payload.n}}' }] });
-    const events = [1, 2, 3].map((n) => ({ ...event('in-order', { n }), aggregateType: 'account', aggregateId: 'a1' }));
+    const events = [1, 2, 3].map((n) => ({ ...paymentEvent('in-order', { n }), aggregateType: 'account', aggregateId: 'a1' }));
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
     await runUntilDone('in-order', 3, (pool) => pool.notify(3));
   });
@@ -513,7 +494,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     // The batch's update of h1 waits for this lock inside the worker's transaction.
     const lock = await holdOpen(db, sql`SELECT 1 FROM batch_test.accounts WHERE id = 'h1' FOR UPDATE`);
     // h1 twice for one aggregate: the second must wait for the first, which its worker holds without a lease.
-    const events = [{ account: 'h1' }, { account: 'h2' }, { account: 'h1' }].map((payload) => ({ ...event('held', payload), aggregateType: 'account', aggregateId: payload.account }));
+    const events = [{ account: 'h1' }, { account: 'h2' }, { account: 'h1' }].map((payload) => ({ ...paymentEvent('held', payload), aggregateType: 'account', aggregateId: payload.account }));
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
     const executing = claimAndExecute('held/0');
     await waitForLockWait(db, 'the held batch to wait for the account lock', '%batch_test%');
@@ -543,7 +524,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     await applyCreditWorkflow('held-failing');
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('f1'), ('f2')`.execute(db);
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
-      events: [{ account: 'f1' }, { account: 'nowhere' }, { account: 'f2' }].map((payload) => event('held-failing', payload)),
+      events: [{ account: 'f1' }, { account: 'nowhere' }, { account: 'f2' }].map((payload) => paymentEvent('held-failing', payload)),
       parked: [],
       checkpoint: null,
     });
@@ -559,7 +540,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
 
   it('stops a leased run whose worker cannot reach the database for longer than its lease', async () => {
     await applyTestWorkflow(db, { tenant: 'cut-off', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('cut-off', { n: 1 })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('cut-off', { n: 1 })], parked: [], checkpoint: null });
     const [run] = (await claimRuns(db, 'cut-off/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((claimed) => claimed.event.tenantId === 'cut-off');
     const proxy = await startProxy(database.url);
     const own = createDatabase(proxy.url, silentLogger, { max: 2 });
@@ -582,7 +563,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     await applyCreditWorkflow('held-crash');
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('c1')`.execute(db);
     const lock = await holdOpen(db, sql`SELECT 1 FROM batch_test.accounts WHERE id = 'c1' FOR UPDATE`);
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('held-crash', { account: 'c1' })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('held-crash', { account: 'c1' })], parked: [], checkpoint: null });
     const proxy = await startProxy(database.url);
     const own = createDatabase(proxy.url, silentLogger, { max: 1 });
     try {
@@ -615,7 +596,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
       ordering: 'none',
       actions: [{ type: 'create_notification', recipient: 'u1', title: 'x' }],
     });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2].map((n) => event('held-limited', { n })), parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [1, 2].map((n) => paymentEvent('held-limited', { n })), parked: [], checkpoint: null });
     const { concurrency_key: group } = await db.selectFrom('walflow.workflow_runs').select('concurrency_key').where('tenant_id', '=', 'held-limited').executeTakeFirstOrThrow();
     // Another claimer holds the group's lock in a transaction that stays open.
     const otherClaim = await holdOpen(db, sql`SELECT pg_advisory_xact_lock(30563, hashtext(${`${workflowId}/${group}`}))`);
@@ -636,7 +617,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
 
   it('leases a held run whose workflow turns out to call out, for its caller to execute after the commit', async () => {
     await applyTestWorkflow(db, { tenant: 'held-calling', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('held-calling', { n: 1 })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('held-calling', { n: 1 })], parked: [], checkpoint: null });
     // A claim told of no calling-out types holds the run; the executor, reading the workflow, knows better.
     const { leased } = await claimAndExecute('held-calling/0', { actionTypes: [], maxCallingOut: 100 });
     expect(leased.filter((run) => run.event.tenantId === 'held-calling').map((run) => run.attempts)).toEqual([1]);
@@ -647,7 +628,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     await applyCreditWorkflow('held-stale');
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('s1')`.execute(db);
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
-      events: [{ account: 's1' }, { account: 's1' }].map((payload) => event('held-stale', payload)),
+      events: [{ account: 's1' }, { account: 's1' }].map((payload) => paymentEvent('held-stale', payload)),
       parked: [],
       checkpoint: null,
     });
@@ -687,7 +668,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('p1')`.execute(db);
     // The held batch's update of p1 waits for this lock, with the claim's transaction open.
     const lock = await holdOpen(db, sql`SELECT 1 FROM batch_test.accounts WHERE id = 'p1' FOR UPDATE`);
-    const events = [event('held-passing', { account: 'p1' }), { ...event('held-passing', { n: 1 }), type: 'payment.sent' }, { ...event('held-passing', { n: 2 }), type: 'payment.sent' }];
+    const events = [paymentEvent('held-passing', { account: 'p1' }), { ...paymentEvent('held-passing', { n: 1 }), type: 'payment.sent' }, { ...paymentEvent('held-passing', { n: 2 }), type: 'payment.sent' }];
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
     const executing = claimAndExecute('held-passing/0');
     await waitForLockWait(db, 'the held batch to wait for the account lock', '%batch_test%');
@@ -710,7 +691,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
       log: (entry) => void (entry.level === 'query' && statements.push(entry.query.sql)),
     });
     const dispatchAndExecute = async (n: number): Promise<string[]> => {
-      await dispatcher.dispatch({ events: [event('held-edited', { n })], parked: [], checkpoint: null });
+      await dispatcher.dispatch({ events: [paymentEvent('held-edited', { n })], parked: [], checkpoint: null });
       statements.length = 0;
       const { claimed } = await claimAndExecute('held-edited/0', { actionTypes: [], maxCallingOut: 1 }, logged);
       expect(claimed).toBe(1);
@@ -741,7 +722,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     // are leased (1.2 s) and executed one by one, the w2 run last, more than a lease after it was leased.
     const lock = await holdOpen(db, sql`SELECT 1 FROM batch_test.accounts WHERE id = 'w1' FOR UPDATE`);
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
-      events: [{ account: 'w1' }, { account: 'w1' }, { account: 'w1' }, { account: 'w1' }, { account: 'w2' }].map((payload) => event('held-waiting', payload)),
+      events: [{ account: 'w1' }, { account: 'w1' }, { account: 'w1' }, { account: 'w1' }, { account: 'w2' }].map((payload) => paymentEvent('held-waiting', payload)),
       parked: [],
       checkpoint: null,
     });
@@ -777,7 +758,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
         WHEN (NEW.tenant_id = 'held-unrecorded' AND NEW.last_error LIKE '%unrecordable%') EXECUTE FUNCTION batch_test.refuse_failure()`.execute(db);
     try {
       await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({
-        events: [{ account: 'unrecordable' }, { account: 'u1' }].map((payload) => event('held-unrecorded', payload)),
+        events: [{ account: 'unrecordable' }, { account: 'u1' }].map((payload) => paymentEvent('held-unrecorded', payload)),
         parked: [],
         checkpoint: null,
       });
@@ -792,7 +773,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
   it('frees the runs of a claim whose worker stopped talking within a lease: the server ends the idle transaction', async () => {
     await applyCreditWorkflow('held-idle');
     await sql`INSERT INTO batch_test.accounts (id) VALUES ('i1')`.execute(db);
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('held-idle', { account: 'i1' })], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('held-idle', { account: 'i1' })], parked: [], checkpoint: null });
     const own = createDatabase(database.url, silentLogger, { max: 1 });
     try {
       // A worker that claims and then says nothing more, as one whose event loop hangs or whose network went.

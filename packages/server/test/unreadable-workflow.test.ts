@@ -1,16 +1,14 @@
-import { randomUUID } from 'node:crypto';
-import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import type { WalflowDatabase } from '@walflow/core';
 import { candidateWorkflow, claimAndExecuteHeld, Dispatcher, executeRun, listWorkflows, WorkflowCache, type RunExecutorOptions, type WorkflowDefinitionInput } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, COMMITTED_XID, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, paymentEvent, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
 let options: RunExecutorOptions;
-let lsn = 0x1000;
 
 beforeAll(async () => {
   db = createDatabase(database.url, silentLogger, { max: 4 });
@@ -20,23 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db.destroy();
 });
-
-function event(tenantId: string): EventEnvelope {
-  lsn += 0x100;
-  return {
-    id: randomUUID(),
-    type: 'payment.received',
-    tenantId,
-    aggregateType: null,
-    aggregateId: null,
-    payload: {},
-    metadata: {},
-    committedAt: new Date().toISOString(),
-    commitLsn: parseLsn(`0/${lsn.toString(16)}`),
-    position: 0,
-    xid: COMMITTED_XID,
-  };
-}
 
 /** The document of a workflow of the tenant that notifies on every payment. */
 const notifyingWorkflow = (tenant: string, name: string): WorkflowDefinitionInput => ({
@@ -62,7 +43,7 @@ describe('a stored workflow that cannot be read', () => {
     await notifying('unreadable', ['good', 'malformed', 'uncompilable']);
     await editStored('unreadable', 'malformed', 'actions', 'not a list');
     await editStored('unreadable', 'uncompilable', 'condition', 'event.payload.(');
-    const recorded = event('unreadable');
+    const recorded = paymentEvent('unreadable');
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [recorded], parked: [], checkpoint: null });
     const decisions = await db
       .selectFrom('walflow.decisions as d')
@@ -85,7 +66,7 @@ describe('a stored workflow that cannot be read', () => {
 
   it('fails its runs with the reason, each attempt counted once, while the other runs of the same claim are executed', async () => {
     await notifying('unreadable-runs', ['good', 'malformed']);
-    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [event('unreadable-runs')], parked: [], checkpoint: null });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('unreadable-runs')], parked: [], checkpoint: null });
     await editStored('unreadable-runs', 'malformed', 'actions', 'not a list');
     const workerId = 'unreadable/0';
     const claimAndExecute = async (): Promise<string[]> => {
