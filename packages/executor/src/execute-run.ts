@@ -64,17 +64,32 @@ async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, worker
       return work(trx);
     });
 
+  /**
+   * Records the attempt failed, retried after its backoff or dead, in one fenced transaction with what else the
+   * failure records (`alongside`, told whether the run dies).
+   */
+  const failAttempt = async (error: unknown, alongside: (trx: Transaction<WalflowDatabase>, dies: boolean) => Promise<void>): Promise<RunResult> => {
+    const message = error instanceof Error ? error.message : String(error);
+    const verdict = afterFailure(run.attempts, run.maxAttempts, options.retry);
+    logger.warn({ err: error, runId: run.id, workflowId: run.workflowId, attempts: run.attempts, verdict: verdict.kind }, 'run attempt failed');
+    try {
+      await fenced(async (trx) => {
+        await failRun(trx, run.id, message, verdict.kind === 'retry' ? verdict.delayMs : null);
+        await alongside(trx, verdict.kind === 'dead');
+      });
+    } catch (recordError) {
+      if (recordError instanceof LeaseLost) return 'lease_lost';
+      throw recordError;
+    }
+    return verdict.kind === 'dead' ? 'dead' : 'retrying';
+  };
+
   const runnable = toRun(stored);
   if ('cancelled' in runnable) {
     return fenced((trx) => cancelRun(trx, run.id, runnable.cancelled).then(() => 'cancelled' as const)).catch(leaseLostOr('cancelled'));
   }
-  if ('fails' in runnable) {
-    // Without a definition there is no action to name and no auto-pause to count: the run only fails, or dies.
-    const verdict = afterFailure(run.attempts, run.maxAttempts, options.retry);
-    logger.warn({ runId: run.id, workflowId: run.workflowId, verdict: verdict.kind, reason: runnable.fails }, 'run attempt failed');
-    const delayMs = verdict.kind === 'retry' ? verdict.delayMs : null;
-    return fenced((trx) => failRun(trx, run.id, runnable.fails, delayMs).then((): RunResult => (delayMs === null ? 'dead' : 'retrying'))).catch(leaseLostOr<RunResult>('lease_lost'));
-  }
+  // Without a definition there is no action to name and no auto-pause to count: the run only fails, or dies.
+  if ('fails' in runnable) return failAttempt(runnable.fails, async () => {});
   const { workflow } = runnable;
 
   let failing: { index: number; action: WorkflowAction } | undefined;
@@ -97,20 +112,11 @@ async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, worker
   } catch (error) {
     if (error instanceof LeaseLost) return 'lease_lost';
     const message = error instanceof Error ? error.message : String(error);
-    const verdict = afterFailure(run.attempts, run.maxAttempts, options.retry);
-    logger.warn({ err: error, runId: run.id, workflow: workflow.name, attempts: run.attempts, verdict: verdict.kind }, 'run attempt failed');
-    try {
-      await fenced(async (trx) => {
-        // An action whose success committed after all did not fail: a run that dies now does not die on it.
-        const failed = failing && (await recordFailedAction(trx, { runId: run.id, actionIndex: failing.index, actionType: failing.action.type, error: message })) ? failing : undefined;
-        await failRun(trx, run.id, message, verdict.kind === 'retry' ? verdict.delayMs : null);
-        if (verdict.kind === 'dead') await recordDeath(trx, { run, workflow, failing: failed, error: message }, logger);
-      });
-    } catch (recordError) {
-      if (recordError instanceof LeaseLost) return 'lease_lost';
-      throw recordError;
-    }
-    return verdict.kind === 'dead' ? 'dead' : 'retrying';
+    return failAttempt(error, async (trx, dies) => {
+      // An action whose success committed after all did not fail: a run that dies now does not die on it.
+      const failed = failing && (await recordFailedAction(trx, { runId: run.id, actionIndex: failing.index, actionType: failing.action.type, error: message })) ? failing : undefined;
+      if (dies) await recordDeath(trx, { run, workflow, failing: failed, error: message }, logger);
+    });
   }
 }
 
