@@ -39,9 +39,10 @@ export type ApplyOutcome = 'created' | 'updated' | 'unchanged';
 /**
  * Creates or updates a workflow by (tenant, name). The version increases only when the document changed, so
  * applying the same file twice is a no-op. A change to the actions cancels the workflow's runs that have begun
- * executing (running, or waiting for a retry after an action succeeded): a retry skips the actions that
- * succeeded by their place in the list, which the new list need not keep. Runs that have done nothing yet run
- * the new actions. Both happen in one transaction, the caller's if `db` is one.
+ * executing (running, or queued for a retry or dead after an action succeeded): a retry, or an operator's
+ * retry of a dead run, skips the actions that succeeded by their place in the list, which the new list need
+ * not keep. Runs that have done nothing yet run the new actions. Both happen in one transaction, the caller's
+ * if `db` is one.
  */
 export async function applyWorkflow(
   db: Kysely<WalflowDatabase>,
@@ -82,7 +83,7 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
       eb.or([
         eb('r.status', '=', 'running'),
         eb.and([
-          eb('r.status', '=', 'queued'),
+          eb('r.status', 'in', ['queued', 'dead']),
           eb.exists(eb.selectFrom('walflow.action_outcomes as o').select(sql`1`.as('done')).whereRef('o.run_id', '=', 'r.id').where('o.status', '=', 'succeeded')),
         ]),
       ]),

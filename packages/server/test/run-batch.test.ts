@@ -310,19 +310,29 @@ describe("a workflow whose actions change while its runs execute them", () => {
     const [begun] = (await claimRuns(db, 'edited/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'edited');
     // The first call succeeds, the second fails: the run waits for a retry with action 0 done.
     expect(await executeRun(begun!, 'edited/0', options)).toBe('retrying');
+    // Two runs out of attempts, as the retry policy leaves them: one after action 0 succeeded, one that did nothing.
+    await dispatcher.dispatch({ events: [paymentEvent('edited', { n: 3 }), paymentEvent('edited', { n: 4 })], parked: [], checkpoint: null });
+    const [deadAfterSuccess, deadUntouched] = (await claimRuns(db, 'edited/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 2 })).filter((run) => run.event.tenantId === 'edited');
+    expect(await executeRun(deadAfterSuccess!, 'edited/0', options)).toBe('retrying');
+    await db.updateTable('walflow.workflow_runs').set({ status: 'dead', finished_at: new Date(), locked_by: null, locked_until: null })
+      .where('id', 'in', [deadAfterSuccess!.id, deadUntouched!.id]).execute();
     await dispatcher.dispatch({ events: [paymentEvent('edited', { n: 2 })], parked: [], checkpoint: null });
 
     const unchanged = await applyWorkflow(db, { ...document([ok, { type: 'webhook', url: `http://127.0.0.1:${port}/fails` }]), status: 'active' });
     expect(unchanged).toMatchObject({ outcome: 'unchanged', runsCancelled: 0 });
-    // A new action in front: a retry skipping action 0 would skip it, and call /ok again.
+    // A new action in front: a retry skipping action 0 would skip it, and call /ok again; so would an operator's
+    // retry of the dead run whose action 0 succeeded.
     const edited = await applyWorkflow(db, document([{ type: 'emit_event', event: 'payment.noted' }, ok, ok]));
-    expect(edited).toMatchObject({ outcome: 'updated', runsCancelled: 1 });
+    expect(edited).toMatchObject({ outcome: 'updated', runsCancelled: 2 });
 
     const runs = await db.selectFrom('walflow.workflow_runs').select(['id', 'status', 'last_error']).where('tenant_id', '=', 'edited').execute();
-    expect(runs.find((run) => run.id === begun!.id)).toMatchObject({ status: 'cancelled', last_error: expect.stringMatching(/actions changed \(version 2\)/) });
-    expect(runs.filter((run) => run.id !== begun!.id)).toEqual([expect.objectContaining({ status: 'queued' })]);
+    for (const cancelled of [begun!, deadAfterSuccess!]) {
+      expect(runs.find((run) => run.id === cancelled.id)).toMatchObject({ status: 'cancelled', last_error: expect.stringMatching(/actions changed \(version 2\)/) });
+    }
+    expect(runs.find((run) => run.id === deadUntouched!.id)).toMatchObject({ status: 'dead' });
+    expect(runs.filter((run) => ![begun!.id, deadAfterSuccess!.id, deadUntouched!.id].includes(run.id))).toEqual([expect.objectContaining({ status: 'queued' })]);
     // The later tests' claims take every due run of the database: leave none that calls out.
-    await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('tenant_id', '=', 'edited').where('status', '=', 'queued').execute();
+    await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('tenant_id', '=', 'edited').where('status', 'in', ['queued', 'dead']).execute();
   });
 
   it('keeps an action succeeded when its failure is recorded after the success committed (its answer lost), so the retry skips it', async () => {
