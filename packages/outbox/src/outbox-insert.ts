@@ -26,6 +26,8 @@ const MAX_STATEMENT_CHARACTERS = 128 * 1024 * 1024;
  * lookup per row, about 60 µs) no longer runs.
  */
 export async function insertOutboxRows(writer: OutboxWriter, rows: readonly OutboxRow[]): Promise<string[]> {
+  // No statement at all: `VALUES` with nothing after it is a syntax error, which would abort the caller's transaction.
+  if (rows.length === 0) return [];
   const { text, values } = rows.length <= ROWS_PER_STATEMENT ? rowsStatement(rows) : jsonArrayStatement(rows);
   if (isKysely(writer)) await writer.executeQuery(CompiledQuery.raw(text, values));
   else await writer.query(text, values);
