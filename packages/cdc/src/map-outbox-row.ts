@@ -1,6 +1,8 @@
 import {
   DEFAULT_TENANT,
   isJsonObject,
+  MAX_JSON_DEPTH,
+  nestsDeeperThan,
   type CommitPosition,
   type EventCatalog,
   type EventEnvelope,
@@ -40,6 +42,8 @@ export function mapOutboxRow(raw: Readonly<Record<string, unknown>>, context: Ou
   const metadata = parseJsonColumn(metadataJson);
   if (metadataJson === null || !isJsonObject(metadata)) return park('payload_invalid', `metadata of ${type} is not a JSON object`);
   for (const [column, text, value] of [['payload', payloadJson, payload], ['metadata', metadataJson, metadata]] as const) {
+    // Before any walk over the value: a recursive one could overflow the stack.
+    if (nestsDeeperThan(text)) return park('payload_invalid', `${column} of ${type} nests deeper than ${MAX_JSON_DEPTH} levels`);
     const inexact = inexactNumberPath(text, value);
     if (inexact !== null) {
       return park('payload_invalid', `${column} of ${type} holds at ${inexact} a number JavaScript cannot hold exactly (beyond ±2^53 - 1): send it as a string`);

@@ -10,6 +10,7 @@ export * from './errors.js';
 export * from './event-envelope.js';
 export * from './identifiers.js';
 export * from './inexact-number.js';
+export * from './json-depth.js';
 export * from './json-path.js';
 export * from './lsn.js';
 export * from './sqlstate.js';

@@ -1,11 +1,12 @@
-import { elementPath, isInexactNumber, isJsonObject, memberPath, WalflowError } from '@walflow/core';
+import { elementPath, isInexactNumber, isJsonObject, MAX_JSON_DEPTH, memberPath, nestsDeeperThan, WalflowError } from '@walflow/core';
 import { unstorableCharacter } from './storable-text.js';
 
 /**
  * The JSON text of an event's payload or metadata, as the outbox stores it. Refused, with where they are, are the
  * values that would be stored as something else or refused later: numbers JSON cannot carry exactly (the
  * consumer parks them; NaN and ±Infinity would silently become null), BigInt (a raw TypeError), Map and Set
- * (written as {}), text jsonb cannot hold (a raw 22P05 or 22P02), and a value whose JSON is not an object.
+ * (written as {}), text jsonb cannot hold (a raw 22P05 or 22P02), a value whose JSON is not an object, and one
+ * that nests deeper than the consumer accepts (MAX_JSON_DEPTH).
  * One JSON.stringify: its replacer sees each value as it is written, after its toJSON, so what is checked is
  * exactly what is stored.
  */
@@ -50,11 +51,14 @@ export function objectJson(value: unknown, subject: string): string {
     }
     return member;
   }
+  let json: string;
   try {
-    return JSON.stringify(value, check);
+    json = JSON.stringify(value, check);
   } catch (error) {
     throw WalflowError.from(error, 'payload_invalid', `${subject} cannot be written as JSON`);
   }
+  if (nestsDeeperThan(json)) refuse(`nests deeper than ${MAX_JSON_DEPTH} levels, which the consumer would park`);
+  return json;
 }
 
 /**

@@ -120,6 +120,16 @@ describe('emit', () => {
     expect(await outboxRows()).toHaveLength(0);
   });
 
+  it('takes an empty list in emitMany: nothing written, and the caller\'s transaction goes on', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const ids = await db.transaction().execute(async (trx) => {
+      const none = await emitMany(trx, []);
+      const typed = await outbox.emitMany(trx, []);
+      return [...none, ...typed, await emit(trx, { type: 'policy.approved', payload: { policyId: 'after', premium: 1 } })];
+    });
+    expect((await outboxRows()).map((row) => row.id)).toEqual(ids);
+  });
+
   it('returns emitMany ids in the order of the events given', async () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
     const ids = await emitMany(db, Array.from({ length: 5 }, (_, n) => ({ type: 'policy.approved', payload: { policyId: `p${n}`, premium: 1 } })));
@@ -165,6 +175,22 @@ describe('emit refuses what the consumer could not take as written', () => {
     await expect(emit(db, approved({ ['\udc00']: 'x' }))).rejects.toMatchObject(refused('$["\\udc00"]'));
     await expect(emit(db, { ...approved({}), actorId: 'u\u0000' })).rejects.toMatchObject(refused('$.actorId'));
     expect(await outboxRows()).toHaveLength(0);
+  });
+
+  it('refuses a payload or metadata nested deeper than the consumer takes, however deep', async () => {
+    const nested = (levels: number): Record<string, unknown> => {
+      let value: Record<string, unknown> = { leaf: 1 };
+      for (let level = 1; level < levels; level++) value = { a: [value] };
+      return value;
+    };
+    // nested(n) is 2n - 1 levels: objects and arrays alike count.
+    await expect(emit(db, approved(nested(501)))).rejects.toMatchObject(refused('nests deeper than 1000 levels'));
+    await expect(emit(db, approved(nested(50_000)))).rejects.toMatchObject({ code: 'payload_invalid' });
+    await expect(emitCaused(db, { ...approved({}), metadata: { runId: 'r', source: nested(501) } })).rejects.toMatchObject(refused('metadata'));
+    expect(await outboxRows()).toHaveLength(0);
+    await emit(db, approved(nested(500)));
+    expect(await outboxRows()).toHaveLength(1);
+    await sql`DELETE FROM walflow.outbox`.execute(db);
   });
 
   it('refuses them through emitMany and a typed outbox too, writing none of the events', async () => {

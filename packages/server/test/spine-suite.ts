@@ -173,6 +173,28 @@ export function describeSpine(decoder: SlotPlugin): void {
       expect(recorded.rows.map((row) => row.id)).toEqual(['9007199254740993', '9007199254740991']);
     });
 
+    it('parks a payload or metadata nested deeper than 1,000 levels, and records the rest', async () => {
+      const { db } = walflow;
+      const tenant = 'deep-json';
+      const nested = (levels: number, leaf: string): string => `${'{"a": '.repeat(levels)}${leaf}${'}'.repeat(levels)}`;
+      // A walk over 5,000 levels, which a long digit run sets off, overflowed the stack and stopped the stream.
+      await sql`SELECT walflow.emit('order.placed', ${nested(5000, '"4111111111111111"')}::jsonb, NULL, NULL, ${tenant}),
+                       walflow.emit('order.placed', ${nested(1001, '1')}::jsonb, NULL, NULL, ${tenant}),
+                       walflow.emit('order.placed', '{"orderId": "o3"}'::jsonb, NULL, NULL, ${tenant}, ${`{"source": ${nested(1000, '1')}}`}::jsonb),
+                       walflow.emit('order.placed', ${nested(1000, '"4111111111111111"')}::jsonb, NULL, NULL, ${tenant})`.execute(db);
+      const after = await emit(db, { type: 'order.placed', tenantId: tenant, payload: { orderId: 'after' } });
+      await waitFor('the event after the deep ones', async () => (await countsFor(db, tenant)).events === 2);
+      const letters = await db.selectFrom('walflow.dead_letters').select(['code', 'reason']).where('tenant_id', '=', tenant).orderBy('reason').execute();
+      expect(letters).toEqual([
+        { code: 'payload_invalid', reason: 'metadata of order.placed nests deeper than 1000 levels' },
+        { code: 'payload_invalid', reason: 'payload of order.placed nests deeper than 1000 levels' },
+        { code: 'payload_invalid', reason: 'payload of order.placed nests deeper than 1000 levels' },
+      ]);
+      const recorded = await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', tenant).orderBy('commit_lsn').execute();
+      expect(recorded.at(-1)).toEqual({ id: after });
+      expect(await countsFor(db, tenant)).toMatchObject({ outbox: 0, deadLetters: 3 });
+    });
+
     it('records payload and metadata as committed: decimals beyond a double, trailing zeros', async () => {
       const { db } = walflow;
       const tenant = 'exact-decimals';
