@@ -78,6 +78,10 @@ export class ReplicationConsumer {
     this.lock = new LeaderLock(options.connection, options.slotName, options.logger, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
   }
 
+  private get downRecheckMs(): number {
+    return this.options.downRecheckMs ?? 10_000;
+  }
+
   get status(): ConsumerStatus {
     return this.current;
   }
@@ -100,7 +104,7 @@ export class ReplicationConsumer {
     this.setState('starting', 'standby');
     await this.reportOutboxOlderThanSlot();
     while (!this.stopping) {
-      if (this.current.state === 'down') await this.pause.sleep(this.options.downRecheckMs ?? 10_000);
+      if (this.current.state === 'down') await this.pause.sleep(this.downRecheckMs);
       const leader = await this.becomeLeader();
       if (!leader) break;
       try {
@@ -115,6 +119,7 @@ export class ReplicationConsumer {
   private async becomeLeader(): Promise<LeaderHandle | null> {
     const { logger, slotName } = this.options;
     let announced = false;
+    let refusedSince: number | undefined;
     while (!this.stopping) {
       try {
         const handle = await this.lock.tryAcquire();
@@ -124,8 +129,13 @@ export class ReplicationConsumer {
         }
         if (!announced) logger.info({ slot: slotName }, 'standby: another walflow process consumes the slot');
         announced = true;
-        if (this.current.state !== 'down') this.setState('standby', 'standby');
+        refusedSince ??= performance.now();
+        // A process that is down stays down while the lock is held only now and then: by another down process,
+        // for its own recheck. Held longer than a recheck takes, the lock has a leader, and this is its standby.
+        const heldByALeader = performance.now() - refusedSince >= this.downRecheckMs;
+        if (this.current.state !== 'down' || heldByALeader) this.setState('standby', 'standby');
       } catch (error) {
+        refusedSince = undefined;
         logger.warn({ err: error, slot: slotName }, 'could not reach PostgreSQL for the leader lock');
       }
       await this.pause.sleep(this.options.standbyPollMs ?? 1000);

@@ -121,8 +121,30 @@ describe('a checkpoint that does not belong to this server', () => {
       await db.destroy();
     }
   });
-});
 
+  it('leaves one of two processes that were down streaming once the state is right, and the other its standby, not down', async () => {
+    await walflow?.stop();
+    walflow = undefined;
+    const db = createDatabase(database.url, silentLogger);
+    const processes: RunningWalflow[] = [];
+    try {
+      await migrate({ db, slotName: database.slotName, logger: silentLogger });
+      const original = await db.selectFrom('walflow.consumer_state').selectAll().where('slot_name', '=', database.slotName).executeTakeFirstOrThrow();
+      await db.updateTable('walflow.consumer_state').set({ checkpoint_lsn: 'FFFFFF/0' }).where('slot_name', '=', database.slotName).execute();
+      const config = { ...testConfig(database.url, database.slotName), role: 'consumer' as const, downRecheckMs: 1000, standbyPollMs: 50 };
+      for (let n = 0; n < 2; n++) processes.push(await startWalflow(config, silentLogger));
+      await waitFor('both to be down', () => processes.every((running) => running.consumerStatus().state === 'down'));
+      await db.updateTable('walflow.consumer_state').set({ checkpoint_lsn: original.checkpoint_lsn }).where('slot_name', '=', database.slotName).execute();
+      await waitFor('one to stream and the other to stand by', () => {
+        const states = processes.map((running) => running.consumerStatus().state).sort();
+        return states[0] === 'standby' && states[1] === 'streaming';
+      });
+    } finally {
+      await Promise.all(processes.map((running) => running.stop()));
+      await db.destroy();
+    }
+  });
+});
 
 describe('a slot of the same name in another database', () => {
   it('is refused by migrate and repair, saying whose it is; repair leaves it alone', async () => {
