@@ -7,6 +7,8 @@
 export const AdvisoryLockClass = {
   /** Concurrency groups in walflow.claim_runs (migration 0011, and each that replaced it since); second key hashtext(group). */
   concurrencyGroup: 0x7763,
+  /** One prune at a time, whether an operator's or a process's retention; second key 0. */
+  prune: 0x7770,
   /** The leader of a slot; second key hashtext(slot name). */
   leader: 0x7766,
   /** Registering a JetStream sink, against walflow.recording_xid() (migration 0022: 30578); second key 0. */

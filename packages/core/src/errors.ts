@@ -22,6 +22,7 @@ export type WalflowErrorCode =
   | 'commit_not_visible'
   | 'wrong_server'
   | 'leader_busy'
+  | 'prune_busy'
   | 'sink_failed'
   | 'not_found'
   | 'already_recorded'

@@ -23,6 +23,7 @@ export { PROCESS_ROLES, partsOf, type ProcessParts, type ProcessRole } from './p
 export { isRelativeTime, parseTime } from './parse-time.js';
 export { prune, type PruneOptions, type PruneResult } from './prune.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
+export { RETENTION_ACTOR, startRetention, type RetentionOptions } from './retention.js';
 export { checkReplayRequest, replayRange, type ReplayOptions, type ReplayRequest, type ReplaySummary } from './replay.js';
 export { startWalflow, type RunningWalflow } from './walflow-process.js';
 export { secondsToInvalidation, WalRate } from './wal-rate.js';

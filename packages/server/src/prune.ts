@@ -1,4 +1,4 @@
-import { SqlState, sqlStateOf, type WalflowDatabase } from '@walflow/core';
+import { AdvisoryLockClass, SqlState, sqlStateOf, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 
 export interface PruneOptions {
@@ -41,8 +41,27 @@ const UNPUBLISHED = sql`e.recorded_xid >= (SELECT min(recorded_xid) FROM walflow
  * and running runs are never touched, nor their decisions (a fired decision is its run, and goes with it), nor
  * their events, which a worker reads when it claims the run, nor events a JetStream sink has yet to publish: a
  * day holding one of those is deleted row by row around it.
+ *
+ * One prune at a time: a second one, whose partition drops would find partitions the first has just dropped,
+ * is refused with `prune_busy`. The lock is held by the one connection the prune runs on.
  */
 export async function prune(db: Kysely<WalflowDatabase>, options: PruneOptions): Promise<PruneResult> {
+  if (options.dryRun) return pruneOn(db, options);
+  return db.connection().execute(async (connection) => {
+    const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_lock(${AdvisoryLockClass.prune}, 0) AS locked`.execute(connection);
+    if (!rows[0]!.locked) {
+      throw new WalflowError('prune_busy', "another prune is running (walflow prune, or a walflow process's retention): try again once it has finished");
+    }
+    try {
+      return await pruneOn(connection, options);
+    } finally {
+      // Fails only with the connection, whose session took the lock with it.
+      await sql`SELECT pg_advisory_unlock(${AdvisoryLockClass.prune}, 0)`.execute(connection).catch(() => undefined);
+    }
+  });
+}
+
+async function pruneOn(db: Kysely<WalflowDatabase>, options: PruneOptions): Promise<PruneResult> {
   const cutoff = options.olderThan;
   const auditCutoff = options.auditOlderThan ?? new Date(Date.now() - 365 * 86_400_000);
   const batch = options.batchSize ?? 5000;

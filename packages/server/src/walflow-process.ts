@@ -13,7 +13,7 @@ import { startHttpServer } from './http-server.js';
 import { loadCatalog } from './load-catalog.js';
 import { assertSchemaCurrent } from './migrate.js';
 import { partsOf } from './process-role.js';
-import { prune } from './prune.js';
+import { startRetention } from './retention.js';
 import { WalflowMetrics } from './metrics.js';
 import { TimedDispatcher } from './timed-dispatcher.js';
 import { startConsole } from './console/start-console.js';
@@ -29,7 +29,6 @@ export interface RunningWalflow {
 }
 
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
-const RETENTION_INTERVAL_MS = 24 * 60 * 60 * 1000;
 const HEALTH_REFRESH_MS = 2000;
 /** A report not refreshed for this long is served as down: the database has not answered meanwhile. */
 const HEALTH_STALE_MS = 5 * HEALTH_REFRESH_MS;
@@ -145,13 +144,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     });
     const maintenance = consumer && setInterval(() => void ensureEventPartitions(db, logger), PARTITION_MAINTENANCE_MS);
     maintenance?.unref();
-    // Once a day, and only on the leader, so several processes do not prune at once.
-    const retention =
-      consumer &&
-      setInterval(() => {
-        if (consumer.status.role === 'leader') void pruneOldData(db, config.retentionDays, logger);
-      }, RETENTION_INTERVAL_MS);
-    retention?.unref();
+    const retention = consumer && startRetention({ db, logger, retentionDays: config.retentionDays, leading: () => consumer.status.role === 'leader' });
     consumer?.start();
     sink?.start();
     workers?.start();
@@ -167,7 +160,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       consumerStatus: () => consumer?.status ?? noConsumer,
       async stop() {
         clearInterval(maintenance ?? undefined);
-        clearInterval(retention ?? undefined);
+        retention?.stop();
         clearInterval(healthRefresh ?? undefined);
         // In this order, each whatever became of the one before: a part that fails to stop must not leave the HTTP
         // server or the pool open, which would keep the process from ever exiting.
@@ -209,15 +202,6 @@ function rejectAfter(ms: number, reason: string): Promise<never> {
 function readiness(databaseAnswered: boolean, status: ConsumerStatus | undefined): { status: number; body: unknown } {
   const ready = databaseAnswered && (status?.role !== 'leader' || status.state === 'streaming');
   return { status: ready ? 200 : 503, body: { ready, database: databaseAnswered, role: status?.role ?? null, consumer: status?.state ?? null } };
-}
-
-async function pruneOldData(db: Kysely<WalflowDatabase>, retentionDays: number, logger: Logger): Promise<void> {
-  try {
-    const result = await prune(db, { olderThan: new Date(Date.now() - retentionDays * 86_400_000) });
-    logger.info({ ...result, retentionDays }, 'pruned data older than the retention window');
-  } catch (error) {
-    logger.warn({ err: error }, 'pruning failed; it runs again tomorrow');
-  }
 }
 
 /** Daily event partitions are created a week ahead; rows never fall into the default partition. */

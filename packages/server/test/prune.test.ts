@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { AdvisoryLockClass, parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
-import { createDatabase, migrate, prune, retryDeadRun } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
+import { createDatabase, migrate, prune, RETENTION_ACTOR, retryDeadRun, startRetention } from '@walflow/server';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
@@ -243,5 +243,46 @@ describe('prune beside a replay or a retry', () => {
     await db.deleteFrom('walflow.events').where('id', '=', event!.id).execute();
     await expect(retryDeadRun(db, run.id)).rejects.toThrow(/cannot be retried: its event was pruned/);
     expect(await runsWithoutEvent()).toBe(0);
+  });
+});
+
+describe('retention', () => {
+  const retentionPrunes = async () =>
+    (await db.selectFrom('walflow.audit_log').select(['at', 'arguments']).where('actor', '=', RETENTION_ACTOR).where('action', '=', 'prune').execute()).length;
+
+  it('prunes soon after the start when no retention prune ran within a day, records it, and not again within the day', async () => {
+    await sql`DELETE FROM walflow.audit_log`.execute(db);
+    // The last one ran 25 hours ago, under another process: a process started since is due at its first check.
+    await sql`INSERT INTO walflow.audit_log (at, actor, action) VALUES (now() - interval '25 hours', ${RETENTION_ACTOR}, 'prune')`.execute(db);
+    const old = eventAt(new Date(Date.now() - 45 * DAY), 1);
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [old], parked: [], checkpoint: null });
+    await sql`UPDATE walflow.workflow_runs SET status = 'succeeded', finished_at = now() WHERE event_id = ${old.id}::uuid`.execute(db);
+    let leading = false;
+    const retention = startRetention({ db, logger: silentLogger, retentionDays: 30, leading: () => leading, firstCheckMs: 20, checkMs: 50 });
+    try {
+      // Only the leader prunes.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await retentionPrunes()).toBe(1);
+      leading = true;
+      await waitFor('the retention prune', async () => (await retentionPrunes()) === 2);
+      expect(await db.selectFrom('walflow.events').select('id').where('id', '=', old.id).execute()).toEqual([]);
+      // Within the day, the checks that follow find it done.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await retentionPrunes()).toBe(2);
+    } finally {
+      retention.stop();
+    }
+  });
+
+  it('takes turns with any other prune: a second one at the same time is refused as prune_busy', async () => {
+    const held = await holdOpen(db, sql`SELECT pg_advisory_xact_lock(${AdvisoryLockClass.prune}, 0)`);
+    try {
+      await expect(prune(db, { olderThan: new Date(Date.now() - 30 * DAY) })).rejects.toMatchObject({ code: 'prune_busy' });
+      // A dry run changes nothing and takes no turn.
+      await expect(prune(db, { olderThan: new Date(Date.now() - 30 * DAY), dryRun: true })).resolves.toMatchObject({ events: expect.any(Number) });
+    } finally {
+      await held.release();
+    }
+    await expect(prune(db, { olderThan: new Date(Date.now() - 30 * DAY) })).resolves.toMatchObject({ events: expect.any(Number) });
   });
 });
