@@ -112,6 +112,21 @@ export const mustacheTemplate = z.string().superRefine((value, context) => {
   if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
 });
 
+/** JSON whose every string is a template (an action's payload or data); each is checked when a workflow is applied. */
+export const templatedJson = z.json().superRefine((value, context) => {
+  const visit = (node: unknown, path: (string | number)[]): void => {
+    if (typeof node === 'string') {
+      const problem = templateProblem(node);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, path });
+    } else if (Array.isArray(node)) {
+      node.forEach((child, index) => visit(child, [...path, index]));
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [key, child] of Object.entries(node)) visit(child, [...path, key]);
+    }
+  };
+  visit(value, []);
+});
+
 /** Why a template cannot be rendered, or undefined when it can: lets schemas reject it when a workflow is applied. */
 export function templateProblem(template: string): string | undefined {
   let spans: Spans;

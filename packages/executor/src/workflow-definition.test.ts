@@ -60,6 +60,25 @@ describe('parseWorkflowDefinition', () => {
     expect(parseWorkflowDefinition({ ...valid, actions: [{ ...update, increment: '{{event.payload.amount}}' }] }).actions[0]).toMatchObject({ type: 'update_field' });
   });
 
+  it('checks every template of emit_event, create_notification and update_field when it is applied, naming where', () => {
+    const refused = (action: Record<string, unknown>, where: RegExp) => expect(() => parseWorkflowDefinition({ ...valid, actions: [action] })).toThrow(where);
+    const emitEvent = { type: 'emit_event', event: 'a.b' };
+    refused({ ...emitEvent, payload: { items: ['ok', '{{#event.payload.items}}'] } }, /actions\.0\.payload\.items\.1: template is malformed/);
+    refused({ ...emitEvent, aggregateId: '{{event.aggregateId' }, /actions\.0\.aggregateId: template is malformed/);
+    refused({ ...emitEvent, aggregateType: '{{> partial}}' }, /actions\.0\.aggregateType: template partials/);
+    const notification = { type: 'create_notification', recipient: 'ops', title: 'Hi' };
+    refused({ ...notification, title: 'Hi {{#event.payload.items}}' }, /actions\.0\.title: template is malformed/);
+    refused({ ...notification, recipient: '{{event.payload.owner' }, /actions\.0\.recipient: template is malformed/);
+    refused({ ...notification, body: '{{> p}}' }, /actions\.0\.body: template partials/);
+    refused({ ...notification, data: { nested: { deep: '{{/closes}}' } } }, /actions\.0\.data\.nested\.deep: template is malformed/);
+    const update = { type: 'update_field', table: 'crm.agents', key: { column: 'id', value: '{{event.aggregateId}}' }, column: 'stage' };
+    refused({ ...update, key: { column: 'id', value: '{{event.aggregateId' }, value: 1 }, /actions\.0\.key\.value/);
+    refused({ ...update, value: { label: '{{#open}}' } }, /actions\.0\.value\.label: template is malformed/);
+    refused({ ...update, increment: '{{event.payload.amount' }, /actions\.0\.increment/);
+    // What renders stays accepted, numbers and nulls as they are.
+    expect(parseWorkflowDefinition({ ...valid, actions: [{ ...update, value: null }, { ...update, key: { column: 'id', value: 7 }, increment: 2 }] }).actions).toHaveLength(2);
+  });
+
   it('accepts a concurrency limit with an optional key, and refuses a limit below 1', () => {
     expect(parseWorkflowDefinition({ ...valid, concurrency: { limit: 2, key: 'event.aggregateId' } }).concurrency).toEqual({ limit: 2, key: 'event.aggregateId' });
     expect(parseWorkflowDefinition({ ...valid, concurrency: { limit: 1 } }).concurrency).toEqual({ limit: 1 });

@@ -2,6 +2,7 @@ import { DEFAULT_TENANT, EVENT_TYPE_PATTERN, WalflowError } from '@walflow/core'
 import { z } from 'zod';
 import { sendEmailActionSchema } from './actions/send-email.js';
 import { webhookActionSchema } from './actions/webhook.js';
+import { mustacheTemplate, templatedJson } from './render-mustache.js';
 
 const eventType = z.string().max(200).regex(EVENT_TYPE_PATTERN, 'must be a dotted event name such as policy.approved');
 /** A trigger is an event type, or a prefix ending in `*` (`policy.*`, or `*` for every event). */
@@ -14,23 +15,25 @@ const triggerPattern = z
 /** A CEL expression; compiled (and so checked) when the workflow is applied. */
 const expression = z.string().min(1).max(2000);
 const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier');
+/** An object whose strings are templates, each checked when the workflow is applied. */
+const templatedObject = z.record(z.string(), templatedJson);
 
 export const emitEventActionSchema = z.strictObject({
   type: z.literal('emit_event'),
   /** The event type to emit; it goes through the outbox like any application event. */
   event: eventType,
   /** String fields may use `{{event.…}}` placeholders. */
-  payload: z.record(z.string(), z.unknown()).default({}),
-  aggregateType: z.string().optional(),
-  aggregateId: z.string().optional(),
+  payload: templatedObject.default({}),
+  aggregateType: mustacheTemplate.optional(),
+  aggregateId: mustacheTemplate.optional(),
 });
 
 export const createNotificationActionSchema = z.strictObject({
   type: z.literal('create_notification'),
-  recipient: z.string().min(1),
-  title: z.string().min(1),
-  body: z.string().default(''),
-  data: z.record(z.string(), z.unknown()).default({}),
+  recipient: mustacheTemplate.min(1),
+  title: mustacheTemplate.min(1),
+  body: mustacheTemplate.default(''),
+  data: templatedObject.default({}),
 });
 
 export const updateFieldActionSchema = z
@@ -39,12 +42,12 @@ export const updateFieldActionSchema = z
     /** `schema.table`; with `column`, it must be on the configured allow list. */
     table: z.string().regex(/^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$/, 'must be schema.table in lower case'),
     /** The row: `{ "column": "id", "value": "{{event.payload.agentId}}" }`. */
-    key: z.strictObject({ column: identifier, value: z.union([z.string(), z.number()]) }),
+    key: z.strictObject({ column: identifier, value: z.union([mustacheTemplate, z.number()]) }),
     column: identifier,
     /** The new value, or… */
-    value: z.unknown().optional(),
+    value: templatedJson.optional(),
     /** …a number (or a placeholder for one) added to the current value. */
-    increment: z.union([z.number(), z.string()]).optional(),
+    increment: z.union([z.number(), mustacheTemplate]).optional(),
   })
   .refine((action) => (action.value === undefined) !== (action.increment === undefined), {
     message: 'set exactly one of value or increment',

@@ -1,7 +1,7 @@
 import { isWalflowError, toCloudEvent, WalflowError, type EventEnvelope, type StructuredCloudEvent } from '@walflow/core';
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { mustacheTemplate, renderText, templateProblem } from '../render-mustache.js';
+import { mustacheTemplate, renderText, templatedJson } from '../render-mustache.js';
 import { renderTemplate } from '../template.js';
 import { assertPublicDestination, guardedLookup } from './address-guard.js';
 import type { ActionRuntime, ExternalAction, ExternalActionContext } from './external-action.js';
@@ -33,21 +33,6 @@ const headersSchema = z
       }
     }
   });
-
-/** Every string inside the data is a template; check them all when the workflow is applied. */
-const templatedJson = z.json().superRefine((value, context) => {
-  const visit = (node: unknown, path: (string | number)[]): void => {
-    if (typeof node === 'string') {
-      const problem = templateProblem(node);
-      if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, path });
-    } else if (Array.isArray(node)) {
-      node.forEach((child, index) => visit(child, [...path, index]));
-    } else if (typeof node === 'object' && node !== null) {
-      for (const [key, child] of Object.entries(node)) visit(child, [...path, key]);
-    }
-  };
-  visit(value, []);
-});
 
 export const webhookActionSchema = z.strictObject({
   type: z.literal('webhook'),
