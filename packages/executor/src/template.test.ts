@@ -1,6 +1,6 @@
 import { parseLsn, type EventEnvelope } from '@walflow/core';
 import { describe, expect, it } from 'vitest';
-import { renderTemplate } from './template.js';
+import { findsItsPath, renderTemplate } from './template.js';
 
 const event: EventEnvelope = {
   id: 'e1',
@@ -8,7 +8,7 @@ const event: EventEnvelope = {
   tenantId: 't1',
   aggregateType: 'recruit',
   aggregateId: 'r-42',
-  payload: { name: 'Ada', scores: [1, 2], nested: { level: 3 } },
+  payload: { name: 'Ada', scores: [1, 2], nested: { level: 3 }, 'new-status': { code: 4 } },
   metadata: { actorId: 'u1' },
   committedAt: '2026-11-26T21:26:52.84801+00:00',
   commitLsn: parseLsn('0/10'),
@@ -23,6 +23,18 @@ describe('renderTemplate', () => {
 
   it('keeps the value itself when the whole string is one placeholder', () => {
     expect(renderTemplate({ level: '{{event.payload.nested.level}}', scores: '{{event.payload.scores}}' }, event)).toEqual({ level: 3, scores: [1, 2] });
+  });
+
+  it('keeps the value itself for any name Mustache finds: list elements by index, names with hyphens', () => {
+    expect(renderTemplate({ second: '{{event.payload.scores.1}}', status: '{{ event.payload.new-status }}', text: 'n{{event.payload.scores.0}}' }, event)).toEqual({
+      second: 2,
+      status: { code: 4 },
+      text: 'n1',
+    });
+    expect(findsItsPath('{{event.payload.scores.1}}', event)).toBe(true);
+    // Missing, such a path is not found: update_field fails rather than write '' into the column.
+    expect(findsItsPath('{{event.payload.old-status}}', event)).toBe(false);
+    expect(findsItsPath('{{event.payload.scores.5}}', event)).toBe(false);
   });
 
   it('renders nested objects and arrays, leaving other values alone', () => {

@@ -2,7 +2,8 @@ import type { EventEnvelope } from '@walflow/core';
 import { templateScope } from './event-scope.js';
 import { renderText } from './render-mustache.js';
 
-const WHOLE_PLACEHOLDER = /^\{\{\s*(event(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}$/;
+/** `{{event.path}}` alone, with any name Mustache looks up by its dots: `items.0`, `new-status`. */
+const WHOLE_PLACEHOLDER = /^\{\{\s*(event(?:\.[^\s.{}]+)*)\s*\}\}$/;
 
 /**
  * Renders the strings of a JSON value (an action's payload, data, key) as Mustache templates over `event`,
