@@ -168,6 +168,7 @@ describe('walflow events list', () => {
     expect(bad.code).toBe(2);
     expect(bad.output).toContain(`option '--since <time>' argument 'yesterday' is invalid. not a time`);
     expect(await runWalflow(['events', 'list', '--tenant', ''], env)).toMatchObject({ code: 2, output: expect.stringContaining(`option '--tenant <id>' argument '' is invalid`) });
+    expect(await runWalflow(['workflows', 'pause', ''], env)).toMatchObject({ code: 2, output: expect.stringContaining(`command-argument value '' is invalid for argument 'name'`) });
     const ancient = await runWalflow(['events', 'list', '--since', '-5000000d'], env);
     expect(ancient.code).toBe(2);
     expect(ancient.output).toMatch(/not a time PostgreSQL can hold: "-5000000d"/);

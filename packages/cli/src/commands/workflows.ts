@@ -55,7 +55,7 @@ export function registerWorkflows(program: Command): void {
     workflows
       .command(verb)
       .description(description)
-      .argument('<name>', 'workflow name')
+      .argument('<name>', 'workflow name', nonEmptyText)
       .option('--tenant <id>', 'its tenant', nonEmptyText, 'default')
       .action(async (name: string, options: { tenant: string }) => {
         const context = commandContext({ logToStdout: false });
