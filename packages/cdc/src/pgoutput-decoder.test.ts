@@ -13,6 +13,13 @@ const wire = {
     const described = columns.map(([column, typeOid]) => Buffer.concat([Buffer.from([0]), text(column), int32(typeOid), int32(-1)]));
     return Buffer.concat([Buffer.from('R'), int32(relationOid), text(schema), text(name), Buffer.from('d'), int16(columns.length), ...described]);
   },
+  begin(finalLsn: bigint, microsSince2000: bigint, xid: number): Buffer {
+    const fixed = Buffer.alloc(20);
+    fixed.writeBigUInt64BE(finalLsn, 0);
+    fixed.writeBigInt64BE(microsSince2000, 8);
+    fixed.writeUInt32BE(xid, 16);
+    return Buffer.concat([Buffer.from('B'), fixed]);
+  },
   insert(relationOid: number, values: (string | null)[]): Buffer {
     const tuple = values.map((value) => (value === null ? Buffer.from('n') : Buffer.concat([Buffer.from('t'), int32(Buffer.byteLength(value)), Buffer.from(value)])));
     return Buffer.concat([Buffer.from('I'), int32(relationOid), Buffer.from('N'), int16(values.length), ...tuple]);
@@ -93,6 +100,13 @@ describe('pgoutput decoder', () => {
     expect(decode({ tag: 'delete', relation: outbox, key: null, old: null })).toEqual({ kind: 'unexpected', action: 'delete' });
     expect(() => decode({ tag: 'stream_start' })).toThrow(/unexpected pgoutput message "stream_start"/);
     expect(() => decode({ tag: 'begin', commitLsn: null, commitTime, xid: 9 })).toThrow(/without an LSN/);
+  });
+
+  it('reads a transaction id as the unsigned 32 bits it is, as wal2json prints it', () => {
+    const plugin = pgoutputDecoder.createPlugin() as unknown as { parse(buffer: Buffer): unknown };
+    for (const xid of [7, 2 ** 31 + 5, 2 ** 32 - 1]) {
+      expect(decode(plugin.parse(wire.begin(0x2000000n, 0n, xid)))).toMatchObject({ kind: 'begin', xid: String(xid) });
+    }
   });
 
   it('turns commit times into ISO-8601 keeping microseconds', () => {

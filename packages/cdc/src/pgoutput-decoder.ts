@@ -37,7 +37,8 @@ export const pgoutputDecoder: ChangeDecoder = {
     const message = raw as Pgoutput.Message;
     switch (message.tag) {
       case 'begin':
-        return { kind: 'begin', xid: String(message.xid), commitLsn: parseLsn(requireLsn(message.commitLsn, 'begin')), committedAt: unixMicrosToIso(message.commitTime as bigint) };
+        // The library reads the xid as a signed 32-bit integer: half of all ids would come out negative.
+        return { kind: 'begin', xid: String(message.xid >>> 0), commitLsn: parseLsn(requireLsn(message.commitLsn, 'begin')), committedAt: unixMicrosToIso(message.commitTime as bigint) };
       case 'insert':
         return { kind: 'insert', schema: message.relation.schema, table: message.relation.name, row: { ...message.new } };
       case 'commit':
