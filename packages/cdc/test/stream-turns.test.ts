@@ -55,7 +55,7 @@ describe('a backlog streamed into a busy process', () => {
     const dispatcher: BatchDispatcher = {
       dispatch(batch) {
         events += batch.events.length;
-        return Promise.resolve({ recorded: batch.events.length, duplicates: 0, runsQueued: 0, parked: 0, decisions: {} });
+        return Promise.resolve({ recorded: batch.events.length, recordedEvents: batch.events, duplicates: 0, runsQueued: 0, parked: 0, decisions: {} });
       },
     };
     const session = new StreamSession({

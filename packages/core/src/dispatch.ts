@@ -43,8 +43,10 @@ export interface DispatchBatch {
 }
 
 export interface DispatchResult {
-  /** Events recorded for the first time (redeliveries are not counted). */
+  /** Events recorded for the first time (redeliveries are not counted): recordedEvents.length. */
   recorded: number;
+  /** Those events: not the redelivered ones, nor those parked instead (a poison event, a reused id). */
+  recordedEvents: readonly EventEnvelope[];
   /** Events that were already recorded: a redelivery after a restart. */
   duplicates: number;
   runsQueued: number;

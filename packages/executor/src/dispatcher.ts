@@ -115,7 +115,7 @@ export class Dispatcher implements BatchDispatcher {
         });
         const decisions: Record<string, number> = {};
         for (const item of considered) decisions[item.decision.outcome] = (decisions[item.decision.outcome] ?? 0) + 1;
-        return { recorded: fresh.length, duplicates: batch.events.length - fresh.length, runsQueued, parked: batch.parked.length, decisions };
+        return { recorded: fresh.length, recordedEvents: fresh, duplicates: batch.events.length - fresh.length, runsQueued, parked: batch.parked.length, decisions };
       });
       batch.progress?.markCommitted();
       return result;

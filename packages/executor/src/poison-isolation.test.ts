@@ -28,7 +28,7 @@ function failingOnEvent2(error: Error): { dispatcher: BatchDispatcher; batches: 
       dispatch(batch) {
         batches.push(batch);
         if (batch.events.some((candidate) => candidate.position === 2)) return Promise.reject(error);
-        return Promise.resolve({ recorded: batch.events.length, duplicates: 0, runsQueued: 0, parked: batch.parked.length });
+        return Promise.resolve({ recorded: batch.events.length, recordedEvents: batch.events, duplicates: 0, runsQueued: 0, parked: batch.parked.length });
       },
     },
   };
@@ -42,6 +42,7 @@ describe('PoisonIsolatingDispatcher', () => {
     const { dispatcher } = failingOnEvent2(new Error('poison'));
     const result = await new PoisonIsolatingDispatcher(dispatcher, logger).dispatch(batch());
     expect(result).toMatchObject({ recorded: 3, parked: 1 });
+    expect(result.recordedEvents.map((recorded) => recorded.position)).toEqual([0, 1, 3]);
   });
 
   it("parks nothing when a writer's commit is not visible yet: the batch goes up whole, to be delivered again", async () => {

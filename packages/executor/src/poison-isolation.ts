@@ -54,6 +54,7 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
     const second = await this.attempt({ ...batch, events: batch.events.slice(middle) });
     return {
       recorded: first.recorded + second.recorded,
+      recordedEvents: [...first.recordedEvents, ...second.recordedEvents],
       duplicates: first.duplicates + second.duplicates,
       runsQueued: first.runsQueued + second.runsQueued,
       parked: first.parked + second.parked,

@@ -26,7 +26,7 @@ describe('walflow_events_recorded_total', () => {
     // Twice each: a type counted by name stays so, one counted with the others stays there.
     for (let round = 0; round < 2; round++) {
       const batch = batchOf(types);
-      metrics.recordBatch({ recorded: types.length, duplicates: 0, runsQueued: 0, parked: 0, decisions: {} }, batch);
+      metrics.recordBatch({ recorded: types.length, recordedEvents: batch.events, duplicates: 0, runsQueued: 0, parked: 0, decisions: {} }, batch);
     }
     const { values } = await metrics.registry.getSingleMetric('walflow_events_recorded_total')!.get();
     expect(values).toHaveLength(MAX_EVENT_TYPE_LABELS + 1);
@@ -35,6 +35,18 @@ describe('walflow_events_recorded_total', () => {
     expect(byType.get(`order.kind_${MAX_EVENT_TYPE_LABELS - 1}`)).toBe(2);
     expect(byType.has(`order.kind_${MAX_EVENT_TYPE_LABELS}`)).toBe(false);
     expect(byType.get(OTHER_EVENT_TYPES)).toBe(200);
+  });
+});
+
+describe('walflow_events_recorded_total and the commit-to-record latency', () => {
+  it('count only the events recorded: not a redelivery, nor an event parked instead, wherever it stood in the batch', async () => {
+    const metrics = new WalflowMetrics();
+    const batch = batchOf(['order.placed', 'order.poison', 'order.placed', 'order.redelivered']);
+    const [first, , third] = batch.events;
+    metrics.recordBatch({ recorded: 2, recordedEvents: [first!, third!], duplicates: 1, runsQueued: 0, parked: 1, decisions: {} }, batch);
+    const { values } = await metrics.registry.getSingleMetric('walflow_events_recorded_total')!.get();
+    expect(values.map((value) => [value.labels.type, value.value])).toEqual([['order.placed', 2]]);
+    expect((await metrics.render()).text).toMatch(/^walflow_commit_to_record_seconds_count 2$/m);
   });
 });
 

@@ -94,9 +94,8 @@ export class WalflowMetrics {
     if (result.parked > 0) this.parked.inc(result.parked);
     if (result.runsQueued > 0) this.runsQueued.inc(result.runsQueued);
     for (const [outcome, count] of Object.entries(result.decisions ?? {})) if (count) this.decisions.inc({ outcome }, count);
-    // Redeliveries replay from the last acknowledged position, so they lead the batch.
     const byType = new Map<string, number>();
-    for (const event of batch.events.slice(result.duplicates)) {
+    for (const event of result.recordedEvents) {
       const type = this.typeLabel(event.type);
       byType.set(type, (byType.get(type) ?? 0) + 1);
       const committedAt = Date.parse(event.committedAt);
