@@ -70,6 +70,26 @@ describe('loadConfig', () => {
     expect(message).not.toContain('must not exceed');
   });
 
+  it('lists the WALFLOW_ variables it does not read, with the setting a misspelt one most likely means', () => {
+    const config = loadConfig({
+      DATABASE_URL: url,
+      WALFLOW_RETENTION_DAY: '7',
+      WALFLOW_HEALTH_LAG_SECONDS_DEGARDED: '30',
+      WALFLOW_SOMETHING_ELSE_ENTIRELY: 'x',
+      WALFLOW_SECRET_CRM_TOKEN: 'a secret, read by name',
+      WALFLOW_CONSOLE_TOKEN: 'ops:a-long-enough-console-token',
+      WALFLOW_TEST_DATABASE_URL: url,
+      HOME: '/root',
+    });
+    expect(config.unknownVariables).toEqual([
+      { name: 'WALFLOW_HEALTH_LAG_SECONDS_DEGARDED', didYouMean: 'WALFLOW_HEALTH_LAG_SECONDS_DEGRADED' },
+      { name: 'WALFLOW_RETENTION_DAY', didYouMean: 'WALFLOW_RETENTION_DAYS' },
+      { name: 'WALFLOW_SOMETHING_ELSE_ENTIRELY' },
+    ]);
+    // Its default stays in force, as before; the variable is only reported.
+    expect(config.retentionDays).toBe(30);
+  });
+
   it('fails with a config_invalid code', () => {
     expect(() => loadConfig({})).toThrow(expect.objectContaining({ code: 'config_invalid' }));
   });

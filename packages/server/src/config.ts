@@ -6,6 +6,7 @@ import type { HealthThresholds } from './health-report.js';
 import { CONNECT_TIMEOUT_PROBLEM, hasValidConnectTimeout } from './connection-config.js';
 import { PROCESS_ROLES, type ProcessRole } from './process-role.js';
 import { parseConsoleSettings, type ConsoleSettings } from './console/console-settings.js';
+import { unknownVariables, type UnknownVariable } from './unknown-variables.js';
 
 function list(item: RegExp, what: string) {
   return z
@@ -92,6 +93,8 @@ const environmentSchema = z.object({
 
 /** Secrets that workflows reference by name (`{ "secret": "CRM_TOKEN" }`) come from WALFLOW_SECRET_<NAME>. */
 const SECRET_PREFIX = 'WALFLOW_SECRET_';
+/** Read apart from environmentSchema, by parseConsoleSettings. */
+const CONSOLE_TOKEN_VARIABLES = ['WALFLOW_CONSOLE_TOKEN', 'WALFLOW_CONSOLE_TOKENS'] as const;
 
 export interface WalflowConfig {
   databaseUrl: string;
@@ -139,6 +142,8 @@ export interface WalflowConfig {
   healthThresholds: HealthThresholds;
   /** Secret values by name; never logged or shown. */
   secrets: ReadonlyMap<string, string>;
+  /** `WALFLOW_*` variables walflow does not read, most likely misspelt; `walflow start` warns of each. */
+  unknownVariables: readonly UnknownVariable[];
   /** The NATS JetStream sink; off unless WALFLOW_NATS_URL is set. */
   natsSink: NatsSinkSettings | undefined;
 }
@@ -148,7 +153,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
   // An empty or blank variable means "not set", as in most shells' `VAR= command`.
   const present = Object.fromEntries(Object.entries(environment).filter(([, value]) => value !== undefined && value.trim() !== ''));
   const result = environmentSchema.safeParse(present);
-  const consoleSettings = parseConsoleSettings(present.WALFLOW_CONSOLE_TOKEN, present.WALFLOW_CONSOLE_TOKENS);
+  const consoleSettings = parseConsoleSettings(present[CONSOLE_TOKEN_VARIABLES[0]], present[CONSOLE_TOKEN_VARIABLES[1]]);
   if (!result.success || consoleSettings.problems.length > 0) {
     const problems = [...(result.success ? [] : result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`)), ...consoleSettings.problems];
     throw new WalflowError('config_invalid', `invalid configuration: ${problems.join('; ')}`, { details: { problems } });
@@ -197,6 +202,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
       deadRunsDegraded: env.WALFLOW_HEALTH_DEAD_RUNS_DEGRADED,
     },
     secrets,
+    unknownVariables: unknownVariables(present, [...Object.keys(environmentSchema.shape), ...CONSOLE_TOKEN_VARIABLES], [SECRET_PREFIX]),
     natsSink: natsSinkSettings(env),
   };
 }

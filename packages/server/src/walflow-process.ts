@@ -39,6 +39,9 @@ const HEALTH_STALE_MS = 5 * HEALTH_REFRESH_MS;
  */
 export async function startWalflow(config: WalflowConfig, logger: Logger): Promise<RunningWalflow> {
   const parts = partsOf(config.role, config.workerConcurrency);
+  for (const { name, didYouMean } of config.unknownVariables) {
+    logger.warn({ variable: name, didYouMean }, `${name} is not a walflow setting and is ignored${didYouMean === undefined ? '' : `: did you mean ${didYouMean}?`}`);
+  }
   const backendPids = new Set<number>();
   const db = createDatabase(config.databaseUrl, logger, { max: (parts.workers ? config.workerConcurrency : 0) + 4, backendPids });
   try {
