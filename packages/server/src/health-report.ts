@@ -118,7 +118,7 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
   const runs = { queued: row.queued, running: row.running, dead: row.dead, oldestQueuedSeconds: Math.max(0, row.oldest_queued_seconds) };
   const checks: HealthCheck[] = [];
   if (consumer !== undefined) checks.push(consumerCheck(consumer));
-  checks.push(slotCheck(slotName, slotRow));
+  checks.push(slotCheck(slotName, slotRow, consumer !== undefined));
   checks.push(
     levelCheck('lag_seconds', lag.seconds, thresholds.lagSecondsDegraded, thresholds.lagSecondsDown, (v) => `oldest unrecorded outbox row is ${v.toFixed(1)} s old`, CONSUMER_BEHIND),
     levelCheck('lag_bytes', lag.bytes, thresholds.lagBytesDegraded, thresholds.lagBytesDown, (v) => `slot is ${formatBytes(v)} behind the current WAL position`, CONSUMER_BEHIND),
@@ -172,12 +172,19 @@ function consumerCheck(consumer: ConsumerStatus): HealthCheck {
   return { name: 'consumer', state: 'degraded', message };
 }
 
-function slotCheck(slotName: string, slot: SlotRow | undefined): HealthCheck {
+/**
+ * `consumerHere`: the report comes from a process that consumes or stands by, whose consumer check says whether
+ * the slot is read. Without one (`walflow status` from the database, a process of role http), an inactive slot
+ * is the only sign that no process reads it, which on a quiet system no lag would show for hours.
+ */
+function slotCheck(slotName: string, slot: SlotRow | undefined, consumerHere: boolean): HealthCheck {
   if (slot === undefined) return { name: 'slot', state: 'down', message: `replication slot ${slotName} is missing: run walflow repair` };
   if (slot.wal_status === 'lost') return { name: 'slot', state: 'down', message: `replication slot ${slotName} was invalidated (wal_status lost): run walflow repair` };
   // 'unreserved': the next checkpoint may remove WAL the slot still needs.
   if (slot.wal_status === 'unreserved') return { name: 'slot', state: 'degraded', message: `replication slot ${slotName} is about to lose WAL it needs (wal_status unreserved): let the consumer catch up, or raise max_slot_wal_keep_size` };
-  return { name: 'slot', state: 'ok', message: `replication slot ${slotName} is ${slot.active ? 'active' : 'inactive'} (wal_status ${slot.wal_status ?? 'unknown'})` };
+  const described = `replication slot ${slotName} is ${slot.active ? 'active' : 'inactive'} (wal_status ${slot.wal_status ?? 'unknown'})`;
+  if (!slot.active && !consumerHere) return { name: 'slot', state: 'degraded', message: `${described}: no walflow process is consuming it; start one (walflow start, role all or consumer)` };
+  return { name: 'slot', state: 'ok', message: described };
 }
 
 /** A measure judged against its thresholds; past one, its message also says what to do. */

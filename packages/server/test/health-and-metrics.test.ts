@@ -44,8 +44,10 @@ describe('health report and metrics', () => {
     expect(stopped.lag.bytes).toBeGreaterThan(0);
     expect(stopped.lag.seconds).toBeGreaterThan(1);
     expect(stopped.lag.retainedBytes).toBeGreaterThanOrEqual(stopped.lag.bytes);
-    expect(stopped.status).toBe('ok');
-    expect(check(stopped, 'lag_seconds')?.message).toMatch(/^oldest unrecorded outbox row is [\d.]+ s old$/);
+    // Computed from the database with no walflow running (walflow status): nothing says the slot is read.
+    expect(stopped.status).toBe('degraded');
+    expect(check(stopped, 'slot')).toMatchObject({ state: 'degraded', message: expect.stringMatching(/is inactive .*: no walflow process is consuming it/) });
+    expect(check(stopped, 'lag_seconds')).toMatchObject({ state: 'ok', message: expect.stringMatching(/^oldest unrecorded outbox row is [\d.]+ s old$/) });
 
     const degraded = await computeHealth(db, { slotName: database.slotName, thresholds: { ...defaults, lagSecondsDegraded: 0 } });
     expect(degraded.status).toBe('degraded');
@@ -70,6 +72,8 @@ describe('health report and metrics', () => {
       return report.lag.seconds === 0 && report.lag.bytes < MIB && report.runs.queued >= 5 ? report : undefined;
     });
     expect(caughtUp.lastEventAt).not.toBeNull();
+    // The same report from the database: the slot is read now.
+    expect(check(caughtUp, 'slot')?.state).toBe('ok');
 
     const health = await waitFor('/health to report the queued runs', async () => {
       const response = await get('/health');
