@@ -193,6 +193,24 @@ describe('emit refuses what the consumer could not take as written', () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
   });
 
+  it('refuses a payload or metadata larger than the outbox takes, and so does the outbox for SQL writers', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const big = 'x'.repeat(16 * 1024 * 1024);
+    await expect(emit(db, approved({ big }))).rejects.toMatchObject(refused('more than the outbox takes (16 MiB)'));
+    // Characters beyond ASCII count as the bytes they take.
+    await expect(emit(db, approved({ big: 'é'.repeat(8 * 1024 * 1024) }))).rejects.toMatchObject(refused('more than the outbox takes'));
+    await expect(emitCaused(db, { ...approved({}), metadata: { runId: 'r', big } })).rejects.toMatchObject(refused('metadata'));
+    // SQL writers meet the outbox's own check, on the size jsonb stores.
+    await expect(sql`SELECT walflow.emit('policy.approved', jsonb_build_object('big', repeat('x', 16 * 1024 * 1024)))`.execute(db)).rejects.toMatchObject({
+      code: '23514',
+      constraint: 'outbox_payload_size',
+    });
+    expect(await outboxRows()).toHaveLength(0);
+    await emit(db, approved({ big: 'x'.repeat(15 * 1024 * 1024) }));
+    expect(await outboxRows()).toHaveLength(1);
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+  });
+
   it('refuses them through emitMany and a typed outbox too, writing none of the events', async () => {
     await expect(emitMany(db, [approved({ ok: 1 }), approved({ n: NaN })])).rejects.toMatchObject(refused('$.n'));
     await expect(outbox.emit(db, { type: 'policy.approved', payload: { policyId: 'p\u0000', premium: 1 } })).rejects.toMatchObject(
