@@ -34,7 +34,8 @@ const environmentSchema = z.object({
     .regex(/^[a-z0-9_]{1,63}$/, 'must be 1-63 lower-case letters, digits or underscores')
     .default('walflow'),
   WALFLOW_DECODER: z.enum(['auto', 'wal2json', 'pgoutput']).default('auto'),
-  WALFLOW_HTTP_PORT: integer(0, 65535).default(8787),
+  // Default 8787; set or not, it also decides whether a worker serves HTTP (partsOf).
+  WALFLOW_HTTP_PORT: integer(0, 65535).optional(),
   // Default: 127.0.0.1 while the console is on, else 0.0.0.0.
   WALFLOW_HTTP_HOST: z.string().min(1).optional(),
   WALFLOW_CATALOG: z.string().min(1).optional(),
@@ -93,6 +94,7 @@ const environmentSchema = z.object({
 
 /** Secrets that workflows reference by name (`{ "secret": "CRM_TOKEN" }`) come from WALFLOW_SECRET_<NAME>. */
 const SECRET_PREFIX = 'WALFLOW_SECRET_';
+const DEFAULT_HTTP_PORT = 8787;
 /** Read apart from environmentSchema, by parseConsoleSettings. */
 const CONSOLE_TOKEN_VARIABLES = ['WALFLOW_CONSOLE_TOKEN', 'WALFLOW_CONSOLE_TOKENS'] as const;
 
@@ -102,6 +104,8 @@ export interface WalflowConfig {
   /** Output plugin of a new slot (`auto`: wal2json when the server has it, else pgoutput); a slot keeps its plugin. */
   decoder: DecoderChoice;
   httpPort: number;
+  /** Whether WALFLOW_HTTP_PORT was set: a worker serves HTTP only then. */
+  httpPortChosen: boolean;
   httpHost: string;
   /** The operator console under /console: on only with WALFLOW_CONSOLE_TOKEN. */
   console: ConsoleSettings | undefined;
@@ -168,7 +172,8 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     databaseUrl: env.DATABASE_URL,
     slotName: env.WALFLOW_SLOT,
     decoder: env.WALFLOW_DECODER,
-    httpPort: env.WALFLOW_HTTP_PORT,
+    httpPort: env.WALFLOW_HTTP_PORT ?? DEFAULT_HTTP_PORT,
+    httpPortChosen: env.WALFLOW_HTTP_PORT !== undefined,
     httpHost: env.WALFLOW_HTTP_HOST ?? (consoleSettings.settings === undefined ? '0.0.0.0' : '127.0.0.1'),
     console: consoleSettings.settings,
     consoleBacktestTimeoutMs: env.WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS,

@@ -10,6 +10,8 @@ describe('partsOf', () => {
   it('splits consumer, worker and http', () => {
     expect(partsOf('consumer', 4)).toEqual({ consumer: true, workers: false, http: true });
     expect(partsOf('worker', 4)).toEqual({ consumer: false, workers: true, http: false });
+    // With WALFLOW_HTTP_PORT set, for its own metrics.
+    expect(partsOf('worker', 4, true)).toEqual({ consumer: false, workers: true, http: true });
     expect(partsOf('http', 4)).toEqual({ consumer: false, workers: false, http: true });
   });
 

@@ -15,10 +15,11 @@ export interface ProcessParts {
 }
 
 /**
- * A consumer serves HTTP too: /health and /readyz are mostly about the slot it reads. A worker serves nothing,
- * so any number of them fit on one machine; the fleet's health shows in /health's queued-run checks.
+ * A consumer serves HTTP too: /health and /readyz are mostly about the slot it reads. A worker serves HTTP only
+ * when WALFLOW_HTTP_PORT is set (`httpPortChosen`), for its own metrics (its attempts and action durations, which
+ * no other process counts); without it, it serves nothing, so any number of them fit on one machine.
  */
-export function partsOf(role: ProcessRole, workerConcurrency: number): ProcessParts {
+export function partsOf(role: ProcessRole, workerConcurrency: number, httpPortChosen = false): ProcessParts {
   switch (role) {
     case 'all':
       return { consumer: true, workers: workerConcurrency > 0, http: true };
@@ -26,7 +27,7 @@ export function partsOf(role: ProcessRole, workerConcurrency: number): ProcessPa
       return { consumer: true, workers: false, http: true };
     case 'worker':
       if (workerConcurrency === 0) throw new WalflowError('config_invalid', 'role worker needs WALFLOW_WORKER_CONCURRENCY of at least 1');
-      return { consumer: false, workers: true, http: false };
+      return { consumer: false, workers: true, http: httpPortChosen };
     case 'http':
       return { consumer: false, workers: false, http: true };
   }

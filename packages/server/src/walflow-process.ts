@@ -38,7 +38,7 @@ const HEALTH_STALE_MS = 5 * HEALTH_REFRESH_MS;
  * or the parts `config.role` names.
  */
 export async function startWalflow(config: WalflowConfig, logger: Logger): Promise<RunningWalflow> {
-  const parts = partsOf(config.role, config.workerConcurrency);
+  const parts = partsOf(config.role, config.workerConcurrency, config.httpPortChosen);
   for (const { name, didYouMean } of config.unknownVariables) {
     logger.warn({ variable: name, didYouMean }, `${name} is not a walflow setting and is ignored${didYouMean === undefined ? '' : `: did you mean ${didYouMean}?`}`);
   }

@@ -1,6 +1,6 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { emit } from '@walflow/outbox';
-import { computeHealth, createDatabase, migrate, WalRate, type HealthReport, type HealthThresholds, type RunningWalflow } from '@walflow/server';
+import { computeHealth, createDatabase, migrate, startWalflow, WalRate, type HealthReport, type HealthThresholds, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +119,26 @@ describe('health report and metrics', () => {
     expect(text).toMatch(/^walflow_commit_to_record_seconds_count [1-9]/m);
     expect(text).toMatch(/^walflow_dispatch_batch_duration_seconds_count [1-9]/m);
     expect(text).not.toMatch(/^process_cpu/m);
+  });
+
+  it('lets a worker process serve its own attempts and action durations when WALFLOW_HTTP_PORT is set, and nothing otherwise', async () => {
+    // testConfig sets WALFLOW_HTTP_PORT (0: any free port). The runs the consumer queued with no worker of its own run here.
+    const worker = await startWalflow({ ...testConfig(database.url, database.slotName), role: 'worker' }, silentLogger);
+    try {
+      expect(worker.httpPort).not.toBeNull();
+      const text = await waitFor('the worker to count its attempts', async () => {
+        const response = await fetch(`http://127.0.0.1:${worker.httpPort}/metrics`);
+        const body = await response.text();
+        return /^walflow_run_attempts_total\{result="succeeded"\} [5-9]/m.test(body) ? body : undefined;
+      });
+      expect(text).toMatch(/^walflow_action_duration_seconds_count\{type="emit_event",result="succeeded"\} [5-9]/m);
+      expect((await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`)).status).toBe(200);
+    } finally {
+      await worker.stop();
+    }
+    const quiet = await startWalflow({ ...testConfig(database.url, database.slotName), role: 'worker', httpPortChosen: false }, silentLogger);
+    expect(quiet.httpPort).toBeNull();
+    await quiet.stop();
   });
 });
 
