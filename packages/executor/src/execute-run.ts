@@ -26,6 +26,11 @@ export interface RunExecutorOptions {
   leaseMs?: number | undefined;
   retry?: RetryPolicyOptions | undefined;
   observer?: ExecutionObserver | undefined;
+  /**
+   * Aborted when the worker pool's shutdown grace is over: an action in flight stops, its attempt records nothing
+   * (as when the lease is lost), and the run is handed back rather than left calling out beside its repeat.
+   */
+  shutdown?: AbortSignal | undefined;
 }
 
 export type RunResult = 'succeeded' | 'retrying' | 'dead' | 'cancelled' | 'lease_lost';
@@ -46,7 +51,8 @@ export async function executeRun(run: ClaimedRun, workerId: string, options: Run
   let result: RunResult = 'lease_lost';
   if (lease !== null) {
     try {
-      result = await attempt(run, workflow, workerId, options, lease.lost);
+      const stop = options.shutdown === undefined ? lease.lost : AbortSignal.any([lease.lost, options.shutdown]);
+      result = await attempt(run, workflow, workerId, options, stop);
     } finally {
       lease.stop();
     }
@@ -138,6 +144,9 @@ async function performAction(
     });
     return;
   }
+  // Lost before it starts, the action is not performed at all: an action handed an aborted signal would fail, and
+  // that failure be counted as an attempt.
+  if (leaseLost.aborted) throw new LeaseLost();
   const timeoutMs = actionTimeoutMs(options.runtime);
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([timeout, leaseLost]);

@@ -16,6 +16,8 @@ import { keepWaitingLeases } from './waiting-leases.js';
 import { getWorkflowsById } from './workflow-store.js';
 
 const DEFAULT_CLAIM_BATCH_SIZE = 200;
+/** How long a stopping pool gives the actions it aborted to give up before it hands their runs back. */
+const ABORTED_ACTIONS_SETTLE_MS = 1000;
 
 export interface WorkerPoolOptions {
   db: Kysely<WalflowDatabase>;
@@ -55,6 +57,8 @@ export class WorkerPool {
 
   /** What every run execution needs, the same for every claim. */
   private readonly execution: RunExecutorOptions;
+  /** Aborts the actions in flight once the shutdown grace is over. */
+  private shutdown = new AbortController();
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.execution = {
@@ -64,12 +68,17 @@ export class WorkerPool {
       retry: options.retry,
       observer: options.observer,
       leaseMs: options.leaseMs,
+      shutdown: this.shutdown.signal,
     };
   }
 
   start(): void {
     if (this.loops.length > 0) return;
     this.stopping = false;
+    if (this.shutdown.signal.aborted) {
+      this.shutdown = new AbortController();
+      this.execution.shutdown = this.shutdown.signal;
+    }
     const concurrency = this.options.concurrency ?? 4;
     this.loops = Array.from({ length: concurrency }, (_, slot) => this.loop(`${this.id}/${slot}`));
   }
@@ -83,9 +92,16 @@ export class WorkerPool {
     this.wakeAll();
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
-    const finished = await Promise.race([Promise.all(this.loops).then(() => 'done' as const), graceOver]);
+    const loopsDone = Promise.all(this.loops).then(() => 'done' as const);
+    const finished = await Promise.race([loopsDone, graceOver]);
     clearTimeout(timer);
-    if (finished === 'timeout') await this.releaseRunsInHand(graceMs);
+    if (finished === 'timeout') {
+      // The calls in flight stop first, recording nothing: handed back while still calling out, a run would be
+      // taken over and called again beside a call that may still get through.
+      this.shutdown.abort();
+      await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, ABORTED_ACTIONS_SETTLE_MS).unref())]);
+      await this.releaseRunsInHand(graceMs);
+    }
     this.loops = [];
     this.options.logger.info({ poolId: this.id, runsClaimed: this.runsClaimed }, 'worker pool stopped');
   }

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate } from '@walflow/server';
@@ -226,6 +227,40 @@ describe('a run whose actions take longer than its lease', () => {
     const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts']).where('tenant_id', '=', 'long').executeTakeFirstOrThrow();
     expect(run).toEqual({ status: 'succeeded', attempts: 1 });
     expect(Object.fromEntries(deliveries)).toEqual({ '/a': 1, '/b': 1, '/c': 1 });
+  });
+});
+
+describe('a worker pool whose shutdown grace is over', () => {
+  it('stops the call in flight, recording nothing, before it hands the run back', async () => {
+    const closedEarly: string[] = [];
+    const slow = createServer((request, response) => {
+      request.resume();
+      const answer = setTimeout(() => response.writeHead(204).end(), 10_000);
+      response.on('close', () => {
+        clearTimeout(answer);
+        if (!response.writableEnded) closedEarly.push(request.url ?? '');
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const port = (slow.address() as AddressInfo).port;
+      await applyTestWorkflow(db, { tenant: 'shutdown', name: 'slow-call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/slow` }] });
+      await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('shutdown', { n: 1 })], parked: [], checkpoint: null });
+      const pool = new WorkerPool({ db, logger: silentLogger, concurrency: 1, pollIntervalMs: 50, runtime: options.runtime });
+      pool.start();
+      await waitFor('the call to be in flight', async () => (await db.selectFrom('walflow.workflow_runs').select('status').where('tenant_id', '=', 'shutdown').executeTakeFirst())?.status === 'running');
+      await sleep(100);
+      await pool.stop(200);
+      // Stopped, not left calling out while another worker takes the run over and calls again.
+      expect(closedEarly).toEqual(['/slow']);
+      const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'locked_by', 'last_error']).where('tenant_id', '=', 'shutdown').executeTakeFirstOrThrow();
+      expect(run).toEqual({ status: 'queued', attempts: 0, locked_by: null, last_error: 'released by a worker that shut down' });
+      expect(await db.selectFrom('walflow.action_outcomes as o').innerJoin('walflow.workflow_runs as r', 'r.id', 'o.run_id').select('o.status').where('r.tenant_id', '=', 'shutdown').execute()).toEqual([]);
+      await sql`UPDATE walflow.workflow_runs SET status = 'cancelled' WHERE tenant_id = 'shutdown'`.execute(db);
+    } finally {
+      slow.closeAllConnections();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
   });
 });
 
