@@ -78,6 +78,7 @@ export interface ClaimBatch {
 export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecutorOptions): Promise<{ claimed: number; leased: ClaimedRun[] }> {
   const timings: ActionTiming[] = [];
   let held: ClaimedRun[] = [];
+  let leasedInClaim: ClaimedRun[] = [];
   let claim: { claimed: number; leased: ClaimedRun[]; results: Map<string, RunResult> };
   const claimedAt = performance.now();
   try {
@@ -88,6 +89,7 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
         const timeoutMs = actionTimeoutMs(options.runtime);
         const { held: holding, leased, workflowRevision } = await claimRunsToHold(trx, batch.workerId, batch.limit, batch.leaseMs, batch.callingOut, timeoutMs);
         held = holding;
+        leasedInClaim = leased;
         const claimed = holding.length + leased.length;
         if (claimed > 0) batch.onClaimed(claimed);
         if (holding.length === 0) return { claimed, leased, results: new Map() };
@@ -98,6 +100,7 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
         for (const run of holding) (runsInOneTransaction(workflows.get(run.workflowId)) ? together : callingOutNow).push(run);
         const results = await executeTogether(trx, together, workflows, options, timings);
         const leasedToo = [...leased, ...(await leaseHeldRuns(trx, callingOutNow, batch.workerId, batch.leaseMs))];
+        leasedInClaim = leasedToo;
         // Their leases run from the transaction's start: held runs that took long have eaten into them.
         if (leasedToo.length > 0 && performance.now() - claimedAt > batch.leaseMs / 3) {
           await extendLeases(trx, leasedToo.map((run) => run.id), batch.workerId, batch.leaseMs);
@@ -105,10 +108,14 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
         return { claimed, leased: leasedToo, results };
       });
   } catch (error) {
-    if (held.length === 0) throw error;
+    // The commit may have taken effect with its answer lost: the runs it leased are this worker's then, and would
+    // otherwise wait for their leases to run out, counted, and die so on a last attempt without having run.
+    const stillLeased = await leasedAfterFailure(leasedInClaim, batch, options);
+    if (held.length === 0 && stillLeased.length === 0) throw error;
     options.logger.debug({ err: error, runs: held.length }, 'batch of held runs rolled back; leasing them and executing them one by one');
-    await executeInTurn(await leaseAfterFailure(held, batch, options), batch.workerId, options);
-    return { claimed: held.length, leased: [] };
+    const leasedAgain = held.length === 0 ? [] : await leaseAfterFailure(held, batch, options);
+    await executeInTurn([...stillLeased, ...leasedAgain], batch.workerId, options);
+    return { claimed: held.length + stillLeased.length, leased: [] };
   }
   observe(claim.results, timings, options);
   return { claimed: claim.claimed, leased: claim.leased };
@@ -125,6 +132,14 @@ const RETRY_MS = 500;
  */
 async function leaseAfterFailure(runs: readonly ClaimedRun[], batch: ClaimBatch, options: RunExecutorOptions): Promise<ClaimedRun[]> {
   return whileUnreachable(() => leaseHeldRuns(options.db, runs, batch.workerId, batch.leaseMs), batch.leaseMs, options, 'could not lease the runs of a failed batch; trying again');
+}
+
+/** The runs a failed claim leased that this worker holds all the same: its commit took effect, the answer lost. */
+async function leasedAfterFailure(leased: readonly ClaimedRun[], batch: ClaimBatch, options: RunExecutorOptions): Promise<ClaimedRun[]> {
+  if (leased.length === 0) return [];
+  const ids = leased.map((run) => run.id);
+  const ours = await whileUnreachable(() => extendLeases(options.db, ids, batch.workerId, batch.leaseMs), batch.leaseMs, options, 'could not check the leases of a failed claim; trying again');
+  return leased.filter((run) => ours.has(run.id));
 }
 
 /** `work`, tried again every RETRY_MS while it fails, for up to `forMs`; then its last failure. */

@@ -425,6 +425,38 @@ describe("a workflow whose actions change while its runs execute them", () => {
     expect(dead).toEqual([{ status: 'dead', last_error: expect.stringMatching(/connection|terminated/i) }]);
   });
 
+  it('executes the runs a claim leased when the claim committed with its answer lost, instead of leaving them to their leases', async () => {
+    await applyWorkflow(db, { tenant: 'lost-claim', name: 'call', trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/ok` }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('lost-claim', { n: 1 })], parked: [], checkpoint: null });
+    // The claim's commit waits in a deferred trigger for a lock the test holds; the network drops meanwhile.
+    const holder = createDatabase(database.url, silentLogger, { max: 1 });
+    await sql`SELECT pg_advisory_lock(7242)`.execute(holder);
+    await sql`CREATE FUNCTION public.slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(7242); RETURN NULL; END $$`.execute(db);
+    await sql`CREATE CONSTRAINT TRIGGER slow_claim AFTER UPDATE ON walflow.workflow_runs DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW WHEN (NEW.tenant_id = 'lost-claim' AND NEW.status = 'running') EXECUTE FUNCTION public.slow_claim()`.execute(db);
+    const proxy = await startProxy(database.url);
+    const own = createDatabase(proxy.url, silentLogger, { max: 2 });
+    try {
+      const claiming = claimAndExecuteHeld(
+        { workerId: 'lost-claim/0', limit: 10, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, workflows: new WorkflowCache(), onClaimed: () => undefined },
+        { ...options, db: own },
+      );
+      await waitForLockWait(db, 'the claim to wait in its trigger', '%ommit%');
+      proxy.cut();
+      proxy.restore();
+      await sql`SELECT pg_advisory_unlock(7242)`.execute(holder);
+      await claiming;
+    } finally {
+      await holder.destroy();
+      await own.destroy();
+      await proxy.close();
+      await sql`DROP TRIGGER slow_claim ON walflow.workflow_runs`.execute(db);
+      await sql`DROP FUNCTION public.slow_claim()`.execute(db);
+    }
+    const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts']).where('tenant_id', '=', 'lost-claim').executeTakeFirstOrThrow();
+    expect(run).toEqual({ status: 'succeeded', attempts: 1 });
+  });
+
   it('acts on the definition its run was claimed under: an apply committed as the run starts cancels it, and nothing is called', async () => {
     const document = (actions: unknown[]) => ({ tenant: 'edited-race', name: 'two-calls', trigger: { event: 'payment.received' }, actions });
     await applyWorkflow(db, document([{ type: 'webhook', url: `http://127.0.0.1:${port}/ok` }, { type: 'webhook', url: `http://127.0.0.1:${port}/fails` }]));
