@@ -13,7 +13,10 @@ export interface CompiledExpressions {
 
 /** What an operator allows workflows to touch; checked when a workflow is applied. */
 export interface WorkflowPolicy {
-  /** `schema.table.column` entries that update_field may write. @default [] */
+  /**
+   * `schema.table.column` entries that update_field may write; `schema.table.column@tenant_column` only within the
+   * event's tenant: the action must name that column as its `tenantColumn`. @default []
+   */
   updateFields?: readonly string[];
 }
 
@@ -32,15 +35,21 @@ export function compileWorkflow(definition: WorkflowDefinition): CompiledExpress
 
 /** Refuses what the definition may express but the operator did not allow. */
 export function checkWorkflowPolicy(definition: WorkflowDefinition, policy: WorkflowPolicy): void {
-  const allowed = new Set(policy.updateFields ?? []);
+  // target → the tenant column it must be scoped by, or null
+  const allowed = new Map((policy.updateFields ?? []).map((entry) => {
+    const [target, tenantColumn] = entry.split('@') as [string, string | undefined];
+    return [target, tenantColumn ?? null] as const;
+  }));
   definition.actions.forEach((action, index) => {
     if (action.type !== 'update_field') return;
     const target = `${action.table}.${action.column}`;
+    const where = `workflow ${definition.name}: actions.${index}: update_field`;
     if (!allowed.has(target)) {
-      throw new WalflowError(
-        'workflow_invalid',
-        `workflow ${definition.name}: actions.${index}: update_field may not write ${target}; allowed: ${[...allowed].join(', ') || 'nothing (set WALFLOW_UPDATE_FIELDS)'}`,
-      );
+      throw new WalflowError('workflow_invalid', `${where} may not write ${target}; allowed: ${[...(policy.updateFields ?? [])].join(', ') || 'nothing (set WALFLOW_UPDATE_FIELDS)'}`);
+    }
+    const tenantColumn = allowed.get(target);
+    if (tenantColumn !== null && action.tenantColumn !== tenantColumn) {
+      throw new WalflowError('workflow_invalid', `${where} may write ${target} only within the event's tenant: add "tenantColumn": "${tenantColumn}"`);
     }
   });
 }

@@ -48,6 +48,8 @@ export const updateFieldActionSchema = z
     value: templatedJson.optional(),
     /** …a number (or a placeholder for one) added to the current value. */
     increment: z.union([z.number(), mustacheTemplate]).optional(),
+    /** The row must also have the event's tenant in this column: a tenant's event cannot reach another's rows. */
+    tenantColumn: identifier.optional(),
   })
   .refine((action) => (action.value === undefined) !== (action.increment === undefined), {
     message: 'set exactly one of value or increment',

@@ -90,6 +90,11 @@ describe('loadConfig', () => {
     expect(config.retentionDays).toBe(30);
   });
 
+  it('reads WALFLOW_UPDATE_FIELDS entries, each optionally scoped by a tenant column', () => {
+    expect(loadConfig({ DATABASE_URL: url, WALFLOW_UPDATE_FIELDS: 'crm.agents.total, crm.accounts.balance@tenant_id' }).updateFields).toEqual(['crm.agents.total', 'crm.accounts.balance@tenant_id']);
+    expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_UPDATE_FIELDS: 'crm.accounts.balance@' })).toThrow(/WALFLOW_UPDATE_FIELDS must be a comma-separated list of schema\.table\.column entries, each optionally @tenant_column/);
+  });
+
   it('fails with a config_invalid code', () => {
     expect(() => loadConfig({})).toThrow(expect.objectContaining({ code: 'config_invalid' }));
   });

@@ -269,6 +269,33 @@ describe('actions', () => {
     ).rejects.toThrow(/may not write crm_test\.agents\.name/);
   });
 
+  it("keeps update_field within the event's tenant where the operator says so: another tenant's row is not found", async () => {
+    await sql`CREATE TABLE crm_test.accounts (tenant_id text NOT NULL, id text PRIMARY KEY, balance numeric NOT NULL DEFAULT 0)`.execute(db);
+    await sql`INSERT INTO crm_test.accounts (tenant_id, id) VALUES ('acct-a', 'mine'), ('acct-b', 'theirs')`.execute(db);
+    const scoped = { updateFields: ['crm_test.accounts.balance@tenant_id'] };
+    const credit = (extra: { tenantColumn?: string }) => ({
+      tenant: 'acct-a',
+      name: 'credit',
+      trigger: { event: 'payment.received' },
+      retry: { maxAttempts: 1 },
+      actions: [{ type: 'update_field' as const, table: 'crm_test.accounts', key: { column: 'id', value: '{{event.payload.account}}' }, column: 'balance', increment: 1, ...extra }],
+    });
+    await expect(applyTestWorkflow(db, credit({}), scoped)).rejects.toThrow(/may write crm_test\.accounts\.balance only within the event's tenant: add "tenantColumn": "tenant_id"/);
+    await applyTestWorkflow(db, credit({ tenantColumn: 'tenant_id' }), scoped);
+    await emit(db, { type: 'payment.received', tenantId: 'acct-a', payload: { account: 'theirs' } });
+    await emit(db, { type: 'payment.received', tenantId: 'acct-a', payload: { account: 'mine' } });
+    const runs = await waitFor('both runs to finish', async () => {
+      const rows = await db.selectFrom('walflow.workflow_runs').select(['status', 'last_error']).where('tenant_id', '=', 'acct-a').orderBy('commit_lsn').execute();
+      return rows.length === 2 && rows.every((row) => row.status !== 'queued' && row.status !== 'running') ? rows : undefined;
+    });
+    expect(runs).toEqual([
+      { status: 'dead', last_error: expect.stringContaining('with id = "theirs" and tenant_id = "acct-a", found 0') },
+      { status: 'succeeded', last_error: null },
+    ]);
+    const balances = await sql<{ id: string; balance: string }>`SELECT id, balance::text AS balance FROM crm_test.accounts ORDER BY id`.execute(db);
+    expect(balances.rows).toEqual([{ id: 'mine', balance: '1' }, { id: 'theirs', balance: '0' }]);
+  });
+
   it('sends an email from a template and emits email.sent; a bounce ends dead with email.failed', async () => {
     const tenant = 'mail';
     await applyTestWorkflow(db, {

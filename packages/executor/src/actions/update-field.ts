@@ -27,10 +27,12 @@ export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (
     }
     assignment = sql`${column} = ${typeof value === 'object' && value !== null ? JSON.stringify(value) : value}`;
   }
-  const result = await sql`UPDATE ${target} SET ${assignment} WHERE ${sql.id(action.key.column)} = ${keyValue}`.execute(trx);
+  const inTenant = action.tenantColumn === undefined ? sql`` : sql` AND ${sql.id(action.tenantColumn)} = ${event.tenantId}`;
+  const result = await sql`UPDATE ${target} SET ${assignment} WHERE ${sql.id(action.key.column)} = ${keyValue}${inTenant}`.execute(trx);
   const updated = Number(result.numAffectedRows ?? 0n);
   if (updated !== 1) {
-    throw new WalflowError('action_failed', `update_field: expected one row of ${action.table} with ${action.key.column} = ${JSON.stringify(keyValue)}, found ${updated}`);
+    const tenant = action.tenantColumn === undefined ? '' : ` and ${action.tenantColumn} = ${JSON.stringify(event.tenantId)}`;
+    throw new WalflowError('action_failed', `update_field: expected one row of ${action.table} with ${action.key.column} = ${JSON.stringify(keyValue)}${tenant}, found ${updated}`);
   }
   return { table: action.table, column: action.column, key: keyValue };
 };
