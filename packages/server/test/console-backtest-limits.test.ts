@@ -73,6 +73,21 @@ describe('a console backtest', () => {
     expect(answered).toMatchObject({ status: 503, text: expect.stringContaining('the backtest was stopped after 1 s') });
   });
 
+  it('runs one at a time per scope, and at most two in all, refusing the next with 429 rather than wait for a connection', async () => {
+    let first: Promise<{ status: number; text: string }> | undefined;
+    let refused: { status: number; text: string } | undefined;
+    await withBacktestHeld(
+      () => (first = client.request('/console/workflows/backtest', { form: backtestForm, headers: { authorization: `Bearer ${CONSOLE_TOKEN}` } })),
+      async () => {
+        refused = await client.request('/console/workflows/backtest', { form: backtestForm, headers: { authorization: `Bearer ${CONSOLE_TOKEN}` } });
+      },
+    );
+    expect(refused).toMatchObject({ status: 429, text: expect.stringContaining('a backtest is running for this scope already') });
+    expect((await first!).status).toBe(200);
+    // Its slot is given back: the next one runs.
+    expect((await client.request('/console/workflows/backtest', { form: backtestForm, headers: { authorization: `Bearer ${CONSOLE_TOKEN}` } })).status).toBe(200);
+  });
+
   it('stops when its client leaves', async () => {
     const leaving = new AbortController();
     const body = new URLSearchParams(backtestForm);

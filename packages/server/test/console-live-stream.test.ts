@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consoleHandler } from '../src/console/console-router.js';
 import { MAX_LIVE_STREAMS } from '../src/console/live-events.js';
 import { OverviewSamples } from '../src/console/overview-samples.js';
+import { ScopedSlots } from '../src/console/scoped-slots.js';
 import { SignedOutSessions } from '../src/console/signed-out-sessions.js';
 import { ConsoleAuth } from '../src/console/session.js';
 import { WalflowMetrics } from '../src/metrics.js';
@@ -62,6 +63,8 @@ beforeAll(async () => {
     signedOut: new SignedOutSessions(consoleDb),
     samples: new OverviewSamples(),
     closing: closing.signal,
+    liveStreams: new ScopedSlots(MAX_LIVE_STREAMS),
+    backtests: new ScopedSlots(1),
   });
   server = await startHttpServer({
     host: '127.0.0.1',

@@ -100,6 +100,13 @@ export async function actOnDeadRuns(context: ConsoleContext, request: ConsoleReq
 }
 
 /**
+ * Backtests at once, per scope and in all: each holds one of the console's four connections for up to
+ * WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS, and pages, sign-out checks and live lists need the others.
+ */
+export const MAX_BACKTESTS_PER_SCOPE = 1;
+export const MAX_BACKTESTS = 2;
+
+/**
  * The dry-run replay of a time range (`walflow replay --dry-run`), shown on the workflows page. It runs as
  * walflow itself inside a transaction it rolls back; an operator fixed to a tenant replays only that tenant's
  * events, which trigger only that tenant's workflows.
@@ -114,6 +121,18 @@ export async function runBacktest(context: ConsoleContext, request: ConsoleReque
     tenant: fixedTenant ?? textParameter(form, 'tenant'),
   };
   if (input.workflow !== '' && !isUuid(input.workflow)) throw new HttpError(400, `not a workflow id: ${input.workflow}`);
+  const release = context.backtests.take(fixedTenant ?? '');
+  if (release === null) {
+    throw new HttpError(429, `a backtest is running for this scope already, or ${MAX_BACKTESTS} in all: wait for it, or stop it by leaving its page`);
+  }
+  try {
+    await backtest(context, request, input);
+  } finally {
+    release();
+  }
+}
+
+async function backtest(context: ConsoleContext, request: ConsoleRequest, input: BacktestInput): Promise<void> {
   const { config, logger } = context.host;
   // One instant for both times and the retention check, as the CLI's replay: `-30d` with 30 days' retention holds.
   const now = new Date();

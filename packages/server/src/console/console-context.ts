@@ -10,6 +10,7 @@ import type { OverviewSamples } from './overview-samples.js';
 import type { Principal, ConsoleAuth } from './session.js';
 import type { Frame } from './pages/layout.js';
 import type { SignedOutSessions } from './signed-out-sessions.js';
+import type { ScopedSlots } from './scoped-slots.js';
 
 /** What the running process lends the console. */
 export interface ConsoleHost {
@@ -34,6 +35,10 @@ export interface ConsoleContext {
   samples: OverviewSamples;
   /** Aborted when the console closes: ends live streams. */
   closing: AbortSignal;
+  /** Live event lists open (MAX_LIVE_STREAMS per scope). */
+  liveStreams: ScopedSlots;
+  /** Backtests running (MAX_BACKTESTS per scope and in all). */
+  backtests: ScopedSlots;
 }
 
 /** One authenticated request. */

@@ -19,7 +19,6 @@ const RESUME_WITHIN_MS = 15 * 60_000;
  * pool of four connections, so a token's holder opening streams without end would hold up every console page.
  */
 export const MAX_LIVE_STREAMS = 16;
-const openStreams = new WeakMap<ConsoleContext, Map<string, number>>();
 
 const STREAM_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' };
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
@@ -43,16 +42,12 @@ export async function streamEvents(context: ConsoleContext, request: ConsoleRequ
     response.end();
     return;
   }
-  const streams = openStreams.get(context) ?? new Map<string, number>();
-  openStreams.set(context, streams);
-  const scope = tenant ?? '';
-  const open = streams.get(scope) ?? 0;
-  if (open >= MAX_LIVE_STREAMS) throw new HttpError(429, `${MAX_LIVE_STREAMS} live event streams are open for this scope already: close one`);
-  streams.set(scope, open + 1);
+  const release = context.liveStreams.take(tenant ?? '');
+  if (release === null) throw new HttpError(429, `${MAX_LIVE_STREAMS} live event streams are open for this scope already: close one`);
   try {
     await follow(context, request, filter);
   } finally {
-    streams.set(scope, (streams.get(scope) ?? 1) - 1);
+    release();
   }
 }
 

@@ -3,7 +3,10 @@ import { createDatabase } from '../database.js';
 import type { ConsoleHost } from './console-context.js';
 import { consoleHandler } from './console-router.js';
 import type { ConsoleSettings } from './console-settings.js';
+import { MAX_BACKTESTS, MAX_BACKTESTS_PER_SCOPE } from './action-handlers.js';
+import { MAX_LIVE_STREAMS } from './live-events.js';
 import { eventsRecorded, lagOf, OverviewSamples, SAMPLE_INTERVAL_MS } from './overview-samples.js';
+import { ScopedSlots } from './scoped-slots.js';
 import { ConsoleAuth } from './session.js';
 import { SignedOutSessions } from './signed-out-sessions.js';
 import { assertCanScopeTenants } from './tenant-scope.js';
@@ -45,7 +48,16 @@ export async function startConsole(settings: ConsoleSettings, host: ConsoleHost)
   const sampling = setInterval(() => void sample(), SAMPLE_INTERVAL_MS);
   sampling.unref();
   const closing = new AbortController();
-  const handle = consoleHandler({ host, db, auth: new ConsoleAuth(settings), signedOut: new SignedOutSessions(db), samples, closing: closing.signal });
+  const handle = consoleHandler({
+    host,
+    db,
+    auth: new ConsoleAuth(settings),
+    signedOut: new SignedOutSessions(db),
+    samples,
+    closing: closing.signal,
+    liveStreams: new ScopedSlots(MAX_LIVE_STREAMS),
+    backtests: new ScopedSlots(MAX_BACKTESTS_PER_SCOPE, MAX_BACKTESTS),
+  });
   return {
     handle,
     async close() {
