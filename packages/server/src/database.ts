@@ -20,7 +20,20 @@ export interface DatabaseOptions {
   backendPids?: Set<number>;
   /** Each statement's limit (the session's statement_timeout); a transaction may set its own. */
   statementTimeoutMs?: number;
+  /**
+   * How long a session may sit in an open transaction between statements before the server ends it
+   * (idle_in_transaction_session_timeout). A process cut off from the database leaves its transactions open on
+   * the server, holding their locks, until the server notices (TCP keepalive: two hours by default): the next
+   * leader's checkpoint and redelivered events would wait for them that long.
+   */
+  idleInTransactionTimeoutMs?: number;
 }
+
+/**
+ * TCP keepalive on every connection, so that a reply that never comes (a server or network that went silent) fails
+ * the statement waiting for it in minutes rather than never; the kernel's probe interval and count do the rest.
+ */
+const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
 
 /**
  * A Kysely over a pg pool. Every client's error must be handled, or it crashes the process. Its connections
@@ -32,6 +45,9 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     max: options.max ?? 10,
     application_name: options.applicationName ?? RECORDING_APPLICATION_NAME,
     ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    ...(options.idleInTransactionTimeoutMs === undefined ? {} : { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
     Client: clientOpeningWithin(connectTimeoutMs(url)),
   });
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));

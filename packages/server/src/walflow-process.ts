@@ -30,6 +30,12 @@ export interface RunningWalflow {
 
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
 const HEALTH_REFRESH_MS = 2000;
+/**
+ * Far beyond any pause inside walflow's own transactions (a batch waiting for the one before it to commit, a sink
+ * publishing a page), and short enough that a standby taking over from a leader cut off from the database is
+ * held up by the leader's orphaned transactions for minutes, not hours.
+ */
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 120_000;
 /** A report not refreshed for this long is served as down: the database has not answered meanwhile. */
 const HEALTH_STALE_MS = 5 * HEALTH_REFRESH_MS;
 
@@ -43,7 +49,11 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     logger.warn({ variable: name, didYouMean }, `${name} is not a walflow setting and is ignored${didYouMean === undefined ? '' : `: did you mean ${didYouMean}?`}`);
   }
   const backendPids = new Set<number>();
-  const db = createDatabase(config.databaseUrl, logger, { max: (parts.workers ? config.workerConcurrency : 0) + 4, backendPids });
+  const db = createDatabase(config.databaseUrl, logger, {
+    max: (parts.workers ? config.workerConcurrency : 0) + 4,
+    backendPids,
+    idleInTransactionTimeoutMs: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+  });
   try {
     await assertSchemaCurrent(db);
     const catalog = !parts.consumer || config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);

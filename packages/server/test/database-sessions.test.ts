@@ -1,0 +1,39 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createDatabase } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { silentLogger, startTestWalflow } from './fixtures.js';
+
+const database = useTestDatabase();
+
+describe("walflow's database sessions", () => {
+  it('are ended by the server when they sit in an open transaction past the limit, which frees what they lock', async () => {
+    const db = createDatabase(database.url, silentLogger, { max: 1, idleInTransactionTimeoutMs: 300 });
+    try {
+      const abandoned = db.transaction().execute(async (trx) => {
+        await sql`SELECT 1`.execute(trx);
+        // As a process cut off from the server would leave it: open, between statements.
+        await sleep(1_000);
+        await sql`SELECT 1`.execute(trx);
+      });
+      // The server ends the session (FATAL 25P03); pg then reports the connection lost.
+      await expect(abandoned).rejects.toThrow(/idle-in-transaction timeout|Connection terminated|connection error/);
+      const { rows } = await sql<{ sessions: number }>`
+        SELECT count(*)::int AS sessions FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`.execute(db);
+      expect(rows).toEqual([{ sessions: 0 }]);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('of walflow start carry that limit, two minutes', async () => {
+    const walflow = await startTestWalflow(database.url, database.slotName, { role: 'http' });
+    try {
+      const { rows } = await sql<{ limit: string }>`SELECT current_setting('idle_in_transaction_session_timeout') AS limit`.execute(walflow.db);
+      expect(rows).toEqual([{ limit: '2min' }]);
+    } finally {
+      await walflow.stop();
+    }
+  });
+});
