@@ -73,6 +73,9 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
       `CREATE_REPLICATION_SLOT "${slotName}" LOGICAL ${plugin} (SNAPSHOT 'export')`,
     );
     slotCreated = true;
+    // When the slot began to stream, not when the backlog is dispatched: rows written meanwhile reach it, and the
+    // consumer's start-up check takes only rows older than this for ones no slot will stream.
+    const { rows: [streamingSince] } = await sql<{ at: Date }>`SELECT clock_timestamp() AS at`.execute(db);
     const { consistent_point: consistentPoint, snapshot_name: snapshot } = created.rows[0]!;
     logger.info({ slot: slotName, consistentPoint }, 'replication slot recreated');
 
@@ -124,7 +127,7 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
       .updateTable('walflow.consumer_state')
       .set({
         plugin,
-        slot_created_at: sql`now()`,
+        slot_created_at: streamingSince!.at,
         slot_created_lsn: consistentPoint,
         checkpoint_lsn: null,
         system_identifier: null,
