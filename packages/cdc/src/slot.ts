@@ -1,7 +1,7 @@
 import { assertSlotName, sqlStateOf, SqlState, WalflowError } from '@walflow/core';
 import { sql, type QueryExecutorProvider } from 'kysely';
 import { isSlotPlugin, type SlotPlugin } from './change-decoder.js';
-import { OUTBOX_PUBLICATION } from './outbox-stream.js';
+import { OUTBOX_PUBLICATION, OUTBOX_SCHEMA, OUTBOX_TABLE } from './outbox-stream.js';
 
 /** `auto` keeps an existing slot's plugin and gives a new slot wal2json when the server has it, else pgoutput. */
 export type DecoderChoice = SlotPlugin | 'auto';
@@ -102,14 +102,21 @@ export function assertSlotPlugin(slot: SlotInfo, choice: DecoderChoice): SlotPlu
 }
 
 /**
- * Creates the (empty) publication pgoutput reads, unless it exists. pgoutput looks its publication up as of each
- * decoded change, and fails on changes from before the publication existed, so it must predate the slot;
- * migration 0009 adds the outbox table to it in the same transaction as the rest of the schema.
+ * Creates the publication pgoutput reads, unless it exists, with the outbox in it once the outbox exists. pgoutput
+ * looks its publication up as of each decoded change, and fails on changes from before the publication existed,
+ * so it must predate the slot. On a fresh database it is created empty, and migration 0009 adds the outbox table
+ * in the same transaction as the rest of the schema; created again later (a publication dropped, or left out of a
+ * restore), it takes the outbox at once, or the slot a repair creates next would decode no outbox row at all.
  */
 export async function ensureOutboxPublication(db: QueryExecutorProvider): Promise<void> {
-  const { rows } = await sql<{ exists: boolean }>`
-    SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = ${OUTBOX_PUBLICATION}) AS exists`.execute(db);
-  if (!rows[0]?.exists) await sql`CREATE PUBLICATION ${sql.id(OUTBOX_PUBLICATION)} WITH (publish = 'insert')`.execute(db);
+  const { rows } = await sql<{ exists: boolean; outbox: boolean; published: boolean }>`
+    SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = ${OUTBOX_PUBLICATION}) AS exists,
+           to_regclass(${`${OUTBOX_SCHEMA}.${OUTBOX_TABLE}`}) IS NOT NULL AS outbox,
+           EXISTS (SELECT FROM pg_publication_tables WHERE pubname = ${OUTBOX_PUBLICATION}
+                      AND schemaname = ${OUTBOX_SCHEMA} AND tablename = ${OUTBOX_TABLE}) AS published`.execute(db);
+  const { exists, outbox, published } = rows[0]!;
+  if (!exists) await sql`CREATE PUBLICATION ${sql.id(OUTBOX_PUBLICATION)} WITH (publish = 'insert')`.execute(db);
+  if (outbox && !published) await sql`ALTER PUBLICATION ${sql.id(OUTBOX_PUBLICATION)} ADD TABLE ${sql.table(`${OUTBOX_SCHEMA}.${OUTBOX_TABLE}`)}`.execute(db);
 }
 
 /** Turns PostgreSQL's slot errors into ones that say what to do. */
