@@ -384,4 +384,21 @@ describe('what the console shows', () => {
     expect(received).toMatch(new RegExp(`id: [^|]+\\|${own}\\nevent: recorded\\ndata: \\{"id":"${own}","type":"order.placed","tenant":"t1"`));
     expect(received).not.toContain(other);
   });
+
+  it('streams a live page from where the page read its list: an event recorded before the stream opens is not lost', async () => {
+    const page = await client.request('/console/events?live=1&type=order.*', { headers: bearer(T1_TOKEN) });
+    const from = /<table id="events" data-from="([^"]+)">/.exec(page.text)?.[1];
+    expect(from).toMatch(/^\d{4}-.+\|[0-9a-f-]{36}$/);
+    // Recorded after the list was read, before the browser opened the stream.
+    const between = await emitRecorded('order.placed', 't1', { orderId: 'between' });
+    const stream = await fetch(`${client.origin}/console/events/stream?type=order.*&from=${encodeURIComponent(from!)}`, { headers: bearer(T1_TOKEN) });
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let received = '';
+    await waitFor('the stream to carry the event recorded in between', async () => {
+      const { value } = await reader.read();
+      received += value ?? '';
+      return received.includes(between);
+    });
+    await reader.cancel();
+  });
 });

@@ -64,7 +64,9 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
   const signal = AbortSignal.any([stop.signal, context.closing]);
   let keepalive: NodeJS.Timeout | undefined;
   try {
-    const from = resumedFrom(await followStart(context.db), resumedCursor(request.request.headers['last-event-id']));
+    // A reconnecting browser's last event, else where the page it belongs to read its list (`from`).
+    const requested = resumedCursor(request.request.headers['last-event-id']) ?? resumedCursor(request.url.searchParams.get('from') ?? undefined);
+    const from = resumedFrom(await followStart(context.db), requested);
     response.writeHead(200, { ...securityHeaders(null), ...STREAM_HEADERS });
     response.write('retry: 2000\n\n');
     keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
@@ -113,9 +115,9 @@ function resumedFrom(start: EventCursor, resumed: EventCursor | undefined): Even
   return resumedAt < startAt - RESUME_WITHIN_MS ? { receivedAt: new Date(startAt - RESUME_WITHIN_MS).toISOString(), id: start.id } : resumed;
 }
 
-function resumedCursor(lastEventId: string | string[] | undefined): EventCursor | undefined {
-  if (typeof lastEventId !== 'string') return undefined;
-  const [receivedAt, id] = lastEventId.split('|');
+function resumedCursor(position: string | string[] | undefined): EventCursor | undefined {
+  if (typeof position !== 'string') return undefined;
+  const [receivedAt, id] = position.split('|');
   const valid = receivedAt !== undefined && id !== undefined && TIMESTAMP.test(receivedAt) && isExistingTime(receivedAt) && isUuid(id);
   return valid ? { receivedAt, id } : undefined;
 }

@@ -2,7 +2,7 @@ import { isWalflowError } from '@walflow/core';
 import { explainEvent, listDeadLetters, listWorkflows } from '@walflow/executor';
 import { listAudit } from '../audit.js';
 import { listDeadRuns } from '../dead-runs.js';
-import { listEvents } from '../event-log.js';
+import { followStart, listEvents } from '../event-log.js';
 import { parseTime } from '../parse-time.js';
 import type { ReplaySummary } from '../replay.js';
 import { frameOf, type ConsoleContext, type ConsoleRequest } from './console-context.js';
@@ -69,6 +69,9 @@ export async function showEvents(context: ConsoleContext, request: ConsoleReques
   try {
     const since = parseTime(filter.since);
     const until = filter.until === '' ? undefined : parseTime(filter.until);
+    // Taken before the list is read: the stream the page opens starts there, so what is recorded in between is
+    // on the page, in the stream, or in both (the page's script keeps one), never in neither.
+    const liveFrom = filter.live ? await followStart(context.db) : undefined;
     const events = await readInScope(context.db, tenant, (db) =>
       listEvents(db, {
         since,
@@ -79,7 +82,7 @@ export async function showEvents(context: ConsoleContext, request: ConsoleReques
         limit: EVENTS_SHOWN,
       }),
     );
-    reply(request, eventsPage(frameOf(request), filter, events, EVENTS_SHOWN));
+    reply(request, eventsPage(frameOf(request), filter, events, EVENTS_SHOWN, liveFrom && `${liveFrom.receivedAt}|${liveFrom.id}`));
   } catch (error) {
     if (!isWalflowError(error, 'config_invalid')) throw error;
     reply(request, eventsPage({ ...frameOf(request), notice: { kind: 'error', text: error.message } }, filter, [], EVENTS_SHOWN), 400);

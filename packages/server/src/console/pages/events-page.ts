@@ -43,7 +43,7 @@ function row(data: EventRowData): SafeHtml {
  * The list with its filter. Live mode reads the same filter (type and tenant) from the stream: new events are
  * added on top as they are recorded, built with textContent, so a payload stays text.
  */
-export function eventsPage(frame: Omit<Frame, 'title' | 'section'>, filter: EventsFilterInput, events: readonly ListedEvent[], limit: number): SafeHtml {
+export function eventsPage(frame: Omit<Frame, 'title' | 'section'>, filter: EventsFilterInput, events: readonly ListedEvent[], limit: number, liveFrom?: string): SafeHtml {
   const fixedTenant = frame.principal?.tenant ?? null;
   const liveQuery = new URLSearchParams({ type: filter.type, tenant: filter.tenant, since: filter.since, until: filter.until, live: filter.live ? '' : '1' });
   const body = html`<form method="get" action="/console/events"><fieldset>
@@ -57,28 +57,34 @@ export function eventsPage(frame: Omit<Frame, 'title' | 'section'>, filter: Even
   ${filter.live ? html`<span id="live-state" class="live-on">live: connecting…</span>` : ''}
 </fieldset></form>
 <p>Newest first, at most ${limit}.${filter.live ? ' New events appear on top as walflow records them.' : ''}</p>
-<table id="events"><thead><tr><th>committed at</th><th>type</th><th>tenant</th><th>aggregate</th><th>payload</th></tr></thead>
+<table id="events"${liveFrom === undefined ? '' : html` data-from="${liveFrom}"`}><thead><tr><th>committed at</th><th>type</th><th>tenant</th><th>aggregate</th><th>payload</th></tr></thead>
 <tbody>${events.map((event) => row(eventRowData(event)))}</tbody></table>
 ${events.length === 0 ? html`<p id="no-events">No events match.</p>` : ''}`;
   return layout({ ...frame, title: 'Events', section: 'events' }, body, filter.live ? LIVE_SCRIPT : undefined);
 }
 
-/** Opens the stream with the page's own filter and prepends each recorded event; the browser reconnects by itself. */
+/**
+ * Opens the stream with the page's own filter, from where the page's list was read, and prepends each recorded
+ * event not listed already; the browser reconnects by itself.
+ */
 const LIVE_SCRIPT = `(() => {
   const page = new URLSearchParams(location.search);
-  const query = new URLSearchParams({ type: page.get('type') || '', tenant: page.get('tenant') || '' });
+  const table = document.getElementById('events');
+  const query = new URLSearchParams({ type: page.get('type') || '', tenant: page.get('tenant') || '', from: table.dataset.from || '' });
   const state = document.getElementById('live-state');
-  const body = document.querySelector('#events tbody');
+  const body = table.querySelector('tbody');
   const source = new EventSource('/console/events/stream?' + query);
   source.onopen = () => { state.textContent = 'live: connected'; };
   source.onerror = () => { state.textContent = 'live: reconnecting…'; };
   source.addEventListener('recorded', (message) => {
     const event = JSON.parse(message.data);
+    const href = '/console/events/' + encodeURIComponent(event.id);
+    if ([...body.querySelectorAll('a')].some((listed) => listed.getAttribute('href') === href)) return;
     const row = document.createElement('tr');
     row.className = 'new';
     const cell = (text, className) => { const td = document.createElement('td'); td.textContent = text; if (className) td.className = className; return td; };
     const link = document.createElement('a');
-    link.href = '/console/events/' + encodeURIComponent(event.id);
+    link.href = href;
     link.textContent = event.type;
     const typeCell = cell('');
     typeCell.append(link);
