@@ -39,10 +39,10 @@ export type ApplyOutcome = 'created' | 'updated' | 'unchanged';
 /**
  * Creates or updates a workflow by (tenant, name). The version increases only when the document changed, so
  * applying the same file twice is a no-op. A change to the actions cancels the workflow's runs that have begun
- * executing (running, or queued for a retry or dead after an action succeeded): a retry, or an operator's
- * retry of a dead run, skips the actions that succeeded by their place in the list, which the new list need
- * not keep. Runs that have done nothing yet run the new actions. Both happen in one transaction, the caller's
- * if `db` is one.
+ * executing them: running, or queued for a retry or dead after an action succeeded whose place in the list now
+ * holds another action (a retry, or an operator's retry of a dead run, skips succeeded actions by their place).
+ * Runs that have done nothing yet run the new actions, and so do those whose succeeded actions kept their places.
+ * Both happen in one transaction, the caller's if `db` is one.
  */
 export async function applyWorkflow(
   db: Kysely<WalflowDatabase>,
@@ -71,7 +71,8 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
     .set({
       status: 'cancelled',
       finished_at: sql`now()`,
-      last_error: sql`'the workflow''s actions changed (version ' || (w.version + 1) || ') after this run had begun executing them; replay the event to run the new actions'`,
+      last_error: sql`'the workflow''s actions changed (version ' || (w.version + 1) || ') after this run had begun executing them; replay the event to run the new actions'
+                      || coalesce(' (it had failed: ' || r.last_error || ')', '')`,
       locked_by: null,
       locked_until: null,
     })
@@ -82,9 +83,19 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
     .where((eb) =>
       eb.or([
         eb('r.status', '=', 'running'),
+        // A retry skips a succeeded action by its place: only a run with one whose place now holds another action
+        // would skip what it has not done, or do again what it has. Changing an action it has yet to succeed in
+        // (fixing the webhook it died on) leaves it to go on, or to be retried.
         eb.and([
           eb('r.status', 'in', ['queued', 'dead']),
-          eb.exists(eb.selectFrom('walflow.action_outcomes as o').select(sql`1`.as('done')).whereRef('o.run_id', '=', 'r.id').where('o.status', '=', 'succeeded')),
+          eb.exists(
+            eb
+              .selectFrom('walflow.action_outcomes as o')
+              .select(sql`1`.as('done'))
+              .whereRef('o.run_id', '=', 'r.id')
+              .where('o.status', '=', 'succeeded')
+              .where(sql<boolean>`(w.actions -> o.action_index) IS DISTINCT FROM (${actions}::jsonb -> o.action_index)`),
+          ),
         ]),
       ]),
     )

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
-import { createDatabase, migrate } from '@walflow/server';
+import { createDatabase, migrate, retryDeadRun } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -368,6 +368,25 @@ describe("a workflow whose actions change while its runs execute them", () => {
     expect(runs.filter((run) => ![begun!.id, deadAfterSuccess!.id, deadUntouched!.id].includes(run.id))).toEqual([expect.objectContaining({ status: 'queued' })]);
     // The later tests' claims take every due run of the database: leave none that calls out.
     await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('tenant_id', '=', 'edited').where('status', 'in', ['queued', 'dead']).execute();
+  });
+
+  it('leaves a dead run to be retried when the action it died on is fixed: its retry runs the fixed action only', async () => {
+    const document = (second: string) => ({ tenant: 'fixed', name: 'two-calls', trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [
+      { type: 'webhook', url: `http://127.0.0.1:${port}/ok` },
+      { type: 'webhook', url: `http://127.0.0.1:${port}/${second}` },
+    ] });
+    await applyWorkflow(db, document('fails'));
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('fixed', { n: 1 })], parked: [], checkpoint: null });
+    const claim = async () => (await claimRuns(db, 'fixed/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'fixed');
+    const [run] = await claim();
+    expect(await executeRun(run!, 'fixed/0', options)).toBe('dead');
+    requested.length = 0;
+    // The second call fixed in place: the first, which succeeded, keeps its place.
+    expect(await applyWorkflow(db, document('fixed-path'))).toMatchObject({ outcome: 'updated', runsCancelled: 0 });
+    await retryDeadRun(db, run!.id);
+    const [retried] = await claim();
+    expect(await executeRun(retried!, 'fixed/0', options)).toBe('succeeded');
+    expect(requested).toEqual(['/fixed-path']);
   });
 
   it('keeps an action succeeded when its failure is recorded after the success committed (its answer lost), so the retry skips it', async () => {

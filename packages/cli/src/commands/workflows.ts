@@ -32,7 +32,7 @@ export function registerWorkflows(program: Command): void {
           for (const { file, document } of documents) {
             try {
               const { workflow, outcome, runsCancelled } = await applyWorkflow(trx, document, policy);
-              const cancelled = runsCancelled === 0 ? '' : `; its actions changed, so ${runsCancelled} run(s) that had begun executing them (running, retrying or dead) were cancelled (replay their events to run the new actions)`;
+              const cancelled = runsCancelled === 0 ? '' : `; its actions changed, so ${runsCancelled} run(s) executing them (running, or retrying or dead after an action whose place changed) were cancelled (replay their events to run the new actions)`;
               applied.push(`${outcome} ${workflow.tenantId}/${workflow.name} (version ${workflow.version}) from ${file}${cancelled}\n`);
               if (outcome !== 'unchanged') {
                 await recordAudit(trx, { actor: context.operator, action: `workflow.${outcome}`, target: `${workflow.tenantId}/${workflow.name}`, arguments: { file, version: workflow.version, runsCancelled } });
