@@ -12,6 +12,8 @@ export interface ProcessParts {
   workers: boolean;
   /** /healthz, /readyz, /health and /metrics. */
   http: boolean;
+  /** The operator console under /console, when WALFLOW_CONSOLE_TOKEN is set too: with HTTP, and never on a worker. */
+  console: boolean;
 }
 
 /**
@@ -22,13 +24,13 @@ export interface ProcessParts {
 export function partsOf(role: ProcessRole, workerConcurrency: number, httpPortChosen = false): ProcessParts {
   switch (role) {
     case 'all':
-      return { consumer: true, workers: workerConcurrency > 0, http: true };
+      return { consumer: true, workers: workerConcurrency > 0, http: true, console: true };
     case 'consumer':
-      return { consumer: true, workers: false, http: true };
+      return { consumer: true, workers: false, http: true, console: true };
     case 'worker':
       if (workerConcurrency === 0) throw new WalflowError('config_invalid', 'role worker needs WALFLOW_WORKER_CONCURRENCY of at least 1');
-      return { consumer: false, workers: true, http: httpPortChosen };
+      return { consumer: false, workers: true, http: httpPortChosen, console: false };
     case 'http':
-      return { consumer: false, workers: false, http: true };
+      return { consumer: false, workers: false, http: true, console: true };
   }
 }

@@ -101,7 +101,8 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       onBatch: (result, batch) => {
         metrics.recordBatch(result, batch);
         if (result.recorded > 0) sink?.notify();
-        logger.debug(result, 'batch recorded');
+        const { recordedEvents: _events, ...counts } = result;
+        logger.debug(counts, 'batch recorded');
       },
     });
     // /health and /metrics serve the last background report, so probes and scrapes never load the database.
@@ -132,7 +133,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     const databaseAnswered = (): boolean => !lastRefreshFailed && computed !== null && Date.now() - computed.at <= HEALTH_STALE_MS;
     const noConsumer: ConsumerStatus = { state: 'stopped', role: 'standby', reason: `role ${config.role} runs no consumer`, since: new Date() };
     const operatorConsole =
-      !parts.http || config.console === undefined
+      !parts.console || config.console === undefined
         ? null
         : await startConsole(config.console, { config, logger, metrics, health: report, consumerStatus: () => consumer?.status ?? noConsumer, onRunsQueued: () => workers?.notify() });
     const http = !parts.http ? null : await startHttpServer({

@@ -123,7 +123,8 @@ describe('health report and metrics', () => {
 
   it('lets a worker process serve its own attempts and action durations when WALFLOW_HTTP_PORT is set, and nothing otherwise', async () => {
     // testConfig sets WALFLOW_HTTP_PORT (0: any free port). The runs the consumer queued with no worker of its own run here.
-    const worker = await startWalflow({ ...testConfig(database.url, database.slotName), role: 'worker' }, silentLogger);
+    // A console token set for every process, as a shared environment does: a worker serves no console all the same.
+    const worker = await startWalflow({ ...testConfig(database.url, database.slotName), role: 'worker', console: { token: 'a-console-token-of-32-characters', tenantTokens: new Map() } }, silentLogger);
     try {
       expect(worker.httpPort).not.toBeNull();
       const text = await waitFor('the worker to count its attempts', async () => {
@@ -133,6 +134,7 @@ describe('health report and metrics', () => {
       });
       expect(text).toMatch(/^walflow_action_duration_seconds_count\{type="emit_event",result="succeeded"\} [5-9]/m);
       expect((await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${worker.httpPort}/console`)).status).toBe(404);
     } finally {
       await worker.stop();
     }
