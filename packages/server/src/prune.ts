@@ -10,6 +10,8 @@ export interface PruneOptions {
   batchSize?: number;
   /** The audit log is kept longer than events. @default one year before now */
   auditOlderThan?: Date;
+  /** Stops the prune between two partitions or batches (a process shutting down): what is done stays done. */
+  signal?: AbortSignal;
 }
 
 export interface PruneResult {
@@ -106,6 +108,7 @@ async function pruneOn(db: Kysely<WalflowDatabase>, options: PruneOptions): Prom
   let events = 0;
   const droppedPartitions: string[] = [];
   for (const name of droppable) {
+    options.signal?.throwIfAborted();
     const dropped = await dropPartition(db, name);
     if (dropped === null) continue;
     events += dropped;
@@ -114,6 +117,7 @@ async function pruneOn(db: Kysely<WalflowDatabase>, options: PruneOptions): Prom
   const inBatches = async (step: () => Promise<number>): Promise<number> => {
     let total = 0;
     for (;;) {
+      options.signal?.throwIfAborted();
       const deleted = await step();
       total += deleted;
       if (deleted < batch) return total;

@@ -27,13 +27,14 @@ const MINUTE_MS = 60_000;
  * Prunes with the retention window once a day. The day is counted from the last retention prune the audit log
  * holds, not from the process's start, which a fleet restarted more often than daily would never reach.
  */
-export function startRetention(options: RetentionOptions): { stop(): void } {
+export function startRetention(options: RetentionOptions): { stop(): Promise<void> } {
   const checkMs = options.checkMs ?? HOUR_MS;
+  const stopping = new AbortController();
   let checking: Promise<void> | null = null;
   const check = (): void => {
     // One check at a time: a prune can take longer than the interval.
     if (checking !== null || !options.leading()) return;
-    checking = pruneWhenDue(options).finally(() => {
+    checking = pruneWhenDue(options, stopping.signal).finally(() => {
       checking = null;
     });
   };
@@ -42,24 +43,28 @@ export function startRetention(options: RetentionOptions): { stop(): void } {
   first.unref();
   every.unref();
   return {
-    stop() {
+    /** Stops the prune under way, if any, between two of its batches: a stop does not wait for a whole prune. */
+    async stop() {
       clearTimeout(first);
       clearInterval(every);
+      stopping.abort();
+      await checking;
     },
   };
 }
 
-async function pruneWhenDue({ db, logger, retentionDays }: RetentionOptions): Promise<void> {
+async function pruneWhenDue({ db, logger, retentionDays }: RetentionOptions, signal: AbortSignal): Promise<void> {
   try {
     const { rows } = await sql<{ due: boolean }>`
       SELECT NOT EXISTS (SELECT FROM walflow.audit_log WHERE actor = ${RETENTION_ACTOR} AND action = 'prune' AND at > now() - interval '1 day') AS due`.execute(db);
     if (!rows[0]!.due) return;
     const olderThan = new Date(Date.now() - retentionDays * 86_400_000);
-    const result = await prune(db, { olderThan });
+    const result = await prune(db, { olderThan, signal });
     await recordAudit(db, { actor: RETENTION_ACTOR, action: 'prune', arguments: { olderThan: olderThan.toISOString(), retentionDays, ...result } });
     logger.info({ ...result, retentionDays }, 'pruned data older than the retention window');
   } catch (error) {
-    if (isWalflowError(error, 'prune_busy')) logger.info('retention: another prune is running; the next check prunes if it is still due');
+    if (signal.aborted) logger.info('retention: prune stopped by the shutdown; the next start prunes the rest');
+    else if (isWalflowError(error, 'prune_busy')) logger.info('retention: another prune is running; the next check prunes if it is still due');
     else logger.warn({ err: error }, 'pruning failed; the next check tries again');
   }
 }

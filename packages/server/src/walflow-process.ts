@@ -174,11 +174,11 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       consumerStatus: () => consumer?.status ?? noConsumer,
       async stop() {
         clearInterval(maintenance ?? undefined);
-        retention?.stop();
         clearInterval(healthRefresh ?? undefined);
         // In this order, each whatever became of the one before: a part that fails to stop must not leave the HTTP
         // server or the pool open, which would keep the process from ever exiting.
         const parts: [string, () => Promise<void> | undefined][] = [
+          ['retention', () => retention?.stop()],
           ['consumer', () => consumer?.stop()],
           ['sink', () => sink?.stop()],
           ['run listener', () => listener?.stop()],

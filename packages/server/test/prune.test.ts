@@ -270,8 +270,33 @@ describe('retention', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(await retentionPrunes()).toBe(2);
     } finally {
-      retention.stop();
+      await retention.stop();
     }
+  });
+
+  it('stops the prune under way when the process stops, recording no prune, so the next start prunes the rest', async () => {
+    await sql`DELETE FROM walflow.audit_log`.execute(db);
+    await applyTestWorkflow(db, { tenant: 'prune', name: 'w', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const old = eventAt(new Date(Date.now() - 45 * DAY), 2);
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [old], parked: [], checkpoint: null });
+    await sql`UPDATE walflow.workflow_runs SET status = 'succeeded', finished_at = now() WHERE event_id = ${old.id}::uuid`.execute(db);
+    // The prune meets a lock on the old run and waits for it there, midway.
+    const held = await holdOpen(db, sql`SELECT id FROM walflow.workflow_runs WHERE event_id = ${old.id}::uuid FOR UPDATE`);
+    const retention = startRetention({ db, logger: silentLogger, retentionDays: 30, leading: () => true, firstCheckMs: 20, checkMs: 60_000 });
+    let stopped = false;
+    try {
+      await waitForLockWait(db, 'the prune to wait midway');
+      const stopping = retention.stop().then(() => (stopped = true));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The statement under way is let finish; the prune goes no further.
+      expect(stopped).toBe(false);
+      await held.release();
+      await stopping;
+    } finally {
+      await held.release();
+      await retention.stop();
+    }
+    expect(await retentionPrunes()).toBe(0);
   });
 
   it('takes turns with any other prune: a second one at the same time is refused as prune_busy', async () => {
