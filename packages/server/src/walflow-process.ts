@@ -31,11 +31,13 @@ export interface RunningWalflow {
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
 const HEALTH_REFRESH_MS = 2000;
 /**
- * Far beyond any pause inside walflow's own transactions (a batch waiting for the one before it to commit, a sink
- * publishing a page), and short enough that a standby taking over from a leader cut off from the database is
- * held up by the leader's orphaned transactions for minutes, not hours.
+ * Short enough that a standby taking over from a leader cut off from the database is held up by the leader's
+ * orphaned transactions for minutes, not hours; far beyond the pauses inside walflow's own transactions (a sink
+ * publishing a page, a batch waiting for the one before it to commit). The batch before can itself wait on a lock
+ * for as long as an operator holds one on walflow's tables (a VACUUM FULL, say): past this, the waiting batch's
+ * session is ended, and the batch recorded again after the stream reconnects, losing nothing.
  */
-const IDLE_IN_TRANSACTION_TIMEOUT_MS = 120_000;
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 600_000;
 /** A report not refreshed for this long is served as down: the database has not answered meanwhile. */
 const HEALTH_STALE_MS = 5 * HEALTH_REFRESH_MS;
 

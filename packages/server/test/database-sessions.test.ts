@@ -27,11 +27,11 @@ describe("walflow's database sessions", () => {
     }
   });
 
-  it('of walflow start carry that limit, two minutes', async () => {
+  it('of walflow start carry that limit, ten minutes', async () => {
     const walflow = await startTestWalflow(database.url, database.slotName, { role: 'http' });
     try {
       const { rows } = await sql<{ limit: string }>`SELECT current_setting('idle_in_transaction_session_timeout') AS limit`.execute(walflow.db);
-      expect(rows).toEqual([{ limit: '2min' }]);
+      expect(rows).toEqual([{ limit: '10min' }]);
     } finally {
       await walflow.stop();
     }
