@@ -1,7 +1,10 @@
 import { elementPath, isInexactNumber, isJsonObject, MAX_JSON_DEPTH, memberPath, nestsDeeperThan, WalflowError } from '@walflow/core';
 import { unstorableCharacter } from './storable-text.js';
 
-/** The outbox's bound on a payload or metadata (migration 0036 checks it as jsonb's stored size). */
+/**
+ * The most compact JSON a payload or metadata may take. Migration 0036 bounds PostgreSQL's text of the value at
+ * twice this, which its spaces after `:` and `,` never reach from JSON this long.
+ */
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
 
 /**
@@ -9,7 +12,7 @@ const MAX_JSON_BYTES = 16 * 1024 * 1024;
  * values that would be stored as something else or refused later: numbers JSON cannot carry exactly (the
  * consumer parks them; NaN and ±Infinity would silently become null), BigInt (a raw TypeError), Map and Set
  * (written as {}), text jsonb cannot hold (a raw 22P05 or 22P02), a value whose JSON is not an object, and one
- * that nests deeper than the consumer accepts (MAX_JSON_DEPTH) or is larger than the outbox takes (MAX_JSON_BYTES).
+ * that nests deeper than the consumer accepts (MAX_JSON_DEPTH) or is larger than an event may be (MAX_JSON_BYTES).
  * One JSON.stringify: its replacer sees each value as it is written, after its toJSON, so what is checked is
  * exactly what is stored.
  */
@@ -63,7 +66,7 @@ export function objectJson(value: unknown, subject: string): string {
   if (nestsDeeperThan(json)) refuse(`nests deeper than ${MAX_JSON_DEPTH} levels, which the consumer would park`);
   // A string's UTF-8 takes at most three bytes per character: most texts need no counting.
   if (json.length * 3 > MAX_JSON_BYTES && Buffer.byteLength(json) > MAX_JSON_BYTES) {
-    refuse(`takes ${Buffer.byteLength(json)} bytes of JSON, more than the outbox takes (16 MiB)`);
+    refuse(`takes ${Buffer.byteLength(json)} bytes of JSON, more than an event may (16 MiB)`);
   }
   return json;
 }

@@ -193,21 +193,33 @@ describe('emit refuses what the consumer could not take as written', () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
   });
 
-  it('refuses a payload or metadata larger than the outbox takes, and so does the outbox for SQL writers', async () => {
+  it('refuses a payload or metadata larger than an event may be, and so does the outbox for SQL writers', async () => {
     await sql`DELETE FROM walflow.outbox`.execute(db);
     const big = 'x'.repeat(16 * 1024 * 1024);
-    await expect(emit(db, approved({ big }))).rejects.toMatchObject(refused('more than the outbox takes (16 MiB)'));
+    await expect(emit(db, approved({ big }))).rejects.toMatchObject(refused('more than an event may (16 MiB)'));
     // Characters beyond ASCII count as the bytes they take.
-    await expect(emit(db, approved({ big: 'é'.repeat(8 * 1024 * 1024) }))).rejects.toMatchObject(refused('more than the outbox takes'));
+    await expect(emit(db, approved({ big: 'é'.repeat(8 * 1024 * 1024) }))).rejects.toMatchObject(refused('more than an event may'));
     await expect(emitCaused(db, { ...approved({}), metadata: { runId: 'r', big } })).rejects.toMatchObject(refused('metadata'));
-    // SQL writers meet the outbox's own check, on the size jsonb stores.
-    await expect(sql`SELECT walflow.emit('policy.approved', jsonb_build_object('big', repeat('x', 16 * 1024 * 1024)))`.execute(db)).rejects.toMatchObject({
+    // SQL writers meet the outbox's own bound, on PostgreSQL's text of the value, compressed or not.
+    await expect(sql`SELECT walflow.emit('policy.approved', jsonb_build_object('big', repeat('x', 33 * 1024 * 1024)))`.execute(db)).rejects.toMatchObject({
       code: '23514',
       constraint: 'outbox_payload_size',
     });
+    await sql`CREATE TABLE public.compressed_payloads (payload jsonb)`.execute(db);
+    try {
+      await sql`INSERT INTO public.compressed_payloads SELECT jsonb_build_object('big', repeat('x', 33 * 1024 * 1024))`.execute(db);
+      expect((await sql<{ method: string }>`SELECT pg_column_compression(payload) AS method FROM public.compressed_payloads`.execute(db)).rows).toEqual([{ method: 'pglz' }]);
+      await expect(sql`INSERT INTO walflow.outbox (event_type, payload) SELECT 'policy.approved', payload FROM public.compressed_payloads`.execute(db)).rejects.toMatchObject({
+        constraint: 'outbox_payload_size',
+      });
+    } finally {
+      await sql`DROP TABLE public.compressed_payloads`.execute(db);
+    }
     expect(await outboxRows()).toHaveLength(0);
+    // What emit takes, the outbox takes: 15 MiB of text, and 3 MiB of small numbers, which jsonb stores in 18 MiB.
     await emit(db, approved({ big: 'x'.repeat(15 * 1024 * 1024) }));
-    expect(await outboxRows()).toHaveLength(1);
+    await emit(db, approved({ numbers: Array.from({ length: 1_500_000 }, () => 1) }));
+    expect(await outboxRows()).toHaveLength(2);
     await sql`DELETE FROM walflow.outbox`.execute(db);
   });
 
