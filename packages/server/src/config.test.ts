@@ -93,6 +93,7 @@ describe('loadConfig', () => {
   it('reads WALFLOW_UPDATE_FIELDS entries, each optionally scoped by a tenant column', () => {
     expect(loadConfig({ DATABASE_URL: url, WALFLOW_UPDATE_FIELDS: 'crm.agents.total, crm.accounts.balance@tenant_id' }).updateFields).toEqual(['crm.agents.total', 'crm.accounts.balance@tenant_id']);
     expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_UPDATE_FIELDS: 'crm.accounts.balance@' })).toThrow(/WALFLOW_UPDATE_FIELDS must be a comma-separated list of schema\.table\.column entries, each optionally @tenant_column/);
+    expect(() => loadConfig({ DATABASE_URL: url, WALFLOW_UPDATE_FIELDS: 'crm.accounts.balance,crm.accounts.balance@tenant_id' })).toThrow(/WALFLOW_UPDATE_FIELDS names a column twice/);
   });
 
   it('fails with a config_invalid code', () => {

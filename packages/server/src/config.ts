@@ -55,7 +55,9 @@ const environmentSchema = z.object({
   WALFLOW_SMTP_FROM: z.string().min(3).optional(),
   WALFLOW_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be a Standard Webhooks secret (whsec_…)').optional(),
   WALFLOW_WEBHOOK_ALLOW_HOSTS: list(/^[A-Za-z0-9.:_-]+$/, 'host names or IP addresses').default([]),
-  WALFLOW_UPDATE_FIELDS: list(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*(@[a-z_][a-z0-9_]*)?$/, 'schema.table.column entries, each optionally @tenant_column').default([]),
+  WALFLOW_UPDATE_FIELDS: list(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*(@[a-z_][a-z0-9_]*)?$/, 'schema.table.column entries, each optionally @tenant_column')
+    .refine((entries) => new Set(entries.map((entry) => entry.split('@')[0])).size === entries.length, 'names a column twice (once with a tenant column, say): name each once')
+    .default([]),
   WALFLOW_ACTION_TIMEOUT_MS: integer(100, 600_000).default(10_000),
   WALFLOW_SHUTDOWN_GRACE_MS: integer(0, 3_600_000).default(30_000),
   WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS: integer(1_000, 3_600_000).default(60_000),
