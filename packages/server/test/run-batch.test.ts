@@ -5,7 +5,7 @@ import type { WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate, retryDeadRun } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -413,29 +413,17 @@ describe("a workflow whose actions change while its runs execute them", () => {
     const mail = { host: '127.0.0.1', port: (smtp.server.address() as AddressInfo).port, secure: false, from: 'walflow@agency.test' };
     await applyWorkflow(db, { tenant: 'lost-mail', name: 'welcome', trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [{ type: 'send_email', to: 'ada@agency.test', subject: 'hi', text: 'hi' }] });
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('lost-mail', { n: 1 })], parked: [], checkpoint: null });
-    // The commit that records the mail sent waits in a deferred trigger for a lock the test holds; the network
-    // drops meanwhile, so the commit takes effect once the lock is let go and its answer never reaches the worker.
-    const holder = createDatabase(database.url, silentLogger, { max: 1 });
-    await sql`SELECT pg_advisory_lock(7241)`.execute(holder);
-    await sql`CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(7241); RETURN NULL; END $$`.execute(db);
-    await sql`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON walflow.action_outcomes DEFERRABLE INITIALLY DEFERRED
-      FOR EACH ROW WHEN (NEW.action_type = 'send_email' AND NEW.status = 'succeeded') EXECUTE FUNCTION public.slow_commit()`.execute(db);
-    const proxy = await startProxy(database.url);
-    const own = createDatabase(proxy.url, silentLogger, { max: 2 });
     try {
-      const [run] = (await claimRuns(db, 'lost-mail/0', 10, 60_000, { actionTypes: ['send_email'], maxCallingOut: 1 })).filter((claimed) => claimed.event.tenantId === 'lost-mail');
-      const executing = executeRun(run!, 'lost-mail/0', { ...options, db: own, runtime: { ...options.runtime, smtp: mail } });
-      await waitForLockWait(db, 'the commit to wait in its trigger', '%ommit%');
-      proxy.cut();
-      proxy.restore();
-      await sql`SELECT pg_advisory_unlock(7241)`.execute(holder);
-      expect(await executing).toBe('dead');
+      // The commit that records the mail sent takes effect, and its answer never reaches the worker.
+      const dies = await withCommitAnswerLost(
+        { table: 'walflow.action_outcomes', event: 'INSERT', when: sql`NEW.action_type = 'send_email' AND NEW.status = 'succeeded'` },
+        async (own) => {
+          const [run] = (await claimRuns(db, 'lost-mail/0', 10, 60_000, { actionTypes: ['send_email'], maxCallingOut: 1 })).filter((claimed) => claimed.event.tenantId === 'lost-mail');
+          return executeRun(run!, 'lost-mail/0', { ...options, db: own, runtime: { ...options.runtime, smtp: mail } });
+        },
+      );
+      expect(dies).toBe('dead');
     } finally {
-      await holder.destroy();
-      await own.destroy();
-      await proxy.close();
-      await sql`DROP TRIGGER slow_commit ON walflow.action_outcomes`.execute(db);
-      await sql`DROP FUNCTION public.slow_commit()`.execute(db);
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
     }
     const followUps = await db.selectFrom('walflow.outbox').select('event_type').where('tenant_id', '=', 'lost-mail').orderBy('event_type').execute();
@@ -447,31 +435,15 @@ describe("a workflow whose actions change while its runs execute them", () => {
   it('executes the runs a claim leased when the claim committed with its answer lost, instead of leaving them to their leases', async () => {
     await applyWorkflow(db, { tenant: 'lost-claim', name: 'call', trigger: { event: 'payment.received' }, retry: { maxAttempts: 1 }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/ok` }] });
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('lost-claim', { n: 1 })], parked: [], checkpoint: null });
-    // The claim's commit waits in a deferred trigger for a lock the test holds; the network drops meanwhile.
-    const holder = createDatabase(database.url, silentLogger, { max: 1 });
-    await sql`SELECT pg_advisory_lock(7242)`.execute(holder);
-    await sql`CREATE FUNCTION public.slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(7242); RETURN NULL; END $$`.execute(db);
-    await sql`CREATE CONSTRAINT TRIGGER slow_claim AFTER UPDATE ON walflow.workflow_runs DEFERRABLE INITIALLY DEFERRED
-      FOR EACH ROW WHEN (NEW.tenant_id = 'lost-claim' AND NEW.status = 'running') EXECUTE FUNCTION public.slow_claim()`.execute(db);
-    const proxy = await startProxy(database.url);
-    const own = createDatabase(proxy.url, silentLogger, { max: 2 });
-    try {
-      const claiming = claimAndExecuteHeld(
-        { workerId: 'lost-claim/0', limit: 10, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, workflows: new WorkflowCache(), onClaimed: () => undefined },
-        { ...options, db: own },
-      );
-      await waitForLockWait(db, 'the claim to wait in its trigger', '%ommit%');
-      proxy.cut();
-      proxy.restore();
-      await sql`SELECT pg_advisory_unlock(7242)`.execute(holder);
-      await claiming;
-    } finally {
-      await holder.destroy();
-      await own.destroy();
-      await proxy.close();
-      await sql`DROP TRIGGER slow_claim ON walflow.workflow_runs`.execute(db);
-      await sql`DROP FUNCTION public.slow_claim()`.execute(db);
-    }
+    // The claim's commit takes effect, and its answer never reaches the worker.
+    await withCommitAnswerLost(
+      { table: 'walflow.workflow_runs', event: 'UPDATE', when: sql`NEW.tenant_id = 'lost-claim' AND NEW.status = 'running'` },
+      (own) =>
+        claimAndExecuteHeld(
+          { workerId: 'lost-claim/0', limit: 10, leaseMs: 60_000, callingOut: { actionTypes: ['webhook'], maxCallingOut: 1 }, workflows: new WorkflowCache(), onClaimed: () => undefined },
+          { ...options, db: own },
+        ),
+    );
     const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts']).where('tenant_id', '=', 'lost-claim').executeTakeFirstOrThrow();
     expect(run).toEqual({ status: 'succeeded', attempts: 1 });
   });
@@ -895,3 +867,41 @@ describe('a claim that holds its database-only runs in the transaction that exec
   });
 
 });
+
+/** The lock withCommitAnswerLost's trigger waits for. */
+const COMMIT_HELD_LOCK = 7241;
+
+/**
+ * Runs `work` on a database reached through a proxy whose connection drops while a commit of it waits: a deferred
+ * constraint trigger after `event` on `table` for rows matching `when` holds the commit on a lock the test holds,
+ * the network drops, and the lock is let go, so the commit takes effect and its answer never reaches `work`.
+ * Returns what `work` settled to.
+ */
+async function withCommitAnswerLost<T>(
+  trigger: { table: string; event: 'INSERT' | 'UPDATE'; when: RawBuilder<boolean> },
+  work: (own: Kysely<WalflowDatabase>) => Promise<T>,
+): Promise<T> {
+  const table = sql.table(trigger.table);
+  const holder = createDatabase(database.url, silentLogger, { max: 1 });
+  await sql`SELECT pg_advisory_lock(${COMMIT_HELD_LOCK})`.execute(holder);
+  await sql`CREATE FUNCTION public.held_commit() RETURNS trigger LANGUAGE plpgsql
+    AS ${sql.lit(`BEGIN PERFORM pg_advisory_xact_lock_shared(${COMMIT_HELD_LOCK}); RETURN NULL; END`)}`.execute(db);
+  await sql`CREATE CONSTRAINT TRIGGER held_commit AFTER ${sql.raw(trigger.event)} ON ${table} DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (${trigger.when}) EXECUTE FUNCTION public.held_commit()`.execute(db);
+  const proxy = await startProxy(database.url);
+  const own = createDatabase(proxy.url, silentLogger, { max: 2 });
+  try {
+    const working = work(own);
+    await waitForLockWait(db, 'the commit to wait in its trigger', '%ommit%');
+    proxy.cut();
+    proxy.restore();
+    await sql`SELECT pg_advisory_unlock(${COMMIT_HELD_LOCK})`.execute(holder);
+    return await working;
+  } finally {
+    await holder.destroy();
+    await own.destroy();
+    await proxy.close();
+    await sql`DROP TRIGGER held_commit ON ${table}`.execute(db);
+    await sql`DROP FUNCTION public.held_commit()`.execute(db);
+  }
+}
