@@ -371,16 +371,9 @@ describe('what the console shows', () => {
     const stream = await fetch(`${client.origin}/console/events/stream?type=order.*`, { headers: bearer(T1_TOKEN) });
     expect(stream.status).toBe(200);
     expect(stream.headers.get('content-type')).toContain('text/event-stream');
-    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
     const other = await emitRecorded('order.placed', 't2', { orderId: 'not-for-t1' });
     const own = await emitRecorded('order.placed', 't1', { orderId: 'for-t1' });
-    let received = '';
-    await waitFor('the stream to carry the t1 event', async () => {
-      const { value } = await reader.read();
-      received += value ?? '';
-      return received.includes(own);
-    });
-    await reader.cancel();
+    const received = await readStreamUntil(stream, own, 'the stream to carry the t1 event');
     expect(received).toMatch(new RegExp(`id: [^|]+\\|${own}\\nevent: recorded\\ndata: \\{"id":"${own}","type":"order.placed","tenant":"t1"`));
     expect(received).not.toContain(other);
   });
@@ -392,13 +385,22 @@ describe('what the console shows', () => {
     // Recorded after the list was read, before the browser opened the stream.
     const between = await emitRecorded('order.placed', 't1', { orderId: 'between' });
     const stream = await fetch(`${client.origin}/console/events/stream?type=order.*&from=${encodeURIComponent(from!)}`, { headers: bearer(T1_TOKEN) });
-    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let received = '';
-    await waitFor('the stream to carry the event recorded in between', async () => {
-      const { value } = await reader.read();
-      received += value ?? '';
-      return received.includes(between);
-    });
-    await reader.cancel();
+    await readStreamUntil(stream, between, 'the stream to carry the event recorded in between');
   });
 });
+
+/** What a live stream sent until it sent `text`, then the stream is let go. */
+async function readStreamUntil(stream: Response, text: string, description: string): Promise<string> {
+  const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let received = '';
+  try {
+    await waitFor(description, async () => {
+      const { value } = await reader.read();
+      received += value ?? '';
+      return received.includes(text);
+    });
+  } finally {
+    await reader.cancel();
+  }
+  return received;
+}
