@@ -174,7 +174,7 @@ function consumerCheck(consumer: ConsumerStatus): HealthCheck {
 
 /**
  * `consumerHere`: the report comes from a process that consumes or stands by, whose consumer check says whether
- * the slot is read. Without one (`walflow status` from the database, a process of role http), an inactive slot
+ * the slot is read. Without one (`walflow status` from the database, a process of role http or worker), an inactive slot
  * is the only sign that no process reads it, which on a quiet system no lag would show for hours.
  */
 function slotCheck(slotName: string, slot: SlotRow | undefined, consumerHere: boolean): HealthCheck {
