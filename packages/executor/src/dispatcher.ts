@@ -102,14 +102,16 @@ export class Dispatcher implements BatchDispatcher {
         batch.progress?.markRecorded();
         const index = await this.workflows.at(trx, workflowRevision);
         const considered = await this.consider(trx, fresh, index, null, afterPrevious);
-        await this.insertDeadLetters(trx, batch);
+        const newLetters = await this.insertDeadLetters(trx, batch);
         await afterPrevious();
         // The outbox rows are deleted below, by a statement that must see them all.
         if (writersRunning !== 0) await waitForWriters(trx, outbox.writers);
         const runsQueued = await writeOutcomes(trx, {
           considered,
           replayId: null,
-          recordedOutboxIds: outbox.ids,
+          // Only what this batch recorded: a redelivered row's was deleted when it was first recorded, and a row
+          // under its id now is another transaction's (a dead letter retried under its id), not yet recorded.
+          recordedOutboxIds: fresh.length === batch.events.length && newLetters.length === batch.parked.length ? outbox.ids : [...fresh.map((event) => event.id), ...newLetters],
           checkpoint: batch.checkpoint && { slotName: this.options.slotName, end: batch.checkpoint },
           onExisting,
         });
@@ -205,9 +207,10 @@ export class Dispatcher implements BatchDispatcher {
     return considered;
   }
 
-  private async insertDeadLetters(trx: Transaction<WalflowDatabase>, batch: DispatchBatch): Promise<void> {
-    if (batch.parked.length === 0) return;
-    await trx
+  /** Inserts the batch's dead letters; returns the outbox ids of those not inserted before. */
+  private async insertDeadLetters(trx: Transaction<WalflowDatabase>, batch: DispatchBatch): Promise<string[]> {
+    if (batch.parked.length === 0) return [];
+    const inserted = await trx
       .insertInto('walflow.dead_letters')
       .values(
         batch.parked.map((row) => ({
@@ -225,10 +228,12 @@ export class Dispatcher implements BatchDispatcher {
       // under a reused id, is a later commit and a letter of its own; a redelivery of the same commit (after a
       // restart) leaves the letter as the operator left it.
       .onConflict((conflict) => conflict.columns(['outbox_id', 'commit_lsn']).doNothing())
+      .returning('outbox_id')
       .execute();
     for (const row of batch.parked) {
       this.options.logger.warn({ outboxId: row.outboxId, code: row.code, reason: row.reason }, 'outbox row parked as a dead letter');
     }
+    return inserted.flatMap((row) => (row.outbox_id === null ? [] : [row.outbox_id]));
   }
 }
 
