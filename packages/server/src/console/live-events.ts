@@ -78,7 +78,7 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
       signal,
       onEvents: async (events) => {
         for (const event of events) {
-          response.write(`id: ${event.received_at}|${event.id}\nevent: recorded\ndata: ${JSON.stringify(eventRowData(event))}\n\n`);
+          response.write(`id: ${positionText({ receivedAt: event.received_at, id: event.id })}\nevent: recorded\ndata: ${JSON.stringify(eventRowData(event))}\n\n`);
         }
         // A client that reads slower than the log is read (one resuming far back, say) is waited for: the
         // process then holds a page beyond what the socket holds, not the rest of the log.
@@ -113,6 +113,11 @@ function resumedFrom(start: EventCursor, resumed: EventCursor | undefined): Even
   const resumedAt = Date.parse(resumed.receivedAt);
   if (resumedAt > startAt) return start;
   return resumedAt < startAt - RESUME_WITHIN_MS ? { receivedAt: new Date(startAt - RESUME_WITHIN_MS).toISOString(), id: start.id } : resumed;
+}
+
+/** A place in the live list as text: a message's id, and where a page read its list (`from`); resumedCursor reads it back. */
+export function positionText(cursor: EventCursor): string {
+  return `${cursor.receivedAt}|${cursor.id}`;
 }
 
 function resumedCursor(position: string | string[] | undefined): EventCursor | undefined {

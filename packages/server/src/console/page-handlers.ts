@@ -8,6 +8,7 @@ import type { ReplaySummary } from '../replay.js';
 import { frameOf, type ConsoleContext, type ConsoleRequest } from './console-context.js';
 import type { SafeHtml } from './html.js';
 import { HttpError, sendPage } from './http-request.js';
+import { positionText } from './live-events.js';
 import { deadPage } from './pages/dead-page.js';
 import { eventPage } from './pages/event-page.js';
 import { eventsPage, type EventsFilterInput } from './pages/events-page.js';
@@ -82,7 +83,7 @@ export async function showEvents(context: ConsoleContext, request: ConsoleReques
         limit: EVENTS_SHOWN,
       }),
     );
-    reply(request, eventsPage(frameOf(request), filter, events, EVENTS_SHOWN, liveFrom && `${liveFrom.receivedAt}|${liveFrom.id}`));
+    reply(request, eventsPage(frameOf(request), filter, events, EVENTS_SHOWN, liveFrom && positionText(liveFrom)));
   } catch (error) {
     if (!isWalflowError(error, 'config_invalid')) throw error;
     reply(request, eventsPage({ ...frameOf(request), notice: { kind: 'error', text: error.message } }, filter, [], EVENTS_SHOWN), 400);
