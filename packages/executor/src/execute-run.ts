@@ -1,4 +1,4 @@
-import { WalflowError, type WalflowDatabase } from '@walflow/core';
+import { linkSignals, untilAborted, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { emitCaused } from '@walflow/outbox';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -50,10 +50,11 @@ export async function executeRun(run: ClaimedRun, workerId: string, options: Run
   const lease = await keepLease(options.db, run.id, workerId, options.leaseMs ?? DEFAULT_LEASE_MS, options.logger);
   let result: RunResult = 'lease_lost';
   if (lease !== null) {
+    const stop = linkSignals([lease.lost, options.shutdown]);
     try {
-      const stop = options.shutdown === undefined ? lease.lost : AbortSignal.any([lease.lost, options.shutdown]);
-      result = await attempt(run, workflow, workerId, options, stop);
+      result = await attempt(run, workflow, workerId, options, stop.signal);
     } finally {
+      stop.dispose();
       lease.stop();
     }
   }
@@ -148,16 +149,15 @@ async function performAction(
   // that failure be counted as an attempt.
   if (leaseLost.aborted) throw new LeaseLost();
   const timeoutMs = actionTimeoutMs(options.runtime);
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = AbortSignal.any([timeout, leaseLost]);
-  const result = await Promise.race([
-    plan.perform({ ...base, idempotencyKey: `${run.id}:${index}`, signal, runtime: options.runtime }),
-    new Promise<never>((_, reject) =>
-      signal.addEventListener('abort', () =>
-        reject(leaseLost.aborted ? new LeaseLost() : new WalflowError('action_failed', `${action.type} timed out after ${timeoutMs} ms`)),
-      ),
-    ),
-  ]);
+  const limit = linkSignals([leaseLost], timeoutMs);
+  let result: Record<string, unknown>;
+  try {
+    result = await untilAborted(plan.perform({ ...base, idempotencyKey: `${run.id}:${index}`, signal: limit.signal, runtime: options.runtime }), limit.signal, () =>
+      leaseLost.aborted ? new LeaseLost() : new WalflowError('action_failed', `${action.type} timed out after ${timeoutMs} ms`),
+    );
+  } finally {
+    limit.dispose();
+  }
   await fenced(async (trx) => {
     await recordOutcomes(trx, [{ runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result }]);
     if (action.type === 'send_email') {

@@ -1,4 +1,4 @@
-import { isWalflowError, WalflowError, type EventEnvelope } from '@walflow/core';
+import { isWalflowError, untilAborted, WalflowError, type EventEnvelope } from '@walflow/core';
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import nodemailer from 'nodemailer';
@@ -135,18 +135,6 @@ function connectSocket(host: string, port: number, signal: AbortSignal): Promise
       socket.off('error', reject);
       resolve(socket);
     });
-  });
-}
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    if (signal.aborted) {
-      onAbort();
-      return;
-    }
-    signal.addEventListener('abort', onAbort, { once: true });
-    void promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 

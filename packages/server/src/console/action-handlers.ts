@@ -1,4 +1,4 @@
-import { isUuid, isWalflowError, SqlState, sqlStateOf, type WalflowDatabase } from '@walflow/core';
+import { isUuid, isWalflowError, linkSignals, SqlState, sqlStateOf, type WalflowDatabase } from '@walflow/core';
 import { discardDeadLetter, retryDeadLetter, setWorkflowStatus } from '@walflow/executor';
 import type { Kysely } from 'kysely';
 import { recordAudit } from '../audit.js';
@@ -142,6 +142,7 @@ async function backtest(context: ConsoleContext, request: ConsoleRequest, input:
   request.response.once('close', () => clientLeft.abort());
   const timeLimit = AbortSignal.timeout(config.consoleBacktestTimeoutMs);
   const deadline = new Date(Date.now() + config.consoleBacktestTimeoutMs);
+  const stopped = linkSignals([clientLeft.signal, timeLimit, context.closing]);
   try {
     const result = await replayRange({
       db: context.db,
@@ -157,7 +158,7 @@ async function backtest(context: ConsoleContext, request: ConsoleRequest, input:
       policy: { updateFields: config.updateFields },
       maxDepth: config.maxDepth,
       retentionDays: config.retentionDays,
-      signal: AbortSignal.any([clientLeft.signal, timeLimit, context.closing]),
+      signal: stopped.signal,
       statementDeadline: deadline,
     });
     await showWorkflows(context, request, { input, result });
@@ -172,5 +173,7 @@ async function backtest(context: ConsoleContext, request: ConsoleRequest, input:
         : undefined;
     if (notice === undefined) throw error;
     await showWorkflows(context, { ...request, notice: { kind: 'error', text: notice } }, { input }, stoppedByTime ? 503 : 400);
+  } finally {
+    stopped.dispose();
   }
 }

@@ -1,4 +1,4 @@
-import { isUuid } from '@walflow/core';
+import { isUuid, linkSignals } from '@walflow/core';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { eventsRecordedAfter, followEvents, followSafePoint, followStart, type EventCursor } from '../event-log.js';
@@ -61,7 +61,8 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
   if (response.destroyed) stop.abort();
   const sessionEnd = expiresAt === null ? undefined : setTimeout(() => stop.abort(), expiresAt - Date.now());
   const forgetSignOut = sessionId === null ? undefined : context.signedOut.onSignOut(sessionId, () => stop.abort());
-  const signal = AbortSignal.any([stop.signal, context.closing]);
+  const linked = linkSignals([stop.signal, context.closing]);
+  const signal = linked.signal;
   let keepalive: NodeJS.Timeout | undefined;
   try {
     // A reconnecting browser's last event, else where the page it belongs to read its list (`from`).
@@ -90,6 +91,7 @@ async function follow(context: ConsoleContext, request: ConsoleRequest, filter: 
     // The browser reconnects and resumes from its last event id; the process goes on.
     context.host.logger.warn({ err: error }, 'console live event stream failed');
   } finally {
+    linked.dispose();
     clearTimeout(sessionEnd);
     forgetSignOut?.();
     clearInterval(keepalive);
