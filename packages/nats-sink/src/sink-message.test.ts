@@ -19,7 +19,7 @@ function decoded(data: Uint8Array): unknown {
 describe('sinkMessage', () => {
   it('is a structured CloudEvent named by the event id, with walflow’s extensions', () => {
     const message = sinkMessage(event, 'walflow.{tenant}.{type}');
-    expect(message).toMatchObject({ eventId: event.id, msgId: event.id, subject: 'walflow.acme%20corp.policy.approved' });
+    expect(message).toMatchObject({ eventId: event.id, msgId: `${event.id}@2024-05-01T12:00:00.123456Z`, subject: 'walflow.acme%20corp.policy.approved' });
     expect(decoded(message.data)).toEqual({
       specversion: '1.0',
       id: event.id,
@@ -38,7 +38,7 @@ describe('sinkMessage', () => {
 
   it('gives a replay a message id of its own and says which replay it is', () => {
     const message = sinkMessage({ ...event, metadata: {}, aggregateId: null }, 'walflow.{tenant}.{type}', 'replay-1');
-    expect(message.msgId).toBe(`${event.id}:replay-1`);
+    expect(message.msgId).toBe(`${event.id}@2024-05-01T12:00:00.123456Z:replay-1`);
     const body = decoded(message.data) as Record<string, unknown>;
     expect(body).toMatchObject({ id: event.id, replayid: 'replay-1', tenant: 'acme corp' });
     expect(body).not.toHaveProperty('subject');

@@ -8,7 +8,11 @@ export type SinkEvent = CloudEventSource & Pick<EventEnvelope, 'tenantId' | 'met
 export interface SinkMessage {
   eventId: string;
   subject: string;
-  /** Nats-Msg-Id: the event id, so JetStream drops a re-publication; `<event id>:<replay id>` for a replay. */
+  /**
+   * Nats-Msg-Id, so JetStream drops a re-publication: `<event id>@<commit time>`, since an id may be used again
+   * once its event is recorded (a second event, which the bare id would have had JetStream drop), and an event
+   * is keyed by both; `<event id>@<commit time>:<replay id>` for a replay.
+   */
   msgId: string;
   data: Uint8Array;
 }
@@ -25,7 +29,7 @@ export function sinkMessage(event: SinkEvent, subjectTemplate: string, replayId?
   return {
     eventId: event.id,
     subject: subjectFor(subjectTemplate, event),
-    msgId: replayId === undefined ? event.id : `${event.id}:${replayId}`,
+    msgId: replayId === undefined ? `${event.id}@${event.committedAt}` : `${event.id}@${event.committedAt}:${replayId}`,
     data: encoder.encode(JSON.stringify(cloudEvent)),
   };
 }

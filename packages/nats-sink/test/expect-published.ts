@@ -29,7 +29,7 @@ export async function expectPublishedOnceInCommitOrder(
   );
   expect(published).toHaveLength(committed.length);
   expect(new Set(published.map((message) => message.msgId)).size).toBe(committed.length);
-  expect(published.map((message) => message.msgId)).toEqual(published.map((message) => message.cloudEvent.id));
+  expect(published.map((message) => message.msgId)).toEqual(published.map((message) => `${message.cloudEvent.id}@${message.cloudEvent.time}`));
   const { rows } = await sql<{ id: string }>`
     SELECT id FROM walflow.events WHERE tenant_id = ${tenant} ORDER BY commit_lsn, tx_position`.execute(db);
   expect(rows.map((row) => row.id).sort()).toEqual([...committed].sort());

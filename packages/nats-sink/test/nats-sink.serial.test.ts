@@ -57,12 +57,12 @@ describe('the JetStream sink', () => {
     const first = published[0]!;
     const { rows } = await sql<{ committed_at: string; aggregate_id: string; payload: unknown }>`
       SELECT to_json(committed_at) #>> '{}' AS committed_at, aggregate_id, payload
-        FROM walflow.events WHERE id = ${first.msgId}`.execute(walflow.db);
+        FROM walflow.events WHERE id = ${first.cloudEvent.id}`.execute(walflow.db);
     const row = rows[0]!;
     expect(first).toMatchObject({ subject: 'walflow.order.policy.approved', contentType: 'application/cloudevents+json' });
     expect(first.cloudEvent).toEqual({
       specversion: '1.0',
-      id: first.msgId,
+      id: first.cloudEvent.id,
       source: 'walflow/order',
       type: 'policy.approved',
       time: row.committed_at,
@@ -76,6 +76,20 @@ describe('the JetStream sink', () => {
       const report = await health();
       return report.sink?.pending === 0 && sinkCheck(report)?.state === 'ok' && report;
     });
+  });
+
+  it('publishes a second event under an id used before, once the first was recorded, as a message of its own', async () => {
+    const [id] = await writeEvents(walflow.db, { tenant: 'reused', transactions: 1, perTransaction: 1 });
+    await waitFor('the first event to be published', async () => (await publishedFor(nats.url, STREAM, 'reused')).length === 1);
+    await waitFor('its outbox row to be gone', async () => (await sql`SELECT 1 FROM walflow.outbox WHERE id = ${id}`.execute(walflow.db)).rows.length === 0);
+    await sql`INSERT INTO walflow.outbox (id, tenant_id, event_type, payload) VALUES (${id}, 'reused', 'policy.approved', '{"second": true}')`.execute(walflow.db);
+
+    const published = await waitFor('the second event to be published', async () => {
+      const messages = await publishedFor(nats.url, STREAM, 'reused');
+      return messages.length === 2 && messages;
+    });
+    expect(published.map((message) => message.cloudEvent.id)).toEqual([id, id]);
+    expect(published[1]!.cloudEvent.data).toEqual({ second: true });
   });
 
   it('keeps events through a NATS outage: the health check fails meanwhile, the slot moves on, nothing is lost or doubled', async () => {

@@ -52,7 +52,7 @@ describe('walflow replay --to-sink', () => {
     const first = await replayToSink(range);
     expect(first).toMatchObject({ events: committed.length, runsQueued: 0, sink: { stream: STREAM, published: committed.length, duplicates: 0 } });
     const replayed = (await streamContents(nats.url, STREAM)).filter((message) => message.cloudEvent.replayid === first.replayId);
-    expect(replayed.map((message) => message.msgId)).toEqual(live.map((message) => `${message.cloudEvent.id}:${first.replayId}`));
+    expect(replayed.map((message) => message.msgId)).toEqual(live.map((message) => `${message.cloudEvent.id}@${message.cloudEvent.time}:${first.replayId}`));
     expect(replayed.map((message) => message.cloudEvent)).toEqual(live.map((message) => ({ ...message.cloudEvent, replayid: first.replayId })));
     expect(replayed.map((message) => message.subject)).toEqual(live.map((message) => message.subject));
 

@@ -7,7 +7,7 @@ export interface StoredEvent {
   subject: string;
   msgId: string;
   contentType: string;
-  cloudEvent: Record<string, unknown> & { id: string };
+  cloudEvent: Record<string, unknown> & { id: string; time: string };
 }
 
 /** Runs `read` with a JetStream manager on its own connection, closed afterwards. */

@@ -195,7 +195,7 @@ function byWorkflowLabel(workflows: WorkflowDecisionCounts[]): Record<string, Re
 }
 
 /**
- * Publishes the range to the sink in commit order. Message ids are `<event id>:<replay id>`: JetStream keeps
+ * Publishes the range to the sink in commit order. Message ids are `<event id>@<commit time>:<replay id>`: JetStream keeps
  * them next to the live messages, and drops them when the same replay runs twice within its duplicate window.
  */
 async function replayToSink(options: ReplayOptions, settings: NatsSinkSettings, replayId: string): Promise<ReplaySummary> {
