@@ -13,6 +13,11 @@ export interface Decision {
 export interface DecideOptions {
   /** Events this many workflow runs away from an application write trigger nothing. */
   maxDepth: number;
+  /**
+   * A replay that fires every match (`--ignore-guards`): bypass, cooldown and rate-limit keys are not evaluated,
+   * so an event that lacks what they read fires too. @default false
+   */
+  ignoreGuards?: boolean;
 }
 
 export type IndexedWorkflow = StoredWorkflow & { compiled: CompiledExpressions };
@@ -48,20 +53,21 @@ export function decide(workflow: IndexedWorkflow, event: EventEnvelope, options:
     if (!result.ok) return decided('condition_error', `condition failed: ${result.error}`, { condition: condition.source, error: result.error });
     if (!result.value) return decided('condition_false', 'condition is false', { condition: condition.source });
   }
+  const ignoreGuards = options.ignoreGuards === true;
   let bypassed = false;
-  if (bypass) {
+  if (bypass && !ignoreGuards) {
     const result = evaluateCondition(bypass, event);
     if (!result.ok) return decided('condition_error', `bypass failed: ${result.error}`, { bypass: bypass.source, error: result.error });
     bypassed = result.value;
   }
   // Written out rather than as a list of (field, expression) pairs built per call: this runs for every matching
   // workflow of every event.
-  const cooldown = guardKey('cooldown.key', cooldownKey, event);
+  const cooldown = ignoreGuards ? '' : guardKey('cooldown.key', cooldownKey, event);
   if (typeof cooldown !== 'string') return cooldown;
   const rateLimitValues: string[] = [];
   // A bypass skips the limits (it restarts the cooldown, whose key it needs): their keys are not asked for, so a
   // critical event that lacks what they read still fires.
-  for (let index = 0; !bypassed && index < rateLimitKeys.length; index++) {
+  for (let index = 0; !bypassed && !ignoreGuards && index < rateLimitKeys.length; index++) {
     const key = guardKey(`rateLimits.${index}.key`, rateLimitKeys[index], event);
     if (typeof key !== 'string') return key;
     rateLimitValues.push(key);

@@ -1,7 +1,7 @@
 import { formatLsn, SqlState, sqlStateOf, WalflowError, type BatchDispatcher, type DispatchBatch, type DispatchResult, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { chainOf, decide, decideUnreadable, type Decision, type GuardRequest } from './decide.js';
+import { chainOf, chainReplayOf, decide, decideUnreadable, type Decision, type GuardRequest } from './decide.js';
 import { decidedInReplay, insertEvents, lockReplayedEvents, writeOutcomes, type Considered, type Outcomes } from './dispatch-statements.js';
 import { boundedKey } from './expressions/cel-value-text.js';
 import { applyGuards, firedDecision, ranInChain, usesGuardState } from './guard-state.js';
@@ -170,13 +170,14 @@ export class Dispatcher implements BatchDispatcher {
           considered.push({ event, workflow, decision: decideUnreadable(workflow) });
           continue;
         }
-        const verdict = decide(workflow, event, { maxDepth: this.maxDepth });
+        const verdict = decide(workflow, event, { maxDepth: this.maxDepth, ignoreGuards: replay?.ignoreGuards === true });
         if (verdict.kind === 'decided') {
           considered.push({ event, workflow, decision: verdict.decision });
           continue;
         }
         const chain = chainOf(event);
-        const link = `${workflow.id}|${chain}|${event.aggregateType ?? ''}|${event.aggregateId ?? ''}`;
+        // Told apart as ranInChain tells runs apart: by the chain's world (a replay's or the live one) and the aggregate.
+        const link = `${workflow.id}\0${chain}\0${linkPart(replayId ?? chainReplayOf(event))}\0${linkPart(event.aggregateType)}\0${linkPart(event.aggregateId)}`;
         // Only a caused event can loop; the lookup (and its wait for the batch before) happens only then.
         const ranBefore =
           chain !== event.id &&
@@ -264,3 +265,7 @@ function inReplay(guards: GuardRequest, replayId: string): GuardRequest {
   };
 }
 
+/** Text or null, written so that no other text or null reads the same between NULs (PostgreSQL text holds none). */
+function linkPart(value: string | null): string {
+  return value === null ? 'n' : `s${value}`;
+}

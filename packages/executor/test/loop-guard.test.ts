@@ -95,4 +95,14 @@ describe('the loop guard on a large history', () => {
     expect(await decidedAs(causedBy(root, 20_000), null)).toBe(true);
     expect(await decidedAs(inReplayChain(20_000), null)).toBe(false);
   });
+
+  it('in one batch, tells a replay\'s chain from the live one, and aggregates apart however their text reads', async () => {
+    const root = approvalEvent('chains', 30_000);
+    await dispatcher.dispatch({ events: [root], parked: [], checkpoint: null });
+    const live = causedBy(root, 30_001);
+    const downReplay = { ...causedBy(root, 30_001), metadata: { ...causedBy(root, 30_001).metadata, replayId: `replay-${randomUUID()}` } };
+    const split = (aggregateType: string, aggregateId: string): EventEnvelope => ({ ...causedBy(root, 30_002), aggregateType, aggregateId });
+    const result = await dispatcher.dispatch({ events: [live, downReplay, split('a|b', 'c'), split('a', 'b|c')], parked: [], checkpoint: null });
+    expect(result).toMatchObject({ recorded: 4, runsQueued: 4 });
+  });
 });

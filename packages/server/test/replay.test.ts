@@ -98,6 +98,27 @@ describe('replay', () => {
     expect(new Set(fired.map((decision) => decision.reason))).toEqual(new Set(['replayed with guards ignored']));
   });
 
+  it('with guards ignored, fires although the bypass, cooldown and rate-limit keys cannot be read from the events', async () => {
+    const unreadable = 'event.payload.missing';
+    const fired = await replayRange(
+      options({
+        dryRun: true,
+        ignoreGuards: true,
+        replayId: 'unreadable-guards',
+        workflowDefinition: {
+          tenant: 'replay',
+          name: 'guarded-by-nothing-there',
+          trigger: { event: 'policy.approved' },
+          bypass: `${unreadable} == 'critical'`,
+          cooldown: { seconds: 3600, key: unreadable },
+          rateLimits: [{ limit: 1, periodSeconds: 3600, key: unreadable }],
+          actions: [{ type: 'emit_event', event: 'x.y' }],
+        },
+      }),
+    );
+    expect(fired.workflows).toEqual({ 'guarded-by-nothing-there': { fired: fired.events } });
+  });
+
   it('run again under the same id, decides only what it had not: its guard state counts each event once', async () => {
     const limited = await applyTestWorkflow(db, { tenant: 'replay', name: 'limited', trigger: { event: 'policy.*' }, rateLimits: [{ limit: 5, periodSeconds: 3600 }], actions: [{ type: 'emit_event', event: 'x.y' }] });
     const counted = async () => Number((await sql<{ n: string }>`SELECT coalesce(sum(count), 0) AS n FROM walflow.rate_limit_windows WHERE workflow_id = ${limited}`.execute(db)).rows[0]!.n);
