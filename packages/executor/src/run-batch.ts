@@ -6,6 +6,7 @@ import { actionContext, actionTimeoutMs, executeRun, limitRunTransaction, toRun,
 import { DEFAULT_LEASE_MS, extendLeases, heldRuns } from './run-leases.js';
 import { cancelRun, claimRunsToHold, completeRuns, leaseHeldRuns, type ActionOutcome, type CallingOutLimit, type ClaimedRun } from './run-queue.js';
 import { keepWaitingLeases, type WaitingLeases } from './waiting-leases.js';
+import { whileUnreachable } from './while-unreachable.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import type { WorkflowCache } from './workflow-cache.js';
 import type { ReadWorkflow, StoredWorkflow } from './workflow-store.js';
@@ -121,9 +122,6 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
   return { claimed: claim.claimed, leased: claim.leased };
 }
 
-/** How often a worker tries again while the database does not answer. */
-const RETRY_MS = 500;
-
 /**
  * Leases the runs of a held transaction that failed, counting their attempt, and tries again while the database
  * does not answer, for as long as a lease lasts. The transaction may have failed because one of these runs
@@ -131,29 +129,15 @@ const RETRY_MS = 500;
  * would crash it for ever, where a counted attempt makes it dead in the end.
  */
 async function leaseAfterFailure(runs: readonly ClaimedRun[], batch: ClaimBatch, options: RunExecutorOptions): Promise<ClaimedRun[]> {
-  return whileUnreachable(() => leaseHeldRuns(options.db, runs, batch.workerId, batch.leaseMs), batch.leaseMs, options, 'could not lease the runs of a failed batch; trying again');
+  return whileUnreachable(() => leaseHeldRuns(options.db, runs, batch.workerId, batch.leaseMs), batch.leaseMs, options.logger, 'could not lease the runs of a failed batch; trying again');
 }
 
 /** The runs a failed claim leased that this worker holds all the same: its commit took effect, the answer lost. */
 async function leasedAfterFailure(leased: readonly ClaimedRun[], batch: ClaimBatch, options: RunExecutorOptions): Promise<ClaimedRun[]> {
   if (leased.length === 0) return [];
   const ids = leased.map((run) => run.id);
-  const ours = await whileUnreachable(() => extendLeases(options.db, ids, batch.workerId, batch.leaseMs), batch.leaseMs, options, 'could not check the leases of a failed claim; trying again');
+  const ours = await whileUnreachable(() => extendLeases(options.db, ids, batch.workerId, batch.leaseMs), batch.leaseMs, options.logger, 'could not check the leases of a failed claim; trying again');
   return leased.filter((run) => ours.has(run.id));
-}
-
-/** `work`, tried again every RETRY_MS while it fails, for up to `forMs`; then its last failure. */
-async function whileUnreachable<T>(work: () => Promise<T>, forMs: number, options: RunExecutorOptions, warning: string): Promise<T> {
-  const giveUpAt = Date.now() + forMs;
-  for (;;) {
-    try {
-      return await work();
-    } catch (error) {
-      if (Date.now() >= giveUpAt) throw error;
-      options.logger.warn({ err: error }, warning);
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
-    }
-  }
 }
 
 /**
@@ -182,7 +166,7 @@ export async function executeInTurn(
       } catch (error) {
         options.logger.error({ err: error, runId: run.id }, 'run attempt failed without a record: its lease will return it to the queue');
         if (position < runs.length - 1) {
-          await whileUnreachable(() => sql`SELECT 1`.execute(options.db), leaseMs, options, 'waiting for the database before the next run').catch(() => undefined);
+          await whileUnreachable(() => sql`SELECT 1`.execute(options.db), leaseMs, options.logger, 'waiting for the database before the next run').catch(() => undefined);
         }
       }
     }

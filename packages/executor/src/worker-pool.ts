@@ -13,6 +13,7 @@ import { releaseHeldRuns, type ClaimedRun } from './run-queue.js';
 import { cancelRunsWithoutEvent, EVENT_GONE } from './runs-without-event.js';
 import { WorkflowCache } from './workflow-cache.js';
 import { keepWaitingLeases } from './waiting-leases.js';
+import { whileUnreachable } from './while-unreachable.js';
 import { getWorkflowsById } from './workflow-store.js';
 
 const DEFAULT_CLAIM_BATCH_SIZE = 200;
@@ -48,7 +49,7 @@ export class WorkerPool {
   private loops: Promise<void>[] = [];
   private stopping = false;
   private waiting = new Set<() => void>();
-  private lastSweep = 0;
+  private lastSweep = Number.NEGATIVE_INFINITY;
   /** One worker sweeps at a time: a slow sweep must not take the others from the queue too. */
   private sweeping = false;
   /** Runs this pool's claims took, for the log line at stop: which processes of a deployment did the work. */
@@ -158,14 +159,17 @@ export class WorkerPool {
 
   private async execute(runs: ClaimedRun[], workerId: string): Promise<void> {
     const workflowIds = [...new Set(runs.map((run) => run.workflowId))];
-    const workflows = await getWorkflowsById(this.options.db, workflowIds);
+    // The runs are this worker's already, their attempt counted: a read that fails now would leave them to their
+    // leases, to die unrun on a last attempt. It waits for the database instead, as long as a lease lasts.
+    const leaseMs = this.execution.leaseMs ?? DEFAULT_LEASE_MS;
+    const workflows = await whileUnreachable(() => getWorkflowsById(this.options.db, workflowIds), leaseMs, this.options.logger, 'could not read the workflows of leased runs; trying again');
     const oneTransaction = new Map(workflowIds.map((id) => [id, runsInOneTransaction(workflows.get(id))]));
     const together = runs.filter((run) => oneTransaction.get(run.workflowId));
     const alone = runs.filter((run) => !oneTransaction.get(run.workflowId));
     // A claim takes one run that calls out: others may be waiting, and another worker takes the next one.
     if (alone.length > 0) this.notify();
     // The runs that call out wait for the batch: their leases are kept meanwhile, and then while they take turns.
-    const waiting = await keepWaitingLeases(this.options.db, alone.map((run) => run.id), workerId, this.execution.leaseMs ?? DEFAULT_LEASE_MS, this.options.logger);
+    const waiting = await keepWaitingLeases(this.options.db, alone.map((run) => run.id), workerId, leaseMs, this.options.logger);
     try {
       if (together.length > 0) await executeRunBatch(together, workflows, workerId, this.execution);
       await executeInTurn(alone, workerId, this.execution, waiting);
@@ -185,9 +189,9 @@ export class WorkerPool {
 
   /** Every half lease: runs no claim can hand to a worker leave the queue, and runs whose worker died go back to it. */
   private async sweep(leaseMs: number): Promise<void> {
-    if (this.sweeping || Date.now() - this.lastSweep < leaseMs / 2) return;
+    if (this.sweeping || performance.now() - this.lastSweep < leaseMs / 2) return;
     this.sweeping = true;
-    this.lastSweep = Date.now();
+    this.lastSweep = performance.now();
     try {
       const cancelled = await cancelRunsWithoutEvent(this.options.db);
       if (cancelled > 0) this.options.logger.warn({ cancelled, reason: EVENT_GONE }, 'cancelled runs whose event is gone');

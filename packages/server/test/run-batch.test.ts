@@ -5,7 +5,7 @@ import type { WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate, retryDeadRun } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
+import { Kysely, PostgresDialect, sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryId, type QueryResult, type RawBuilder, type RootOperationNode, type UnknownRow } from 'kysely';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -184,6 +184,45 @@ describe('runs that call out (mail, HTTP)', () => {
     expect(expiredWhileWaiting).toEqual([0, 0, 0, 0]);
     const attempts = await db.selectFrom('walflow.workflow_runs').select('attempts').where('tenant_id', '=', 'slow').execute();
     expect(attempts.every((row) => row.attempts === 1)).toBe(true);
+  });
+});
+
+/**
+ * Lets `passing` reads of walflow.workflows through, then loses the answer of the next one, as a connection that
+ * drops after the statement ran would.
+ */
+class LostWorkflowRead implements KyselyPlugin {
+  private readonly failing = new Set<QueryId>();
+
+  constructor(private passing: number) {}
+
+  transformQuery({ node, queryId }: PluginTransformQueryArgs): RootOperationNode {
+    if (node.kind === 'SelectQueryNode' && JSON.stringify(node.from).includes('"workflows"') && this.passing-- === 0) this.failing.add(queryId);
+    return node;
+  }
+
+  async transformResult({ result, queryId }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    if (this.failing.delete(queryId)) throw new Error('Connection terminated unexpectedly (injected)');
+    return Promise.resolve(result);
+  }
+}
+
+describe('runs a claim leased to a worker whose next read fails', () => {
+  it('are executed once the database answers again, not left to their leases with an attempt counted', async () => {
+    await applyTestWorkflow(db, { tenant: 'read-lost', name: 'limited', trigger: { event: 'payment.received' }, concurrency: { limit: 1 }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('read-lost', { n: 1 })], parked: [], checkpoint: null });
+    // The pool's read of the leased run's workflow, right after the claim committed, is lost.
+    const pool = new WorkerPool({ db: db.withPlugin(new LostWorkflowRead(0)), logger: silentLogger, concurrency: 1, leaseMs: 60_000, pollIntervalMs: 50, runtime: options.runtime });
+    pool.start();
+    try {
+      const run = await waitFor('the run to succeed', async () => {
+        const row = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts']).where('tenant_id', '=', 'read-lost').executeTakeFirst();
+        return row?.status === 'succeeded' && row;
+      }, { timeoutMs: 10_000 });
+      expect(run.attempts).toBe(1);
+    } finally {
+      await pool.stop();
+    }
   });
 });
 
