@@ -74,20 +74,13 @@ export function usesGuardState(workflow: IndexedWorkflow): boolean {
 
 /** The end of the cooldown the event was committed in (ISO-8601, to the microsecond), or undefined. */
 async function cooldownHolding(trx: Transaction<WalflowDatabase>, workflowId: string, key: string, committedAt: string): Promise<string | undefined> {
-  // The row must exist before it is locked, or two dispatchers would both see "no cooldown" and both fire.
-  await trx
-    .insertInto('walflow.cooldowns')
-    .values({ workflow_id: workflowId, key, until: '-infinity' })
-    .onConflict((conflict) => conflict.doNothing())
-    .execute();
-  const row = await trx
-    .selectFrom('walflow.cooldowns')
-    .select(sql<string | null>`CASE WHEN until > ${committedAt}::timestamptz THEN to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END`.as('until'))
-    .where('workflow_id', '=', workflowId)
-    .where('key', '=', key)
-    .forUpdate()
-    .executeTakeFirst();
-  return row?.until ?? undefined;
+  // Created if missing and locked in one statement: two dispatchers cannot both see "no cooldown" and both fire,
+  // and a prune deleting the expired row meanwhile cannot leave the check without its lock.
+  const { rows } = await sql<{ until: string | null }>`
+    INSERT INTO walflow.cooldowns AS c (workflow_id, key, until) VALUES (${workflowId}, ${key}, '-infinity')
+    ON CONFLICT (workflow_id, key) DO UPDATE SET until = c.until
+    RETURNING CASE WHEN c.until > ${committedAt}::timestamptz THEN to_char(c.until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END AS until`.execute(trx);
+  return rows[0]?.until ?? undefined;
 }
 
 async function startCooldown(trx: Transaction<WalflowDatabase>, workflowId: string, key: string, from: string, seconds: number): Promise<void> {
@@ -107,21 +100,13 @@ async function lockWindows(
 ): Promise<number[]> {
   const counts: number[] = [];
   for (const window of windows) {
-    await trx
-      .insertInto('walflow.rate_limit_windows')
-      .values({ workflow_id: workflowId, limit_index: window.index, key: window.key, window_start: window.windowStart })
-      .onConflict((conflict) => conflict.doNothing())
-      .execute();
-    const row = await trx
-      .selectFrom('walflow.rate_limit_windows')
-      .select('count')
-      .where('workflow_id', '=', workflowId)
-      .where('limit_index', '=', window.index)
-      .where('key', '=', window.key)
-      .where('window_start', '=', window.windowStart)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
-    counts.push(row.count);
+    // Created if missing and locked in one statement, as a cooldown is.
+    const { rows } = await sql<{ count: number }>`
+      INSERT INTO walflow.rate_limit_windows AS w (workflow_id, limit_index, key, window_start)
+      VALUES (${workflowId}, ${window.index}, ${window.key}, ${window.windowStart})
+      ON CONFLICT (workflow_id, limit_index, key, window_start) DO UPDATE SET count = w.count
+      RETURNING count`.execute(trx);
+    counts.push(rows[0]!.count);
   }
   return counts;
 }

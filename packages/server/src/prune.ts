@@ -1,5 +1,6 @@
 import { AdvisoryLockClass, SqlState, sqlStateOf, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
+import { countExpiredGuardState, deleteExpiredGuardState } from './prune-guard-state.js';
 
 export interface PruneOptions {
   /** Everything about events committed before this goes. */
@@ -21,6 +22,8 @@ export interface PruneResult {
   runs: number;
   deadLetters: number;
   auditEntries: number;
+  /** Cooldowns and rate-limit windows whose time was over before the cut. */
+  guardRows: number;
   /** Old events kept because a JetStream sink has not published them yet (a retired sink's cursor keeps them all). */
   keptForSinks: number;
 }
@@ -102,6 +105,7 @@ async function pruneOn(db: Kysely<WalflowDatabase>, options: PruneOptions): Prom
       runs: await count(sql`SELECT count(*) AS n FROM ${finishedRuns}`),
       deadLetters: await count(sql`SELECT count(*) AS n FROM walflow.dead_letters WHERE resolved_at IS NOT NULL AND created_at < ${cutoff}`),
       auditEntries: await count(sql`SELECT count(*) AS n FROM walflow.audit_log WHERE at < ${auditCutoff}`),
+      guardRows: await countExpiredGuardState(db, cutoff),
     };
   }
 
@@ -158,7 +162,8 @@ async function pruneOn(db: Kysely<WalflowDatabase>, options: PruneOptions): Prom
   const auditEntries = await inBatches(
     deleting(sql`DELETE FROM walflow.audit_log WHERE id IN (SELECT id FROM walflow.audit_log WHERE at < ${auditCutoff} LIMIT ${batch})`),
   );
-  return { droppedPartitions, events, decisions, runs, deadLetters, auditEntries, keptForSinks };
+  const guardRows = await deleteExpiredGuardState(db, cutoff, batch, options.signal);
+  return { droppedPartitions, events, decisions, runs, deadLetters, auditEntries, guardRows, keptForSinks };
 }
 
 /** How long a partition's drop waits for the transactions reading the log before it leaves the day to row deletes. */

@@ -59,7 +59,7 @@ describe('prune', () => {
     await sql`INSERT INTO walflow.audit_log (at, actor, action) VALUES (now() - interval '400 days', 'ops@host', 'old'), (now() - interval '200 days', 'ops@host', 'kept')`.execute(db);
     // Old: three condition_false records and the decisions of the two finished runs; the queued run keeps its
     // own, and its event, which a worker reads when it claims the run.
-    const pruned = { droppedPartitions: [], events: 2, decisions: 5, runs: 2, deadLetters: 0, auditEntries: 1, keptForSinks: 0 };
+    const pruned = { droppedPartitions: [], events: 2, decisions: 5, runs: 2, deadLetters: 0, auditEntries: 1, guardRows: 0, keptForSinks: 0 };
     expect(await prune(db, { olderThan: cutoff, dryRun: true })).toEqual(pruned);
     expect(await counts()).toEqual({ events: '6', decisions: '12', runs: '6', queued: '4' });
 
@@ -309,5 +309,49 @@ describe('retention', () => {
       await held.release();
     }
     await expect(prune(db, { olderThan: new Date(Date.now() - 30 * DAY) })).resolves.toMatchObject({ events: expect.any(Number) });
+  });
+
+  it('deletes cooldowns and rate-limit windows whose time was over before the cut, walking them in batches, and keeps the rest', async () => {
+    const workflow = await applyTestWorkflow(db, {
+      tenant: 'prune',
+      name: 'guarded',
+      trigger: { event: 'policy.approved' },
+      cooldown: { seconds: 3600 },
+      rateLimits: [{ limit: 5, periodSeconds: 86_400 }, { limit: 5, periodSeconds: 3600 }],
+      actions: [{ type: 'emit_event', event: 'x.y' }],
+    });
+    await sql`TRUNCATE walflow.cooldowns, walflow.rate_limit_windows`.execute(db);
+    const cutoff = new Date(Date.now() - 30 * DAY);
+    const at = (hoursFromCut: number) => new Date(cutoff.getTime() + hoursFromCut * 3_600_000);
+    const key = (name: string) => `${name} "quoted" \\ ü`;
+    const cooldowns: [string, Date | '-infinity', boolean][] = [
+      [key('ended'), at(-24), false],
+      [key('never began'), '-infinity', false],
+      [key('ended after the cut'), at(24 * 20), true],
+      [key('running'), new Date(Date.now() + 3_600_000), true],
+    ];
+    for (const [name, until] of cooldowns) await sql`INSERT INTO walflow.cooldowns (workflow_id, key, until) VALUES (${workflow}, ${name}, ${until})`.execute(db);
+    const gone = randomUUID();
+    const windows: [string, number, string, Date, boolean][] = [
+      [workflow, 0, key('a'), at(-48), false], // a day, over a day before the cut
+      [workflow, 0, key('a'), at(-12), true], // a day, still open at the cut
+      [workflow, 1, key('a'), at(-2), false], // an hour, over before the cut
+      [workflow, 1, key('b'), at(1), true],
+      [workflow, 5, key('a'), at(-0.1), false], // a limit the workflow no longer has
+      [gone, 0, key('a'), at(-0.1), false], // a workflow that is gone
+    ];
+    for (const [id, index, name, start] of windows) {
+      await sql`INSERT INTO walflow.rate_limit_windows (workflow_id, limit_index, key, window_start, count) VALUES (${id}, ${index}, ${name}, ${start}, 3)`.execute(db);
+    }
+    const expired = cooldowns.filter(([, , kept]) => !kept).length + windows.filter(([, , , , kept]) => !kept).length;
+
+    expect(await prune(db, { olderThan: cutoff, dryRun: true })).toMatchObject({ guardRows: expired });
+    expect(await prune(db, { olderThan: cutoff, batchSize: 2 })).toMatchObject({ guardRows: expired });
+    const keptCooldowns = await sql<{ key: string }>`SELECT key FROM walflow.cooldowns ORDER BY key`.execute(db);
+    expect(keptCooldowns.rows.map((row) => row.key)).toEqual(cooldowns.filter(([, , kept]) => kept).map(([name]) => name).sort());
+    const keptWindows = await sql<{ limit_index: number; window_start: Date }>`SELECT limit_index, window_start FROM walflow.rate_limit_windows ORDER BY window_start`.execute(db);
+    expect(keptWindows.rows.map((row) => [row.limit_index, row.window_start.getTime()])).toEqual(
+      windows.filter(([, , , , kept]) => kept).map(([, index, , start]) => [index, start.getTime()]),
+    );
   });
 });

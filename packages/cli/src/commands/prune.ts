@@ -25,7 +25,7 @@ export function registerPrune(program: Command): void {
       process.stdout.write(
         `${verb} what is older than ${olderThan.toISOString()}: ${result.events} events (${result.droppedPartitions.length} whole partitions), ` +
           `${result.decisions} decisions, ${result.runs} finished runs, ${result.deadLetters} resolved dead letters; ` +
-          `${result.auditEntries} audit entries older than a year\n`,
+          `${result.auditEntries} audit entries older than a year; ${result.guardRows} cooldowns and rate-limit windows over before then\n`,
       );
       if (result.keptForSinks > 0) {
         process.stdout.write(`kept ${result.keptForSinks} older events a JetStream sink has not published yet (delete the cursor of a sink that is gone: walflow.sink_cursors)\n`);
