@@ -128,7 +128,9 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       options.signal?.throwIfAborted();
       const run = (t: Transaction<WalflowDatabase>) =>
         dispatcher.replay(t, page, { replayId, ignoreGuards: options.ignoreGuards ?? false, dryRun: options.dryRun ?? false, ...scope });
-      const result = trx ? await run(trx) : await db.transaction().execute(run);
+      // Read committed, as live dispatch: a page waiting for another that decides the same pairs reads, once that
+      // one commits, what it decided, where a snapshot taken before the wait would fail to serialize.
+      const result = trx ? await run(trx) : await db.transaction().setIsolationLevel('read committed').execute(run);
       summary.events += page.length;
       summary.runsQueued += result.runsQueued;
       summary.alreadyDecided += result.alreadyDecided;
@@ -147,6 +149,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   if (options.dryRun) {
     await db
       .transaction()
+      .setIsolationLevel('read committed')
       .execute(async (trx) => {
         await boundStatements(trx);
         total = await countEvents(trx, options);

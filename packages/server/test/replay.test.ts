@@ -149,6 +149,27 @@ describe('replay', () => {
     await db.deleteFrom('walflow.workflows').where('id', '=', limited).execute();
   });
 
+  it('run twice at once under the same id in a database whose sessions default to repeatable read, decides each pair once all the same', async () => {
+    const repeatableRead = createDatabase(`${database.url}${database.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read')}`, silentLogger);
+    try {
+      const { rows } = await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(repeatableRead);
+      expect(rows[0]!.level).toBe('repeatable read');
+      const limited = await applyTestWorkflow(db, { tenant: 'replay', name: 'limited-rr', trigger: { event: 'policy.*' }, rateLimits: [{ limit: 5, periodSeconds: 3600 }], actions: [{ type: 'emit_event', event: 'x.y' }] });
+      const windows = await holdOpen(db, sql`LOCK TABLE walflow.rate_limit_windows IN SHARE ROW EXCLUSIVE MODE`);
+      const twice = [0, 1].map(() => replayRange({ ...options({ workflow: 'limited-rr', replayId: 'at-once-rr' }), db: repeatableRead }));
+      await waitFor('both replays to wait', async () => {
+        const { rows: waiting } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
+        return waiting[0]!.n >= 2;
+      });
+      await windows.release();
+      const [first, second] = await Promise.all(twice);
+      expect(first!.runsQueued + second!.runsQueued).toBe(3);
+      await db.deleteFrom('walflow.workflows').where('id', '=', limited).execute();
+    } finally {
+      await repeatableRead.destroy();
+    }
+  });
+
   it('typed as relative times, is the same replay when run again later: the events both ranges hold fire once', async () => {
     const typed = { from: '-125m', to: '-116m' };
     const first = await replayRange(options({ rangeAsTyped: typed, workflow: 'approved' }));
