@@ -56,6 +56,10 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     client.on('error', (error) => logger.warn({ err: error }, 'database connection failed'));
     acceptCopyFromStdin(client);
     options.backendPids?.add(backendPid(client));
+    // walflow's statements count on read committed (a statement that waited for a row sees it as committed, where
+    // a snapshot taken before the wait fails to serialize): whatever the database's or role's default, its sessions
+    // have it. Queued before any statement of whoever checks the client out.
+    void client.query(`SET default_transaction_isolation = 'read committed'`).catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed'));
   });
   pool.on('remove', (client) => options.backendPids?.delete(backendPid(client)));
   return new Kysely<WalflowDatabase>({ dialect: new PostgresDialect({ pool }) });

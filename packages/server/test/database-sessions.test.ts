@@ -36,4 +36,18 @@ describe("walflow's database sessions", () => {
       await walflow.stop();
     }
   });
+
+  it('are read committed whatever the default of the database or its URL', async () => {
+    const url = `${database.url}${database.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read')}`;
+    const db = createDatabase(url, silentLogger, { max: 1 });
+    try {
+      const isolation = async () => (await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(db)).rows[0]!.level;
+      expect(await isolation()).toBe('read committed');
+      expect(await db.transaction().execute(async (trx) => (await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(trx)).rows[0]!.level)).toBe(
+        'read committed',
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
 });

@@ -3,7 +3,8 @@ import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/cor
 import { applyWorkflow, deleteWorkflow, Dispatcher, setWorkflowStatus } from '@walflow/executor';
 import { createDatabase, migrate, replayRange, type ReplayOptions } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, COMMITTED_XID, holdOpen, silentLogger, waitForLockWait } from './fixtures.js';
 
@@ -150,7 +151,9 @@ describe('replay', () => {
   });
 
   it('run twice at once under the same id in a database whose sessions default to repeatable read, decides each pair once all the same', async () => {
-    const repeatableRead = createDatabase(`${database.url}${database.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read')}`, silentLogger);
+    // Not createDatabase's pool, whose sessions are read committed whatever the default: a caller's own.
+    const url = `${database.url}${database.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read')}`;
+    const repeatableRead = new Kysely<WalflowDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url }) }) });
     try {
       const { rows } = await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(repeatableRead);
       expect(rows[0]!.level).toBe('repeatable read');
