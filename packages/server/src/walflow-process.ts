@@ -2,11 +2,12 @@ import { ReplicationConsumer, type ConsumerStatus } from '@walflow/cdc';
 import type { WalflowDatabase } from '@walflow/core';
 import { Dispatcher, PoisonIsolatingDispatcher, RunQueueListener, WorkerPool } from '@walflow/executor';
 import { NatsSink, sinkName } from '@walflow/nats-sink';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { WalflowConfig } from './config.js';
 import { connectionConfig } from './connection-config.js';
 import { createDatabase } from './database.js';
+import { ensureEventPartitions } from './event-partitions.js';
 import { computeHealth, healthHttpStatus, reportAsOfNow, type HealthReport } from './health-report.js';
 import { WalRate } from './wal-rate.js';
 import { startHttpServer } from './http-server.js';
@@ -218,13 +219,4 @@ function rejectAfter(ms: number, reason: string): Promise<never> {
 function readiness(databaseAnswered: boolean, status: ConsumerStatus | undefined): { status: number; body: unknown } {
   const ready = databaseAnswered && (status?.role !== 'leader' || status.state === 'streaming');
   return { status: ready ? 200 : 503, body: { ready, database: databaseAnswered, role: status?.role ?? null, consumer: status?.state ?? null } };
-}
-
-/** Daily event partitions are created a week ahead; rows never fall into the default partition. */
-async function ensureEventPartitions(db: Kysely<WalflowDatabase>, logger: Logger): Promise<void> {
-  try {
-    await sql`SELECT walflow.ensure_event_partitions()`.execute(db);
-  } catch (error) {
-    logger.warn({ err: error }, 'could not create event partitions');
-  }
 }

@@ -1,0 +1,56 @@
+import type { WalflowDatabase } from '@walflow/core';
+import { Dispatcher } from '@walflow/executor';
+import { emit } from '@walflow/outbox';
+import { repairSlot } from '@walflow/server';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approvalEvent, openMigrated, silentLogger } from './fixtures.js';
+
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+const DAY = 86_400_000;
+
+beforeAll(async () => {
+  db = await openMigrated(database);
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+/** Whether the event log has a partition for the UTC day `days` from today. */
+async function hasPartition(days: number): Promise<boolean> {
+  const { rows } = await sql<{ found: boolean }>`
+    SELECT to_regclass('walflow.events_' || to_char((now() AT TIME ZONE 'UTC')::date + ${days}::int, 'YYYYMMDD')) IS NOT NULL AS found`.execute(db);
+  return rows[0]!.found;
+}
+
+async function inDefaultPartition(tenant: string): Promise<number> {
+  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.events_default WHERE tenant_id = ${tenant}`.execute(db);
+  return rows[0]!.n;
+}
+
+describe("the event log's daily partitions", () => {
+  it('are made day by day: a day whose events the default partition holds is passed over, and the days after it are made', async () => {
+    const farAhead = { ...approvalEvent('partitions', 1), committedAt: new Date(Date.now() + 9 * DAY).toISOString() };
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [farAhead], parked: [], checkpoint: null });
+    expect(await inDefaultPartition('partitions')).toBe(1);
+
+    const { rows } = await sql<{ created: number }>`SELECT walflow.ensure_event_partitions(10) AS created`.execute(db);
+    expect(rows[0]!.created).toBe(2);
+    expect([await hasPartition(8), await hasPartition(9), await hasPartition(10)]).toEqual([true, false, true]);
+  });
+
+  it('are made by a repair before it records the backlog, so that a day with none does not lose its own for good', async () => {
+    // As after a restore older than a week: no partition for today or yesterday yet.
+    for (const days of [-1, 0]) {
+      await sql`DROP TABLE ${sql.raw(`walflow.events_${new Date(Date.now() + days * DAY).toISOString().slice(0, 10).replaceAll('-', '')}`)}`.execute(db);
+    }
+    await sql`SELECT pg_drop_replication_slot(${database.slotName})`.execute(db);
+    await emit(db, { type: 'policy.approved', tenantId: 'repaired', payload: { n: 1 } });
+
+    expect(await repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger })).toMatchObject({ recovered: 1 });
+    expect(await inDefaultPartition('repaired')).toBe(0);
+    expect([await hasPartition(-1), await hasPartition(0)]).toEqual([true, true]);
+  });
+});
