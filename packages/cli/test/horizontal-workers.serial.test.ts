@@ -31,7 +31,7 @@ beforeAll(async () => {
   database = await createTestDatabase(cluster.url);
   // Claims of 20 runs: with the default 200, a few thousand runs are only a few claims, and one process may take
   // them all before the others ask.
-  env = { DATABASE_URL: database.url, WALFLOW_SLOT: SLOT, WALFLOW_HTTP_PORT: '0', WALFLOW_LOG_LEVEL: 'info', WALFLOW_WORKER_CLAIM_BATCH: '20' };
+  env = { DATABASE_URL: database.url, WALFLOW_SLOT: SLOT, WALFLOW_HTTP_PORT: '0', WALFLOW_LOG_LEVEL: 'info', WALFLOW_WORKER_CLAIM_BATCH: '20', WALFLOW_UPDATE_FIELDS: 'app.jobs.executions' };
   db = createDatabase(database.url, logger, { max: 4 });
   await migrate({ db, slotName: SLOT, logger });
   // The effect each run has: one increment of its own row, in the run's transaction.

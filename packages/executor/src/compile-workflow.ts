@@ -11,7 +11,7 @@ export interface CompiledExpressions {
   concurrencyKey: CompiledExpression | undefined;
 }
 
-/** What an operator allows workflows to touch; checked when a workflow is applied. */
+/** What an operator allows workflows to touch; checked when a workflow is applied, and again when its runs execute. */
 export interface WorkflowPolicy {
   /**
    * `schema.table.column` entries that update_field may write; `schema.table.column@tenant_column` only within the
@@ -35,21 +35,28 @@ export function compileWorkflow(definition: WorkflowDefinition): CompiledExpress
 
 /** Refuses what the definition may express but the operator did not allow. */
 export function checkWorkflowPolicy(definition: WorkflowDefinition, policy: WorkflowPolicy): void {
+  const refusal = policyRefusal(definition, policy);
+  if (refusal !== undefined) throw new WalflowError('workflow_invalid', refusal);
+}
+
+/** Why the operator's policy does not allow the definition, or undefined when it does. */
+export function policyRefusal(definition: WorkflowDefinition, policy: WorkflowPolicy): string | undefined {
   // target → the tenant column it must be scoped by, or null
   const allowed = new Map((policy.updateFields ?? []).map((entry) => {
     const [target, tenantColumn] = entry.split('@') as [string, string | undefined];
     return [target, tenantColumn ?? null] as const;
   }));
-  definition.actions.forEach((action, index) => {
-    if (action.type !== 'update_field') return;
+  for (const [index, action] of definition.actions.entries()) {
+    if (action.type !== 'update_field') continue;
     const target = `${action.table}.${action.column}`;
     const where = `workflow ${definition.name}: actions.${index}: update_field`;
     if (!allowed.has(target)) {
-      throw new WalflowError('workflow_invalid', `${where} may not write ${target}; allowed: ${[...(policy.updateFields ?? [])].join(', ') || 'nothing (set WALFLOW_UPDATE_FIELDS)'}`);
+      return `${where} may not write ${target}; allowed: ${[...(policy.updateFields ?? [])].join(', ') || 'nothing (set WALFLOW_UPDATE_FIELDS)'}`;
     }
     const tenantColumn = allowed.get(target);
     if (tenantColumn !== null && action.tenantColumn !== tenantColumn) {
-      throw new WalflowError('workflow_invalid', `${where} may write ${target} only within the event's tenant: add "tenantColumn": "${tenantColumn}"`);
+      return `${where} may write ${target} only within the event's tenant: add "tenantColumn": "${tenantColumn}"`;
     }
-  });
+  }
+  return undefined;
 }

@@ -4,6 +4,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
 import { planAction } from './actions/plan-action.js';
+import { policyRefusal, type WorkflowPolicy } from './compile-workflow.js';
 import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
 import { followUp, recordDeath } from './run-death.js';
@@ -91,7 +92,7 @@ async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, worker
     return verdict.kind === 'dead' ? 'dead' : 'retrying';
   };
 
-  const runnable = toRun(stored);
+  const runnable = toRun(stored, options.runtime);
   if ('cancelled' in runnable) {
     return fenced((trx) => cancelRun(trx, run.id, runnable.cancelled).then(() => 'cancelled' as const)).catch(leaseLostOr('cancelled'));
   }
@@ -170,10 +171,13 @@ async function performAction(
  * The workflow a run executes, why the run is cancelled instead, or why its attempt fails: a workflow that cannot
  * be read (retried, so that applying it again lets the run go on, or `walflow dead-runs retry` once it is dead).
  */
-export function toRun(workflow: ReadWorkflow | undefined): { workflow: StoredWorkflow } | { cancelled: string } | { fails: string } {
+export function toRun(workflow: ReadWorkflow | undefined, policy: WorkflowPolicy): { workflow: StoredWorkflow } | { cancelled: string } | { fails: string } {
   if (!workflow) return { cancelled: 'workflow was deleted' };
   if (workflow.status === 'disabled') return { cancelled: 'workflow is disabled' };
   if (isUnreadable(workflow)) return { fails: `the workflow's stored definition cannot be read (apply it again): ${workflow.unreadable}` };
+  // Fails rather than cancels: once the operator allows the target again, or applies a changed workflow, the run goes on.
+  const refusal = policyRefusal(workflow.definition, policy);
+  if (refusal !== undefined) return { fails: `${refusal} (the policy of the process executing it)` };
   return { workflow };
 }
 

@@ -2,6 +2,7 @@ import { WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Transaction } from 'kysely';
 import { performTogether } from './actions/perform-together.js';
 import { planAction } from './actions/plan-action.js';
+import type { WorkflowPolicy } from './compile-workflow.js';
 import { actionContext, actionTimeoutMs, executeRun, limitRunTransaction, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
 import { DEFAULT_LEASE_MS, extendLeases, heldRuns } from './run-leases.js';
 import { cancelRun, claimRunsToHold, completeRuns, leaseHeldRuns, type ActionOutcome, type CallingOutLimit, type ClaimedRun } from './run-queue.js';
@@ -15,8 +16,8 @@ import type { ReadWorkflow, StoredWorkflow } from './workflow-store.js';
  * True when every action of the workflow is a database write (notifications, events, field updates), or the
  * run is only to be cancelled: such runs can be executed together in one transaction.
  */
-export function runsInOneTransaction(workflow: ReadWorkflow | undefined): boolean {
-  const runnable = toRun(workflow);
+export function runsInOneTransaction(workflow: ReadWorkflow | undefined, policy: WorkflowPolicy): boolean {
+  const runnable = toRun(workflow, policy);
   if ('fails' in runnable) return false;
   return 'cancelled' in runnable || runnable.workflow.definition.actions.every((action) => planAction(action).kind === 'transactional');
 }
@@ -98,7 +99,7 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
         // The workflow may have changed since the claim read it: a run that now calls out is leased instead.
         const together: ClaimedRun[] = [];
         const callingOutNow: ClaimedRun[] = [];
-        for (const run of holding) (runsInOneTransaction(workflows.get(run.workflowId)) ? together : callingOutNow).push(run);
+        for (const run of holding) (runsInOneTransaction(workflows.get(run.workflowId), options.runtime) ? together : callingOutNow).push(run);
         const results = await executeTogether(trx, together, workflows, options, timings);
         const leasedToo = [...leased, ...(await leaseHeldRuns(trx, callingOutNow, batch.workerId, batch.leaseMs))];
         leasedInClaim = leasedToo;
@@ -196,7 +197,7 @@ async function executeTogether(
   if (runs.length === 0) return results;
   const executing: { run: ClaimedRun; workflow: StoredWorkflow; pending: [number, WorkflowAction][] }[] = [];
   for (const run of runs) {
-    const runnable = toRun(workflows.get(run.workflowId));
+    const runnable = toRun(workflows.get(run.workflowId), options.runtime);
     if ('fails' in runnable) {
       // Not executed together (runsInOneTransaction); should one come here, the batch goes on run by run.
       throw new WalflowError('action_failed', runnable.fails);

@@ -163,7 +163,7 @@ export class WorkerPool {
     // leases, to die unrun on a last attempt. It waits for the database instead, as long as a lease lasts.
     const leaseMs = this.execution.leaseMs ?? DEFAULT_LEASE_MS;
     const workflows = await whileUnreachable(() => getWorkflowsById(this.options.db, workflowIds), leaseMs, this.options.logger, 'could not read the workflows of leased runs; trying again');
-    const oneTransaction = new Map(workflowIds.map((id) => [id, runsInOneTransaction(workflows.get(id))]));
+    const oneTransaction = new Map(workflowIds.map((id) => [id, runsInOneTransaction(workflows.get(id), this.execution.runtime)]));
     const together = runs.filter((run) => oneTransaction.get(run.workflowId));
     const alone = runs.filter((run) => !oneTransaction.get(run.workflowId));
     // A claim takes one run that calls out: others may be waiting, and another worker takes the next one.

@@ -77,6 +77,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
         webhookSigningSecret: config.webhookSigningSecret,
         webhookAllowHosts: config.webhookAllowHosts,
         actionTimeoutMs: config.actionTimeoutMs,
+        updateFields: config.updateFields,
       },
     });
     // Runs queued by any process wake this one's workers; runs this process's dispatcher queued wake them directly.

@@ -24,7 +24,7 @@ const emitOne = (type: string, payload: Record<string, unknown>, aggregateId?: s
   db.transaction().execute((trx) => emit(trx, { type, payload, aggregateType: 'order', ...(aggregateId === undefined ? {} : { aggregateId }) }));
 
 beforeAll(async () => {
-  walflow = await startConsoleWalflow(database.url, database.slotName);
+  walflow = await startConsoleWalflow(database.url, database.slotName, { updateFields: ['public.stock.count'] });
   db = walflow.db;
   base = `http://127.0.0.1:${walflow.httpPort}`;
   await applyTestWorkflow(db, {

@@ -71,7 +71,7 @@ beforeAll(async () => {
     smtp: { host: '127.0.0.1', port: smtpPort, secure: false, from: 'walflow@agency.test' },
     webhookSigningSecret: webhookSecret,
     webhookAllowHosts: ['127.0.0.1'],
-    updateFields: ['crm_test.agents.lifetime_commission'],
+    updateFields: ['crm_test.agents.lifetime_commission', 'crm_test.accounts.balance@tenant_id'],
     secrets: new Map([['CRM_TOKEN', 'token-123']]),
     workerConcurrency: 3,
   });

@@ -28,7 +28,7 @@ beforeAll(async () => {
   options = {
     db,
     logger: silentLogger,
-    runtime: { secrets: new Map(), webhookAllowHosts: ['127.0.0.1'], webhookSigningSecret: `whsec_${Buffer.from('batch-test-secret-0123456789').toString('base64')}` },
+    runtime: { ...policy, secrets: new Map(), webhookAllowHosts: ['127.0.0.1'], webhookSigningSecret: `whsec_${Buffer.from('batch-test-secret-0123456789').toString('base64')}` },
   };
 });
 afterAll(async () => {
@@ -87,6 +87,30 @@ describe('a claimed batch of database-only runs', () => {
       { aggregate_type: 'payment', aggregate_id: null },
       { aggregate_type: null, aggregate_id: null },
     ]);
+  });
+
+  it('writes no field the executing process does not allow: a target taken off the list after the apply fails the run, saying so', async () => {
+    await applyTestWorkflow(
+      db,
+      {
+        tenant: 'revoked',
+        name: 'credit',
+        trigger: { event: 'payment.received' },
+        retry: { maxAttempts: 1 },
+        actions: [{ type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: 'r1' }, increment: 1 }],
+      },
+      policy,
+    );
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('r1')`.execute(db);
+    const runs = await queueAndClaim('revoked', [{ n: 1 }], 'revoked/0');
+    const workflows = await getWorkflowsById(db, [runs[0]!.workflowId]);
+    const revoked = { ...options, runtime: { ...options.runtime, updateFields: [] } };
+    expect(await executeRunBatch(runs, workflows, 'revoked/0', revoked)).toEqual(new Map([[runs[0]!.id, 'dead']]));
+    const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'last_error']).where('id', '=', runs[0]!.id).executeTakeFirstOrThrow();
+    expect(run).toEqual({ status: 'dead', last_error: expect.stringContaining('may not write batch_test.accounts.balance') });
+    const { rows } = await sql<{ balance: string }>`SELECT balance::text FROM batch_test.accounts WHERE id = 'r1'`.execute(db);
+    expect(rows).toEqual([{ balance: '0' }]);
+    await sql`DELETE FROM batch_test.accounts WHERE id = 'r1'`.execute(db);
   });
 
   it('falls back to one run at a time when one run fails: the others succeed once, the failing one retries alone', async () => {

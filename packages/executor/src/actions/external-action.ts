@@ -1,9 +1,14 @@
 import type { EventEnvelope } from '@walflow/core';
+import type { WorkflowPolicy } from '../compile-workflow.js';
 import type { StoredWorkflow } from '../workflow-store.js';
 import type { ResolveHost } from './address-guard.js';
 
-/** What the process is configured with for actions that talk to the outside world. */
-export interface ActionRuntime {
+/**
+ * What the process is configured with for actions: for those that talk to the outside world (mail, HTTP), and the
+ * operator's policy, which each run's workflow is checked against again when it executes (a target taken off
+ * WALFLOW_UPDATE_FIELDS is no longer written by workflows applied before).
+ */
+export interface ActionRuntime extends WorkflowPolicy {
   /** SMTP for send_email; without it send_email fails with an error that says so. */
   smtp?: { host: string; port: number; secure?: boolean; user?: string; password?: string; from: string } | undefined;
   /** Secret values by name: workflows reference them (`{ "secret": "NAME" }`), never contain them. */
