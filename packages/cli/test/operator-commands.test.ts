@@ -134,7 +134,7 @@ describe('walflow events tail', () => {
       await waitFor('the backtest to wait for the cooldown', async () => {
         const { rows } = await sql<{ n: number }>`
           SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'insert into "walflow"."cooldowns"%'`.execute(db);
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO walflow.cooldowns%'`.execute(db);
         return rows[0]!.n === 1;
       });
       const before = await emit(db, { type: 'user.login', tenantId: 'tail-early', payload: {} });
