@@ -7,7 +7,7 @@ import { withClient } from './pg-client.js';
 const execFileAsync = promisify(execFile);
 
 /**
- * The options walflow's consumer passes to wal2json (packages/cdc/src/wal2json-decoder.ts, wal2jsonDecoder.createPlugin),
+ * The options walflow's consumer passes to wal2json (packages/cdc/src/wal2json-decoder.ts, wal2jsonOptions),
  * spelled as pg_recvlogical takes them. The bench does not depend on @walflow/cdc, so keep the two in step.
  */
 const WAL2JSON_OPTIONS = {
@@ -18,7 +18,8 @@ const WAL2JSON_OPTIONS = {
   'include-types': 'off',
   'add-tables': 'walflow.outbox',
   actions: 'insert',
-  'add-msg-prefixes': 'walflow',
+  // walflow names a prefix of its own per stream, which nothing writes: no message passes.
+  'add-msg-prefixes': 'walflow-reads-no-message',
 };
 
 /** A second wal2json slot, created before the backlog so that it sees the same transactions as walflow's. */
