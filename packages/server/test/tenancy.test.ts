@@ -358,4 +358,22 @@ describe('a role bound to a tenant (walflow.tenant_roles)', () => {
     // Unbound again, the role with no tenant set is system-wide code, which reads nothing.
     await asApp(t1Role, {}, async (client) => expect(await visibleTenants(client)).toEqual(everyTable([])));
   });
+
+  it('names a role that exists, refusing a name no role has (saying how it is spelled where only the case differs), and stays bound when the role is renamed', async () => {
+    const { db } = walflow;
+    await expect(sql`INSERT INTO walflow.tenant_roles (role_name, tenant_id) VALUES ('no_such_app', 't1')`.execute(db)).rejects.toMatchObject({ code: '42704' });
+    await expect(sql`INSERT INTO walflow.tenant_roles (role_name, tenant_id) VALUES (${t1Role.toUpperCase()}, 't1')`.execute(db)).rejects.toMatchObject({
+      code: '42704',
+      hint: expect.stringContaining(`'${t1Role}' exists`),
+    });
+    await sql`INSERT INTO walflow.tenant_roles (role_name, tenant_id) VALUES (${t1Role}, 't1')`.execute(db);
+    const renamed = `${t1Role}_renamed`;
+    await sql`ALTER ROLE ${sql.id(t1Role)} RENAME TO ${sql.id(renamed)}`.execute(db);
+    try {
+      await asApp(renamed, {}, async (client) => expect(await visibleTenants(client)).toEqual(everyTable(['t1'])));
+    } finally {
+      await sql`ALTER ROLE ${sql.id(renamed)} RENAME TO ${sql.id(t1Role)}`.execute(db);
+      await sql`DELETE FROM walflow.tenant_roles WHERE role_name = ${t1Role}`.execute(db);
+    }
+  });
 });
