@@ -78,7 +78,8 @@ async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, worker
    */
   const failAttempt = async (error: unknown, alongside: (trx: Transaction<WalflowDatabase>, dies: boolean) => Promise<void>): Promise<RunResult> => {
     const message = error instanceof Error ? error.message : String(error);
-    const verdict = afterFailure(run.attempts, run.maxAttempts, options.retry);
+    const allowance = stored === undefined || isUnreadable(stored) ? undefined : stored.definition.retry.maxAttempts;
+    const verdict = afterFailure(run.attempts, run.maxAttempts, options.retry, allowance);
     logger.warn({ err: error, runId: run.id, workflowId: run.workflowId, attempts: run.attempts, verdict: verdict.kind }, 'run attempt failed');
     try {
       await fenced(async (trx) => {

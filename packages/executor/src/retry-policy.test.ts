@@ -17,4 +17,10 @@ describe('afterFailure', () => {
     const verdict = afterFailure(30, 100, { initialMs: 1000, maxMs: 10_000 });
     expect(verdict.kind === 'retry' && verdict.delayMs).toBeLessThanOrEqual(10_000);
   });
+
+  it("starts over from the first delay in each allowance of attempts an operator's retry gives", () => {
+    // Dead after 5 of 5, retried: 10 allowed, and the 6th attempt failed. It is the first of its round.
+    const verdict = afterFailure(6, 10, { initialMs: 1000 }, 5);
+    expect(verdict.kind === 'retry' && verdict.delayMs).toBeLessThanOrEqual(1000);
+  });
 });

@@ -452,6 +452,24 @@ describe("a workflow whose actions change while its runs execute them", () => {
     expect(requested).toEqual(['/fixed-path']);
   });
 
+  it('backs a dead run off, once an operator retried it, from the first delay again, as a new run', async () => {
+    await applyWorkflow(db, { tenant: 'backoff', name: 'call', trigger: { event: 'payment.received' }, retry: { maxAttempts: 2 }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/fails` }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('backoff', { n: 1 })], parked: [], checkpoint: null });
+    const claim = async () => (await claimRuns(db, 'backoff/0', 10, 60_000, { actionTypes: ['webhook'], maxCallingOut: 1 })).filter((run) => run.event.tenantId === 'backoff');
+    const dueNow = () => db.updateTable('walflow.workflow_runs').set({ next_attempt_at: sql`now()` }).where('tenant_id', '=', 'backoff').execute();
+    expect(await executeRun((await claim())[0]!, 'backoff/0', options)).toBe('retrying');
+    await dueNow();
+    const [last] = await claim();
+    expect(await executeRun(last!, 'backoff/0', options)).toBe('dead');
+    await retryDeadRun(db, last!.id);
+    expect(await executeRun((await claim())[0]!, 'backoff/0', options)).toBe('retrying');
+    const { rows } = await sql<{ seconds: number }>`
+      SELECT extract(epoch FROM next_attempt_at - now())::float8 AS seconds FROM walflow.workflow_runs WHERE id = ${last!.id}`.execute(db);
+    // The first delay of a run (0.5-1 s by default), not the third (2-4 s).
+    expect(rows[0]!.seconds).toBeLessThan(1.5);
+    await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled' }).where('tenant_id', '=', 'backoff').execute();
+  });
+
   it('keeps an action succeeded when its failure is recorded after the success committed (its answer lost), so the retry skips it', async () => {
     await applyWorkflow(db, { tenant: 'lost-answer', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/ok` }] });
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('lost-answer', { n: 1 })], parked: [], checkpoint: null });
