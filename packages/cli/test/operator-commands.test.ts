@@ -80,6 +80,13 @@ describe('walflow replay', () => {
     expect(again.stdout).toContain(`replay ${summary.replayId}: 2 events, 0 runs queued; 2 pairs already decided by this replay`);
   });
 
+  it('records a replay that fails in the audit log, with why', async () => {
+    const failed = await runWalflow(['replay', '--from', '-1h', '--to', 'now', '--workflow', 'no-such-workflow', '--replay-id', 'audited-failure'], env);
+    expect(failed.code).toBe(1);
+    const audited = await walflow.db.selectFrom('walflow.audit_log').select(['action', 'arguments']).where('target', '=', 'audited-failure').execute();
+    expect(audited).toEqual([{ action: 'replay', arguments: expect.objectContaining({ workflow: 'no-such-workflow', failed: expect.stringContaining('no workflow no-such-workflow') }) }]);
+  });
+
   it('checks its times and options before it reads a workflow file or the database', async () => {
     const refused = async (args: string[], message: string) =>
       expect(await runWalflow(['replay', ...args], env), args.join(' ')).toMatchObject({ code: 2, output: expect.stringContaining(message) });

@@ -4,6 +4,7 @@ import { checkReplayRequest, parseTime, recordAudit, replayRange } from '@walflo
 import type { Command } from 'commander';
 import { nonEmptyText, timeText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
+import { errorMessage } from '../error-message.js';
 
 interface ReplayFlags {
   from: string;
@@ -47,7 +48,7 @@ export function registerReplay(program: Command): void {
       const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
       const progress = progressReporter();
       const summary = await withDatabase(context, async (db) => {
-        const result = await replayRange({
+        const replaying = replayRange({
           db,
           logger: context.logger,
           slotName: context.config.slotName,
@@ -69,6 +70,16 @@ export function registerReplay(program: Command): void {
           onProgress: progress,
           toSink: flags.toSink ? context.config.natsSink : undefined,
         });
+        let result;
+        try {
+          result = await replaying;
+        } catch (error) {
+          // The pages committed before the failure stay: the audit log says the replay ran, and how it ended.
+          if (!flags.dryRun) {
+            await recordAudit(db, { actor: context.operator, action: 'replay', target: flags.replayId, arguments: { ...flags, failed: errorMessage(error) } }).catch(() => undefined);
+          }
+          throw error;
+        }
         if (!result.dryRun) await recordAudit(db, { actor: context.operator, action: 'replay', target: result.replayId, arguments: { ...flags } });
         return result;
       });
