@@ -100,6 +100,7 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
       ]),
     )
     .executeTakeFirst();
+  await carryGuardStateOver(db, definition);
   const document = JSON.stringify(definition);
   const written = await db
     .insertInto('walflow.workflows')
@@ -143,6 +144,33 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
   if (!stored) throw new Error(`workflow ${definition.name} vanished while it was applied`);
   const outcome: ApplyOutcome = !written ? 'unchanged' : written.inserted ? 'created' : 'updated';
   return { workflow: stored, outcome, runsCancelled: Number(cancelled.numUpdatedRows) };
+}
+
+/**
+ * Guard state written under the definition being replaced, made to mean what the new one says. A cooldown row
+ * holds its end (when it began plus the seconds then): with other seconds it is moved by the difference, so a
+ * cooldown shortened from a day to a minute ends a minute after its start, not a day; a workflow without a cooldown
+ * any more keeps none. A rate-limit window is known by its limit's place in the list and its start: a limit whose
+ * period or key changed (or that is gone) starts counting afresh, or its windows would be read as the new limit's
+ * (a day's count as the first hour's, both starting at midnight). A changed `limit` alone keeps the counts.
+ */
+async function carryGuardStateOver(db: Kysely<WalflowDatabase>, definition: WorkflowDefinition): Promise<void> {
+  const replaced = sql`SELECT id, cooldown, rate_limits FROM walflow.workflows WHERE tenant_id = ${definition.tenant} AND name = ${definition.name}`;
+  const seconds = definition.cooldown?.seconds ?? null;
+  if (seconds === null) {
+    await sql`DELETE FROM walflow.cooldowns c USING (${replaced}) w WHERE c.workflow_id = w.id`.execute(db);
+  } else {
+    await sql`
+      UPDATE walflow.cooldowns c SET until = c.until + make_interval(secs => ${seconds} - (w.cooldown->>'seconds')::double precision)
+        FROM (${replaced}) w
+       WHERE c.workflow_id = w.id AND c.until > '-infinity' AND (w.cooldown->>'seconds')::double precision <> ${seconds}`.execute(db);
+  }
+  const limits = JSON.stringify(definition.rateLimits);
+  await sql`
+    DELETE FROM walflow.rate_limit_windows r USING (${replaced}) w
+     WHERE r.workflow_id = w.id
+       AND ((w.rate_limits -> r.limit_index -> 'periodSeconds') IS DISTINCT FROM (${limits}::jsonb -> r.limit_index -> 'periodSeconds')
+            OR (w.rate_limits -> r.limit_index -> 'key') IS DISTINCT FROM (${limits}::jsonb -> r.limit_index -> 'key'))`.execute(db);
 }
 
 /**

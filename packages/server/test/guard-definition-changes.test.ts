@@ -1,0 +1,63 @@
+import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
+import type { Dispatcher } from '@walflow/executor';
+import { useTestDatabase } from '@walflow/testing';
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTestWorkflow, approvalEvent, openDispatcher } from './fixtures.js';
+
+const database = useTestDatabase();
+let db: Kysely<WalflowDatabase>;
+let dispatcher: Dispatcher;
+
+beforeAll(async () => {
+  ({ db, dispatcher } = await openDispatcher(database, []));
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+const workflow = (tenant: string) => ({ tenant, name: 'guarded', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event' as const, event: 'x.y' }] });
+
+async function outcomeOf(event: EventEnvelope): Promise<string> {
+  await dispatcher.dispatch({ events: [event], parked: [], checkpoint: null });
+  const decision = await db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', event.id).executeTakeFirstOrThrow();
+  return decision.outcome;
+}
+
+describe('guard state when the workflow changes', () => {
+  it("moves a cooldown's end by the change of its seconds, and keeps none once the workflow has no cooldown", async () => {
+    const id = await applyTestWorkflow(db, { ...workflow('cooling'), cooldown: { seconds: 86_400 } });
+    const first = approvalEvent('cooling', 1);
+    expect(await outcomeOf(first)).toBe('fired');
+    const cooldownSeconds = async () => {
+      const { rows } = await sql<{ seconds: number }>`
+        SELECT extract(epoch FROM until - ${first.committedAt}::timestamptz)::float8 AS seconds FROM walflow.cooldowns WHERE workflow_id = ${id}`.execute(db);
+      return rows.map((row) => row.seconds);
+    };
+    expect(await cooldownSeconds()).toEqual([86_400]);
+
+    await applyTestWorkflow(db, { ...workflow('cooling'), cooldown: { seconds: 60 } });
+    expect(await cooldownSeconds()).toEqual([60]);
+    const twoMinutesLater = { ...approvalEvent('cooling', 2), committedAt: new Date(Date.parse(first.committedAt) + 120_000).toISOString() };
+    expect(await outcomeOf(twoMinutesLater)).toBe('fired');
+
+    await applyTestWorkflow(db, workflow('cooling'));
+    expect(await cooldownSeconds()).toEqual([]);
+  });
+
+  it('counts a rate limit afresh when its period or key changes, and goes on counting when only its limit does', async () => {
+    const limited = (limit: number, periodSeconds: number) => applyTestWorkflow(db, { ...workflow('limited'), rateLimits: [{ limit, periodSeconds }] });
+    // In the first hour of today (UTC), where the day's window and the hour's start at the same instant.
+    const midnight = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+    const event = (n: number) => ({ ...approvalEvent('limited', n), committedAt: new Date(midnight + n * 1000).toISOString() });
+    await limited(1, 86_400);
+    expect(await outcomeOf(event(1))).toBe('fired');
+    expect(await outcomeOf(event(2))).toBe('rate_limited');
+    // The hour's window is not the day's, although both start at midnight: its count starts at 0.
+    await limited(1, 3600);
+    expect(await outcomeOf(event(3))).toBe('fired');
+    await limited(2, 3600);
+    expect(await outcomeOf(event(4))).toBe('fired');
+    expect(await outcomeOf(event(5))).toBe('rate_limited');
+  });
+});
