@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WalflowDatabase } from '@walflow/core';
-import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
+import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, setWorkflowStatus, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { createDatabase, migrate, retryDeadRun } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryId, type QueryResult, type RawBuilder, type RootOperationNode, type UnknownRow } from 'kysely';
@@ -165,6 +165,38 @@ describe('a claimed batch of database-only runs', () => {
     const later = (await claimRuns(db, 'fenced/1', 10, 60_000)).filter((run) => run.event.tenantId === 'fenced');
     expect(await executeClaimed(later, 'fenced/1')).toEqual(new Map([[later[0]!.id, 'cancelled']]));
     expect((await notificationsPerRun('fenced')).size).toBe(2);
+  });
+});
+
+describe('the queued runs of a paused workflow', () => {
+  it('wait while it is paused, by hand or after its deaths, and are claimed once it is resumed', async () => {
+    await applyTestWorkflow(
+      db,
+      {
+        tenant: 'paused',
+        name: 'credit',
+        trigger: { event: 'payment.received' },
+        retry: { maxAttempts: 1 },
+        autoPause: { afterConsecutiveFailures: 1 },
+        actions: [{ type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: 'nobody' }, increment: 1 }],
+      },
+      policy,
+    );
+    const [first] = await queueAndClaim('paused', [{ n: 1 }], 'paused/0');
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [2, 3].map((n) => paymentEvent('paused', { n })), parked: [], checkpoint: null });
+    // The first run dies, and the workflow pauses itself: the two queued behind it wait.
+    expect(await executeRun(first!, 'paused/0', options)).toBe('dead');
+    expect(await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 'paused').executeTakeFirstOrThrow()).toEqual({ status: 'paused' });
+    const claimable = async () => (await claimRuns(db, 'paused/1', 100, 60_000)).filter((run) => run.event.tenantId === 'paused');
+    expect(await claimable()).toEqual([]);
+    // A run queued while it is paused (an operator's retry) waits too.
+    await retryDeadRun(db, first!.id);
+    expect(await claimable()).toEqual([]);
+
+    expect(await setWorkflowStatus(db, 'paused', 'credit', 'active')).toBe(true);
+    const resumed = await claimable();
+    expect(resumed).toHaveLength(3);
+    await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled', locked_by: null, locked_until: null }).where('tenant_id', '=', 'paused').execute();
   });
 });
 
