@@ -79,10 +79,15 @@ const DEAD_RUNS_REMEDY = 'walflow dead-runs list, then retry or discard them onc
 /** The checks of the run backlog, which row security can narrow to a tenant; the others are of the shared pipeline. */
 export const RUN_CHECKS: ReadonlySet<HealthCheck['name']> = new Set(['oldest_queued_run', 'dead_runs']);
 
-/** Seconds the oldest runnable queued run has waited: a retry waiting for its backoff is not a backlog. */
+/**
+ * Seconds the oldest runnable queued run has waited: a retry waiting for its backoff is not a backlog, nor is a run
+ * of a paused workflow, which waits for it to be resumed.
+ */
 export const OLDEST_QUEUED_SECONDS = sql<number>`
-  coalesce(extract(epoch FROM now() - (SELECT min(next_attempt_at) FROM walflow.workflow_runs
-                                        WHERE status = 'queued' AND next_attempt_at <= now())), 0)::float8`;
+  coalesce(extract(epoch FROM now() - (SELECT r.next_attempt_at FROM walflow.workflow_runs r
+                                        WHERE r.status = 'queued' AND r.next_attempt_at <= now()
+                                          AND NOT EXISTS (SELECT FROM walflow.workflows w WHERE w.id = r.workflow_id AND w.status = 'paused')
+                                        ORDER BY r.next_attempt_at LIMIT 1)), 0)::float8`;
 
 /** Replication lag, slot retention, run backlog and the consumer's state, in two queries, judged against thresholds. */
 export async function computeHealth(db: Kysely<WalflowDatabase>, options: ComputeHealthOptions): Promise<HealthReport> {

@@ -3,13 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, setWorkflowStatus, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
-import { createDatabase, migrate, retryDeadRun } from '@walflow/server';
+import { computeHealth, createDatabase, migrate, retryDeadRun } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryId, type QueryResult, type RawBuilder, type RootOperationNode, type UnknownRow } from 'kysely';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, holdOpen, paymentEvent, silentLogger, waitForLockWait } from './fixtures.js';
+import { applyTestWorkflow, holdOpen, paymentEvent, silentLogger, testConfig, waitForLockWait } from './fixtures.js';
 import { startProxy } from './tcp-proxy.js';
 // Internals of the queue, to set up a claim that another worker changes between its rollback and its lease.
 import { keepLease } from '../../executor/src/lease-keeper.js';
@@ -189,9 +189,12 @@ describe('the queued runs of a paused workflow', () => {
     expect(await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 'paused').executeTakeFirstOrThrow()).toEqual({ status: 'paused' });
     const claimable = async () => (await claimRuns(db, 'paused/1', 100, 60_000)).filter((run) => run.event.tenantId === 'paused');
     expect(await claimable()).toEqual([]);
-    // A run queued while it is paused (an operator's retry) waits too.
+    // A run queued while it is paused (an operator's retry) waits too, and is no backlog of the workers'.
     await retryDeadRun(db, first!.id);
     expect(await claimable()).toEqual([]);
+    await db.updateTable('walflow.workflow_runs').set({ next_attempt_at: sql`now() - interval '1 hour'` }).where('id', '=', first!.id).execute();
+    const health = await computeHealth(db, { slotName: database.slotName, thresholds: testConfig(database.url, database.slotName).healthThresholds });
+    expect(health.checks.find((check) => check.name === 'oldest_queued_run')?.message).not.toMatch(/waits \d{4,}/);
 
     expect(await setWorkflowStatus(db, 'paused', 'credit', 'active')).toBe(true);
     const resumed = await claimable();
