@@ -136,18 +136,21 @@ function toClaimedRun(row: ClaimRow): ClaimedRun {
  * attempted by one since (their attempts differ from the claim's: a retry due later stays queued for then) are
  * left out. Returns the runs leased, with their attempts counted and the actions that succeeded read again once
  * the lease is taken: another worker may have leased such a run, performed some of its actions and handed it
- * back at shutdown (its attempt uncounted) before this lease.
+ * back at shutdown (its attempt uncounted) before this lease. Safe to call again when an earlier call's answer was
+ * lost: the runs it leased are returned again, their attempt counted once.
  */
 export async function leaseHeldRuns(db: Kysely<WalflowDatabase>, runs: readonly ClaimedRun[], workerId: string, leaseMs: number): Promise<ClaimedRun[]> {
   if (runs.length === 0) return [];
   const { rows } = await sql<{ id: string; attempts: number }>`
     UPDATE walflow.workflow_runs r
-       SET status = 'running', attempts = r.attempts + 1, locked_by = ${workerId},
+       SET status = 'running', attempts = CASE WHEN r.status = 'queued' THEN r.attempts + 1 ELSE r.attempts END, locked_by = ${workerId},
            locked_until = now() + ${leaseMs} * interval '1 millisecond', started_at = coalesce(r.started_at, now())
       FROM (SELECT w.id FROM walflow.workflow_runs w
               JOIN unnest(${runs.map((run) => run.id)}::uuid[], ${runs.map((run) => run.attempts)}::integer[]) AS claimed (id, attempts)
-                ON w.id = claimed.id AND w.attempts = claimed.attempts
-             WHERE w.status = 'queued'
+                ON w.id = claimed.id
+             WHERE w.status = 'queued' AND w.attempts = claimed.attempts
+                -- Leased by this very call before, its answer lost: taken again, not counted again.
+                OR w.status = 'running' AND w.locked_by = ${workerId} AND w.attempts = claimed.attempts + 1
                FOR UPDATE OF w SKIP LOCKED) free
      WHERE r.id = free.id
     RETURNING r.id, r.attempts`.execute(db);

@@ -840,6 +840,9 @@ describe('a claim that holds its database-only runs in the transaction that exec
 
     const leased = await leaseHeldRuns(db, stale, 'stale-a/0', 60_000);
     expect(leased.map((run) => [run.id, run.attempts, [...run.actionsDone]])).toEqual([[handedBack!.id, 1, [0]]]);
+    // Asked again, as after an answer lost: the same run, its attempt counted once.
+    const again = await leaseHeldRuns(db, stale, 'stale-a/0', 60_000);
+    expect(again.map((run) => [run.id, run.attempts, [...run.actionsDone]])).toEqual([[handedBack!.id, 1, [0]]]);
     expect(await executeRun(leased[0]!, 'stale-a/0', options)).toBe('succeeded');
     const balance = await sql<{ balance: string }>`SELECT balance::text FROM batch_test.accounts WHERE id = 's1'`.execute(db);
     expect(balance.rows).toEqual([{ balance: '1' }]);
