@@ -11,6 +11,9 @@ const WRONG_LAST_MSG_ID = 10070;
 const NANOS_PER_SECOND = 1_000_000_000;
 /** How long one publish waits for JetStream's acknowledgement. */
 const PUBLISH_TIMEOUT_MS = 5000;
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Room left for a message's headers (Nats-Msg-Id, the expected last id, the content type) within max_payload. */
+const HEADER_ALLOWANCE = 4096;
 
 export interface PublishOutcome {
   /** Messages JetStream acknowledged, from the first: always a prefix of what was handed in. */
@@ -58,6 +61,14 @@ export class JetStreamPublisher {
       throw WalflowError.from(error, 'sink_failed', `cannot use JetStream stream ${settings.stream}`);
     }
     return new JetStreamPublisher(connection, jetstream(connection, { timeout: PUBLISH_TIMEOUT_MS }), settings);
+  }
+
+  /**
+   * The largest message body this server takes, less room for the headers (NATS counts both): the server's
+   * `max_payload` (1 MiB by default).
+   */
+  get maxMessageBytes(): number {
+    return (this.connection.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADER_ALLOWANCE;
   }
 
   /** Why this connection cannot publish now (closed, or reconnecting since when), or null while it can. */

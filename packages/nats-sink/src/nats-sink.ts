@@ -144,7 +144,7 @@ export class NatsSink {
       if (unavailable !== null) return { kind: 'failed', error: new WalflowError('sink_failed', unavailable) };
       const events = await eventsAfter(trx, cursor, this.batchSize);
       if (events.length === 0) return { kind: 'idle' };
-      const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject)));
+      const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject, { maxBytes: publisher.maxMessageBytes })));
       this.current = { ...this.current, published: this.current.published + outcome.stored, duplicates: this.current.duplicates + outcome.duplicates };
       const last = events[outcome.stored - 1];
       if (last !== undefined && !(await saveCursor(trx, this.name, last, outcome.stored))) {

@@ -37,7 +37,7 @@ describe('sinkMessage', () => {
   });
 
   it('gives a replay a message id of its own and says which replay it is', () => {
-    const message = sinkMessage({ ...event, metadata: {}, aggregateId: null }, 'walflow.{tenant}.{type}', 'replay-1');
+    const message = sinkMessage({ ...event, metadata: {}, aggregateId: null }, 'walflow.{tenant}.{type}', { replayId: 'replay-1' });
     expect(message.msgId).toBe(`${event.id}@2024-05-01T12:00:00.123456Z:replay-1`);
     const body = decoded(message.data) as Record<string, unknown>;
     expect(body).toMatchObject({ id: event.id, replayid: 'replay-1', tenant: 'acme corp' });

@@ -22,15 +22,23 @@ const encoder = new TextEncoder();
 /**
  * The event's CloudEvent (id = event id, time = commit time, subject = aggregate, data = payload) with
  * walflow's extensions: `tenant`, the causal chain (`correlationid`, `causationid`), `actorid`, and on a
- * replay `replayid`.
+ * replay `replayid`. One larger than `maxBytes` (what the NATS server takes) goes without its data, saying how
+ * large it was (`omitteddatabytes`): NATS refuses the whole message, and the sink, which publishes in order and
+ * skips nothing, would stop at it for every tenant. The event stays in walflow's log.
  */
-export function sinkMessage(event: SinkEvent, subjectTemplate: string, replayId?: string): SinkMessage {
+export function sinkMessage(event: SinkEvent, subjectTemplate: string, options: { replayId?: string | undefined; maxBytes?: number | undefined } = {}): SinkMessage {
+  const { replayId, maxBytes } = options;
   const cloudEvent = toCloudEvent(event, { source: `walflow/${encodeURIComponent(event.tenantId)}`, extensions: extensionsOf(event, replayId) });
+  let data = encoder.encode(JSON.stringify(cloudEvent));
+  if (maxBytes !== undefined && data.length > maxBytes) {
+    const { data: omitted, datacontenttype: _, ...attributes } = cloudEvent;
+    data = encoder.encode(JSON.stringify({ ...attributes, omitteddatabytes: encoder.encode(JSON.stringify(omitted)).length }));
+  }
   return {
     eventId: event.id,
     subject: subjectFor(subjectTemplate, event),
     msgId: replayId === undefined ? `${event.id}@${event.committedAt}` : `${event.id}@${event.committedAt}:${replayId}`,
-    data: encoder.encode(JSON.stringify(cloudEvent)),
+    data,
   };
 }
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { waitFor } from '@walflow/testing';
@@ -26,16 +26,19 @@ async function findNatsServer(): Promise<string> {
   throw new Error('nats-server is not installed: apt-get install nats-server (the JetStream sink tests start their own)');
 }
 
-export async function startNatsServer(): Promise<TestNatsServer> {
+/** `maxPayload`: the largest message the server takes (its max_payload; 1 MiB by default). */
+export async function startNatsServer(options: { maxPayload?: number } = {}): Promise<TestNatsServer> {
   const binary = await findNatsServer();
   const directory = await mkdtemp(join(tmpdir(), 'walflow-nats-'));
+  const configuration = join(directory, 'nats.conf');
+  await writeFile(configuration, options.maxPayload === undefined ? '' : `max_payload: ${options.maxPayload}\n`);
   let child: ChildProcess | null = null;
   let output = '';
   let port = -1; // nats-server picks a free one the first time
 
   const launch = async (): Promise<void> => {
     output = '';
-    const started = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(directory, 'store'), '--ports_file_dir', directory, '-n', `walflow-test-${process.pid}`], {
+    const started = spawn(binary, ['-c', configuration, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(directory, 'store'), '--ports_file_dir', directory, '-n', `walflow-test-${process.pid}`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = started;

@@ -1,3 +1,4 @@
+import { emit } from '@walflow/outbox';
 import { measureSinkLag, NatsSink, sinkName, type NatsSinkSettings, type SinkState } from '@walflow/nats-sink';
 import type { HealthReport, RunningWalflow } from '@walflow/server';
 import { createTestDatabase, startPostgres, waitFor, type CreatedTestDatabase, type StartedPostgres } from '@walflow/testing';
@@ -17,6 +18,8 @@ let nats: TestNatsServer;
 let walflow: RunningWalflow;
 
 const STREAM = 'WALFLOW_TEST';
+/** The NATS server's max_payload: small, so that an event can be larger than NATS takes. */
+const MAX_PAYLOAD = 64 * 1024;
 const SLOT = 'walflow_sink';
 const settings = (overrides: Partial<NatsSinkSettings> = {}): NatsSinkSettings => ({
   servers: [nats.url],
@@ -30,7 +33,7 @@ const settings = (overrides: Partial<NatsSinkSettings> = {}): NatsSinkSettings =
 beforeAll(async () => {
   cluster = await startPostgres({ dedicated: true });
   database = await createTestDatabase(cluster.url);
-  nats = await startNatsServer();
+  nats = await startNatsServer({ maxPayload: MAX_PAYLOAD });
   walflow = await startTestWalflow(database.url, SLOT, { natsSink: settings() });
 });
 afterAll(async () => {
@@ -90,6 +93,20 @@ describe('the JetStream sink', () => {
     });
     expect(published.map((message) => message.cloudEvent.id)).toEqual([id, id]);
     expect(published[1]!.cloudEvent.data).toEqual({ second: true });
+  });
+
+  it('publishes an event larger than NATS takes without its data, saying how large it was, and goes on with the next', async () => {
+    const large = { blob: 'x'.repeat(2 * MAX_PAYLOAD) };
+    const ids: string[] = [];
+    for (const payload of [{ n: 1 }, large, { n: 3 }]) ids.push(await walflow.db.transaction().execute((trx) => emit(trx, { type: 'policy.approved', tenantId: 'large', payload })));
+    const published = await waitFor('the three events', async () => {
+      const messages = await publishedFor(nats.url, STREAM, 'large');
+      return messages.length === 3 && messages;
+    });
+    expect(published.map((message) => message.cloudEvent.id)).toEqual(ids);
+    expect(published[1]!.cloudEvent).not.toHaveProperty('data');
+    expect(published[1]!.cloudEvent).toMatchObject({ id: ids[1], omitteddatabytes: JSON.stringify(large).length });
+    expect(published[2]!.cloudEvent).toMatchObject({ data: { n: 3 } });
   });
 
   it('keeps events through a NATS outage: the health check fails meanwhile, the slot moves on, nothing is lost or doubled', async () => {
