@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consoleHandler } from '../src/console/console-router.js';
 import { MAX_LIVE_STREAMS } from '../src/console/live-events.js';
 import { OverviewSamples } from '../src/console/overview-samples.js';
+import { TokenAttempts } from '../src/console/token-attempts.js';
 import { ScopedSlots } from '../src/console/scoped-slots.js';
 import { SignedOutSessions } from '../src/console/signed-out-sessions.js';
 import { ConsoleAuth } from '../src/console/session.js';
@@ -65,6 +66,7 @@ beforeAll(async () => {
     closing: closing.signal,
     liveStreams: new ScopedSlots(MAX_LIVE_STREAMS),
     backtests: new ScopedSlots(1),
+    tokenAttempts: new TokenAttempts(),
   });
   server = await startHttpServer({
     host: '127.0.0.1',

@@ -11,6 +11,7 @@ import type { Principal, ConsoleAuth } from './session.js';
 import type { Frame } from './pages/layout.js';
 import type { SignedOutSessions } from './signed-out-sessions.js';
 import type { ScopedSlots } from './scoped-slots.js';
+import type { TokenAttempts } from './token-attempts.js';
 
 /** What the running process lends the console. */
 export interface ConsoleHost {
@@ -39,6 +40,8 @@ export interface ConsoleContext {
   liveStreams: ScopedSlots;
   /** Backtests running (MAX_BACKTESTS per scope and in all). */
   backtests: ScopedSlots;
+  /** Failed sign-ins and bearer tokens per client address. */
+  tokenAttempts: TokenAttempts;
 }
 
 /** One authenticated request. */

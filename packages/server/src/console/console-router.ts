@@ -79,8 +79,8 @@ export function consoleHandler(context: ConsoleContext): MountedHandler {
       if (response.headersSent) return void response.end();
       // What went wrong inside walflow goes to the log; the page says only that it did.
       if (!(error instanceof HttpError)) context.host.logger.error({ err: error, path: url.pathname }, 'console request failed');
-      const { status, message } = error instanceof HttpError ? error : { status: 500, message: 'Something failed inside walflow; its log says what.' };
-      sendPage(response, status, errorPage({ title: statusTitle(status), nonce, principal: principal ?? null }, message), nonce);
+      const { status, message, headers } = error instanceof HttpError ? error : { status: 500, message: 'Something failed inside walflow; its log says what.', headers: {} };
+      sendPage(response, status, errorPage({ title: statusTitle(status), nonce, principal: principal ?? null }, message), nonce, headers);
     }
   };
 }
@@ -120,18 +120,36 @@ async function login(context: ConsoleContext, request: IncomingMessage, response
   const crossSite = crossSiteReason(request);
   if (crossSite !== undefined) throw new HttpError(403, `refused: ${crossSite}`);
   const form = await readForm(request);
+  refuseWhileGuessing(context, request);
   const opened = context.auth.tokenTenant(form.get('token') ?? '');
   const name = textParameter(form, 'name', 100);
-  if (!opened) return sendPage(response, 401, loginPage(nonce, 'That token opens nothing here.'), nonce);
+  if (!opened) {
+    context.tokenAttempts.failed(clientAddress(request));
+    return sendPage(response, 401, loginPage(nonce, 'That token opens nothing here.'), nonce);
+  }
   if (name === '') return sendPage(response, 400, loginPage(nonce, 'Say who you are: the audit log records it.'), nonce);
   const session = context.auth.issueSession({ name, tenant: opened.tenant });
   redirect(response, '/console', { 'set-cookie': cookie(context, request, SESSION_COOKIE, session, SESSION_SECONDS) });
 }
 
+/** Refuses any token from an address that has tried too many wrong ones of late (TokenAttempts). */
+function refuseWhileGuessing(context: ConsoleContext, request: IncomingMessage): void {
+  const waitMs = context.tokenAttempts.waitFor(clientAddress(request));
+  if (waitMs === 0) return;
+  const seconds = Math.ceil(waitMs / 1000);
+  throw new HttpError(429, `Too many wrong tokens from this address: try again in ${seconds} s.`, { 'retry-after': String(seconds) });
+}
+
+function clientAddress(request: IncomingMessage): string {
+  return request.socket.remoteAddress ?? 'unknown';
+}
+
 async function authenticate(context: ConsoleContext, request: IncomingMessage, cookies: Map<string, string>): Promise<Principal | undefined> {
   const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
   if (bearer !== undefined) {
+    refuseWhileGuessing(context, request);
     const opened = context.auth.tokenTenant(bearer);
+    if (!opened) context.tokenAttempts.failed(clientAddress(request));
     return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null, expiresAt: null, sessionId: null };
   }
   const session = cookies.get(SESSION_COOKIE);

@@ -8,6 +8,8 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Sent with the error's page (Retry-After, say). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }

@@ -6,6 +6,7 @@ import type { ConsoleSettings } from './console-settings.js';
 import { MAX_BACKTESTS, MAX_BACKTESTS_PER_SCOPE } from './action-handlers.js';
 import { MAX_LIVE_STREAMS } from './live-events.js';
 import { eventsRecorded, lagOf, OverviewSamples, SAMPLE_INTERVAL_MS } from './overview-samples.js';
+import { TokenAttempts } from './token-attempts.js';
 import { ScopedSlots } from './scoped-slots.js';
 import { ConsoleAuth } from './session.js';
 import { SignedOutSessions } from './signed-out-sessions.js';
@@ -57,6 +58,7 @@ export async function startConsole(settings: ConsoleSettings, host: ConsoleHost)
     closing: closing.signal,
     liveStreams: new ScopedSlots(MAX_LIVE_STREAMS),
     backtests: new ScopedSlots(MAX_BACKTESTS_PER_SCOPE, MAX_BACKTESTS),
+    tokenAttempts: new TokenAttempts(),
   });
   return {
     handle,
