@@ -193,19 +193,22 @@ BEGIN
   END IF;
 END $$;
 
+-- A workflow paused, resumed or deleted: its queued runs leave the due range, come back to it, or (deleted) come
+-- back to be cancelled by the next claim, as the runs of a deleted workflow are.
 CREATE FUNCTION walflow.hold_runs_of_paused_workflow() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  -- Runs locked by a worker are executing (or being failed): they are left to it, and the claim holds them after.
-  IF NEW.status = 'paused' THEN
+  -- Runs locked by a worker are executing (or being failed): they are left to it, and queued again they wait
+  -- (walflow.queue_run_of_paused_workflow).
+  IF TG_OP = 'UPDATE' AND NEW.status = 'paused' THEN
     UPDATE walflow.workflow_runs SET next_attempt_at = 'infinity'
      WHERE id IN (SELECT id FROM walflow.workflow_runs
                    WHERE workflow_id = NEW.id AND status = 'queued' AND next_attempt_at < 'infinity'
                      FOR UPDATE SKIP LOCKED);
-  ELSIF OLD.status = 'paused' THEN
+  ELSE
     UPDATE walflow.workflow_runs SET next_attempt_at = now()
      WHERE id IN (SELECT id FROM walflow.workflow_runs
-                   WHERE workflow_id = NEW.id AND status = 'queued' AND next_attempt_at = 'infinity'
+                   WHERE workflow_id = OLD.id AND status = 'queued' AND next_attempt_at = 'infinity'
                      FOR UPDATE SKIP LOCKED);
   END IF;
   RETURN NULL;
@@ -215,3 +218,26 @@ REVOKE EXECUTE ON FUNCTION walflow.hold_runs_of_paused_workflow() FROM PUBLIC;
 CREATE TRIGGER hold_runs_of_paused_workflow AFTER UPDATE OF status ON walflow.workflows
   FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND 'paused' IN (OLD.status, NEW.status))
   EXECUTE FUNCTION walflow.hold_runs_of_paused_workflow();
+CREATE TRIGGER release_runs_of_deleted_workflow AFTER DELETE ON walflow.workflows
+  FOR EACH ROW WHEN (OLD.status = 'paused')
+  EXECUTE FUNCTION walflow.hold_runs_of_paused_workflow();
+
+-- A run queued again while its workflow is paused (a retry after a failure, an operator's retry of a dead run, a
+-- lease that ran out) waits out of the due range too. Only a run's return to the queue pays the lookup.
+CREATE FUNCTION walflow.queue_run_of_paused_workflow() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF EXISTS (SELECT FROM walflow.workflows WHERE id = NEW.workflow_id AND status = 'paused') THEN
+    NEW.next_attempt_at := 'infinity';
+  END IF;
+  RETURN NEW;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION walflow.queue_run_of_paused_workflow() FROM PUBLIC;
+CREATE TRIGGER queue_run_of_paused_workflow BEFORE UPDATE OF status ON walflow.workflow_runs
+  FOR EACH ROW WHEN (NEW.status = 'queued' AND OLD.status <> 'queued')
+  EXECUTE FUNCTION walflow.queue_run_of_paused_workflow();
+
+-- Workflows paused before this migration: their queued runs wait from now on.
+UPDATE walflow.workflow_runs SET next_attempt_at = 'infinity'
+ WHERE status = 'queued' AND workflow_id IN (SELECT id FROM walflow.workflows WHERE status = 'paused');

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WalflowDatabase } from '@walflow/core';
-import { applyWorkflow, claimAndExecuteHeld, claimRuns, Dispatcher, executeRun, setWorkflowStatus, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
+import { applyWorkflow, claimAndExecuteHeld, claimRuns, deleteWorkflow, Dispatcher, executeRun, setWorkflowStatus, releaseExpiredLeases, releaseHeldRuns, executeRunBatch, getWorkflowsById, WorkerPool, WorkflowCache, type ClaimedRun, type RunExecutorOptions } from '@walflow/executor';
 import { computeHealth, createDatabase, migrate, retryDeadRun } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryId, type QueryResult, type RawBuilder, type RootOperationNode, type UnknownRow } from 'kysely';
@@ -199,7 +199,18 @@ describe('the queued runs of a paused workflow', () => {
     expect(await setWorkflowStatus(db, 'paused', 'credit', 'active')).toBe(true);
     const resumed = await claimable();
     expect(resumed).toHaveLength(3);
-    await db.updateTable('walflow.workflow_runs').set({ status: 'cancelled', locked_by: null, locked_until: null }).where('tenant_id', '=', 'paused').execute();
+    // Handed back while it is paused again, they wait; deleted while paused, it leaves them to be cancelled.
+    expect(await setWorkflowStatus(db, 'paused', 'credit', 'paused')).toBe(true);
+    expect(await releaseHeldRuns(db, 'paused')).toBe(3);
+    expect(await claimable()).toEqual([]);
+    // Out of the due range, so that no claim reads past them.
+    const waiting = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.workflow_runs WHERE tenant_id = 'paused' AND next_attempt_at = 'infinity'`.execute(db);
+    expect(waiting.rows[0]!.n).toBe(3);
+    expect(await deleteWorkflow(db, 'paused', 'credit')).toBe(true);
+    const orphans = await claimAndExecuteHeld({ workerId: 'paused/2', limit: 100, leaseMs: 60_000, callingOut: { actionTypes: [], maxCallingOut: 1 }, workflows: new WorkflowCache(), onClaimed: () => undefined }, options);
+    expect(orphans.claimed).toBeGreaterThanOrEqual(3);
+    const runs = await db.selectFrom('walflow.workflow_runs').select(['status', 'last_error']).where('tenant_id', '=', 'paused').execute();
+    expect(runs).toEqual(Array.from({ length: 3 }, () => ({ status: 'cancelled', last_error: 'workflow was deleted' })));
   });
 });
 
