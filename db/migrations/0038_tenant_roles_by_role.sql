@@ -2,11 +2,13 @@
 -- billingapp) or a later ALTER ROLE ... RENAME left the role unbound without a word, and an unbound member of
 -- walflow_app with no tenant set is system-wide. A binding now names a role that exists, checked as it is written
 -- (an unknown name is refused, naming any role spelled the same in another case), and holds on to the role
--- itself, by its oid: a renamed role stays bound. role_name keeps the name the binding was written with.
-ALTER TABLE walflow.tenant_roles ADD COLUMN role_id oid UNIQUE;
-UPDATE walflow.tenant_roles t SET role_id = r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = t.role_name;
+-- itself: a renamed role stays bound. role_name keeps the name the binding was written with. The column is a
+-- regrole, not a bare oid: a dump writes it as the role's name and a restore looks the name up again (and fails
+-- where the role is missing), where an oid would bind whichever role has that number in the other cluster.
+ALTER TABLE walflow.tenant_roles ADD COLUMN role_id regrole UNIQUE;
+UPDATE walflow.tenant_roles t SET role_id = r.oid::regrole FROM pg_catalog.pg_roles r WHERE r.rolname = t.role_name;
 COMMENT ON COLUMN walflow.tenant_roles.role_id IS
-  'The bound role (pg_roles.oid), set from role_name when the binding is written; it follows the role through renames.';
+  'The bound role, set from role_name when the binding is written; it follows the role through renames.';
 
 DO $$
 DECLARE
@@ -24,7 +26,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   spelled_otherwise text;
 BEGIN
-  SELECT oid INTO NEW.role_id FROM pg_catalog.pg_roles WHERE rolname = NEW.role_name;
+  SELECT oid::regrole INTO NEW.role_id FROM pg_catalog.pg_roles WHERE rolname = NEW.role_name;
   IF NEW.role_id IS NULL THEN
     spelled_otherwise := (SELECT string_agg(quote_literal(rolname), ', ') FROM pg_catalog.pg_roles WHERE lower(rolname) = lower(NEW.role_name));
     RAISE EXCEPTION 'walflow.tenant_roles: no role named %', quote_literal(NEW.role_name)
@@ -42,6 +44,6 @@ CREATE TRIGGER tenant_roles_resolve BEFORE INSERT OR UPDATE OF role_name ON walf
 CREATE OR REPLACE FUNCTION walflow.bound_tenant() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT tenant_id FROM walflow.tenant_roles
-   WHERE role_id = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+   WHERE role_id::oid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
       OR role_id IS NULL AND role_name = session_user
 $$;

@@ -371,6 +371,10 @@ describe('a role bound to a tenant (walflow.tenant_roles)', () => {
     await sql`ALTER ROLE ${sql.id(t1Role)} RENAME TO ${sql.id(renamed)}`.execute(db);
     try {
       await asApp(renamed, {}, async (client) => expect(await visibleTenants(client)).toEqual(everyTable(['t1'])));
+      // Written out by the role's name (as a dump writes it, and a restore reads it back), not by a number that
+      // would name another role in another cluster.
+      const bound = await sql<{ role: string }>`SELECT role_id::text AS role FROM walflow.tenant_roles WHERE role_name = ${t1Role}`.execute(db);
+      expect(bound.rows).toEqual([{ role: renamed }]);
     } finally {
       await sql`ALTER ROLE ${sql.id(renamed)} RENAME TO ${sql.id(t1Role)}`.execute(db);
       await sql`DELETE FROM walflow.tenant_roles WHERE role_name = ${t1Role}`.execute(db);
