@@ -11,8 +11,13 @@ export const AdvisoryLockClass = {
   prune: 0x7770,
   /** The leader of a slot; second key hashtext(slot name). */
   leader: 0x7766,
-  /** Registering a JetStream sink, against walflow.recording_xid() (migration 0022: 30578); second key 0. */
-  sinkRegistration: 0x7772,
+  /**
+   * Held shared by every transaction that records events, from its first statement to its commit
+   * (walflow.recording_xid(), migration 0022: 30578), and exclusively by a JetStream sink's registration and by an
+   * apply that changes a workflow's guards: either waits for the recordings in flight, and the next wait for it.
+   * Second key 0.
+   */
+  recording: 0x7772,
   /** One publisher per JetStream sink; second key hashtext(sink name). */
   sink: 0x7773,
   /** The pages of one replay id take turns; second key hashtext(replay id). */

@@ -32,7 +32,7 @@ export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): P
  * Registering a sink and the dispatcher's choice to give a batch's events a recorded_xid exclude each other
  * (db/migrations/0022_recording_order_for_sinks_only.sql: walflow.recording_xid() holds it shared).
  */
-const SINK_REGISTRATION_LOCK = sql`${AdvisoryLockClass.sinkRegistration}, 0`;
+const SINK_REGISTRATION_LOCK = sql`${AdvisoryLockClass.recording}, 0`;
 
 export interface SavedCursor extends LogPosition {
   /**

@@ -50,8 +50,8 @@ export async function countExpiredGuardState(db: Kysely<WalflowDatabase>, cutoff
 }
 
 /**
- * Deletes expired guard rows, walking each table once in key order, `batch` rows a statement: a row a dispatch is
- * checking waits for one statement at most, and no statement scans the table again for what is left.
+ * Deletes expired guard rows, walking each table once in key order, `batch` rows a statement, so that no statement
+ * scans the table again for what is left.
  */
 export async function deleteExpiredGuardState(db: Kysely<WalflowDatabase>, cutoff: Date, batch: number, signal: AbortSignal | undefined): Promise<number> {
   let deleted = 0;
@@ -67,7 +67,11 @@ export async function deleteExpiredGuardState(db: Kysely<WalflowDatabase>, cutof
       signal?.throwIfAborted();
       const { rows }: QueryResult<WalkStep> = await sql<WalkStep>`
         WITH walked AS (SELECT ${columns} FROM ${sql.raw(table)} WHERE ${last === null ? sql`true` : fromLast(last)} ORDER BY ${columns} LIMIT ${batch}),
-        gone AS (DELETE FROM ${sql.raw(table)} ${sql.raw(alias)} USING walked WHERE ${matches} AND ${expired(cutoff)} RETURNING 1),
+        -- Rows a dispatch holds (checking them, in no particular order) are passed over rather than waited for, so
+        -- that neither waits for the other: a prune later deletes them.
+        expired AS (SELECT ${sql.raw(alias)}.ctid FROM ${sql.raw(table)} ${sql.raw(alias)} JOIN walked ON ${matches}
+                     WHERE ${expired(cutoff)} FOR UPDATE OF ${sql.raw(alias)} SKIP LOCKED),
+        gone AS (DELETE FROM ${sql.raw(table)} WHERE ctid = ANY (ARRAY(SELECT ctid FROM expired)) RETURNING 1),
         last AS (SELECT * FROM walked ORDER BY ${descending} LIMIT 1)
         SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM walked) AS walked, ${lastAsText} AS last
           FROM (SELECT) AS one LEFT JOIN last ON true`.execute(db);

@@ -3,7 +3,7 @@ import type { Dispatcher } from '@walflow/executor';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, approvalEvent, openDispatcher } from './fixtures.js';
+import { applyTestWorkflow, approvalEvent, holdOpen, openDispatcher, waitForLockWait } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -59,5 +59,26 @@ describe('guard state when the workflow changes', () => {
     await limited(2, 3600);
     expect(await outcomeOf(event(4))).toBe('fired');
     expect(await outcomeOf(event(5))).toBe('rate_limited');
+  });
+
+  it('waits for the recordings in flight before it changes guard state, and changes nothing when the guards stay', async () => {
+    const id = await applyTestWorkflow(db, { ...workflow('in-flight'), cooldown: { seconds: 600 } });
+    expect(await outcomeOf(approvalEvent('in-flight', 1))).toBe('fired');
+    // A recording transaction in flight holds the recording lock shared, as walflow.recording_xid() takes it.
+    const recording = await holdOpen(db, sql`SELECT walflow.recording_xid()`);
+    try {
+      // An apply that leaves the guards as they are does not wait for it.
+      await applyTestWorkflow(db, { ...workflow('in-flight'), cooldown: { seconds: 600 }, condition: 'true' });
+      const applying = applyTestWorkflow(db, { ...workflow('in-flight'), cooldown: { seconds: 60 } });
+      await waitForLockWait(db, 'the apply to wait for the recording in flight', 'SELECT pg_advisory_xact_lock%');
+      const { rows } = await sql<{ seconds: number }>`SELECT extract(epoch FROM until - now())::float8 AS seconds FROM walflow.cooldowns WHERE workflow_id = ${id}`.execute(db);
+      expect(rows[0]!.seconds).toBeGreaterThan(300);
+      await recording.release();
+      await applying;
+    } finally {
+      await recording.release();
+    }
+    const { rows } = await sql<{ seconds: number }>`SELECT extract(epoch FROM until - now())::float8 AS seconds FROM walflow.cooldowns WHERE workflow_id = ${id}`.execute(db);
+    expect(rows[0]!.seconds).toBeLessThan(60);
   });
 });
