@@ -115,7 +115,11 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
     const stillLeased = await leasedAfterFailure(leasedInClaim, batch, options);
     if (held.length === 0 && stillLeased.length === 0) throw error;
     options.logger.debug({ err: error, runs: held.length }, 'batch of held runs rolled back; leasing them and executing them one by one');
-    const leasedAgain = held.length === 0 ? [] : await leaseAfterFailure(held, batch, options);
+    // A held run the claim went on to lease (its workflow now calls out) is among stillLeased already, and leasing
+    // it again (safe to repeat) would return it a second time.
+    const alreadyLeased = new Set(stillLeased.map((run) => run.id));
+    const leaseAgain = held.filter((run) => !alreadyLeased.has(run.id));
+    const leasedAgain = leaseAgain.length === 0 ? [] : await leaseAfterFailure(leaseAgain, batch, options);
     await executeInTurn([...stillLeased, ...leasedAgain], batch.workerId, options);
     return { claimed: held.length + stillLeased.length, leased: [] };
   }

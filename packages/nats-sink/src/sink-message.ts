@@ -32,7 +32,14 @@ export function sinkMessage(event: SinkEvent, subjectTemplate: string, options: 
   let data = encoder.encode(JSON.stringify(cloudEvent));
   if (maxBytes !== undefined && data.length > maxBytes) {
     const { data: omitted, datacontenttype: _, ...attributes } = cloudEvent;
-    data = encoder.encode(JSON.stringify({ ...attributes, omitteddatabytes: encoder.encode(JSON.stringify(omitted)).length }));
+    const omittedDataBytes = encoder.encode(JSON.stringify(omitted)).length;
+    data = encoder.encode(JSON.stringify({ ...attributes, omitteddatabytes: omittedDataBytes }));
+    // Still too large: its metadata's extensions (an actor id may be as long as metadata may be) go too. What is
+    // left is bounded by the outbox's limits on a tenant, a type and an aggregate.
+    if (data.length > maxBytes) {
+      const { specversion, id, source, type, time, subject, tenant } = attributes;
+      data = encoder.encode(JSON.stringify({ specversion, id, source, type, time, subject, tenant, omitteddatabytes: omittedDataBytes, omittedextensions: true }));
+    }
   }
   return {
     eventId: event.id,

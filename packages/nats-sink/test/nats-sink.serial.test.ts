@@ -107,6 +107,20 @@ describe('the JetStream sink', () => {
     expect(published[1]!.cloudEvent).not.toHaveProperty('data');
     expect(published[1]!.cloudEvent).toMatchObject({ id: ids[1], omitteddatabytes: JSON.stringify(large).length });
     expect(published[2]!.cloudEvent).toMatchObject({ data: { n: 3 } });
+
+    // Too large without its data too (an actor id as long as metadata may be): its metadata's extensions go as well.
+    const actorId = 'a'.repeat(2 * MAX_PAYLOAD);
+    const [longActor, after] = [
+      await walflow.db.transaction().execute((trx) => emit(trx, { type: 'policy.approved', tenantId: 'large', payload: { n: 4 }, actorId })),
+      await walflow.db.transaction().execute((trx) => emit(trx, { type: 'policy.approved', tenantId: 'large', payload: { n: 5 } })),
+    ];
+    const later = await waitFor('the two events after', async () => {
+      const messages = await publishedFor(nats.url, STREAM, 'large');
+      return messages.length === 5 && messages.slice(3);
+    });
+    expect(later.map((message) => message.cloudEvent.id)).toEqual([longActor, after]);
+    expect(later[0]!.cloudEvent).toMatchObject({ id: longActor, tenant: 'large', omitteddatabytes: JSON.stringify({ n: 4 }).length, omittedextensions: true });
+    expect(later[0]!.cloudEvent).not.toHaveProperty('actorid');
   });
 
   it('keeps events through a NATS outage: the health check fails meanwhile, the slot moves on, nothing is lost or doubled', async () => {
