@@ -22,5 +22,8 @@ describe('afterFailure', () => {
     // Dead after 5 of 5, retried: 10 allowed, and the 6th attempt failed. It is the first of its round.
     const verdict = afterFailure(6, 10, { initialMs: 1000 }, 5);
     expect(verdict.kind === 'retry' && verdict.delayMs).toBeLessThanOrEqual(1000);
+    // Queued with 10 attempts, its workflow since lowered to 3: its second failure backs off as a second one.
+    const lowered = afterFailure(2, 10, { initialMs: 1000 }, 3);
+    expect(lowered.kind === 'retry' && lowered.delayMs).toBeGreaterThanOrEqual(1000);
   });
 });

@@ -12,7 +12,10 @@ export type RetryVerdict = { kind: 'retry'; delayMs: number } | { kind: 'dead' }
 export function afterFailure(attempts: number, maxAttempts: number, options: RetryPolicyOptions = {}, allowance?: number): RetryVerdict {
   if (attempts >= maxAttempts) return { kind: 'dead' };
   const { initialMs = 1000, maxMs = 5 * 60_000, factor = 2 } = options;
-  const attempt = allowance === undefined ? attempts : Math.max(1, attempts - Math.max(0, maxAttempts - allowance));
+  // Attempts beyond one allowance were given by operators' retries; a run whose workflow lowered its allowance
+  // since it was queued (10 to 3, say) has no attempts beyond that difference, and backs off as it would have.
+  const retried = allowance === undefined ? 0 : Math.max(0, maxAttempts - allowance);
+  const attempt = attempts > retried ? attempts - retried : attempts;
   // Half fixed, half jitter: retries spread out but never come back immediately.
   const ceiling = Math.min(maxMs, initialMs * factor ** (attempt - 1));
   return { kind: 'retry', delayMs: Math.round(ceiling / 2 + backoffDelay(attempt - 1, { initialMs: initialMs / 2, maxMs: maxMs / 2, factor })) };

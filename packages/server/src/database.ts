@@ -57,9 +57,12 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     acceptCopyFromStdin(client);
     options.backendPids?.add(backendPid(client));
     // walflow's statements count on read committed (a statement that waited for a row sees it as committed, where
-    // a snapshot taken before the wait fails to serialize): whatever the database's or role's default, its sessions
-    // have it. Queued before any statement of whoever checks the client out.
-    void client.query(`SET default_transaction_isolation = 'read committed'`).catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed'));
+    // a snapshot taken before the wait fails to serialize), and on times written out in UTC (a JetStream message's
+    // id holds its event's commit time as text: written in another zone, a re-publication would be stored twice),
+    // whatever the database's or role's defaults. Queued before any statement of whoever checks the client out.
+    void client
+      .query(`SET default_transaction_isolation = 'read committed'; SET TimeZone = 'UTC'`)
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed and UTC'));
   });
   pool.on('remove', (client) => options.backendPids?.delete(backendPid(client)));
   return new Kysely<WalflowDatabase>({ dialect: new PostgresDialect({ pool }) });

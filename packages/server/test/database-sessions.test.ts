@@ -37,12 +37,13 @@ describe("walflow's database sessions", () => {
     }
   });
 
-  it('are read committed whatever the default of the database or its URL', async () => {
-    const url = `${database.url}${database.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read')}`;
+  it('are read committed and write times in UTC whatever the defaults of the database or its URL', async () => {
+    const url = `${database.url}${database.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read -c TimeZone=Europe/Berlin')}`;
     const db = createDatabase(url, silentLogger, { max: 1 });
     try {
       const isolation = async () => (await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(db)).rows[0]!.level;
       expect(await isolation()).toBe('read committed');
+      expect((await sql<{ zone: string }>`SELECT current_setting('TimeZone') AS zone`.execute(db)).rows[0]!.zone).toBe('UTC');
       expect(await db.transaction().execute(async (trx) => (await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(trx)).rows[0]!.level)).toBe(
         'read committed',
       );
