@@ -80,11 +80,29 @@ describe('walflow replay', () => {
     expect(again.stdout).toContain(`replay ${summary.replayId}: 2 events, 0 runs queued; 2 pairs already decided by this replay`);
   });
 
-  it('records a replay that fails in the audit log, with why', async () => {
-    const failed = await runWalflow(['replay', '--from', '-1h', '--to', 'now', '--workflow', 'no-such-workflow', '--replay-id', 'audited-failure'], env);
-    expect(failed.code).toBe(1);
-    const audited = await walflow.db.selectFrom('walflow.audit_log').select(['action', 'arguments']).where('target', '=', 'audited-failure').execute();
-    expect(audited).toEqual([{ action: 'replay', arguments: expect.objectContaining({ workflow: 'no-such-workflow', failed: expect.stringContaining('no workflow no-such-workflow') }) }]);
+  it('records a replay that fails once started in the audit log, under its id, with why; one refused before it started, not', async () => {
+    const { db } = walflow;
+    const refused = await runWalflow(['replay', '--from', '-1h', '--to', 'now', '--workflow', 'no-such-workflow', '--replay-id', 'refused-replay'], env);
+    expect(refused.code).toBe(1);
+    expect(await db.selectFrom('walflow.audit_log').select('id').where('target', '=', 'refused-replay').execute()).toEqual([]);
+
+    await applyWorkflow(db, { tenant: 'audit-fail', name: 'noted', trigger: { event: 'user.login' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const event = await emit(db, { type: 'user.login', tenantId: 'audit-fail', payload: {} });
+    await waitFor('the event to be recorded', () => db.selectFrom('walflow.events').select('id').where('id', '=', event).executeTakeFirst());
+    // Its runs cannot be written: the replay fails on its first page, after it started.
+    await sql`CREATE FUNCTION public.refuse_replayed_run() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'no runs for audit-fail now'; END $$`.execute(db);
+    await sql`CREATE TRIGGER refuse_replayed_run BEFORE INSERT ON walflow.workflow_runs FOR EACH ROW WHEN (NEW.tenant_id = 'audit-fail' AND NEW.replay_id IS NOT NULL)
+      EXECUTE FUNCTION public.refuse_replayed_run()`.execute(db);
+    try {
+      const failed = await runWalflow(['replay', '--from', '-1h', '--to', 'now', '--tenant', 'audit-fail'], env);
+      expect(failed.code).toBe(1);
+    } finally {
+      await sql`DROP TRIGGER refuse_replayed_run ON walflow.workflow_runs`.execute(db);
+      await sql`DROP FUNCTION public.refuse_replayed_run()`.execute(db);
+    }
+    const audited = await db.selectFrom('walflow.audit_log').select(['target', 'arguments']).where('action', '=', 'replay').where(sql<boolean>`arguments->>'tenant' = 'audit-fail'`).execute();
+    expect(audited).toEqual([{ target: expect.stringMatching(/^replay-/), arguments: expect.objectContaining({ failed: expect.stringContaining('no runs for audit-fail now') }) }]);
   });
 
   it('checks its times and options before it reads a workflow file or the database', async () => {

@@ -44,6 +44,8 @@ export interface ReplayOptions {
    */
   now?: Date | undefined;
   onProgress?: ((done: number, total: number) => void) | undefined;
+  /** Told the replay's id once it is known, before the first page: whatever fails after may have committed pages. */
+  onStart?: ((replayId: string) => void) | undefined;
   /**
    * Stops the replay before its next page once aborted, throwing the signal's reason. A dry run rolls back whole;
    * a replay keeps the pages it committed, and running it again goes on from there (its id skips them).
@@ -110,6 +112,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
   // A dry run decides under an id of its own: it shows what the replay would decide from nothing, whatever ran
   // under the replay's id before (which a rerun would skip).
   const replayId = (options.replayId ?? derivedReplayId(options, workflowScope)) + (options.again ? `-${randomUUID().slice(0, 8)}` : '') + (options.dryRun ? '-dry-run' : '');
+  options.onStart?.(replayId);
   if (options.toSink !== undefined) return replayToSink(options, options.toSink, replayId);
   const summary: ReplaySummary = { replayId, dryRun: options.dryRun ?? false, events: 0, runsQueued: 0, alreadyDecided: 0, workflows: {} };
   const dispatcher = new Dispatcher({ db, slotName: options.slotName, logger: options.logger, maxDepth: options.maxDepth });

@@ -48,6 +48,7 @@ export function registerReplay(program: Command): void {
       const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
       const progress = progressReporter();
       const summary = await withDatabase(context, async (db) => {
+        let started: string | undefined;
         const replaying = replayRange({
           db,
           logger: context.logger,
@@ -68,15 +69,17 @@ export function registerReplay(program: Command): void {
           maxDepth: context.config.maxDepth,
           retentionDays,
           onProgress: progress,
+          onStart: (replayId) => (started = replayId),
           toSink: flags.toSink ? context.config.natsSink : undefined,
         });
         let result;
         try {
           result = await replaying;
         } catch (error) {
-          // The pages committed before the failure stay: the audit log says the replay ran, and how it ended.
-          if (!flags.dryRun) {
-            await recordAudit(db, { actor: context.operator, action: 'replay', target: flags.replayId, arguments: { ...flags, failed: errorMessage(error) } }).catch(() => undefined);
+          // The pages committed before the failure stay: the audit log says the replay ran, under which id (a rerun
+          // under it goes on), and how it ended. One refused before it started ran nothing.
+          if (!flags.dryRun && started !== undefined) {
+            await recordAudit(db, { actor: context.operator, action: 'replay', target: started, arguments: { ...flags, failed: errorMessage(error) } }).catch(() => undefined);
           }
           throw error;
         }
