@@ -1,5 +1,5 @@
 export type { ActionRuntime } from './actions/external-action.js';
-export { checkWorkflowPolicy, compileWorkflow, type CompiledExpressions, type WorkflowPolicy } from './compile-workflow.js';
+export { checkWorkflowPolicy, compileWorkflow, policyRefusal, type CompiledExpressions, type WorkflowPolicy } from './compile-workflow.js';
 export { chainOf, decide, eventDepth, type Decision, type DecideOptions, type IndexedWorkflow, type Verdict } from './decide.js';
 export { countDeadLetters, discardDeadLetter, listDeadLetters, retryDeadLetter, type DeadLetter, type DeadLetterFilter } from './dead-letters.js';
 export { Dispatcher, type DispatcherOptions, type ReplayScope } from './dispatcher.js';

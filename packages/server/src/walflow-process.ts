@@ -14,6 +14,7 @@ import { startHttpServer } from './http-server.js';
 import { loadCatalog } from './load-catalog.js';
 import { assertSchemaCurrent } from './migrate.js';
 import { partsOf } from './process-role.js';
+import { warnOfRefusedWorkflows } from './policy-warnings.js';
 import { startRetention } from './retention.js';
 import { WalflowMetrics } from './metrics.js';
 import { TimedDispatcher } from './timed-dispatcher.js';
@@ -63,6 +64,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     if (parts.consumer) await ensureEventPartitions(db, logger);
     const metrics = new WalflowMetrics();
     const walRate = new WalRate();
+    if (parts.workers) await warnOfRefusedWorkflows(db, { updateFields: config.updateFields }, logger);
     const workers = !parts.workers ? null : new WorkerPool({
       db,
       observer: metrics.observer,
