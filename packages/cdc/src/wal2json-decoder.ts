@@ -46,6 +46,7 @@ export const wal2jsonDecoder: ChangeDecoder = {
       case 'C':
         return { kind: 'commit', xid: String(message.xid), endLsn: parseLsn(message.nextlsn) };
       case 'M':
+        // Not sent under walflow's options (see wal2jsonOptions): ignored should a server send one all the same.
         return { kind: 'ignored' };
       case 'U':
       case 'D':
