@@ -41,13 +41,15 @@ export function checkWorkflowPolicy(definition: WorkflowDefinition, policy: Work
 
 /** Why the operator's policy does not allow the definition, or undefined when it does. */
 export function policyRefusal(definition: WorkflowDefinition, policy: WorkflowPolicy): string | undefined {
-  // target → the tenant column it must be scoped by, or null
-  const allowed = new Map((policy.updateFields ?? []).map((entry) => {
-    const [target, tenantColumn] = entry.split('@') as [string, string | undefined];
-    return [target, tenantColumn ?? null] as const;
-  }));
+  // target → the tenant column it must be scoped by, or null; made only for a workflow that updates a field (this
+  // runs before every run a worker executes).
+  let allowed: Map<string, string | null> | undefined;
   for (const [index, action] of definition.actions.entries()) {
     if (action.type !== 'update_field') continue;
+    allowed ??= new Map((policy.updateFields ?? []).map((entry) => {
+      const [target, tenantColumn] = entry.split('@') as [string, string | undefined];
+      return [target, tenantColumn ?? null] as const;
+    }));
     const target = `${action.table}.${action.column}`;
     const where = `workflow ${definition.name}: actions.${index}: update_field`;
     if (!allowed.has(target)) {
