@@ -8,6 +8,7 @@ export { PoisonIsolatingDispatcher } from './poison-isolation.js';
 export { eventRowColumns, toEventEnvelope, type EventRow } from './event-row.js';
 export { executeRun, type ExecutionObserver, type RunExecutorOptions, type RunResult } from './execute-run.js';
 export { explainEvent, type EventExplanation } from './explain-event.js';
+export { EVALUATION_DEADLINE_MS } from './expressions/bounded-evaluation.js';
 export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retry-policy.js';
 export { claimAndExecuteHeld, executeRunBatch, type ClaimBatch } from './run-batch.js';
 export { releaseExpiredLeases } from './expired-leases.js';

@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { WalflowDatabase } from '@walflow/core';
-import { getWorkflowById } from '@walflow/executor';
+import { EVALUATION_DEADLINE_MS, getWorkflowById } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import { replayRange, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
@@ -133,6 +133,36 @@ describe('conditions and triggers', () => {
       db.selectFrom('walflow.notifications').selectAll().where('tenant_id', '=', tenant).where('title', '=', 'Big policy p-big').executeTakeFirst(),
     );
     expect(notification).toMatchObject({ recipient: 'u1' });
+  });
+
+  it('stops a condition that would cost the square of a large event at its deadline, records why, and goes on', async () => {
+    const tenant = 'costly-conditions';
+    await applyTestWorkflow(db, {
+      tenant,
+      name: 'none-blocked',
+      trigger: { event: 'order.placed' },
+      condition: 'event.payload.ids.all(id, !(id in event.payload.blocked))',
+      actions: [{ type: 'create_notification', recipient: 'ops', title: 'order {{event.aggregateId}}' }],
+    });
+    await applyTestWorkflow(db, { tenant, name: 'every-order', trigger: { event: 'order.placed' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 'any order' }] });
+    // 40,000 ids against 40,000 blocked ones: 1.6 billion comparisons, seconds to minutes without a deadline.
+    const ids = Array.from({ length: 40_000 }, (_, n) => n);
+    const blocked = ids.map((n) => -n - 1);
+    const [large, small] = await db.transaction().execute(async (trx) => [
+      await emit(trx, { type: 'order.placed', tenantId: tenant, aggregateId: 'large', payload: { ids, blocked } }),
+      await emit(trx, { type: 'order.placed', tenantId: tenant, aggregateId: 'small', payload: { ids: [1, 2], blocked: [3] } }),
+    ]);
+    await waitForDecisions([large, small], 4);
+    const decisions = await decisionsFor(large);
+    expect(decisions.map((d) => [d.name, d.outcome])).toEqual([
+      ['every-order', 'fired'],
+      ['none-blocked', 'condition_error'],
+    ]);
+    expect(decisions[1]?.reason).toMatch(new RegExp(`evaluation took longer than ${EVALUATION_DEADLINE_MS} ms`));
+    expect((await decisionsFor(small)).map((d) => [d.name, d.outcome])).toEqual([
+      ['every-order', 'fired'],
+      ['none-blocked', 'fired'],
+    ]);
   });
 
   it('rejects a condition that does not compile, with the position', async () => {

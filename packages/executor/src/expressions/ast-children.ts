@@ -1,4 +1,5 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
+import { MACROS } from './allowed-functions.js';
 
 /** The sub-expressions of a parsed node, in source order (a call's name and a field's name are not nodes). */
 export function astChildren(node: ASTNode): ASTNode[] {
@@ -44,4 +45,10 @@ export function astChildren(node: ASTNode): ASTNode[] {
 export function containsMapMacro(node: ASTNode): boolean {
   if (node.op === 'rcall' && node.args[0] === 'map') return true;
   return astChildren(node).some(containsMapMacro);
+}
+
+/** How many macro calls (`exists`, `all`, `map`…) the expression makes, wherever they are. */
+export function countMacros(node: ASTNode): number {
+  const own = node.op === 'rcall' && MACROS.has(node.args[0]) ? 1 : 0;
+  return astChildren(node).reduce((count, child) => count + countMacros(child), own);
 }

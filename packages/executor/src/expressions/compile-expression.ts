@@ -1,6 +1,8 @@
 import { ParseError, TypeError as CelTypeError, type ParseResult } from '@marcbachmann/cel-js';
 import { WalflowError, type EventEnvelope } from '@walflow/core';
 import { celActivation, celEnvironment } from './cel-environment.js';
+import { countMacros } from './ast-children.js';
+import { evaluateWithinBounds } from './bounded-evaluation.js';
 import { findTreeProblem, type TreeProblemKind } from './check-expression-tree.js';
 import { atPosition, sourcePosition } from './source-position.js';
 
@@ -25,7 +27,10 @@ export interface CompiledExpression {
   readonly source: string;
   /** The type the check inferred: `bool`, `string`… or `dyn` when it depends on the payload. */
   readonly resultType: string;
-  /** Throws the library's EvaluationError (missing key, type mismatch, division by zero); see evaluateCondition. */
+  /**
+   * Throws the library's EvaluationError (missing key, type mismatch, division by zero), or
+   * EvaluationDeadlineExceeded when a macro ran out of time on a large event; see evaluateCondition.
+   */
   evaluate(event: EventEnvelope): unknown;
 }
 
@@ -41,8 +46,9 @@ export type ExpressionProblemKind = 'too_long' | 'syntax' | 'type' | 'not_boolea
  *
  * Why evaluation is bounded although the library has no step budget: CEL has no loops, recursion or
  * user-defined functions; the only iteration is a macro walking a list once. The limits bound the
- * expression, macros cannot nest or iterate over grown (`map`) values, so the work is polynomial (at most
- * about quadratic, e.g. `x in list` inside a macro) in the size of the event, whose payload the outbox bounds.
+ * expression, macros cannot nest or iterate over grown (`map`) values, so the work is polynomial in the size
+ * of the event: linear without a macro, up to quadratic with one (`x in list` inside it), which
+ * evaluateWithinBounds puts under a deadline on large events.
  */
 export function compileExpression(source: string, options: CompileExpressionOptions = {}): CompiledExpression {
   const field = options.field ?? 'condition';
@@ -83,9 +89,10 @@ export function compileExpression(source: string, options: CompileExpressionOpti
     fail('not_boolean', `must be true or false, but the expression gives a ${resultType}`, 0);
   }
 
+  const macros = countMacros(parsed.ast);
   return {
     source,
     resultType,
-    evaluate: (event: EventEnvelope): unknown => parsed(celActivation(event)) as unknown,
+    evaluate: (event: EventEnvelope): unknown => evaluateWithinBounds(() => parsed(celActivation(event)) as unknown, event, macros),
   };
 }

@@ -1,6 +1,7 @@
 import { parseLsn, type EventEnvelope } from '@walflow/core';
 import { describe, expect, it } from 'vitest';
 import { compileExpression, type CompiledExpression } from './compile-expression.js';
+import { EVALUATION_DEADLINE_MS } from './bounded-evaluation.js';
 import { MAX_KEY_BYTES } from './cel-value-text.js';
 import { evaluateCondition, evaluateKey } from './evaluate-condition.js';
 
@@ -103,5 +104,35 @@ describe('evaluateKey', () => {
 
   it('reports an evaluation error', () => {
     expect(key('event.payload.missing')).toEqual({ ok: false, error: 'No such key: missing at line 1, column 15' });
+  });
+});
+
+describe('an expression that would cost the square of a large event', () => {
+  // 40,000 elements in each list: 1.6 billion comparisons, minutes of work without a deadline.
+  const large: EventEnvelope = {
+    ...event,
+    payload: { ids: Array.from({ length: 40_000 }, (_, n) => n), blocked: Array.from({ length: 40_000 }, (_, n) => -n - 1) },
+  };
+  const quadratic = compileExpression('event.payload.ids.all(id, !(id in event.payload.blocked))');
+
+  it('is stopped at the deadline and reported as an evaluation error, for a condition and for a key', () => {
+    const started = performance.now();
+    const result = evaluateCondition(quadratic, large);
+    expect(performance.now() - started).toBeLessThan(EVALUATION_DEADLINE_MS * 5);
+    expect(result).toEqual({
+      ok: false,
+      error: expect.stringMatching(new RegExp(`^evaluation took longer than ${EVALUATION_DEADLINE_MS} ms on an event of [\\d,]+ characters of JSON`)),
+    });
+    expect(evaluateKey(compileExpression("string(event.payload.ids.exists(id, id in event.payload.blocked))"), large)).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/^evaluation took longer than/),
+    });
+  });
+
+  it('leaves the same expression working on the next event, and a macro that is linear working on the large one', () => {
+    expect(evaluateCondition(quadratic, { ...event, payload: { ids: [1, 2], blocked: [3] } })).toEqual({ ok: true, value: true });
+    expect(evaluateCondition(quadratic, { ...event, payload: { ids: [1, 2], blocked: [2] } })).toEqual({ ok: true, value: false });
+    expect(evaluateCondition(compileExpression('event.payload.ids.exists(id, id == 39999.0)'), large)).toEqual({ ok: true, value: true });
+    expect(evaluateCondition(compileExpression('size(event.payload.ids) == 40000'), large)).toEqual({ ok: true, value: true });
   });
 });
