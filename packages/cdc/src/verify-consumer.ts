@@ -37,10 +37,14 @@ export async function verifyConsumer(db: Kysely<WalflowDatabase>, slotName: stri
       `a walflow repair of slot ${slotName} started at ${state.repair_started_at.toISOString()} and did not finish: its slot starts after outbox rows it had yet to dispatch; run \`walflow repair\` again`,
     );
   }
+  // The timeline is the one WAL is written on now, the first 8 hex digits of its segment's file name:
+  // pg_control_checkpoint() names the timeline of the last checkpoint, and after a promotion the checkpoint
+  // that ends recovery is spread over minutes (PostgreSQL 15), during which it still names the old one.
   const { rows } = await sql<{ system_identifier: string; timeline_id: number; insert_lsn: string }>`
     SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
-           (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline_id,
-           pg_current_wal_insert_lsn()::text AS insert_lsn`.execute(db);
+           ('x' || left(pg_walfile_name(insert_lsn), 8))::bit(32)::int AS timeline_id,
+           insert_lsn::text AS insert_lsn
+      FROM pg_current_wal_insert_lsn() AS insert_lsn`.execute(db);
   const server = rows[0];
   if (!server) return verified;
   if (state.system_identifier === null || state.timeline_id === null) {

@@ -1,7 +1,7 @@
 import './provided-context.js';
 
 export { startPostgres } from './start-postgres.js';
-export type { ClusterSource, PostgresSource, StartedPostgres, StartPostgresOptions } from './start-postgres.js';
+export type { ClusterSource, PostgresSource, StartedPostgres, StartedStandby, StartPostgresOptions } from './start-postgres.js';
 export { createTestDatabase } from './create-test-database.js';
 export type { CreatedTestDatabase, TestDatabaseOptions } from './create-test-database.js';
 export { useTestDatabase } from './test-database.js';

@@ -17,14 +17,26 @@ const portAttempts = 5;
 /** How long a fast shutdown may take before the cluster is stopped with `-m immediate`. */
 const fastStopSeconds = 15;
 
-/** A throwaway cluster in a temp directory, run from the local PostgreSQL programs. */
-export interface LocalCluster {
+/** A server run with pg_ctl from the local PostgreSQL programs, in a temp directory removed when it stops. */
+interface RunningServer {
   url: string;
   port: number;
   dir: string;
   wal2json: boolean;
   restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** A throwaway cluster. */
+export interface LocalCluster extends RunningServer {
+  /** A streaming standby of this cluster, made by pg_basebackup, in a temp directory of its own. */
+  startStandby(): Promise<LocalStandby>;
+}
+
+/** A standby the caller owns and must stop(). */
+export interface LocalStandby extends RunningServer {
+  /** `pg_ctl promote`, returning once the server accepts writes. */
+  promote(): Promise<void>;
 }
 
 const describeConfigCache = new Map<string, Promise<boolean>>();
@@ -52,6 +64,30 @@ function isPortClash(log: string): boolean {
 
 /** initdb + pg_ctl start on a free port; the caller owns the returned cluster and must stop() it. */
 export async function startLocalPostgres(install: PostgresInstall): Promise<LocalCluster> {
+  const cluster = await startInNewDirectory(install, (dataDir) =>
+    runPostgresTool(join(install.bindir, 'initdb'), ['-A', 'trust', '--no-sync', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '-D', dataDir]),
+  );
+  return { ...cluster, startStandby: () => startLocalStandby(install, cluster) };
+}
+
+/**
+ * A copy of `primary` by pg_basebackup that streams from it (`-R`), started on a free port of its own. initdb's
+ * pg_hba lets anyone in over 127.0.0.1 for replication too.
+ */
+async function startLocalStandby(install: PostgresInstall, primary: RunningServer): Promise<LocalStandby> {
+  const standby = await startInNewDirectory(install, (dataDir) =>
+    runPostgresTool(join(install.bindir, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '--checkpoint=fast', '--no-sync']),
+  );
+  return {
+    ...standby,
+    async promote() {
+      await runPostgresTool(join(install.bindir, 'pg_ctl'), ['promote', '-w', '-t', '60', '-D', join(standby.dir, 'data')]);
+    },
+  };
+}
+
+/** Makes a data directory with `create` in a new temp directory and starts a server on it, on a free port. */
+async function startInNewDirectory(install: PostgresInstall, create: (dataDir: string) => Promise<unknown>): Promise<RunningServer> {
   const pgCtl = join(install.bindir, 'pg_ctl');
   const dir = await mkdtemp(join(tmpdir(), 'walflow-pg-'));
   const dataDir = join(dir, 'data');
@@ -60,13 +96,7 @@ export async function startLocalPostgres(install: PostgresInstall): Promise<Loca
   try {
     // mkdtemp makes a 0700 directory owned by us; the server runs as postgres and needs it.
     if (runningAsRoot) await execFileAsync('chown', ['postgres:', dir]);
-    const [guc, wal2json] = await Promise.all([
-      hasOutputPluginLibraries(install.bindir),
-      pathExists(join(install.pkglibdir, 'wal2json.so')),
-      runPostgresTool(join(install.bindir, 'initdb'), [
-        '-A', 'trust', '--no-sync', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '-D', dataDir,
-      ]),
-    ]);
+    const [guc, wal2json] = await Promise.all([hasOutputPluginLibraries(install.bindir), pathExists(join(install.pkglibdir, 'wal2json.so')), create(dataDir)]);
     untrack = trackCluster({ pgCtl, dataDir, dir });
     for (let attempt = 1; ; attempt++) {
       const port = await findFreePort();
@@ -99,7 +129,7 @@ interface ClusterParts {
   untrack: () => void;
 }
 
-function makeCluster(parts: ClusterParts): LocalCluster {
+function makeCluster(parts: ClusterParts): RunningServer {
   const { pgCtl, dataDir, dir, logFile, port, wal2json, untrack } = parts;
   let stopping: Promise<void> | undefined;
 

