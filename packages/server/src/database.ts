@@ -57,16 +57,24 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     acceptCopyFromStdin(client);
     options.backendPids?.add(backendPid(client));
     // walflow's statements count on read committed (a statement that waited for a row sees it as committed, where
-    // a snapshot taken before the wait fails to serialize), and on times written out in UTC (a JetStream message's
+    // a snapshot taken before the wait fails to serialize), on times written out in UTC (a JetStream message's
     // id holds its event's commit time as text: written in another zone, a re-publication would be stored twice),
-    // whatever the database's or role's defaults. Queued before any statement of whoever checks the client out.
+    // and on commits that are durable when they return: the slot is acknowledged once a batch commits, and an
+    // asynchronous commit lost in a crash would leave its events behind a slot that moved past them for good
+    // (synchronous_commit off becomes local; the stronger settings stay). Whatever the database's or role's
+    // defaults; queued before any statement of whoever checks the client out.
     void client
-      .query(`SET default_transaction_isolation = 'read committed'; SET TimeZone = 'UTC'`)
-      .catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed and UTC'));
+      .query(SESSION_SETTINGS)
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed, UTC and durable commits'));
   });
   pool.on('remove', (client) => options.backendPids?.delete(backendPid(client)));
   return new Kysely<WalflowDatabase>({ dialect: new PostgresDialect({ pool }) });
 }
+
+const SESSION_SETTINGS = `
+  SET default_transaction_isolation = 'read committed';
+  SET TimeZone = 'UTC';
+  SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off'`;
 
 /**
  * The pool's clients, each limited to `timeoutMs` to open, and saying so when it runs out. Not the pool's

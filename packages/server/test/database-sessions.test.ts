@@ -51,4 +51,18 @@ describe("walflow's database sessions", () => {
       await db.destroy();
     }
   });
+
+  it('commit durably before the slot is acknowledged: synchronous_commit off becomes local, a stronger setting stays', async () => {
+    const setting = async (value: string) => {
+      const db = createDatabase(`${database.url}${database.url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c synchronous_commit=${value}`)}`, silentLogger, { max: 1 });
+      try {
+        return await db.transaction().execute(async (trx) => (await sql<{ value: string }>`SELECT current_setting('synchronous_commit') AS value`.execute(trx)).rows[0]!.value);
+      } finally {
+        await db.destroy();
+      }
+    };
+    expect(await setting('off')).toBe('local');
+    expect(await setting('remote_apply')).toBe('remote_apply');
+    expect(await setting('on')).toBe('on');
+  });
 });
