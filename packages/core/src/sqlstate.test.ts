@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { explainConnectFailure } from './connect-failure.js';
-import { isTransientDatabaseError } from './sqlstate.js';
+import { isDatabaseRefusingWork, isTransientDatabaseError } from './sqlstate.js';
 
 const pgError = (code: string) => Object.assign(new Error(`error ${code}`), { code });
 
@@ -24,5 +24,18 @@ describe('isTransientDatabaseError', () => {
   it('treats errors about the data as permanent', () => {
     for (const code of ['23505', '22P02', '23514', 'P0001']) expect(isTransientDatabaseError(pgError(code))).toBe(false);
     expect(isTransientDatabaseError(new TypeError('x is undefined'))).toBe(false);
+  });
+});
+
+describe('isDatabaseRefusingWork', () => {
+  it('names the errors that come from privileges, schema, features, storage and configuration, not from the data', () => {
+    for (const code of ['42501', '42P01', '42703', '42883', '0A000', '58030', 'F0000', 'XX001']) expect(isDatabaseRefusingWork(pgError(code)), code).toBe(true);
+    expect(isDatabaseRefusingWork(Object.assign(new Error('too many notifications in the NOTIFY queue'), { code: '54000' }))).toBe(true);
+  });
+
+  it('leaves errors about an event to poison isolation: data, constraints, a trigger that raised, a row too large', () => {
+    for (const code of ['22P02', '23505', '23514', 'P0001']) expect(isDatabaseRefusingWork(pgError(code)), code).toBe(false);
+    expect(isDatabaseRefusingWork(Object.assign(new Error('index row size 3000 exceeds btree version 4 maximum 2704'), { code: '54000' }))).toBe(false);
+    expect(isDatabaseRefusingWork(new TypeError('x is undefined'))).toBe(false);
   });
 });

@@ -19,6 +19,7 @@ export const SqlState = {
   lockNotAvailable: '55P03',
   queryCanceled: '57014',
   protocolViolation: '08P01',
+  programLimitExceeded: '54000',
 } as const;
 
 export function sqlStateOf(error: unknown): string | undefined {
@@ -53,4 +54,19 @@ export function isTransientDatabaseError(error: unknown): boolean {
   }
   const message = error instanceof Error ? error.message : String(error);
   return /Connection terminated|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message);
+}
+
+/**
+ * Errors in which the database refuses walflow's own statements whatever the data: a privilege revoked or a row
+ * security policy that refuses walflow (class 42, with a table, column or function gone), a feature refused
+ * (0A, such as COPY where row security is forced), a system or I/O error (58), configuration (F0), an internal
+ * error or corruption (XX), a full NOTIFY queue. Every event would fail alike, so none is to blame: retrying the
+ * batch until the database is mended is right, and parking events one by one would empty the stream into the
+ * dead letters while it looked healthy.
+ */
+export function isDatabaseRefusingWork(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  if (state === undefined) return false;
+  if (state === SqlState.programLimitExceeded) return error instanceof Error && /NOTIFY queue/i.test(error.message);
+  return ['42', '0A', '58', 'F0', 'XX'].some((errorClass) => state.startsWith(errorClass));
 }

@@ -1,5 +1,6 @@
 import {
   formatLsn,
+  isDatabaseRefusingWork,
   isTransientDatabaseError,
   isWalflowError,
   type BatchDispatcher,
@@ -14,7 +15,9 @@ import type { Logger } from 'pino';
  * Keeps one bad event from stopping the stream. A batch that fails for a reason that is not transient is
  * tried again whole, then split in halves until the event that fails on its own is found; only that event is
  * parked in dead_letters, with the error, and everything else is recorded. Transient errors (connection,
- * shutdown, serialization, deadlock) park nothing: they go up, and the stream retries the batch. Nor does the
+ * shutdown, serialization, deadlock) park nothing: they go up, and the stream retries the batch. Nor do errors
+ * in which the database refuses walflow's statements whatever the data (a privilege revoked, a column gone:
+ * isDatabaseRefusingWork), which would park every event; the stream retries until the database is mended. Nor does the
  * failure of the batch before (`previous_batch_failed`), nor a writer's commit not yet visible to other
  * sessions (`commit_not_visible`: its event is fine, and parking it would keep it from its workflows). The
  * halves keep the batch's `previous` and `recovered`.
@@ -80,7 +83,12 @@ export class PoisonIsolatingDispatcher implements BatchDispatcher {
 }
 
 function notTheBatchsFault(error: unknown): boolean {
-  return isTransientDatabaseError(error) || isWalflowError(error, 'previous_batch_failed') || isWalflowError(error, 'commit_not_visible');
+  return (
+    isTransientDatabaseError(error) ||
+    isDatabaseRefusingWork(error) ||
+    isWalflowError(error, 'previous_batch_failed') ||
+    isWalflowError(error, 'commit_not_visible')
+  );
 }
 
 function mergeCounts(a: DispatchResult['decisions'], b: DispatchResult['decisions']): Record<string, number> {

@@ -51,6 +51,23 @@ describe('poison events', () => {
     expect(recorded.map((row) => row.id).sort()).toEqual([...ids.filter((_, n) => n !== 4), after].sort());
   });
 
+  it('parks nothing while the database refuses every batch (a column gone), and records it all once mended', async () => {
+    const { db } = walflow;
+    const tenant = 'refused';
+    await applyTestWorkflow(db, { tenant, name: 'w', trigger: { event: 'policy.approved' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 'n' }] });
+    await sql`ALTER TABLE walflow.workflow_runs RENAME COLUMN decision_detail TO decision_detail_gone`.execute(db);
+    try {
+      for (let n = 0; n < 3; n++) await emit(db, { type: 'policy.approved', tenantId: tenant, payload: { n } });
+      const status = await waitFor('the consumer to give the batch back', () => walflow.consumerStatus().state === 'reconnecting' && walflow.consumerStatus());
+      expect(status.reason).toMatch(/decision_detail/);
+      expect(await countsFor(db, tenant)).toMatchObject({ events: 0, outbox: 3, deadLetters: 0 });
+    } finally {
+      await sql`ALTER TABLE walflow.workflow_runs RENAME COLUMN decision_detail_gone TO decision_detail`.execute(db);
+    }
+    await waitFor('the events to be recorded once the column is back', async () => (await countsFor(db, tenant)).runs === 3);
+    expect(await countsFor(db, tenant)).toMatchObject({ events: 3, outbox: 0, deadLetters: 0 });
+  });
+
   it('retries a batch that failed once, parks nothing and leaves no partial batch', async () => {
     const { db } = walflow;
     const tenant = 'flaky';
