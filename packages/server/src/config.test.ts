@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from './config.js';
+import { leaseShorterThanActions, loadConfig } from './config.js';
 
 const url = 'postgres://walflow@localhost:5432/app';
 
@@ -98,5 +98,15 @@ describe('loadConfig', () => {
 
   it('fails with a config_invalid code', () => {
     expect(() => loadConfig({})).toThrow(expect.objectContaining({ code: 'config_invalid' }));
+  });
+});
+
+describe('leaseShorterThanActions', () => {
+  it('says why a lease no longer than the action timeout can lose a run whose worker is well, and is quiet otherwise', () => {
+    expect(leaseShorterThanActions(loadConfig({ DATABASE_URL: url }))).toBeUndefined();
+    expect(leaseShorterThanActions(loadConfig({ DATABASE_URL: url, WALFLOW_WORKER_LEASE_MS: '10000' }))).toMatch(
+      /^WALFLOW_WORKER_LEASE_MS \(10000\) is not longer than WALFLOW_ACTION_TIMEOUT_MS \(10000\): .*abandoned as if its worker had died$/,
+    );
+    expect(leaseShorterThanActions(loadConfig({ DATABASE_URL: url, WALFLOW_WORKER_LEASE_MS: '2000', WALFLOW_ACTION_TIMEOUT_MS: '1000' }))).toBeUndefined();
   });
 });

@@ -214,6 +214,21 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
   };
 }
 
+/**
+ * Why these settings would let a worker lose its runs although it is well, or undefined. A database action runs in
+ * a transaction that holds its run's row, and extending the run's lease waits for that row: an action that waits
+ * on a lock for longer than the lease (it may wait up to WALFLOW_ACTION_TIMEOUT_MS) lets the lease run out
+ * unextended, and the worker then abandons the run's next action as if it had died (on a last attempt, the run
+ * ends dead with `worker lease expired`).
+ */
+export function leaseShorterThanActions(config: Pick<WalflowConfig, 'workerLeaseMs' | 'actionTimeoutMs'>): string | undefined {
+  if (config.workerLeaseMs > config.actionTimeoutMs) return undefined;
+  return (
+    `WALFLOW_WORKER_LEASE_MS (${config.workerLeaseMs}) is not longer than WALFLOW_ACTION_TIMEOUT_MS (${config.actionTimeoutMs}): ` +
+    'a database action of a leased run that waits on a lock that long outlasts its lease, and the run is then abandoned as if its worker had died'
+  );
+}
+
 function smtpSettings(url: string | undefined, from: string | undefined): WalflowConfig['smtp'] {
   if (url === undefined) return undefined;
   const parsed = new URL(url);

@@ -4,7 +4,7 @@ import { Dispatcher, PoisonIsolatingDispatcher, RunQueueListener, WorkerPool } f
 import { NatsSink, sinkName } from '@walflow/nats-sink';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import type { WalflowConfig } from './config.js';
+import { leaseShorterThanActions, type WalflowConfig } from './config.js';
 import { connectionConfig } from './connection-config.js';
 import { createDatabase } from './database.js';
 import { ensureEventPartitions } from './event-partitions.js';
@@ -64,7 +64,11 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     if (parts.consumer) await ensureEventPartitions(db, logger);
     const metrics = new WalflowMetrics();
     const walRate = new WalRate();
-    if (parts.workers) await warnOfRefusedWorkflows(db, { updateFields: config.updateFields }, logger);
+    if (parts.workers) {
+      await warnOfRefusedWorkflows(db, { updateFields: config.updateFields }, logger);
+      const leaseProblem = leaseShorterThanActions(config);
+      if (leaseProblem !== undefined) logger.warn(leaseProblem);
+    }
     const workers = !parts.workers ? null : new WorkerPool({
       db,
       observer: metrics.observer,
