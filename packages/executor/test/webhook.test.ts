@@ -3,9 +3,11 @@ import { HTTP, type CloudEvent } from 'cloudevents';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitFor } from '@walflow/testing';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ActionRuntime, ExternalActionContext } from '../src/actions/external-action.js';
+import { DISCARD_LIMIT_MS } from '../src/actions/webhook-request.js';
 import { webhookAction, webhookActionSchema, type WebhookAction } from '../src/actions/webhook.js';
 import { parseWorkflowDefinition } from '../src/workflow-definition.js';
 import type { StoredWorkflow } from '../src/workflow-store.js';
@@ -281,18 +283,30 @@ describe('webhook', () => {
     expect(receiver.requests).toHaveLength(1);
   });
 
-  it('succeeds on a 2xx whose body never ends, without waiting for it; its time limit then ends the connection', async () => {
-    const receiver = await startReceiver((response) => {
+  it('succeeds on a 2xx whose body never ends, without waiting for it, and closes the connection once the body runs past its limits', async () => {
+    const closed: string[] = [];
+    const receiver = await startReceiver((response, request) => {
+      response.once('close', () => closed.push(request.path ?? ''));
       response.writeHead(200);
-      response.write('still sending');
+      if (request.path === '/trickle') response.write('still sending');
+      else {
+        // Endless: as fast as the connection takes it.
+        const chunk = 'x'.repeat(16 * 1024);
+        const send = (): void => {
+          while (response.write(chunk));
+          response.once('drain', send);
+        };
+        send();
+      }
     });
-    const action = webhookActionSchema.parse({ type: 'webhook', url: `${receiver.base}/endless` });
-    const limit = AbortSignal.timeout(200);
-    expect(await webhookAction.execute(action, contextFor(action, {}, limit))).toEqual({ status: 200, url: `${receiver.base}/endless` });
-    expect(limit.aborted).toBe(false);
-    // The body is drained in the background until the time limit destroys the connection, quietly.
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    expect(limit.aborted).toBe(true);
+    // The action's time limit is over once it returns (the worker disposes of it): it must not be what ends them.
+    const neverAborted = new AbortController().signal;
+    for (const path of ['/endless', '/trickle']) {
+      const action = webhookActionSchema.parse({ type: 'webhook', url: `${receiver.base}${path}` });
+      expect(await webhookAction.execute(action, contextFor(action, {}, neverAborted))).toEqual({ status: 200, url: `${receiver.base}${path}` });
+    }
+    await waitFor('the endless body to be cut off at its size limit', () => closed.includes('/endless'), { timeoutMs: DISCARD_LIMIT_MS / 2 });
+    await waitFor('the trickling body to be cut off at its time limit', () => closed.includes('/trickle'), { timeoutMs: DISCARD_LIMIT_MS * 3 });
   });
 
   it('fails when nothing listens', async () => {

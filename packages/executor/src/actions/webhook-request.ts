@@ -8,7 +8,10 @@ export interface WebhookResponse {
   location: string | null;
   /** Up to `characters` of the body, trimmed; the rest is not read, and the connection is closed. */
   excerpt(characters: number): Promise<string>;
-  /** The body is not needed: it is read to its end in the background, so the connection can serve the next call. */
+  /**
+   * The body is not needed: it is read to its end in the background, so the connection can serve the next call,
+   * unless it passes DISCARD_LIMIT_BYTES or DISCARD_LIMIT_MS, when the connection is closed instead.
+   */
   discard(): void;
 }
 
@@ -16,6 +19,14 @@ export interface WebhookAgents {
   http: HttpAgent;
   https: HttpsAgent;
 }
+
+/**
+ * How much of a body nobody reads is drained, and for how long, to keep its connection for the next call. The
+ * action's time limit no longer applies once it has returned: without these, a receiver that answers 200 and
+ * never ends its body would hold a socket (and its file descriptor) for the life of the process.
+ */
+export const DISCARD_LIMIT_BYTES = 64 * 1024;
+export const DISCARD_LIMIT_MS = 2_000;
 
 /**
  * Connections of webhook calls only, kept alive between calls. Give each address guard (allow-list) agents of
@@ -56,10 +67,21 @@ export function postWebhook(
         statusText: response.statusMessage ?? '',
         location: response.headers.location ?? null,
         excerpt: (characters) => excerptOf(response, characters),
-        discard: () => void response.resume(),
+        discard: () => discardBody(response),
       });
     });
     request.end(body);
+  });
+}
+
+function discardBody(response: IncomingMessage): void {
+  let bytes = 0;
+  const tooLong = setTimeout(() => response.destroy(), DISCARD_LIMIT_MS);
+  tooLong.unref();
+  response.once('close', () => clearTimeout(tooLong));
+  response.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > DISCARD_LIMIT_BYTES) response.destroy();
   });
 }
 
