@@ -2,9 +2,11 @@ import type { WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import { repairSlot } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
+import { useTestDatabase, withClient } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { ensureEventPartitions } from '../src/event-partitions.js';
 import { approvalEvent, openMigrated, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
@@ -52,5 +54,27 @@ describe("the event log's daily partitions", () => {
     expect(await repairSlot({ db, databaseUrl: database.url, slotName: database.slotName, logger: silentLogger })).toMatchObject({ recovered: 1 });
     expect(await inDefaultPartition('repaired')).toBe(0);
     expect([await hasPartition(-1), await hasPartition(0)]).toEqual([true, true]);
+  });
+
+  it('are not waited for behind a long reader of the log, which would queue every dispatch behind them: the next maintenance makes the day', async () => {
+    await sql`DROP TABLE ${sql.raw(`walflow.events_${new Date(Date.now() + 7 * DAY).toISOString().slice(0, 10).replaceAll('-', '')}`)}`.execute(db);
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) });
+    let elapsed = 0;
+    // A backtest's transaction: it reads the log, and holds its lock until it ends, here after 10 s at most.
+    await withClient(database.url, async (reader) => {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM walflow.events');
+      const started = performance.now();
+      const made = ensureEventPartitions(db, logger).then(() => (elapsed = performance.now() - started));
+      await Promise.race([made, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      await reader.query('COMMIT');
+      await made;
+    });
+    expect(elapsed).toBeLessThan(5_000);
+    expect(warnings).toEqual([expect.stringMatching(/could not create event partitions; trying again/)]);
+    expect(await hasPartition(7)).toBe(false);
+    await ensureEventPartitions(db, logger);
+    expect(await hasPartition(7)).toBe(true);
   });
 });
