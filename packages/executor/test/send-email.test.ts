@@ -1,5 +1,6 @@
 import { isWalflowError, parseLsn, type EventEnvelope } from '@walflow/core';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ActionRuntime, ExternalActionContext } from '../src/actions/external-action.js';
@@ -53,7 +54,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
 });
 
-async function startSmtp(options: Partial<SMTPServerOptions> = {}): Promise<{ port: number; received: ReceivedMail[] }> {
+async function startSmtp(options: Partial<SMTPServerOptions> = {}, host = '127.0.0.1'): Promise<{ port: number; received: ReceivedMail[] }> {
   const received: ReceivedMail[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -77,7 +78,7 @@ async function startSmtp(options: Partial<SMTPServerOptions> = {}): Promise<{ po
   // A client that hangs up mid-conversation (the abort test) is an 'error' on the server; expected here.
   server.on('error', () => undefined);
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   return { port: (server.server.address() as AddressInfo).port, received };
 }
 
@@ -111,6 +112,15 @@ async function failureOf(promise: Promise<unknown>): Promise<Error> {
   );
   expect(isWalflowError(error, 'action_failed')).toBe(true);
   return error as Error;
+}
+
+/** An address of this machine other than loopback: a relay there is across a network, as far as walflow can tell. */
+function networkAddress(): string {
+  const address = Object.values(networkInterfaces())
+    .flat()
+    .find((candidate) => candidate?.family === 'IPv4' && !candidate.internal)?.address;
+  if (address === undefined) throw new Error('this machine has no IPv4 address but loopback');
+  return address;
 }
 
 describe('send_email', () => {
@@ -232,5 +242,29 @@ describe('send_email', () => {
       'to: template is malformed: Unclosed tag at 21',
       'text: template partials ({{> name}}) are not supported',
     ]);
+  });
+
+  it('never sends credentials in clear across a network: a relay that offers no STARTTLS is refused before AUTH, one on loopback is not', async () => {
+    const passwords: string[] = [];
+    const withAuth: Partial<SMTPServerOptions> = {
+      authOptional: false,
+      allowInsecureAuth: true,
+      onAuth(auth, _session, callback) {
+        passwords.push(auth.password ?? '');
+        callback(null, { user: auth.username });
+      },
+    };
+    const host = networkAddress();
+    const remote = await startSmtp(withAuth, host);
+    const credentials = { user: 'walflow', password: 'relay-password', from: 'walflow@example.org' };
+    const refused = await failureOf(sendEmailAction.execute(action, contextFor({ smtp: { host, port: remote.port, ...credentials } })));
+    expect(refused.message).toMatch(/STARTTLS/i);
+    expect(passwords).toEqual([]);
+    expect(remote.received).toHaveLength(0);
+
+    const local = await startSmtp(withAuth);
+    await sendEmailAction.execute(action, contextFor({ smtp: { host: '127.0.0.1', port: local.port, ...credentials } }));
+    expect(passwords).toEqual(['relay-password']);
+    expect(local.received).toHaveLength(1);
   });
 });

@@ -6,6 +6,7 @@ import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { z } from 'zod';
 import { mustacheTemplate, renderText } from '../render-mustache.js';
 import { isWholePlaceholder } from '../template.js';
+import { nonPublicReason } from './address-guard.js';
 import type { ExternalAction } from './external-action.js';
 
 export const sendEmailActionSchema = z
@@ -65,6 +66,9 @@ export const sendEmailAction: ExternalAction<SendEmailAction> = {
         secure: smtp.secure ?? false,
         connection: socket,
         ...(smtp.user === undefined ? {} : { auth: { user: smtp.user, pass: smtp.password ?? '' } }),
+        // Credentials never cross a network in clear. nodemailer's STARTTLS is taken only when offered, so a relay
+        // that does not offer it, or a network that strips the offer, would be sent the password as it is.
+        requireTLS: smtp.user !== undefined && !(smtp.secure ?? false) && nonPublicReason(socket.remoteAddress ?? '') !== 'loopback',
       });
       const info = await untilAborted(
         transport.sendMail({
