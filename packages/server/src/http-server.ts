@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostOfHeader, isLoopbackName } from './loopback-name.js';
 
 export interface HttpServer {
   port: number;
@@ -30,11 +31,18 @@ export interface HttpServerOptions {
 /** The process's HTTP server: small JSON routes for operations, plus mounted applications such as the console. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const mounts = Object.entries(options.mounts ?? {});
+  // Bound to loopback, the server answers only requests addressed to a loopback name. A web page whose own name
+  // an attacker re-points at 127.0.0.1 (DNS rebinding) would otherwise read /health and /metrics as same-origin.
+  const onlyLoopbackNames = isLoopbackName(options.host);
   const server: Server = createServer((request, response) => {
     const reply = (status: number, body: unknown, contentType?: string): void => {
       response.writeHead(status, { 'content-type': contentType ?? 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
       response.end(contentType === undefined ? JSON.stringify(body) : String(body));
     };
+    const host = request.headers.host;
+    if (onlyLoopbackNames && host !== undefined && !isLoopbackName(hostOfHeader(host))) {
+      return reply(421, { error: `this server listens on ${options.host} and answers only requests for localhost or a loopback address` });
+    }
     // Anything may arrive as the request target (`//[`, `http://a:b/`); a throw here would end the process.
     const path = pathOf(request.url);
     if (path === null) return reply(400, { error: 'the request target is not a URL path' });

@@ -3,9 +3,9 @@ import { startHttpServer } from '@walflow/server';
 import { describe, expect, it } from 'vitest';
 
 /** Sends one raw HTTP/1.1 request and returns the status line of the answer. */
-function statusLine(port: number, target: string): Promise<string> {
+function statusLine(port: number, target: string, host = 'localhost'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.end(`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+    const socket = connect(port, '127.0.0.1', () => socket.end(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
     let answer = '';
     socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
     socket.on('end', () => resolve(answer.split('\r\n')[0] ?? ''));
@@ -35,6 +35,29 @@ describe('the HTTP server', () => {
       }
     } finally {
       await server.close();
+    }
+  });
+
+  it('bound to loopback, answers only requests for a loopback name: a rebound DNS name cannot read it as same-origin', async () => {
+    const routes = { '/metrics': () => ({ status: 200, body: 'walflow_events_total 1', contentType: 'text/plain' }) };
+    const loopback = await startHttpServer({ host: '127.0.0.1', port: 0, routes });
+    try {
+      const { port } = loopback;
+      for (const host of ['evil.example', `evil.example:${port}`, `127.0.0.1.evil.example:${port}`, `192.0.2.1:${port}`]) {
+        expect(await statusLine(port, '/metrics', host), host).toBe('HTTP/1.1 421 Misdirected Request');
+      }
+      for (const host of ['localhost', `localhost:${port}`, `LOCALHOST:${port}`, `app.localhost:${port}`, `127.0.0.1:${port}`, `127.1.2.3:${port}`, `[::1]:${port}`]) {
+        expect(await statusLine(port, '/metrics', host), host).toBe('HTTP/1.1 200 OK');
+      }
+    } finally {
+      await loopback.close();
+    }
+    // Bound to every address, the names it is reached by are the operator's to know.
+    const everywhere = await startHttpServer({ host: '0.0.0.0', port: 0, routes });
+    try {
+      expect(await statusLine(everywhere.port, '/metrics', 'walflow.internal:8787')).toBe('HTTP/1.1 200 OK');
+    } finally {
+      await everywhere.close();
     }
   });
 });
