@@ -9,6 +9,7 @@ export * from './dispatch.js';
 export * from './errors.js';
 export * from './event-envelope.js';
 export * from './identifiers.js';
+export * from './in-transaction.js';
 export * from './inexact-number.js';
 export * from './json-depth.js';
 export * from './json-path.js';

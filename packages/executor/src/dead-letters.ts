@@ -1,4 +1,4 @@
-import { isJsonObject, SqlState, sqlStateOf, WalflowError, type WalflowDatabase } from '@walflow/core';
+import { inTransaction, isJsonObject, SqlState, sqlStateOf, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 
 export interface DeadLetter {
@@ -56,7 +56,7 @@ export async function countDeadLetters(db: Kysely<WalflowDatabase>, filter: Dead
  * commit recorded after all is refused (refuseIfRecordedAfterAll).
  */
 export async function retryDeadLetter(db: Kysely<WalflowDatabase>, id: string): Promise<{ outboxId: string }> {
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     const letter = await openLetter(trx, id);
     const row = outboxRowFrom(letter.raw, letter.outbox_id);
     if (letter.code !== 'event_id_reused') await refuseIfRecordedAfterAll(trx, id, row.id);
@@ -77,7 +77,7 @@ export async function retryDeadLetter(db: Kysely<WalflowDatabase>, id: string): 
 }
 
 export async function discardDeadLetter(db: Kysely<WalflowDatabase>, id: string): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await openLetter(trx, id);
     await trx.updateTable('walflow.dead_letters').set({ resolved_at: sql`now()`, resolution: 'discarded' }).where('id', '=', id).execute();
   });

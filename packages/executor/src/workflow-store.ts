@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { isWalflowError, WalflowError, type WalflowDatabase, type WorkflowStatus } from '@walflow/core';
+import { inTransaction, isWalflowError, WalflowError, type WalflowDatabase, type WorkflowStatus } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
 import { anyUuid } from './any-uuid.js';
@@ -51,7 +51,7 @@ export async function applyWorkflow(
   policy: WorkflowPolicy = {},
 ): Promise<{ workflow: StoredWorkflow; outcome: ApplyOutcome; runsCancelled: number }> {
   const definition = validateWorkflow(input, policy);
-  return db.isTransaction ? applyIn(db, definition) : db.transaction().execute((trx) => applyIn(trx, definition));
+  return inTransaction(db, (trx) => applyIn(trx, definition));
 }
 
 /** Every check applying a workflow makes before it writes: its shape, its expressions, the operator's policy. */

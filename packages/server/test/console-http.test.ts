@@ -33,7 +33,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
  * does not exist, so its one attempt fails and the run is dead.
  */
 /** The tables applyFailingCounter counts in: walflow's workers may write their count. */
-const COUNTED = ['stock', 'shelf', 'crate'] as const;
+const COUNTED = ['stock', 'shelf', 'crate', 'unaudited'] as const;
 
 async function applyFailingCounter(thing: (typeof COUNTED)[number], extra: Partial<WorkflowDefinitionInput>): Promise<void> {
   await sql`CREATE TABLE ${sql.table(`public.${thing}`)} (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
@@ -214,6 +214,29 @@ describe('console actions', () => {
     expect(again.text).toContain(`no dead run ${run.id}`);
     const audit = await listAudit(db, { since: new Date(Date.now() - 60_000), limit: 1 });
     expect(audit[0]).toMatchObject({ actor: 'bearer token (console)', action: 'run.discard', target: run.id });
+  });
+});
+
+describe('an action whose audit entry cannot be written', () => {
+  it('is not done: the change and its entry commit together, for dead runs and for pausing a workflow', async () => {
+    await applyFailingCounter('unaudited', {});
+    const eventId = await emitRecorded('unaudited.counted', 't1', { sku: 'missing' });
+    const run = await db.selectFrom('walflow.workflow_runs').select(['id', 'status', 'workflow_id']).where('event_id', '=', eventId).executeTakeFirstOrThrow();
+    expect(run.status).toBe('dead');
+    const workflow = await db.selectFrom('walflow.workflows').select(['tenant_id', 'name', 'status']).where('id', '=', run.workflow_id).executeTakeFirstOrThrow();
+    await sql`CREATE FUNCTION public.refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is full'; END $$`.execute(db);
+    await sql`CREATE TRIGGER refuse_audit BEFORE INSERT ON walflow.audit_log FOR EACH ROW EXECUTE FUNCTION public.refuse_audit()`.execute(db);
+    try {
+      for (const verb of ['discard', 'retry']) {
+        expect((await client.request(`/console/runs/${verb}`, { form: { one: run.id }, headers: bearer(CONSOLE_TOKEN) })).status, verb).toBe(500);
+        expect((await db.selectFrom('walflow.workflow_runs').select('status').where('id', '=', run.id).executeTakeFirstOrThrow()).status, verb).toBe('dead');
+      }
+      const pause = await client.request('/console/workflows/pause', { form: { tenant: workflow.tenant_id, name: workflow.name }, headers: bearer(CONSOLE_TOKEN) });
+      expect(pause.status).toBe(500);
+      expect((await db.selectFrom('walflow.workflows').select('status').where('id', '=', run.workflow_id).executeTakeFirstOrThrow()).status).toBe(workflow.status);
+    } finally {
+      await sql`DROP TRIGGER refuse_audit ON walflow.audit_log`.execute(db);
+    }
   });
 });
 

@@ -12,7 +12,7 @@ interface Verb {
 
 /**
  * `<parent> retry|discard <ids…>` for rows an operator closes by id (dead letters, dead runs). Each id is acted
- * on in turn, printed and audited as `<audit>.<verb>`, the console's names. Every id is checked to be a uuid
+ * on in turn, in one transaction with its audit entry (`<audit>.<verb>`, the console's names), and printed. Every id is checked to be a uuid
  * first: an id that is not must not leave the rows before it done and those after it not.
  */
 export function registerRetryAndDiscard(parent: Command, rows: { noun: string; audit: string; retry: Verb; discard: Verb }): void {
@@ -28,8 +28,12 @@ export function registerRetryAndDiscard(parent: Command, rows: { noun: string; a
         await withDatabase(context, async (db) => {
           // An id given twice (in either case) is acted on once: the second time it would no longer be found.
           for (const id of new Set(ids.map((id) => id.toLowerCase()))) {
-            process.stdout.write(`${await rows[verb].act(db, id)}\n`);
-            await recordAudit(db, { actor: context.operator, action: `${rows.audit}.${verb}`, target: id });
+            const line = await db.transaction().execute(async (trx) => {
+              const done = await rows[verb].act(trx, id);
+              await recordAudit(trx, { actor: context.operator, action: `${rows.audit}.${verb}`, target: id });
+              return done;
+            });
+            process.stdout.write(`${line}\n`);
           }
         });
       });

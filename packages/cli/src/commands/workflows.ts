@@ -60,9 +60,11 @@ export function registerWorkflows(program: Command): void {
       .action(async (name: string, options: { tenant: string }) => {
         const context = commandContext({ logToStdout: false });
         await withDatabase(context, async (db) => {
-          const done = verb === 'delete' ? await deleteWorkflow(db, options.tenant, name) : await setWorkflowStatus(db, options.tenant, name, verb === 'pause' ? 'paused' : 'active');
-          if (!done) throw new WalflowError('not_found', `no workflow ${options.tenant}/${name}`);
-          await recordAudit(db, { actor: context.operator, action: `workflow.${verb}`, target: `${options.tenant}/${name}` });
+          await db.transaction().execute(async (trx) => {
+            const done = verb === 'delete' ? await deleteWorkflow(trx, options.tenant, name) : await setWorkflowStatus(trx, options.tenant, name, verb === 'pause' ? 'paused' : 'active');
+            if (!done) throw new WalflowError('not_found', `no workflow ${options.tenant}/${name}`);
+            await recordAudit(trx, { actor: context.operator, action: `workflow.${verb}`, target: `${options.tenant}/${name}` });
+          });
           process.stdout.write(`${verb === 'delete' ? 'deleted' : verb === 'pause' ? 'paused' : 'resumed'} ${options.tenant}/${name}\n`);
         });
       });

@@ -24,11 +24,16 @@ export async function changeWorkflowStatus(context: ConsoleContext, request: Con
   const tenant = fixedTenant ?? textParameter(form, 'tenant');
   // The tenant is part of the key the update matches on, so an operator fixed to a tenant can only reach its own.
   if (fixedTenant !== null && textParameter(form, 'tenant') !== fixedTenant) throw new HttpError(404, `no workflow ${name}`);
-  const changed = await setWorkflowStatus(context.db, tenant, name, verb === 'pause' ? 'paused' : 'active').catch((error: unknown) => {
-    throw isWalflowError(error, 'workflow_disabled') ? new HttpError(409, error.message) : error;
-  });
-  if (!changed) throw new HttpError(404, `no workflow ${tenant}/${name}`);
-  await recordAudit(context.db, { actor: auditActor(request.principal), action: `workflow.${verb}`, target: `${tenant}/${name}` });
+  // The change and its audit entry commit together: an operator's change is never left unaudited.
+  await context.db
+    .transaction()
+    .execute(async (trx) => {
+      if (!(await setWorkflowStatus(trx, tenant, name, verb === 'pause' ? 'paused' : 'active'))) throw new HttpError(404, `no workflow ${tenant}/${name}`);
+      await recordAudit(trx, { actor: auditActor(request.principal), action: `workflow.${verb}`, target: `${tenant}/${name}` });
+    })
+    .catch((error: unknown) => {
+      throw isWalflowError(error, 'workflow_disabled') ? new HttpError(409, error.message) : error;
+    });
   return { returnTo: '/console/workflows', done: `${verb === 'pause' ? 'Paused' : 'Resumed'} ${tenant}/${name}.` };
 }
 
@@ -45,15 +50,15 @@ function selectedIds(form: URLSearchParams): string[] {
 }
 
 /**
- * Acts on rows one by one as the CLI does, each with its audit entry. An operator fixed to a tenant first reads
- * the rows through their scope: what row-level security hides from them does not exist for them.
+ * Acts on rows one by one as the CLI does, each in one transaction with its audit entry. An operator fixed to a
+ * tenant first reads the rows through their scope: what row-level security hides from them does not exist for them.
  */
 async function actOnRows(
   context: ConsoleContext,
   request: ConsoleRequest,
   ids: string[],
   rows: { table: 'walflow.dead_letters' | 'walflow.workflow_runs'; noun: string; action: string },
-  act: (id: string) => Promise<void>,
+  act: (db: Kysely<WalflowDatabase>, id: string) => Promise<void>,
 ): Promise<number> {
   const { tenant } = request.principal;
   if (tenant !== null) {
@@ -64,13 +69,15 @@ async function actOnRows(
   let done = 0;
   for (const id of ids) {
     try {
-      await act(id);
+      await context.db.transaction().execute(async (trx) => {
+        await act(trx, id);
+        await recordAudit(trx, { actor: auditActor(request.principal), action: rows.action, target: id });
+      });
     } catch (error) {
       const already = done === 0 ? '' : ` (${done} done before it)`;
       if (isWalflowError(error, 'not_found') || isWalflowError(error, 'payload_invalid') || isWalflowError(error, 'already_recorded')) throw new HttpError(409, `${error.message}${already}`);
       throw error;
     }
-    await recordAudit(context.db, { actor: auditActor(request.principal), action: rows.action, target: id });
     done++;
   }
   return done;
@@ -83,17 +90,17 @@ async function visibleIds(db: Kysely<WalflowDatabase>, table: 'walflow.dead_lett
 
 export async function actOnDeadLetters(context: ConsoleContext, request: ConsoleRequest, form: URLSearchParams, verb: 'retry' | 'discard'): Promise<ActionOutcome> {
   const ids = selectedIds(form);
-  const done = await actOnRows(context, request, ids, { table: 'walflow.dead_letters', noun: 'dead letter', action: `dead_letter.${verb}` }, async (id) => {
-    if (verb === 'retry') await retryDeadLetter(context.db, id);
-    else await discardDeadLetter(context.db, id);
+  const done = await actOnRows(context, request, ids, { table: 'walflow.dead_letters', noun: 'dead letter', action: `dead_letter.${verb}` }, async (db, id) => {
+    if (verb === 'retry') await retryDeadLetter(db, id);
+    else await discardDeadLetter(db, id);
   });
   return { returnTo: '/console/dead', done: `${verb === 'retry' ? 'Retried' : 'Discarded'} ${done} dead letter${done === 1 ? '' : 's'}.` };
 }
 
 export async function actOnDeadRuns(context: ConsoleContext, request: ConsoleRequest, form: URLSearchParams, verb: 'retry' | 'discard'): Promise<ActionOutcome> {
   const ids = selectedIds(form);
-  const done = await actOnRows(context, request, ids, { table: 'walflow.workflow_runs', noun: 'dead run', action: `run.${verb}` }, (id) =>
-    verb === 'retry' ? retryDeadRun(context.db, id) : discardDeadRun(context.db, id),
+  const done = await actOnRows(context, request, ids, { table: 'walflow.workflow_runs', noun: 'dead run', action: `run.${verb}` }, (db, id) =>
+    verb === 'retry' ? retryDeadRun(db, id) : discardDeadRun(db, id),
   );
   if (verb === 'retry') context.host.onRunsQueued();
   return { returnTo: '/console/dead', done: `${verb === 'retry' ? 'Queued again' : 'Discarded'} ${done} dead run${done === 1 ? '' : 's'}.` };
