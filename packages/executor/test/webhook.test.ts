@@ -160,7 +160,7 @@ describe('webhook', () => {
 
   it('percent-encodes each {{value}} in the URL, so an event cannot move the call to another host or path; {{{value}}} is taken whole', async () => {
     const receiver = await startReceiver();
-    const hostile = { ...event, payload: { id: 'a/../admin?x=1#', region: 'eu&all=1', target: `${receiver.base}/whole`, host: 'evil.com/?', up: '..' } };
+    const hostile = { ...event, payload: { id: 'a/../admin?x=1#', region: 'eu&all=1', target: `${receiver.base}/whole`, host: 'evil.com/?', up: '..', empty: '' } };
     const run = (url: string) => {
       const action = webhookActionSchema.parse({ type: 'webhook', url });
       return webhookAction.execute(action, { ...contextFor(action), event: hostile });
@@ -174,6 +174,10 @@ describe('webhook', () => {
     expect(moved.message).toBe('webhook URL is not a valid URL: "http://evil.com%2F%3F.hooks.example.com/x"');
     // A dot segment is left as it is by percent-encoding, and resolved by the URL: refused.
     expect((await failureOf(run(`${receiver.base}/tenants/{{event.payload.up}}/hook`))).message).toBe('webhook URL: the value ".." would move the URL up its path');
+    // Nor can values make one with the template's own dots around them.
+    for (const path of ['/tenants/t1/files/.{{event.payload.empty}}.', '/tenants/t1/files/{{event.payload.empty}}.{{event.payload.empty}}/x', '/tenants/t1/%2e{{event.payload.empty}}%2E/x']) {
+      expect((await failureOf(run(`${receiver.base}${path}`))).message, path).toMatch(/^webhook URL: its path holds a "\." or "\.\." segment once rendered/);
+    }
     expect(receiver.requests).toHaveLength(2);
   });
 

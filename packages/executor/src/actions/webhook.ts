@@ -128,11 +128,24 @@ function signingKey(secret: string | undefined): Buffer {
 
 /** `{{x}}` is one URL component, percent-encoded; `{{{x}}}` (a whole URL from the event, say) is taken as it is. */
 function renderUrl(template: string, event: EventEnvelope): string {
+  let rendered: string;
   try {
-    return renderText(template, event, { escape: 'uri' });
+    rendered = renderText(template, event, { escape: 'uri' });
   } catch (error) {
     throw isWalflowError(error, 'action_failed') ? new WalflowError('action_failed', `webhook URL: ${error.message}`) : error;
   }
+  // No value is `.` or `..` (the escape refuses them), but values beside the template's own text can still make
+  // such a segment (`.{{x}}.` with x empty), which the URL resolves: the call would move along its path.
+  if (hasDotSegment(rendered)) {
+    throw new WalflowError('action_failed', `webhook URL: its path holds a "." or ".." segment once rendered (${JSON.stringify(rendered)}), which would move the call along its path`);
+  }
+  return rendered;
+}
+
+/** Whether the path of a URL, as written, has a segment the URL parser resolves: `.`, `..`, or the same percent-encoded. */
+function hasDotSegment(url: string): boolean {
+  const path = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/.exec(url.trim())?.[1] ?? '';
+  return path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
 }
 
 function parseWebhookUrl(rendered: string): URL {
