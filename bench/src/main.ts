@@ -34,7 +34,7 @@ const log = (line: string): void => {
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2), process.env);
   const startedAt = new Date();
-  const postgres = await startBenchPostgres(log);
+  const postgres = await startBenchPostgres(log, options.profile);
   const figures: FigureResult[] = [];
   let failures = 0;
   try {

@@ -31,6 +31,9 @@ export function spread(latency: Distribution): string {
   return `${format(latency.p50)} / ${format(latency.p95)} / ${format(latency.p99)} / ${format(latency.max)}`;
 }
 
+/** How much of its asked rate a load must reach for its latencies to be held to the targets. */
+const ACHIEVED_RATE_SHARE = 0.98;
+
 /** The line of commit→recorded at 1,000 events/s, which figure 5 puts beside the peers. */
 export const WALFLOW_RECORDED_P99_KEY = 'latency.1000.recorded';
 
@@ -51,8 +54,12 @@ export async function latencyFigure(context: FigureContext): Promise<FigureResul
     const outcome = await measureRate(context, rate, seconds);
     const { load, recorded, finished } = outcome;
     context.log(`  ${rate}/s (achieved ${load.rate.toFixed(0)}): recorded ${spread(recorded)} ms, finished ${spread(finished)} ms`);
+    // A load that fell short of its rate measured an easier case: its target is not met, whatever the latency.
+    const atRate = load.rate >= rate * ACHIEVED_RATE_SHARE;
     const targets = (limit: number, latency: Distribution): Target[] | undefined =>
-      rate === 1000 ? [target(`p99 < ${limit} ms`, latency.p99 < limit)] : undefined;
+      rate === 1000
+        ? [target(atRate ? `p99 < ${limit} ms` : `p99 < ${limit} ms at ${rate}/s (the load reached ${load.rate.toFixed(0)}/s)`, atRate && latency.p99 < limit)]
+        : undefined;
     const unfinished = outcome.finishedCount < load.events ? ` (${outcome.finishedCount.toLocaleString('en')} of ${load.events.toLocaleString('en')} within ${outcome.waitedSeconds} s)` : '';
     measurements.push(
       { name: `load at ${rate}/s: achieved`, value: load.rate, unit: 'events/s' },

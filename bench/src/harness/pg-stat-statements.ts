@@ -13,7 +13,7 @@ export interface StatementCost {
 }
 
 /**
- * Clears pg_stat_statements (loaded by the bench cluster) so the next read covers one phase only, and makes
+ * Clears pg_stat_statements (loaded by the bench cluster with --profile) so the next read covers one phase only, and makes
  * sessions opened from now on also count the statements inside functions and triggers (a worker's claim is one
  * call of walflow.claim_runs, whose own statements would stay unseen) and the time spent planning each. Call it before walflow connects.
  */

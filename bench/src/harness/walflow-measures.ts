@@ -85,10 +85,14 @@ export async function commitWindow(url: string, selectAt: string): Promise<Commi
   });
 }
 
+/** The `ms` column of every row; a null (a commit without its timestamp) is an error, never 0 ms. */
 export async function numbers(url: string, text: string, values: unknown[] = []): Promise<number[]> {
   return withClient(url, async (client) => {
-    const { rows } = await client.query<{ ms: string }>(text, values);
-    return rows.map((row) => Number(row.ms));
+    const { rows } = await client.query<{ ms: string | null }>(text, values);
+    return rows.map((row) => {
+      if (row.ms === null) throw new Error(`a latency could not be measured (a commit timestamp is missing): ${text}`);
+      return Number(row.ms);
+    });
   });
 }
 
