@@ -205,6 +205,15 @@ describe('emit refuses what the consumer could not take as written', () => {
       code: '23514',
       constraint: 'outbox_payload_size',
     });
+    // Nor can numbers, which jsonb stores in a few bytes and writes out with every zero of their weight and scale:
+    // 300 of these are 4.8 kB stored and 44 MB of text.
+    for (const column of ['payload', 'metadata']) {
+      const numbers = sql`(SELECT jsonb_build_object('n', jsonb_agg('1e131071'::numeric + round(0::numeric, 16383))) FROM generate_series(1, 300))`;
+      const row = column === 'payload' ? sql`${numbers}, '{}'::jsonb` : sql`'{}'::jsonb, ${numbers}`;
+      await expect(sql`INSERT INTO walflow.outbox (event_type, payload, metadata) SELECT 'policy.approved', ${row}`.execute(db), column).rejects.toMatchObject({
+        constraint: `outbox_${column}_size`,
+      });
+    }
     await sql`CREATE TABLE public.compressed_payloads (payload jsonb)`.execute(db);
     try {
       await sql`INSERT INTO public.compressed_payloads SELECT jsonb_build_object('big', repeat('x', 33 * 1024 * 1024))`.execute(db);
