@@ -28,7 +28,15 @@ export interface EmitEvent<Type extends string = string, Payload = Record<string
   aggregateType?: string;
   aggregateId?: string;
   actorId?: string;
+  /**
+   * The application's own metadata (conditions read it as `event.metadata`), as `walflow.emit`'s `metadata`
+   * argument. The causal keys (CAUSAL_METADATA_KEYS) are walflow's and refused; `actorId` above wins over one here.
+   */
+  metadata?: Record<string, unknown>;
 }
+
+/** Metadata keys only walflow sets, on the events its actions emit: an application may not (migration 0034). */
+export const CAUSAL_METADATA_KEYS = ['correlationId', 'causationId', 'depth', 'workflowId', 'runId', 'replayId'] as const;
 
 /** Where an event sits in the WAL: fixed by the commit, identical on every redelivery. */
 export interface CommitPosition {

@@ -1,4 +1,4 @@
-import { uuidV7, type EmitEvent, type EventMetadata } from '@walflow/core';
+import { CAUSAL_METADATA_KEYS, uuidV7, WalflowError, type EmitEvent, type EventMetadata } from '@walflow/core';
 import { assertEventIdentifiers } from './event-identifiers.js';
 import { objectJson } from './object-json.js';
 
@@ -16,6 +16,22 @@ export interface OutboxRow {
 
 /** Turns a payload into the JSON text the outbox stores, or refuses it; `subject` names it in messages. */
 export type PayloadJson = (payload: unknown, subject: string) => string;
+
+/**
+ * The metadata an application's event carries: its own `metadata`, and `actorId`. A causal key is refused rather
+ * than dropped, as the outbox's trigger would: the caller learns at once that it cannot set it.
+ */
+export function applicationMetadata(event: EmitEvent): EventMetadata {
+  const metadata: unknown = event.metadata ?? {};
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new WalflowError('payload_invalid', `metadata of ${event.type} must be a JSON object`);
+  }
+  const causal = CAUSAL_METADATA_KEYS.find((key) => key in metadata);
+  if (causal !== undefined) {
+    throw new WalflowError('payload_invalid', `metadata of ${event.type} may not set ${causal}: walflow sets it on the events its actions emit`);
+  }
+  return { ...metadata, ...(event.actorId === undefined ? {} : { actorId: event.actorId }) };
+}
 
 /**
  * Checks an event and turns it into the row emit inserts, or throws before anything is written. The typed

@@ -1,7 +1,7 @@
 import { WalflowError, type EmitEvent, type EventCatalog, type EventDefinition, type PayloadOf } from '@walflow/core';
 import { objectJson } from './object-json.js';
 import { insertOutboxRows } from './outbox-insert.js';
-import { toOutboxRow } from './outbox-row.js';
+import { applicationMetadata, toOutboxRow } from './outbox-row.js';
 import type { OutboxWriter } from './outbox-writer.js';
 
 /** A catalog's typed emitters: event names and payloads are checked at compile time and validated at run time. */
@@ -21,7 +21,7 @@ export type AnyTypedEvent<Definitions extends EventDefinition> = {
 
 export function createOutbox<Definitions extends EventDefinition>(catalog: EventCatalog<Definitions>): TypedOutbox<Definitions> {
   const toRow = (event: EmitEvent) =>
-    toOutboxRow(event, { actorId: event.actorId }, (payload, subject) => cataloguedJson(catalog, event.type, payload, subject));
+    toOutboxRow(event, applicationMetadata(event), (payload, subject) => cataloguedJson(catalog, event.type, payload, subject));
   return {
     emit: async (writer, event) => {
       const [id] = await insertOutboxRows(writer, [toRow(event as EmitEvent)]);

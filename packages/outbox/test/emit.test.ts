@@ -1,4 +1,4 @@
-import { defineCatalog, defineEvent, type WalflowDatabase } from '@walflow/core';
+import { defineCatalog, defineEvent, type EmitEvent, type WalflowDatabase } from '@walflow/core';
 import { createOutbox, emit, emitCaused, emitMany } from '@walflow/outbox';
 import { migrate, createDatabase } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
@@ -47,6 +47,21 @@ describe('emit', () => {
       payload: { recruitId: 'r1' },
       metadata: { actorId: 'u7' },
     });
+  });
+
+  it('writes the application’s metadata, as walflow.emit does, and refuses the keys only walflow sets', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const event = { type: 'policy.approved', payload: { policyId: 'p1', premium: 10 } };
+    await emit(db, { ...event, actorId: 'u7', metadata: { priority: 'critical', actorId: 'overridden', source: { app: 'crm' } } });
+    await outbox.emit(db, { type: 'policy.approved', payload: { policyId: 'p1', premium: 10 }, metadata: { priority: 'low' } });
+    expect((await outboxRows()).map((row) => row.metadata)).toEqual([{ priority: 'critical', actorId: 'u7', source: { app: 'crm' } }, { priority: 'low' }]);
+    for (const key of ['correlationId', 'causationId', 'depth', 'workflowId', 'runId', 'replayId']) {
+      await expect(emit(db, { ...event, metadata: { [key]: 'x' } }), key).rejects.toMatchObject({ code: 'payload_invalid', message: expect.stringContaining(`may not set ${key}`) });
+    }
+    // From JavaScript, anything may arrive.
+    await expect(emit(db, { ...event, metadata: 'critical' } as unknown as EmitEvent)).rejects.toMatchObject({ code: 'payload_invalid', message: expect.stringContaining('must be a JSON object') });
+    expect(await outboxRows()).toHaveLength(2);
+    await sql`DELETE FROM walflow.outbox`.execute(db);
   });
 
   it('writes nothing when the caller’s transaction rolls back', async () => {
