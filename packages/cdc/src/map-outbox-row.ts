@@ -1,6 +1,7 @@
 import {
   DEFAULT_TENANT,
   isJsonObject,
+  isRunEvent,
   MAX_JSON_DEPTH,
   nestsDeeperThan,
   type CommitPosition,
@@ -49,7 +50,8 @@ export function mapOutboxRow(raw: Readonly<Record<string, unknown>>, context: Ou
       return park('payload_invalid', `${column} of ${type} holds at ${inexact} a number JavaScript cannot hold exactly (beyond ±2^53 - 1): send it as a string`);
     }
   }
-  if (context.catalog) {
+  // The events a run emits about itself are walflow's, whatever the application's catalog lists.
+  if (context.catalog && !isRunEvent(type, metadata)) {
     const check = context.catalog.check(type, payload);
     if (!check.ok) return park(check.code, check.reason);
   }

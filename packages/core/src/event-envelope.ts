@@ -35,6 +35,17 @@ export interface EmitEvent<Type extends string = string, Payload = Record<string
   metadata?: Record<string, unknown>;
 }
 
+/**
+ * The events a run emits about itself, whatever its workflow says: a mail sent, a mail that failed for good, its
+ * workflow paused after deaths. An application's catalog need not list them.
+ */
+export const RUN_EVENT_TYPES = { emailSent: 'email.sent', emailFailed: 'email.failed', workflowAutoPaused: 'workflow.auto_paused' } as const;
+
+/** Whether walflow's own run wrote this event: one of RUN_EVENT_TYPES, with the runId only walflow may set. */
+export function isRunEvent(type: string, metadata: EventMetadata): boolean {
+  return Object.values<string>(RUN_EVENT_TYPES).includes(type) && typeof metadata.runId === 'string';
+}
+
 /** Metadata keys only walflow sets, on the events its actions emit: an application may not (migration 0034). */
 export const CAUSAL_METADATA_KEYS = ['correlationId', 'causationId', 'depth', 'workflowId', 'runId', 'replayId'] as const;
 

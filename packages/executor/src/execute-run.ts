@@ -1,4 +1,4 @@
-import { linkSignals, untilAborted, WalflowError, type WalflowDatabase } from '@walflow/core';
+import { linkSignals, RUN_EVENT_TYPES, untilAborted, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { emitCaused } from '@walflow/outbox';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -163,7 +163,7 @@ async function performAction(
   await fenced(async (trx) => {
     await recordOutcomes(trx, [{ runId: run.id, actionIndex: index, actionType: action.type, status: 'succeeded', result }]);
     if (action.type === 'send_email') {
-      await emitCaused(trx, followUp(run, workflow, 'email.sent', { ...result, actionIndex: index }));
+      await emitCaused(trx, followUp(run, workflow, RUN_EVENT_TYPES.emailSent, { ...result, actionIndex: index }));
     }
   });
 }

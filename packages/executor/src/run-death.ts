@@ -1,4 +1,4 @@
-import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
+import { RUN_EVENT_TYPES, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { emitCaused } from '@walflow/outbox';
 import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -30,7 +30,7 @@ export interface RunDeath {
 export async function recordDeath(trx: Transaction<WalflowDatabase>, death: RunDeath, logger: Logger): Promise<void> {
   const { run, workflow, failing, error } = death;
   if (failing?.action.type === 'send_email') {
-    await emitCaused(trx, followUp(run, workflow, 'email.failed', { error, actionIndex: failing.index }));
+    await emitCaused(trx, followUp(run, workflow, RUN_EVENT_TYPES.emailFailed, { error, actionIndex: failing.index }));
   }
   const row = await trx
     .updateTable('walflow.workflows')
@@ -44,7 +44,7 @@ export async function recordDeath(trx: Transaction<WalflowDatabase>, death: RunD
   await trx.updateTable('walflow.workflows').set({ status: 'paused', paused_reason: reason }).where('id', '=', workflow.id).execute();
   await emitCaused(
     trx,
-    followUp(run, workflow, 'workflow.auto_paused', {
+    followUp(run, workflow, RUN_EVENT_TYPES.workflowAutoPaused, {
       workflowId: workflow.id,
       name: workflow.name,
       consecutiveFailures: row.consecutive_failures,

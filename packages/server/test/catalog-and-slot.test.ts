@@ -4,6 +4,7 @@ import { emit } from '@walflow/outbox';
 import { createDatabase, migrate, repairSlot, startWalflow, type RunningWalflow } from '@walflow/server';
 import { createTestDatabase, useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
+import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, countsFor, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
 
@@ -34,6 +35,52 @@ describe('WALFLOW_CATALOG', () => {
     ]);
     expect(await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'catalog').execute()).toEqual([{ id: valid }]);
     expect((await countsFor(db, 'catalog')).outbox).toBe(0);
+    await walflow.stop();
+    walflow = undefined;
+  });
+});
+
+describe('WALFLOW_CATALOG and the events runs emit', () => {
+  it("records the events a run emits about itself whatever the catalog lists, and warns at start of a workflow's emit_event it lacks", async () => {
+    const db = createDatabase(database.url, silentLogger);
+    try {
+      await migrate({ db, slotName: database.slotName, logger: silentLogger });
+      await sql`CREATE TABLE public.counters (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
+      const tenant = 'catalog-runs';
+      await applyTestWorkflow(db, { tenant, name: 'announce', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'agent.policy_counted' }] });
+      await applyTestWorkflow(
+        db,
+        {
+          tenant,
+          name: 'count',
+          trigger: { event: 'policy.approved' },
+          // No such row: the one attempt fails, the run is dead, and the workflow pauses itself.
+          actions: [{ type: 'update_field', table: 'public.counters', key: { column: 'sku', value: 'missing' }, column: 'count', increment: 1 }],
+          retry: { maxAttempts: 1 },
+          autoPause: { afterConsecutiveFailures: 1 },
+        },
+        { updateFields: ['public.counters.count'] },
+      );
+    } finally {
+      await db.destroy();
+    }
+    const warnings: { msg: string; eventType?: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line) as (typeof warnings)[number]) });
+    walflow = await startTestWalflow(database.url, database.slotName, { catalogModule, updateFields: ['public.counters.count'] }, logger);
+    expect(warnings.filter((warning) => warning.eventType !== undefined)).toEqual([
+      expect.objectContaining({ eventType: 'agent.policy_counted', msg: expect.stringContaining('parked as event_unknown') }),
+    ]);
+    const { db: walflowDb } = walflow;
+    await emit(walflowDb, { type: 'policy.approved', tenantId: 'catalog-runs', payload: { policyId: 'p1', premium: 10 } });
+    const paused = await waitFor('the workflow.auto_paused event to be recorded', () =>
+      walflowDb.selectFrom('walflow.events').select(['event_type', 'payload']).where('tenant_id', '=', 'catalog-runs').where('event_type', '=', 'workflow.auto_paused').executeTakeFirst(),
+    );
+    expect(paused.payload).toMatchObject({ name: 'count', consecutiveFailures: 1 });
+    const letters = await waitFor('the emitted event to be parked', async () => {
+      const rows = await walflowDb.selectFrom('walflow.dead_letters').select(['event_type', 'code']).where('tenant_id', '=', 'catalog-runs').execute();
+      return rows.length > 0 && rows;
+    });
+    expect(letters).toEqual([{ event_type: 'agent.policy_counted', code: 'event_unknown' }]);
     await walflow.stop();
     walflow = undefined;
   });
