@@ -5,6 +5,7 @@ import { assertLogicalWal, assertSlotPlugin, createSlot, ensureOutboxPublication
 import { backoffDelay, SqlState, sqlStateOf, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { assertUnicodeDatabase } from './database-encoding.js';
 
 /**
  * db/migrations at the repository root, from src/ and dist/ alike, and from the CLI's bundle
@@ -73,6 +74,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
     await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`.execute(conn);
     try {
       await assertLogicalWal(conn);
+      await assertUnicodeDatabase(conn);
       await sql`CREATE SCHEMA IF NOT EXISTS walflow`.execute(conn);
       await sql`CREATE TABLE IF NOT EXISTS walflow.schema_migrations (
         version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`.execute(conn);

@@ -19,12 +19,14 @@ export interface CreatedTestDatabase {
 export interface TestDatabaseOptions {
   /** The database's locale (`en_US.UTF-8`), instead of the cluster's; the server must know it. */
   locale?: string;
+  /** The database's encoding (`LATIN1`), instead of UTF8; with the C locale unless `locale` says otherwise. */
+  encoding?: string;
 }
 
 /** Creates an empty, uniquely named database on the server behind `adminUrl` (a superuser connection). */
 export async function createTestDatabase(adminUrl: string, prefix?: string, options: TestDatabaseOptions = {}): Promise<CreatedTestDatabase> {
   const name = randomDatabaseName(prefix);
-  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${quoteIdentifier(name)}${localeClause(options.locale)}`));
+  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${quoteIdentifier(name)}${localeClause(options)}`));
   let dropping: Promise<void> | undefined;
   return {
     url: withDatabase(adminUrl, name),
@@ -39,11 +41,13 @@ export async function createTestDatabase(adminUrl: string, prefix?: string, opti
   };
 }
 
-function localeClause(locale: string | undefined): string {
-  if (locale === undefined) return '';
-  if (!/^[A-Za-z0-9_.@-]+$/.test(locale)) throw new Error(`Not a locale name: ${JSON.stringify(locale)}`);
-  // template1 may hold objects in the cluster's locale; template0 never does.
-  return ` TEMPLATE template0 LOCALE '${locale}'`;
+function localeClause({ locale, encoding }: TestDatabaseOptions): string {
+  if (locale === undefined && encoding === undefined) return '';
+  for (const name of [locale, encoding]) {
+    if (name !== undefined && !/^[A-Za-z0-9_.@-]+$/.test(name)) throw new Error(`Not a locale or encoding name: ${JSON.stringify(name)}`);
+  }
+  // template1 may hold objects in the cluster's locale and encoding; template0 never does.
+  return ` TEMPLATE template0 LOCALE '${locale ?? 'C'}'${encoding === undefined ? '' : ` ENCODING '${encoding}'`}`;
 }
 
 /** DROP DATABASE refuses while the database has slots, and a slot can only be dropped once its walsender is gone. */
