@@ -38,6 +38,7 @@ const environmentSchema = z.object({
   WALFLOW_HTTP_PORT: integer(0, 65535).optional(),
   // Default: 127.0.0.1 while the console is on, else 0.0.0.0.
   WALFLOW_HTTP_HOST: z.string().min(1).optional(),
+  WALFLOW_HTTP_ALLOWED_HOSTS: list(/^[A-Za-z0-9.:_-]+$/, 'host names').default([]),
   WALFLOW_CATALOG: z.string().min(1).optional(),
   WALFLOW_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WALFLOW_ROLE: z.enum(PROCESS_ROLES).default('all'),
@@ -109,6 +110,8 @@ export interface WalflowConfig {
   /** Whether WALFLOW_HTTP_PORT was set: a worker serves HTTP only then. */
   httpPortChosen: boolean;
   httpHost: string;
+  /** Host names /health and /metrics answer besides loopback ones when the server is bound to loopback. */
+  httpAllowedHosts: readonly string[];
   /** The operator console under /console: on only with WALFLOW_CONSOLE_TOKEN. */
   console: ConsoleSettings | undefined;
   /** How long a console backtest may take before it stops, freeing its connection. */
@@ -177,6 +180,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
     httpPort: env.WALFLOW_HTTP_PORT ?? DEFAULT_HTTP_PORT,
     httpPortChosen: env.WALFLOW_HTTP_PORT !== undefined,
     httpHost: env.WALFLOW_HTTP_HOST ?? (consoleSettings.settings === undefined ? '0.0.0.0' : '127.0.0.1'),
+    httpAllowedHosts: env.WALFLOW_HTTP_ALLOWED_HOSTS,
     console: consoleSettings.settings,
     consoleBacktestTimeoutMs: env.WALFLOW_CONSOLE_BACKTEST_TIMEOUT_MS,
     consoleSecureCookies: env.WALFLOW_CONSOLE_SECURE_COOKIES === 'true',

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostOfHeader, isLoopbackName } from './loopback-name.js';
+import { hostName, hostOfHeader, isLoopbackName } from './loopback-name.js';
 
 export interface HttpServer {
   port: number;
@@ -26,23 +26,27 @@ export interface HttpServerOptions {
   routes: Record<string, RouteHandler>;
   /** Path prefixes (such as `/console`) handed to an application of their own. */
   mounts?: Record<string, MountedHandler>;
+  /** Host names (no port) that `routes` answer besides loopback ones, when bound to loopback: a local proxy's. */
+  allowedHosts?: readonly string[];
 }
 
 /** The process's HTTP server: small JSON routes for operations, plus mounted applications such as the console. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const mounts = Object.entries(options.mounts ?? {});
-  // Bound to loopback, the server answers only requests addressed to a loopback name. A web page whose own name
-  // an attacker re-points at 127.0.0.1 (DNS rebinding) would otherwise read /health and /metrics as same-origin.
+  // Bound to loopback, the routes (which need no login) answer only requests addressed to a loopback name or an
+  // allowed one. A web page whose own name an attacker re-points at 127.0.0.1 (DNS rebinding) would otherwise read
+  // /health and /metrics as same-origin. Mounts check who calls themselves: the console's cookie and token are
+  // never the rebound page's.
   const onlyLoopbackNames = isLoopbackName(options.host);
+  const allowedHosts = new Set((options.allowedHosts ?? []).map(hostName));
+  const answers = (host: string | undefined): boolean =>
+    !onlyLoopbackNames || host === undefined || isLoopbackName(hostOfHeader(host)) || allowedHosts.has(hostName(hostOfHeader(host)));
   const server: Server = createServer((request, response) => {
     const reply = (status: number, body: unknown, contentType?: string): void => {
       response.writeHead(status, { 'content-type': contentType ?? 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
       response.end(contentType === undefined ? JSON.stringify(body) : String(body));
     };
-    const host = request.headers.host;
-    if (onlyLoopbackNames && host !== undefined && !isLoopbackName(hostOfHeader(host))) {
-      return reply(421, { error: `this server listens on ${options.host} and answers only requests for localhost or a loopback address` });
-    }
+
     // Anything may arrive as the request target (`//[`, `http://a:b/`); a throw here would end the process.
     const path = pathOf(request.url);
     if (path === null) return reply(400, { error: 'the request target is not a URL path' });
@@ -58,6 +62,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     const route = options.routes[path];
     if (!route) return reply(404, { error: `no route ${path}` });
+    if (!answers(request.headers.host)) {
+      return reply(421, { error: `this server listens on ${options.host} and answers ${path} only for localhost, a loopback address or WALFLOW_HTTP_ALLOWED_HOSTS` });
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, { error: 'method not allowed' });
     Promise.resolve()
       .then(route)

@@ -151,6 +151,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
     const http = !parts.http ? null : await startHttpServer({
       host: config.httpHost,
       port: config.httpPort,
+      allowedHosts: config.httpAllowedHosts,
       mounts: operatorConsole === null ? {} : { '/console': operatorConsole.handle },
       routes: {
         '/healthz': () => ({ status: 200, body: { status: 'ok' } }),

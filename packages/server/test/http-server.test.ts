@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { startHttpServer } from '@walflow/server';
 import { describe, expect, it } from 'vitest';
@@ -38,17 +39,22 @@ describe('the HTTP server', () => {
     }
   });
 
-  it('bound to loopback, answers only requests for a loopback name: a rebound DNS name cannot read it as same-origin', async () => {
+  it('bound to loopback, answers its routes only for a loopback name or an allowed one: a rebound DNS name cannot read them as same-origin', async () => {
     const routes = { '/metrics': () => ({ status: 200, body: 'walflow_events_total 1', contentType: 'text/plain' }) };
-    const loopback = await startHttpServer({ host: '127.0.0.1', port: 0, routes });
+    const mounts = { '/console': (_request: IncomingMessage, response: ServerResponse) => Promise.resolve(void response.writeHead(200).end('console')) };
+    const loopback = await startHttpServer({ host: '127.0.0.1', port: 0, routes, mounts, allowedHosts: ['Walflow.Example.Internal'] });
     try {
       const { port } = loopback;
-      for (const host of ['evil.example', `evil.example:${port}`, `127.0.0.1.evil.example:${port}`, `192.0.2.1:${port}`]) {
+      for (const host of ['evil.example', `evil.example:${port}`, `127.0.0.1.evil.example:${port}`, `192.0.2.1:${port}`, `[::2]:${port}`]) {
         expect(await statusLine(port, '/metrics', host), host).toBe('HTTP/1.1 421 Misdirected Request');
       }
-      for (const host of ['localhost', `localhost:${port}`, `LOCALHOST:${port}`, `app.localhost:${port}`, `127.0.0.1:${port}`, `127.1.2.3:${port}`, `[::1]:${port}`]) {
+      const loopbackNames = ['localhost', `localhost:${port}`, `LOCALHOST.:${port}`, `app.localhost:${port}`, `127.0.0.1:${port}`, `127.1.2.3:${port}`];
+      const ipv6 = [`[::1]:${port}`, `[0:0:0:0:0:0:0:1]:${port}`, `[::ffff:7f00:1]:${port}`, `[::ffff:127.0.0.1]:${port}`];
+      for (const host of [...loopbackNames, ...ipv6, `walflow.example.internal:${port}`, 'WALFLOW.example.internal.']) {
         expect(await statusLine(port, '/metrics', host), host).toBe('HTTP/1.1 200 OK');
       }
+      // The console checks who calls it by itself: a proxy in front of it passes its own name through.
+      expect(await statusLine(port, '/console', 'console.example.com')).toBe('HTTP/1.1 200 OK');
     } finally {
       await loopback.close();
     }
