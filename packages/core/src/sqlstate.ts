@@ -59,14 +59,15 @@ export function isTransientDatabaseError(error: unknown): boolean {
 /**
  * Errors in which the database refuses walflow's own statements whatever the data: a privilege revoked or a row
  * security policy that refuses walflow (class 42, with a table, column or function gone), a feature refused
- * (0A, such as COPY where row security is forced), a system or I/O error (58), configuration (F0), an internal
- * error or corruption (XX), a full NOTIFY queue. Every event would fail alike, so none is to blame: retrying the
- * batch until the database is mended is right, and parking events one by one would empty the stream into the
- * dead letters while it looked healthy.
+ * (0A, such as COPY where row security is forced), a system or I/O error (58), configuration (F0), a full NOTIFY
+ * queue. Every event would fail alike, so none is to blame: retrying the batch until the database is mended is
+ * right, and parking events one by one would empty the stream into the dead letters while it looked healthy.
+ * Internal errors (XX) are not among them: XX000 is also what some odd values make PostgreSQL raise, and an
+ * event that always fails must be parked, not retried for ever in front of every tenant's.
  */
 export function isDatabaseRefusingWork(error: unknown): boolean {
   const state = sqlStateOf(error);
   if (state === undefined) return false;
   if (state === SqlState.programLimitExceeded) return error instanceof Error && /NOTIFY queue/i.test(error.message);
-  return ['42', '0A', '58', 'F0', 'XX'].some((errorClass) => state.startsWith(errorClass));
+  return ['42', '0A', '58', 'F0'].some((errorClass) => state.startsWith(errorClass));
 }
