@@ -12,7 +12,8 @@ const PARTITION_LOCK_TIMEOUT = '1s';
 
 /**
  * Creates the event log's daily partitions from yesterday to a week ahead, so that rows do not fall into the
- * default partition. A failure is only logged: events still have the default partition to go to.
+ * default partition. A failure is only logged: events still have the default partition to go to, and the next
+ * maintenance tries again.
  */
 export async function ensureEventPartitions(db: Kysely<WalflowDatabase>, logger: Logger): Promise<void> {
   try {
@@ -23,4 +24,13 @@ export async function ensureEventPartitions(db: Kysely<WalflowDatabase>, logger:
   } catch (error) {
     logger.warn({ err: error }, 'could not create event partitions; trying again at the next maintenance');
   }
+}
+
+/**
+ * The same for a repair, which is about to record a backlog that may hold days no partition was made for (a
+ * restore older than a week): recorded into the default partition, their rows would keep those days from ever
+ * having one. So it waits for the log's lock however long, and fails rather than go on without them.
+ */
+export async function requireEventPartitions(db: Kysely<WalflowDatabase>): Promise<void> {
+  await sql`SELECT walflow.ensure_event_partitions()`.execute(db);
 }

@@ -5,7 +5,7 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { connectionConfig } from './connection-config.js';
-import { ensureEventPartitions } from './event-partitions.js';
+import { requireEventPartitions } from './event-partitions.js';
 
 export interface RepairOptions {
   db: Kysely<WalflowDatabase>;
@@ -68,9 +68,7 @@ export async function repairSlot(options: RepairOptions): Promise<RepairResult> 
       .onConflict((conflict) => conflict.column('slot_name').doUpdateSet({ repair_started_at: sql`now()` }))
       .execute();
 
-    // The backlog may hold days no process has made a partition for (a restore older than a week): recorded into
-    // the default partition, their rows would keep those days from ever having one.
-    await ensureEventPartitions(db, logger);
+    await requireEventPartitions(db);
     await replication.connect();
     // The exported snapshot stays valid while this connection runs no other command.
     const created = await replication.query<{ consistent_point: string; snapshot_name: string }>(
