@@ -86,6 +86,12 @@ describe('parseWorkflowDefinition', () => {
     expect(() => parseWorkflowDefinition({ ...valid, concurrency: { limit: 2, keys: 'x' } })).toThrow(/concurrency/);
   });
 
+  it("refuses to emit an event walflow's runs emit about themselves", () => {
+    for (const event of ['email.sent', 'email.failed', 'workflow.auto_paused']) {
+      expect(() => parseWorkflowDefinition({ ...valid, actions: [{ type: 'emit_event', event }] }), event).toThrow(/actions\.0\.event.*walflow's runs emit about themselves/);
+    }
+  });
+
   it('requires at least one action', () => {
     expect(() => parseWorkflowDefinition({ ...valid, actions: [] })).toThrow(/actions/);
   });

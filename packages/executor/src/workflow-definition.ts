@@ -1,4 +1,4 @@
-import { DEFAULT_TENANT, EVENT_TYPE_PATTERN, WalflowError } from '@walflow/core';
+import { DEFAULT_TENANT, EVENT_TYPE_PATTERN, RUN_EVENT_TYPES, WalflowError } from '@walflow/core';
 import { z } from 'zod';
 import { sendEmailActionSchema } from './actions/send-email.js';
 import { webhookActionSchema } from './actions/webhook.js';
@@ -20,8 +20,13 @@ const templatedObject = z.record(z.string(), templatedJson);
 
 export const emitEventActionSchema = z.strictObject({
   type: z.literal('emit_event'),
-  /** The event type to emit; it goes through the outbox like any application event. */
-  event: eventType,
+  /**
+   * The event type to emit; it goes through the outbox like any application event. Not one a run emits about
+   * itself: those are walflow's word (and pass an application's catalog unchecked).
+   */
+  event: eventType.refine((type) => !Object.values<string>(RUN_EVENT_TYPES).includes(type), {
+    message: `is an event walflow's runs emit about themselves (${Object.values(RUN_EVENT_TYPES).join(', ')}); a workflow may not emit it`,
+  }),
   /** String fields may use `{{event.…}}` placeholders. */
   payload: templatedObject.default({}),
   aggregateType: mustacheTemplate.optional(),
