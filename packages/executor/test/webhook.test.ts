@@ -160,7 +160,7 @@ describe('webhook', () => {
 
   it('percent-encodes each {{value}} in the URL, so an event cannot move the call to another host or path; {{{value}}} is taken whole', async () => {
     const receiver = await startReceiver();
-    const hostile = { ...event, payload: { id: 'a/../admin?x=1#', region: 'eu&all=1', target: `${receiver.base}/whole`, host: 'evil.com/?', up: '..', empty: '' } };
+    const hostile = { ...event, payload: { id: 'a/../admin?x=1#', region: 'eu&all=1', target: `${receiver.base}/whole`, host: 'evil.com/?', up: '..', empty: '', dotted: `${receiver.base}/a/../whole` } };
     const run = (url: string) => {
       const action = webhookActionSchema.parse({ type: 'webhook', url });
       return webhookAction.execute(action, { ...contextFor(action), event: hostile });
@@ -175,10 +175,14 @@ describe('webhook', () => {
     // A dot segment is left as it is by percent-encoding, and resolved by the URL: refused.
     expect((await failureOf(run(`${receiver.base}/tenants/{{event.payload.up}}/hook`))).message).toBe('webhook URL: the value ".." would move the URL up its path');
     // Nor can values make one with the template's own dots around them.
-    for (const path of ['/tenants/t1/files/.{{event.payload.empty}}.', '/tenants/t1/files/{{event.payload.empty}}.{{event.payload.empty}}/x', '/tenants/t1/%2e{{event.payload.empty}}%2E/x']) {
+    for (const path of ['/tenants/t1/files/.{{event.payload.empty}}.', '/tenants/t1/files/{{event.payload.empty}}.{{event.payload.empty}}/x', '/tenants/t1/%2e{{event.payload.empty}}%2E/x', '/tenants/t1\\.{{event.payload.empty}}.\\x']) {
       expect((await failureOf(run(`${receiver.base}${path}`))).message, path).toMatch(/^webhook URL: its path holds a "\." or "\.\." segment once rendered/);
     }
     expect(receiver.requests).toHaveLength(2);
+    // A dot segment the template writes itself is the workflow's, and one in a URL taken whole is the event's own.
+    expect(await run(`${receiver.base}/tenants/t1/../up/{{event.payload.region}}`)).toMatchObject({ status: 200 });
+    expect(await run(`{{{event.payload.dotted}}}`)).toMatchObject({ status: 200 });
+    expect(receiver.requests.slice(2).map((request) => request.path)).toEqual(['/tenants/up/eu%26all%3D1', '/whole']);
   });
 
   it("defaults the data to the event's payload and the type to the event's type", async () => {

@@ -135,17 +135,29 @@ function renderUrl(template: string, event: EventEnvelope): string {
     throw isWalflowError(error, 'action_failed') ? new WalflowError('action_failed', `webhook URL: ${error.message}`) : error;
   }
   // No value is `.` or `..` (the escape refuses them), but values beside the template's own text can still make
-  // such a segment (`.{{x}}.` with x empty), which the URL resolves: the call would move along its path.
-  if (hasDotSegment(rendered)) {
+  // such a segment (`.{{x}}.` with x empty), which the URL resolves: the call would move along its path. Not a
+  // segment the template writes itself, nor one in a value taken whole (`{{{url}}}`, the event's own URL).
+  if (!hasRawPlaceholder(template) && !hasDotSegment(template.replace(PLACEHOLDER, 'x')) && hasDotSegment(rendered)) {
     throw new WalflowError('action_failed', `webhook URL: its path holds a "." or ".." segment once rendered (${JSON.stringify(rendered)}), which would move the call along its path`);
   }
   return rendered;
 }
 
-/** Whether the path of a URL, as written, has a segment the URL parser resolves: `.`, `..`, or the same percent-encoded. */
+/** A Mustache tag: `{{x}}`, `{{{x}}}`, `{{&x}}`. */
+const PLACEHOLDER = /\{\{\{?[^}]*\}?\}\}/g;
+
+/** Whether a template takes a value whole, unescaped: `{{{x}}}` or `{{&x}}`. */
+function hasRawPlaceholder(template: string): boolean {
+  return /\{\{\{|\{\{\s*&/.test(template);
+}
+
+/**
+ * Whether the path of a URL, as written, has a segment the URL parser resolves: `.`, `..`, or the same
+ * percent-encoded; for http(s) a backslash separates segments as a slash does.
+ */
 function hasDotSegment(url: string): boolean {
-  const path = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/.exec(url.trim())?.[1] ?? '';
-  return path.split('/').some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
+  const path = /^[A-Za-z][A-Za-z0-9+.-]*:[/\\]{2}[^/\\?#]*([^?#]*)/.exec(url.trim())?.[1] ?? '';
+  return path.split(/[/\\]/).some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
 }
 
 function parseWebhookUrl(rendered: string): URL {
