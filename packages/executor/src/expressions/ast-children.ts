@@ -47,8 +47,15 @@ export function containsMapMacro(node: ASTNode): boolean {
   return astChildren(node).some(containsMapMacro);
 }
 
-/** How many macro calls (`exists`, `all`, `map`…) the expression makes, wherever they are. */
-export function countMacros(node: ASTNode): number {
-  const own = node.op === 'rcall' && MACROS.has(node.args[0]) ? 1 : 0;
-  return astChildren(node).reduce((count, child) => count + countMacros(child), own);
+/**
+ * How many macro calls (`exists`, `all`, `map`…) have a body that reads `variable` (the event): only such a body
+ * can cost the event's size at every element. One that reads its element and literals alone is linear in all.
+ */
+export function countMacrosReading(node: ASTNode, variable: string): number {
+  const own = node.op === 'rcall' && MACROS.has(node.args[0]) && node.args[2].slice(1).some((body) => reads(body, variable)) ? 1 : 0;
+  return astChildren(node).reduce((count, child) => count + countMacrosReading(child, variable), own);
+}
+
+function reads(node: ASTNode, variable: string): boolean {
+  return (node.op === 'id' && node.args === variable) || astChildren(node).some((child) => reads(child, variable));
 }

@@ -35,7 +35,8 @@ export class EvaluationDeadlineExceeded extends Error {
  * event's size, and the outbox accepts payloads of megabytes: one such event would hold the dispatcher, and
  * every tenant's events behind it, for hours. Node can interrupt synchronous code only by running it as a script
  * with a timeout (node:vm, a watchdog thread per call, ~0.1 ms), so only the evaluations that could be costly
- * pay for one: expressions with a macro, on events larger than PLAIN_WORK allows.
+ * pay for one: expressions with a macro whose body reads the event (`macros` counts them), on events larger than
+ * PLAIN_WORK allows.
  */
 export function evaluateWithinBounds<T>(evaluate: () => T, event: EventEnvelope, macros: number): T {
   if (macros === 0) return evaluate();

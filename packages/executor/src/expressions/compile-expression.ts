@@ -1,7 +1,7 @@
 import { ParseError, TypeError as CelTypeError, type ParseResult } from '@marcbachmann/cel-js';
 import { WalflowError, type EventEnvelope } from '@walflow/core';
-import { celActivation, celEnvironment } from './cel-environment.js';
-import { countMacros } from './ast-children.js';
+import { celActivation, celEnvironment, EVENT_VARIABLE } from './cel-environment.js';
+import { countMacrosReading } from './ast-children.js';
 import { evaluateWithinBounds } from './bounded-evaluation.js';
 import { findTreeProblem, type TreeProblemKind } from './check-expression-tree.js';
 import { atPosition, sourcePosition } from './source-position.js';
@@ -47,8 +47,9 @@ export type ExpressionProblemKind = 'too_long' | 'syntax' | 'type' | 'not_boolea
  * Why evaluation is bounded although the library has no step budget: CEL has no loops, recursion or
  * user-defined functions; the only iteration is a macro walking a list once. The limits bound the
  * expression, macros cannot nest or iterate over grown (`map`) values, so the work is polynomial in the size
- * of the event: linear without a macro, up to quadratic with one (`x in list` inside it), which
- * evaluateWithinBounds puts under a deadline on large events.
+ * of the event: linear without a macro or with one whose body reads only its element, up to
+ * quadratic with one whose body reads the event (`x in event.payload.other`), which evaluateWithinBounds puts under
+ * a deadline on large events.
  */
 export function compileExpression(source: string, options: CompileExpressionOptions = {}): CompiledExpression {
   const field = options.field ?? 'condition';
@@ -89,7 +90,7 @@ export function compileExpression(source: string, options: CompileExpressionOpti
     fail('not_boolean', `must be true or false, but the expression gives a ${resultType}`, 0);
   }
 
-  const macros = countMacros(parsed.ast);
+  const macros = countMacrosReading(parsed.ast, EVENT_VARIABLE);
   return {
     source,
     resultType,
