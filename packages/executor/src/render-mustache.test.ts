@@ -59,6 +59,13 @@ describe('renderText', () => {
     );
   });
 
+  it("reads the event inside a section over the payload's items, whatever keys an item has", () => {
+    const spoofing = { ...event, payload: { items: [{ name: 'x', event: { tenantId: 'other', payload: { name: 'forged' } } }, { name: 'y', tenantId: 'other' }] } };
+    expect(renderText('{{#event.payload.items}}{{name}}:{{event.tenantId}},{{tenantId}};{{/event.payload.items}}', spoofing, { escape: 'none' })).toBe('x:t1,;y:t1,other;');
+    // The item's own fields are still read first by their own names, and the event's by `event.…` outside sections too.
+    expect(renderText('{{#event.payload.items}}{{#event}}{{tenantId}}{{/event}}{{/event.payload.items}}', spoofing, { escape: 'none' })).toBe('t1t1');
+  });
+
   it('reaches no method through the prototype chain', () => {
     for (const path of ['event.payload.constructor', 'event.payload.constructor.constructor', 'event.payload.scores.map', 'event.toString', 'event.payload.__proto__']) {
       expect(renderText(`[{{${path}}}]`, event)).toBe('[]');

@@ -37,7 +37,7 @@ class BoundedWriter extends Mustache.Writer {
   renderBounded(template: string, view: unknown, escape: (value: unknown) => string): string {
     this.steps = 0;
     this.characters = 0;
-    return this.render(template, view, Object.create(null) as Record<string, string>, { tags: TAGS, escape });
+    return this.render(template, new EventRootedContext(view), Object.create(null) as Record<string, string>, { tags: TAGS, escape });
   }
 
   override renderTokens(...args: Parameters<Mustache.Writer['renderTokens']>): string {
@@ -73,6 +73,25 @@ class BoundedWriter extends Mustache.Writer {
 }
 
 const writer = new BoundedWriter();
+
+/**
+ * A Mustache context in which `event` and `event.…` always name the event, also inside a section over a list of
+ * the payload's: Mustache looks a name up in the section's item first, and an item of `{"event": {"tenantId":
+ * "other"}}` would otherwise make `{{event.tenantId}}` render "other".
+ */
+class EventRootedContext extends Mustache.Context {
+  override push(view: unknown): Mustache.Context {
+    return new EventRootedContext(view, this);
+  }
+
+  override lookup(name: string): unknown {
+    if (this.parent === undefined || (name !== EVENT_NAME && !name.startsWith(`${EVENT_NAME}.`))) return super.lookup(name);
+    return this.parent.lookup(name);
+  }
+}
+
+/** The one name at the root of every template's view. */
+const EVENT_NAME = 'event';
 
 /** Lookups walk the prototype chain (`in`); a prototype with no string keys leaves nothing but data to reach. */
 const DATA_PROTOTYPE: object = Object.freeze(
@@ -149,7 +168,7 @@ function hasPartial(spans: Spans): boolean {
 }
 
 function eventView(event: EventEnvelope): unknown {
-  return toData({ event: templateScope(event) });
+  return toData({ [EVENT_NAME]: templateScope(event) });
 }
 
 /** A copy of the scope made only of primitives and prototype-less containers: no method is reachable by name. */
