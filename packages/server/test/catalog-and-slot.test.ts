@@ -160,12 +160,21 @@ describe('a checkpoint that does not belong to this server', () => {
         const status = await waitFor('the consumer to refuse', () => walflow!.consumerStatus().state === 'down' && walflow!.consumerStatus());
         expect(status.reason).toMatch(reason);
         expect(status.reason).toMatch(/walflow repair/);
+        // What orchestrators and the compose healthcheck read: the slot is there, only the consumer check says it.
+        const health = await waitFor('/health to report the consumer down', async () => {
+          const response = await fetch(`http://127.0.0.1:${walflow!.httpPort}/health`);
+          const report = (await response.json()) as { status: string; checks: { name: string; state: string; message: string }[] };
+          return response.status === 503 && report;
+        });
+        expect(health.checks.find((check) => check.name === 'consumer')).toMatchObject({ state: 'down', message: expect.stringMatching(reason) });
+        expect((await fetch(`http://127.0.0.1:${walflow.httpPort}/readyz`)).status).toBe(503);
         await db
           .updateTable('walflow.consumer_state')
           .set({ system_identifier: original.system_identifier, checkpoint_lsn: original.checkpoint_lsn })
           .where('slot_name', '=', database.slotName)
           .execute();
         await waitFor('streaming to resume', () => walflow!.consumerStatus().state === 'streaming');
+        await waitFor('/readyz to answer 200 again', async () => (await fetch(`http://127.0.0.1:${walflow!.httpPort}/readyz`)).status === 200);
         await walflow.stop();
         walflow = undefined;
       }
