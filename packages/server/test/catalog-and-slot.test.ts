@@ -6,7 +6,7 @@ import { createTestDatabase, useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, countsFor, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
+import { applyTestWorkflow, countsFor, keptWarnings, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
 
 const database = useTestDatabase();
 const catalogModule = fileURLToPath(new URL('./fixtures/catalog.ts', import.meta.url));
@@ -137,6 +137,28 @@ describe('a lost replication slot', () => {
       });
       expect(await countsFor(db, 'repair')).toMatchObject({ decisions: 26, runs: 26 });
       expect((await db.selectFrom('walflow.events').select('recovered').where('id', '=', after).executeTakeFirstOrThrow()).recovered).toBe(false);
+    } finally {
+      await db.destroy();
+    }
+  });
+});
+
+describe('outbox rows older than the slot', () => {
+  it('are reported at start, saying to run walflow repair', async () => {
+    await walflow?.stop();
+    walflow = undefined;
+    const db = createDatabase(database.url, silentLogger);
+    try {
+      await migrate({ db, slotName: database.slotName, logger: silentLogger });
+      await emit(db, { type: 'policy.approved', tenantId: 'before-slot', payload: { policyId: 'p0', premium: 1 } });
+      // As after a slot recreated by hand: its creation is recorded after the row was written, which it never streams.
+      await db.updateTable('walflow.consumer_state').set({ slot_created_at: sql`now() + interval '1 second'` }).where('slot_name', '=', database.slotName).execute();
+      const { logger, warnings } = keptWarnings();
+      walflow = await startTestWalflow(database.url, database.slotName, {}, logger);
+      await waitFor('the report', () => warnings.some((warning) => warning.includes('outbox rows older than the replication slot will never be streamed: run `walflow repair`')));
+      await walflow.stop();
+      walflow = undefined;
+      await db.deleteFrom('walflow.outbox').where('tenant_id', '=', 'before-slot').execute();
     } finally {
       await db.destroy();
     }
