@@ -12,6 +12,7 @@ let dispatcher: Dispatcher;
 beforeAll(async () => {
   ({ db, dispatcher } = await openDispatcher(database, [
     ...['existing', 'reused', 'reused-in-batch'].map((tenant) => ({ tenant, name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event' as const, event: 'x.y' }] })),
+    { tenant: 'redelivered', name: 'three-an-hour', trigger: { event: 'policy.approved' }, rateLimits: [{ limit: 3, periodSeconds: 3600 }], actions: [{ type: 'emit_event' as const, event: 'x.y' }] },
   ]));
 });
 afterAll(() => db.destroy());
@@ -22,6 +23,22 @@ async function inOutbox(event: EventEnvelope): Promise<void> {
 }
 
 describe('live dispatch over a run or decision that exists already', () => {
+  it('decides nothing again for events delivered again: their guards are not counted twice', async () => {
+    const [first, second, third, fourth] = [1, 2, 3, 4].map((n) => approvalEvent('redelivered', n));
+    expect(await dispatcher.dispatch({ events: [first!, second!], parked: [], checkpoint: null })).toMatchObject({ recorded: 2, runsQueued: 2 });
+    // PostgreSQL 15 forgets unsaved acknowledgements: the same transactions come again after a restart.
+    expect(await dispatcher.dispatch({ events: [first!, second!], parked: [], checkpoint: null })).toMatchObject({ recorded: 0, duplicates: 2, runsQueued: 0 });
+    // Two of the window's three runs are taken, not four: the third new event fires, the fourth meets the limit.
+    await dispatcher.dispatch({ events: [third!, fourth!], parked: [], checkpoint: null });
+    const outcomes = await db.selectFrom('walflow.decisions').select(['event_id', 'outcome']).where('tenant_id', '=', 'redelivered').execute();
+    expect([first, second, third, fourth].map((event) => outcomes.filter((row) => row.event_id === event!.id).map((row) => row.outcome))).toEqual([
+      ['fired'],
+      ['fired'],
+      ['fired'],
+      ['rate_limited'],
+    ]);
+  });
+
   it('records the batch around it: no second run, no crash, every outbox row of the batch consumed', async () => {
     const first = approvalEvent('existing', 1);
     expect(await dispatcher.dispatch({ events: [first], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1 });
