@@ -1,7 +1,7 @@
 import { WalflowError, type EventEnvelope } from '@walflow/core';
 import Mustache from 'mustache';
 import { z } from 'zod';
-import { templateScope } from './event-scope.js';
+import { EVENT_VARIABLE, templateScope } from './event-scope.js';
 
 /**
  * What `{{x}}` does to a value: 'html' escapes it for HTML, 'uri' percent-encodes it as one URL component (so a
@@ -85,13 +85,11 @@ class EventRootedContext extends Mustache.Context {
   }
 
   override lookup(name: string): unknown {
-    if (this.parent === undefined || (name !== EVENT_NAME && !name.startsWith(`${EVENT_NAME}.`))) return super.lookup(name);
+    if (this.parent === undefined || (name !== EVENT_VARIABLE && !name.startsWith(`${EVENT_VARIABLE}.`))) return super.lookup(name);
     return this.parent.lookup(name);
   }
 }
 
-/** The one name at the root of every template's view. */
-const EVENT_NAME = 'event';
 
 /** Lookups walk the prototype chain (`in`); a prototype with no string keys leaves nothing but data to reach. */
 const DATA_PROTOTYPE: object = Object.freeze(
@@ -168,7 +166,7 @@ function hasPartial(spans: Spans): boolean {
 }
 
 function eventView(event: EventEnvelope): unknown {
-  return toData({ [EVENT_NAME]: templateScope(event) });
+  return toData({ [EVENT_VARIABLE]: templateScope(event) });
 }
 
 /** A copy of the scope made only of primitives and prototype-less containers: no method is reachable by name. */

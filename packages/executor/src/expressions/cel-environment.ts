@@ -1,6 +1,6 @@
 import { Environment } from '@marcbachmann/cel-js';
 import type { EventEnvelope } from '@walflow/core';
-import { templateScope } from '../event-scope.js';
+import { EVENT_VARIABLE, templateScope } from '../event-scope.js';
 
 /**
  * The one variable an expression sees. Declaring its fields (rather than a plain map) lets the type check
@@ -18,7 +18,6 @@ const EVENT_SCHEMA = {
   committedAt: 'google.protobuf.Timestamp',
 } as const;
 
-export const EVENT_VARIABLE = 'event';
 
 const environments = new Map<number, Environment>();
 

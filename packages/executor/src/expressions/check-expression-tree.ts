@@ -1,7 +1,7 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { ALLOWED_FUNCTIONS, ALLOWED_METHODS, MACROS, REGEX_FUNCTIONS, REGEX_REFUSAL } from './allowed-functions.js';
 import { astChildren, containsMapMacro } from './ast-children.js';
-import { EVENT_VARIABLE } from './cel-environment.js';
+import { EVENT_VARIABLE } from '../event-scope.js';
 
 export type TreeProblemKind = 'too_deep' | 'unknown_variable' | 'regex_not_allowed' | 'function_not_allowed' | 'macro_nesting' | 'macro_arguments';
 

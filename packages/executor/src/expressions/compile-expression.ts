@@ -1,6 +1,7 @@
 import { ParseError, TypeError as CelTypeError, type ParseResult } from '@marcbachmann/cel-js';
 import { WalflowError, type EventEnvelope } from '@walflow/core';
-import { celActivation, celEnvironment, EVENT_VARIABLE } from './cel-environment.js';
+import { EVENT_VARIABLE } from '../event-scope.js';
+import { celActivation, celEnvironment } from './cel-environment.js';
 import { countMacrosReading } from './ast-children.js';
 import { evaluateWithinBounds } from './bounded-evaluation.js';
 import { findTreeProblem, type TreeProblemKind } from './check-expression-tree.js';
