@@ -239,12 +239,18 @@ export function describeSpine(decoder: SlotPlugin): void {
       const { db } = walflow;
       await emit(db, { type: 'policy.approved', tenantId: 'checkpoint', payload: {} });
       await waitFor('the event', async () => (await countsFor(db, 'checkpoint')).events === 1);
-      const { rows } = await sql<{ recorded: boolean; confirmed: boolean }>`
-        SELECT s.checkpoint_lsn >= e.commit_lsn AS recorded, r.confirmed_flush_lsn >= e.commit_lsn AS confirmed
-          FROM walflow.consumer_state s, pg_replication_slots r,
-               (SELECT max(commit_lsn) AS commit_lsn FROM walflow.events WHERE tenant_id = 'checkpoint') e
-         WHERE s.slot_name = ${database.slotName} AND r.slot_name = ${database.slotName}`.execute(db);
-      expect(rows[0]).toEqual({ recorded: true, confirmed: true });
+      const positions = async () => {
+        const { rows } = await sql<{ recorded: boolean; confirmed: boolean }>`
+          SELECT s.checkpoint_lsn >= e.commit_lsn AS recorded, r.confirmed_flush_lsn >= e.commit_lsn AS confirmed
+            FROM walflow.consumer_state s, pg_replication_slots r,
+                 (SELECT max(commit_lsn) AS commit_lsn FROM walflow.events WHERE tenant_id = 'checkpoint') e
+           WHERE s.slot_name = ${database.slotName} AND r.slot_name = ${database.slotName}`.execute(db);
+        return rows[0];
+      };
+      // The checkpoint commits with the events; the slot is confirmed after that commit, and the
+      // walsender applies the confirmation a moment later.
+      expect((await positions())?.recorded).toBe(true);
+      expect(await waitFor('the slot to be confirmed', async () => (await positions())?.confirmed)).toBe(true);
     });
   });
 }
