@@ -36,6 +36,10 @@ const ACHIEVED_RATE_SHARE = 0.98;
 
 /** The line of commit→recorded at 1,000 events/s, which figure 5 puts beside the peers. */
 export const WALFLOW_RECORDED_P99_KEY = 'latency.1000.recorded';
+/** The same with no workflow matching, no run queued or executed: figure 5's like-for-like line. */
+export const WALFLOW_RECORD_ONLY_P99_KEY = 'latency.1000.recordOnly';
+/** The rate of the like-for-like line: the peers' load (figure 5). */
+const RECORD_ONLY_RATE = 1000;
 
 /**
  * Figure 3: a steady load of single-event transactions while walflow (default settings) runs, each rate in a fresh
@@ -70,6 +74,17 @@ export async function latencyFigure(context: FigureContext): Promise<FigureResul
     memory.push({ label: `latency at ${rate}/s`, ...outcome.memory });
     details[`${rate}`] = outcome;
   }
+  const recordOnly = await measureRate(context, RECORD_ONLY_RATE, seconds, { runs: false });
+  context.log(`  ${RECORD_ONLY_RATE}/s, no workflow matching (achieved ${recordOnly.load.rate.toFixed(0)}): recorded ${spread(recordOnly.recorded)} ms`);
+  measurements.push({
+    key: WALFLOW_RECORD_ONLY_P99_KEY,
+    name: `${RECORD_ONLY_RATE}/s, no workflow matching: commit→recorded p50/p95/p99/max`,
+    value: recordOnly.recorded.p99,
+    display: spread(recordOnly.recorded),
+    unit: 'ms',
+  });
+  memory.push({ label: `latency at ${RECORD_ONLY_RATE}/s, no workflow matching`, ...recordOnly.memory });
+  details[`${RECORD_ONLY_RATE}.recordOnly`] = recordOnly;
   return {
     id: 'latency',
     title: '3 latency under steady load',
@@ -79,17 +94,19 @@ export async function latencyFigure(context: FigureContext): Promise<FigureResul
       `${seconds} s per rate, ${LOAD_CONNECTIONS} connections, one autocommitted SELECT walflow.emit(…) per event; walflow start with default settings (4 workers)`,
       'recorded: pg_xact_commit_timestamp(xmin) of the walflow.events row minus its committed_at (the WAL commit time); finished: the same for the succeeded walflow.workflow_runs row minus event_committed_at',
       'the run is one create_notification action: one row written in the run’s own transaction, nothing outside PostgreSQL',
+      `no workflow matching, for reference (no target): the same load at ${RECORD_ONLY_RATE}/s with no workflow applied, so walflow records each event and neither queues nor executes a run, as the peers of figure 5 do`,
     ],
     details,
     seconds: (performance.now() - started) / 1000,
   };
 }
 
-async function measureRate(context: FigureContext, rate: number, seconds: number) {
+/** With `runs: false`, no workflow is applied: events are recorded and no run is queued, as the peers do. */
+async function measureRate(context: FigureContext, rate: number, seconds: number, { runs } = { runs: true }) {
   const type = `bench.load_${rate}`;
-  const database = await createBenchDatabase(context.adminUrl, 'bench_latency', [NOTIFY_ON_ORDER]);
+  const database = await createBenchDatabase(context.adminUrl, 'bench_latency', runs ? [NOTIFY_ON_ORDER] : []);
   try {
-    const profiling = await profilePhase(context.profileDir, `latency ${rate}`, database.url);
+    const profiling = await profilePhase(context.profileDir, `latency ${rate}${runs ? '' : ', no workflow matching'}`, database.url);
     const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, cpuProfileDir: profiling?.dir });
     let stopped = false;
     try {
@@ -105,7 +122,7 @@ async function measureRate(context: FigureContext, rate: number, seconds: number
         processes = await sampler?.stop();
       }
       const cap = deadlineAfter(context, 120, 30);
-      if (await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline)) await waitUntil(database.url, RUNS_DONE, cap.deadline);
+      if ((await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline)) && runs) await waitUntil(database.url, RUNS_DONE, cap.deadline);
       const { events: recordedCount, succeeded: finishedCount } = await walflowCounts(database.url, type);
       const health = await probe.stop();
       const memory = await walflow.memory();

@@ -11,7 +11,7 @@ import { PEERS } from '../peers/registry.js';
 import { target, type FigureResult, type Measurement } from '../report/result.js';
 import { scaled, type FigureContext } from './figure.js';
 import { WALFLOW_DRAIN_KEY, WALFLOW_RECORD_ONLY_DRAIN_KEY } from './drain.js';
-import { spread, WALFLOW_RECORDED_P99_KEY } from './latency.js';
+import { spread, WALFLOW_RECORD_ONLY_P99_KEY, WALFLOW_RECORDED_P99_KEY } from './latency.js';
 
 const LOAD_RATE = 1000;
 const LOAD_CONNECTIONS = 16;
@@ -88,6 +88,17 @@ export async function peersFigure(context: FigureContext): Promise<FigureResult>
               targets: [target('walflow ahead', walflow.latencyP99 < latency.recordedLatency.p99)],
             }),
       },
+      ...(walflow.recordOnlyLatencyP99 === undefined
+        ? []
+        : [
+            {
+              name: `${outcome.peer}: ${LOAD_RATE}/s commit→recorded p99, beside walflow recording only`,
+              value: latency.recordedLatency.p99,
+              unit: 'ms',
+              baseline: { name: 'walflow p99, no workflow matching', value: walflow.recordOnlyLatencyP99, unit: 'ms' },
+              targets: [target('walflow ahead, like for like', walflow.recordOnlyLatencyP99 < latency.recordedLatency.p99)],
+            },
+          ]),
     );
   }
   return {
@@ -99,7 +110,7 @@ export async function peersFigure(context: FigureContext): Promise<FigureResult>
       ...PEERS.map((peer) => peer.description),
       ...notes,
       'each peer runs in a process of its own, in a fresh database; timed from its spawn, like walflow; walflow’s figures beside them are its drain of the same backlog (figure 2, workers off) and its commit→recorded p99 at the same load (figure 3)',
-      'beside walflow recording only: the same drain against figure 2’s backlog with no workflow matching, where walflow records each event and queues nothing, as the peers do (like for like); the line before it holds walflow to its drain with a run queued per event, which the peers do not do',
+      'beside walflow recording only: the same drain against figure 2’s backlog, and the same load against figure 3’s line, with no workflow matching, where walflow records each event and queues nothing, as the peers do (like for like); the line before each holds walflow to its drain with a run queued per event, or to its latency while its workers execute a run per event, which the peers do not do',
       `steady load: ${loadSeconds} s at ${LOAD_RATE}/s, one autocommitted INSERT into the peer’s outbox per event; latency: commit of the recording transaction minus commit of the outbox row, both from commit timestamps`,
       ...(walflow.drain === undefined || walflow.latencyP99 === undefined ? ['run with the drain and latency figures to compare with walflow'] : []),
     ],
@@ -108,14 +119,26 @@ export async function peersFigure(context: FigureContext): Promise<FigureResult>
   };
 }
 
+interface WalflowFigures {
+  drain: number | undefined;
+  recordOnlyDrain: number | undefined;
+  latencyP99: number | undefined;
+  recordOnlyLatencyP99: number | undefined;
+}
+
 /**
- * walflow's drain rates of 1,000 × 100 (runs queued, and recording only) and its p99 commit→recorded at 1,000/s,
- * when those figures ran.
+ * walflow's drain rates of 1,000 × 100 and its p99 commit→recorded at 1,000/s, each with a run per event and
+ * recording only, when those figures ran.
  */
-function walflowFigures(context: FigureContext): { drain: number | undefined; recordOnlyDrain: number | undefined; latencyP99: number | undefined } {
+function walflowFigures(context: FigureContext): WalflowFigures {
   const find = (key: string): number | undefined =>
     context.previous.flatMap((result) => result.measurements).find((measurement) => measurement.key === key)?.value;
-  return { drain: find(WALFLOW_DRAIN_KEY), recordOnlyDrain: find(WALFLOW_RECORD_ONLY_DRAIN_KEY), latencyP99: find(WALFLOW_RECORDED_P99_KEY) };
+  return {
+    drain: find(WALFLOW_DRAIN_KEY),
+    recordOnlyDrain: find(WALFLOW_RECORD_ONLY_DRAIN_KEY),
+    latencyP99: find(WALFLOW_RECORDED_P99_KEY),
+    recordOnlyLatencyP99: find(WALFLOW_RECORD_ONLY_P99_KEY),
+  };
 }
 
 async function drainPeer(context: FigureContext, peer: Peer, transactions: number, capSeconds: number): Promise<PeerOutcome['drain']> {
