@@ -239,7 +239,7 @@ describe('walflow workflows apply', () => {
 });
 
 describe('walflow dead-runs', () => {
-  it('lists dead runs, retries one with a fresh attempt, discards one, refuses an id that is no uuid, and audits', async () => {
+  it('lists dead runs, retries one with a fresh attempt, discards one, refuses an id that is no uuid, goes on past a refused row, and audits', async () => {
     const { db } = walflow;
     // No webhook signing secret is configured here: the action fails every attempt.
     await applyWorkflow(db, { tenant: 'dead-runs', name: 'doomed', trigger: { event: 'doomed.happened' }, actions: [{ type: 'webhook', url: 'https://hooks.example.com/x' }], retry: { maxAttempts: 1 } });
@@ -259,10 +259,15 @@ describe('walflow dead-runs', () => {
     expect(await runWalflow(['dead-runs', 'discard', second!.id], env)).toMatchObject({ code: 0, stdout: `discarded ${second!.id}\n` });
     expect((await runWalflow(['dead-runs', 'discard', second!.id], env)).output).toContain(`no dead run ${second!.id}`);
     expect((await deadRuns()).find((run) => run.id === second!.id)?.status).toBe('cancelled');
+    // A row refused does not stop the rows after it.
+    const mixed = await runWalflow(['dead-runs', 'retry', second!.id, first!.id], env);
+    expect(mixed).toMatchObject({ code: 1, stdout: `retried ${first!.id}\n` });
+    expect(mixed.output).toContain(`no dead run ${second!.id}`);
     const audited = await db.selectFrom('walflow.audit_log').select(['action', 'target']).where('target', 'in', [first!.id, second!.id]).orderBy('id').execute();
     expect(audited).toEqual([
       { action: 'run.retry', target: first!.id },
       { action: 'run.discard', target: second!.id },
+      { action: 'run.retry', target: first!.id },
     ]);
   });
 });
