@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqlState, sqlStateOf } from '@walflow/core';
 import { applyWorkflow } from '@walflow/executor';
-import { emit } from '@walflow/outbox';
+import { emit, emitMany } from '@walflow/outbox';
 import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
@@ -103,6 +103,37 @@ describe('walflow replay', () => {
     }
     const audited = await db.selectFrom('walflow.audit_log').select(['target', 'arguments']).where('action', '=', 'replay').where(sql<boolean>`arguments->>'tenant' = 'audit-fail'`).execute();
     expect(audited).toEqual([{ target: expect.stringMatching(/^replay-/), arguments: expect.objectContaining({ failed: expect.stringContaining('no runs for audit-fail now') }) }]);
+  });
+
+  it('stops before its next page on SIGINT, keeping and auditing the pages it replayed', async () => {
+    const { db } = walflow;
+    await applyWorkflow(db, { tenant: 'interrupt', name: 'noted', trigger: { event: 'user.login' }, actions: [{ type: 'create_notification', recipient: 'ops', title: 'login' }] });
+    await db.transaction().execute((trx) => emitMany(trx, Array.from({ length: 1_200 }, () => ({ type: 'user.login', tenantId: 'interrupt', payload: {} }))));
+    const replayed = async (): Promise<number> =>
+      Number((await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.workflow_runs WHERE tenant_id = 'interrupt' AND replay_id IS NOT NULL`.execute(db)).rows[0]!.n);
+    await waitFor('the events to be recorded', async () =>
+      Number((await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.events WHERE tenant_id = 'interrupt'`.execute(db)).rows[0]!.n) === 1_200);
+    // A page of 500 replayed runs takes a second, so the signal comes while a later page is still to go.
+    await sql`CREATE FUNCTION public.slow_replayed_run() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$`.execute(db);
+    await sql`CREATE TRIGGER slow_replayed_run BEFORE INSERT ON walflow.workflow_runs FOR EACH ROW WHEN (NEW.tenant_id = 'interrupt' AND NEW.replay_id IS NOT NULL)
+      EXECUTE FUNCTION public.slow_replayed_run()`.execute(db);
+    try {
+      const replay = spawnWalflow(['replay', '--from', '-1h', '--to', 'now', '--tenant', 'interrupt'], env);
+      await waitFor('the first page', () => replay.output().includes('replayed 500/1200'));
+      replay.kill('SIGINT');
+      expect(await replay.exited).toBe(1);
+      expect(replay.output()).toContain('replay interrupted by SIGINT');
+    } finally {
+      await sql`DROP TRIGGER slow_replayed_run ON walflow.workflow_runs`.execute(db);
+      await sql`DROP FUNCTION public.slow_replayed_run()`.execute(db);
+    }
+    const kept = await replayed();
+    expect(kept % 500).toBe(0);
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(1_200);
+    const audited = await db.selectFrom('walflow.audit_log').select(['target', 'arguments']).where('action', '=', 'replay').where(sql<boolean>`arguments->>'tenant' = 'interrupt'`).execute();
+    expect(audited).toEqual([{ target: expect.stringMatching(/^replay-/), arguments: expect.objectContaining({ failed: expect.stringContaining('interrupted by SIGINT') }) }]);
   });
 
   it('checks its times and options before it reads a workflow file or the database', async () => {

@@ -23,6 +23,7 @@ export type WalflowErrorCode =
   | 'wrong_server'
   | 'leader_busy'
   | 'prune_busy'
+  | 'interrupted'
   | 'sink_failed'
   | 'not_found'
   | 'already_recorded'

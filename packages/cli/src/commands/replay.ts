@@ -47,6 +47,13 @@ export function registerReplay(program: Command): void {
       if (flags.toSink && context.config.natsSink === undefined) throw new WalflowError('config_invalid', '--to-sink needs the sink configured: set WALFLOW_NATS_URL');
       const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
       const progress = progressReporter();
+      // Ctrl-C or SIGTERM stops the replay before its next page, so that it ends as a failure does: audited, the
+      // pages committed kept. A second signal ends the process at once.
+      const stop = new AbortController();
+      const interrupt = (signal: NodeJS.Signals): void =>
+        stop.abort(new WalflowError('interrupted', `replay interrupted by ${signal}: the pages replayed so far stay; run the same command again to go on`));
+      process.once('SIGINT', interrupt);
+      process.once('SIGTERM', interrupt);
       const summary = await withDatabase(context, async (db) => {
         let started: string | undefined;
         const replaying = replayRange({
@@ -70,6 +77,7 @@ export function registerReplay(program: Command): void {
           retentionDays,
           onProgress: progress,
           onStart: (replayId) => (started = replayId),
+          signal: stop.signal,
           toSink: flags.toSink ? context.config.natsSink : undefined,
         });
         let result;
@@ -85,8 +93,11 @@ export function registerReplay(program: Command): void {
         }
         if (!result.dryRun) await recordAudit(db, { actor: context.operator, action: 'replay', target: result.replayId, arguments: { ...flags } });
         return result;
+      }).finally(() => {
+        progress.done();
+        process.off('SIGINT', interrupt);
+        process.off('SIGTERM', interrupt);
       });
-      progress.done();
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
         return;
