@@ -78,6 +78,11 @@ describe('walflow replay', () => {
     expect(emitted.metadata).toMatchObject({ replayId: summary.replayId, depth: 1 });
     const again = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*'], env);
     expect(again.stdout).toContain(`replay ${summary.replayId}: 2 events, 0 runs queued; 2 pairs already decided by this replay`);
+    // explain tells the replay's run from the live one.
+    const replayedRun = await db.selectFrom('walflow.workflow_runs').select(['id', 'event_id']).where('replay_id', '=', summary.replayId).executeTakeFirstOrThrow();
+    const explained = (await runWalflow(['explain', replayedRun.event_id], env)).stdout;
+    expect(explained).toContain(`  ${replayedRun.id}  greet (replay ${summary.replayId}): `);
+    expect(explained).toMatch(/^ {2}\S+ {2}greet: succeeded/m);
   });
 
   it('records a replay that fails once started in the audit log, under its id, with why; one refused before it started, not', async () => {
@@ -143,6 +148,7 @@ describe('walflow replay', () => {
     await refused(['--from', '-1h', '--to', 'now', '--workflow-file', '/nonexistent.json'], 'a workflow file is evaluated only in a dry run');
     await refused(['--from', '-1h', '--to', '-2h', '--workflow-file', '/nonexistent.json', '--dry-run'], 'the range is empty');
     await refused(['--from', '-1h', '--to', 'now', '--replay-id', ''], `option '--replay-id <id>' argument '' is invalid`);
+    await refused(['--from', '-1h', '--to', 'now', '--workflow-file', '/nonexistent.json', '--workflow', 'other', '--dry-run'], 'a workflow file is the one workflow a backtest runs: it takes no --workflow');
   });
 });
 

@@ -39,6 +39,8 @@ export interface ReplayScope {
 }
 
 export interface ReplayResult {
+  /** Events of the page replayed: not those pruned since the page was read, which are passed over. */
+  events: number;
   decisions: { workflowId: string; workflow: string; tenantId: string; outcome: string }[];
   runsQueued: number;
   /** Pairs (event, workflow) of the scope decided under the replay id before: they get nothing new. */
@@ -141,6 +143,7 @@ export class Dispatcher implements BatchDispatcher {
     const runsQueued = await writeOutcomes(trx, { considered, replayId: scope.replayId, onExisting: 'skip' });
     const workflowOf = (pair: string): string => pair.slice(pair.indexOf('|') + 1);
     return {
+      events: events.length,
       decisions: considered.map((item) => ({ workflowId: item.workflow.id, workflow: item.workflow.name, tenantId: item.workflow.tenantId, outcome: item.decision.outcome })),
       runsQueued,
       alreadyDecided: [...decided].filter((pair) => scope.workflowIds?.has(workflowOf(pair)) ?? true).length,

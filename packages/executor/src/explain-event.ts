@@ -22,6 +22,8 @@ export interface EventExplanation {
     status: string;
     attempts: number;
     lastError: string | null;
+    /** The replay that queued the run; null for a live run. */
+    replayId: string | null;
     actions: { index: number; type: string; status: string; error: string | null; attempts: number }[];
   }[];
   /** The chain upwards, nearest cause first, as far as the event log still holds it. */
@@ -49,7 +51,7 @@ export async function explainEvent(db: Kysely<WalflowDatabase>, eventId: string)
   const runs = await db
     .selectFrom('walflow.workflow_runs as r')
     .leftJoin('walflow.workflows as w', 'w.id', 'r.workflow_id')
-    .select(['r.id', 'w.name', 'r.status', 'r.attempts', 'r.last_error'])
+    .select(['r.id', 'w.name', 'r.status', 'r.attempts', 'r.last_error', 'r.replay_id'])
     .where('r.event_id', '=', eventId)
     .orderBy('r.created_at')
     .execute();
@@ -114,6 +116,7 @@ export async function explainEvent(db: Kysely<WalflowDatabase>, eventId: string)
       status: run.status,
       attempts: run.attempts,
       lastError: run.last_error,
+      replayId: run.replay_id,
       actions: outcomes
         .filter((outcome) => outcome.run_id === run.id)
         .map((outcome) => ({ index: outcome.action_index, type: outcome.action_type, status: outcome.status, error: outcome.error, attempts: outcome.attempts })),

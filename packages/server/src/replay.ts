@@ -94,6 +94,9 @@ export function checkReplayRequest(request: ReplayRequest): void {
   if (request.withWorkflowFile && !request.dryRun) {
     throw new WalflowError('config_invalid', 'a workflow file is evaluated only in a dry run (--dry-run); apply it to replay for real');
   }
+  if (request.withWorkflowFile && request.workflow !== undefined) {
+    throw new WalflowError('config_invalid', 'a workflow file is the one workflow a backtest runs: it takes no --workflow');
+  }
   if (request.toSink && (request.dryRun || request.workflow !== undefined || request.withWorkflowFile || request.ignoreGuards)) {
     throw new WalflowError('config_invalid', '--to-sink re-publishes events and runs no workflow: it takes no --workflow, --workflow-file, --dry-run or --ignore-guards');
   }
@@ -134,7 +137,7 @@ export async function replayRange(options: ReplayOptions): Promise<ReplaySummary
       // Read committed, as live dispatch: a page waiting for another that decides the same pairs reads, once that
       // one commits, what it decided, where a snapshot taken before the wait would fail to serialize.
       const result = trx ? await run(trx) : await db.transaction().setIsolationLevel('read committed').execute(run);
-      summary.events += page.length;
+      summary.events += result.events;
       summary.runsQueued += result.runsQueued;
       summary.alreadyDecided += result.alreadyDecided;
       for (const decision of result.decisions) {

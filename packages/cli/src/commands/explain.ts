@@ -27,12 +27,14 @@ export function formatExplanation({ event, decisions, runs, causes, effects }: E
     `  payload  ${JSON.stringify(event.payload)}`,
     `  metadata ${JSON.stringify(event.metadata)}`,
     '',
-    decisions.length === 0 ? 'no workflow was considered (none matched this type and tenant)' : 'decisions',
+    // Prune deletes the decisions of events it keeps for a JetStream sink that has yet to publish them.
+    decisions.length === 0 ? 'no decisions recorded (no workflow matched this type and tenant, or they were pruned)' : 'decisions',
     ...decisions.map((d) => `  ${d.workflow} v${d.version}: ${d.outcome} — ${d.reason}${d.replayId === null ? '' : ` (replay ${d.replayId})`}`),
   ];
   if (runs.length > 0) lines.push('', 'runs');
   for (const run of runs) {
-    lines.push(`  ${run.id}  ${run.workflow}: ${run.status} after ${run.attempts} attempt(s)${run.lastError === null ? '' : ` — ${run.lastError}`}`);
+    const replay = run.replayId === null ? '' : ` (replay ${run.replayId})`;
+    lines.push(`  ${run.id}  ${run.workflow}${replay}: ${run.status} after ${run.attempts} attempt(s)${run.lastError === null ? '' : ` — ${run.lastError}`}`);
     for (const action of run.actions) lines.push(`    action ${action.index} ${action.type}: ${action.status}${action.error === null ? '' : ` — ${action.error}`}`);
   }
   if (causes.length > 0) lines.push('', 'caused by', ...causes.map((cause) => `  ${cause.id}  ${cause.type}  ${cause.committedAt}`));
