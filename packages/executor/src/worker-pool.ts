@@ -11,6 +11,7 @@ import { claimAndExecuteHeld, executeInTurn, executeRunBatch, runsInOneTransacti
 import { DEFAULT_LEASE_MS } from './run-leases.js';
 import { releaseHeldRuns, type ClaimedRun } from './run-queue.js';
 import { cancelRunsWithoutEvent, EVENT_GONE } from './runs-without-event.js';
+import { releaseStrandedRuns } from './stranded-runs.js';
 import { WorkflowCache } from './workflow-cache.js';
 import { keepWaitingLeases } from './waiting-leases.js';
 import { whileUnreachable } from './while-unreachable.js';
@@ -187,7 +188,10 @@ export class WorkerPool {
     }
   }
 
-  /** Every half lease: runs no claim can hand to a worker leave the queue, and runs whose worker died go back to it. */
+  /**
+   * Every half lease: runs no claim can hand to a worker leave the queue, runs whose worker died go back to it, and
+   * runs held for a paused workflow that is paused no longer become due.
+   */
   private async sweep(leaseMs: number): Promise<void> {
     if (this.sweeping || performance.now() - this.lastSweep < leaseMs / 2) return;
     this.sweeping = true;
@@ -197,6 +201,8 @@ export class WorkerPool {
       if (cancelled > 0) this.options.logger.warn({ cancelled, reason: EVENT_GONE }, 'cancelled runs whose event is gone');
       const released = await releaseExpiredLeases(this.options.db, this.options.logger);
       if (released > 0) this.options.logger.warn({ released }, 'released runs whose worker lease expired');
+      const stranded = await releaseStrandedRuns(this.options.db);
+      if (stranded > 0) this.options.logger.warn({ stranded }, 'made due again runs held for a paused workflow that is paused no longer');
     } finally {
       this.sweeping = false;
     }

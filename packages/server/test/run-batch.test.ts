@@ -214,6 +214,36 @@ describe('the queued runs of a paused workflow', () => {
   });
 });
 
+describe('a run queued again while its workflow is paused, whose resume commits first', () => {
+  it('is made due by the workers’ sweep and runs, although the resume could not see it queued', async () => {
+    await applyTestWorkflow(db, { tenant: 'stranded', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
+    const [run] = await queueAndClaim('stranded', [{ n: 1 }], 'stranded/0');
+    expect(await setWorkflowStatus(db, 'stranded', 'note', 'paused')).toBe(true);
+    // The run's worker hands it back (a retry, a lease run out), in a transaction the resume commits before: the
+    // run's trigger sees the workflow paused and moves it out of the due range.
+    const requeue = await holdOpen(
+      db,
+      sql`UPDATE walflow.workflow_runs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE id = ${run!.id}`,
+      { commit: true },
+    );
+    expect(await setWorkflowStatus(db, 'stranded', 'note', 'active')).toBe(true);
+    await requeue.release();
+    const { rows } = await sql<{ due: boolean }>`SELECT next_attempt_at <= now() AS due FROM walflow.workflow_runs WHERE id = ${run!.id}`.execute(db);
+    expect(rows).toEqual([{ due: false }]);
+
+    const pool = new WorkerPool({ db, logger: silentLogger, concurrency: 1, leaseMs: 60_000, pollIntervalMs: 50, runtime: options.runtime });
+    pool.start();
+    try {
+      await waitFor('the stranded run to succeed', async () => {
+        const row = await db.selectFrom('walflow.workflow_runs').select('status').where('id', '=', run!.id).executeTakeFirstOrThrow();
+        return row.status === 'succeeded';
+      }, { timeoutMs: 10_000 });
+    } finally {
+      await pool.stop();
+    }
+  });
+});
+
 describe('runs that call out (mail, HTTP)', () => {
   let http: Server;
   let port: number;
