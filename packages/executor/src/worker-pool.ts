@@ -50,6 +50,11 @@ export class WorkerPool {
   private loops: Promise<void>[] = [];
   private stopping = false;
   private waiting = new Set<() => void>();
+  /**
+   * Wake-ups that found no idle worker to wake, counted for ever. A worker whose claim found nothing claims again
+   * if the count moved while it claimed: its claim may have read the queue before those runs were committed.
+   */
+  private wakesMissed = 0;
   private lastSweep = Number.NEGATIVE_INFINITY;
   /** One worker sweeps at a time: a slow sweep must not take the others from the queue too. */
   private sweeping = false;
@@ -117,9 +122,11 @@ export class WorkerPool {
     const claimBatchSize = this.options.claimBatchSize ?? DEFAULT_CLAIM_BATCH_SIZE;
     let workers = runs === undefined ? 1 : Math.ceil(runs / claimBatchSize);
     for (const wake of this.waiting) {
-      if (workers-- <= 0) break;
+      if (workers <= 0) break;
       wake();
+      workers--;
     }
+    if (workers > 0) this.wakesMissed++;
   }
 
   private wakeAll(): void {
@@ -131,6 +138,7 @@ export class WorkerPool {
     while (!this.stopping) {
       try {
         await this.sweep(leaseMs);
+        const wakesMissedBefore = this.wakesMissed;
         const { claimed, leased } = await claimAndExecuteHeld(
           {
             workerId,
@@ -147,7 +155,7 @@ export class WorkerPool {
         );
         this.runsClaimed += claimed;
         if (claimed === 0) {
-          await this.idle();
+          if (this.wakesMissed === wakesMissedBefore) await this.idle();
           continue;
         }
         if (leased.length > 0) await this.execute(leased, workerId);

@@ -196,7 +196,18 @@ describe('the queued runs of a paused workflow', () => {
     const health = await computeHealth(db, { slotName: database.slotName, thresholds: testConfig(database.url, database.slotName).healthThresholds });
     expect(health.checks.find((check) => check.name === 'oldest_queued_run')?.message).not.toMatch(/waits \d{4,}/);
 
-    expect(await setWorkflowStatus(db, 'paused', 'credit', 'active')).toBe(true);
+    // Resuming wakes the workers of every process, as queuing runs does.
+    const listener = new pg.Client({ connectionString: database.url });
+    await listener.connect();
+    try {
+      let notified = 0;
+      listener.on('notification', () => notified++);
+      await listener.query('LISTEN walflow_runs_queued');
+      expect(await setWorkflowStatus(db, 'paused', 'credit', 'active')).toBe(true);
+      await waitFor('the resume to notify the workers', () => notified > 0, { timeoutMs: 5_000 });
+    } finally {
+      await listener.end();
+    }
     const resumed = await claimable();
     expect(resumed).toHaveLength(3);
     // Handed back while it is paused again, they wait; deleted while paused, it leaves them to be cancelled.
@@ -306,6 +317,56 @@ class LostWorkflowRead implements KyselyPlugin {
     return Promise.resolve(result);
   }
 }
+
+/** Holds back the answer of the next claim until released: the runs queued meanwhile were not in its reading. */
+class HeldClaimAnswer implements KyselyPlugin {
+  private held: QueryId | undefined;
+  private answered!: () => void;
+  private release!: () => void;
+  /** Resolves once the claim has been answered, its answer held here. */
+  readonly claimAnswered = new Promise<void>((resolve) => (this.answered = resolve));
+  private readonly released = new Promise<void>((resolve) => (this.release = resolve));
+
+  transformQuery({ node, queryId }: PluginTransformQueryArgs): RootOperationNode {
+    if (this.held === undefined && JSON.stringify(node).includes('walflow.claim_runs')) this.held = queryId;
+    return node;
+  }
+
+  async transformResult({ result, queryId }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    if (queryId === this.held) {
+      this.answered();
+      await this.released;
+    }
+    return result;
+  }
+
+  releaseAnswer(): void {
+    this.release();
+  }
+}
+
+describe('runs queued while the only worker’s claim is on its way back empty', () => {
+  it('are claimed at once, not after a poll: the wake-up that found no idle worker is not lost', async () => {
+    await applyTestWorkflow(db, { tenant: 'missed-wake', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
+    const held = new HeldClaimAnswer();
+    // Polling once a minute: within the test, only a wake-up claims.
+    const pool = new WorkerPool({ db: db.withPlugin(held), logger: silentLogger, concurrency: 1, leaseMs: 60_000, pollIntervalMs: 60_000, runtime: options.runtime });
+    pool.start();
+    try {
+      await held.claimAnswered;
+      await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('missed-wake', { n: 1 })], parked: [], checkpoint: null });
+      pool.notify(1);
+      held.releaseAnswer();
+      await waitFor('the run to succeed', async () => {
+        const row = await db.selectFrom('walflow.workflow_runs').select('status').where('tenant_id', '=', 'missed-wake').executeTakeFirst();
+        return row?.status === 'succeeded';
+      }, { timeoutMs: 10_000 });
+    } finally {
+      held.releaseAnswer();
+      await pool.stop();
+    }
+  });
+});
 
 describe('runs a claim leased to a worker whose next read fails', () => {
   it('are executed once the database answers again, not left to their leases with an attempt counted', async () => {
