@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
 import { CALLING_OUT_ACTION_TYPES } from './actions/plan-action.js';
-import type { ExecutionObserver, RunExecutorOptions } from './execute-run.js';
+import { actionTimeoutMs, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
 import { releaseExpiredLeases } from './expired-leases.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimAndExecuteHeld, executeInTurn, executeRunBatch, runsInOneTransaction } from './run-batch.js';
@@ -104,9 +104,12 @@ export class WorkerPool {
     clearTimeout(timer);
     if (finished === 'timeout') {
       // The calls in flight stop first, recording nothing: handed back while still calling out, a run would be
-      // taken over and called again beside a call that may still get through.
+      // taken over and called again beside a call that may still get through. A batch of database writes goes on
+      // to its commit, each statement within the action timeout, and may lease runs that call out as it commits:
+      // the loops are waited for that long, so that what they leased is handed back too.
       this.shutdown.abort();
-      await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, ABORTED_ACTIONS_SETTLE_MS).unref())]);
+      const settled = actionTimeoutMs(this.execution.runtime) + ABORTED_ACTIONS_SETTLE_MS;
+      await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, settled).unref())]);
       await this.releaseRunsInHand(graceMs);
     }
     this.loops = [];
@@ -138,6 +141,7 @@ export class WorkerPool {
     while (!this.stopping) {
       try {
         await this.sweep(leaseMs);
+        if (this.stopping) break;
         const wakesMissedBefore = this.wakesMissed;
         const { claimed, leased } = await claimAndExecuteHeld(
           {
@@ -159,6 +163,12 @@ export class WorkerPool {
           continue;
         }
         if (leased.length > 0) await this.execute(leased, workerId);
+        // Past the grace, stop() hands back the runs in hand it can see; a claim committing after that leased runs
+        // that its loop then left unrun, to wait out their leases with an attempt counted. The loop hands them back.
+        if (this.shutdown.signal.aborted) {
+          const released = await releaseHeldRuns(this.options.db, this.id);
+          if (released > 0) logger.warn({ released, workerId }, 'runs leased after the shutdown grace handed back to the queue');
+        }
       } catch (error) {
         logger.error({ err: error, workerId }, 'worker loop failed; retrying');
         await this.idle();

@@ -464,6 +464,38 @@ describe('a worker pool whose shutdown grace is over', () => {
   });
 });
 
+describe('a worker pool whose shutdown grace is over while a held batch still runs', () => {
+  it('waits for that batch and hands back the run its claim leased, its attempt uncounted', async () => {
+    await applyTestWorkflow(db, { tenant: 'late-lease', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
+    await applyTestWorkflow(db, { tenant: 'late-lease', name: 'call', trigger: { event: 'payment.received' }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
+    // The database-only run's batch outlasts the grace; the same claim leased the run that calls out.
+    await sql`CREATE FUNCTION public.slow_late_lease() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$`.execute(db);
+    await sql`CREATE TRIGGER slow_late_lease BEFORE INSERT ON walflow.notifications FOR EACH ROW WHEN (NEW.tenant_id = 'late-lease') EXECUTE FUNCTION public.slow_late_lease()`.execute(db);
+    try {
+      await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('late-lease', { n: 1 })], parked: [], checkpoint: null });
+      const pool = new WorkerPool({ db, logger: silentLogger, concurrency: 1, leaseMs: 60_000, pollIntervalMs: 50, runtime: options.runtime });
+      pool.start();
+      await waitFor('the held batch to be under way', async () => {
+        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'`.execute(db);
+        return rows[0]!.n > 0;
+      });
+      // The grace ends, and stop() hands back what it sees, before the held batch commits its claim.
+      await pool.stop(50);
+      const run = async (name: string) =>
+        db.selectFrom('walflow.workflow_runs as r').innerJoin('walflow.workflows as w', 'w.id', 'r.workflow_id')
+          .select(['r.status', 'r.attempts', 'r.locked_by']).where('r.tenant_id', '=', 'late-lease').where('w.name', '=', name).executeTakeFirstOrThrow();
+      // stop() waited for the held batch, which committed its claim's lease of the run that calls out, and handed
+      // that run back: once it returns, the pool's database may be closed.
+      expect(await run('note')).toMatchObject({ status: 'succeeded' });
+      expect(await run('call')).toEqual({ status: 'queued', attempts: 0, locked_by: null });
+    } finally {
+      await sql`DROP TRIGGER slow_late_lease ON walflow.notifications`.execute(db);
+      await sql`DROP FUNCTION public.slow_late_lease()`.execute(db);
+      await sql`UPDATE walflow.workflow_runs SET status = 'cancelled' WHERE tenant_id = 'late-lease' AND status IN ('queued', 'running')`.execute(db);
+    }
+  });
+});
+
 describe('a lease that runs out', () => {
   it('queues the run again, or on its last attempt ends it dead and finished', async () => {
     await applyTestWorkflow(db, { tenant: 'expiring', name: 'call', trigger: { event: 'payment.received' }, retry: { maxAttempts: 2 }, actions: [{ type: 'webhook', url: 'http://127.0.0.1:9/never' }] });
