@@ -328,7 +328,7 @@ describe('walflow prune --older-than', () => {
 });
 
 describe('walflow dead-letters list', () => {
-  it('shows at most --limit, and says so when there are more', async () => {
+  it('shows at most --limit, and says so when there are more; walflow status counts the open ones', async () => {
     const { db } = walflow;
     for (let n = 0; n < 3; n++) await sql`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('letters', 'policy.approved', '[1]')`.execute(db);
     await waitFor('three dead letters', async () => (await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'letters').execute()).length === 3);
@@ -340,6 +340,8 @@ describe('walflow dead-letters list', () => {
     expect(JSON.parse(json.stdout)).toHaveLength(2);
     expect(json.output).toContain('showing 2 of 3 dead letters (--limit)');
     expect((await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--limit', '3'], env)).stdout).not.toContain('showing');
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.dead_letters WHERE resolved_at IS NULL`.execute(db);
+    expect((await runWalflow(['status'], env)).stdout).toMatch(new RegExp(`^dead letters: ${rows[0]!.n} open$`, 'm'));
   });
 });
 

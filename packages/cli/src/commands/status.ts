@@ -50,6 +50,7 @@ function describe(report: HealthReport, source: string): string {
     `lag: ${lag.seconds.toFixed(1)} s, ${bytes(lag.bytes)} behind; retained ${bytes(lag.retainedBytes)}` +
       (lag.safeWalSizeBytes === null ? '' : `, ${bytes(lag.safeWalSizeBytes)} until the slot is invalidated`),
     `runs: ${runs.queued} queued (oldest ${runs.oldestQueuedSeconds.toFixed(1)} s), ${runs.running} running, ${runs.dead} dead`,
+    `dead letters: ${report.deadLetters} open`,
     ...(report.sink === undefined ? [] : [describeSink(report.sink)]),
     `last event committed: ${report.lastEventAt ?? 'never'}`,
     'checks:',
