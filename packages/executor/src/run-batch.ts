@@ -5,7 +5,7 @@ import { planAction } from './actions/plan-action.js';
 import type { WorkflowPolicy } from './compile-workflow.js';
 import { actionContext, actionTimeoutMs, executeRun, limitRunTransaction, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
 import { DEFAULT_LEASE_MS, extendLeases, heldRuns } from './run-leases.js';
-import { cancelRun, claimRunsToHold, completeRuns, leaseHeldRuns, type ActionOutcome, type CallingOutLimit, type ClaimedRun } from './run-queue.js';
+import { cancelRun, claimRunsToHold, completeRuns, leaseHeldRuns, releaseLeasedRuns, type ActionOutcome, type CallingOutLimit, type ClaimedRun } from './run-queue.js';
 import { keepWaitingLeases, type WaitingLeases } from './waiting-leases.js';
 import { whileUnreachable } from './while-unreachable.js';
 import type { WorkflowAction } from './workflow-definition.js';
@@ -88,13 +88,20 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
       .transaction()
       .setIsolationLevel('read committed')
       .execute(async (trx) => {
+        // Past the pool's shutdown grace no leased run is started: those the claim leased go back with its commit,
+        // their attempt uncounted, rather than wait out their leases once the pool's connections are closed.
+        const toStart = async (leasedNow: ClaimedRun[]): Promise<ClaimedRun[]> => {
+          if (!options.shutdown?.aborted || leasedNow.length === 0) return leasedNow;
+          await releaseLeasedRuns(trx, leasedNow.map((run) => run.id), batch.workerId);
+          return (leasedInClaim = []);
+        };
         const timeoutMs = actionTimeoutMs(options.runtime);
         const { held: holding, leased, workflowRevision } = await claimRunsToHold(trx, batch.workerId, batch.limit, batch.leaseMs, batch.callingOut, timeoutMs);
         held = holding;
         leasedInClaim = leased;
         const claimed = holding.length + leased.length;
         if (claimed > 0) batch.onClaimed(claimed);
-        if (holding.length === 0) return { claimed, leased, results: new Map() };
+        if (holding.length === 0) return { claimed, leased: await toStart(leased), results: new Map() };
         const workflows = await batch.workflows.get(trx, [...new Set(holding.map((run) => run.workflowId))], workflowRevision!);
         // The workflow may have changed since the claim read it: a run that now calls out is leased instead.
         const together: ClaimedRun[] = [];
@@ -107,7 +114,7 @@ export async function claimAndExecuteHeld(batch: ClaimBatch, options: RunExecuto
         if (leasedToo.length > 0 && performance.now() - claimedAt > batch.leaseMs / 3) {
           await extendLeases(trx, leasedToo.map((run) => run.id), batch.workerId, batch.leaseMs);
         }
-        return { claimed, leased: leasedToo, results };
+        return { claimed, leased: await toStart(leasedToo), results };
       });
   } catch (error) {
     // The commit may have taken effect with its answer lost: the runs it leased are this worker's then, and would

@@ -263,10 +263,22 @@ export async function cancelRun(trx: Transaction<WalflowDatabase>, runId: string
  * write finishes them. Workers elsewhere are woken for the runs handed back.
  */
 export async function releaseHeldRuns(db: Kysely<WalflowDatabase>, poolId: string): Promise<number> {
+  return handBack(db, sql<boolean>`starts_with(locked_by, ${`${poolId}/`})`);
+}
+
+/**
+ * Hands back, inside the claim that leased them, runs a worker will not start because its pool is stopping: they
+ * leave with the claim's commit, whether or not the pool's connections outlive it.
+ */
+export async function releaseLeasedRuns(trx: Transaction<WalflowDatabase>, runIds: readonly string[], workerId: string): Promise<number> {
+  return handBack(trx, sql<boolean>`id = ${anyUuid(runIds)} AND locked_by = ${workerId}`);
+}
+
+async function handBack(db: Kysely<WalflowDatabase>, which: RawBuilder<boolean>): Promise<number> {
   const { rows } = await sql<{ released: number }>`
     WITH held AS (
       SELECT id FROM walflow.workflow_runs
-       WHERE status = 'running' AND starts_with(locked_by, ${`${poolId}/`})
+       WHERE status = 'running' AND ${which}
        FOR UPDATE SKIP LOCKED
     ), released AS (
       UPDATE walflow.workflow_runs r

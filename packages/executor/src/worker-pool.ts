@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
 import { CALLING_OUT_ACTION_TYPES } from './actions/plan-action.js';
-import { actionTimeoutMs, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
+import type { ExecutionObserver, RunExecutorOptions } from './execute-run.js';
 import { releaseExpiredLeases } from './expired-leases.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimAndExecuteHeld, executeInTurn, executeRunBatch, runsInOneTransaction } from './run-batch.js';
@@ -104,12 +104,10 @@ export class WorkerPool {
     clearTimeout(timer);
     if (finished === 'timeout') {
       // The calls in flight stop first, recording nothing: handed back while still calling out, a run would be
-      // taken over and called again beside a call that may still get through. A batch of database writes goes on
-      // to its commit, each statement within the action timeout, and may lease runs that call out as it commits:
-      // the loops are waited for that long, so that what they leased is handed back too.
+      // taken over and called again beside a call that may still get through. A batch of database writes still
+      // going hands back, as it commits, the runs its claim leased (claimAndExecuteHeld).
       this.shutdown.abort();
-      const settled = actionTimeoutMs(this.execution.runtime) + ABORTED_ACTIONS_SETTLE_MS;
-      await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, settled).unref())]);
+      await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, ABORTED_ACTIONS_SETTLE_MS).unref())]);
       await this.releaseRunsInHand(graceMs);
     }
     this.loops = [];
@@ -163,8 +161,9 @@ export class WorkerPool {
           continue;
         }
         if (leased.length > 0) await this.execute(leased, workerId);
-        // Past the grace, stop() hands back the runs in hand it can see; a claim committing after that leased runs
-        // that its loop then left unrun, to wait out their leases with an attempt counted. The loop hands them back.
+        // Past the grace, stop() hands back the runs in hand it can see; runs this loop leased and then left unrun
+        // since (a batch that failed and was leased run by run, say) would wait out their leases with an attempt
+        // counted. The loop hands them back, while the pool's connections are still open.
         if (this.shutdown.signal.aborted) {
           const released = await releaseHeldRuns(this.options.db, this.id);
           if (released > 0) logger.warn({ released, workerId }, 'runs leased after the shutdown grace handed back to the queue');
