@@ -1,9 +1,9 @@
-import type { RunningWalflow } from '@walflow/server';
+import { replayRange, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWalflow } from '../../cli/test/walflow-process.js';
-import { startTestWalflow } from '../../server/test/fixtures.js';
+import { silentLogger, startTestWalflow } from '../../server/test/fixtures.js';
 import { expectPublishedOnceInCommitOrder } from './expect-published.js';
 import { startNatsServer, type TestNatsServer } from './nats-server.js';
 import { streamContents } from './stream-contents.js';
@@ -83,6 +83,27 @@ describe('walflow replay --to-sink', () => {
       SELECT id FROM walflow.events WHERE tenant_id = 'busy' AND committed_at < ${range[3]}::timestamptz ORDER BY committed_at, commit_lsn, tx_position`.execute(walflow.db);
     expect(replayed.map((message) => message.cloudEvent.id)).toEqual(rows.map((row) => row.id));
     expect(rows.map((row) => row.id).sort()).toEqual([...recorded].sort());
+  });
+
+  it('stops before its next page once its signal is aborted (Ctrl-C), publishing nothing more', async () => {
+    const committed = await writeEvents(walflow.db, { tenant: 'replay-stopped', transactions: 2, perTransaction: 2, writers: 1 });
+    await expectPublishedOnceInCommitOrder(walflow.db, { url: nats.url, stream: STREAM }, 'replay-stopped', committed);
+    const stop = new AbortController();
+    stop.abort(new Error('stopped by the test'));
+    const replaying = replayRange({
+      db: walflow.db,
+      logger: silentLogger,
+      slotName: database.slotName,
+      from: new Date(Date.now() - 10 * 60_000),
+      to: new Date(Date.now() + 60_000),
+      retentionDays: 30,
+      tenantId: 'replay-stopped',
+      replayId: 'stopped-sink-replay',
+      toSink: { servers: [nats.url], subject: SUBJECT, stream: STREAM, maxAgeSeconds: 3600, duplicateWindowSeconds: 600 },
+      signal: stop.signal,
+    });
+    await expect(replaying).rejects.toThrow('stopped by the test');
+    expect((await streamContents(nats.url, STREAM)).filter((message) => message.cloudEvent.replayid === 'stopped-sink-replay')).toEqual([]);
   });
 
   it('refuses workflow options, and a sink that is not configured, as invalid configuration', async () => {

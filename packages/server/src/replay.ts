@@ -213,6 +213,7 @@ async function replayToSink(options: ReplayOptions, settings: NatsSinkSettings, 
   const publisher = await JetStreamPublisher.connect(settings, options.logger);
   try {
     for await (const page of pagesOf(options.db, options)) {
+      options.signal?.throwIfAborted();
       const { stored, duplicates } = await publisher.publishAll(page.map((event) => sinkMessage(event, settings.subject, { replayId, maxBytes: publisher.maxMessageBytes })));
       summary.events += page.length;
       summary.sink.published += stored - duplicates;

@@ -51,7 +51,12 @@ export function registerReplay(program: Command): void {
       // pages committed kept. A second signal ends the process at once.
       const stop = new AbortController();
       const interrupt = (signal: NodeJS.Signals): void =>
-        stop.abort(new WalflowError('interrupted', `replay interrupted by ${signal}: the pages replayed so far stay; run the same command again to go on`));
+        stop.abort(
+          new WalflowError(
+            'interrupted',
+            flags.dryRun ? `dry run interrupted by ${signal}: nothing was created` : `replay interrupted by ${signal}: the pages replayed so far stay; run the same command again to go on`,
+          ),
+        );
       process.once('SIGINT', interrupt);
       process.once('SIGTERM', interrupt);
       const summary = await withDatabase(context, async (db) => {
