@@ -41,6 +41,8 @@ export class JetStreamPublisher {
     private readonly connection: NatsConnection,
     private readonly client: JetStreamClient,
     readonly settings: NatsSinkSettings,
+    /** The stream's own limit on a message (`max_msg_size`), when its operators set one. */
+    private readonly streamMaxMessageBytes: number | null,
   ) {
     // The status stream ends when the connection closes; it has nothing to report beyond that.
     this.watchConnection().catch(() => undefined);
@@ -54,21 +56,24 @@ export class JetStreamPublisher {
     } catch (error) {
       throw WalflowError.from(error, 'sink_failed', `cannot connect to NATS at ${settings.servers.map(withoutCredentials).join(', ')}`);
     }
+    let streamMaxMessageBytes: number | null;
     try {
-      await ensureStream(await jetstreamManager(connection), settings, logger);
+      streamMaxMessageBytes = await ensureStream(await jetstreamManager(connection), settings, logger);
     } catch (error) {
       await connection.close().catch(() => undefined);
       throw WalflowError.from(error, 'sink_failed', `cannot use JetStream stream ${settings.stream}`);
     }
-    return new JetStreamPublisher(connection, jetstream(connection, { timeout: PUBLISH_TIMEOUT_MS }), settings);
+    return new JetStreamPublisher(connection, jetstream(connection, { timeout: PUBLISH_TIMEOUT_MS }), settings, streamMaxMessageBytes);
   }
 
   /**
-   * The largest message body this server takes, less room for the headers (NATS counts both): the server's
-   * `max_payload` (1 MiB by default).
+   * The largest message body this server and stream take, less room for the headers (NATS counts both): the
+   * server's `max_payload` (1 MiB by default), or the stream's `max_msg_size` when that is smaller. A message
+   * either refuses would stop the sink at its event, for every tenant.
    */
   get maxMessageBytes(): number {
-    return (this.connection.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADER_ALLOWANCE;
+    const serverLimit = this.connection.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+    return Math.min(serverLimit, this.streamMaxMessageBytes ?? serverLimit) - HEADER_ALLOWANCE;
   }
 
   /** Why this connection cannot publish now (closed, or reconnecting since when), or null while it can. */
@@ -130,8 +135,11 @@ export class JetStreamPublisher {
   }
 }
 
-/** Creates the stream when it is missing; an existing stream is left as its operators configured it. */
-async function ensureStream(manager: JetStreamManager, settings: NatsSinkSettings, logger: Logger): Promise<void> {
+/**
+ * Creates the stream when it is missing; an existing stream is left as its operators configured it. Returns the
+ * stream's limit on a message, or null when it has none (as a stream walflow creates).
+ */
+async function ensureStream(manager: JetStreamManager, settings: NatsSinkSettings, logger: Logger): Promise<number | null> {
   const subjects = streamSubjects(settings.subject);
   try {
     const { config } = await manager.streams.info(settings.stream);
@@ -145,7 +153,7 @@ async function ensureStream(manager: JetStreamManager, settings: NatsSinkSetting
         'the JetStream stream has a shorter duplicate window than configured; walflow does not change an existing stream',
       );
     }
-    return;
+    return config.max_msg_size > 0 ? config.max_msg_size : null;
   } catch (error) {
     if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
   }
@@ -159,6 +167,7 @@ async function ensureStream(manager: JetStreamManager, settings: NatsSinkSetting
     duplicate_window: settings.duplicateWindowSeconds * NANOS_PER_SECOND,
   });
   logger.info({ stream: settings.stream, subjects, maxAgeSeconds: settings.maxAgeSeconds, duplicateWindowSeconds: settings.duplicateWindowSeconds }, 'created the JetStream stream');
+  return null;
 }
 
 /** Server URLs may carry a user and password; messages and logs must not. */
