@@ -76,9 +76,11 @@ export async function latencyFigure(context: FigureContext): Promise<FigureResul
   }
   const recordOnly = await measureRate(context, RECORD_ONLY_RATE, seconds, { runs: false });
   context.log(`  ${RECORD_ONLY_RATE}/s, no workflow matching (achieved ${recordOnly.load.rate.toFixed(0)}): recorded ${spread(recordOnly.recorded)} ms`);
+  // Figure 5 compares this line with the peers: a load short of its rate says so in its name.
+  const shortOf = recordOnly.load.rate >= RECORD_ONLY_RATE * ACHIEVED_RATE_SHARE ? '' : ` (the load reached ${recordOnly.load.rate.toFixed(0)}/s)`;
   measurements.push({
     key: WALFLOW_RECORD_ONLY_P99_KEY,
-    name: `${RECORD_ONLY_RATE}/s, no workflow matching: commit→recorded p50/p95/p99/max`,
+    name: `${RECORD_ONLY_RATE}/s, no workflow matching: commit→recorded p50/p95/p99/max${shortOf}`,
     value: recordOnly.recorded.p99,
     display: spread(recordOnly.recorded),
     unit: 'ms',
