@@ -118,9 +118,9 @@ describe('walflow replay', () => {
       Number((await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.workflow_runs WHERE tenant_id = 'interrupt' AND replay_id IS NOT NULL`.execute(db)).rows[0]!.n);
     await waitFor('the events to be recorded', async () =>
       Number((await sql<{ n: string }>`SELECT count(*) AS n FROM walflow.events WHERE tenant_id = 'interrupt'`.execute(db)).rows[0]!.n) === 1_200);
-    // A page of 500 replayed runs takes a second, so the signal comes while a later page is still to go.
+    // A page of 500 replayed runs takes two seconds, so the signal comes while a later page is still to go.
     await sql`CREATE FUNCTION public.slow_replayed_run() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$`.execute(db);
+      BEGIN PERFORM pg_sleep(0.004); RETURN NEW; END $$`.execute(db);
     await sql`CREATE TRIGGER slow_replayed_run BEFORE INSERT ON walflow.workflow_runs FOR EACH ROW WHEN (NEW.tenant_id = 'interrupt' AND NEW.replay_id IS NOT NULL)
       EXECUTE FUNCTION public.slow_replayed_run()`.execute(db);
     try {
