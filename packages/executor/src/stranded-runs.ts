@@ -18,6 +18,10 @@ export async function releaseStrandedRuns(db: Kysely<WalflowDatabase>): Promise<
                AND NOT EXISTS (SELECT FROM walflow.workflows w WHERE w.id = f.workflow_id AND w.status = 'paused')
                FOR UPDATE OF f SKIP LOCKED) stranded
      WHERE r.id = stranded.id
+       -- Read again under a share lock of the workflow's row: a pause committing meanwhile is waited for and seen
+       -- (it passed over the run, already out of the due range), and one that comes after waits for this commit
+       -- and then moves the run out again.
+       AND (SELECT w.status FROM walflow.workflows w WHERE w.id = r.workflow_id FOR SHARE) IS DISTINCT FROM 'paused'
     RETURNING r.id`.execute(db);
   return rows.length;
 }

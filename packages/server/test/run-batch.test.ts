@@ -14,6 +14,7 @@ import { startProxy } from './tcp-proxy.js';
 // Internals of the queue, to set up a claim that another worker changes between its rollback and its lease.
 import { keepLease } from '../../executor/src/lease-keeper.js';
 import { claimRunsToHold, failRun, leaseHeldRuns, recordOutcomes } from '../../executor/src/run-queue.js';
+import { releaseStrandedRuns } from '../../executor/src/stranded-runs.js';
 
 const database = useTestDatabase();
 const policy = { updateFields: ['batch_test.accounts.balance'] };
@@ -344,6 +345,23 @@ class HeldClaimAnswer implements KyselyPlugin {
     this.release();
   }
 }
+
+describe('the sweep of stranded runs beside a pause', () => {
+  it('waits for a pause in progress and leaves the run out of the due range', async () => {
+    await applyTestWorkflow(db, { tenant: 'stranded-pause', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('stranded-pause', { n: 1 })], parked: [], checkpoint: null });
+    // A run stranded out of the due range under an active workflow, as a resume racing its requeue leaves one.
+    await sql`UPDATE walflow.workflow_runs SET next_attempt_at = 'infinity' WHERE tenant_id = 'stranded-pause'`.execute(db);
+    const pause = await holdOpen(db, sql`UPDATE walflow.workflows SET status = 'paused' WHERE tenant_id = 'stranded-pause'`, { commit: true });
+    const sweep = releaseStrandedRuns(db);
+    await waitForLockWait(db, 'the sweep to wait for the pause', '%walflow.workflow_runs r SET next_attempt_at%');
+    await pause.release();
+    expect(await sweep).toBe(0);
+    const { rows } = await sql<{ held: boolean }>`SELECT next_attempt_at = 'infinity' AS held FROM walflow.workflow_runs WHERE tenant_id = 'stranded-pause'`.execute(db);
+    expect(rows).toEqual([{ held: true }]);
+    await sql`UPDATE walflow.workflow_runs SET status = 'cancelled' WHERE tenant_id = 'stranded-pause'`.execute(db);
+  });
+});
 
 describe('runs queued while the only worker’s claim is on its way back empty', () => {
   it('are claimed at once, not after a poll: the wake-up that found no idle worker is not lost', async () => {
