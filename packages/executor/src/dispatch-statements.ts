@@ -56,8 +56,10 @@ const EVENT_COLUMNS = [
 export const COPY_FROM_ROWS = 200;
 
 /**
- * Records the events; returns the new ones, and what the dispatcher needs next: the workflows' revision, and
- * whether the outbox rows' writers are all visible yet. Events get a place in recording order (recorded_xid,
+ * Records the events; returns the new ones, and what the dispatcher needs next: the workflows' revision (read once
+ * the recording lock is held, by walflow.recording_revision(), so that a batch that waited behind an apply
+ * converting guard state decides with the definition that state now means), and whether the outbox rows'
+ * writers are all visible yet. Events get a place in recording order (recorded_xid,
  * an index entry) only while a sink reads that order: walflow.recording_xid(), once per batch.
  *
  * A small batch is one INSERT … ON CONFLICT DO NOTHING that also makes those reads. A large one reads them
@@ -79,7 +81,7 @@ export async function insertEvents(trx: Transaction<WalflowDatabase>, batch: Eve
   const mayCopy = events.length >= COPY_FROM_ROWS && wholeTransactions && !recovered && onExisting === 'fail';
   if (!mayCopy) return insertUnrecorded(trx, events, recovered, sql`(SELECT walflow.recording_xid())`, writers);
   const { rows: [state] } = await sql<{ revision: string; writers_running: number; recording_xid: string | null; checkpoint: string | null }>`
-    SELECT (SELECT revision FROM walflow.workflow_revision)::text AS revision,
+    SELECT walflow.recording_revision()::text AS revision,
            ${runningWriters(writers)} AS writers_running,
            walflow.recording_xid()::text AS recording_xid,
            (SELECT checkpoint_lsn FROM walflow.consumer_state WHERE slot_name = ${slotName})::text AS checkpoint`.execute(trx);
@@ -124,7 +126,7 @@ async function insertUnrecorded(
       ON CONFLICT DO NOTHING
       RETURNING id)
     SELECT CASE WHEN (SELECT count(*) FROM inserted) < ${events.length} THEN array(SELECT id::text FROM inserted) END AS fresh,
-           (SELECT revision FROM walflow.workflow_revision)::text AS revision,
+           walflow.recording_revision()::text AS revision,
            ${runningWriters(writers)} AS writers_running`.execute(trx);
   // The ids come back only when some event was recorded before: parsing 5,000 of them was 2.5 % of the CPU.
   const { fresh, revision: workflowRevision, writers_running: writersRunning } = result!;

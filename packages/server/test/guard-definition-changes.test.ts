@@ -1,6 +1,6 @@
 import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
 import type { Dispatcher } from '@walflow/executor';
-import { useTestDatabase } from '@walflow/testing';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, approvalEvent, holdOpen, openDispatcher, waitForLockWait } from './fixtures.js';
@@ -80,5 +80,36 @@ describe('guard state when the workflow changes', () => {
     }
     const { rows } = await sql<{ seconds: number }>`SELECT extract(epoch FROM until - now())::float8 AS seconds FROM walflow.cooldowns WHERE workflow_id = ${id}`.execute(db);
     expect(rows[0]!.seconds).toBeLessThan(60);
+  });
+
+  it('has a batch that waited behind such an apply decide with the new definition, which the guard state now means', async () => {
+    const id = await applyTestWorkflow(db, { ...workflow('behind-apply'), cooldown: { seconds: 86_400 } });
+    const first = approvalEvent('behind-apply', 1);
+    expect(await outcomeOf(first)).toBe('fired');
+    const recording = await holdOpen(db, sql`SELECT walflow.recording_xid()`, { commit: true });
+    let applying: Promise<unknown> | undefined;
+    let dispatching: Promise<unknown> | undefined;
+    const later = { ...approvalEvent('behind-apply', 2), committedAt: new Date(Date.parse(first.committedAt) + 120_000).toISOString() };
+    try {
+      applying = applyTestWorkflow(db, { ...workflow('behind-apply'), cooldown: { seconds: 60 } });
+      await waitForLockWait(db, 'the apply to wait for the recording in flight', 'SELECT pg_advisory_xact_lock%');
+      // The next batch's statement starts now, before the apply commits, and waits for the recording lock behind it.
+      dispatching = dispatcher.dispatch({ events: [later], parked: [], checkpoint: null });
+      await waitFor('the batch to wait behind the apply', async () => {
+        const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO walflow.events%'`.execute(db);
+        return rows[0]!.n > 0;
+      });
+    } finally {
+      await recording.release();
+      await applying;
+      await dispatching;
+    }
+    const decision = await db.selectFrom('walflow.decisions').select(['outcome', 'workflow_version']).where('event_id', '=', later.id).executeTakeFirstOrThrow();
+    expect(decision).toEqual({ outcome: 'fired', workflow_version: 2 });
+    const { rows } = await sql<{ seconds: number }>`
+      SELECT extract(epoch FROM until - ${later.committedAt}::timestamptz)::float8 AS seconds FROM walflow.cooldowns WHERE workflow_id = ${id}`.execute(db);
+    expect(rows.map((row) => row.seconds)).toEqual([60]);
   });
 });
