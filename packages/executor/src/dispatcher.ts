@@ -102,12 +102,18 @@ export class Dispatcher implements BatchDispatcher {
           onExisting,
         );
         batch.progress?.markRecorded();
-        const index = await this.workflows.at(trx, workflowRevision);
+        // The outbox rows are deleted below, by a statement that must see them all. A snapshot that does not see
+        // every writer committed may miss a pause committed before them too, so then the workflows are read
+        // again once it does: the first event committed after a pause is decided inactive.
+        let index: WorkflowIndex;
+        if (writersRunning === 0) index = await this.workflows.at(trx, workflowRevision);
+        else {
+          await waitForWriters(trx, outbox.writers);
+          index = await this.workflows.at(trx);
+        }
         const considered = await this.consider(trx, fresh, index, null, afterPrevious);
         const newLetters = await this.insertDeadLetters(trx, batch);
         await afterPrevious();
-        // The outbox rows are deleted below, by a statement that must see them all.
-        if (writersRunning !== 0) await waitForWriters(trx, outbox.writers);
         const runsQueued = await writeOutcomes(trx, {
           considered,
           replayId: null,

@@ -1,11 +1,11 @@
 import type { WalflowDatabase } from '@walflow/core';
-import { Dispatcher } from '@walflow/executor';
+import { Dispatcher, setWorkflowStatus } from '@walflow/executor';
 import { createDatabase } from '@walflow/server';
 import { useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approvalEvent, openDispatcher, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, approvalEvent, openDispatcher, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -33,6 +33,33 @@ describe('an outbox row decoded before its transaction is visible to other sessi
     } finally {
       await repeatable.destroy();
       await sql`ALTER DATABASE ${sql.id(database.name)} RESET default_transaction_isolation`.execute(db);
+    }
+  });
+});
+
+describe('an event decoded before its writer is visible, whose workflow was paused just before that writer committed', () => {
+  it('is decided inactive: the workflows are read again once the writer is visible', async () => {
+    await applyTestWorkflow(db, { tenant: 'paused-before', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const writer = new pg.Client({ connectionString: database.url });
+    await writer.connect();
+    try {
+      await writer.query('BEGIN');
+      const event = approvalEvent('paused-before', 1);
+      await writer.query(
+        `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
+      );
+      const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
+      const dispatched = dispatcher.dispatch({ events: [{ ...event, xid: rows[0]!.xid }], parked: [], checkpoint: null });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The pause commits first, then the writer: its event comes after the pause.
+      expect(await setWorkflowStatus(db, 'paused-before', 'on-approval', 'paused')).toBe(true);
+      await writer.query('COMMIT');
+      expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 0 });
+      const decision = await db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', event.id).executeTakeFirstOrThrow();
+      expect(decision.outcome).toBe('inactive');
+    } finally {
+      await writer.end();
     }
   });
 });
