@@ -380,4 +380,36 @@ describe('a role bound to a tenant (walflow.tenant_roles)', () => {
       await sql`DELETE FROM walflow.tenant_roles WHERE role_name = ${t1Role}`.execute(db);
     }
   });
+
+  it('binds a role dropped and created again under its name, rather than leave it reading every tenant', async () => {
+    const { db } = walflow;
+    const rotated = `${database.name}_rotated`;
+    await sql`CREATE ROLE ${sql.id(rotated)} LOGIN NOSUPERUSER IN ROLE walflow_app`.execute(db);
+    await sql`INSERT INTO walflow.tenant_roles (role_name, tenant_id) VALUES (${rotated}, 't1')`.execute(db);
+    try {
+      await sql`DROP ROLE ${sql.id(rotated)}`.execute(db);
+      await sql`CREATE ROLE ${sql.id(rotated)} LOGIN NOSUPERUSER IN ROLE walflow_app`.execute(db);
+      await asApp(rotated, {}, async (client) => expect(await visibleTenants(client)).toEqual(everyTable(['t1'])));
+      await asApp(rotated, { tenant: 't2' }, async (client) =>
+        expect(client.query('SELECT count(*) FROM walflow.events')).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/is bound to tenant t1/) }),
+      );
+    } finally {
+      await sql`DELETE FROM walflow.tenant_roles WHERE role_name = ${rotated}`.execute(db);
+      await sql`DROP ROLE IF EXISTS ${sql.id(rotated)}`.execute(db);
+    }
+  });
+
+  it('refuses to bind a role that cannot log in: its members would not be bound', async () => {
+    const { db } = walflow;
+    const group = `${database.name}_group`;
+    await sql`CREATE ROLE ${sql.id(group)} NOLOGIN IN ROLE walflow_app`.execute(db);
+    try {
+      await expect(sql`INSERT INTO walflow.tenant_roles (role_name, tenant_id) VALUES (${group}, 't1')`.execute(db)).rejects.toMatchObject({
+        code: '22023',
+        message: expect.stringContaining('cannot log in'),
+      });
+    } finally {
+      await sql`DROP ROLE ${sql.id(group)}`.execute(db);
+    }
+  });
 });
