@@ -11,7 +11,7 @@ let dispatcher: Dispatcher;
 
 beforeAll(async () => {
   ({ db, dispatcher } = await openDispatcher(database, [
-    ...['existing', 'reused', 'reused-in-batch'].map((tenant) => ({ tenant, name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event' as const, event: 'x.y' }] })),
+    ...['existing', 'reused', 'reused-in-batch', 'reused-redelivered'].map((tenant) => ({ tenant, name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event' as const, event: 'x.y' }] })),
     { tenant: 'redelivered', name: 'three-an-hour', trigger: { event: 'policy.approved' }, rateLimits: [{ limit: 3, periodSeconds: 3600 }], actions: [{ type: 'emit_event' as const, event: 'x.y' }] },
   ]));
 });
@@ -97,6 +97,16 @@ describe('an event id committed again by another transaction', () => {
     expect(await dispatcher.dispatch({ events: [first, again], parked: [], checkpoint: null })).toMatchObject({ recorded: 1, runsQueued: 1, parked: 1 });
     expect(await recorded('reused-in-batch')).toEqual([1]);
     expect(await letters('reused-in-batch')).toEqual([{ code: 'event_id_reused', outbox_id: first.id, n: 2 }]);
+  });
+
+  it('is parked alone when the first commit comes again in the same batch, delivered again after a restart', async () => {
+    const first = approvalEvent('reused-redelivered', 1);
+    await dispatcher.dispatch({ events: [first], parked: [], checkpoint: null });
+    const again = approvalEvent('reused-redelivered', 2, first.id);
+    expect(await dispatcher.dispatch({ events: [first, again], parked: [], checkpoint: null })).toMatchObject({ recorded: 0, duplicates: 1, runsQueued: 0, parked: 1 });
+    expect(await recorded('reused-redelivered')).toEqual([1]);
+    // The redelivered first commit is no reuse of its own id: only the second transaction's row is parked.
+    expect(await letters('reused-redelivered')).toEqual([{ code: 'event_id_reused', outbox_id: first.id, n: 2 }]);
   });
 });
 
