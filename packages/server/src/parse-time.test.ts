@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTime } from './parse-time.js';
+import { exactTimestamp, parseTime } from './parse-time.js';
 
 const now = new Date('2026-11-26T12:00:00Z');
 
@@ -46,5 +46,16 @@ describe('parseTime', () => {
     for (const text of ['2026-02-30', '2026-13-01', '2026-11-26T24:00:00Z', '2026-11-26T12:60Z', '2026-11-26T12:00+99:99', '-1000000000d', '2026-11-26Tnoon']) {
       expect(() => parseTime(text), text).toThrow(/not a time/);
     }
+  });
+});
+
+describe('exactTimestamp', () => {
+  it('keeps the microseconds a Date drops, for an absolute time in any offset; relative times and none have none', () => {
+    expect(exactTimestamp('2026-11-26T12:00:00.123456Z', now)).toBe('2026-11-26T12:00:00.123456Z');
+    expect(exactTimestamp('2026-11-26T12:00:00.1234567-05:00', now)).toBe('2026-11-26T17:00:00.123456Z');
+    expect(exactTimestamp('2026-11-26T12:00:00.5', now)).toBe('2026-11-26T12:00:00.500000Z');
+    expect(exactTimestamp('2026-11-26', now)).toBe('2026-11-26T00:00:00.000000Z');
+    expect(exactTimestamp('-2h', now)).toBe('2026-11-26T10:00:00.000000Z');
+    expect(exactTimestamp('now', now)).toBe('2026-11-26T12:00:00.000000Z');
   });
 });

@@ -31,6 +31,18 @@ export function parseTime(text: string, now: Date = new Date()): Date {
   return parsed;
 }
 
+/**
+ * The time `parseTime` reads, to the microsecond PostgreSQL keeps, as an ISO-8601 UTC timestamp for SQL: a `Date`
+ * holds milliseconds only, and a bound copied from an event's commit time (`2026-11-26T12:00:00.123456Z`) would
+ * take in, or leave out, the events of the rest of its millisecond. Digits beyond the sixth are dropped.
+ */
+export function exactTimestamp(text: string, now: Date = new Date()): string {
+  const instant = parseTime(text, now);
+  const fraction = isRelativeTime(text) ? undefined : ISO_8601.exec(text.trim())?.[7];
+  const microseconds = (fraction ?? '').padEnd(6, '0').slice(3, 6);
+  return instant.toISOString().replace(/Z$/, `${microseconds}Z`);
+}
+
 /** Whether `parseTime` reads the text against now (`now`, `-2h`) rather than as an instant of its own. */
 export function isRelativeTime(text: string): boolean {
   const trimmed = text.trim();

@@ -4,7 +4,7 @@ import { candidateWorkflow, Dispatcher, eventRowColumns, toEventEnvelope, type R
 import { JetStreamPublisher, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { isRelativeTime } from './parse-time.js';
+import { exactTimestamp, isRelativeTime } from './parse-time.js';
 
 export interface ReplayOptions {
   db: Kysely<WalflowDatabase>;
@@ -23,7 +23,8 @@ export interface ReplayOptions {
   /**
    * The range as the operator typed it: the replay id is derived from a relative bound (`-2h`, `now`) as typed
    * rather than from the instant it came to, so the same command run again a minute later is the same replay,
-   * and the events both ranges hold are not decided again. An absolute bound counts as its instant, however spelled.
+   * and the events both ranges hold are not decided again. An absolute bound counts as its instant, however spelled,
+   * and selects events to the microsecond it was typed with (`from` and `to` hold milliseconds only).
    */
   rangeAsTyped?: { from: string; to: string } | undefined;
   /** A fresh replay id: run the same range again on purpose. */
@@ -77,8 +78,13 @@ const PAGE = 500;
 
 class DryRunDone extends Error {}
 
+/** An absolute bound as typed, to the microsecond; otherwise the instant it came to (in the same six-digit form). */
+function exactBound(typed: string | undefined, instant: Date): string {
+  return typed !== undefined && !isRelativeTime(typed) ? exactTimestamp(typed) : instant.toISOString().replace(/Z$/, '000Z');
+}
+
 /** What a replay is asked, checked before anything is read: the CLI checks it before it reads a workflow file. */
-export interface ReplayRequest extends Pick<ReplayOptions, 'from' | 'to' | 'now' | 'retentionDays' | 'dryRun' | 'workflow' | 'ignoreGuards'> {
+export interface ReplayRequest extends Pick<ReplayOptions, 'from' | 'to' | 'now' | 'retentionDays' | 'dryRun' | 'workflow' | 'ignoreGuards' | 'rangeAsTyped'> {
   withWorkflowFile: boolean;
   toSink: boolean;
 }
@@ -86,7 +92,9 @@ export interface ReplayRequest extends Pick<ReplayOptions, 'from' | 'to' | 'now'
 /** Refuses, as config_invalid, a range that is empty or no longer kept, and options that do not go together. */
 export function checkReplayRequest(request: ReplayRequest): void {
   const { from, to } = request;
-  if (!(from < to)) throw new WalflowError('config_invalid', `the range is empty: --from ${from.toISOString()} is not before --to ${to.toISOString()}`);
+  // ISO-8601 in UTC with six digits of fraction: as strings, in time order.
+  const [exactFrom, exactTo] = [exactBound(request.rangeAsTyped?.from, from), exactBound(request.rangeAsTyped?.to, to)];
+  if (!(exactFrom < exactTo)) throw new WalflowError('config_invalid', `the range is empty: --from ${exactFrom} is not before --to ${exactTo}`);
   const retainedSince = new Date((request.now ?? new Date()).getTime() - request.retentionDays * 86_400_000);
   if (from < retainedSince) {
     throw new WalflowError('config_invalid', `events before ${retainedSince.toISOString()} are no longer kept (retention ${request.retentionDays} days): replay a later range`);
@@ -261,7 +269,11 @@ async function workflowIds(db: Kysely<WalflowDatabase>, options: ReplayOptions):
 }
 
 function filtered(db: Kysely<WalflowDatabase>, options: ReplayOptions) {
-  let query = db.selectFrom('walflow.events').where('committed_at', '>=', options.from).where('committed_at', '<', options.to);
+  const [from, to] = [exactBound(options.rangeAsTyped?.from, options.from), exactBound(options.rangeAsTyped?.to, options.to)];
+  let query = db
+    .selectFrom('walflow.events')
+    .where('committed_at', '>=', sql<Date>`${from}::timestamptz`)
+    .where('committed_at', '<', sql<Date>`${to}::timestamptz`);
   if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
   if (options.type !== undefined) {
     const condition = eventTypeCondition(options.type);

@@ -54,6 +54,25 @@ async function decisionsOf(replayId: string) {
   return db.selectFrom('walflow.decisions').select(['event_id', 'outcome']).where('replay_id', '=', replayId).orderBy('event_committed_at').execute();
 }
 
+describe('replay bounds typed to the microsecond', () => {
+  it('take in and leave out events within one millisecond as typed, where a Date would round them to it', async () => {
+    // One millisecond, half an hour after the other events, holding three commits.
+    const millisecond = new Date(base.getTime() + 30 * 60_000 + 123).toISOString();
+    const at = (micros: string) => millisecond.replace(/Z$/, `${micros}Z`);
+    const inMillisecond: EventEnvelope[] = ['100', '500', '900'].map((micros, n) => ({
+      ...events[0]!,
+      id: randomUUID(),
+      tenantId: 'replay-micro',
+      committedAt: at(micros),
+      commitLsn: parseLsn(`0/${(0x2000 + n).toString(16)}`),
+    }));
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: inMillisecond, parked: [], checkpoint: null });
+    const range = { from: at('400'), to: at('800') };
+    const summary = await replayRange(options({ tenantId: 'replay-micro', from: new Date(range.from), to: new Date(range.to), rangeAsTyped: range, dryRun: true }));
+    expect(summary.events).toBe(1);
+  });
+});
+
 describe('replay', () => {
   it('re-fires exactly the events in [from, to), in commit order, with guards in commit time', async () => {
     const summary = await replayRange(options({}));

@@ -43,7 +43,8 @@ export function registerReplay(program: Command): void {
       const now = new Date();
       const [from, to] = [parseTime(flags.from, now), parseTime(flags.to, now)];
       const { retentionDays } = context.config;
-      checkReplayRequest({ ...flags, from, to, now, retentionDays, withWorkflowFile: flags.workflowFile !== undefined, toSink: flags.toSink ?? false });
+      const rangeAsTyped = { from: flags.from, to: flags.to };
+      checkReplayRequest({ ...flags, from, to, now, rangeAsTyped, retentionDays, withWorkflowFile: flags.workflowFile !== undefined, toSink: flags.toSink ?? false });
       if (flags.toSink && context.config.natsSink === undefined) throw new WalflowError('config_invalid', '--to-sink needs the sink configured: set WALFLOW_NATS_URL');
       const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
       const progress = progressReporter();
@@ -68,7 +69,7 @@ export function registerReplay(program: Command): void {
           from,
           to,
           now,
-          rangeAsTyped: { from: flags.from, to: flags.to },
+          rangeAsTyped,
           type: flags.type,
           tenantId: flags.tenant,
           workflow: flags.workflow,
