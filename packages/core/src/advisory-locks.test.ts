@@ -9,6 +9,5 @@ describe('advisory lock classes', () => {
 
   it('keeps the numbers the SQL functions of the migrations take', () => {
     expect(AdvisoryLockClass.concurrencyGroup).toBe(30563);
-    expect(AdvisoryLockClass.recording).toBe(30578);
   });
 });

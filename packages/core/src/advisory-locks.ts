@@ -11,13 +11,8 @@ export const AdvisoryLockClass = {
   prune: 0x7770,
   /** The leader of a slot; second key hashtext(slot name). */
   leader: 0x7766,
-  /**
-   * Held shared by every transaction that records events, from its first statement to its commit
-   * (walflow.recording_xid(), migration 0022: 30578), and exclusively by a JetStream sink's registration and by an
-   * apply that changes a workflow's guards: either waits for the recordings in flight, and the next wait for it.
-   * Second key 0.
-   */
-  recording: 0x7772,
+  // 0x7772 was the recording lock until migration 0044 made it a lock on walflow.sink_cursors, which roles without
+  // rights on that table cannot take: not to be given to another purpose while an earlier version may still run.
   /** One publisher per JetStream sink; second key hashtext(sink name). */
   sink: 0x7773,
   /** The pages of one replay id take turns; second key hashtext(replay id). */

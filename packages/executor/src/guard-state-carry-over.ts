@@ -1,4 +1,4 @@
-import { AdvisoryLockClass, type WalflowDatabase } from '@walflow/core';
+import type { WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { WorkflowDefinition } from './workflow-definition.js';
 
@@ -29,7 +29,7 @@ export async function carryGuardStateOver(db: Kysely<WalflowDatabase>, definitio
   const limits = JSON.stringify(definition.rateLimits);
   const windowsChanged = windowsOf(stored.rate_limits as { periodSeconds?: number; key?: string }[]) !== windowsOf(definition.rateLimits);
   if (seconds === storedSeconds && !windowsChanged) return;
-  await sql`SELECT pg_advisory_xact_lock(${AdvisoryLockClass.recording}, 0)`.execute(db);
+  await sql`LOCK TABLE walflow.sink_cursors IN EXCLUSIVE MODE`.execute(db);
   const unlocked = (table: string, where: RawBuilder<unknown>) =>
     sql`SELECT ctid FROM ${sql.table(table)} WHERE workflow_id = ${stored.id} AND ${where} FOR UPDATE SKIP LOCKED`;
   if (seconds === null) {

@@ -28,11 +28,6 @@ export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): P
   return rows[0]?.locked === true;
 }
 
-/**
- * Registering a sink and the dispatcher's choice to give a batch's events a recorded_xid exclude each other
- * (db/migrations/0022_recording_order_for_sinks_only.sql: walflow.recording_xid() holds it shared).
- */
-const SINK_REGISTRATION_LOCK = sql`${AdvisoryLockClass.recording}, 0`;
 
 export interface SavedCursor extends LogPosition {
   /**
@@ -57,7 +52,9 @@ export async function savedCursor(trx: Kysely<WalflowDatabase>, sink: string): P
  * the caller commits: commit at once, so that dispatch waits no longer than that.
  */
 export async function registerCursor(trx: Kysely<WalflowDatabase>, sink: string): Promise<void> {
-  await sql`SELECT pg_advisory_xact_lock(${SINK_REGISTRATION_LOCK})`.execute(trx);
+  // Registering a sink and the dispatcher's choice to give a batch's events a recorded_xid exclude each other:
+  // walflow.recording_xid() holds this lock in ROW SHARE mode (migration 0044).
+  await sql`LOCK TABLE walflow.sink_cursors IN EXCLUSIVE MODE`.execute(trx);
   await sql`
     INSERT INTO walflow.sink_cursors (sink, recorded_xid, commit_lsn, tx_position, event_id)
     SELECT ${sink}, coalesce(last.recorded_xid, '0'), coalesce(last.commit_lsn, '0/0'), coalesce(last.tx_position, -1),

@@ -70,7 +70,7 @@ describe('guard state when the workflow changes', () => {
       // An apply that leaves the guards as they are does not wait for it.
       await applyTestWorkflow(db, { ...workflow('in-flight'), cooldown: { seconds: 600 }, condition: 'true' });
       const applying = applyTestWorkflow(db, { ...workflow('in-flight'), cooldown: { seconds: 60 } });
-      await waitForLockWait(db, 'the apply to wait for the recording in flight', 'SELECT pg_advisory_xact_lock%');
+      await waitForLockWait(db, 'the apply to wait for the recording in flight', 'LOCK TABLE walflow.sink_cursors%');
       const { rows } = await sql<{ seconds: number }>`SELECT extract(epoch FROM until - now())::float8 AS seconds FROM walflow.cooldowns WHERE workflow_id = ${id}`.execute(db);
       expect(rows[0]!.seconds).toBeGreaterThan(300);
       await recording.release();
@@ -92,7 +92,7 @@ describe('guard state when the workflow changes', () => {
     const later = { ...approvalEvent('behind-apply', 2), committedAt: new Date(Date.parse(first.committedAt) + 120_000).toISOString() };
     try {
       applying = applyTestWorkflow(db, { ...workflow('behind-apply'), cooldown: { seconds: 60 } });
-      await waitForLockWait(db, 'the apply to wait for the recording in flight', 'SELECT pg_advisory_xact_lock%');
+      await waitForLockWait(db, 'the apply to wait for the recording in flight', 'LOCK TABLE walflow.sink_cursors%');
       // The next batch's statement starts now, before the apply commits, and waits for the recording lock behind it.
       dispatching = dispatcher.dispatch({ events: [later], parked: [], checkpoint: null });
       await waitFor('the batch to wait behind the apply', async () => {

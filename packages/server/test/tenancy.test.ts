@@ -319,6 +319,21 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
   });
 });
 
+describe("walflow's recording lock", () => {
+  it('cannot be taken by an application role, so none can hold up dispatch with it', async () => {
+    const { db } = walflow;
+    await asApp(t1Role, { tenant: 't1' }, async (client) => {
+      // The advisory key that was the recording lock until 0044: held, it stopped every dispatch.
+      await client.query('SELECT pg_advisory_lock(30578, 0)');
+      const id = await emit(client, { type: 'order.placed', tenantId: 't1', aggregateType: 'order', aggregateId: 'o-lock', payload: {} });
+      await waitFor('the event to be recorded while the key is held', () => db.selectFrom('walflow.events').select('id').where('id', '=', id).executeTakeFirst(), { timeoutMs: 10_000 });
+      await client.query('BEGIN');
+      await expect(client.query('LOCK TABLE walflow.sink_cursors IN ROW SHARE MODE')).rejects.toMatchObject({ code: '42501' });
+      await client.query('ROLLBACK');
+    });
+  });
+});
+
 describe('a role bound to a tenant (walflow.tenant_roles)', () => {
   it('sees and emits its tenant only, whatever walflow.tenant_id it sets or clears, and under SET ROLE', async () => {
     const { db } = walflow;
