@@ -6,12 +6,18 @@
 --
 -- A binding of a role that cannot log in bound nothing: the binding is looked up by the session's login role, not
 -- by the roles it is a member of. Such a binding is now refused, saying so.
+--
+-- A role may match two bindings then: its own, by oid, and a dangling one by its name (a role renamed to the name
+-- of one dropped). Its own wins.
 CREATE OR REPLACE FUNCTION walflow.bound_tenant() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  WITH session_role AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
   SELECT tenant_id FROM walflow.tenant_roles
-   WHERE role_id::oid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+   WHERE role_id::oid = (SELECT oid FROM session_role)
       OR role_name = session_user
          AND (role_id IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = role_id::oid))
+   ORDER BY role_id::oid IS NOT DISTINCT FROM (SELECT oid FROM session_role) DESC
+   LIMIT 1
 $$;
 
 CREATE OR REPLACE FUNCTION walflow.tenant_roles_resolve() RETURNS trigger

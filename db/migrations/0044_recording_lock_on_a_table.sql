@@ -3,8 +3,9 @@
 -- application's login holding it (SELECT pg_advisory_lock(30578, 0)) stopped dispatch for every tenant. It is now
 -- a lock on walflow.sink_cursors, which only roles with rights on that table may take (walflow's own; not
 -- walflow_app). ROW SHARE and EXCLUSIVE conflict as the advisory lock's shared and exclusive modes did; ROW SHARE
--- conflicts with nothing else a session does to the table, and EXCLUSIVE only holds up a sink's cursor save, for
--- as long as the exclusive holder's commit takes.
+-- conflicts with nothing else a session does to the table. EXCLUSIVE also waits for a vacuum of the table (an
+-- autovacuum gives way after deadlock_timeout) and holds up a sink's cursor save until the holder commits.
+-- Processes and CLIs of an earlier version take the advisory key still: upgrade every one with the migration.
 CREATE OR REPLACE FUNCTION walflow.recording_xid() RETURNS xid8
 LANGUAGE plpgsql VOLATILE
 AS $$

@@ -414,6 +414,22 @@ describe('a role bound to a tenant (walflow.tenant_roles)', () => {
     }
   });
 
+  it('binds a role renamed to the name of a dropped one by its own binding, not by the dropped one’s', async () => {
+    const { db } = walflow;
+    const [blue, green] = [`${database.name}_blue`, `${database.name}_green`];
+    for (const role of [blue, green]) await sql`CREATE ROLE ${sql.id(role)} LOGIN NOSUPERUSER IN ROLE walflow_app`.execute(db);
+    await sql`INSERT INTO walflow.tenant_roles (role_name, tenant_id) VALUES (${blue}, 't1'), (${green}, 't2')`.execute(db);
+    try {
+      // A blue/green rotation: the old role goes, the new one takes its name.
+      await sql`DROP ROLE ${sql.id(blue)}`.execute(db);
+      await sql`ALTER ROLE ${sql.id(green)} RENAME TO ${sql.id(blue)}`.execute(db);
+      await asApp(blue, {}, async (client) => expect(await visibleTenants(client)).toEqual(everyTable(['t2'])));
+    } finally {
+      await sql`DELETE FROM walflow.tenant_roles WHERE role_name IN (${blue}, ${green})`.execute(db);
+      for (const role of [blue, green]) await sql`DROP ROLE IF EXISTS ${sql.id(role)}`.execute(db);
+    }
+  });
+
   it('refuses to bind a role that cannot log in: its members would not be bound', async () => {
     const { db } = walflow;
     const group = `${database.name}_group`;
