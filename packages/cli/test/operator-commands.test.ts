@@ -268,6 +268,13 @@ describe('walflow workflows apply', () => {
         expect(refused.output).toContain(`walflow: ${bad}: `);
       }
       expect(await walflow.db.selectFrom('walflow.workflows').select('name').where('tenant_id', '=', 'apply').execute()).toEqual([]);
+      // A schema a newer walflow migrated: this version's apply would lock differently than its dispatches.
+      await sql`INSERT INTO walflow.schema_migrations (version, name, checksum) VALUES (9999, '9999_from_a_newer_walflow.sql', 'x')`.execute(walflow.db);
+      try {
+        expect(await runWalflow(['workflows', 'apply', good], env)).toMatchObject({ code: 1, output: expect.stringContaining('a newer walflow migrated it') });
+      } finally {
+        await sql`DELETE FROM walflow.schema_migrations WHERE version = 9999`.execute(walflow.db);
+      }
       expect((await runWalflow(['workflows', 'apply', good], env)).output).toContain(`created apply/good (version 1) from ${good}`);
     } finally {
       await rm(directory, { recursive: true, force: true });

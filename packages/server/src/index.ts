@@ -18,7 +18,7 @@ export { computeHealth, healthHttpStatus, type ComputeHealthOptions, type Health
 export { startHttpServer, type HttpServer, type HttpServerOptions, type MountedHandler, type RouteHandler, type RouteResponse } from './http-server.js';
 export { loadCatalog } from './load-catalog.js';
 export { WalflowMetrics } from './metrics.js';
-export { DEFAULT_LOCK_RETRY_FOR_MS, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
+export { assertSchemaCurrent, DEFAULT_LOCK_RETRY_FOR_MS, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { PROCESS_ROLES, partsOf, type ProcessParts, type ProcessRole } from './process-role.js';
 export { isRelativeTime, parseTime } from './parse-time.js';
 export { prune, type PruneOptions, type PruneResult } from './prune.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { WalflowError } from '@walflow/core';
 import { applyWorkflow, deleteWorkflow, isUnreadable, listWorkflows, setWorkflowStatus, validateWorkflow } from '@walflow/executor';
-import { recordAudit } from '@walflow/server';
+import { assertSchemaCurrent, recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
 import { nonEmptyText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
@@ -26,8 +26,11 @@ export function registerWorkflows(program: Command): void {
         }
       }
       // One transaction: a file the database refuses (text it cannot store, say) applies none of the others either.
-      const lines = await withDatabase(context, (db) =>
-        db.transaction().execute(async (trx) => {
+      const lines = await withDatabase(context, async (db) => {
+        // An apply that changes guards takes the recording lock: one of another version than the schema's would
+        // take another lock than the dispatches do (0044), and exclude none of them.
+        await assertSchemaCurrent(db);
+        return db.transaction().execute(async (trx) => {
           const applied: string[] = [];
           for (const { file, document } of documents) {
             try {
@@ -42,8 +45,8 @@ export function registerWorkflows(program: Command): void {
             }
           }
           return applied;
-        }),
-      );
+        });
+      });
       for (const line of lines) process.stdout.write(line);
     });
 
