@@ -250,7 +250,13 @@ async function* pagesOf(db: Kysely<WalflowDatabase>, options: ReplayOptions): As
  * as the ids its name or id resolved to.
  */
 function derivedReplayId(options: ReplayOptions, workflowIds: ReadonlySet<string> | undefined): string {
-  const bound = (typed: string | undefined, instant: Date): string => (typed !== undefined && isRelativeTime(typed) ? typed.trim() : instant.toISOString());
+  // An absolute bound to the microsecond only where it was typed finer than the millisecond: the ids of replays
+  // run before bounds were read to the microsecond stay as they were.
+  const bound = (typed: string | undefined, instant: Date): string => {
+    if (typed !== undefined && isRelativeTime(typed)) return typed.trim();
+    const exact = exactBound(typed, instant);
+    return exact.endsWith('000Z') ? instant.toISOString() : exact;
+  };
   const range = [bound(options.rangeAsTyped?.from, options.from), bound(options.rangeAsTyped?.to, options.to)];
   const workflows = workflowIds === undefined ? null : [...workflowIds].sort();
   // A re-publication is another replay than running workflows over the same range.

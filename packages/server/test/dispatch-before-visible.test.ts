@@ -1,7 +1,7 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { Dispatcher, setWorkflowStatus } from '@walflow/executor';
 import { createDatabase } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,8 +51,14 @@ describe('an event decoded before its writer is visible, whose workflow was paus
       );
       const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
       const dispatched = dispatcher.dispatch({ events: [{ ...event, xid: rows[0]!.xid }], parked: [], checkpoint: null });
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      // The pause commits first, then the writer: its event comes after the pause.
+      // Once the dispatch looks for its writer (before it decides, or, as it did, after), the pause commits, then
+      // the writer: its event comes after the pause.
+      await waitFor('the dispatch to wait for its writer', async () => {
+        const { rows: waiting } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND query LIKE 'SELECT (SELECT count(*)::int FROM unnest%'`.execute(db);
+        return waiting[0]!.n > 0;
+      });
       expect(await setWorkflowStatus(db, 'paused-before', 'on-approval', 'paused')).toBe(true);
       await writer.query('COMMIT');
       expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 0 });

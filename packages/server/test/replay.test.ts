@@ -70,6 +70,11 @@ describe('replay bounds typed to the microsecond', () => {
     const range = { from: at('400'), to: at('800') };
     const summary = await replayRange(options({ tenantId: 'replay-micro', from: new Date(range.from), to: new Date(range.to), rangeAsTyped: range, dryRun: true }));
     expect(summary.events).toBe(1);
+    // Another range within the same millisecond is another replay.
+    const other = { from: at('100'), to: at('400') };
+    const otherSummary = await replayRange(options({ tenantId: 'replay-micro', from: new Date(other.from), to: new Date(other.to), rangeAsTyped: other, dryRun: true }));
+    expect(otherSummary.events).toBe(1);
+    expect(otherSummary.replayId).not.toBe(summary.replayId);
   });
 });
 
