@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { eventTypeCondition, formatLsn, isUuid, WalflowError, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
-import { candidateWorkflow, Dispatcher, eventRowColumns, toEventEnvelope, type ReplayScope, type WorkflowPolicy } from '@walflow/executor';
+import { isUuid, WalflowError, type WalflowDatabase } from '@walflow/core';
+import { candidateWorkflow, Dispatcher, type ReplayScope, type WorkflowPolicy } from '@walflow/executor';
 import { JetStreamPublisher, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { exactTimestamp, isRelativeTime } from './parse-time.js';
+import { isRelativeTime } from './parse-time.js';
+import { countEvents, exactBound, exactRange, pagesOf } from './replay-range.js';
 
 export interface ReplayOptions {
   db: Kysely<WalflowDatabase>;
@@ -74,14 +75,7 @@ export interface ReplaySummary {
   sink?: { stream: string; published: number; duplicates: number };
 }
 
-const PAGE = 500;
-
 class DryRunDone extends Error {}
-
-/** An absolute bound as typed, to the microsecond; otherwise the instant it came to (in the same six-digit form). */
-function exactBound(typed: string | undefined, instant: Date): string {
-  return typed !== undefined && !isRelativeTime(typed) ? exactTimestamp(typed) : instant.toISOString().replace(/Z$/, '000Z');
-}
 
 /** What a replay is asked, checked before anything is read: the CLI checks it before it reads a workflow file. */
 export interface ReplayRequest extends Pick<ReplayOptions, 'from' | 'to' | 'now' | 'retentionDays' | 'dryRun' | 'workflow' | 'ignoreGuards' | 'rangeAsTyped'> {
@@ -91,9 +85,9 @@ export interface ReplayRequest extends Pick<ReplayOptions, 'from' | 'to' | 'now'
 
 /** Refuses, as config_invalid, a range that is empty or no longer kept, and options that do not go together. */
 export function checkReplayRequest(request: ReplayRequest): void {
-  const { from, to } = request;
-  // ISO-8601 in UTC with six digits of fraction: as strings, in time order.
-  const [exactFrom, exactTo] = [exactBound(request.rangeAsTyped?.from, from), exactBound(request.rangeAsTyped?.to, to)];
+  const { from } = request;
+  // Fixed-width UTC timestamps (exactRange): as strings, in time order.
+  const { from: exactFrom, to: exactTo } = exactRange(request);
   if (!(exactFrom < exactTo)) throw new WalflowError('config_invalid', `the range is empty: --from ${exactFrom} is not before --to ${exactTo}`);
   const retainedSince = new Date((request.now ?? new Date()).getTime() - request.retentionDays * 86_400_000);
   if (from < retainedSince) {
@@ -234,17 +228,6 @@ async function replayToSink(options: ReplayOptions, settings: NatsSinkSettings, 
   return summary;
 }
 
-/** The range's events, page by page in commit order. */
-async function* pagesOf(db: Kysely<WalflowDatabase>, options: ReplayOptions): AsyncGenerator<EventEnvelope[]> {
-  let after: EventEnvelope | null = null;
-  for (;;) {
-    const page = await eventsAfter(db, options, after);
-    if (page.length === 0) return;
-    yield page;
-    after = page[page.length - 1]!;
-  }
-}
-
 /**
  * The same replay however it is spelled: a relative bound as typed, an absolute one as its instant, the workflow
  * as the ids its name or id resolved to.
@@ -272,40 +255,4 @@ async function workflowIds(db: Kysely<WalflowDatabase>, options: ReplayOptions):
   const rows = await query.execute();
   if (rows.length === 0) throw new WalflowError('not_found', `no workflow ${options.workflow}`);
   return new Set(rows.map((row) => row.id));
-}
-
-function filtered(db: Kysely<WalflowDatabase>, options: ReplayOptions) {
-  const [from, to] = [exactBound(options.rangeAsTyped?.from, options.from), exactBound(options.rangeAsTyped?.to, options.to)];
-  let query = db
-    .selectFrom('walflow.events')
-    .where('committed_at', '>=', sql<Date>`${from}::timestamptz`)
-    .where('committed_at', '<', sql<Date>`${to}::timestamptz`);
-  if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
-  if (options.type !== undefined) {
-    const condition = eventTypeCondition(options.type);
-    query = query.where('event_type', condition.operator, condition.value);
-  }
-  return query;
-}
-
-async function countEvents(db: Kysely<WalflowDatabase>, options: ReplayOptions): Promise<number> {
-  const row = await filtered(db, options).select(sql<string>`count(*)`.as('n')).executeTakeFirst();
-  return Number(row?.n ?? 0);
-}
-
-/** The next page in commit order: commit time, commit LSN, position in the transaction. */
-async function eventsAfter(db: Kysely<WalflowDatabase>, options: ReplayOptions, after: EventEnvelope | null): Promise<EventEnvelope[]> {
-  let query = filtered(db, options)
-    .select(eventRowColumns)
-    .orderBy('committed_at')
-    .orderBy('commit_lsn')
-    .orderBy('tx_position')
-    .orderBy('id')
-    .limit(PAGE);
-  if (after) {
-    query = query.where(
-      sql<boolean>`(committed_at, commit_lsn, tx_position, id) > (${after.committedAt}::timestamptz, ${formatLsn(after.commitLsn)}::pg_lsn, ${after.position}, ${after.id}::uuid)`,
-    );
-  }
-  return (await query.execute()).map(toEventEnvelope);
 }

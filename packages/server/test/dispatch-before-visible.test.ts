@@ -1,4 +1,4 @@
-import type { WalflowDatabase } from '@walflow/core';
+import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
 import { Dispatcher, setWorkflowStatus } from '@walflow/executor';
 import { createDatabase } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
@@ -40,17 +40,9 @@ describe('an outbox row decoded before its transaction is visible to other sessi
 describe('an event decoded before its writer is visible, whose workflow was paused just before that writer committed', () => {
   it('is decided inactive: the workflows are read again once the writer is visible', async () => {
     await applyTestWorkflow(db, { tenant: 'paused-before', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
-    const writer = new pg.Client({ connectionString: database.url });
-    await writer.connect();
+    const { writer, event } = await openWriter(approvalEvent('paused-before', 1));
     try {
-      await writer.query('BEGIN');
-      const event = approvalEvent('paused-before', 1);
-      await writer.query(
-        `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
-      );
-      const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
-      const dispatched = dispatcher.dispatch({ events: [{ ...event, xid: rows[0]!.xid }], parked: [], checkpoint: null });
+      const dispatched = dispatcher.dispatch({ events: [event], parked: [], checkpoint: null });
       // Once the dispatch looks for its writer (before it decides, or, as it did, after), the pause commits, then
       // the writer: its event comes after the pause.
       await waitFor('the dispatch to wait for its writer', async () => {
@@ -70,21 +62,28 @@ describe('an event decoded before its writer is visible, whose workflow was paus
   });
 });
 
-/** Holds a writer's transaction open across a dispatch of its event, commits it, and checks its outbox row went. */
-async function expectWaitForWriter(through: Dispatcher, n: number): Promise<void> {
+/**
+ * A writer's transaction, open, that has written the event's outbox row; the event as decoded from it (its xid
+ * the writer's). End the writer when done.
+ */
+async function openWriter(event: EventEnvelope): Promise<{ writer: pg.Client; event: EventEnvelope }> {
   const writer = new pg.Client({ connectionString: database.url });
   await writer.connect();
-  try {
-    await writer.query('BEGIN');
-    const event = approvalEvent('unpublished', n);
-    await writer.query(
-      `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
-    );
-    const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
+  await writer.query('BEGIN');
+  await writer.query(
+    `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
+    [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
+  );
+  const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
+  return { writer, event: { ...event, xid: rows[0]!.xid } };
+}
 
+/** Holds a writer's transaction open across a dispatch of its event, commits it, and checks its outbox row went. */
+async function expectWaitForWriter(through: Dispatcher, n: number): Promise<void> {
+  const { writer, event } = await openWriter(approvalEvent('unpublished', n));
+  try {
     let settled = false;
-    const dispatched = through.dispatch({ events: [{ ...event, xid: rows[0]!.xid }], parked: [], checkpoint: null }).finally(() => (settled = true));
+    const dispatched = through.dispatch({ events: [event], parked: [], checkpoint: null }).finally(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(settled).toBe(false);
     await writer.query('COMMIT');

@@ -1,0 +1,70 @@
+import { eventTypeCondition, formatLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { eventRowColumns, toEventEnvelope } from '@walflow/executor';
+import { sql, type Kysely } from 'kysely';
+import { exactTimestamp, isRelativeTime } from './parse-time.js';
+import type { ReplayOptions } from './replay.js';
+
+/** Which recorded events a replay reads: committed in [from, to), of a tenant and an event type if given. */
+export type ReplayedRange = Pick<ReplayOptions, 'from' | 'to' | 'rangeAsTyped' | 'tenantId' | 'type'>;
+
+const PAGE = 500;
+
+/** An absolute bound as typed, to the microsecond; otherwise the instant it came to (in the same six-digit form). */
+export function exactBound(typed: string | undefined, instant: Date): string {
+  return typed !== undefined && !isRelativeTime(typed) ? exactTimestamp(typed) : instant.toISOString().replace(/Z$/, '000Z');
+}
+
+/**
+ * The range as fixed-width UTC timestamps with six digits of fraction, which compare as strings in time order: an
+ * absolute bound to the microsecond it was typed with (`from` and `to` hold milliseconds only).
+ */
+export function exactRange(range: Pick<ReplayedRange, 'from' | 'to' | 'rangeAsTyped'>): { from: string; to: string } {
+  return { from: exactBound(range.rangeAsTyped?.from, range.from), to: exactBound(range.rangeAsTyped?.to, range.to) };
+}
+
+/** The range's events, page by page in commit order. */
+export async function* pagesOf(db: Kysely<WalflowDatabase>, range: ReplayedRange): AsyncGenerator<EventEnvelope[]> {
+  let after: EventEnvelope | null = null;
+  for (;;) {
+    const page = await eventsAfter(db, range, after);
+    if (page.length === 0) return;
+    yield page;
+    after = page[page.length - 1]!;
+  }
+}
+
+function filtered(db: Kysely<WalflowDatabase>, range: ReplayedRange) {
+  const { from, to } = exactRange(range);
+  let query = db
+    .selectFrom('walflow.events')
+    .where('committed_at', '>=', sql<Date>`${from}::timestamptz`)
+    .where('committed_at', '<', sql<Date>`${to}::timestamptz`);
+  if (range.tenantId !== undefined) query = query.where('tenant_id', '=', range.tenantId);
+  if (range.type !== undefined) {
+    const condition = eventTypeCondition(range.type);
+    query = query.where('event_type', condition.operator, condition.value);
+  }
+  return query;
+}
+
+export async function countEvents(db: Kysely<WalflowDatabase>, range: ReplayedRange): Promise<number> {
+  const row = await filtered(db, range).select(sql<string>`count(*)`.as('n')).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** The next page in commit order: commit time, commit LSN, position in the transaction. */
+async function eventsAfter(db: Kysely<WalflowDatabase>, range: ReplayedRange, after: EventEnvelope | null): Promise<EventEnvelope[]> {
+  let query = filtered(db, range)
+    .select(eventRowColumns)
+    .orderBy('committed_at')
+    .orderBy('commit_lsn')
+    .orderBy('tx_position')
+    .orderBy('id')
+    .limit(PAGE);
+  if (after) {
+    query = query.where(
+      sql<boolean>`(committed_at, commit_lsn, tx_position, id) > (${after.committedAt}::timestamptz, ${formatLsn(after.commitLsn)}::pg_lsn, ${after.position}, ${after.id}::uuid)`,
+    );
+  }
+  return (await query.execute()).map(toEventEnvelope);
+}
