@@ -15,7 +15,7 @@ import { runWalflow, spawnWalflow, startWalflowProcess, type WalflowChild } from
  * The fault-injection suite: real `walflow start` processes against a real PostgreSQL while a writer commits a
  * known sequence (some transactions rolled back on purpose); each scenario ends with an exact check.
  */
-const SEED = Number(process.env.WALFLOW_FAULT_SEED ?? Date.now() % 100_000);
+const SEED = Number(process.env.WALFLOW_TEST_FAULT_SEED ?? Date.now() % 100_000);
 const TRIGGER = 'policy.approved';
 const SLOT = 'walflow_faults';
 
@@ -41,7 +41,7 @@ function random(seed: number): () => number {
 const rand = random(SEED);
 
 beforeAll(async () => {
-  console.info(`fault-injection seed ${SEED} (replay with WALFLOW_FAULT_SEED=${SEED})`);
+  console.info(`fault-injection seed ${SEED} (replay with WALFLOW_TEST_FAULT_SEED=${SEED})`);
   cluster = await startPostgres({ dedicated: true });
   database = await createTestDatabase(cluster.url);
   hooks = createServer((request, response) => {

@@ -11,9 +11,9 @@ import { startWalflowProcess, type WalflowChild } from './walflow-process.js';
 /**
  * One consumer process and worker processes claiming from the same database: every run executed exactly once,
  * and the throughput of three workers next to one (printed, never asserted: it depends on the machine).
- * WALFLOW_SCALE_RUNS sets the runs per phase (the README's figures: 20000; the default keeps `pnpm test` short).
+ * WALFLOW_TEST_SCALE_RUNS sets the runs per phase (the README's figures: 20000; the default keeps `pnpm test` short).
  */
-const RUNS = Number(process.env.WALFLOW_SCALE_RUNS ?? 2000);
+const RUNS = Number(process.env.WALFLOW_TEST_SCALE_RUNS ?? 2000);
 const PHASE_TIMEOUT_MS = Math.max(120_000, RUNS * 60);
 const SLOT = 'walflow_scale';
 const logger = pino({ level: 'silent' });

@@ -387,6 +387,7 @@ describe('operator commands', () => {
     const whilePaused = await emit(db, { type: 'user.login', tenantId: 'ops', payload: {} });
     await waitFor('an inactive decision', () => db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', whilePaused).where('outcome', '=', 'inactive').executeTakeFirst());
     expect((await runWalflow(['workflows', 'resume', 'notify', '--tenant', 'ops'], env)).output).toMatch(/resumed ops\/notify/);
+    expect(await runWalflow(['workflows', 'resume', 'notify', '--tenant', 'ops'], env)).toMatchObject({ code: 0, output: expect.stringContaining('ops/notify is already active: nothing changed') });
     expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).output).toMatch(/deleted ops\/notify/);
     expect((await runWalflow(['workflows', 'delete', 'notify', '--tenant', 'ops'], env)).code).toBe(1);
 
@@ -405,6 +406,8 @@ describe('operator commands', () => {
     expect(audit.map((entry) => entry.action)).toEqual(
       expect.arrayContaining(['dead_letter.retry', 'dead_letter.discard', 'workflow.pause', 'workflow.resume', 'workflow.delete']),
     );
+    // The second resume changed nothing and is not audited.
+    expect(audit.filter((entry) => entry.target === 'ops/notify').map((entry) => entry.action)).toEqual(['workflow.delete', 'workflow.resume', 'workflow.pause']);
     expect(audit.every((entry) => entry.actor.includes('@'))).toBe(true);
   });
 });

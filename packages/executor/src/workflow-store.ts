@@ -169,11 +169,14 @@ export async function candidateWorkflow(db: Kysely<WalflowDatabase>, input: unkn
 }
 
 /**
- * Pauses or resumes a workflow (the stored document follows, so a later apply starts from it); false when there is
- * no such workflow. A workflow its document disables is refused ('workflow_disabled'): whoever disabled it meant
- * it to stay off until a document says otherwise.
+ * Pauses or resumes a workflow (the stored document follows, so a later apply starts from it): 'changed', or
+ * 'unchanged' when it already had that status, or 'missing' when there is no such workflow. A workflow already
+ * paused keeps its pause as it was (a pause walflow made keeps its reason), an active one its failure count:
+ * a second click, or one on a page drawn before the change, changes nothing and is not audited. A workflow its
+ * document disables is refused ('workflow_disabled'): whoever disabled it meant it to stay off until a document
+ * says otherwise.
  */
-export async function setWorkflowStatus(db: Kysely<WalflowDatabase>, tenantId: string, name: string, status: 'active' | 'paused'): Promise<boolean> {
+export async function setWorkflowStatus(db: Kysely<WalflowDatabase>, tenantId: string, name: string, status: 'active' | 'paused'): Promise<WorkflowStatusChange> {
   const result = await db
     .updateTable('walflow.workflows')
     .set({
@@ -185,15 +188,17 @@ export async function setWorkflowStatus(db: Kysely<WalflowDatabase>, tenantId: s
     })
     .where('tenant_id', '=', tenantId)
     .where('name', '=', name)
-    .where('status', '!=', 'disabled')
+    .where('status', 'not in', ['disabled', status])
     .executeTakeFirst();
-  if (result.numUpdatedRows === 1n) return true;
+  if (result.numUpdatedRows === 1n) return 'changed';
   const workflow = await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', tenantId).where('name', '=', name).executeTakeFirst();
   if (workflow?.status === 'disabled') {
     throw new WalflowError('workflow_disabled', `${tenantId}/${name} is disabled by its document: apply it with status active or paused to turn it on`);
   }
-  return false;
+  return workflow === undefined ? 'missing' : 'unchanged';
 }
+
+export type WorkflowStatusChange = 'changed' | 'unchanged' | 'missing';
 
 /** Deletes a workflow; its history stays, and its queued runs are cancelled by the workers. */
 export async function deleteWorkflow(db: Kysely<WalflowDatabase>, tenantId: string, name: string): Promise<boolean> {

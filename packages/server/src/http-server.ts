@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
 import { hostName, hostOfHeader, isLoopbackName } from './loopback-name.js';
 
 export interface HttpServer {
@@ -28,7 +29,26 @@ export interface HttpServerOptions {
   mounts?: Record<string, MountedHandler>;
   /** Host names (no port) that `routes` answer besides loopback ones, when bound to loopback: a local proxy's. */
   allowedHosts?: readonly string[];
+  /** Where a request that failed inside walflow is told; its caller gets only "internal error". */
+  logger?: Pick<Logger, 'error'>;
+  /** How long a client may take to send its headers, and its whole request; SLOW_CLIENT_LIMITS by default. */
+  slowClientLimits?: SlowClientLimits;
 }
+
+export interface SlowClientLimits {
+  headersMs: number;
+  requestMs: number;
+  /** Connections open at once; beyond it, new ones are closed as they arrive. */
+  connections: number;
+}
+
+/**
+ * The server shares its process with the replication stream and the workers: a client that trickles its request a
+ * byte at a time, or thousands of them, must not hold sockets and memory for the five minutes Node allows by
+ * default. A form is a few fields and a health probe one line, so ten seconds for headers and thirty for the
+ * whole request are plenty; the console's live streams are responses, which these limits do not touch.
+ */
+export const SLOW_CLIENT_LIMITS: SlowClientLimits = { headersMs: 10_000, requestMs: 30_000, connections: 512 };
 
 /** The process's HTTP server: small JSON routes for operations, plus mounted applications such as the console. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
@@ -41,7 +61,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const allowedHosts = new Set((options.allowedHosts ?? []).map(hostName));
   const answers = (host: string | undefined): boolean =>
     !onlyLoopbackNames || host === undefined || isLoopbackName(hostOfHeader(host)) || allowedHosts.has(hostName(hostOfHeader(host)));
-  const server: Server = createServer((request, response) => {
+  const limits = options.slowClientLimits ?? SLOW_CLIENT_LIMITS;
+  // Node looks for overdue requests only every connectionsCheckingInterval (30 s by default).
+  const checkingMs = Math.min(1000, limits.headersMs);
+  const server: Server = createServer({ headersTimeout: limits.headersMs, requestTimeout: limits.requestMs, connectionsCheckingInterval: checkingMs }, (request, response) => {
     const reply = (status: number, body: unknown, contentType?: string): void => {
       response.writeHead(status, { 'content-type': contentType ?? 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
       response.end(contentType === undefined ? JSON.stringify(body) : String(body));
@@ -52,8 +75,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     if (path === null) return reply(400, { error: 'the request target is not a URL path' });
     const failed = (error: unknown): void => {
       // A streamed response that already started cannot become an error page: end it.
+      // What failed inside walflow (a driver's error names hosts, statements, constraints) goes to the log only:
+      // these routes answer without a login.
+      options.logger?.error({ err: error, path }, 'HTTP request failed');
       if (response.headersSent) response.destroy();
-      else reply(500, { error: error instanceof Error ? error.message : String(error) });
+      else reply(500, { error: 'internal error: the walflow log says what failed' });
     };
     const mounted = mounts.find(([prefix]) => path === prefix || path.startsWith(`${prefix}/`));
     if (mounted) {
@@ -71,6 +97,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       .then(({ status, body, contentType }) => reply(status, body, contentType))
       .catch(failed);
   });
+  server.maxConnections = limits.connections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());

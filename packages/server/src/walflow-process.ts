@@ -152,6 +152,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       host: config.httpHost,
       port: config.httpPort,
       allowedHosts: config.httpAllowedHosts,
+      logger,
       mounts: operatorConsole === null ? {} : { '/console': operatorConsole.handle },
       routes: {
         '/healthz': () => ({ status: 200, body: { status: 'ok' } }),

@@ -4,6 +4,7 @@ import type { WorkflowDefinitionInput } from '@walflow/executor';
 import { listAudit, type HealthReport, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_TOKEN, ConsoleClient, csrfTokenIn, startConsoleWalflow, T1_TOKEN, T2_TOKEN } from './console-fixtures.js';
 import { ConsoleAuth, SESSION_SECONDS } from '../src/console/session.js';
@@ -112,12 +113,33 @@ describe('console authentication', () => {
     const asTenant = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), t: 't1' })).toString('base64url');
     expect((await client.request('/console', { headers: { cookie: `${name}=${asTenant}.${signature}` } })).status).toBe(401);
   });
+  it('takes neither of two session cookies, one of them set by a sibling domain, and no notice signed for another session', async () => {
+    const ours = await client.login('alice', CONSOLE_TOKEN);
+    const planted = await client.login('mallory', T1_TOKEN);
+    expect((await client.request('/console', { headers: { cookie: ours } })).status).toBe(200);
+    // The browser sends both; which comes last is its choice, so neither opens anything.
+    expect((await client.request('/console', { headers: { cookie: `${ours}; ${planted}` } })).status).toBe(401);
+    expect((await client.request('/console', { headers: { cookie: `${planted}; ${ours}` } })).status).toBe(401);
+    // A notice cookie from elsewhere is not shown, and is cleared.
+    const phishing = `walflow_console_notice=${encodeURIComponent('!Session key rotated: sign in at https://evil.example')}`;
+    const page = await client.request('/console', { headers: { cookie: `${ours}; ${phishing}` } });
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain('evil.example');
+    expect(page.headers.get('set-cookie')).toMatch(/^walflow_console_notice=; .*Max-Age=0/);
+  });
+
   it('marks every cookie Secure with WALFLOW_CONSOLE_SECURE_COOKIES, without a proxy saying HTTPS', async () => {
-    const behindTls = await startConsoleWalflow(database.url, database.slotName, { role: 'http', consoleSecureCookies: true });
+    const logged: { msg: string; operator?: string; tenant?: string | null; session?: string; address?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line) as (typeof logged)[number]) });
+    const behindTls = await startConsoleWalflow(database.url, database.slotName, { role: 'http', consoleSecureCookies: true }, logger);
     try {
       const other = new ConsoleClient(behindTls.httpPort!);
       const response = await other.request('/console/login', { form: { name: 'alice', token: CONSOLE_TOKEN }, headers: { origin: other.origin } });
       expect(response.headers.get('set-cookie')).toMatch(/^walflow_console=[^;]+; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+      // The audit log names the operator as typed; the log ties that name to a session and an address.
+      expect(logged.filter((entry) => entry.msg === 'console sign-in')).toEqual([
+        expect.objectContaining({ operator: 'alice', tenant: null, session: expect.stringMatching(/^[\w-]{22}$/), address: expect.stringMatching(/127\.0\.0\.1/) }),
+      ]);
     } finally {
       await behindTls.stop();
     }
@@ -278,6 +300,14 @@ describe('what the console shows', () => {
     expect(row.slice(0, row.indexOf('</tr>'))).toMatch(/<small class="paused-reason">paused after 1 consecutive dead runs; last error: [^<]*expected one row/);
     const notify = page.text.slice(page.text.indexOf('data-workflow="notify-order"'));
     expect(notify.slice(0, notify.indexOf('</tr>'))).not.toContain('paused-reason');
+
+    // A Pause clicked on a page drawn before walflow paused it changes nothing: the reason stays, no one is audited.
+    const stale = await client.request('/console/workflows/pause', { form: { tenant: 't1', name: 'count-shelf' }, headers: bearer(CONSOLE_TOKEN) });
+    expect(stale.status).toBe(303);
+    expect(decodeURIComponent(stale.headers.get('set-cookie') ?? '')).toContain('t1/count-shelf was already paused: nothing changed.');
+    const after = await db.selectFrom('walflow.workflows').select(['status', 'paused_reason']).where('tenant_id', '=', 't1').where('name', '=', 'count-shelf').executeTakeFirstOrThrow();
+    expect(after).toMatchObject({ status: 'paused', paused_reason: expect.stringMatching(/^paused after 1 consecutive dead runs/) });
+    expect((await listAudit(db, { since: new Date(Date.now() - 60_000), limit: 10 })).filter((entry) => entry.target === 't1/count-shelf')).toEqual([]);
   });
 
   it('shows an operator fixed to a tenant only that tenant’s rows, read through row-level security', async () => {
@@ -382,7 +412,7 @@ describe('what the console shows', () => {
   it('ends a live stream when the session that opened it expires', async () => {
     // A session signed as the console signs them, issued so that it expires a second or two from now.
     const issuer = new ConsoleAuth({ token: CONSOLE_TOKEN, tenantTokens: new Map() }, () => Date.now() - SESSION_SECONDS * 1000 + 1500);
-    const session = issuer.issueSession({ name: 'alice', tenant: null });
+    const { cookie: session } = issuer.issueSession({ name: 'alice', tenant: null });
     const expiresAt = (JSON.parse(Buffer.from(session.split('.')[0]!, 'base64url').toString()) as { e: number }).e * 1000;
     const stream = await fetch(`${client.origin}/console/events/stream`, { headers: { cookie: `walflow_console=${session}` } });
     expect(stream.status).toBe(200);

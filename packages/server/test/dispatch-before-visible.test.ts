@@ -51,7 +51,7 @@ describe('an event decoded before its writer is visible, whose workflow was paus
            WHERE datname = current_database() AND query LIKE 'SELECT (SELECT count(*)::int FROM unnest%'`.execute(db);
         return waiting[0]!.n > 0;
       });
-      expect(await setWorkflowStatus(db, 'paused-before', 'on-approval', 'paused')).toBe(true);
+      expect(await setWorkflowStatus(db, 'paused-before', 'on-approval', 'paused')).toBe('changed');
       await writer.query('COMMIT');
       expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 0 });
       const decision = await db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', event.id).executeTakeFirstOrThrow();

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { startHttpServer } from '@walflow/server';
 import { describe, expect, it } from 'vitest';
 
@@ -66,4 +66,80 @@ describe('the HTTP server', () => {
       await everywhere.close();
     }
   });
+
+  it('tells a failed route\'s caller only that it failed, and its log what failed', async () => {
+    const logged: { err: Error; path: string }[] = [];
+    const server = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      logger: { error: (entry: { err: Error; path: string }) => void logged.push(entry) },
+      routes: { '/metrics': () => Promise.reject(new Error('connect ECONNREFUSED db.internal.example:5432')) },
+    });
+    try {
+      const response = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+      expect(response.status).toBe(500);
+      const body = await response.text();
+      expect(body).toContain('internal error');
+      expect(body).not.toContain('db.internal');
+      expect(logged.map(({ err, path }) => [path, err.message])).toEqual([['/metrics', 'connect ECONNREFUSED db.internal.example:5432']]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('closes a client that trickles its headers or its body, and takes no more connections than its limit', async () => {
+    const mounts = { '/console': async (request: IncomingMessage, response: ServerResponse) => {
+      for await (const _chunk of request) continue;
+      response.writeHead(200).end('read');
+    } };
+    const server = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      routes: { '/healthz': () => ({ status: 200, body: { status: 'ok' } }) },
+      mounts,
+      slowClientLimits: { headersMs: 300, requestMs: 900, connections: 3 },
+    });
+    try {
+      const headers = await openSocket(server.port);
+      headers.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n');
+      const body = await openSocket(server.port);
+      body.write('POST /console/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n');
+      const trickle = setInterval(() => body.write('a'), 100);
+      try {
+        // Both are answered 408 and closed: neither holds its socket for Node's default five minutes.
+        expect(await closedWith(headers)).toMatch(/^HTTP\/1\.1 408/);
+        expect(await closedWith(body)).toMatch(/^HTTP\/1\.1 408/);
+      } finally {
+        clearInterval(trickle);
+      }
+      const idle = await Promise.all([openSocket(server.port), openSocket(server.port), openSocket(server.port)]);
+      // Every connection counts until the server closes it, so wait for the limit to be reached.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const beyond = await openSocket(server.port);
+      beyond.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      expect(await closedWith(beyond)).toBe('');
+      for (const socket of idle) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await statusLine(server.port, '/healthz')).toBe('HTTP/1.1 200 OK');
+    } finally {
+      await server.close();
+    }
+  });
 });
+
+function openSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+/** What the server sent on a socket before it closed it. */
+function closedWith(socket: Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(answer));
+  });
+}

@@ -3,6 +3,7 @@ import { emit } from '@walflow/outbox';
 import type { RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor, withClient } from '@walflow/testing';
 import { sql } from 'kysely';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, countCopies, countsFor, noteLoads, startTestWalflow } from './fixtures.js';
 
@@ -22,6 +23,8 @@ beforeAll(async () => {
     await admin.query(`CREATE ROLE ${owner} LOGIN REPLICATION CREATEROLE NOSUPERUSER`);
     await admin.query(`ALTER DATABASE ${database.name} OWNER TO ${owner}`);
   });
+  // The README's hardening, as an operator would paste it: walflow must work with the functions given back to it alone.
+  await withClient(database.url, (admin) => admin.query(readmeRevokeBlock().replace('TO walflow', `TO ${owner}`)));
   const url = new URL(database.url);
   url.username = owner;
   walflow = await startTestWalflow(url.toString(), database.slotName);
@@ -76,4 +79,30 @@ describe('walflow as the owner of its tables, not a superuser', () => {
     expect(rows).toEqual([{ transactions: '1' }]);
     expect([await countCopies(db, 'events'), await countCopies(db, 'workflow_runs')]).toEqual([1, 1]);
   });
+
+  it('keeps working once the README\'s DO block took the advisory locks and logical messages away from every other role', async () => {
+    const app = `${database.name}_app`;
+    await withClient(database.url, (admin) => admin.query(`CREATE ROLE ${app} LOGIN IN ROLE walflow_app`));
+    try {
+      const url = new URL(database.url);
+      url.username = app;
+      await withClient(url.toString(), async (client) => {
+        for (const call of ['pg_advisory_lock(30000, 0)', 'pg_try_advisory_lock_shared(1::bigint)', 'pg_advisory_xact_lock_shared(1, 2)', "pg_logical_emit_message(true, 'walflow', 'x')"]) {
+          await expect(client.query(`SELECT ${call}`), call).rejects.toThrow(/permission denied for function/);
+        }
+      });
+      // walflow itself, given them back, still leads its slot and records (the test before ran its workflow).
+      expect(walflow.consumerStatus().role).toBe('leader');
+    } finally {
+      await withClient(database.url, (admin) => admin.query(`DROP ROLE ${app}`));
+    }
+  });
 });
+
+/** The `DO` block of the README's security section, which revokes the lock functions and gives them to walflow's role. */
+function readmeRevokeBlock(): string {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const block = /```sql\n(\s*DO \$\$[\s\S]*?END \$\$;)\n\s*```/.exec(readme)?.[1];
+  if (block === undefined) throw new Error('README.md has no DO block revoking the advisory lock functions');
+  return block;
+}

@@ -204,7 +204,7 @@ describe('the queued runs of a paused workflow', () => {
       let notified = 0;
       listener.on('notification', () => notified++);
       await listener.query('LISTEN walflow_runs_queued');
-      expect(await setWorkflowStatus(db, 'paused', 'credit', 'active')).toBe(true);
+      expect(await setWorkflowStatus(db, 'paused', 'credit', 'active')).toBe('changed');
       await waitFor('the resume to notify the workers', () => notified > 0, { timeoutMs: 5_000 });
     } finally {
       await listener.end();
@@ -212,7 +212,7 @@ describe('the queued runs of a paused workflow', () => {
     const resumed = await claimable();
     expect(resumed).toHaveLength(3);
     // Handed back while it is paused again, they wait; deleted while paused, it leaves them to be cancelled.
-    expect(await setWorkflowStatus(db, 'paused', 'credit', 'paused')).toBe(true);
+    expect(await setWorkflowStatus(db, 'paused', 'credit', 'paused')).toBe('changed');
     expect(await releaseHeldRuns(db, 'paused')).toBe(3);
     expect(await claimable()).toEqual([]);
     // Out of the due range, so that no claim reads past them.
@@ -230,7 +230,7 @@ describe('a run queued again while its workflow is paused, whose resume commits 
   it('is made due by the workers’ sweep and runs, although the resume could not see it queued', async () => {
     await applyTestWorkflow(db, { tenant: 'stranded', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
     const [run] = await queueAndClaim('stranded', [{ n: 1 }], 'stranded/0');
-    expect(await setWorkflowStatus(db, 'stranded', 'note', 'paused')).toBe(true);
+    expect(await setWorkflowStatus(db, 'stranded', 'note', 'paused')).toBe('changed');
     // The run's worker hands it back (a retry, a lease run out), in a transaction the resume commits before: the
     // run's trigger sees the workflow paused and moves it out of the due range.
     const requeue = await holdOpen(
@@ -238,7 +238,7 @@ describe('a run queued again while its workflow is paused, whose resume commits 
       sql`UPDATE walflow.workflow_runs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE id = ${run!.id}`,
       { commit: true },
     );
-    expect(await setWorkflowStatus(db, 'stranded', 'note', 'active')).toBe(true);
+    expect(await setWorkflowStatus(db, 'stranded', 'note', 'active')).toBe('changed');
     await requeue.release();
     const { rows } = await sql<{ due: boolean }>`SELECT next_attempt_at <= now() AS due FROM walflow.workflow_runs WHERE id = ${run!.id}`.execute(db);
     expect(rows).toEqual([{ due: false }]);

@@ -13,8 +13,8 @@ export function registerStart(program: Command): void {
 Roles:
   all       everything below, in one process
   consumer  replication consumer and dispatcher (one leader per slot; standbys take over), housekeeping, HTTP
-  worker    executes queued runs; run any number, on any machine; no HTTP
-  http      /healthz, /readyz, /health and /metrics only`,
+  worker    executes queued runs; run any number, on any machine; HTTP only when WALFLOW_HTTP_PORT is set, no console
+  http      /healthz, /readyz, /health, /metrics and the console (when a token is set) only`,
     )
     .action(async (options: { role?: ProcessRole }) => {
       const context = commandContext({ logToStdout: true });

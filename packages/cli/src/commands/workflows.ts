@@ -63,12 +63,18 @@ export function registerWorkflows(program: Command): void {
       .action(async (name: string, options: { tenant: string }) => {
         const context = commandContext({ logToStdout: false });
         await withDatabase(context, async (db) => {
-          await db.transaction().execute(async (trx) => {
-            const done = verb === 'delete' ? await deleteWorkflow(trx, options.tenant, name) : await setWorkflowStatus(trx, options.tenant, name, verb === 'pause' ? 'paused' : 'active');
-            if (!done) throw new WalflowError('not_found', `no workflow ${options.tenant}/${name}`);
-            await recordAudit(trx, { actor: context.operator, action: `workflow.${verb}`, target: `${options.tenant}/${name}` });
+          const target = `${options.tenant}/${name}`;
+          const change = await db.transaction().execute(async (trx) => {
+            const outcome =
+              verb === 'delete'
+                ? (await deleteWorkflow(trx, options.tenant, name)) ? 'changed' : 'missing'
+                : await setWorkflowStatus(trx, options.tenant, name, verb === 'pause' ? 'paused' : 'active');
+            if (outcome === 'missing') throw new WalflowError('not_found', `no workflow ${target}`);
+            if (outcome === 'changed') await recordAudit(trx, { actor: context.operator, action: `workflow.${verb}`, target });
+            return outcome;
           });
-          process.stdout.write(`${verb === 'delete' ? 'deleted' : verb === 'pause' ? 'paused' : 'resumed'} ${options.tenant}/${name}\n`);
+          const state = verb === 'delete' ? 'deleted' : verb === 'pause' ? 'paused' : 'resumed';
+          process.stdout.write(change === 'changed' ? `${state} ${target}\n` : `${target} is already ${verb === 'pause' ? 'paused' : 'active'}: nothing changed\n`);
         });
       });
   }

@@ -25,16 +25,19 @@ export async function changeWorkflowStatus(context: ConsoleContext, request: Con
   // The tenant is part of the key the update matches on, so an operator fixed to a tenant can only reach its own.
   if (fixedTenant !== null && textParameter(form, 'tenant') !== fixedTenant) throw new HttpError(404, `no workflow ${name}`);
   // The change and its audit entry commit together: an operator's change is never left unaudited.
-  await context.db
+  const change = await context.db
     .transaction()
     .execute(async (trx) => {
-      if (!(await setWorkflowStatus(trx, tenant, name, verb === 'pause' ? 'paused' : 'active'))) throw new HttpError(404, `no workflow ${tenant}/${name}`);
-      await recordAudit(trx, { actor: auditActor(request.principal), action: `workflow.${verb}`, target: `${tenant}/${name}` });
+      const outcome = await setWorkflowStatus(trx, tenant, name, verb === 'pause' ? 'paused' : 'active');
+      if (outcome === 'missing') throw new HttpError(404, `no workflow ${tenant}/${name}`);
+      if (outcome === 'changed') await recordAudit(trx, { actor: auditActor(request.principal), action: `workflow.${verb}`, target: `${tenant}/${name}` });
+      return outcome;
     })
     .catch((error: unknown) => {
       throw isWalflowError(error, 'workflow_disabled') ? new HttpError(409, error.message) : error;
     });
-  return { returnTo: '/console/workflows', done: `${verb === 'pause' ? 'Paused' : 'Resumed'} ${tenant}/${name}.` };
+  const done = change === 'changed' ? `${verb === 'pause' ? 'Paused' : 'Resumed'} ${tenant}/${name}.` : `${tenant}/${name} was already ${verb === 'pause' ? 'paused' : 'active'}: nothing changed.`;
+  return { returnTo: '/console/workflows', done };
 }
 
 /** The rows a form names: its row button's id, else the ticked ones. */

@@ -11,6 +11,7 @@ import { showDead, showEvent, showEvents, showOverview, showWorkflows, textParam
 import { layout, type Frame } from './pages/layout.js';
 import { loginPage } from './pages/login-page.js';
 import { sameText, SESSION_SECONDS, type Principal } from './session.js';
+import { addressGroup } from './token-attempts.js';
 
 const SESSION_COOKIE = 'walflow_console';
 /** What the last action did, for the page it redirects to: read once. */
@@ -58,7 +59,8 @@ export function consoleHandler(context: ConsoleContext): MountedHandler {
       if (url.pathname === '/console/login') return await login(context, request, response, method, nonce);
       principal = await authenticate(context, request, cookies);
       if (!principal) return sendPage(response, 401, loginPage(nonce), nonce, { 'www-authenticate': 'Bearer realm="walflow console"' });
-      const notice = cookies.get(NOTICE_COOKIE);
+      const signedNotice = cookies.get(NOTICE_COOKIE);
+      const notice = signedNotice === undefined ? undefined : context.auth.readNotice(principal, signedNotice);
       const consoleRequest: ConsoleRequest = {
         request,
         response,
@@ -67,7 +69,7 @@ export function consoleHandler(context: ConsoleContext): MountedHandler {
         nonce,
         notice: notice === undefined ? undefined : { kind: notice.startsWith('!') ? 'error' : 'done', text: notice.replace(/^!/, '') },
       };
-      if (notice !== undefined) response.setHeader('set-cookie', cookie(context, request, NOTICE_COOKIE, '', 0));
+      if (signedNotice !== undefined) response.setHeader('set-cookie', cookie(context, request, NOTICE_COOKIE, '', 0));
       if (method === 'POST') return await post(context, consoleRequest);
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed here`);
       for (const [pattern, route] of GET_ROUTES) {
@@ -91,22 +93,26 @@ async function post(context: ConsoleContext, request: ConsoleRequest): Promise<v
   const form = await readForm(request.request);
   const { principal, url, response } = request;
   const setCookie = (name: string, value: string, maxAgeSeconds: number) => ({ 'set-cookie': cookie(context, request.request, name, value, maxAgeSeconds) });
+  const setNotice = (text: string) => setCookie(NOTICE_COOKIE, context.auth.signNotice(principal, text), 30);
   // A cookie goes along with any request the browser makes; the form's token proves the page was ours.
   if (principal.csrfToken !== null && !sameText(form.get('_csrf') ?? '', principal.csrfToken)) throw new HttpError(403, 'refused: the form is stale or not ours (CSRF token)');
   if (url.pathname === '/console/logout') {
     // The browser forgets its cookie; walflow refuses any copy of it from now on.
-    if (principal.sessionId !== null && principal.expiresAt !== null) await context.signedOut.signOut(principal.sessionId, principal.expiresAt);
+    if (principal.sessionId !== null && principal.expiresAt !== null) {
+      await context.signedOut.signOut(principal.sessionId, principal.expiresAt);
+      context.host.logger.info({ operator: principal.name, tenant: principal.tenant, session: principal.sessionId, address: clientAddress(request.request) }, 'console sign-out');
+    }
     return redirect(response, '/console/login', setCookie(SESSION_COOKIE, '', 0));
   }
   const route = POST_ROUTES[url.pathname];
   if (!route) throw new HttpError(404, `no action ${url.pathname}`);
   try {
     const outcome = await route(context, request, form);
-    if (outcome) redirect(response, outcome.returnTo, setCookie(NOTICE_COOKIE, outcome.done, 30));
+    if (outcome) redirect(response, outcome.returnTo, setNotice(outcome.done));
   } catch (error) {
     // A refused action goes back to its page with the reason, as a browser user expects after a form.
     if (!(error instanceof HttpError) || error.status >= 500 || principal.csrfToken === null) throw error;
-    redirect(response, returnPath(url.pathname), setCookie(NOTICE_COOKIE, `!${error.message}`, 30));
+    redirect(response, returnPath(url.pathname), setNotice(`!${error.message}`));
   }
 }
 
@@ -124,17 +130,19 @@ async function login(context: ConsoleContext, request: IncomingMessage, response
   const opened = context.auth.tokenTenant(form.get('token') ?? '');
   const name = textParameter(form, 'name', 100);
   if (!opened) {
-    context.tokenAttempts.failed(clientAddress(request));
+    context.tokenAttempts.failed(guesser(request));
     return sendPage(response, 401, loginPage(nonce, 'That token opens nothing here.'), nonce);
   }
   if (name === '') return sendPage(response, 400, loginPage(nonce, 'Say who you are: the audit log records it.'), nonce);
   const session = context.auth.issueSession({ name, tenant: opened.tenant });
-  redirect(response, '/console', { 'set-cookie': cookie(context, request, SESSION_COOKIE, session, SESSION_SECONDS) });
+  // The audit log names an operator as typed here: the log ties that name to a session and an address.
+  context.host.logger.info({ operator: name, tenant: opened.tenant, session: session.sessionId, address: clientAddress(request) }, 'console sign-in');
+  redirect(response, '/console', { 'set-cookie': cookie(context, request, SESSION_COOKIE, session.cookie, SESSION_SECONDS) });
 }
 
 /** Refuses any token from an address that has tried too many wrong ones of late (TokenAttempts). */
 function refuseWhileGuessing(context: ConsoleContext, request: IncomingMessage): void {
-  const waitMs = context.tokenAttempts.waitFor(clientAddress(request));
+  const waitMs = context.tokenAttempts.waitFor(guesser(request));
   if (waitMs === 0) return;
   const seconds = Math.ceil(waitMs / 1000);
   throw new HttpError(429, `Too many wrong tokens from this address: try again in ${seconds} s.`, { 'retry-after': String(seconds) });
@@ -144,12 +152,17 @@ function clientAddress(request: IncomingMessage): string {
   return request.socket.remoteAddress ?? 'unknown';
 }
 
+/** Whose failed tokens count together (addressGroup): one IPv4 address, or one IPv6 /64. */
+function guesser(request: IncomingMessage): string {
+  return addressGroup(clientAddress(request));
+}
+
 async function authenticate(context: ConsoleContext, request: IncomingMessage, cookies: Map<string, string>): Promise<Principal | undefined> {
   const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
   if (bearer !== undefined) {
     refuseWhileGuessing(context, request);
     const opened = context.auth.tokenTenant(bearer);
-    if (!opened) context.tokenAttempts.failed(clientAddress(request));
+    if (!opened) context.tokenAttempts.failed(guesser(request));
     return opened && { name: 'bearer token', tenant: opened.tenant, csrfToken: null, expiresAt: null, sessionId: null };
   }
   const session = cookies.get(SESSION_COOKIE);

@@ -15,18 +15,26 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * The request's cookies by name. A name sent twice is left out altogether: a browser sends a cookie a sibling
+ * domain set (Domain=example.com) beside the console's own, and which comes last is the browser's choice, so
+ * neither can be taken for ours.
+ */
 export function parseCookies(header: string | undefined): Map<string, string> {
   const cookies = new Map<string, string>();
+  const repeated = new Set<string>();
   for (const part of (header ?? '').split(';')) {
     const separator = part.indexOf('=');
     if (separator < 1) continue;
-    const value = part.slice(separator + 1).trim();
+    const name = part.slice(0, separator).trim();
+    if (cookies.has(name)) repeated.add(name);
     try {
-      cookies.set(part.slice(0, separator).trim(), decodeURIComponent(value));
+      cookies.set(name, decodeURIComponent(part.slice(separator + 1).trim()));
     } catch {
       // A malformed cookie of someone else's is not ours to judge.
     }
   }
+  for (const name of repeated) cookies.delete(name);
   return cookies;
 }
 

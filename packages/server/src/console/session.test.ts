@@ -14,8 +14,8 @@ describe('ConsoleAuth', () => {
 
   it('issues signed sessions holding no token, each with a CSRF token of its own', () => {
     const auth = new ConsoleAuth(settings);
-    const first = auth.issueSession({ name: 'alice', tenant: 't1' });
-    const second = auth.issueSession({ name: 'alice', tenant: 't1' });
+    const first = auth.issueSession({ name: 'alice', tenant: 't1' }).cookie;
+    const second = auth.issueSession({ name: 'alice', tenant: 't1' }).cookie;
     expect(first).not.toContain('token-of-tenant-t1');
     const read = auth.readSession(first);
     expect(read).toMatchObject({ name: 'alice', tenant: 't1' });
@@ -26,7 +26,7 @@ describe('ConsoleAuth', () => {
   it('refuses a tampered, re-tenanted, expired or foreign session', () => {
     let now = Date.parse('2026-11-26T12:00:00Z');
     const auth = new ConsoleAuth(settings, () => now);
-    const session = auth.issueSession({ name: 'alice', tenant: 't1' });
+    const session = auth.issueSession({ name: 'alice', tenant: 't1' }).cookie;
     const [payload, signature] = session.split('.') as [string, string];
     const decoded = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
     const reencode = (changes: Record<string, unknown>) => Buffer.from(JSON.stringify({ ...decoded, ...changes })).toString('base64url');
@@ -38,6 +38,17 @@ describe('ConsoleAuth', () => {
     expect(new ConsoleAuth({ ...settings, tenantTokens: new Map([['t1', 'a-new-token-for-t1']]) }, () => now).readSession(session)).toBeUndefined();
     now += SESSION_SECONDS * 1000;
     expect(auth.readSession(session)).toBeUndefined();
+  });
+
+  it('reads a notice only when it was signed for the same session', () => {
+    const auth = new ConsoleAuth(settings);
+    const alice = auth.readSession(auth.issueSession({ name: 'alice', tenant: 't1' }).cookie)!;
+    const bob = auth.readSession(auth.issueSession({ name: 'bob', tenant: 't1' }).cookie)!;
+    const notice = auth.signNotice(alice, 'Paused t1/notify. Sign in at https://x.example');
+    expect(auth.readNotice(alice, notice)).toBe('Paused t1/notify. Sign in at https://x.example');
+    expect(auth.readNotice(bob, notice)).toBeUndefined();
+    expect(auth.readNotice(alice, `${notice.split('.')[0]!}.Session key rotated: sign in at https://evil.example`)).toBeUndefined();
+    expect(auth.readNotice(alice, '!Session key rotated: sign in at https://evil.example')).toBeUndefined();
   });
 
   it('names the operator and their scope for the audit log', () => {

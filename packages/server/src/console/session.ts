@@ -73,10 +73,28 @@ export class ConsoleAuth {
     return found;
   }
 
-  issueSession(operator: Operator): string {
+  /** A new session's cookie value, and its id (which the log records at sign-in). */
+  issueSession(operator: Operator): { cookie: string; sessionId: string } {
     const payload: SessionPayload = { n: operator.name, t: operator.tenant, s: randomBytes(16).toString('base64url'), e: Math.floor(this.now() / 1000) + SESSION_SECONDS };
     const encoded = Buffer.from(JSON.stringify(payload)).toString('base64url');
-    return `${encoded}.${sign(this.key(operator.tenant), encoded)}`;
+    return { cookie: `${encoded}.${sign(this.key(operator.tenant), encoded)}`, sessionId: payload.s };
+  }
+
+  /**
+   * What an action says on the page it returns to, signed for the session (or token) that acted: the notice
+   * travels in a cookie, and a cookie set by another site of the same domain must not put words on walflow's pages.
+   */
+  signNotice(principal: Principal, text: string): string {
+    return `${sign(this.key(principal.tenant), noticeSigned(principal, text))}.${text}`;
+  }
+
+  /** The text of a notice signed for this principal, or undefined for any other. */
+  readNotice(principal: Principal, value: string): string | undefined {
+    const separator = value.indexOf('.');
+    const key = this.keys.get(principal.tenant);
+    if (separator < 0 || key === undefined) return undefined;
+    const text = value.slice(separator + 1);
+    return sameText(value.slice(0, separator), sign(key, noticeSigned(principal, text))) ? text : undefined;
   }
 
   /**
@@ -98,6 +116,10 @@ export class ConsoleAuth {
     if (!key) throw new Error(`no console token for tenant ${tenant ?? '(all)'}`);
     return key;
   }
+}
+
+function noticeSigned(principal: Principal, text: string): string {
+  return `notice\u0000${principal.sessionId ?? 'bearer'}\u0000${principal.name}\u0000${text}`;
 }
 
 function parsePayload(encoded: string): SessionPayload | undefined {

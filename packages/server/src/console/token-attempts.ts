@@ -1,3 +1,5 @@
+import { isIPv6 } from 'node:net';
+
 /** Failed token attempts from one address within the window before that address must wait. */
 export const MAX_FAILED_TOKENS = 10;
 const WINDOW_MS = 60_000;
@@ -5,7 +7,7 @@ const WINDOW_MS = 60_000;
 const MAX_ADDRESSES = 10_000;
 
 /**
- * Counts failed token attempts (a sign-in, a bearer token) per client address, in fixed windows of a minute. An
+ * Counts failed token attempts (a sign-in, a bearer token) per client address (per /64 for IPv6, see addressGroup), in fixed windows of a minute. An
  * address with MAX_FAILED_TOKENS failures in its window may not try a token again until the window ends, whether
  * the next one would be right or not: a guess then tells nothing, and guessing a token costs a minute per ten
  * tries. Behind a reverse proxy every client has the proxy's address and they wait together; a session already
@@ -32,4 +34,22 @@ export class TokenAttempts {
     if (this.windows.size >= MAX_ADDRESSES) this.windows.delete(this.windows.keys().next().value!);
     this.windows.set(address, { start: now, failures: 1 });
   }
+}
+
+/**
+ * The address whose failures count together: an IPv4 address (IPv4-mapped IPv6 included) on its own, an IPv6
+ * address by its /64, which one host or network usually holds whole, so that walking through its addresses buys
+ * no further guesses.
+ */
+export function addressGroup(address: string): string {
+  const withoutZone = address.split('%')[0]!;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(withoutZone);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(withoutZone)) return address;
+  const groups = (part: string): string[] => (part === '' ? [] : part.split(':').flatMap((group) => (group.includes('.') ? ['0', '0'] : [group])));
+  const [head = '', tail] = withoutZone.split('::');
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${all.slice(0, 4).map((group) => parseInt(group, 16).toString(16)).join(':')}::/64`;
 }
