@@ -89,7 +89,7 @@ describe('the HTTP server', () => {
 
   it('closes a client that trickles its headers or its body, and takes no more connections than its limit', async () => {
     const mounts = { '/console': async (request: IncomingMessage, response: ServerResponse) => {
-      for await (const _chunk of request) continue;
+      await new Promise((resolve) => request.on('end', resolve).resume());
       response.writeHead(200).end('read');
     } };
     const server = await startHttpServer({
