@@ -31,8 +31,16 @@ export interface StreamSessionOptions {
   catalog?: EventCatalog | undefined;
   /** Rows gathered before the stream waits for the dispatcher. @default 5000 */
   maxBatchRows?: number;
+  /**
+   * …or characters of their text (payloads and metadata as JSON), so that a backlog of large payloads is not read
+   * into memory 5,000 rows at a time: each batch in flight, and the next one gathering, holds its rows' text and
+   * what was parsed of it. @default 32 Mi
+   */
+  maxBatchTextLength?: number;
   /** Rows of one transaction handed on before its commit arrives. @default 2000 */
   sliceSize?: number;
+  /** …or characters of their text. @default 8 Mi */
+  sliceTextLength?: number;
   /**
    * Full batches recorded at once. The next batch records its events while the one before writes its
    * outcomes; the dispatcher orders their guard reads and commits (DispatchBatch.previous). @default 2
@@ -80,12 +88,14 @@ export class StreamSession {
   private readonly assembler: TransactionAssembler;
   private readonly acks: AckTracker;
   private readonly maxBatchRows: number;
+  private readonly maxBatchTextLength: number;
   private readonly batchesInFlight: number;
   private readonly messagesPerTurn: number;
   /** Messages decoded since the event loop last turned; a setImmediate queued by the turn's first one resets it. */
   private messagesThisTurn = 0;
   private pending: StreamSlice[] = [];
   private pendingRows = 0;
+  private pendingTextLength = 0;
   /** Batches being recorded and acknowledged, oldest first; they never reject (a failure ends the session). */
   private recording: Promise<void>[] = [];
   /** The newest dispatched batch with writes, and the newest acknowledgement: the next batch comes after both. */
@@ -102,6 +112,7 @@ export class StreamSession {
 
   constructor(private readonly options: StreamSessionOptions) {
     this.maxBatchRows = options.maxBatchRows ?? 5000;
+    this.maxBatchTextLength = options.maxBatchTextLength ?? 32 * 1024 * 1024;
     this.batchesInFlight = options.batchesInFlight ?? 2;
     this.messagesPerTurn = options.messagesPerTurn ?? 500;
     // Never let the library acknowledge: auto-ack and its status timer both report *received* positions.
@@ -114,6 +125,7 @@ export class StreamSession {
       outboxTable: OUTBOX_TABLE,
       catalog: options.catalog,
       sliceSize: options.sliceSize,
+      sliceTextLength: options.sliceTextLength,
     });
     this.acks = new AckTracker(this.service, options.confirmedFlush);
     this.silence = new SilenceWatch(options.silenceLimitMs, () => this.streamedToThisConnection(), (error) => this.fail(error));
@@ -180,6 +192,7 @@ export class StreamSession {
       for (const slice of this.assembler.accept(message)) {
         this.pending.push(slice);
         this.pendingRows += slice.events.length + slice.parked.length;
+        this.pendingTextLength += slice.textLength;
       }
       if (this.isBatchFull()) {
         // Waiting here is the backpressure: the library pauses the socket until the handler returns. It only
@@ -195,7 +208,7 @@ export class StreamSession {
   }
 
   private isBatchFull(): boolean {
-    return this.pendingRows >= this.maxBatchRows || this.pending.length >= this.maxBatchRows;
+    return this.pendingRows >= this.maxBatchRows || this.pending.length >= this.maxBatchRows || this.pendingTextLength >= this.maxBatchTextLength;
   }
 
   /** Dispatches once the messages already read from the socket are processed, so one batch spans them all. */
@@ -222,6 +235,7 @@ export class StreamSession {
     const batch = toBatch(this.pending);
     this.pending = [];
     this.pendingRows = 0;
+    this.pendingTextLength = 0;
     const before = this.newest;
     // A batch of empty transactions needs no write at all, only its acknowledgement in turn.
     const writes = batch.events.length > 0 || batch.parked.length > 0 ? this.record(batch, before?.writes) : undefined;

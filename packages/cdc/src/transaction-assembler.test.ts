@@ -25,7 +25,7 @@ const outboxInsert = (id: string, type = 'policy.approved', payload = '{"policyI
   ],
 });
 
-const assembler = (sliceSize?: number) => new TransactionAssembler({ outboxSchema: 'walflow', outboxTable: 'outbox', sliceSize });
+const assembler = (sliceSize?: number, sliceTextLength?: number) => new TransactionAssembler({ outboxSchema: 'walflow', outboxTable: 'outbox', sliceSize, sliceTextLength });
 
 describe('TransactionAssembler', () => {
   it('emits a committed transaction with its events in order, positions and commit position', () => {
@@ -51,6 +51,17 @@ describe('TransactionAssembler', () => {
     expect(slice?.end).toEqual({ commitLsn: parseLsn('0/2000'), endLsn: parseLsn('0/2030'), committedAt: '2026-11-26T21:26:52.84801+00:00' });
   });
 
+  it('hands a transaction of large rows on in slices by their text too', () => {
+    const a = assembler(2000, 250_000);
+    a.accept(begin(10));
+    const large = JSON.stringify({ text: 'x'.repeat(100_000) });
+    const slices = [1, 2, 3, 4, 5].flatMap((n) => a.accept(outboxInsert(`00000000-0000-0000-0000-00000000000${n}`, 'policy.approved', large)));
+    slices.push(...a.accept(commit(10)));
+    // A slice is handed on once its text reaches the limit: three rows of 100,000 characters, then two.
+    expect(slices.map((slice) => [slice.events.length, slice.end !== null])).toEqual([[3, false], [2, true]]);
+    expect(slices[0]!.textLength).toBeGreaterThan(300_000);
+  });
+
   it('hands a large transaction on in slices; only the last one ends it', () => {
     const a = assembler(2);
     a.accept(begin(8));
@@ -63,7 +74,7 @@ describe('TransactionAssembler', () => {
   it('emits an empty transaction so it can be acknowledged', () => {
     const a = assembler();
     a.accept(begin(9));
-    expect(a.accept(commit(9))).toEqual([{ events: [], parked: [], end: expect.objectContaining({ endLsn: parseLsn('0/2030') }) }]);
+    expect(a.accept(commit(9))).toEqual([{ events: [], parked: [], end: expect.objectContaining({ endLsn: parseLsn('0/2030') }), textLength: 0 }]);
   });
 
   it('parks rows that cannot be events and goes on', () => {

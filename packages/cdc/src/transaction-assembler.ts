@@ -10,6 +10,8 @@ export interface StreamSlice {
   events: EventEnvelope[];
   parked: ParkedRow[];
   end: TransactionEnd | null;
+  /** The text its rows arrived as, in characters (rowText): what holding the slice costs in memory, roughly. */
+  textLength: number;
 }
 
 export interface TransactionAssemblerOptions {
@@ -22,6 +24,11 @@ export interface TransactionAssemblerOptions {
    * @default 2000
    */
   sliceSize?: number;
+  /**
+   * …or once its rows' text reaches this many characters, so that a transaction of large payloads is not held
+   * whole either: 2,000 rows of a megabyte would be two gigabytes. @default 8 Mi
+   */
+  sliceTextLength?: number;
 }
 
 interface OpenTransaction {
@@ -34,9 +41,11 @@ interface OpenTransaction {
 export class TransactionAssembler {
   private open: OpenTransaction | null = null;
   private readonly sliceSize: number;
+  private readonly sliceTextLength: number;
 
   constructor(private readonly options: TransactionAssemblerOptions) {
     this.sliceSize = options.sliceSize ?? 2000;
+    this.sliceTextLength = options.sliceTextLength ?? 8 * 1024 * 1024;
   }
 
   /** True between a transaction's B and its C. */
@@ -59,7 +68,8 @@ export class TransactionAssembler {
         const mapped = mapOutboxRow(message.row, { commit: open.commit, position: open.position++, catalog: this.options.catalog });
         if (mapped.kind === 'event') open.slice.events.push(mapped.event);
         else open.slice.parked.push(mapped.row);
-        if (open.slice.events.length + open.slice.parked.length < this.sliceSize) return [];
+        open.slice.textLength += rowText(message.row);
+        if (open.slice.events.length + open.slice.parked.length < this.sliceSize && open.slice.textLength < this.sliceTextLength) return [];
         const full = open.slice;
         open.slice = emptySlice();
         return [full];
@@ -87,7 +97,14 @@ export class TransactionAssembler {
 }
 
 function emptySlice(): StreamSlice {
-  return { events: [], parked: [], end: null };
+  return { events: [], parked: [], end: null, textLength: 0 };
+}
+
+/** The characters of a row's values as they arrived (payload and metadata as JSON text): its size, near enough. */
+export function rowText(row: Record<string, unknown>): number {
+  let length = 0;
+  for (const value of Object.values(row)) if (typeof value === 'string') length += value.length;
+  return length;
 }
 
 function protocolError(message: string): WalflowError {
