@@ -52,6 +52,13 @@ export interface StreamSessionOptions {
    * backlog, during which the dispatch's replies, and HTTP, wait. @default 500
    */
   messagesPerTurn?: number;
+  /**
+   * Standby status is sent at least this often, as pg_recvlogical's --status-interval does: while the stream is
+   * held back by its own batches, the server's keepalives wait unread in the socket, and a batch slower than
+   * `wal_sender_timeout` (a wait behind an apply's lock, a slow disk) would end the connection. It repeats the
+   * confirmed position and never moves it. @default 10000
+   */
+  statusIntervalMs?: number;
   /** Told after each batch's effects are committed, before the slot is acknowledged. */
   onBatch?: ((result: DispatchResult, batch: DispatchBatch) => void) | undefined;
   /** Told once START_REPLICATION succeeded. */
@@ -136,8 +143,17 @@ export class StreamSession {
     this.service.on('data', (_lsn: string, raw: unknown) => this.onData(raw));
     this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => this.onKeepalive(lsn, shouldRespond));
     this.service.on('error', (error: Error) => this.fail(error));
-    this.service.on('start', () => this.options.onStreaming?.());
+    let streaming = false;
+    this.service.on('start', () => {
+      streaming = true;
+      this.options.onStreaming?.();
+    });
     this.silence.start();
+    // Standby status is a message of the streaming protocol: none before START_REPLICATION has succeeded.
+    const status = setInterval(() => {
+      if (streaming) void this.acks.repeat().catch((error: unknown) => this.fail(error));
+    }, this.options.statusIntervalMs ?? 10_000);
+    status.unref();
     try {
       // 0/0 asks the server to start from the slot's confirmed position. A stop while the library still opens the
       // connection ends it, and pg never settles a connect() that end() cut short: subscribe() would never return.
@@ -146,6 +162,7 @@ export class StreamSession {
       this.fail(error);
     }
     this.silence.stop();
+    clearInterval(status);
     await this.service.stop();
     // The session ends with its last dispatch, so a new session never records alongside it.
     await this.settled();
