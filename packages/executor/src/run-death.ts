@@ -1,10 +1,10 @@
-import { RUN_EVENT_TYPES, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
+import { RUN_EVENT_TYPES, storableText, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { emitCaused } from '@walflow/outbox';
 import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { causalMetadata } from './actions/causal-metadata.js';
 import { inheritedAggregate } from './inherited-aggregate.js';
-import type { ClaimedRun } from './run-queue.js';
+import { ERROR_CHARS, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import type { StoredWorkflow } from './workflow-store.js';
 
@@ -30,7 +30,7 @@ export interface RunDeath {
 export async function recordDeath(trx: Transaction<WalflowDatabase>, death: RunDeath, logger: Logger): Promise<void> {
   const { run, workflow, failing, error } = death;
   if (failing?.action.type === 'send_email') {
-    await emitCaused(trx, followUp(run, workflow, RUN_EVENT_TYPES.emailFailed, { error, actionIndex: failing.index }));
+    await emitCaused(trx, followUp(run, workflow, RUN_EVENT_TYPES.emailFailed, { error: storableText(error, ERROR_CHARS), actionIndex: failing.index }));
   }
   const row = await trx
     .updateTable('walflow.workflows')
@@ -40,7 +40,7 @@ export async function recordDeath(trx: Transaction<WalflowDatabase>, death: RunD
     .executeTakeFirst();
   const threshold = workflow.definition.autoPause.afterConsecutiveFailures;
   if (!row || row.status !== 'active' || row.consecutive_failures < threshold) return;
-  const reason = `paused after ${row.consecutive_failures} consecutive dead runs; last error: ${error.slice(0, 500)}`;
+  const reason = `paused after ${row.consecutive_failures} consecutive dead runs; last error: ${storableText(error, 500)}`;
   await trx.updateTable('walflow.workflows').set({ status: 'paused', paused_reason: reason }).where('id', '=', workflow.id).execute();
   await emitCaused(
     trx,
@@ -48,7 +48,7 @@ export async function recordDeath(trx: Transaction<WalflowDatabase>, death: RunD
       workflowId: workflow.id,
       name: workflow.name,
       consecutiveFailures: row.consecutive_failures,
-      lastError: error.slice(0, 500),
+      lastError: storableText(error, 500),
     }),
   );
   logger.error({ workflow: workflow.name, tenant: workflow.tenantId, consecutiveFailures: row.consecutive_failures }, 'workflow paused automatically');

@@ -1,7 +1,10 @@
-import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
+import { storableText, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { anyUuid } from './any-uuid.js';
 import { toEventEnvelope, type EventRow } from './event-row.js';
+
+/** The most of a failure's text a run, an action's outcome or an event about them keeps (UTF-16 units). */
+export const ERROR_CHARS = 10_000;
 
 export interface ClaimedRun {
   id: string;
@@ -197,7 +200,7 @@ function insertOutcomes(outcomes: readonly ActionOutcome[]): RawBuilder<unknown>
     action_type: outcome.actionType,
     status: outcome.status,
     result: outcome.result ?? {},
-    error: outcome.error?.slice(0, 10_000) ?? null,
+    error: outcome.error === undefined ? null : storableText(outcome.error, ERROR_CHARS),
   }));
   return sql`
     INSERT INTO walflow.action_outcomes AS o (run_id, action_index, action_type, status, result, error)
@@ -240,7 +243,7 @@ export async function failRun(trx: Transaction<WalflowDatabase>, runId: string, 
       status: retryInMs === null ? 'dead' : 'queued',
       next_attempt_at: retryInMs === null ? sql`now()` : sql`now() + ${retryInMs} * interval '1 millisecond'`,
       finished_at: retryInMs === null ? sql`now()` : null,
-      last_error: error.slice(0, 10_000),
+      last_error: storableText(error, ERROR_CHARS),
       locked_by: null,
       locked_until: null,
     })

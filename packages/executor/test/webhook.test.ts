@@ -7,7 +7,8 @@ import { waitFor } from '@walflow/testing';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ActionRuntime, ExternalActionContext } from '../src/actions/external-action.js';
-import { DISCARD_LIMIT_MS } from '../src/actions/webhook-request.js';
+import { guardedLookup } from '../src/actions/address-guard.js';
+import { DISCARD_LIMIT_MS, postWebhook, webhookAgents } from '../src/actions/webhook-request.js';
 import { webhookAction, webhookActionSchema, type WebhookAction } from '../src/actions/webhook.js';
 import { parseWorkflowDefinition } from '../src/workflow-definition.js';
 import type { StoredWorkflow } from '../src/workflow-store.js';
@@ -329,6 +330,41 @@ describe('webhook', () => {
     const several = webhookActionSchema.parse({ type: 'webhook', url: `http://twice.example:${port}/` });
     const both = await failureOf(webhookAction.execute(several, contextFor(several, { webhookAllowHosts: ['twice.example'], resolveHost: () => Promise.resolve(['127.0.0.1', '::1']) })));
     expect(both.message).toMatch(new RegExp(`^webhook to http://twice\\.example:${port}/ failed: connect ECONNREFUSED (127\\.0\\.0\\.1|::1):${port}; connect ECONNREFUSED (::1|127\\.0\\.0\\.1):${port}$`));
+  });
+
+  it('sends a secret only to a host the workflow names itself, never to one an event chooses', () => {
+    const withSecret = (url: string) => webhookActionSchema.safeParse({ type: 'webhook', url, headers: { authorization: { secret: 'CRM_TOKEN' }, 'x-tenant': '{{event.tenantId}}' } });
+    for (const url of ['{{{event.payload.callbackUrl}}}', 'https://{{event.payload.host}}/hook', 'https://api.example.com{{event.payload.path}}', 'https://api.example.com:{{event.payload.port}}/', '{{event.payload.scheme}}://api.example.com/']) {
+      expect(withSecret(url).error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`), url).toEqual([
+        "headers.authorization: takes secret CRM_TOKEN, but the URL's scheme, host or port come from the event: a secret is only sent to a host the URL names itself",
+      ]);
+    }
+    for (const url of ['https://api.example.com/hooks/{{event.aggregateId}}?id={{event.id}}', 'https://api.example.com', 'http://127.0.0.1:8080/x']) {
+      expect(withSecret(url).success, url).toBe(true);
+    }
+    // Without a secret, an event may still choose where its own data goes.
+    expect(webhookActionSchema.safeParse({ type: 'webhook', url: '{{{event.payload.callbackUrl}}}' }).success).toBe(true);
+  });
+
+  it('closes a kept connection that stays idle, so hosts an event names leave no socket behind', async () => {
+    let closed = 0;
+    const server = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => response.writeHead(200, { 'content-length': '0' }).end());
+    });
+    server.on('connection', (socket) => socket.on('close', () => closed++));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/idle`);
+      const agents = webhookAgents({ idleMs: 200, maxTotal: 256, maxIdlePerHost: 16 });
+      const response = await postWebhook(url, {}, '{}', { signal: AbortSignal.timeout(5_000), lookup: guardedLookup(['127.0.0.1']), agents });
+      expect(response.status).toBe(200);
+      response.discard();
+      // The server keeps the connection open (its keep-alive lasts 5 s): the agent is the one to close it.
+      await waitFor('the idle connection to be closed', () => closed === 1, { timeoutMs: 3_000 });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('rejects reserved headers and broken templates when the workflow is applied', () => {

@@ -1,5 +1,4 @@
-import { EVENT_IDENTIFIER_MAX_BYTES, isValidEventType, WalflowError, type EmitEvent } from '@walflow/core';
-import { unstorableCharacter } from './storable-text.js';
+import { EVENT_IDENTIFIER_MAX_BYTES, isValidEventType, unstorableCharacter, WalflowError, type EmitEvent } from '@walflow/core';
 
 /**
  * Checks the names an event is found by before it is written: its type, its tenant and its aggregate. A name the

@@ -1,5 +1,4 @@
-import { elementPath, isInexactNumber, isJsonObject, MAX_JSON_DEPTH, memberPath, nestsDeeperThan, WalflowError } from '@walflow/core';
-import { unstorableCharacter } from './storable-text.js';
+import { elementPath, isInexactNumber, isJsonObject, MAX_JSON_DEPTH, memberPath, nestsDeeperThan, unstorableCharacter, WalflowError } from '@walflow/core';
 
 /**
  * The most compact JSON a payload or metadata may take. Migration 0036 bounds PostgreSQL's text of the value at

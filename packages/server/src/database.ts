@@ -61,11 +61,14 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     // id holds its event's commit time as text: written in another zone, a re-publication would be stored twice),
     // and on commits that are durable when they return: the slot is acknowledged once a batch commits, and an
     // asynchronous commit lost in a crash would leave its events behind a slot that moved past them for good
-    // (synchronous_commit off becomes local; the stronger settings stay). Whatever the database's or role's
-    // defaults; queued before any statement of whoever checks the client out.
+    // (synchronous_commit off becomes local; the stronger settings stay). And on built-in functions and operators
+    // being PostgreSQL's: walflow names its own objects with their schema, and a search path holding `public`, where
+    // an application role may create things, lets a function there that matches an argument type more exactly
+    // (`set_bit(bytea, integer, integer)`, say) take a call in walflow's session, with walflow's privileges.
+    // Whatever the database's or role's defaults; queued before any statement of whoever checks the client out.
     void client
       .query(SESSION_SETTINGS)
-      .catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed, UTC and durable commits'));
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed, UTC, durable commits and a search path of pg_catalog'));
   });
   pool.on('remove', (client) => options.backendPids?.delete(backendPid(client)));
   return new Kysely<WalflowDatabase>({ dialect: new PostgresDialect({ pool }) });
@@ -74,6 +77,7 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
 const SESSION_SETTINGS = `
   SET default_transaction_isolation = 'read committed';
   SET TimeZone = 'UTC';
+  SET search_path = pg_catalog, pg_temp;
   SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off'`;
 
 /**

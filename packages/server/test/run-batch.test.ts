@@ -581,12 +581,38 @@ describe("a workflow whose actions change while its runs execute them", () => {
     http = createServer((request, response) => {
       request.resume();
       requested.push(request.url ?? '');
+      // A body whose excerpt holds a NUL and ends in half of an emoji: text PostgreSQL cannot store as it is.
+      if (request.url === '/garbled') return void response.writeHead(500).end(`bad\0${'x'.repeat(495)}😀 and more`);
       response.writeHead(request.url === '/fails' ? 500 : 204).end();
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
     port = (http.address() as AddressInfo).port;
   });
   afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())));
+
+  it('records a failure whose text PostgreSQL cannot store as given, a NUL and half an emoji each in its place', async () => {
+    await applyWorkflow(db, {
+      tenant: 'garbled',
+      name: 'call',
+      trigger: { event: 'payment.received' },
+      retry: { maxAttempts: 1 },
+      autoPause: { afterConsecutiveFailures: 1 },
+      actions: [{ type: 'webhook', url: `http://127.0.0.1:${port}/garbled` }],
+    });
+    await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('garbled', { n: 1 })], parked: [], checkpoint: null });
+    const [run] = (await claimRuns(db, 'garbled/0', 10, 60_000)).filter((claimed) => claimed.event.tenantId === 'garbled');
+    expect(await executeRun(run!, 'garbled/0', options)).toBe('dead');
+    const stored = await db.selectFrom('walflow.workflow_runs').select(['status', 'last_error']).where('id', '=', run!.id).executeTakeFirstOrThrow();
+    expect(stored.status).toBe('dead');
+    expect(stored.last_error).toContain(`bad\uFFFD${'x'.repeat(495)}\uFFFD`);
+    const outcome = await db.selectFrom('walflow.action_outcomes').select(['status', 'error']).where('run_id', '=', run!.id).executeTakeFirstOrThrow();
+    expect(outcome).toEqual({ status: 'failed', error: stored.last_error });
+    const workflow = await db.selectFrom('walflow.workflows').select(['status', 'paused_reason']).where('tenant_id', '=', 'garbled').executeTakeFirstOrThrow();
+    expect(workflow.status).toBe('paused');
+    expect(workflow.paused_reason).toContain('bad\uFFFD');
+    const paused = await db.selectFrom('walflow.outbox').select('payload').where('tenant_id', '=', 'garbled').where('event_type', '=', 'workflow.auto_paused').executeTakeFirstOrThrow();
+    expect(paused.payload).toMatchObject({ lastError: expect.stringContaining('bad\uFFFD') });
+  });
 
   it('cancels the runs that had begun them, with the reason, and lets the runs that had done nothing run the new ones', async () => {
     const document = (actions: unknown[]) => ({ tenant: 'edited', name: 'two-calls', trigger: { event: 'payment.received' }, actions });

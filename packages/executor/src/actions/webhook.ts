@@ -34,17 +34,36 @@ const headersSchema = z
     }
   });
 
-export const webhookActionSchema = z.strictObject({
-  type: z.literal('webhook'),
-  /** http or https; may be a template. Private, loopback and link-local hosts need the allow-list. */
-  url: mustacheTemplate.min(1),
-  /** A template, or `{ "secret": "NAME" }` to take the value from the process's secrets. */
-  headers: headersSchema.optional(),
-  /** The CloudEvent's data, every string templated; defaults to the event's payload. */
-  data: templatedJson.optional(),
-  /** The CloudEvent's type; defaults to the event's type. */
-  cloudEventType: z.string().min(1).max(200).optional(),
-});
+export const webhookActionSchema = z
+  .strictObject({
+    type: z.literal('webhook'),
+    /** http or https; may be a template. Private, loopback and link-local hosts need the allow-list. */
+    url: mustacheTemplate.min(1),
+    /** A template, or `{ "secret": "NAME" }` to take the value from the process's secrets. */
+    headers: headersSchema.optional(),
+    /** The CloudEvent's data, every string templated; defaults to the event's payload. */
+    data: templatedJson.optional(),
+    /** The CloudEvent's type; defaults to the event's type. */
+    cloudEventType: z.string().min(1).max(200).optional(),
+  })
+  .superRefine((action, context) => {
+    // A secret goes only where the workflow itself sends it: were the host an event's to choose, any writer of
+    // an event could have the secret sent to a server of theirs.
+    if (hasLiteralOrigin(action.url)) return;
+    for (const [name, value] of Object.entries(action.headers ?? {})) {
+      if (typeof value === 'string') continue;
+      context.addIssue({
+        code: 'custom',
+        message: `takes secret ${value.secret}, but the URL's scheme, host or port come from the event: a secret is only sent to a host the URL names itself`,
+        path: ['headers', name],
+      });
+    }
+  });
+
+/** Whether a URL template writes its scheme, host and port itself, with no placeholder before its path. */
+function hasLiteralOrigin(template: string): boolean {
+  return /^\s*[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\\?#{}]+(?:[/\\?#]|$)/.test(template);
+}
 
 export type WebhookAction = z.output<typeof webhookActionSchema>;
 

@@ -12,3 +12,14 @@ export function unstorableCharacter(text: string): string | null {
   if (found === undefined) return null;
   return found === '\u0000' ? 'a NUL character (\\u0000)' : `a lone surrogate (\\u${found.charCodeAt(0).toString(16)})`;
 }
+
+const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, 'gu');
+
+/**
+ * `text` as PostgreSQL can store it, in at most `maxChars` UTF-16 units: NUL and lone surrogates become U+FFFD,
+ * and so does half a surrogate pair the cut leaves. For what walflow writes of text it did not choose (an error a
+ * server answered, a key an event carried): a failure whose text could not be stored was never recorded at all.
+ */
+export function storableText(text: string, maxChars: number): string {
+  return text.slice(0, maxChars).replace(UNSTORABLE_ALL, '\uFFFD');
+}
