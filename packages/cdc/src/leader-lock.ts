@@ -60,7 +60,12 @@ export class LeaderLock {
     client.on('end', () => lose());
     try {
       await client.connect();
-      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [AdvisoryLockClass.leader, this.slotName]);
+      // Named with their schema and typed: this connection keeps the role's search path, and a function in `public`
+      // matching an untyped argument better would otherwise take the call, with walflow's privileges.
+      const { rows } = await client.query<{ locked: boolean }>(
+        'SELECT pg_catalog.pg_try_advisory_lock($1::integer, pg_catalog.hashtext($2::text)) AS locked',
+        [AdvisoryLockClass.leader, this.slotName],
+      );
       if (rows[0]?.locked !== true) {
         await client.end();
         return null;

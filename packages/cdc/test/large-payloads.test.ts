@@ -38,12 +38,15 @@ describe('a backlog of large payloads', () => {
     const real = new Dispatcher({ db, slotName: database.slotName, logger: silentLogger });
     const batchTexts: number[] = [];
     const measuring: BatchDispatcher = {
-      dispatch(batch) {
+      async dispatch(batch) {
         batchTexts.push(batch.events.reduce((sum, event) => sum + (event.payloadJson?.length ?? 0), 0));
+        // The first batch takes a while, as a busy dispatch does: the rows after it pile up meanwhile, and only
+        // the bound on a batch's text keeps the next batch from taking them all.
+        if (batchTexts.length === 1) await new Promise((resolve) => setTimeout(resolve, 1000));
         return real.dispatch(batch);
       },
     };
-    const consumer = testConsumer(database, db, measuring, { maxBatchTextLength: BATCH_TEXT, sliceTextLength: SLICE_TEXT });
+    const consumer = testConsumer(database, db, measuring, { maxBatchTextLength: BATCH_TEXT, sliceTextLength: SLICE_TEXT, batchesInFlight: 1 });
     consumer.start();
     try {
       await waitFor('every event to be recorded', async () => {

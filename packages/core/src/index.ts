@@ -11,6 +11,7 @@ export * from './event-envelope.js';
 export * from './identifiers.js';
 export * from './in-transaction.js';
 export * from './inexact-number.js';
+export * from './ip-address.js';
 export * from './json-depth.js';
 export * from './json-path.js';
 export * from './linked-signal.js';

@@ -356,7 +356,7 @@ describe('webhook', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     try {
       const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/idle`);
-      const agents = webhookAgents({ idleMs: 200, maxTotal: 256, maxIdlePerHost: 16 });
+      const agents = webhookAgents({ idleMs: 200, maxIdlePerHost: 16 });
       const response = await postWebhook(url, {}, '{}', { signal: AbortSignal.timeout(5_000), lookup: guardedLookup(['127.0.0.1']), agents });
       expect(response.status).toBe(200);
       response.discard();

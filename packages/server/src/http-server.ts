@@ -38,17 +38,16 @@ export interface HttpServerOptions {
 export interface SlowClientLimits {
   headersMs: number;
   requestMs: number;
-  /** Connections open at once; beyond it, new ones are closed as they arrive. */
-  connections: number;
 }
 
 /**
  * The server shares its process with the replication stream and the workers: a client that trickles its request a
- * byte at a time, or thousands of them, must not hold sockets and memory for the five minutes Node allows by
- * default. A form is a few fields and a health probe one line, so ten seconds for headers and thirty for the
- * whole request are plenty; the console's live streams are responses, which these limits do not touch.
+ * byte at a time must not hold its socket and memory for the five minutes Node allows by default. A form is a few
+ * fields and a health probe one line, so ten seconds for headers and thirty for the whole request are plenty; the
+ * console's live streams are responses, which these limits do not touch. No cap on connections: slow clients
+ * holding every place would shut out the health probes, which an orchestrator answers by restarting walflow.
  */
-export const SLOW_CLIENT_LIMITS: SlowClientLimits = { headersMs: 10_000, requestMs: 30_000, connections: 512 };
+export const SLOW_CLIENT_LIMITS: SlowClientLimits = { headersMs: 10_000, requestMs: 30_000 };
 
 /** The process's HTTP server: small JSON routes for operations, plus mounted applications such as the console. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
@@ -97,7 +96,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       .then(({ status, body, contentType }) => reply(status, body, contentType))
       .catch(failed);
   });
-  server.maxConnections = limits.connections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());

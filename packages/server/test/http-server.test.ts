@@ -87,7 +87,7 @@ describe('the HTTP server', () => {
     }
   });
 
-  it('closes a client that trickles its headers or its body, and takes no more connections than its limit', async () => {
+  it('closes a client that trickles its headers or its body', async () => {
     const mounts = { '/console': async (request: IncomingMessage, response: ServerResponse) => {
       await new Promise((resolve) => request.on('end', resolve).resume());
       response.writeHead(200).end('read');
@@ -97,7 +97,7 @@ describe('the HTTP server', () => {
       port: 0,
       routes: { '/healthz': () => ({ status: 200, body: { status: 'ok' } }) },
       mounts,
-      slowClientLimits: { headersMs: 300, requestMs: 900, connections: 3 },
+      slowClientLimits: { headersMs: 300, requestMs: 900 },
     });
     try {
       const headers = await openSocket(server.port);
@@ -112,14 +112,6 @@ describe('the HTTP server', () => {
       } finally {
         clearInterval(trickle);
       }
-      const idle = await Promise.all([openSocket(server.port), openSocket(server.port), openSocket(server.port)]);
-      // Every connection counts until the server closes it, so wait for the limit to be reached.
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const beyond = await openSocket(server.port);
-      beyond.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
-      expect(await closedWith(beyond)).toBe('');
-      for (const socket of idle) socket.destroy();
-      await new Promise((resolve) => setTimeout(resolve, 100));
       expect(await statusLine(server.port, '/healthz')).toBe('HTTP/1.1 200 OK');
     } finally {
       await server.close();

@@ -2,7 +2,7 @@ import type { RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor, withClient } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestWalflow } from './fixtures.js';
+import { openMigrated, startTestWalflow } from './fixtures.js';
 
 /**
  * An application role that may create objects in `public` (the database's owner, on PostgreSQL 15; every role on
@@ -15,12 +15,35 @@ let walflow: RunningWalflow;
 let app: string;
 
 beforeAll(async () => {
-  walflow = await startTestWalflow(database.url, database.slotName);
+  // The application's functions are in place before walflow starts: its leader lock is taken at start.
+  const db = await openMigrated(database);
+  await db.destroy();
   app = `${database.name}_app`;
   await withClient(database.url, async (admin) => {
     await admin.query(`CREATE ROLE ${app} LOGIN IN ROLE walflow_app`);
     await admin.query(`GRANT CREATE ON SCHEMA public TO ${app}`);
   });
+  const url = new URL(database.url);
+  url.username = app;
+  await withClient(url.toString(), async (client) => {
+    await client.query('CREATE TABLE public.shadow_calls (caller text, called text)');
+    await client.query('GRANT INSERT ON public.shadow_calls TO PUBLIC');
+    // walflow.uuid_v7() calls set_bit(bytea, integer, integer); the built-in takes (bytea, bigint, integer).
+    await client.query(`
+      CREATE FUNCTION public.set_bit(b bytea, n integer, v integer) RETURNS bytea LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO public.shadow_calls VALUES (current_user, 'set_bit');
+        RETURN pg_catalog.set_bit(b, n::bigint, v);
+      END $$`);
+    // An untyped first argument prefers text: pg_try_advisory_lock($1, …) would take this one.
+    await client.query(`
+      CREATE FUNCTION public.pg_try_advisory_lock(k text, n integer) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO public.shadow_calls VALUES (current_user, 'pg_try_advisory_lock');
+        RETURN true;
+      END $$`);
+  });
+  walflow = await startTestWalflow(database.url, database.slotName);
 });
 afterAll(async () => {
   await walflow?.stop();
@@ -34,22 +57,12 @@ describe('walflow’s sessions', () => {
   it('call PostgreSQL’s built-in functions, never a better-matching one an application role put in public', async () => {
     const url = new URL(database.url);
     url.username = app;
-    await withClient(url.toString(), async (client) => {
-      await client.query('CREATE TABLE public.shadow_calls (caller text)');
-      await client.query('GRANT INSERT ON public.shadow_calls TO PUBLIC');
-      // walflow.uuid_v7() calls set_bit(bytea, integer, integer); the built-in takes (bytea, bigint, integer).
-      await client.query(`
-        CREATE FUNCTION public.set_bit(b bytea, n integer, v integer) RETURNS bytea LANGUAGE plpgsql AS $$
-        BEGIN
-          INSERT INTO public.shadow_calls VALUES (current_user);
-          RETURN pg_catalog.set_bit(b, n::bigint, v);
-        END $$`);
-      // Metadata that is not an object is parked: the dead letter's id is walflow.uuid_v7(), in walflow's session.
-      await client.query(`INSERT INTO walflow.outbox (tenant_id, event_type, payload, metadata) VALUES ('shadow', 'x.y', '{}', '[]')`);
-    });
+    // Metadata that is not an object is parked: the dead letter's id is walflow.uuid_v7(), in walflow's session.
+    await withClient(url.toString(), (client) => client.query(`INSERT INTO walflow.outbox (tenant_id, event_type, payload, metadata) VALUES ('shadow', 'x.y', '{}', '[]')`));
     await waitFor('the row to be parked', () => walflow.db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'shadow').executeTakeFirst());
     // The application's own insert called it for the outbox row's id, as itself: that is its own business.
-    const { rows } = await sql<{ caller: string }>`SELECT DISTINCT caller FROM public.shadow_calls`.execute(walflow.db);
-    expect(rows).toEqual([{ caller: app }]);
+    const { rows } = await sql<{ caller: string; called: string }>`SELECT DISTINCT caller, called FROM public.shadow_calls`.execute(walflow.db);
+    expect(rows).toEqual([{ caller: app, called: 'set_bit' }]);
+    expect(walflow.consumerStatus().role).toBe('leader');
   });
 });

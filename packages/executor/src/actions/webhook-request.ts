@@ -29,19 +29,20 @@ export const DISCARD_LIMIT_BYTES = 64 * 1024;
 export const DISCARD_LIMIT_MS = 2_000;
 
 /**
- * Bounds on the connections webhook calls keep: an idle one is closed after 30 s, at most 256 are open at once
- * (further calls wait for one, within their time limit), and at most 16 idle ones per host are kept. A URL whose
- * host an event chooses could otherwise leave a socket open for every host named, for as long as each server
- * keeps it, in the process that also streams and records.
+ * Kept connections of webhook calls are closed after 30 s idle, and at most 16 idle ones are kept per host: a URL
+ * whose host an event chooses could otherwise leave a socket open for every host named, for as long as each
+ * server keeps it, in the process that also streams and records. Connections in use need no cap of their own:
+ * the workers' concurrency bounds them, and a cap counting idle sockets would make calls to a new host wait for
+ * another host's idle socket to time out.
  */
-export const WEBHOOK_CONNECTIONS = { idleMs: 30_000, maxTotal: 256, maxIdlePerHost: 16 };
+export const WEBHOOK_CONNECTIONS = { idleMs: 30_000, maxIdlePerHost: 16 };
 
 /**
  * Connections of webhook calls only, kept alive between calls. Give each address guard (allow-list) agents of
  * its own: a connection opened through one guard's lookup must not be reused by a call another guard checked.
  */
 export function webhookAgents(limits = WEBHOOK_CONNECTIONS): WebhookAgents {
-  const options = { keepAlive: true, timeout: limits.idleMs, maxTotalSockets: limits.maxTotal, maxFreeSockets: limits.maxIdlePerHost };
+  const options = { keepAlive: true, timeout: limits.idleMs, maxFreeSockets: limits.maxIdlePerHost };
   return { http: new HttpAgent(options), https: new HttpsAgent(options) };
 }
 

@@ -57,9 +57,15 @@ export function consoleHandler(context: ConsoleContext): MountedHandler {
     let principal: Principal | undefined;
     try {
       if (url.pathname === '/console/login') return await login(context, request, response, method, nonce);
-      principal = await authenticate(context, request, cookies);
-      if (!principal) return sendPage(response, 401, loginPage(nonce), nonce, { 'www-authenticate': 'Bearer realm="walflow console"' });
-      const signedNotice = cookies.get(NOTICE_COOKIE);
+      principal = await authenticate(context, request, cookies.values);
+      if (!principal) {
+        // Signing in again would not help: the browser would send both cookies again.
+        const why = cookies.repeated.has(SESSION_COOKIE)
+          ? `Your browser sends two ${SESSION_COOKIE} cookies (another site of this domain set one), and neither is taken: clear this site's cookies, then sign in.`
+          : undefined;
+        return sendPage(response, 401, loginPage(nonce, why), nonce, { 'www-authenticate': 'Bearer realm="walflow console"' });
+      }
+      const signedNotice = cookies.values.get(NOTICE_COOKIE);
       const notice = signedNotice === undefined ? undefined : context.auth.readNotice(principal, signedNotice);
       const consoleRequest: ConsoleRequest = {
         request,
@@ -69,7 +75,7 @@ export function consoleHandler(context: ConsoleContext): MountedHandler {
         nonce,
         notice: notice === undefined ? undefined : { kind: notice.startsWith('!') ? 'error' : 'done', text: notice.replace(/^!/, '') },
       };
-      if (signedNotice !== undefined) response.setHeader('set-cookie', cookie(context, request, NOTICE_COOKIE, '', 0));
+      if (signedNotice !== undefined || cookies.repeated.has(NOTICE_COOKIE)) response.setHeader('set-cookie', cookie(context, request, NOTICE_COOKIE, '', 0));
       if (method === 'POST') return await post(context, consoleRequest);
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed here`);
       for (const [pattern, route] of GET_ROUTES) {

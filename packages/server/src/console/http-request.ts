@@ -15,27 +15,33 @@ export class HttpError extends Error {
   }
 }
 
-/**
- * The request's cookies by name. A name sent twice is left out altogether: a browser sends a cookie a sibling
- * domain set (Domain=example.com) beside the console's own, and which comes last is the browser's choice, so
- * neither can be taken for ours.
- */
-export function parseCookies(header: string | undefined): Map<string, string> {
-  const cookies = new Map<string, string>();
+/** A request's cookies by name, and the names it sent more than once. */
+export interface RequestCookies {
+  /** Each name sent once. A name sent twice is left out: see `repeated`. */
+  values: Map<string, string>;
+  /**
+   * Names sent more than once. A browser sends a cookie that a sibling domain set (Domain=example.com) beside
+   * the console's own, and which comes last is the browser's choice, so neither can be taken for ours.
+   */
+  repeated: Set<string>;
+}
+
+export function parseCookies(header: string | undefined): RequestCookies {
+  const values = new Map<string, string>();
   const repeated = new Set<string>();
   for (const part of (header ?? '').split(';')) {
     const separator = part.indexOf('=');
     if (separator < 1) continue;
     const name = part.slice(0, separator).trim();
-    if (cookies.has(name)) repeated.add(name);
+    if (values.has(name)) repeated.add(name);
     try {
-      cookies.set(name, decodeURIComponent(part.slice(separator + 1).trim()));
+      values.set(name, decodeURIComponent(part.slice(separator + 1).trim()));
     } catch {
       // A malformed cookie of someone else's is not ours to judge.
     }
   }
-  for (const name of repeated) cookies.delete(name);
-  return cookies;
+  for (const name of repeated) values.delete(name);
+  return { values, repeated };
 }
 
 /** An `application/x-www-form-urlencoded` body: what the console's forms post. */

@@ -1,3 +1,4 @@
+import { parseIpv6 } from '@walflow/core';
 import { isIPv6 } from 'node:net';
 
 /** Failed token attempts from one address within the window before that address must wait. */
@@ -46,10 +47,5 @@ export function addressGroup(address: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(withoutZone);
   if (mapped) return mapped[1]!;
   if (!isIPv6(withoutZone)) return address;
-  const groups = (part: string): string[] => (part === '' ? [] : part.split(':').flatMap((group) => (group.includes('.') ? ['0', '0'] : [group])));
-  const [head = '', tail] = withoutZone.split('::');
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const all = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${all.slice(0, 4).map((group) => parseInt(group, 16).toString(16)).join(':')}::/64`;
+  return `${(parseIpv6(address) >> 64n).toString(16).padStart(16, '0')}/64`;
 }
