@@ -2,7 +2,6 @@ import { Migrator, type Kysely, type Migration, type MigrationResultSet } from '
 import type { CrmDatabase } from './schema.js';
 import * as agencyTables from './migrations/0001_agency_tables.js';
 import * as userRoleChangedTrigger from './migrations/0002_user_role_changed_trigger.js';
-import * as updateFieldGrants from './migrations/0003_update_field_grants.js';
 
 /**
  * The example's migrations, listed here rather than read from a directory: the same list works from src/
@@ -11,7 +10,6 @@ import * as updateFieldGrants from './migrations/0003_update_field_grants.js';
 const migrations: Record<string, Migration> = {
   '0001_agency_tables': agencyTables,
   '0002_user_role_changed_trigger': userRoleChangedTrigger,
-  '0003_update_field_grants': updateFieldGrants,
 };
 
 /** Applies the crm migrations not applied yet (Kysely's Migrator, its bookkeeping in schema crm); needs walflow migrated first. */

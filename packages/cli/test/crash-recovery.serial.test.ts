@@ -124,7 +124,6 @@ describe('walflow start as a process', () => {
   it('frees at once, uncounted, the database-only runs a worker killed by -9 was executing, and the next walflow runs each once', async () => {
     await sql`CREATE SCHEMA held_app`.execute(db);
     await sql`CREATE TABLE held_app.jobs (id integer PRIMARY KEY, executions integer NOT NULL DEFAULT 0)`.execute(db);
-    await sql`GRANT USAGE ON SCHEMA held_app TO walflow_update_field; GRANT SELECT, UPDATE ON held_app.jobs TO walflow_update_field`.execute(db);
     await sql`INSERT INTO held_app.jobs (id) SELECT generate_series(1, 5)`.execute(db);
     await applyWorkflow(
       db,
@@ -150,7 +149,7 @@ describe('walflow start as a process', () => {
       for (let id = 1; id <= 5; id++) await emit(trx, { type: 'job.requested', tenantId: 'held-kill', payload: { id } });
     });
     await waitFor('the worker to wait for job 1', async () =>
-      Number((await sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%walflow.update_field%'`.execute(db)).rows[0]?.n) === 1,
+      Number((await sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%held_app%'`.execute(db)).rows[0]?.n) === 1,
     );
     const runs = () => db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'locked_by']).where('tenant_id', '=', 'held-kill').execute();
     expect(await runs()).toEqual(Array(5).fill({ status: 'queued', attempts: 0, locked_by: null }));

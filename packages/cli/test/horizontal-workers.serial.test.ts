@@ -37,7 +37,6 @@ beforeAll(async () => {
   // The effect each run has: one increment of its own row, in the run's transaction.
   await sql`CREATE SCHEMA app`.execute(db);
   await sql`CREATE TABLE app.jobs (id integer PRIMARY KEY, executions integer NOT NULL DEFAULT 0)`.execute(db);
-  await sql`GRANT USAGE ON SCHEMA app TO walflow_update_field; GRANT SELECT, UPDATE ON app.jobs TO walflow_update_field`.execute(db);
   consumer = await start('consumer');
 });
 afterEach(() => {

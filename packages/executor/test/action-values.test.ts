@@ -18,7 +18,6 @@ let db: Kysely<WalflowDatabase>;
 beforeAll(async () => {
   db = await openMigrated(database);
   await sql`CREATE TABLE public.agents (id text PRIMARY KEY, commission numeric, nickname text)`.execute(db);
-  await sql`GRANT SELECT, UPDATE ON public.agents TO walflow_update_field`.execute(db);
   await sql`INSERT INTO public.agents VALUES ('a1', 10, 'ace')`.execute(db);
 });
 afterAll(() => db.destroy());

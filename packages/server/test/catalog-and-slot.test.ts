@@ -46,7 +46,6 @@ describe('WALFLOW_CATALOG and the events runs emit', () => {
     try {
       await migrate({ db, slotName: database.slotName, logger: silentLogger });
       await sql`CREATE TABLE public.counters (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
-      await sql`GRANT SELECT, UPDATE ON public.counters TO walflow_update_field`.execute(db);
       const tenant = 'catalog-runs';
       await applyTestWorkflow(db, { tenant, name: 'announce', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'agent.policy_counted' }] });
       await applyTestWorkflow(

@@ -40,7 +40,6 @@ beforeAll(async () => {
   });
   // Its row is missing until the test adds it: the one attempt fails, and the run is dead until retried.
   await sql`CREATE TABLE public.stock (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
-  await sql`GRANT SELECT, UPDATE ON public.stock TO walflow_update_field`.execute(db);
   await applyTestWorkflow(
     db,
     {

@@ -38,7 +38,6 @@ const COUNTED = ['stock', 'shelf', 'crate', 'unaudited'] as const;
 
 async function applyFailingCounter(thing: (typeof COUNTED)[number], extra: Partial<WorkflowDefinitionInput>): Promise<void> {
   await sql`CREATE TABLE ${sql.table(`public.${thing}`)} (sku text PRIMARY KEY, count integer NOT NULL DEFAULT 0)`.execute(db);
-  await sql`GRANT SELECT, UPDATE ON ${sql.table(`public.${thing}`)} TO walflow_update_field`.execute(db);
   await applyTestWorkflow(
     db,
     {

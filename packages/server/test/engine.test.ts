@@ -78,7 +78,6 @@ beforeAll(async () => {
   db = walflow.db;
   await sql`CREATE SCHEMA crm_test`.execute(db);
   await sql`CREATE TABLE crm_test.agents (id text PRIMARY KEY, name text NOT NULL, lifetime_commission numeric NOT NULL DEFAULT 0)`.execute(db);
-  await sql`GRANT USAGE ON SCHEMA crm_test TO walflow_update_field; GRANT SELECT, UPDATE ON crm_test.agents TO walflow_update_field`.execute(db);
   await sql`INSERT INTO crm_test.agents (id, name) VALUES ('a1', 'Ada'), ('a2', 'Bea')`.execute(db);
 });
 afterAll(async () => {
@@ -302,7 +301,6 @@ describe('actions', () => {
 
   it("keeps update_field within the event's tenant where the operator says so: another tenant's row is not found", async () => {
     await sql`CREATE TABLE crm_test.accounts (tenant_id text NOT NULL, id text PRIMARY KEY, balance numeric NOT NULL DEFAULT 0)`.execute(db);
-    await sql`GRANT SELECT, UPDATE ON crm_test.accounts TO walflow_update_field`.execute(db);
     await sql`INSERT INTO crm_test.accounts (tenant_id, id) VALUES ('acct-a', 'mine'), ('acct-b', 'theirs')`.execute(db);
     const scoped = { updateFields: ['crm_test.accounts.balance@tenant_id'] };
     const credit = (extra: { tenantColumn?: string }) => ({

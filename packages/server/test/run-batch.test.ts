@@ -26,7 +26,6 @@ beforeAll(async () => {
   await migrate({ db, slotName: database.slotName, logger: silentLogger });
   await sql`CREATE SCHEMA batch_test`.execute(db);
   await sql`CREATE TABLE batch_test.accounts (id text PRIMARY KEY, balance numeric NOT NULL DEFAULT 0)`.execute(db);
-  await sql`GRANT USAGE ON SCHEMA batch_test TO walflow_update_field; GRANT SELECT, UPDATE ON batch_test.accounts TO walflow_update_field`.execute(db);
   options = {
     db,
     logger: silentLogger,
@@ -115,25 +114,16 @@ describe('a claimed batch of database-only runs', () => {
     await sql`DELETE FROM batch_test.accounts WHERE id = 'r1'`.execute(db);
   });
 
-  it('writes as walflow_update_field: the table\'s triggers run with that role\'s privileges, and cannot take walflow\'s back', async () => {
-    // In public, named without it: the trigger is written for the application's search path, not walflow's.
-    await sql`CREATE TABLE public.trigger_calls (caller text, reset text)`.execute(db);
-    await sql`GRANT INSERT ON public.trigger_calls TO walflow_update_field`.execute(db);
+  it('runs the table\'s triggers with the search path the application\'s sessions have, not walflow\'s own', async () => {
+    // In public, named without it: the trigger is written for the application's search path.
+    await sql`CREATE TABLE public.trigger_calls (account text)`.execute(db);
     await sql`
-      CREATE FUNCTION batch_test.note_caller() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        reset text;
+      CREATE FUNCTION batch_test.note_update() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        BEGIN
-          RESET ROLE;
-          reset := current_user;
-        EXCEPTION WHEN OTHERS THEN
-          reset := SQLERRM;
-        END;
-        INSERT INTO trigger_calls VALUES (current_user, reset);
+        INSERT INTO trigger_calls VALUES (NEW.id);
         RETURN NEW;
       END $$`.execute(db);
-    await sql`CREATE TRIGGER note_caller BEFORE UPDATE ON batch_test.accounts FOR EACH ROW EXECUTE FUNCTION batch_test.note_caller()`.execute(db);
+    await sql`CREATE TRIGGER note_update BEFORE UPDATE ON batch_test.accounts FOR EACH ROW EXECUTE FUNCTION batch_test.note_update()`.execute(db);
     try {
       await applyTestWorkflow(
         db,
@@ -143,10 +133,10 @@ describe('a claimed batch of database-only runs', () => {
       await sql`INSERT INTO batch_test.accounts (id) VALUES ('t1')`.execute(db);
       const runs = await queueAndClaim('triggered', [{ n: 1 }], 'triggered/0');
       expect(await executeClaimed(runs, 'triggered/0')).toEqual(new Map([[runs[0]!.id, 'succeeded']]));
-      const { rows } = await sql<{ caller: string; reset: string }>`SELECT caller, reset FROM public.trigger_calls`.execute(db);
-      expect(rows).toEqual([{ caller: 'walflow_update_field', reset: expect.stringMatching(/cannot set parameter "role" within security-definer function/) }]);
+      const { rows } = await sql<{ account: string }>`SELECT account FROM public.trigger_calls`.execute(db);
+      expect(rows).toEqual([{ account: 't1' }]);
     } finally {
-      await sql`DROP TRIGGER note_caller ON batch_test.accounts`.execute(db);
+      await sql`DROP TRIGGER note_update ON batch_test.accounts`.execute(db);
       await sql`DELETE FROM batch_test.accounts WHERE id = 't1'`.execute(db);
     }
   });
@@ -898,7 +888,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     const events = [{ account: 'h1' }, { account: 'h2' }, { account: 'h1' }].map((payload) => ({ ...paymentEvent('held', payload), aggregateType: 'account', aggregateId: payload.account }));
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
     const executing = claimAndExecute('held/0');
-    await waitForLockWait(db, 'the held batch to wait for the account lock', '%walflow.update_field%');
+    await waitForLockWait(db, 'the held batch to wait for the account lock', '%batch_test%');
     const whileHeld = await runsOf('held');
     expect(whileHeld.map((run) => [run.status, run.attempts, run.locked_by])).toEqual(Array(3).fill(['queued', 0, null]));
     const [first, second, later] = whileHeld;
@@ -970,7 +960,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     try {
       const executing = claimAndExecute('held-crash/0', undefined, own);
       const pid = await waitFor('the held batch to wait for the account lock', async () => {
-        const { rows } = await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%walflow.update_field%'`.execute(db);
+        const { rows } = await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%batch_test%'`.execute(db);
         return rows[0]?.pid;
       });
       // As when its backend crashes: the session ends, and the server refuses new ones while it restarts.
@@ -1075,7 +1065,7 @@ describe('a claim that holds its database-only runs in the transaction that exec
     const events = [paymentEvent('held-passing', { account: 'p1' }), { ...paymentEvent('held-passing', { n: 1 }), type: 'payment.sent' }, { ...paymentEvent('held-passing', { n: 2 }), type: 'payment.sent' }];
     await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events, parked: [], checkpoint: null });
     const executing = claimAndExecute('held-passing/0');
-    await waitForLockWait(db, 'the held batch to wait for the account lock', '%walflow.update_field%');
+    await waitForLockWait(db, 'the held batch to wait for the account lock', '%batch_test%');
     // The claim took one run that calls out; another worker takes the others at once, not after the batch.
     const elsewhere = (await claimRuns(db, 'held-passing/1', 100, 60_000, { actionTypes: ['webhook'], maxCallingOut: 100 })).filter((run) => run.event.tenantId === 'held-passing');
     await lock.release();

@@ -1,4 +1,4 @@
-import { SqlState, sqlStateOf, WalflowError } from '@walflow/core';
+import { WalflowError } from '@walflow/core';
 import { sql } from 'kysely';
 import { findsItsPath, renderTemplate } from '../template.js';
 import type { UpdateFieldAction } from '../workflow-definition.js';
@@ -6,56 +6,41 @@ import type { TransactionalAction } from './action.js';
 
 /**
  * Sets, or increments, one column of one row of an allow-listed application table (checked when the
- * workflow was applied). The UPDATE runs as walflow_update_field, through walflow.update_field() (migration
- * 0045): the table's triggers and policies run with that role's privileges, not walflow's. Values go as text,
- * cast there to their columns' types.
+ * workflow was applied). Identifiers were validated by the schema and are quoted; values are parameters.
  */
 export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (action, { event, trx }) => {
   const [schema, table] = action.table.split('.') as [string, string];
+  const target = sql.id(schema, table);
+  const column = sql.id(action.column);
   const keyValue = renderTemplate(action.key.value, event);
   if (keyValue === null || keyValue === undefined || keyValue === '') {
     throw new WalflowError('action_failed', `update_field: the key ${action.key.column} rendered empty`);
   }
-  let newValue: string | null = null;
-  let increment: string | null = null;
+  let assignment;
   if (action.increment !== undefined) {
-    increment = String(incrementOf(renderTemplate(action.increment, event)));
+    assignment = sql`${column} = coalesce(${column}, 0) + ${incrementOf(renderTemplate(action.increment, event))}`;
   } else {
     const value = renderTemplate(action.value, event);
     // A template that found nothing in the event renders null: writing it would clear the column unasked.
     if (typeof action.value === 'string' && !findsItsPath(action.value, event)) {
       throw new WalflowError('action_failed', `update_field: value ${JSON.stringify(action.value)} rendered to nothing (the event has no value there); write null in the workflow to clear ${action.column}`);
     }
-    newValue = asText(value);
+    assignment = sql`${column} = ${typeof value === 'object' && value !== null ? JSON.stringify(value) : value}`;
   }
-  const tenantColumn = action.tenantColumn ?? null;
-  let updated: number;
-  try {
-    const { rows } = await sql<{ updated: string }>`
-      SELECT walflow.update_field(${schema}, ${table}, ${action.column}, ${action.key.column}, ${asText(keyValue)},
-                                  ${tenantColumn}, ${tenantColumn === null ? null : event.tenantId}, ${newValue}, ${increment}) AS updated`.execute(trx);
-    updated = Number(rows[0]!.updated);
-  } catch (error) {
-    if (sqlStateOf(error) !== SqlState.insufficientPrivilege) throw error;
-    throw new WalflowError(
-      'action_failed',
-      `update_field: ${(error as Error).message}; update_field writes as walflow_update_field: GRANT USAGE ON SCHEMA ${schema} TO walflow_update_field; GRANT SELECT, UPDATE ON ${action.table} TO walflow_update_field`,
-    );
-  }
+  const inTenant = action.tenantColumn === undefined ? sql`` : sql` AND ${sql.id(action.tenantColumn)} = ${event.tenantId}`;
+  // The table's triggers, and the operators of its columns' types (citext's, say), are the application's, written
+  // for the search path its sessions have: the UPDATE runs with the one walflow's session started with, and
+  // walflow's own statements go back to pg_catalog after it (database.ts). A failure rolls the setting back.
+  await sql`SELECT pg_catalog.set_config('search_path', (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), true)`.execute(trx);
+  const result = await sql`UPDATE ${target} SET ${assignment} WHERE ${sql.id(action.key.column)} = ${keyValue}${inTenant}`.execute(trx);
+  await sql`SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)`.execute(trx);
+  const updated = Number(result.numAffectedRows ?? 0n);
   if (updated !== 1) {
     const tenant = action.tenantColumn === undefined ? '' : ` and ${action.tenantColumn} = ${JSON.stringify(event.tenantId)}`;
     throw new WalflowError('action_failed', `update_field: expected one row of ${action.table} with ${action.key.column} = ${JSON.stringify(keyValue)}${tenant}, found ${updated}`);
   }
   return { table: action.table, column: action.column, key: keyValue };
 };
-
-/** A rendered value as the text a column's input function reads, as node-postgres writes a parameter. */
-function asText(value: unknown): string | null {
-  if (value === null || value === undefined) return null;
-  // Rendered values are JSON: objects and arrays go as their JSON, strings, numbers and booleans as themselves.
-  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return JSON.stringify(value);
-}
 
 /** A decimal number written out in full or with an exponent, as JSON and PostgreSQL write numbers. */
 const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
