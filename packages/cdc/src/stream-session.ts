@@ -1,7 +1,5 @@
 import {
-  BatchProgress,
   explainConnectFailure,
-  isWalflowError,
   parseLsn,
   WalflowError,
   type BatchDispatcher,
@@ -14,10 +12,11 @@ import type { ClientConfig } from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { AckTracker } from './ack-tracker.js';
+import { BatchPipeline } from './batch-pipeline.js';
 import { SilenceWatch } from './silence-watch.js';
 import type { ChangeDecoder } from './change-decoder.js';
 import { OUTBOX_SCHEMA, OUTBOX_TABLE } from './outbox-stream.js';
-import { TransactionAssembler, type StreamSlice } from './transaction-assembler.js';
+import { TransactionAssembler } from './transaction-assembler.js';
 
 export interface StreamSessionOptions {
   connection: ClientConfig;
@@ -77,14 +76,6 @@ export interface StreamSessionOptions {
   slotHolder?: (() => Promise<number | null>) | undefined;
 }
 
-/** A batch with writes, as the batch after it follows it. */
-interface BatchWrites {
-  /** Its current attempt's progress: the next batch inserts after it and decides after its commit. */
-  progress: BatchProgress;
-  /** Its whole dispatch, a later attempt included. */
-  committed: Promise<void>;
-}
-
 /**
  * One replication connection's lifetime: stream, assemble, record in batches, acknowledge what is recorded.
  * A session is never reused (pg-logical-replication resumes a re-subscribed instance from the last *received*
@@ -94,20 +85,10 @@ export class StreamSession {
   private readonly service: LogicalReplicationService;
   private readonly assembler: TransactionAssembler;
   private readonly acks: AckTracker;
-  private readonly maxBatchRows: number;
-  private readonly maxBatchTextLength: number;
-  private readonly batchesInFlight: number;
+  private readonly batches: BatchPipeline;
   private readonly messagesPerTurn: number;
   /** Messages decoded since the event loop last turned; a setImmediate queued by the turn's first one resets it. */
   private messagesThisTurn = 0;
-  private pending: StreamSlice[] = [];
-  private pendingRows = 0;
-  private pendingTextLength = 0;
-  /** Batches being recorded and acknowledged, oldest first; they never reject (a failure ends the session). */
-  private recording: Promise<void>[] = [];
-  /** The newest dispatched batch with writes, and the newest acknowledgement: the next batch comes after both. */
-  private newest: { writes: BatchWrites | undefined; acknowledged: Promise<unknown> } | null = null;
-  private dispatchScheduled = false;
   private failure: unknown = null;
   private draining = false;
   /** stop() is closing the connection: what the connection reports from then on is its closing, no failure. */
@@ -118,9 +99,6 @@ export class StreamSession {
   private readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
 
   constructor(private readonly options: StreamSessionOptions) {
-    this.maxBatchRows = options.maxBatchRows ?? 5000;
-    this.maxBatchTextLength = options.maxBatchTextLength ?? 32 * 1024 * 1024;
-    this.batchesInFlight = options.batchesInFlight ?? 2;
     this.messagesPerTurn = options.messagesPerTurn ?? 500;
     // Never let the library acknowledge: auto-ack and its status timer both report *received* positions.
     this.service = new LogicalReplicationService(options.connection, {
@@ -135,6 +113,16 @@ export class StreamSession {
       sliceTextLength: options.sliceTextLength,
     });
     this.acks = new AckTracker(this.service, options.confirmedFlush);
+    this.batches = new BatchPipeline({
+      dispatcher: options.dispatcher,
+      acks: this.acks,
+      maxBatchRows: options.maxBatchRows ?? 5000,
+      maxBatchTextLength: options.maxBatchTextLength ?? 32 * 1024 * 1024,
+      batchesInFlight: options.batchesInFlight ?? 2,
+      onBatch: options.onBatch,
+      failed: () => this.failure !== null,
+      fail: (error) => this.fail(error),
+    });
     this.silence = new SilenceWatch(options.silenceLimitMs, () => this.streamedToThisConnection(), (error) => this.fail(error));
   }
 
@@ -165,7 +153,7 @@ export class StreamSession {
     clearInterval(status);
     await this.service.stop();
     // The session ends with its last dispatch, so a new session never records alongside it.
-    await this.settled();
+    await this.batches.settled();
     if (this.failure !== null) {
       throw WalflowError.from(this.failure, 'replication_failed', `replication from slot ${this.options.slotName} failed`);
     }
@@ -175,15 +163,11 @@ export class StreamSession {
   async stop(): Promise<void> {
     this.draining = true;
     // Each recorded batch starts the next one, until nothing is pending.
-    this.dispatchPending();
-    await this.settled();
+    this.batches.dispatchPending();
+    await this.batches.settled();
     this.closing = true;
     await this.service.stop();
     this.markStopped();
-  }
-
-  private async settled(): Promise<void> {
-    while (this.recording.length > 0) await this.recording[0];
   }
 
   /** Whether the server still streams the slot to this session's connection (false when it cannot be asked). */
@@ -206,118 +190,16 @@ export class StreamSession {
     if (this.failure !== null || this.draining) return;
     try {
       const message = this.options.decoder.decode(raw);
-      for (const slice of this.assembler.accept(message)) {
-        this.pending.push(slice);
-        this.pendingRows += slice.events.length + slice.parked.length;
-        this.pendingTextLength += slice.textLength;
-      }
-      if (this.isBatchFull()) {
+      for (const slice of this.assembler.accept(message)) this.batches.add(slice);
+      if (this.batches.isFull) {
         // Waiting here is the backpressure: the library pauses the socket until the handler returns. It only
         // waits while the batches before are still being recorded, so the next batch is read and decoded meanwhile.
-        await this.silence.whileHolding(async () => {
-          while (this.recording.length >= this.batchesInFlight && this.isBatchFull()) await this.recording[0];
-        });
-        this.dispatchPending();
-      } else if (this.pending.length > 0) this.scheduleDispatch();
+        await this.silence.whileHolding(() => this.batches.waitForRoom());
+        this.batches.dispatchPending();
+      } else if (this.batches.hasPending) this.batches.scheduleDispatch();
     } catch (error) {
       this.fail(error);
     }
-  }
-
-  private isBatchFull(): boolean {
-    return this.pendingRows >= this.maxBatchRows || this.pending.length >= this.maxBatchRows || this.pendingTextLength >= this.maxBatchTextLength;
-  }
-
-  /** Dispatches once the messages already read from the socket are processed, so one batch spans them all. */
-  private scheduleDispatch(): void {
-    if (this.dispatchScheduled) return;
-    this.dispatchScheduled = true;
-    setImmediate(() => {
-      this.dispatchScheduled = false;
-      this.dispatchPending();
-    });
-  }
-
-  /**
-   * Starts recording everything pending, unless `batchesInFlight` batches (one, if the pending batch is not
-   * full) are being recorded: then the pending slices wait and go next. Batches start in stream order and are
-   * recorded in it (the dispatcher follows DispatchBatch.previous); each one is acknowledged after its commit
-   * and the acknowledgement before, so the slot never moves past a transaction whose effects are not committed.
-   */
-  private dispatchPending(): void {
-    // Only a full batch goes beside another: under light load a second small transaction only adds a commit,
-    // while waiting lets the next batch gather what arrives meanwhile.
-    const limit = this.isBatchFull() ? this.batchesInFlight : 1;
-    if (this.recording.length >= limit || this.pending.length === 0 || this.failure !== null) return;
-    const batch = toBatch(this.pending);
-    this.pending = [];
-    this.pendingRows = 0;
-    this.pendingTextLength = 0;
-    const before = this.newest;
-    // A batch of empty transactions needs no write at all, only its acknowledgement in turn.
-    const writes = batch.events.length > 0 || batch.parked.length > 0 ? this.record(batch, before?.writes) : undefined;
-    const acknowledged = bothSettled(writes?.committed, before?.acknowledged).then(async () => {
-      if (batch.checkpoint) await this.acks.confirm(batch.checkpoint.endLsn);
-    });
-    this.newest = { writes: writes ?? before?.writes, acknowledged };
-    const recorded: Promise<void> = acknowledged.then(
-      () => this.finished(recorded),
-      (error: unknown) => {
-        // Failed first, so that finishing starts no further batch.
-        this.fail(error);
-        this.finished(recorded);
-      },
-    );
-    this.recording.push(recorded);
-  }
-
-  /**
-   * Records a batch with writes after `previous`, the batch with writes before it. If that batch's attempt fails,
-   * this one records nothing (`previous_batch_failed`); the dispatcher may still record that batch on a later
-   * attempt (again around rows that existed, or with a bad event parked), and this one is then recorded after
-   * it, under a new progress, which the batches after it follow. A batch whose `previous` had already failed its
-   * first attempt when it starts goes straight to waiting: an attempt beside it could only fail, and would fail
-   * the batch started beside this one too.
-   */
-  private record(batch: DispatchBatch, previous: BatchWrites | undefined): BatchWrites {
-    const attempt = (progress: BatchProgress, after: BatchProgress | undefined): Promise<DispatchResult> =>
-      this.options.dispatcher.dispatch({ ...batch, progress, previous: after }).then(
-        (result) => {
-          // A dispatcher that reports no progress has it settled when its dispatch does: the next batch then waits.
-          progress.markCommitted();
-          return result;
-        },
-        (error: unknown) => {
-          progress.markFailed(error);
-          throw error;
-        },
-      );
-    const writes: BatchWrites = { progress: new BatchProgress(), committed: Promise.resolve() };
-    const first = previous?.progress.failed
-      ? previous.committed.then(
-          () => attempt(writes.progress, undefined),
-          (error: unknown) => {
-            // Never attempted: its progress fails here, or a batch recording beside it would wait for ever.
-            writes.progress.markFailed(error);
-            throw error;
-          },
-        )
-      : attempt(writes.progress, previous?.progress);
-    writes.committed = first
-      .catch(async (error: unknown) => {
-        if (!isWalflowError(error, 'previous_batch_failed') || previous === undefined) throw error;
-        await previous.committed;
-        writes.progress = new BatchProgress();
-        return attempt(writes.progress, undefined);
-      })
-      .then((result) => this.options.onBatch?.(result, batch));
-    return writes;
-  }
-
-  private finished(recorded: Promise<void>): void {
-    this.recording = this.recording.filter((entry) => entry !== recorded);
-    // What arrived while batches were being recorded is the next batch.
-    this.dispatchPending();
   }
 
   private onKeepalive(lsn: string, shouldRespond: boolean): void {
@@ -336,7 +218,7 @@ export class StreamSession {
   private isIdle(): boolean {
     const queue = this.service as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
     const libraryIdle = (queue._messageQueue?.length ?? 1) === 0 && queue._processing === false;
-    return libraryIdle && !this.assembler.inTransaction && this.pending.length === 0 && this.recording.length === 0;
+    return libraryIdle && !this.assembler.inTransaction && this.batches.isIdle;
   }
 
   private fail(reported: unknown): void {
@@ -353,23 +235,3 @@ export class StreamSession {
   }
 }
 
-/**
- * Settles once both have, failing as the earlier batch's `before` did, else as `own` did. A batch's place in
- * `recording` must last as long as its own dispatch, even when the batch before it failed first: the session
- * ends only after it, and a new session never records beside it.
- */
-async function bothSettled(own: Promise<void> | undefined, before: Promise<unknown> | undefined): Promise<void> {
-  const [mine, earlier] = await Promise.allSettled([own, before]);
-  if (earlier.status === 'rejected') throw earlier.reason;
-  if (mine.status === 'rejected') throw mine.reason;
-}
-
-function toBatch(slices: StreamSlice[]): DispatchBatch {
-  const batch: DispatchBatch = { events: [], parked: [], checkpoint: null };
-  for (const slice of slices) {
-    for (const event of slice.events) batch.events.push(event);
-    for (const row of slice.parked) batch.parked.push(row);
-    if (slice.end) batch.checkpoint = slice.end;
-  }
-  return batch;
-}
