@@ -5,7 +5,7 @@ import type { StreamSlice } from './transaction-assembler.js';
 export interface BatchPipelineOptions {
   dispatcher: BatchDispatcher;
   acks: AckTracker;
-  /** Rows gathered before the pending batch is full. */
+  /** Rows (or slices) gathered before the pending batch is full. */
   maxBatchRows: number;
   /** …or characters of their text. */
   maxBatchTextLength: number;
@@ -165,7 +165,6 @@ export class BatchPipeline {
     // What arrived while batches were being recorded is the next batch.
     this.dispatchPending();
   }
-
 }
 
 /**

@@ -234,4 +234,3 @@ export class StreamSession {
     void this.service.stop();
   }
 }
-

@@ -16,6 +16,7 @@ export * from './json-depth.js';
 export * from './json-path.js';
 export * from './linked-signal.js';
 export * from './lsn.js';
+export * from './search-path.js';
 export * from './sqlstate.js';
 export * from './storable-text.js';
 export * from './until-aborted.js';

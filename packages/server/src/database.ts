@@ -1,4 +1,4 @@
-import { explainConnectFailure, type WalflowDatabase } from '@walflow/core';
+import { explainConnectFailure, WALFLOW_SEARCH_PATH, type WalflowDatabase } from '@walflow/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -62,10 +62,7 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     // and on commits that are durable when they return: the slot is acknowledged once a batch commits, and an
     // asynchronous commit lost in a crash would leave its events behind a slot that moved past them for good
     // (synchronous_commit off becomes local; the stronger settings stay). And on built-in functions and operators
-    // being PostgreSQL's: walflow names its own objects with their schema, and a search path holding `public`, where
-    // an application role may create things, lets a function there that matches an argument type more exactly
-    // (`set_bit(bytea, integer, integer)`, say) take a call in walflow's session, with walflow's privileges.
-    // Whatever the database's or role's defaults; queued before any statement of whoever checks the client out.
+    // being PostgreSQL's (WALFLOW_SEARCH_PATH). Whatever the database's or role's defaults; queued before any statement of whoever checks the client out.
     void client
       .query(SESSION_SETTINGS)
       .catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed, UTC, durable commits and a search path of pg_catalog'));
@@ -77,7 +74,7 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
 const SESSION_SETTINGS = `
   SET default_transaction_isolation = 'read committed';
   SET TimeZone = 'UTC';
-  SET search_path = pg_catalog, pg_temp;
+  SET search_path = ${WALFLOW_SEARCH_PATH};
   SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off'`;
 
 /**

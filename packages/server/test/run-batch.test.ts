@@ -114,13 +114,14 @@ describe('a claimed batch of database-only runs', () => {
     await sql`DELETE FROM batch_test.accounts WHERE id = 'r1'`.execute(db);
   });
 
-  it('runs the table\'s triggers with the search path the application\'s sessions have, not walflow\'s own', async () => {
-    // In public, named without it: the trigger is written for the application's search path.
+  it('runs the table\'s triggers with the search path walflow\'s session started with, then takes its own back', async () => {
+    // In public, named without it: the trigger is written for the application's search path, and sets it too.
     await sql`CREATE TABLE public.trigger_calls (account text)`.execute(db);
     await sql`
       CREATE FUNCTION batch_test.note_update() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         INSERT INTO trigger_calls VALUES (NEW.id);
+        SET search_path = public;
         RETURN NEW;
       END $$`.execute(db);
     await sql`CREATE TRIGGER note_update BEFORE UPDATE ON batch_test.accounts FOR EACH ROW EXECUTE FUNCTION batch_test.note_update()`.execute(db);
@@ -132,7 +133,16 @@ describe('a claimed batch of database-only runs', () => {
       );
       await sql`INSERT INTO batch_test.accounts (id) VALUES ('t1')`.execute(db);
       const runs = await queueAndClaim('triggered', [{ n: 1 }], 'triggered/0');
-      expect(await executeClaimed(runs, 'triggered/0')).toEqual(new Map([[runs[0]!.id, 'succeeded']]));
+      // One connection, to see what the run leaves it with.
+      const own = createDatabase(database.url, silentLogger, { max: 1 });
+      try {
+        const workflows = await getWorkflowsById(own, [runs[0]!.workflowId]);
+        expect(await executeRunBatch(runs, workflows, 'triggered/0', { ...options, db: own })).toEqual(new Map([[runs[0]!.id, 'succeeded']]));
+        const { rows: [path] } = await sql<{ search_path: string }>`SHOW search_path`.execute(own);
+        expect(path).toEqual({ search_path: 'pg_catalog, pg_temp' });
+      } finally {
+        await own.destroy();
+      }
       const { rows } = await sql<{ account: string }>`SELECT account FROM public.trigger_calls`.execute(db);
       expect(rows).toEqual([{ account: 't1' }]);
     } finally {

@@ -1,4 +1,4 @@
-import { WalflowError } from '@walflow/core';
+import { WALFLOW_SEARCH_PATH, WalflowError } from '@walflow/core';
 import { sql } from 'kysely';
 import { findsItsPath, renderTemplate } from '../template.js';
 import type { UpdateFieldAction } from '../workflow-definition.js';
@@ -29,11 +29,12 @@ export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (
   }
   const inTenant = action.tenantColumn === undefined ? sql`` : sql` AND ${sql.id(action.tenantColumn)} = ${event.tenantId}`;
   // The table's triggers, and the operators of its columns' types (citext's, say), are the application's, written
-  // for the search path its sessions have: the UPDATE runs with the one walflow's session started with, and
-  // walflow's own statements go back to pg_catalog after it (database.ts). A failure rolls the setting back.
+  // for a search path with its schemas: the UPDATE runs with the one walflow's session started with (what RESET
+  // gives: its role's or the database's default), and walflow's own path is set again after it for the session,
+  // not the transaction, so that a trigger's own plain SET does not outlast the commit. A failure rolls both back.
   await sql`SELECT pg_catalog.set_config('search_path', (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), true)`.execute(trx);
   const result = await sql`UPDATE ${target} SET ${assignment} WHERE ${sql.id(action.key.column)} = ${keyValue}${inTenant}`.execute(trx);
-  await sql`SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)`.execute(trx);
+  await sql`SELECT pg_catalog.set_config('search_path', ${WALFLOW_SEARCH_PATH}, false)`.execute(trx);
   const updated = Number(result.numAffectedRows ?? 0n);
   if (updated !== 1) {
     const tenant = action.tenantColumn === undefined ? '' : ` and ${action.tenantColumn} = ${JSON.stringify(event.tenantId)}`;
