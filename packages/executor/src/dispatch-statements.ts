@@ -65,14 +65,11 @@ export const COPY_FROM_ROWS = 200;
  * A small batch is one INSERT … ON CONFLICT DO NOTHING that also makes those reads. A large one reads them
  * first, with the slot's checkpoint, which the batch recording an event advances past it in the same
  * transaction. Events beyond it are new: they go in by COPY, which refuses a duplicate outright (the
- * dispatcher then records the batch again with onExisting 'skip'). Two things cause that. The part of a large
- * transaction recorded before a crash, by a batch that held a transaction's first slices but not its end; and a
- * large transaction whose every row such batches recorded, its end then arriving alone in a batch with nothing to
- * write, which moves the slot but not this checkpoint: after a restart that forgot the slot's position, the
- * whole transaction comes again beyond the checkpoint and its COPY is refused once. A batch that holds slices
- * without their end goes in by INSERT: its checkpoint would not cover those slices, and a refused COPY of them
- * would be refused again at every redelivery; COPY needs a batch of whole transactions, which its checkpoint
- * covers once written. Events at or below the checkpoint come again after a restart (PostgreSQL 15 forgets
+ * dispatcher then records the batch again with onExisting 'skip'). Slices recorded before a crash by a batch
+ * without their transaction's end cause that, and, once, a transaction whose end came alone in a batch with
+ * nothing to write (it moves the slot, not this checkpoint) redelivered after a restart. A batch with slices
+ * but not their end goes in by INSERT: its checkpoint would not cover them, and a refused COPY of them would be
+ * refused again at every redelivery; COPY needs whole transactions, which its checkpoint covers. Events at or below the checkpoint come again after a restart (PostgreSQL 15 forgets
  * acknowledgements it had not saved), and recovered ones may have been recorded: they go in by INSERT … ON
  * CONFLICT too.
  */
