@@ -37,3 +37,14 @@ export const REGEX_FUNCTIONS: ReadonlySet<string> = new Set(['matches']);
 
 export const REGEX_REFUSAL =
   'regular expressions are not allowed: a pattern with catastrophic backtracking (ReDoS) could stall the dispatcher; use startsWith, endsWith, contains or ==';
+
+/**
+ * Calls whose argument must be written in the expression, not read from the event. `duration(text)` parses with
+ * the library's unanchored backtracking pattern, cubic in a string of digits; `s.contains(t)` is JavaScript's
+ * `includes`, which for a needle longer than 250 characters can compare its whole length at every position:
+ * either, given event text, held the dispatcher for minutes in one native call no deadline can stop.
+ */
+export const LITERAL_ARGUMENT: ReadonlyMap<string, string> = new Map([
+  ['duration', "duration() takes a duration written in the expression, such as duration('1h'): parsing text from the event could stall the dispatcher"],
+  ['contains', ".contains() takes a string written in the expression, such as .contains('vip'): a needle from the event could stall the dispatcher; compare with == or 'in' instead"],
+]);

@@ -1,3 +1,4 @@
+import { storableText } from '@walflow/core';
 import { createHash } from 'node:crypto';
 import { Duration, UnsignedInt } from '@marcbachmann/cel-js/evaluator';
 
@@ -76,5 +77,5 @@ function isoOrInvalid(date: Date): string {
 }
 
 function preview(text: string): string {
-  return text.length > PREVIEW_LENGTH ? `${text.slice(0, PREVIEW_LENGTH)}…` : text;
+  return text.length > PREVIEW_LENGTH ? `${storableText(text, PREVIEW_LENGTH)}…` : text;
 }

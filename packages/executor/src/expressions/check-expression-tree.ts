@@ -1,9 +1,9 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
-import { ALLOWED_FUNCTIONS, ALLOWED_METHODS, MACROS, REGEX_FUNCTIONS, REGEX_REFUSAL } from './allowed-functions.js';
+import { ALLOWED_FUNCTIONS, ALLOWED_METHODS, LITERAL_ARGUMENT, MACROS, REGEX_FUNCTIONS, REGEX_REFUSAL } from './allowed-functions.js';
 import { astChildren, containsMapMacro } from './ast-children.js';
 import { EVENT_VARIABLE } from '../event-scope.js';
 
-export type TreeProblemKind = 'too_deep' | 'unknown_variable' | 'regex_not_allowed' | 'function_not_allowed' | 'macro_nesting' | 'macro_arguments';
+export type TreeProblemKind = 'too_deep' | 'unknown_variable' | 'regex_not_allowed' | 'function_not_allowed' | 'literal_required' | 'macro_nesting' | 'macro_arguments';
 
 export interface TreeProblem {
   kind: TreeProblemKind;
@@ -50,7 +50,7 @@ export function findTreeProblem(root: ASTNode, limits: TreeLimits): TreeProblem 
       if (!ALLOWED_FUNCTIONS.has(name)) {
         return { kind: 'function_not_allowed', message: `function ${name}() is not allowed; allowed functions: ${FUNCTION_LIST}`, offset: node.pos };
       }
-      return each(args);
+      return literalRequired(name, args, node.pos) ?? each(args);
     }
     if (node.op !== 'rcall') return each(astChildren(node));
 
@@ -61,7 +61,7 @@ export function findTreeProblem(root: ASTNode, limits: TreeLimits): TreeProblem 
       if (!ALLOWED_METHODS.has(name)) {
         return { kind: 'function_not_allowed', message: `method .${name}() is not allowed; allowed methods: ${METHOD_LIST}`, offset };
       }
-      return each([receiver, ...args]);
+      return literalRequired(name, args, offset) ?? each([receiver, ...args]);
     }
 
     const [variable, ...body] = args;
@@ -94,4 +94,11 @@ export function findTreeProblem(root: ASTNode, limits: TreeLimits): TreeProblem 
 function methodOffset(node: ASTNode, receiver: ASTNode, name: string): number {
   const found = node.input.indexOf(name, receiver.end);
   return found >= 0 && found < node.end ? found : node.pos;
+}
+
+/** A call of LITERAL_ARGUMENT's whose argument is not a literal. */
+function literalRequired(name: string, args: readonly ASTNode[], offset: number): TreeProblem | undefined {
+  const message = LITERAL_ARGUMENT.get(name);
+  if (message === undefined || (args.length === 1 && args[0]!.op === 'value')) return undefined;
+  return { kind: 'literal_required', message, offset };
 }

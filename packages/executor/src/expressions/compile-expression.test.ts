@@ -129,6 +129,15 @@ describe('compileExpression refuses', () => {
     expect(refusal("matches(event.type, 'a')").details).toMatchObject({ problem: 'regex_not_allowed', position: { offset: 0 } });
   });
 
+  it('duration() of text and .contains() of a needle not written in the expression, whose cost no deadline stops', () => {
+    const duration = refusal('duration(event.payload.ttl) > duration("1h")');
+    expect(duration.message).toBe("condition: duration() takes a duration written in the expression, such as duration('1h'): parsing text from the event could stall the dispatcher at line 1, column 1");
+    expect(duration.details).toMatchObject({ problem: 'literal_required', position: { offset: 0 } });
+    expect(refusal('event.payload.comment.contains(event.payload.keyword)').details).toMatchObject({ problem: 'literal_required', position: { offset: 22 } });
+    expect(refusal("event.payload.comment.contains('a' + event.type)").details).toMatchObject({ problem: 'literal_required' });
+    expect(() => compileExpression("event.payload.comment.contains('vip') && timestamp(event.payload.at) - timestamp(event.payload.from) > duration('1h')")).not.toThrow();
+  });
+
   it('functions and methods outside the allow-list', () => {
     const method = refusal("event.type.split('.').size() == 2");
     expect(method.message).toMatch(/^condition: method \.split\(\) is not allowed; allowed methods: .* at line 1, column 12$/);

@@ -49,6 +49,25 @@ describe('evaluateCondition', () => {
     expect(condition('event.payload')).toEqual({ ok: false, error: 'condition must be true or false, got map' });
   });
 
+  it('reports an error a decision can store: no half of an emoji at the preview\'s cut, no NUL, no megabytes of the event', () => {
+    const withText = (text: string) => evaluateCondition(compileExpression('event.payload.approved'), { ...event, payload: { approved: text } });
+    const cut = withText(`${'a'.repeat(59)}😀 and more`);
+    expect(cut).toEqual({ ok: false, error: `condition must be true or false, got string "${'a'.repeat(59)}\uFFFD…"` });
+    const throwing: CompiledExpression = {
+      source: 'x',
+      resultType: 'dyn',
+      evaluate: () => {
+        throw new Error(`Invalid duration string: \u0000${'1'.repeat(100_000)}`);
+      },
+    };
+    const long = evaluateCondition(throwing, event);
+    expect(long.ok).toBe(false);
+    if (!long.ok) {
+      expect(long.error).toHaveLength(1000);
+      expect(long.error).toMatch(/^Invalid duration string: \uFFFD1+$/);
+    }
+  });
+
   it('never throws, even when the expression itself does', () => {
     const throwing: CompiledExpression = {
       source: 'x',

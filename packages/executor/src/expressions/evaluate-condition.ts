@@ -1,5 +1,5 @@
 import { EvaluationError } from '@marcbachmann/cel-js';
-import type { EventEnvelope } from '@walflow/core';
+import { storableText, type EventEnvelope } from '@walflow/core';
 import { describeCelValue, keyText } from './cel-value-text.js';
 import type { CompiledExpression } from './compile-expression.js';
 import { atPosition, sourcePosition } from './source-position.js';
@@ -14,7 +14,7 @@ export type KeyResult = { ok: true; key: string } | { ok: false; error: string }
 export function evaluateCondition(expression: CompiledExpression, event: EventEnvelope): ConditionResult {
   const result = run(expression, event);
   if (!result.ok) return result;
-  if (typeof result.value !== 'boolean') return { ok: false, error: `condition must be true or false, got ${describeCelValue(result.value)}` };
+  if (typeof result.value !== 'boolean') return failure(`condition must be true or false, got ${describeCelValue(result.value)}`);
   return { ok: true, value: result.value };
 }
 
@@ -25,7 +25,7 @@ export function evaluateKey(expression: CompiledExpression, event: EventEnvelope
   try {
     return { ok: true, key: keyText(result.value) };
   } catch (error) {
-    return { ok: false, error: `key cannot be written as text: ${messageOf(error)}` };
+    return failure(`key cannot be written as text: ${messageOf(error)}`);
   }
 }
 
@@ -33,10 +33,10 @@ function run(expression: CompiledExpression, event: EventEnvelope): { ok: true; 
   try {
     const value = expression.evaluate(event);
     // Only asynchronous custom functions make the library return a promise, and none are registered.
-    if (value instanceof Promise) return { ok: false, error: 'expression returned a promise' };
+    if (value instanceof Promise) return failure('expression returned a promise');
     return { ok: true, value };
   } catch (error) {
-    return { ok: false, error: evaluationMessage(error, expression.source) };
+    return failure(evaluationMessage(error, expression.source));
   }
 }
 
@@ -48,6 +48,17 @@ function evaluationMessage(error: unknown, source: string): string {
   }
   return messageOf(error);
 }
+
+/**
+ * What went wrong, as a decision can store it: the library's message may quote event text whole (a 16 MiB
+ * string it could not parse, say), or cut through an emoji, which the decision's jsonb would refuse, failing the
+ * whole batch.
+ */
+function failure(error: string): { ok: false; error: string } {
+  return { ok: false, error: storableText(error, ERROR_TEXT_CHARS) };
+}
+
+const ERROR_TEXT_CHARS = 1000;
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
