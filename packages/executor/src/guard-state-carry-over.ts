@@ -6,7 +6,7 @@ import type { WorkflowDefinition } from './workflow-definition.js';
  * Guard state written under the definition being replaced, made to mean what the new one says. A cooldown row
  * holds its end (when it began plus the seconds then): with other seconds it is moved by the difference, so a
  * cooldown shortened from a day to a minute ends a minute after its start, not a day; a workflow without a cooldown
- * any more keeps none. A rate-limit window is known by its limit's place in the list and its start: a limit whose
+ * any more, or with another key, keeps none. A rate-limit window is known by its limit's place in the list and its start: a limit whose
  * period or key changed (or that is gone) starts counting afresh, or its windows would be read as the new limit's
  * (a day's count as the first hour's, both starting at midnight). A changed `limit` alone keeps the counts.
  *
@@ -21,18 +21,23 @@ export async function carryGuardStateOver(db: Kysely<WalflowDatabase>, definitio
     .select(['id', 'cooldown', 'rate_limits'])
     .where('tenant_id', '=', definition.tenant)
     .where('name', '=', definition.name)
+    // Two applies at once take turns from here: the second reads what the first wrote, and converts nothing twice.
+    .forUpdate()
     .executeTakeFirst();
   if (stored === undefined) return;
   const seconds = definition.cooldown?.seconds ?? null;
-  const storedSeconds = (stored.cooldown as { seconds?: number } | null)?.seconds ?? null;
+  const storedCooldown = stored.cooldown as { seconds?: number; key?: string } | null;
+  const storedSeconds = storedCooldown?.seconds ?? null;
+  // Cooldowns are rows per key value: under another key, those of the old one would hold back the new key's values.
+  const keyChanged = storedSeconds !== null && seconds !== null && (storedCooldown?.key ?? null) !== (definition.cooldown?.key ?? null);
   const windowsOf = (limits: readonly { periodSeconds?: number; key?: string }[]) => JSON.stringify(limits.map(({ periodSeconds, key }) => [periodSeconds, key ?? null]));
   const limits = JSON.stringify(definition.rateLimits);
   const windowsChanged = windowsOf(stored.rate_limits as { periodSeconds?: number; key?: string }[]) !== windowsOf(definition.rateLimits);
-  if (seconds === storedSeconds && !windowsChanged) return;
+  if (seconds === storedSeconds && !keyChanged && !windowsChanged) return;
   await sql`LOCK TABLE walflow.sink_cursors IN EXCLUSIVE MODE`.execute(db);
   const unlocked = (table: string, where: RawBuilder<unknown>) =>
     sql`SELECT ctid FROM ${sql.table(table)} WHERE workflow_id = ${stored.id} AND ${where} FOR UPDATE SKIP LOCKED`;
-  if (seconds === null) {
+  if (seconds === null || keyChanged) {
     await sql`DELETE FROM walflow.cooldowns WHERE ctid = ANY (ARRAY(${unlocked('walflow.cooldowns', sql`true`)}))`.execute(db);
   } else if (storedSeconds !== null && seconds !== storedSeconds) {
     await sql`

@@ -45,6 +45,46 @@ describe('guard state when the workflow changes', () => {
     expect(await cooldownSeconds()).toEqual([]);
   });
 
+  it('keeps no cooldown of a key the workflow no longer uses, and converts a cooldown once when two applies change it at once', async () => {
+    const id = await applyTestWorkflow(db, { ...workflow('rekeyed'), cooldown: { seconds: 60, key: 'event.payload.n' } });
+    const first = approvalEvent('rekeyed', 1);
+    expect(await outcomeOf(first)).toBe('fired');
+    /** Each cooldown's end, in seconds after the commit of the event that started it. */
+    const cooldowns = async (startedBy: EventEnvelope) => {
+      const { rows } = await sql<{ seconds: number }>`
+        SELECT extract(epoch FROM until - ${startedBy.committedAt}::timestamptz)::float8 AS seconds FROM walflow.cooldowns WHERE workflow_id = ${id}`.execute(db);
+      return rows.map((row) => row.seconds);
+    };
+    expect(await cooldowns(first)).toEqual([60]);
+    // Another key: the old key's value 1 would otherwise hold back the new key's value 1.
+    await applyTestWorkflow(db, { ...workflow('rekeyed'), cooldown: { seconds: 60, key: 'event.aggregateId.size()' } });
+    expect(await cooldowns(first)).toEqual([]);
+    const second = approvalEvent('rekeyed', 2);
+    expect(await outcomeOf(second)).toBe('fired');
+    expect(await cooldowns(second)).toEqual([60]);
+
+    // The same change applied twice at once: the second waits for the first and finds nothing left to convert.
+    const longer = { ...workflow('rekeyed'), cooldown: { seconds: 3600, key: 'event.aggregateId.size()' } };
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let firstApplied = false;
+    const firstApply = db.transaction().execute(async (trx) => {
+      await applyTestWorkflow(trx, longer);
+      firstApplied = true;
+      await released;
+    });
+    try {
+      await waitFor('the first apply to convert the cooldown', () => firstApplied);
+      const secondApply = applyTestWorkflow(db, longer);
+      await waitForLockWait(db, 'the second apply to wait for the first');
+      release();
+      await Promise.all([firstApply, secondApply]);
+    } finally {
+      release();
+    }
+    expect(await cooldowns(second)).toEqual([3600]);
+  });
+
   it('counts a rate limit afresh when its period or key changes, and goes on counting when only its limit does', async () => {
     const limited = (limit: number, periodSeconds: number) => applyTestWorkflow(db, { ...workflow('limited'), rateLimits: [{ limit, periodSeconds }] });
     // In the first hour of today (UTC), where the day's window and the hour's start at the same instant.
