@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { uuidV7 } from './uuid-v7.js';
 
 describe('uuidV7', () => {
@@ -12,5 +12,20 @@ describe('uuidV7', () => {
   it('sorts by the time it was made, and differs within one millisecond', () => {
     expect(uuidV7(1_700_000_000_000) < uuidV7(1_700_000_000_001)).toBe(true);
     expect(new Set(Array.from({ length: 1000 }, () => uuidV7(1_700_000_000_000))).size).toBe(1000);
+  });
+
+  it('made now, increase within one process, within a millisecond and across a clock that stepped back', () => {
+    const ids = Array.from({ length: 10_000 }, () => uuidV7());
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
+    try {
+      const before = uuidV7();
+      clock.mockReturnValue(Date.now() - 60_000);
+      expect(uuidV7() > before).toBe(true);
+    } finally {
+      clock.mockRestore();
+    }
   });
 });
