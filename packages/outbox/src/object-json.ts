@@ -32,6 +32,9 @@ export function objectJson(value: unknown, subject: string): string {
     const inArray = Array.isArray(this);
     const where = (): string => (inArray ? elementPath(parent, Number(key)) : memberPath(parent, key));
     if (member === undefined || typeof member === 'function' || typeof member === 'symbol') return member; // not written
+    const before = (this as Record<string, unknown>)[key];
+    // An invalid Date writes itself as null: stored so, the time it was meant to hold would be lost without a word.
+    if (before instanceof Date && Number.isNaN(before.getTime())) refuse(`holds an invalid Date at ${where()}, which JSON would write as null`);
     if (typeof member === 'string') {
       const unstorable = unstorableCharacter(member);
       if (unstorable !== null) refuse(`holds ${unstorable} at ${where()}, which PostgreSQL cannot store`);

@@ -249,6 +249,7 @@ describe('emit refuses what the consumer could not take as written', () => {
 
   it('refuses them through emitMany and a typed outbox too, writing none of the events', async () => {
     await expect(emitMany(db, [approved({ ok: 1 }), approved({ n: NaN })])).rejects.toMatchObject(refused('$.n'));
+    await expect(emitMany(db, [approved({ ok: 1 }), approved({ at: [new Date('not a date')] })])).rejects.toMatchObject(refused('invalid Date at $.at[0]'));
     await expect(outbox.emit(db, { type: 'policy.approved', payload: { policyId: 'p\u0000', premium: 1 } })).rejects.toMatchObject(
       refused('$.policyId'),
     );
