@@ -3,7 +3,10 @@ export function parseIpv4(address: string): bigint {
   return address.split('.').reduce((value, octet) => (value << 8n) | BigInt(Number(octet)), 0n);
 }
 
-/** An IPv6 address as a 128-bit number; expects a string net.isIP accepted as version 6 (zone index allowed, dotted IPv4 tail allowed). */
+/**
+ * An IPv6 address as a 128-bit number; expects a string net.isIP accepted as version 6 (zone index allowed,
+ * dotted IPv4 tail allowed).
+ */
 export function parseIpv6(address: string): bigint {
   const withoutZone = address.split('%')[0] ?? address;
   const [head = '', tail] = withoutZone.split('::');

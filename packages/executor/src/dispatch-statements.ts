@@ -69,9 +69,9 @@ export const COPY_FROM_ROWS = 200;
  * without their transaction's end cause that, and, once, a transaction whose end came alone in a batch with
  * nothing to write (it moves the slot, not this checkpoint) redelivered after a restart. A batch with slices
  * but not their end goes in by INSERT: its checkpoint would not cover them, and a refused COPY of them would be
- * refused again at every redelivery; COPY needs whole transactions, which its checkpoint covers. Events at or below the checkpoint come again after a restart (PostgreSQL 15 forgets
- * acknowledgements it had not saved), and recovered ones may have been recorded: they go in by INSERT … ON
- * CONFLICT too.
+ * refused again at every redelivery; COPY needs whole transactions, which its checkpoint covers. Events at or
+ * below the checkpoint come again after a restart (PostgreSQL 15 forgets acknowledgements it had not saved),
+ * and recovered ones may have been recorded: they go in by INSERT … ON CONFLICT too.
  */
 export async function insertEvents(trx: Transaction<WalflowDatabase>, batch: EventsToInsert, onExisting: 'fail' | 'skip'): Promise<InsertedEvents> {
   const { events, recovered, writers, slotName } = batch;

@@ -6,9 +6,10 @@ import type { WorkflowDefinition } from './workflow-definition.js';
  * Guard state written under the definition being replaced, made to mean what the new one says. A cooldown row
  * holds its end (when it began plus the seconds then): with other seconds it is moved by the difference, so a
  * cooldown shortened from a day to a minute ends a minute after its start, not a day; a workflow without a cooldown
- * any more, or with another key, keeps none. A rate-limit window is known by its limit's place in the list and its start: a limit whose
- * period or key changed (or that is gone) starts counting afresh, or its windows would be read as the new limit's
- * (a day's count as the first hour's, both starting at midnight). A changed `limit` alone keeps the counts.
+ * any more, or with another key, keeps none. A rate-limit window is known by its limit's place in the list and its
+ * start: a limit whose period or key changed (or that is gone) starts counting afresh, or its windows would be read
+ * as the new limit's (a day's count as the first hour's, both starting at midnight). A changed `limit` alone keeps
+ * the counts.
  *
  * Only when the guards change, and then under the recording lock, exclusively: the dispatches in flight, which
  * hold guard rows in no particular order, commit first (deciding with the old definition), and the next ones wait

@@ -3,7 +3,10 @@ import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { anyUuid } from './any-uuid.js';
 import { toEventEnvelope, type EventRow } from './event-row.js';
 
-/** The most of a failure's text a run, an action's outcome and `email.failed` keep (UTF-16 units); a pause's reason keeps 500. */
+/**
+ * The most of a failure's text a run, an action's outcome and `email.failed` keep (UTF-16 units); a pause's
+ * reason keeps 500.
+ */
 export const ERROR_CHARS = 10_000;
 
 export interface ClaimedRun {

@@ -62,7 +62,8 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     // and on commits that are durable when they return: the slot is acknowledged once a batch commits, and an
     // asynchronous commit lost in a crash would leave its events behind a slot that moved past them for good
     // (synchronous_commit off becomes local; the stronger settings stay). And on built-in functions and operators
-    // being PostgreSQL's (WALFLOW_SEARCH_PATH). Whatever the database's or role's defaults; queued before any statement of whoever checks the client out.
+    // being PostgreSQL's (WALFLOW_SEARCH_PATH). Whatever the database's or role's defaults; queued before any
+    // statement of whoever checks the client out.
     void client
       .query(SESSION_SETTINGS)
       .catch((error: unknown) => logger.warn({ err: error }, 'could not set the session to read committed, UTC, durable commits and a search path of pg_catalog'));

@@ -8,11 +8,11 @@ const WINDOW_MS = 60_000;
 const MAX_ADDRESSES = 10_000;
 
 /**
- * Counts failed token attempts (a sign-in, a bearer token) per client address (per /64 for IPv6, see addressGroup), in fixed windows of a minute. An
- * address with MAX_FAILED_TOKENS failures in its window may not try a token again until the window ends, whether
- * the next one would be right or not: a guess then tells nothing, and guessing a token costs a minute per ten
- * tries. Behind a reverse proxy every client has the proxy's address and they wait together; a session already
- * signed in (its cookie) is never held up.
+ * Counts failed token attempts (a sign-in, a bearer token) per client address (per /64 for IPv6: addressGroup),
+ * in fixed windows of a minute. An address with MAX_FAILED_TOKENS failures in its window may not try a token
+ * again until the window ends, whether the next one would be right or not: a guess then tells nothing, and
+ * guessing a token costs a minute per ten tries. Behind a reverse proxy every client has the proxy's address and
+ * they wait together; a session already signed in (its cookie) is never held up.
  */
 export class TokenAttempts {
   private readonly windows = new Map<string, { start: number; failures: number }>();
