@@ -26,11 +26,15 @@ export interface NatsSinkOptions {
   logger: Logger;
   /** Events published, acknowledged and saved together. @default 500 */
   batchSize?: number;
+  /** The most payload and metadata a batch holds in this process, in bytes; a batch has one event at least. @default 32 MiB */
+  batchBytes?: number;
   /** How often an idle or standby sink looks for new events; notify() wakes it at once. @default 1000 */
   pollMs?: number;
   /** Delays after failed rounds; reconnecting to NATS is cheap, so they stay short. @default { initialMs: 500, maxMs: 5000 } */
   retry?: BackoffOptions;
 }
+
+const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
 
 type Round = { kind: 'registered' } | { kind: 'published' } | { kind: 'idle' } | { kind: 'standby' } | { kind: 'interrupted' } | { kind: 'failed'; error: unknown };
 
@@ -50,7 +54,10 @@ export class NatsSink {
   /** Resolves when stop() is called during this start: a connect in flight is not waited for. */
   private stopRequested: Promise<void> = new Promise(() => undefined);
   private requestStop: () => void = () => undefined;
+  /** The wait between polls, which notify() cuts short. */
   private readonly pause = new WakeableSleep();
+  /** The wait after a failed round, which only stop() cuts short: recorded events must not hurry a retry. */
+  private readonly backoff = new WakeableSleep();
   private readonly batchSize: number;
 
   constructor(private readonly options: NatsSinkOptions) {
@@ -75,6 +82,7 @@ export class NatsSink {
     this.stopping = true;
     this.requestStop();
     this.pause.wake();
+    this.backoff.wake();
     await this.loop;
     this.loop = null;
     await this.publisher?.close();
@@ -107,7 +115,7 @@ export class NatsSink {
         // A fresh connection next time: it drops whatever the old one still buffers, and checks the stream again.
         await this.publisher?.close();
         this.publisher = null;
-        await this.pause.sleep(delayMs);
+        await this.backoff.sleep(delayMs);
         continue;
       }
       if (failures > 0) logger.info({ stream: settings.stream }, 'the JetStream sink publishes again');
@@ -142,11 +150,13 @@ export class NatsSink {
       const unavailable = publisher.unavailable;
       // Publishing into a reconnecting client would only queue messages that time out here and arrive later.
       if (unavailable !== null) return { kind: 'failed', error: new WalflowError('sink_failed', unavailable) };
-      const events = await eventsAfter(trx, cursor, this.batchSize);
+      const maxBytes = publisher.maxMessageBytes;
+      const events = await eventsAfter(trx, cursor, { events: this.batchSize, bytes: this.options.batchBytes ?? DEFAULT_BATCH_BYTES, messageBytes: maxBytes });
       if (events.length === 0) return { kind: 'idle' };
-      const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject, { maxBytes: publisher.maxMessageBytes })));
+      const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject, { maxBytes })));
       this.current = { ...this.current, published: this.current.published + outcome.stored, duplicates: this.current.duplicates + outcome.duplicates };
       const last = events[outcome.stored - 1];
+      // Duplicates count: JetStream holds one when the round that stored it never saved its cursor, nor its count.
       if (last !== undefined && !(await saveCursor(trx, this.name, last, outcome.stored))) {
         this.options.logger.warn({ stream: this.options.settings.stream }, "the JetStream sink's cursor was deleted while it published: it starts again at the end of the event log");
       }
@@ -171,8 +181,10 @@ export class NatsSink {
     return publisher;
   }
 
+  /** `since` stays while the state and its reason do: a failure retried is the same failure, since it began. */
   private setState(state: SinkState, reason?: string): void {
     const { published, duplicates } = this.current;
-    this.current = reason === undefined ? { state, since: new Date(), published, duplicates } : { state, since: new Date(), reason, published, duplicates };
+    const since = state === this.current.state && reason === this.current.reason ? this.current.since : new Date();
+    this.current = reason === undefined ? { state, since, published, duplicates } : { state, since, reason, published, duplicates };
   }
 }

@@ -7,7 +7,8 @@ const event: SinkEvent = {
   tenantId: 'acme corp',
   aggregateType: 'policy',
   aggregateId: 'p-1',
-  payload: { premium: 1200 },
+  payloadJson: '{"premium": 1200}',
+  payloadBytes: 17,
   metadata: { actorId: 'u-7', correlationId: 'c-1', causationId: 'e-0', depth: 1 },
   committedAt: '2024-05-01T12:00:00.123456Z',
 };

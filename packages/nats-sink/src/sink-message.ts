@@ -1,8 +1,16 @@
 import { toCloudEvent, type CloudEventExtensions, type CloudEventSource, type EventEnvelope } from '@walflow/core';
 import { subjectFor } from './subject-template.js';
 
-/** A recorded event as the sink publishes it. */
-export type SinkEvent = CloudEventSource & Pick<EventEnvelope, 'tenantId' | 'metadata'>;
+/**
+ * A recorded event as the sink publishes it. Its payload travels as JSON text, so that it is published exactly as
+ * the log holds it (a decimal of more digits than a double keeps them), and is never parsed only to be written again.
+ */
+export interface SinkEvent extends Omit<CloudEventSource, 'payload'>, Pick<EventEnvelope, 'tenantId' | 'metadata'> {
+  /** The payload's JSON; null when it stayed in the log, being larger than a message may be. */
+  payloadJson: string | null;
+  /** The payload's JSON in bytes of UTF-8. */
+  payloadBytes: number;
+}
 
 /** One JetStream message: a CloudEvent in structured JSON mode. */
 export interface SinkMessage {
@@ -19,6 +27,13 @@ export interface SinkMessage {
 
 const encoder = new TextEncoder();
 
+/** The sink's view of an event read whole (a replay's page). */
+export function sinkEventOf(event: Omit<SinkEvent, 'payloadJson' | 'payloadBytes'> & Pick<EventEnvelope, 'payload'>): SinkEvent {
+  const { payload, ...rest } = event;
+  const payloadJson = JSON.stringify(payload);
+  return { ...rest, payloadJson, payloadBytes: Buffer.byteLength(payloadJson) };
+}
+
 /**
  * The event's CloudEvent (id = event id, time = commit time, subject = aggregate, data = payload) with
  * walflow's extensions: `tenant`, the causal chain (`correlationid`, `causationid`), `actorid`, and on a
@@ -27,18 +42,23 @@ const encoder = new TextEncoder();
  * skips nothing, would stop at it for every tenant. The event stays in walflow's log.
  */
 export function sinkMessage(event: SinkEvent, subjectTemplate: string, options: { replayId?: string | undefined; maxBytes?: number | undefined } = {}): SinkMessage {
-  const { replayId, maxBytes } = options;
-  const cloudEvent = toCloudEvent(event, { source: `walflow/${encodeURIComponent(event.tenantId)}`, extensions: extensionsOf(event, replayId) });
-  let data = encoder.encode(JSON.stringify(cloudEvent));
-  if (maxBytes !== undefined && data.length > maxBytes) {
-    const { data: omitted, datacontenttype: _, ...attributes } = cloudEvent;
-    const omittedDataBytes = encoder.encode(JSON.stringify(omitted)).length;
-    data = encoder.encode(JSON.stringify({ ...attributes, omitteddatabytes: omittedDataBytes }));
+  const { replayId, maxBytes = Number.POSITIVE_INFINITY } = options;
+  // The data is written below, from the payload's text; the builder's own is left out.
+  const { data: _, ...attributes } = toCloudEvent({ ...event, payload: {} }, { source: `walflow/${encodeURIComponent(event.tenantId)}`, extensions: extensionsOf(event, replayId) });
+  let data: Uint8Array | undefined;
+  if (event.payloadJson !== null) {
+    // `data` goes last, as the payload's own text: the attributes' JSON ends with its closing brace.
+    const withoutData = JSON.stringify(attributes);
+    data = encoder.encode(`${withoutData.slice(0, -1)},"data":${event.payloadJson}}`);
+  }
+  if (data === undefined || data.length > maxBytes) {
+    const { datacontenttype: __, ...withoutContentType } = attributes;
+    data = encoder.encode(JSON.stringify({ ...withoutContentType, omitteddatabytes: event.payloadBytes }));
     // Still too large: its metadata's extensions (an actor id may be as long as metadata may be) go too. What is
     // left is bounded by the outbox's limits on a tenant, a type and an aggregate.
     if (data.length > maxBytes) {
       const { specversion, id, source, type, time, subject, tenant } = attributes;
-      data = encoder.encode(JSON.stringify({ specversion, id, source, type, time, subject, tenant, omitteddatabytes: omittedDataBytes, omittedextensions: true }));
+      data = encoder.encode(JSON.stringify({ specversion, id, source, type, time, subject, tenant, omitteddatabytes: event.payloadBytes, omittedextensions: true }));
     }
   }
   return {

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { isUuid, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { candidateWorkflow, Dispatcher, type ReplayScope, type WorkflowPolicy } from '@walflow/executor';
-import { JetStreamPublisher, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
+import { JetStreamPublisher, sinkEventOf, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { isRelativeTime } from './parse-time.js';
@@ -216,7 +216,7 @@ async function replayToSink(options: ReplayOptions, settings: NatsSinkSettings, 
   try {
     for await (const page of pagesOf(options.db, options)) {
       options.signal?.throwIfAborted();
-      const { stored, duplicates } = await publisher.publishAll(page.map((event) => sinkMessage(event, settings.subject, { replayId, maxBytes: publisher.maxMessageBytes })));
+      const { stored, duplicates } = await publisher.publishAll(page.map((event) => sinkMessage(sinkEventOf(event), settings.subject, { replayId, maxBytes: publisher.maxMessageBytes })));
       summary.events += page.length;
       summary.sink.published += stored - duplicates;
       summary.sink.duplicates += duplicates;

@@ -1,0 +1,42 @@
+import { createServer, type AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { NatsSink, type NatsSinkSettings } from '@walflow/nats-sink';
+import { useTestDatabase, waitFor } from '@walflow/testing';
+import { expect, it } from 'vitest';
+import { openMigrated, silentLogger } from '../../server/test/fixtures.js';
+
+const database = useTestDatabase();
+
+it('waits out its backoff while NATS is down however many events are recorded meanwhile, and says since when it fails', async () => {
+  const db = await openMigrated(database);
+  // Takes each connection and closes it at once: every round fails as it connects.
+  let connections = 0;
+  const closing = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', () => resolve()));
+  const port = (closing.address() as AddressInfo).port;
+  const settings: NatsSinkSettings = { servers: [`nats://127.0.0.1:${port}`], subject: 'walflow.{tenant}.{type}', stream: 'DOWN', maxAgeSeconds: 60, duplicateWindowSeconds: 60 };
+  const sink = new NatsSink({ db, settings, logger: silentLogger, pollMs: 50, retry: { initialMs: 1500, maxMs: 1500 } });
+  try {
+    sink.start();
+    const failing = await waitFor('the sink to fail', () => sink.status.state === 'failing' && sink.status);
+    // The connections one round makes (the client may try more than once).
+    const perRound = connections;
+    const started = Date.now();
+    // What dispatch does for every batch it records.
+    for (let i = 0; i < 100; i++) {
+      sink.notify();
+      await sleep(20);
+    }
+    // One round per backoff (jittered down to half of 1.5 s), and one begun as the last ended; not one per notification.
+    const rounds = Math.ceil((Date.now() - started) / 750) + 1;
+    expect(connections - perRound).toBeLessThanOrEqual(rounds * perRound);
+    expect(sink.status).toMatchObject({ state: 'failing', since: failing.since });
+  } finally {
+    await sink.stop();
+    await new Promise((resolve) => closing.close(resolve));
+    await db.destroy();
+  }
+});
