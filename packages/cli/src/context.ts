@@ -1,5 +1,5 @@
 import { hostname, userInfo } from 'node:os';
-import { createDatabase, loadConfig, RECORDING_APPLICATION_NAME, type WalflowConfig } from '@walflow/server';
+import { assertSchemaCurrent, createDatabase, loadConfig, RECORDING_APPLICATION_NAME, type WalflowConfig } from '@walflow/server';
 import type { WalflowDatabase } from '@walflow/core';
 import type { Kysely } from 'kysely';
 import pino, { type Logger } from 'pino';
@@ -24,15 +24,20 @@ export function commandContext(options: { logToStdout: boolean }): CommandContex
 /** The sessions of commands that record no event: following the event log does not wait for their transactions. */
 const CLI_APPLICATION_NAME = 'walflow-cli';
 
-/** Runs `work` with a database handle that is always closed; `recordsEvents` for a command that records events. */
+/**
+ * Runs `work` with a database handle that is always closed; `recordsEvents` for a command that records events.
+ * `changesState` for a command that writes walflow's tables: it runs only against a schema of this version, since
+ * code and migrations go together (an older CLI's repair, say, would drop the slot and then record as it did).
+ */
 export async function withDatabase<T>(
   context: CommandContext,
   work: (db: Kysely<WalflowDatabase>) => Promise<T>,
-  options: { recordsEvents?: boolean } = {},
+  options: { recordsEvents?: boolean; changesState?: boolean; statementTimeoutMs?: number } = {},
 ): Promise<T> {
   const applicationName = options.recordsEvents ? RECORDING_APPLICATION_NAME : CLI_APPLICATION_NAME;
-  const db = createDatabase(context.config.databaseUrl, context.logger, { max: 2, applicationName });
+  const db = createDatabase(context.config.databaseUrl, context.logger, { max: 2, applicationName, statementTimeoutMs: options.statementTimeoutMs });
   try {
+    if (options.changesState) await assertSchemaCurrent(db);
     return await work(db);
   } finally {
     await db.destroy();

@@ -123,12 +123,14 @@ describe('walflow replay', () => {
       BEGIN PERFORM pg_sleep(0.004); RETURN NEW; END $$`.execute(db);
     await sql`CREATE TRIGGER slow_replayed_run BEFORE INSERT ON walflow.workflow_runs FOR EACH ROW WHEN (NEW.tenant_id = 'interrupt' AND NEW.replay_id IS NOT NULL)
       EXECUTE FUNCTION public.slow_replayed_run()`.execute(db);
+    let interrupted = '';
     try {
       const replay = spawnWalflow(['replay', '--from', '-1h', '--to', 'now', '--tenant', 'interrupt'], env);
       await waitFor('the first page', () => replay.output().includes('replayed 500/1200'));
       replay.kill('SIGINT');
       expect(await replay.exited).toBe(1);
-      expect(replay.output()).toContain('replay interrupted by SIGINT');
+      interrupted = replay.output();
+      expect(interrupted).toContain('replay interrupted by SIGINT');
     } finally {
       await sql`DROP TRIGGER slow_replayed_run ON walflow.workflow_runs`.execute(db);
       await sql`DROP FUNCTION public.slow_replayed_run()`.execute(db);
@@ -138,7 +140,15 @@ describe('walflow replay', () => {
     expect(kept).toBeGreaterThan(0);
     expect(kept).toBeLessThan(1_200);
     const audited = await db.selectFrom('walflow.audit_log').select(['target', 'arguments']).where('action', '=', 'replay').where(sql<boolean>`arguments->>'tenant' = 'interrupt'`).execute();
-    expect(audited).toEqual([{ target: expect.stringMatching(/^replay-/), arguments: expect.objectContaining({ failed: expect.stringContaining('interrupted by SIGINT') }) }]);
+    const range = { from: expect.stringMatching(/^\d{4}-.*\.\d{6}Z$/), to: expect.stringMatching(/^\d{4}-.*\.\d{6}Z$/) };
+    expect(audited).toEqual([{ target: expect.stringMatching(/^replay-/), arguments: expect.objectContaining({ range, failed: expect.stringContaining('interrupted by SIGINT') }) }]);
+
+    // The relative bounds typed again would now come to a later range; the command it gives goes on with the same one.
+    const goOn = /to go on, run it again with (--from \S+ --to \S+ --replay-id \S+)/.exec(interrupted);
+    expect(goOn).not.toBeNull();
+    const resumed = await runWalflow(['replay', ...goOn![1]!.split(' '), '--tenant', 'interrupt'], env);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect(await replayed()).toBe(1_200);
   });
 
   it('checks its times and options before it reads a workflow file or the database', async () => {
@@ -426,3 +436,47 @@ async function retryOnDeadlock(work: () => Promise<unknown>): Promise<void> {
     }
   }
 }
+
+describe('commands that change walflow’s state, against a schema of another version', () => {
+  it('refuse to run before they touch anything, saying why', async () => {
+    const { db } = walflow;
+    await sql`INSERT INTO walflow.schema_migrations (version, name, checksum) VALUES (9999, '9999_from_the_future.sql', 'x')`.execute(db);
+    try {
+      for (const args of [
+        ['repair'],
+        ['replay', '--from', '-1h', '--to', 'now'],
+        ['prune', '--dry-run'],
+        ['dead-runs', 'retry', '00000000-0000-7000-8000-000000000000'],
+        ['dead-letters', 'discard', '00000000-0000-7000-8000-000000000000'],
+        ['workflows', 'pause', 'none'],
+      ]) {
+        const refused = await runWalflow(args, env);
+        expect(refused, args.join(' ')).toMatchObject({ code: 1, output: expect.stringContaining('a newer walflow migrated it') });
+      }
+    } finally {
+      await sql`DELETE FROM walflow.schema_migrations WHERE version = 9999`.execute(db);
+    }
+  });
+});
+
+describe('walflow status', () => {
+  it('ends, saying the status is unknown, when a lock held on walflow’s tables keeps the database from answering', async () => {
+    const { db } = walflow;
+    let release!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = db.transaction().execute(async (trx) => {
+      await sql`LOCK TABLE walflow.dead_letters IN ACCESS EXCLUSIVE MODE`.execute(trx);
+      locked();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    try {
+      await isLocked;
+      const status = await runWalflow(['status'], env);
+      expect(status).toMatchObject({ code: 1, output: expect.stringContaining('the database did not answer within 10 s') });
+    } finally {
+      release();
+      await holder;
+    }
+  });
+});

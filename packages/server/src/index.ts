@@ -25,5 +25,6 @@ export { prune, type PruneOptions, type PruneResult } from './prune.js';
 export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
 export { RETENTION_ACTOR, startRetention, type RetentionOptions } from './retention.js';
 export { checkReplayRequest, replayRange, type ReplayOptions, type ReplayRequest, type ReplaySummary } from './replay.js';
+export { exactRange } from './replay-range.js';
 export { startWalflow, type RunningWalflow } from './walflow-process.js';
 export { secondsToInvalidation, WalRate } from './wal-rate.js';

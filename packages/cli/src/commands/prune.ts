@@ -16,7 +16,7 @@ export function registerPrune(program: Command): void {
         const pruned = await prune(db, { olderThan, dryRun: options.dryRun ?? false });
         if (!options.dryRun) await recordAudit(db, { actor: context.operator, action: 'prune', arguments: { olderThan: olderThan.toISOString(), ...pruned } });
         return pruned;
-      });
+      }, { changesState: true });
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ olderThan: olderThan.toISOString(), dryRun: options.dryRun ?? false, ...result }, null, 2)}\n`);
         return;

@@ -18,7 +18,7 @@ export function registerRepair(program: Command): void {
           await recordAudit(db, { actor: context.operator, action: 'slot.repair', target: config.slotName, arguments: { ...repaired } });
           return repaired;
         },
-        { recordsEvents: true },
+        { recordsEvents: true, changesState: true },
       );
       process.stdout.write(
         `${result.droppedSlot ? 'dropped and recreated' : 'created'} replication slot ${config.slotName} at ${result.consistentPoint}; ` +

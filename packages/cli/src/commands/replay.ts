@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { WalflowError } from '@walflow/core';
-import { checkReplayRequest, parseTime, recordAudit, replayRange } from '@walflow/server';
+import { isWalflowError, WalflowError } from '@walflow/core';
+import { checkReplayRequest, exactRange, parseTime, recordAudit, replayRange } from '@walflow/server';
 import type { Command } from 'commander';
 import { nonEmptyText, timeText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
@@ -44,6 +44,9 @@ export function registerReplay(program: Command): void {
       const [from, to] = [parseTime(flags.from, now), parseTime(flags.to, now)];
       const { retentionDays } = context.config;
       const rangeAsTyped = { from: flags.from, to: flags.to };
+      // What the range came to, to the microsecond: audited, and given to go on after a failure, since relative
+      // bounds typed again later come to a later range under the same replay id.
+      const range = exactRange({ from, to, rangeAsTyped });
       checkReplayRequest({ ...flags, from, to, now, rangeAsTyped, retentionDays, withWorkflowFile: flags.workflowFile !== undefined, toSink: flags.toSink ?? false });
       if (flags.toSink && context.config.natsSink === undefined) throw new WalflowError('config_invalid', '--to-sink needs the sink configured: set WALFLOW_NATS_URL');
       const workflowDefinition = flags.workflowFile === undefined ? undefined : await readWorkflowFile(flags.workflowFile);
@@ -55,7 +58,7 @@ export function registerReplay(program: Command): void {
         stop.abort(
           new WalflowError(
             'interrupted',
-            flags.dryRun ? `dry run interrupted by ${signal}: nothing was created` : `replay interrupted by ${signal}: the pages replayed so far stay; run the same command again to go on`,
+            flags.dryRun ? `dry run interrupted by ${signal}: nothing was created` : `replay interrupted by ${signal}: the pages replayed so far stay`,
           ),
         );
       process.once('SIGINT', interrupt);
@@ -93,13 +96,18 @@ export function registerReplay(program: Command): void {
           // The pages committed before the failure stay: the audit log says the replay ran, under which id (a rerun
           // under it goes on), and how it ended. One refused before it started ran nothing.
           if (!flags.dryRun && started !== undefined) {
-            await recordAudit(db, { actor: context.operator, action: 'replay', target: started, arguments: { ...flags, failed: errorMessage(error) } }).catch(() => undefined);
+            await recordAudit(db, { actor: context.operator, action: 'replay', target: started, arguments: { ...flags, range, failed: errorMessage(error) } }).catch(() => undefined);
+            throw new WalflowError(
+              isWalflowError(error) ? error.code : 'dispatch_failed',
+              `${errorMessage(error)}; to go on, run it again with --from ${range.from} --to ${range.to} --replay-id ${started} and its other options`,
+              { cause: error },
+            );
           }
           throw error;
         }
-        if (!result.dryRun) await recordAudit(db, { actor: context.operator, action: 'replay', target: result.replayId, arguments: { ...flags } });
+        if (!result.dryRun) await recordAudit(db, { actor: context.operator, action: 'replay', target: result.replayId, arguments: { ...flags, range } });
         return result;
-      }).finally(() => {
+      }, { changesState: true }).finally(() => {
         progress.done();
         process.off('SIGINT', interrupt);
         process.off('SIGTERM', interrupt);

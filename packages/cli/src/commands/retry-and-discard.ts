@@ -43,7 +43,7 @@ export function registerRetryAndDiscard(parent: Command, rows: { noun: string; a
               process.exitCode = 1;
             }
           }
-        });
+        }, { changesState: true });
       });
   }
 }

@@ -1,9 +1,15 @@
+import { SqlState, sqlStateOf, WalflowError } from '@walflow/core';
 import { sinkName } from '@walflow/nats-sink';
 import { computeHealth, type HealthReport } from '@walflow/server';
 import type { Command } from 'commander';
-import { commandContext, withDatabase } from '../context.js';
+import { commandContext, withDatabase, type CommandContext } from '../context.js';
 
 const PROBE_TIMEOUT_MS = 1000;
+/**
+ * The longest a statement of the report from the database may take: a lock held on walflow's tables (a `VACUUM
+ * FULL`, a `LOCK TABLE`) would otherwise keep the command, and the monitoring script that runs it, waiting for ever.
+ */
+const STATEMENT_TIMEOUT_MS = 10_000;
 
 export function registerStatus(program: Command): void {
   program
@@ -16,12 +22,25 @@ export function registerStatus(program: Command): void {
       const live = await probe(`http://127.0.0.1:${config.httpPort}/health`);
       // Without a process to ask, the sink's backlog still comes from its cursor in the database.
       const sink = config.natsSink === undefined ? undefined : { name: sinkName(config.natsSink) };
-      const report =
-        live ?? (await withDatabase(context, (db) => computeHealth(db, { slotName: config.slotName, thresholds: config.healthThresholds, sink })));
+      const report = live ?? (await fromDatabase(context, sink));
       if (options.json) process.stdout.write(`${JSON.stringify({ source: live === null ? 'database' : 'process', ...report }, null, 2)}\n`);
       else process.stdout.write(describe(report, live === null ? 'computed from the database; no walflow process answered' : 'from the running walflow process'));
       if (report.status === 'down') process.exitCode = 1;
     });
+}
+
+async function fromDatabase(context: CommandContext, sink: { name: string } | undefined): Promise<HealthReport> {
+  const { config } = context;
+  try {
+    return await withDatabase(context, (db) => computeHealth(db, { slotName: config.slotName, thresholds: config.healthThresholds, sink }), {
+      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+    });
+  } catch (error) {
+    if (sqlStateOf(error) !== SqlState.queryCanceled) throw error;
+    throw new WalflowError('database_unavailable', `the database did not answer within ${STATEMENT_TIMEOUT_MS / 1000} s (a lock on walflow's tables, or a server that stalls): status unknown`, {
+      cause: error,
+    });
+  }
 }
 
 /** The running process's cached report, or null when nothing (or something else) answers on the port. */

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { WalflowError } from '@walflow/core';
 import { applyWorkflow, deleteWorkflow, isUnreadable, listWorkflows, setWorkflowStatus, validateWorkflow } from '@walflow/executor';
-import { assertSchemaCurrent, recordAudit } from '@walflow/server';
+import { recordAudit } from '@walflow/server';
 import type { Command } from 'commander';
 import { nonEmptyText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
@@ -26,10 +26,9 @@ export function registerWorkflows(program: Command): void {
         }
       }
       // One transaction: a file the database refuses (text it cannot store, say) applies none of the others either.
+      // An apply that changes guards takes the recording lock: one of another version than the schema's would take
+      // another lock than the dispatches do (0044), and exclude none of them.
       const lines = await withDatabase(context, async (db) => {
-        // An apply that changes guards takes the recording lock: one of another version than the schema's would
-        // take another lock than the dispatches do (0044), and exclude none of them.
-        await assertSchemaCurrent(db);
         return db.transaction().execute(async (trx) => {
           const applied: string[] = [];
           for (const { file, document } of documents) {
@@ -46,7 +45,7 @@ export function registerWorkflows(program: Command): void {
           }
           return applied;
         });
-      });
+      }, { changesState: true });
       for (const line of lines) process.stdout.write(line);
     });
 
@@ -75,7 +74,7 @@ export function registerWorkflows(program: Command): void {
           });
           const state = verb === 'delete' ? 'deleted' : verb === 'pause' ? 'paused' : 'resumed';
           process.stdout.write(change === 'changed' ? `${state} ${target}\n` : `${target} is already ${verb === 'pause' ? 'paused' : 'active'}: nothing changed\n`);
-        });
+        }, { changesState: true });
       });
   }
 
