@@ -9,6 +9,7 @@ import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
 import { followUp, recordDeath } from './run-death.js';
 import { DEFAULT_LEASE_MS, holdsLease } from './run-leases.js';
+import { holdUntilResumed } from './run-hand-back.js';
 import { cancelRun, completeRuns, failRun, recordFailedAction, recordOutcomes, runTransactionLimits, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import { getWorkflowById, isUnreadable, type ReadWorkflow, type StoredWorkflow } from './workflow-store.js';
@@ -34,7 +35,8 @@ export interface RunExecutorOptions {
   shutdown?: AbortSignal | undefined;
 }
 
-export type RunResult = 'succeeded' | 'retrying' | 'dead' | 'cancelled' | 'lease_lost';
+/** `held`: its workflow was paused after the claim, and the run waits for the resume, its attempt not counted. */
+export type RunResult = 'succeeded' | 'retrying' | 'dead' | 'cancelled' | 'held' | 'lease_lost';
 
 class LeaseLost extends Error {}
 
@@ -100,6 +102,11 @@ async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, worker
   // Without a definition there is no action to name and no auto-pause to count: the run only fails, or dies.
   if ('fails' in runnable) return failAttempt(runnable.fails, async () => {});
   const { workflow } = runnable;
+  // Paused since the claim, by an operator or by walflow after failures of runs claimed with this one: the run
+  // would only fail again on what paused it, and the pause promises that its runs wait.
+  if (workflow.status === 'paused') {
+    return fenced((trx) => holdUntilResumed(trx, run.id)).then(() => 'held' as const, leaseLostOr('lease_lost' as const));
+  }
 
   let failing: { index: number; action: WorkflowAction } | undefined;
   try {

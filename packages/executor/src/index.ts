@@ -13,7 +13,8 @@ export { afterFailure, type RetryPolicyOptions, type RetryVerdict } from './retr
 export { claimAndExecuteHeld, executeRunBatch, type ClaimBatch } from './run-batch.js';
 export { releaseExpiredLeases } from './expired-leases.js';
 export { EVENT_GONE } from './runs-without-event.js';
-export { claimRuns, releaseHeldRuns, RUNS_QUEUED_CHANNEL, type ClaimedRun } from './run-queue.js';
+export { claimRuns, RUNS_QUEUED_CHANNEL, type ClaimedRun } from './run-queue.js';
+export { releaseHeldRuns } from './run-hand-back.js';
 export { RunQueueListener, type RunQueueListenerOptions } from './run-queue-listener.js';
 export { templateScope } from './event-scope.js';
 export { renderText } from './render-mustache.js';

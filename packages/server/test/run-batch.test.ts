@@ -263,6 +263,25 @@ describe('the queued runs of a paused workflow', () => {
   });
 });
 
+describe('a leased run whose workflow is paused before its turn', () => {
+  it('is not executed: it waits for the resume, its attempt not counted', async () => {
+    await applyTestWorkflow(db, { tenant: 'paused-late', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
+    // A worker holds both runs (a batch leased after a rollback, run one by one); the first pauses the workflow.
+    const [first, second] = await queueAndClaim('paused-late', [{ n: 1 }, { n: 2 }], 'paused-late/0');
+    expect(await executeRun(first!, 'paused-late/0', options)).toBe('succeeded');
+    expect(await setWorkflowStatus(db, 'paused-late', 'note', 'paused')).toBe('changed');
+    expect(await executeRun(second!, 'paused-late/0', options)).toBe('held');
+    const row = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'locked_by', sql<boolean>`next_attempt_at = 'infinity'`.as('waits')]).where('id', '=', second!.id).executeTakeFirstOrThrow();
+    expect(row).toEqual({ status: 'queued', attempts: 0, locked_by: null, waits: true });
+    expect(await notificationsPerRun('paused-late')).toEqual(new Map([[first!.id, 1]]));
+
+    expect(await setWorkflowStatus(db, 'paused-late', 'note', 'active')).toBe('changed');
+    const [again] = (await claimRuns(db, 'paused-late/1', 100, 60_000)).filter((run) => run.event.tenantId === 'paused-late');
+    expect(again?.id).toBe(second!.id);
+    expect(await executeRun(again!, 'paused-late/1', options)).toBe('succeeded');
+  });
+});
+
 describe('a run queued again while its workflow is paused, whose resume commits first', () => {
   it('is made due by the workers’ sweep and runs, although the resume could not see it queued', async () => {
     await applyTestWorkflow(db, { tenant: 'stranded', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
