@@ -238,7 +238,9 @@ export class ReplicationConsumer {
     }
   }
 
+  /** `since` stays while the state does: reconnecting since the first failed attempt, whatever each one's reason. */
   private setState(state: ConsumerState, role: ConsumerRole, reason?: string): void {
-    this.current = reason === undefined ? { state, role, since: new Date() } : { state, role, reason, since: new Date() };
+    const since = state === this.current.state && role === this.current.role ? this.current.since : new Date();
+    this.current = reason === undefined ? { state, role, since } : { state, role, reason, since };
   }
 }

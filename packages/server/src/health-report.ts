@@ -20,6 +20,12 @@ export interface HealthThresholds {
   lagBytesDown: number;
   queuedSecondsDegraded: number;
   deadRunsDegraded: number;
+  /**
+   * How long the leading consumer may try to reconnect, without streaming in between, before the report is down: a
+   * failure that every attempt meets (a role without REPLICATION, another client streaming the slot) is retried for
+   * ever, and on a quiet database no lag would show it.
+   */
+  reconnectingSecondsDown: number;
 }
 
 export interface HealthReport {
@@ -122,7 +128,7 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
   };
   const runs = { queued: row.queued, running: row.running, dead: row.dead, oldestQueuedSeconds: Math.max(0, row.oldest_queued_seconds) };
   const checks: HealthCheck[] = [];
-  if (consumer !== undefined) checks.push(consumerCheck(consumer));
+  if (consumer !== undefined) checks.push(consumerCheck(consumer, thresholds));
   checks.push(slotCheck(slotName, slotRow, consumer !== undefined));
   checks.push(
     levelCheck('lag_seconds', lag.seconds, thresholds.lagSecondsDegraded, thresholds.lagSecondsDown, (v) => `oldest unrecorded outbox row is ${v.toFixed(1)} s old`, CONSUMER_BEHIND),
@@ -165,15 +171,21 @@ export function runChecks(runs: { dead: number; oldestQueuedSeconds: number }, t
   ];
 }
 
+const RECONNECTING_REMEDY =
+  'no attempt has streamed since: the error above comes back at every one (check the role\'s REPLICATION right, pg_hba.conf, and pg_stat_replication for another client on the slot)';
+
 export function worstState(states: readonly HealthState[]): HealthState {
   return states.reduce<HealthState>((worst, state) => (RANK[state] > RANK[worst] ? state : worst), 'ok');
 }
 
-function consumerCheck(consumer: ConsumerStatus): HealthCheck {
+export function consumerCheck(consumer: ConsumerStatus, thresholds: Pick<HealthThresholds, 'reconnectingSecondsDown'>, now = Date.now()): HealthCheck {
   const detail = consumer.reason === undefined ? '' : `: ${consumer.reason}`;
   const message = `${consumer.state} since ${consumer.since.toISOString()}${detail}`;
   if (consumer.state === 'down') return { name: 'consumer', state: 'down', message };
   if (consumer.state === 'streaming' || consumer.state === 'standby') return { name: 'consumer', state: 'ok', message };
+  if (consumer.state === 'reconnecting' && now - consumer.since.getTime() >= thresholds.reconnectingSecondsDown * 1000) {
+    return { name: 'consumer', state: 'down', message: `${message}: ${RECONNECTING_REMEDY}` };
+  }
   return { name: 'consumer', state: 'degraded', message };
 }
 

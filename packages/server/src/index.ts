@@ -14,7 +14,7 @@ export {
   type ListedEvent,
   type RecordedEvent,
 } from './event-log.js';
-export { computeHealth, healthHttpStatus, type ComputeHealthOptions, type HealthCheck, type HealthReport, type HealthState, type HealthThresholds } from './health-report.js';
+export { computeHealth, consumerCheck, healthHttpStatus, type ComputeHealthOptions, type HealthCheck, type HealthReport, type HealthState, type HealthThresholds } from './health-report.js';
 export { startHttpServer, type HttpServer, type HttpServerOptions, type MountedHandler, type RouteHandler, type RouteResponse } from './http-server.js';
 export { loadCatalog } from './load-catalog.js';
 export { WalflowMetrics } from './metrics.js';
