@@ -96,7 +96,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       for (const name of applied) logger.info({ migration: name }, 'migration applied');
       await conn
         .insertInto('walflow.consumer_state')
-        .values({ slot_name: slotName, plugin: slot.plugin, slot_created_lsn: slot.createdAt })
+        .values({ slot_name: slotName, plugin: slot.plugin, slot_created_lsn: slot.createdAt, ...(slot.createdTime === null ? {} : { slot_created_at: slot.createdTime }) })
         .onConflict((conflict) => conflict.column('slot_name').doNothing())
         .execute();
       return { applied, slotCreated: slot.createdAt !== null, plugin: slot.plugin };
@@ -106,21 +106,26 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   });
 }
 
-/** Creates the slot unless it exists; `createdAt` is the LSN it was created at, null when it already existed. */
+/**
+ * Creates the slot unless it exists; `createdAt` is the LSN it was created at and `createdTime` when, both null when
+ * it already existed. The time is taken here, not when consumer_state is written after the migrations: outbox rows
+ * an application wrote in between would be reported at the next start as older than the slot, which they are not.
+ */
 async function ensureSlot(
   conn: Kysely<WalflowDatabase>,
   slotName: string,
   decoder: DecoderChoice,
   logger: Logger,
-): Promise<{ createdAt: string | null; plugin: SlotPlugin }> {
+): Promise<{ createdAt: string | null; createdTime: Date | null; plugin: SlotPlugin }> {
   const slot = await inspectSlot(conn, slotName);
-  if (slot) return { createdAt: null, plugin: assertSlotPlugin(slot, decoder) };
+  if (slot) return { createdAt: null, createdTime: null, plugin: assertSlotPlugin(slot, decoder) };
   const { rows } = await sql<{ exists: boolean }>`SELECT to_regclass('walflow.outbox') IS NOT NULL AS exists`.execute(conn);
   if (rows[0]?.exists) throw missingSlotError(slotName);
   await ensureOutboxPublication(conn);
   const { lsn, plugin } = await createSlot(conn, slotName, decoder);
+  const { rows: [created] } = await sql<{ at: Date }>`SELECT clock_timestamp() AS at`.execute(conn);
   logger.info({ slot: slotName, lsn, plugin }, 'replication slot created');
-  return { createdAt: lsn, plugin };
+  return { createdAt: lsn, createdTime: created!.at, plugin };
 }
 
 /**
