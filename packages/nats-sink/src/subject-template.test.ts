@@ -23,6 +23,9 @@ describe('subjectFor', () => {
     expect(a).toMatch(/^w\.(%[0-9A-F]{2}){50,}-[0-9a-f]{16}$/);
     expect(a).not.toBe(b);
     expect(long('a')).toBe(a);
+    // A short value written as a cut one is cannot be chosen to stand for the long value.
+    const lookalike = a.slice('w.'.length).replace(/%C3%A9/g, 'x');
+    expect(subjectFor('w.{aggregateId}', { ...event, aggregateId: lookalike })).toMatch(/%2D[0-9a-f]{16}$/);
   });
 });
 
@@ -36,8 +39,10 @@ describe('streamSubjects', () => {
 
 describe('SUBJECT_TEMPLATE_PATTERN', () => {
   it('accepts literal-first templates of known fields only', () => {
-    for (const good of ['walflow.{tenant}.{type}', 'a', 'a.b-{tenant}_x.{aggregateId}']) expect(SUBJECT_TEMPLATE_PATTERN.test(good)).toBe(true);
-    for (const bad of ['{tenant}.x', 'walflow.>', 'walflow.*', 'walflow..x', 'walflow.{payload}', 'wal flow', 'walflow.']) {
+    for (const good of ['walflow.{tenant}.{type}', 'a', 'a.b-{tenant}_x.{aggregateId}', 'org.events-{tenant}']) expect(SUBJECT_TEMPLATE_PATTERN.test(good)).toBe(true);
+    // Two values in one token could make the same subject from two tenants' events.
+    const mixed = ['walflow.{tenant}-{type}', 'walflow.{tenant}{aggregateId}', 'walflow.x{tenant}_{aggregateType}'];
+    for (const bad of ['{tenant}.x', 'walflow.>', 'walflow.*', 'walflow..x', 'walflow.{payload}', 'wal flow', 'walflow.', ...mixed]) {
       expect(SUBJECT_TEMPLATE_PATTERN.test(bad)).toBe(false);
     }
   });

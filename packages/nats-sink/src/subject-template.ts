@@ -6,10 +6,12 @@ export type SubjectFields = Pick<EventEnvelope, 'tenantId' | 'type' | 'aggregate
 
 /**
  * Dot-separated tokens of letters, digits, `_` and `-`, and the placeholders {tenant}, {type}, {aggregateType}
- * and {aggregateId}. The first token is literal, so the stream captures `<literal prefix>.>` and never every
- * subject on the server.
+ * and {aggregateId}, at most one in a token. The first token is literal, so the stream captures `<literal
+ * prefix>.>` and never every subject on the server. Two values in one token could meet: with `{tenant}-{type}`,
+ * tenant `a-b` of type `c` and tenant `a` of type `b-c` would share a subject, and a consumer allowed one tenant's
+ * subjects would read the other's events.
  */
-export const SUBJECT_TEMPLATE_PATTERN = /^[A-Za-z0-9_-]+(\.([A-Za-z0-9_-]|\{(tenant|type|aggregateType|aggregateId)\})+)*$/;
+export const SUBJECT_TEMPLATE_PATTERN = /^[A-Za-z0-9_-]+(\.([A-Za-z0-9_-]+|[A-Za-z0-9_-]*\{(tenant|type|aggregateType|aggregateId)\}[A-Za-z0-9_-]*))*$/;
 
 const PLACEHOLDER = /\{(tenant|type|aggregateType|aggregateId)\}/g;
 const PLAIN_TOKEN_BYTE = /^[A-Za-z0-9_-]$/;
@@ -50,6 +52,7 @@ export function streamSubjects(template: string): string[] {
  */
 const MAX_TOKEN_LENGTH = 200;
 const KEPT_WHEN_HASHED = MAX_TOKEN_LENGTH - 17;
+const HASHED_ENDING = /-([0-9a-f]{16})$/;
 
 function token(value: string | null): string {
   if (value === null || value === '') return '_';
@@ -60,7 +63,9 @@ function token(value: string | null): string {
     if (PLAIN_TOKEN_BYTE.test(character)) encoded += character;
     else for (const byte of encoder.encode(character)) encoded += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
-  if (encoded.length <= MAX_TOKEN_LENGTH) return encoded;
+  // A value written as a cut one is (ending in `-` and 16 hex digits) has that `-` escaped: else it could be
+  // chosen to be another, longer value's token.
+  if (encoded.length <= MAX_TOKEN_LENGTH) return encoded.replace(HASHED_ENDING, '%2D$1');
   // Cut between escapes, never inside one.
   const kept = encoded.slice(0, KEPT_WHEN_HASHED).replace(/%[0-9A-F]?$/, '');
   return `${kept}-${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;

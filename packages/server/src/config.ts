@@ -80,7 +80,7 @@ const environmentSchema = z.object({
     .optional(),
   WALFLOW_NATS_SUBJECT: z
     .string()
-    .regex(SUBJECT_TEMPLATE_PATTERN, 'must be dot-separated tokens of letters, digits, _ or - and {tenant}, {type}, {aggregateType}, {aggregateId}, starting with a literal token')
+    .regex(SUBJECT_TEMPLATE_PATTERN, 'must be dot-separated tokens of letters, digits, _ or - and {tenant}, {type}, {aggregateType}, {aggregateId} (one in a token at most), starting with a literal token')
     .default('walflow.{tenant}.{type}'),
   WALFLOW_NATS_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -').default('WALFLOW'),
   WALFLOW_NATS_MAX_AGE_SECONDS: integer(0, 315_360_000).default(7 * 86_400),
