@@ -74,6 +74,7 @@ const environmentSchema = z.object({
   WALFLOW_HEALTH_LAG_BYTES_DOWN: integer(0, Number.MAX_SAFE_INTEGER).default(16 * GIB),
   WALFLOW_HEALTH_QUEUED_SECONDS_DEGRADED: integer(0, 31_536_000).default(300),
   WALFLOW_HEALTH_DEAD_RUNS_DEGRADED: integer(1, Number.MAX_SAFE_INTEGER).default(1),
+  WALFLOW_HEALTH_DEAD_LETTERS_DEGRADED: integer(1, Number.MAX_SAFE_INTEGER).default(1),
   WALFLOW_HEALTH_RECONNECTING_SECONDS_DOWN: integer(1, 31_536_000).default(300),
   WALFLOW_NATS_URL: list(/^((nats|tls|ws|wss):\/\/)?[^\s/]+$/, 'NATS server URLs (nats://host:4222)')
     .refine((servers) => servers.length > 0, 'must name at least one NATS server')
@@ -212,6 +213,7 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
       lagBytesDown: env.WALFLOW_HEALTH_LAG_BYTES_DOWN,
       queuedSecondsDegraded: env.WALFLOW_HEALTH_QUEUED_SECONDS_DEGRADED,
       deadRunsDegraded: env.WALFLOW_HEALTH_DEAD_RUNS_DEGRADED,
+      deadLettersDegraded: env.WALFLOW_HEALTH_DEAD_LETTERS_DEGRADED,
       reconnectingSecondsDown: env.WALFLOW_HEALTH_RECONNECTING_SECONDS_DOWN,
     },
     secrets,

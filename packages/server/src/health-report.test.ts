@@ -8,18 +8,25 @@ const thresholds: HealthThresholds = {
   lagBytesDown: 4 << 30,
   queuedSecondsDegraded: 60,
   deadRunsDegraded: 1,
+  deadLettersDegraded: 1,
   reconnectingSecondsDown: 300,
 };
 
 describe('the run checks', () => {
   it('say what was measured, and past a threshold what to do', () => {
-    expect(runChecks({ dead: 0, oldestQueuedSeconds: 2 }, thresholds)).toEqual([
+    expect(runChecks({ dead: 0, oldestQueuedSeconds: 2, deadLetters: 0 }, thresholds)).toEqual([
       { name: 'oldest_queued_run', state: 'ok', message: 'oldest runnable queued run waits 2.0 s' },
       { name: 'dead_runs', state: 'ok', message: '0 dead runs' },
+      { name: 'dead_letters', state: 'ok', message: '0 open dead letters' },
     ]);
-    expect(runChecks({ dead: 3, oldestQueuedSeconds: 61 }, thresholds)).toEqual([
+    expect(runChecks({ dead: 3, oldestQueuedSeconds: 61, deadLetters: 1 }, thresholds)).toEqual([
       { name: 'oldest_queued_run', state: 'degraded', message: 'oldest runnable queued run waits 61.0 s: workers are stopped or behind: check the processes of role worker or all, or start more' },
       { name: 'dead_runs', state: 'degraded', message: '3 dead runs: walflow dead-runs list, then retry or discard them once their cause is fixed' },
+      {
+        name: 'dead_letters',
+        state: 'degraded',
+        message: '1 open dead letter: their events reach no workflow: walflow dead-letters list, then retry or discard them once their cause is fixed',
+      },
     ]);
   });
 });

@@ -8,7 +8,7 @@ import { secondsToInvalidation, type WalRate } from './wal-rate.js';
 export type HealthState = 'ok' | 'degraded' | 'down';
 
 export interface HealthCheck {
-  name: 'consumer' | 'slot' | 'lag_seconds' | 'lag_bytes' | 'oldest_queued_run' | 'dead_runs' | 'sink' | 'report';
+  name: 'consumer' | 'slot' | 'lag_seconds' | 'lag_bytes' | 'oldest_queued_run' | 'dead_runs' | 'dead_letters' | 'sink' | 'report';
   state: HealthState;
   message: string;
 }
@@ -20,6 +20,8 @@ export interface HealthThresholds {
   lagBytesDown: number;
   queuedSecondsDegraded: number;
   deadRunsDegraded: number;
+  /** Open dead letters: outbox rows parked instead of recorded, whose events no workflow will see until retried. */
+  deadLettersDegraded: number;
   /**
    * How long the leading consumer may try to reconnect, without streaming in between, before the report is down: a
    * failure that every attempt meets (a role without REPLICATION, another client streaming the slot) is retried for
@@ -54,6 +56,11 @@ export interface ComputeHealthOptions {
   walRate?: WalRate;
   /** The JetStream sink's cursor name and, in the process that runs it, its status. */
   sink?: { name: string; status?: SinkStatus | undefined } | undefined;
+  /**
+   * The longest each statement may run, waiting for locks included: a refresh given up on would otherwise keep its
+   * connection waiting, and each later one take another, until the pool had none left for dispatch and workers.
+   */
+  statementTimeoutMs?: number | undefined;
 }
 
 interface SlotRow {
@@ -81,9 +88,10 @@ const RANK: Record<HealthState, number> = { ok: 0, degraded: 1, down: 2 };
 /** What an operator does about a check that is not ok, where its message alone would not say. */
 const CONSUMER_BEHIND = 'the consumer is stopped or behind: see the consumer check, or walflow status';
 const DEAD_RUNS_REMEDY = 'walflow dead-runs list, then retry or discard them once their cause is fixed';
+const DEAD_LETTERS_REMEDY = 'their events reach no workflow: walflow dead-letters list, then retry or discard them once their cause is fixed';
 
 /** The checks of the run backlog, which row security can narrow to a tenant; the others are of the shared pipeline. */
-export const RUN_CHECKS: ReadonlySet<HealthCheck['name']> = new Set(['oldest_queued_run', 'dead_runs']);
+export const RUN_CHECKS: ReadonlySet<HealthCheck['name']> = new Set(['oldest_queued_run', 'dead_runs', 'dead_letters']);
 
 /**
  * Seconds the oldest runnable queued run has waited: a retry waiting for its backoff is not a backlog, nor is a run
@@ -97,6 +105,15 @@ export const OLDEST_QUEUED_SECONDS = sql<number>`
 
 /** Replication lag, slot retention, run backlog and the consumer's state, in two queries, judged against thresholds. */
 export async function computeHealth(db: Kysely<WalflowDatabase>, options: ComputeHealthOptions): Promise<HealthReport> {
+  const { statementTimeoutMs } = options;
+  if (statementTimeoutMs === undefined) return measure(db, options);
+  return db.transaction().execute(async (trx) => {
+    await sql`SELECT set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(trx);
+    return measure(trx, options);
+  });
+}
+
+async function measure(db: Kysely<WalflowDatabase>, options: ComputeHealthOptions): Promise<HealthReport> {
   const { slotName, consumer, thresholds } = options;
   const [slotResult, databaseResult] = await Promise.all([
     sql<SlotRow>`
@@ -133,7 +150,7 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
   checks.push(
     levelCheck('lag_seconds', lag.seconds, thresholds.lagSecondsDegraded, thresholds.lagSecondsDown, (v) => `oldest unrecorded outbox row is ${v.toFixed(1)} s old`, CONSUMER_BEHIND),
     levelCheck('lag_bytes', lag.bytes, thresholds.lagBytesDegraded, thresholds.lagBytesDown, (v) => `slot is ${formatBytes(v)} behind the current WAL position`, CONSUMER_BEHIND),
-    ...runChecks(runs, thresholds),
+    ...runChecks({ ...runs, deadLetters: row.dead_letters }, thresholds),
   );
   const sink = options.sink === undefined ? undefined : await sinkHealth(db, options.sink, thresholds);
   if (sink !== undefined) checks.push(sink.check);
@@ -152,8 +169,8 @@ export async function computeHealth(db: Kysely<WalflowDatabase>, options: Comput
   };
 }
 
-/** The run backlog judged against the thresholds: the checks named in RUN_CHECKS. */
-export function runChecks(runs: { dead: number; oldestQueuedSeconds: number }, thresholds: HealthThresholds): HealthCheck[] {
+/** The run backlog and the dead letters judged against the thresholds: the checks named in RUN_CHECKS. */
+export function runChecks(runs: { dead: number; oldestQueuedSeconds: number; deadLetters: number }, thresholds: HealthThresholds): HealthCheck[] {
   return [
     levelCheck(
       'oldest_queued_run',
@@ -167,6 +184,11 @@ export function runChecks(runs: { dead: number; oldestQueuedSeconds: number }, t
       name: 'dead_runs',
       state: runs.dead >= thresholds.deadRunsDegraded ? 'degraded' : 'ok',
       message: `${runs.dead} dead run${runs.dead === 1 ? '' : 's'}${runs.dead >= thresholds.deadRunsDegraded ? `: ${DEAD_RUNS_REMEDY}` : ''}`,
+    },
+    {
+      name: 'dead_letters',
+      state: runs.deadLetters >= thresholds.deadLettersDegraded ? 'degraded' : 'ok',
+      message: `${runs.deadLetters} open dead letter${runs.deadLetters === 1 ? '' : 's'}${runs.deadLetters >= thresholds.deadLettersDegraded ? `: ${DEAD_LETTERS_REMEDY}` : ''}`,
     },
   ];
 }

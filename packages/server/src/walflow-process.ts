@@ -127,6 +127,9 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
       refreshing = true;
       try {
         const computing = computeHealth(db, { slotName: config.slotName, consumer: consumer?.status, thresholds: config.healthThresholds, walRate,
+          // Its three statements end before the race below gives up on them, and their connection goes back to the
+          // pool: a refresh given up on still waiting for a lock took a connection of its own at every refresh.
+          statementTimeoutMs: Math.floor((HEALTH_STALE_MS - 1000) / 3),
           sink: config.natsSink === undefined ? undefined : { name: sinkName(config.natsSink), status: sink?.status } });
         // A query hung on a dead connection must not keep every later refresh from starting.
         computing.catch(() => undefined);

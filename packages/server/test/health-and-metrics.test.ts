@@ -84,6 +84,7 @@ describe('health report and metrics', () => {
     expect(check(health, 'oldest_queued_run')?.state).toBe('degraded');
     expect(check(health, 'oldest_queued_run')?.message).toMatch(/s: workers are stopped or behind/);
     expect(check(health, 'dead_runs')?.message).toBe('0 dead runs');
+    expect(check(health, 'dead_letters')?.message).toBe('0 open dead letters');
     expect(health.slot).toMatchObject({ name: database.slotName, active: true });
     expect(health.lag.seconds).toBe(0);
     expect((await get('/readyz')).status).toBe(200);
@@ -197,3 +198,46 @@ describe('seconds to invalidation', () => {
   });
 });
 
+
+describe('dead letters', () => {
+  it('degrade the report while one is open: its event reaches no workflow, and no lag shows it', async () => {
+    const before = await db.selectFrom('walflow.dead_letters').select(sql<number>`count(*)::int`.as('n')).where('resolved_at', 'is', null).executeTakeFirstOrThrow();
+    // Not a JSON object: parked by the consumer instead of recorded.
+    await sql`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('health-letters', 'health.pinged', '[1]')`.execute(db);
+    await walflow?.stop();
+    walflow = await startTestWalflow(database.url, database.slotName);
+    const report = await waitFor('the letter to be parked', async () => {
+      const measured = await computeHealth(db, { slotName: database.slotName, thresholds: defaults });
+      return measured.deadLetters > before.n && measured.lag.seconds === 0 ? measured : undefined;
+    });
+    expect(report.status).toBe('degraded');
+    expect(check(report, 'dead_letters')).toEqual({
+      name: 'dead_letters',
+      state: 'degraded',
+      message: `${report.deadLetters} open dead letter${report.deadLetters === 1 ? '' : 's'}: their events reach no workflow: walflow dead-letters list, then retry or discard them once their cause is fixed`,
+    });
+  });
+});
+
+describe('the health queries with a statement timeout', () => {
+  it('end when a lock keeps them waiting, and leave no session waiting behind', async () => {
+    let release!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = db.transaction().execute(async (trx) => {
+      await sql`LOCK TABLE walflow.dead_letters IN ACCESS EXCLUSIVE MODE`.execute(trx);
+      locked();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    try {
+      await isLocked;
+      await expect(computeHealth(db, { slotName: database.slotName, thresholds: defaults, statementTimeoutMs: 300 })).rejects.toMatchObject({ code: '57014' });
+      const { rows } = await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%dead_letters%' AND pid <> pg_backend_pid()`.execute(db);
+      expect(rows[0]!.n).toBe(0);
+    } finally {
+      release();
+      await holder;
+    }
+  });
+});

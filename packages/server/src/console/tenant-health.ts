@@ -25,11 +25,12 @@ export async function tenantHealth(
   scoped: Kysely<WalflowDatabase>,
   options: { report: HealthReport | null; deadRuns: number; thresholds: HealthThresholds; since: Date },
 ): Promise<TenantHealth> {
-  const { rows } = await sql<{ oldest_queued_seconds: number; last_event_at: string | null }>`
+  const { rows } = await sql<{ oldest_queued_seconds: number; dead_letters: number; last_event_at: string | null }>`
     SELECT ${OLDEST_QUEUED_SECONDS} AS oldest_queued_seconds,
+           (SELECT count(*) FROM walflow.dead_letters WHERE resolved_at IS NULL)::int AS dead_letters,
            (SELECT to_json(max(committed_at)) #>> '{}' FROM walflow.events WHERE committed_at >= ${options.since}) AS last_event_at`.execute(scoped);
   const row = rows[0]!;
-  const checks = runChecks({ dead: options.deadRuns, oldestQueuedSeconds: Math.max(0, row.oldest_queued_seconds) }, options.thresholds);
+  const checks = runChecks({ dead: options.deadRuns, oldestQueuedSeconds: Math.max(0, row.oldest_queued_seconds), deadLetters: row.dead_letters }, options.thresholds);
   const pipeline = options.report && worstState(options.report.checks.filter((check) => !RUN_CHECKS.has(check.name)).map((check) => check.state));
   return { status: worstState([pipeline ?? 'ok', ...checks.map((check) => check.state)]), pipeline, checks, lastEventAt: row.last_event_at };
 }
