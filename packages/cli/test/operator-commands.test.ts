@@ -460,6 +460,16 @@ describe('commands that change walflow’s state, against a schema of another ve
 });
 
 describe('walflow status', () => {
+  it('takes the report of the process on its port only when that process reads its slot', async () => {
+    const port = String(walflow.httpPort);
+    const own = await runWalflow(['status'], { ...env, WALFLOW_HTTP_PORT: port });
+    expect(own.stdout).toContain('(from the running walflow process)');
+    // Another installation's settings on the same machine: that process's report is not theirs.
+    const other = await runWalflow(['status'], { ...env, WALFLOW_HTTP_PORT: port, WALFLOW_SLOT: 'another_installation' });
+    expect(other.stdout).toContain('computed from the database; no walflow process answered');
+    expect(other.stdout).toContain('slot: missing');
+  });
+
   it('ends, saying the status is unknown, when a lock held on walflow’s tables keeps the database from answering', async () => {
     const { db } = walflow;
     let release!: () => void;

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ProcessRole } from '@walflow/server';
-import { waitFor } from '@walflow/testing';
+import { childEnvironment, waitFor } from '@walflow/testing';
 
 /**
  * The built CLI as users get it (the package's bin, which runs the bundle `pnpm build` makes): spawned with node
@@ -22,7 +22,7 @@ export function spawnWalflow(args: string[], env: Record<string, string>): Walfl
   let output = '';
   let stdout = '';
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, WALFLOW_LOG_LEVEL: 'debug', ...env },
+    env: childEnvironment({ WALFLOW_LOG_LEVEL: 'debug', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group
   });

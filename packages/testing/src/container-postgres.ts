@@ -30,7 +30,7 @@ export async function startContainerPostgres(): Promise<ContainerPostgres> {
     .withCommand([
       'postgres',
       ...['-c', 'wal_level=logical', '-c', 'max_replication_slots=64', '-c', 'max_wal_senders=64'],
-      ...['-c', 'max_connections=300', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+      ...['-c', 'max_connections=300', '-c', 'fsync=off', '-c', 'full_page_writes=off'],
     ])
     .withExposedPorts(5432)
     // The entrypoint starts a temporary server for initialisation first, so the real one logs this second.

@@ -19,7 +19,7 @@ export function registerStatus(program: Command): void {
     .action(async (options: { json?: boolean }) => {
       const context = commandContext({ logToStdout: false });
       const { config } = context;
-      const live = await probe(`http://127.0.0.1:${config.httpPort}/health`);
+      const live = await probe(`http://127.0.0.1:${config.httpPort}/health`, config.slotName);
       // Without a process to ask, the sink's backlog still comes from its cursor in the database.
       const sink = config.natsSink === undefined ? undefined : { name: sinkName(config.natsSink) };
       const report = live ?? (await fromDatabase(context, sink));
@@ -43,12 +43,15 @@ async function fromDatabase(context: CommandContext, sink: { name: string } | un
   }
 }
 
-/** The running process's cached report, or null when nothing (or something else) answers on the port. */
-async function probe(url: string): Promise<HealthReport | null> {
+/**
+ * The running process's cached report, or null when nothing answers on the port, something else does, or a walflow
+ * of another slot does (another installation on this machine, with the same port).
+ */
+async function probe(url: string, slotName: string): Promise<HealthReport | null> {
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
     const body: unknown = await response.json();
-    return isReport(body) ? body : null;
+    return isReport(body) && (body.slot === null || body.slot.name === slotName) ? body : null;
   } catch {
     return null;
   }
