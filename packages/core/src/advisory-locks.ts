@@ -13,8 +13,8 @@ export const AdvisoryLockClass = {
   leader: 0x7766,
   // 0x7772 was the recording lock until migration 0044 made it a lock on walflow.sink_cursors, which roles without
   // rights on that table cannot take: not to be given to another purpose while an earlier version may still run.
-  /** One publisher per JetStream sink; second key hashtext(sink name). */
-  sink: 0x7773,
+  // 0x7773 was a JetStream sink's publisher lock until migration 0045 made it a row lock in walflow.sink_publishers:
+  // not to be given to another purpose while an earlier version may still run.
   /** The pages of one replay id take turns; second key hashtext(replay id). */
   replay: 0x7774,
 } as const;

@@ -2,7 +2,7 @@ import { backoffDelay, WakeableSleep, WalflowError, type BackoffOptions, type Wa
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { JetStreamPublisher } from './jetstream-publisher.js';
-import { eventsAfter, registerCursor, saveCursor, savedCursor, tryLockSink } from './sink-cursor.js';
+import { ensurePublisherRow, eventsAfter, registerCursor, saveCursor, savedCursor, tryLockSink } from './sink-cursor.js';
 import { sinkMessage } from './sink-message.js';
 import { sinkName, type NatsSinkSettings } from './sink-settings.js';
 
@@ -40,7 +40,7 @@ type Round = { kind: 'registered' } | { kind: 'published' } | { kind: 'idle' } |
 
 /**
  * Publishes every recorded event to JetStream, in commit order, following walflow.events with a cursor of its
- * own. Each round runs in one transaction holding the sink's advisory lock: read the cursor, read the next
+ * own. Each round runs in one transaction holding the sink's publisher lock: read the cursor, read the next
  * events, publish them, and save the cursor past the prefix JetStream acknowledged. The slot never waits for
  * it: a NATS outage leaves events behind the cursor (sink lag), not WAL. A crash between the acknowledgements
  * and the save re-publishes that round, and JetStream drops the repeats by Nats-Msg-Id.
@@ -131,6 +131,8 @@ export class NatsSink {
   }
 
   private async round(): Promise<Round> {
+    // At every round, so that a row deleted meanwhile does not leave every process in standby for ever.
+    await ensurePublisherRow(this.options.db, this.name);
     return this.options.db.transaction().execute(async (trx): Promise<Round> => {
       if (!(await tryLockSink(trx, this.name))) return { kind: 'standby' };
       const cursor = await savedCursor(trx, this.name);

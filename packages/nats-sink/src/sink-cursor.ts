@@ -1,4 +1,4 @@
-import { AdvisoryLockClass, type WalflowDatabase } from '@walflow/core';
+import type { WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import type { SinkEvent } from './sink-message.js';
 
@@ -22,10 +22,18 @@ export type LoggedEvent = SinkEvent & LogPosition;
 const FINISHED = sql`recorded_xid < pg_snapshot_xmin(pg_current_snapshot())`;
 const ORDER = sql`recorded_xid, commit_lsn, tx_position, id`;
 
-/** One publisher per sink and database: the lock lasts for the caller's transaction, cursor save included. */
+/** The row whose lock a sink's publisher takes (migration 0045); committed by itself, before a round looks for it. */
+export async function ensurePublisherRow(db: Kysely<WalflowDatabase>, sink: string): Promise<void> {
+  await sql`INSERT INTO walflow.sink_publishers (sink) VALUES (${sink}) ON CONFLICT DO NOTHING`.execute(db);
+}
+
+/**
+ * One publisher per sink and database: the lock of the sink's row in walflow.sink_publishers, which roles without
+ * rights on that table cannot take, for the caller's transaction, cursor save included.
+ */
 export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): Promise<boolean> {
-  const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${AdvisoryLockClass.sink}, hashtext(${sink})) AS locked`.execute(trx);
-  return rows[0]?.locked === true;
+  const { rows } = await sql`SELECT sink FROM walflow.sink_publishers WHERE sink = ${sink} FOR UPDATE SKIP LOCKED`.execute(trx);
+  return rows.length === 1;
 }
 
 

@@ -4,7 +4,7 @@ import { NatsSink, sinkName, type NatsSinkSettings } from '@walflow/nats-sink';
 import { useTestDatabase } from '@walflow/testing';
 import { expect, it } from 'vitest';
 import { keptWarnings, openMigrated, silentLogger } from '../../server/test/fixtures.js';
-import { tryLockSink } from '../src/sink-cursor.js';
+import { ensurePublisherRow, tryLockSink } from '../src/sink-cursor.js';
 
 const database = useTestDatabase();
 
@@ -15,6 +15,7 @@ it('stops during a round without first waiting out the poll that follows it', as
   let release!: () => void;
   let locked!: () => void;
   const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  await ensurePublisherRow(db, sinkName(settings));
   const otherPublisher = db.transaction().execute(async (trx) => {
     expect(await tryLockSink(trx, sinkName(settings))).toBe(true);
     locked();
