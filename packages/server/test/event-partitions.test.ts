@@ -86,4 +86,19 @@ describe("the event log's daily partitions", () => {
     await ensureEventPartitions(db, logger);
     expect(await hasPartition(7)).toBe(true);
   });
+  it('are made once when two sessions find a day missing at once: the second passes over the day the first made', async () => {
+    const day = "'walflow.events_' || to_char((now() AT TIME ZONE 'UTC')::date + 7, 'YYYYMMDD')";
+    await sql.raw(`DO $$ BEGIN EXECUTE format('DROP TABLE %s', ${day}); END $$`).execute(db);
+    expect(await hasPartition(7)).toBe(false);
+    await withClient(database.url, async (first) => {
+      await first.query('BEGIN');
+      expect((await first.query<{ made: number }>('SELECT walflow.ensure_event_partitions() AS made')).rows[0]!.made).toBe(1);
+      // Waits for the first's lock on the log, then finds the day made.
+      const second = withClient(database.url, (client) => client.query<{ made: number }>('SELECT walflow.ensure_event_partitions() AS made'));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await first.query('COMMIT');
+      expect((await second).rows[0]!.made).toBe(0);
+    });
+    expect(await hasPartition(7)).toBe(true);
+  });
 });
