@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ActionRuntime } from './actions/external-action.js';
 import { CALLING_OUT_ACTION_TYPES } from './actions/plan-action.js';
-import type { ExecutionObserver, RunExecutorOptions } from './execute-run.js';
+import { actionTimeoutMs, type ExecutionObserver, type RunExecutorOptions } from './execute-run.js';
 import { releaseExpiredLeases } from './expired-leases.js';
 import type { RetryPolicyOptions } from './retry-policy.js';
 import { claimAndExecuteHeld, executeInTurn, executeRunBatch, runsInOneTransaction } from './run-batch.js';
@@ -110,6 +110,11 @@ export class WorkerPool {
       this.shutdown.abort();
       await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, ABORTED_ACTIONS_SETTLE_MS).unref())]);
       await this.releaseRunsInHand(graceMs);
+      // That hand-back passes over a run whose outcome is being written (a database action waiting for a lock):
+      // its loop hands it back once that transaction ends, which the statement limit bounds. Waited for, so that
+      // it happens before the caller closes the pool; else the run waited out its lease, its attempt counted.
+      const statementLimitMs = actionTimeoutMs(this.execution.runtime) + ABORTED_ACTIONS_SETTLE_MS;
+      await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, statementLimitMs).unref())]);
     }
     this.loops = [];
     this.options.logger.info({ poolId: this.id, runsClaimed: this.runsClaimed }, 'worker pool stopped');

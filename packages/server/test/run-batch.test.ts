@@ -538,6 +538,49 @@ describe('a worker pool whose shutdown grace is over', () => {
   });
 });
 
+describe('a worker pool whose shutdown grace is over while an action waits for a lock', () => {
+  it('waits for that action’s transaction, then hands the run back before its connections close', async () => {
+    await sql`INSERT INTO batch_test.accounts (id) VALUES ('locked-at-stop')`.execute(db);
+    await applyTestWorkflow(
+      db,
+      {
+        tenant: 'locked-stop',
+        name: 'credit-then-call',
+        trigger: { event: 'payment.received' },
+        actions: [
+          { type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: 'locked-at-stop' }, increment: 1 },
+          { type: 'webhook', url: 'http://127.0.0.1:9/never' },
+        ],
+      },
+      policy,
+    );
+    const locker = new pg.Client({ connectionString: database.url });
+    await locker.connect();
+    try {
+      await locker.query(`BEGIN; SELECT * FROM batch_test.accounts WHERE id = 'locked-at-stop' FOR UPDATE`);
+      await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('locked-stop', { n: 1 })], parked: [], checkpoint: null });
+      const poolDb = createDatabase(database.url, silentLogger, { max: 4 });
+      const pool = new WorkerPool({ db: poolDb, logger: silentLogger, concurrency: 1, leaseMs: 60_000, pollIntervalMs: 50, runtime: options.runtime });
+      pool.start();
+      await waitFor('the update to wait for the row', async () => {
+        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%accounts%'`.execute(db);
+        return rows[0]!.n > 0;
+      });
+      // The grace ends, the hand-back passes the run over (its outcome is being written), then the row is free.
+      const stopped = pool.stop(100);
+      await sleep(1_500);
+      await locker.query('COMMIT');
+      await stopped;
+      await poolDb.destroy();
+      const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'locked_by']).where('tenant_id', '=', 'locked-stop').executeTakeFirstOrThrow();
+      expect(run).toEqual({ status: 'queued', attempts: 0, locked_by: null });
+    } finally {
+      await locker.end();
+      await sql`UPDATE walflow.workflow_runs SET status = 'cancelled' WHERE tenant_id = 'locked-stop' AND status IN ('queued', 'running')`.execute(db);
+    }
+  });
+});
+
 describe('a worker pool whose shutdown grace is over while a held batch still runs', () => {
   it('hands back, as that batch commits, the run its claim leased, its attempt uncounted, the pool’s connections closed', async () => {
     await applyTestWorkflow(db, { tenant: 'late-lease', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
