@@ -146,7 +146,7 @@ async function measure(db: Kysely<WalflowDatabase>, options: ComputeHealthOption
   const runs = { queued: row.queued, running: row.running, dead: row.dead, oldestQueuedSeconds: Math.max(0, row.oldest_queued_seconds) };
   const checks: HealthCheck[] = [];
   if (consumer !== undefined) checks.push(consumerCheck(consumer, thresholds));
-  checks.push(slotCheck(slotName, slotRow, consumer !== undefined));
+  checks.push(slotCheck(slotName, slotRow, consumer?.role ?? null));
   checks.push(
     levelCheck('lag_seconds', lag.seconds, thresholds.lagSecondsDegraded, thresholds.lagSecondsDown, (v) => `oldest unrecorded outbox row is ${v.toFixed(1)} s old`, CONSUMER_BEHIND),
     levelCheck('lag_bytes', lag.bytes, thresholds.lagBytesDegraded, thresholds.lagBytesDown, (v) => `slot is ${formatBytes(v)} behind the current WAL position`, CONSUMER_BEHIND),
@@ -212,17 +212,21 @@ export function consumerCheck(consumer: ConsumerStatus, thresholds: Pick<HealthT
 }
 
 /**
- * `consumerHere`: the report comes from a process that consumes or stands by, whose consumer check says whether
- * the slot is read. Without one (`walflow status` from the database, a process of role http or worker), an inactive slot
- * is the only sign that no process reads it, which on a quiet system no lag would show for hours.
+ * `role`: that of the consumer of the process that computes the report. The leader's consumer check says whether the
+ * slot is read. Anywhere else (a standby, `walflow status` from the database, a process of role http or worker), an
+ * inactive slot is the only sign that no process reads it, which on a quiet system no lag would show for hours: every
+ * process in standby, say, while a session that does not stream holds the leader lock.
  */
-function slotCheck(slotName: string, slot: SlotRow | undefined, consumerHere: boolean): HealthCheck {
+function slotCheck(slotName: string, slot: SlotRow | undefined, role: ConsumerStatus['role'] | null): HealthCheck {
   if (slot === undefined) return { name: 'slot', state: 'down', message: `replication slot ${slotName} is missing: run walflow repair` };
   if (slot.wal_status === 'lost') return { name: 'slot', state: 'down', message: `replication slot ${slotName} was invalidated (wal_status lost): run walflow repair` };
   // 'unreserved': the next checkpoint may remove WAL the slot still needs.
   if (slot.wal_status === 'unreserved') return { name: 'slot', state: 'degraded', message: `replication slot ${slotName} is about to lose WAL it needs (wal_status unreserved): let the consumer catch up, or raise max_slot_wal_keep_size` };
   const described = `replication slot ${slotName} is ${slot.active ? 'active' : 'inactive'} (wal_status ${slot.wal_status ?? 'unknown'})`;
-  if (!slot.active && !consumerHere) return { name: 'slot', state: 'degraded', message: `${described}: no walflow process is consuming it; start one (walflow start, role all or consumer)` };
+  if (!slot.active && role === 'standby') {
+    return { name: 'slot', state: 'degraded', message: `${described}: no process streams it while this one stands by; the leader lock's holder (pg_locks) does not stream` };
+  }
+  if (!slot.active && role === null) return { name: 'slot', state: 'degraded', message: `${described}: no walflow process is consuming it; start one (walflow start, role all or consumer)` };
   return { name: 'slot', state: 'ok', message: described };
 }
 

@@ -47,6 +47,10 @@ describe('health report and metrics', () => {
     // Computed from the database with no walflow running (walflow status): nothing says the slot is read.
     expect(stopped.status).toBe('degraded');
     expect(check(stopped, 'slot')).toMatchObject({ state: 'degraded', message: expect.stringMatching(/is inactive .*: no walflow process is consuming it/) });
+    // A standby judges the slot so too: every process in standby reads nothing, while a session that does not
+    // stream holds the leader lock, say.
+    const standby = await computeHealth(db, { slotName: database.slotName, thresholds: defaults, consumer: { state: 'standby', role: 'standby', since: new Date() } });
+    expect(check(standby, 'slot')).toMatchObject({ state: 'degraded', message: expect.stringMatching(/is inactive .*: no process streams it while this one stands by/) });
     expect(check(stopped, 'lag_seconds')).toMatchObject({ state: 'ok', message: expect.stringMatching(/^oldest unrecorded outbox row is [\d.]+ s old$/) });
 
     const degraded = await computeHealth(db, { slotName: database.slotName, thresholds: { ...defaults, lagSecondsDegraded: 0 } });
