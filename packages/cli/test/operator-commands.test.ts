@@ -344,6 +344,24 @@ describe('walflow prune --older-than', () => {
   });
 });
 
+describe('walflow prune without --older-than', () => {
+  it('keeps what the processes keep when their window is longer than this shell’s', async () => {
+    const { db } = walflow;
+    const days = (json: string) => Math.round((Date.now() - Date.parse((JSON.parse(json) as { olderThan: string }).olderThan)) / 86_400_000);
+    expect(days((await runWalflow(['prune', '--dry-run', '--json'], env)).stdout)).toBe(30);
+    // The processes prune daily by 90 days; this shell has no WALFLOW_RETENTION_DAYS (30).
+    await sql`INSERT INTO walflow.audit_log (actor, action, arguments) VALUES ('walflow retention', 'prune', '{"retentionDays": 90}')`.execute(db);
+    try {
+      const longer = await runWalflow(['prune', '--dry-run', '--json'], env);
+      expect(days(longer.stdout)).toBe(90);
+      expect(longer.output).toContain("pruning by the processes' retention of 90 days");
+      expect(days((await runWalflow(['prune', '--dry-run', '--json'], { ...env, WALFLOW_RETENTION_DAYS: '120' })).stdout)).toBe(120);
+    } finally {
+      await sql`DELETE FROM walflow.audit_log WHERE actor = 'walflow retention' AND arguments->>'retentionDays' = '90'`.execute(db);
+    }
+  });
+});
+
 describe('walflow dead-letters list', () => {
   it('shows at most --limit, and says so when there are more; walflow status counts the open ones', async () => {
     const { db } = walflow;

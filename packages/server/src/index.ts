@@ -26,5 +26,6 @@ export { repairSlot, type RepairOptions, type RepairResult } from './repair.js';
 export { RETENTION_ACTOR, startRetention, type RetentionOptions } from './retention.js';
 export { checkReplayRequest, replayRange, type ReplayOptions, type ReplayRequest, type ReplaySummary } from './replay.js';
 export { exactRange } from './replay-range.js';
+export { processRetentionDays, prunedBefore } from './pruned-history.js';
 export { startWalflow, type RunningWalflow } from './walflow-process.js';
 export { secondsToInvalidation, WalRate } from './wal-rate.js';

@@ -5,6 +5,7 @@ import { JetStreamPublisher, sinkEventOf, sinkMessage, type NatsSinkSettings } f
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { isRelativeTime } from './parse-time.js';
+import { prunedBefore } from './pruned-history.js';
 import { countEvents, exactBound, exactRange, pagesOf } from './replay-range.js';
 
 export interface ReplayOptions {
@@ -112,6 +113,11 @@ export function checkReplayRequest(request: ReplayRequest): void {
 export async function replayRange(options: ReplayOptions): Promise<ReplaySummary> {
   const { db } = options;
   checkReplayRequest({ ...options, withWorkflowFile: options.workflowDefinition !== undefined, toSink: options.toSink !== undefined });
+  // The retention the request was checked against is the caller's setting; a prune, by any window, is in the log.
+  const pruned = await prunedBefore(db);
+  if (pruned !== null && options.from < pruned) {
+    throw new WalflowError('config_invalid', `events before ${pruned.toISOString()} were pruned (walflow audit list shows the prune): replay a later range`);
+  }
   // A backtest's scope is the workflow in its file, which exists only in memory.
   const workflowScope = options.workflowDefinition === undefined ? await workflowIds(db, options) : undefined;
   // A dry run decides under an id of its own: it shows what the replay would decide from nothing, whatever ran

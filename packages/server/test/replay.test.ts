@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, deleteWorkflow, Dispatcher, setWorkflowStatus } from '@walflow/executor';
-import { createDatabase, migrate, replayRange, type ReplayOptions } from '@walflow/server';
+import { createDatabase, migrate, recordAudit, replayRange, type ReplayOptions } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
@@ -279,6 +279,18 @@ describe('replay', () => {
     const edge = new Date(now.getTime() - 30 * 86_400_000);
     await expect(replayRange(options({ from: edge, now, replayId: 'edge', dryRun: true }))).resolves.toMatchObject({ events: 4 });
     await expect(replayRange(options({ from: new Date(edge.getTime() - 1), now }))).rejects.toThrow(/no longer kept/);
+  });
+
+  it('refuses a range a prune has removed events from, whatever retention it was asked with', async () => {
+    // A prune by a window shorter than the caller's WALFLOW_RETENTION_DAYS, by an operator or by the processes.
+    const cutoff = new Date(Date.now() - 2 * 86_400_000);
+    await recordAudit(db, { actor: 'someone', action: 'prune', arguments: { olderThan: cutoff.toISOString() } });
+    try {
+      await expect(replayRange(options({ from: new Date(cutoff.getTime() - 1), dryRun: true }))).rejects.toThrow(`events before ${cutoff.toISOString()} were pruned`);
+      await expect(replayRange(options({ from: new Date(cutoff.getTime() + 1), replayId: 'after-prune', dryRun: true }))).resolves.toMatchObject({ dryRun: true });
+    } finally {
+      await db.deleteFrom('walflow.audit_log').where('action', '=', 'prune').where('actor', '=', 'someone').execute();
+    }
   });
 
   it('filters by type and workflow, and refuses what it cannot do', async () => {

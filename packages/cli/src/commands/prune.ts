@@ -1,21 +1,24 @@
-import { parseTime, prune, recordAudit } from '@walflow/server';
+import { parseTime, processRetentionDays, prune, recordAudit } from '@walflow/server';
+import type { WalflowDatabase } from '@walflow/core';
 import { InvalidArgumentError, type Command } from 'commander';
+import type { Kysely } from 'kysely';
 import { commandContext, withDatabase } from '../context.js';
 
 export function registerPrune(program: Command): void {
   program
     .command('prune')
     .description('remove events, decisions, finished runs and resolved dead letters older than the retention window')
-    .option('--older-than <age>', 'an age such as 30d, 12h (default: WALFLOW_RETENTION_DAYS)', age)
+    .option('--older-than <age>', 'an age such as 30d, 12h (default: WALFLOW_RETENTION_DAYS, or the processes\' own window when longer)', age)
     .option('--dry-run', 'count what would go, change nothing')
     .option('--json', 'print JSON')
     .action(async (options: { olderThan?: string; dryRun?: boolean; json?: boolean }) => {
       const context = commandContext({ logToStdout: false });
-      const olderThan = parseTime(`-${options.olderThan ?? `${context.config.retentionDays}d`}`);
-      const result = await withDatabase(context, async (db) => {
-        const pruned = await prune(db, { olderThan, dryRun: options.dryRun ?? false });
-        if (!options.dryRun) await recordAudit(db, { actor: context.operator, action: 'prune', arguments: { olderThan: olderThan.toISOString(), ...pruned } });
-        return pruned;
+      const typed = options.olderThan === undefined ? undefined : parseTime(`-${options.olderThan}`);
+      const { olderThan, result } = await withDatabase(context, async (db) => {
+        const cutoff = typed ?? (await defaultCutoff(db, context.config.retentionDays));
+        const pruned = await prune(db, { olderThan: cutoff, dryRun: options.dryRun ?? false });
+        if (!options.dryRun) await recordAudit(db, { actor: context.operator, action: 'prune', arguments: { olderThan: cutoff.toISOString(), ...pruned } });
+        return { olderThan: cutoff, result: pruned };
       }, { changesState: true });
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ olderThan: olderThan.toISOString(), dryRun: options.dryRun ?? false, ...result }, null, 2)}\n`);
@@ -31,6 +34,18 @@ export function registerPrune(program: Command): void {
         process.stdout.write(`kept ${result.keptForSinks} older events a JetStream sink has not published yet (delete the cursor of a sink that is gone: walflow.sink_cursors)\n`);
       }
     });
+}
+
+/**
+ * Without --older-than: this shell's WALFLOW_RETENTION_DAYS, or the window the processes prune by when it is longer
+ * (their last daily prune says which): a shell without the deployment's settings would delete what they keep.
+ */
+async function defaultCutoff(db: Kysely<WalflowDatabase>, retentionDays: number): Promise<Date> {
+  const processDays = await processRetentionDays(db);
+  if (processDays !== null && processDays > retentionDays) {
+    console.error(`walflow: pruning by the processes' retention of ${processDays} days (their last daily prune), longer than WALFLOW_RETENTION_DAYS here (${retentionDays})`);
+  }
+  return parseTime(`-${Math.max(retentionDays, processDays ?? 0)}d`);
 }
 
 const SECONDS_PER_UNIT: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
