@@ -79,7 +79,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       await sql`CREATE TABLE IF NOT EXISTS walflow.schema_migrations (
         version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`.execute(conn);
 
-      const slot = await ensureSlot(conn, slotName, options.decoder ?? 'auto', logger);
+      const slot = await ensureSlot(conn, slotName, options);
       const done = new Map(
         (await conn.selectFrom('walflow.schema_migrations').select(['version', 'checksum']).execute()).map((row) => [row.version, row.checksum]),
       );
@@ -114,18 +114,59 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 async function ensureSlot(
   conn: Kysely<WalflowDatabase>,
   slotName: string,
-  decoder: DecoderChoice,
-  logger: Logger,
+  options: MigrateOptions,
 ): Promise<{ createdAt: string | null; createdTime: Date | null; plugin: SlotPlugin }> {
+  const { logger, decoder = 'auto' } = options;
   const slot = await inspectSlot(conn, slotName);
   if (slot) return { createdAt: null, createdTime: null, plugin: assertSlotPlugin(slot, decoder) };
   const { rows } = await sql<{ exists: boolean }>`SELECT to_regclass('walflow.outbox') IS NOT NULL AS exists`.execute(conn);
   if (rows[0]?.exists) throw missingSlotError(slotName);
   await ensureOutboxPublication(conn);
-  const { lsn, plugin } = await createSlot(conn, slotName, decoder);
+  const { lsn, plugin } = await createSlotAfterWriters(conn, slotName, decoder, options);
   const { rows: [created] } = await sql<{ at: Date }>`SELECT clock_timestamp() AS at`.execute(conn);
   logger.info({ slot: slotName, lsn, plugin }, 'replication slot created');
   return { createdAt: lsn, createdTime: created!.at, plugin };
+}
+
+/**
+ * A logical slot is made once every transaction of the server that writes has ended, in any database: one left
+ * open (idle in transaction, say) kept the first `walflow migrate` waiting without a word. The wait is bounded by
+ * the lock timeout, tried again for the retry time, and says which sessions it waits for.
+ */
+async function createSlotAfterWriters(
+  conn: Kysely<WalflowDatabase>,
+  slotName: string,
+  decoder: DecoderChoice,
+  options: MigrateOptions,
+): Promise<{ lsn: string; plugin: SlotPlugin }> {
+  const { logger, lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS, lockRetryForMs = DEFAULT_LOCK_RETRY_FOR_MS } = options;
+  const giveUpAt = Date.now() + lockRetryForMs;
+  for (let attempt = 0; ; attempt++) {
+    await sql`SELECT set_config('lock_timeout', ${String(lockTimeoutMs)}, false)`.execute(conn);
+    try {
+      return await createSlot(conn, slotName, decoder);
+    } catch (error) {
+      if (sqlStateOf(error instanceof WalflowError ? error.cause : error) !== SqlState.lockNotAvailable) throw error;
+      const writers = await openWriters(conn);
+      if (Date.now() >= giveUpAt) {
+        throw new WalflowError('migration_failed', `replication slot ${slotName} could not be created: it waits for these transactions of the server to end: ${writers}`, { cause: error });
+      }
+      const delayMs = backoffDelay(attempt, { initialMs: 500, maxMs: 10_000 });
+      logger.warn({ slot: slotName, writers, delayMs }, 'the replication slot waits for open transactions of the server to end; trying again');
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    } finally {
+      await sql`RESET lock_timeout`.execute(conn);
+    }
+  }
+}
+
+/** The oldest transactions of the server that have written, which a new slot waits for. */
+async function openWriters(conn: Kysely<WalflowDatabase>): Promise<string> {
+  const { rows } = await sql<{ writer: string }>`
+    SELECT format('pid %s (%s, database %s, %s, its transaction %s s old)', pid, coalesce(nullif(application_name, ''), 'no application_name'),
+                  datname, state, round(extract(epoch FROM now() - xact_start))) AS writer
+      FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 5`.execute(conn);
+  return rows.length === 0 ? 'none left' : rows.map((row) => row.writer).join('; ');
 }
 
 /**

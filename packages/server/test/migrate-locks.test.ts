@@ -2,8 +2,8 @@ import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WalflowDatabase } from '@walflow/core';
-import { DEFAULT_MIGRATIONS_DIR, migrate } from '@walflow/server';
-import { useTestDatabase, waitFor } from '@walflow/testing';
+import { createDatabase, DEFAULT_MIGRATIONS_DIR, migrate } from '@walflow/server';
+import { createTestDatabase, useTestDatabase, waitFor } from '@walflow/testing';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,5 +88,32 @@ describe('walflow migrate and the locks of the tables it alters', () => {
       await holding.end();
     }
     expect(await outboxColumns()).not.toContain('never_added');
+  });
+});
+
+describe('walflow migrate creating the slot', () => {
+  it('waits for a transaction of the server that has written only as long as its retry time, naming it', async () => {
+    const fresh = await createTestDatabase(database.adminUrl);
+    const freshDb = createDatabase(fresh.url, silentLogger);
+    const slot = `${database.slotName}_fresh`;
+    // A session of another database, idle in a transaction that wrote: a new slot waits for every such one.
+    const writer = new pg.Client({ connectionString: database.url, application_name: 'open-writer' });
+    await writer.connect();
+    try {
+      await writer.query('BEGIN; SELECT txid_current()');
+      await expect(migrate({ db: freshDb, slotName: slot, logger: silentLogger, lockTimeoutMs: 200, lockRetryForMs: 600 })).rejects.toMatchObject({
+        code: 'migration_failed',
+        message: expect.stringMatching(/could not be created: it waits for these transactions of the server to end: .*open-writer, database/),
+      });
+      // Once that transaction ends, the retries create it.
+      const migrating = migrate({ db: freshDb, slotName: slot, logger: silentLogger, lockTimeoutMs: 200, lockRetryForMs: 30_000 });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await writer.query('COMMIT');
+      await expect(migrating).resolves.toMatchObject({ slotCreated: true });
+    } finally {
+      await writer.end();
+      await freshDb.destroy();
+      await fresh.drop();
+    }
   });
 });
