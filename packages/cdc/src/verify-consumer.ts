@@ -1,6 +1,7 @@
 import { parseLsn, WalflowError, ZERO_LSN, type Lsn, type WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import { decoderFor, type ChangeDecoder } from './change-decoder.js';
+import { assertOutboxPublished } from './outbox-publication.js';
 import { inspectSlot, missingSlotError } from './slot.js';
 
 const REPAIR = 'run `walflow repair` to recreate the slot and dispatch what the outbox still holds';
@@ -25,6 +26,7 @@ export async function verifyConsumer(db: Kysely<WalflowDatabase>, slotName: stri
   if (slot.walStatus === 'lost') {
     throw new WalflowError('slot_missing', `replication slot ${slotName} was invalidated (wal_status=lost, max_slot_wal_keep_size exceeded): ${REPAIR}`);
   }
+  if (slot.plugin === 'pgoutput') await assertOutboxPublished(db);
   const state = await db
     .selectFrom('walflow.consumer_state')
     .select(['system_identifier', 'timeline_id', 'checkpoint_lsn', 'repair_started_at'])
