@@ -277,6 +277,9 @@ describe('walflow workflows apply', () => {
         expect(refused.code).toBe(1);
         expect(refused.output).toContain(`walflow: ${bad}: `);
       }
+      // A copy whose name was not changed: it would replace the first, which would be gone without a word.
+      const copy = await write('copy.json', { tenant: 'apply', name: 'good', trigger: { event: 'user.logout' }, actions: [{ type: 'emit_event', event: 'x.z' }] });
+      expect(await runWalflow(['workflows', 'apply', good, copy], env)).toMatchObject({ code: 1, output: expect.stringContaining(`${copy} and ${good} are both workflow apply/good: apply one`) });
       expect(await walflow.db.selectFrom('walflow.workflows').select('name').where('tenant_id', '=', 'apply').execute()).toEqual([]);
       // A schema a newer walflow migrated: this version's apply would lock differently than its dispatches.
       await sql`INSERT INTO walflow.schema_migrations (version, name, checksum) VALUES (9999, '9999_from_a_newer_walflow.sql', 'x')`.execute(walflow.db);

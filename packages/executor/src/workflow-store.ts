@@ -137,7 +137,9 @@ async function applyIn(db: Kysely<WalflowDatabase>, definition: WorkflowDefiniti
           version: sql`walflow.workflows.version + 1`,
           updated_at: sql`now()`,
         })
-        .where(sql<boolean>`walflow.workflows.definition IS DISTINCT FROM excluded.definition`),
+        // Or the status: a workflow walflow paused itself keeps the document's status in its definition, and the
+        // document applied again, unchanged, is the operator's word that it runs (as a pause from the CLI is).
+        .where(sql<boolean>`walflow.workflows.definition IS DISTINCT FROM excluded.definition OR walflow.workflows.status IS DISTINCT FROM excluded.status`),
     )
     .returning(['id', sql<boolean>`xmax = 0`.as('inserted')])
     .executeTakeFirst();

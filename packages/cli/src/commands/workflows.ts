@@ -18,12 +18,19 @@ export function registerWorkflows(program: Command): void {
       const context = commandContext({ logToStdout: false });
       const policy = { updateFields: context.config.updateFields };
       // All of them first: a wrong file among several applies none, rather than the ones before it.
+      const fileOf = new Map<string, string>();
       for (const { file, document } of documents) {
+        let definition;
         try {
-          validateWorkflow(document, policy);
+          definition = validateWorkflow(document, policy);
         } catch (error) {
           throw inFile(file, error);
         }
+        // Both would apply, the last over the first, and the first document would be gone without a word.
+        const key = JSON.stringify([definition.tenant, definition.name]);
+        const earlier = fileOf.get(key);
+        if (earlier !== undefined) throw new WalflowError('workflow_invalid', `${file} and ${earlier} are both workflow ${definition.tenant}/${definition.name}: apply one`);
+        fileOf.set(key, file);
       }
       // One transaction: a file the database refuses (text it cannot store, say) applies none of the others either.
       // An apply that changes guards takes the recording lock: one of another version than the schema's would take
