@@ -9,7 +9,7 @@ import { keepLease } from './lease-keeper.js';
 import { afterFailure, type RetryPolicyOptions } from './retry-policy.js';
 import { followUp, recordDeath } from './run-death.js';
 import { DEFAULT_LEASE_MS, holdsLease } from './run-leases.js';
-import { holdUntilResumed } from './run-hand-back.js';
+import { holdRunsOfPausedWorkflows } from './run-hand-back.js';
 import { cancelRun, completeRuns, failRun, recordFailedAction, recordOutcomes, runTransactionLimits, type ClaimedRun } from './run-queue.js';
 import type { WorkflowAction } from './workflow-definition.js';
 import { getWorkflowById, isUnreadable, type ReadWorkflow, type StoredWorkflow } from './workflow-store.js';
@@ -105,7 +105,10 @@ async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, worker
   // Paused since the claim, by an operator or by walflow after failures of runs claimed with this one: the run
   // would only fail again on what paused it, and the pause promises that its runs wait.
   if (workflow.status === 'paused') {
-    return fenced((trx) => holdUntilResumed(trx, run.id)).then(() => 'held' as const, leaseLostOr('lease_lost' as const));
+    const heldBack = await fenced((trx) => holdRunsOfPausedWorkflows(trx, [run.id])).catch(leaseLostOr(null));
+    if (heldBack === null) return 'lease_lost';
+    // Resumed since it was read: the run goes on.
+    if (heldBack.size === 1) return 'held';
   }
 
   let failing: { index: number; action: WorkflowAction } | undefined;
@@ -126,7 +129,9 @@ async function attempt(run: ClaimedRun, stored: ReadWorkflow | undefined, worker
     await fenced((trx) => completeRuns(trx, [run.id]));
     return 'succeeded';
   } catch (error) {
-    if (error instanceof LeaseLost) return 'lease_lost';
+    // Past the shutdown grace a failure is the stop's doing (a call cut short, a statement that waited for a lock
+    // cancelled at its limit): nothing is recorded, and the worker hands the run back, its attempt not counted.
+    if (error instanceof LeaseLost || options.shutdown?.aborted) return 'lease_lost';
     const message = error instanceof Error ? error.message : String(error);
     return failAttempt(error, async (trx, dies) => {
       // An action whose success committed after all did not fail: a run that dies now does not die on it.

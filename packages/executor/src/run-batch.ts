@@ -5,7 +5,7 @@ import { planAction } from './actions/plan-action.js';
 import type { WorkflowPolicy } from './compile-workflow.js';
 import { actionContext, actionTimeoutMs, executeRun, limitRunTransaction, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
 import { DEFAULT_LEASE_MS, extendLeases, heldRuns } from './run-leases.js';
-import { releaseLeasedRuns } from './run-hand-back.js';
+import { holdRunsOfPausedWorkflows, releaseLeasedRuns } from './run-hand-back.js';
 import { cancelRun, claimRunsToHold, completeRuns, leaseHeldRuns, type ActionOutcome, type CallingOutLimit, type ClaimedRun } from './run-queue.js';
 import { keepWaitingLeases, type WaitingLeases } from './waiting-leases.js';
 import { whileUnreachable } from './while-unreachable.js';
@@ -48,8 +48,11 @@ export async function executeRunBatch(
     results = await options.db.transaction().execute(async (trx) => {
       await limitRunTransaction(trx, options);
       const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
-      const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id)), workflows, options, timings);
+      // Paused since the claim: they wait for the resume, as a run executed on its own does.
+      const heldBack = await holdRunsOfPausedWorkflows(trx, [...held]);
+      const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id) && !heldBack.has(run.id)), workflows, options, timings);
       for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
+      for (const id of heldBack) executed.set(id, 'held');
       return executed;
     });
   } catch (error) {

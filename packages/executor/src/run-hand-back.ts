@@ -6,15 +6,18 @@ import { RUNS_QUEUED_CHANNEL } from './run-queue.js';
 // Runs given back to the queue before they were executed: their attempts are not counted.
 
 /**
- * A leased run whose workflow was paused after the claim goes back to the queue unstarted, its attempt not counted;
- * the queue holds it until the workflow is resumed (migration 0039). Call after holdsLease.
+ * Of leased runs about to start, those whose workflow is paused now (since their claim) go back to the queue
+ * unstarted, their attempts not counted; the queue holds them until the workflow is resumed (migration 0039).
+ * Returns their ids. Call once the leases are checked (holdsLease, heldRuns).
  */
-export async function holdUntilResumed(trx: Transaction<WalflowDatabase>, runId: string): Promise<void> {
-  await trx
-    .updateTable('walflow.workflow_runs')
-    .set({ status: 'queued', attempts: sql`greatest(attempts - 1, 0)`, next_attempt_at: sql`now()`, locked_by: null, locked_until: null })
-    .where('id', '=', runId)
-    .execute();
+export async function holdRunsOfPausedWorkflows(trx: Transaction<WalflowDatabase>, runIds: readonly string[]): Promise<Set<string>> {
+  const { rows } = await sql<{ id: string }>`
+    UPDATE walflow.workflow_runs r
+       SET status = 'queued', attempts = greatest(r.attempts - 1, 0), next_attempt_at = now(), locked_by = NULL, locked_until = NULL
+      FROM walflow.workflows w
+     WHERE w.id = r.workflow_id AND w.status = 'paused' AND r.id = ${anyUuid(runIds)}
+    RETURNING r.id`.execute(trx);
+  return new Set(rows.map((row) => row.id));
 }
 
 /**

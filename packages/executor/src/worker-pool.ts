@@ -108,13 +108,12 @@ export class WorkerPool {
       // taken over and called again beside a call that may still get through. A batch of database writes still
       // going hands back, as it commits, the runs its claim leased (claimAndExecuteHeld).
       this.shutdown.abort();
-      await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, ABORTED_ACTIONS_SETTLE_MS).unref())]);
+      await settledWithin(loopsDone, ABORTED_ACTIONS_SETTLE_MS);
       await this.releaseRunsInHand(graceMs);
       // That hand-back passes over a run whose outcome is being written (a database action waiting for a lock):
       // its loop hands it back once that transaction ends, which the statement limit bounds. Waited for, so that
       // it happens before the caller closes the pool; else the run waited out its lease, its attempt counted.
-      const statementLimitMs = actionTimeoutMs(this.execution.runtime) + ABORTED_ACTIONS_SETTLE_MS;
-      await Promise.race([loopsDone, new Promise((resolve) => setTimeout(resolve, statementLimitMs).unref())]);
+      await settledWithin(loopsDone, actionTimeoutMs(this.execution.runtime) + ABORTED_ACTIONS_SETTLE_MS);
     }
     this.loops = [];
     this.options.logger.info({ poolId: this.id, runsClaimed: this.runsClaimed }, 'worker pool stopped');
@@ -243,4 +242,11 @@ export class WorkerPool {
       this.waiting.add(wake);
     });
   }
+}
+
+/** Waits for `promise`, at most `ms`. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

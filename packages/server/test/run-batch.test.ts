@@ -280,6 +280,17 @@ describe('a leased run whose workflow is paused before its turn', () => {
     expect(again?.id).toBe(second!.id);
     expect(await executeRun(again!, 'paused-late/1', options)).toBe('succeeded');
   });
+
+  it('is not executed with others in one transaction either', async () => {
+    await applyTestWorkflow(db, { tenant: 'paused-together', name: 'note', trigger: { event: 'payment.received' }, actions: [{ type: 'create_notification', recipient: 'u1', title: 'paid' }] });
+    const leased = await queueAndClaim('paused-together', [{ n: 1 }, { n: 2 }], 'paused-together/0');
+    expect(await setWorkflowStatus(db, 'paused-together', 'note', 'paused')).toBe('changed');
+    const results = await executeClaimed(leased, 'paused-together/0');
+    expect([...results.values()]).toEqual(['held', 'held']);
+    expect(await notificationsPerRun('paused-together')).toEqual(new Map());
+    const rows = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts']).where('tenant_id', '=', 'paused-together').execute();
+    expect(rows).toEqual([{ status: 'queued', attempts: 0 }, { status: 'queued', attempts: 0 }]);
+  });
 });
 
 describe('a run queued again while its workflow is paused, whose resume commits first', () => {
@@ -539,45 +550,45 @@ describe('a worker pool whose shutdown grace is over', () => {
 });
 
 describe('a worker pool whose shutdown grace is over while an action waits for a lock', () => {
-  it('waits for that action’s transaction, then hands the run back before its connections close', async () => {
-    await sql`INSERT INTO batch_test.accounts (id) VALUES ('locked-at-stop')`.execute(db);
-    await applyTestWorkflow(
-      db,
-      {
-        tenant: 'locked-stop',
-        name: 'credit-then-call',
-        trigger: { event: 'payment.received' },
-        actions: [
-          { type: 'update_field', table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: 'locked-at-stop' }, increment: 1 },
-          { type: 'webhook', url: 'http://127.0.0.1:9/never' },
-        ],
-      },
-      policy,
-    );
+  /** A run whose first action waits for a row the test holds for `holdMs` after the stop begins. */
+  async function stopWhileLocked(tenant: string, holdMs: number, runtime: RunExecutorOptions['runtime']) {
+    await sql`INSERT INTO batch_test.accounts (id) VALUES (${tenant})`.execute(db);
+    const actions = [
+      { type: 'update_field' as const, table: 'batch_test.accounts', column: 'balance', key: { column: 'id', value: tenant }, increment: 1 },
+      { type: 'webhook' as const, url: 'http://127.0.0.1:9/never' },
+    ];
+    await applyTestWorkflow(db, { tenant, name: 'credit-then-call', trigger: { event: 'payment.received' }, actions }, policy);
     const locker = new pg.Client({ connectionString: database.url });
     await locker.connect();
     try {
-      await locker.query(`BEGIN; SELECT * FROM batch_test.accounts WHERE id = 'locked-at-stop' FOR UPDATE`);
-      await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent('locked-stop', { n: 1 })], parked: [], checkpoint: null });
+      await locker.query(`BEGIN; SELECT * FROM batch_test.accounts WHERE id = '${tenant}' FOR UPDATE`);
+      await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: [paymentEvent(tenant, { n: 1 })], parked: [], checkpoint: null });
       const poolDb = createDatabase(database.url, silentLogger, { max: 4 });
-      const pool = new WorkerPool({ db: poolDb, logger: silentLogger, concurrency: 1, leaseMs: 60_000, pollIntervalMs: 50, runtime: options.runtime });
+      const pool = new WorkerPool({ db: poolDb, logger: silentLogger, concurrency: 1, leaseMs: 60_000, pollIntervalMs: 50, runtime });
       pool.start();
       await waitFor('the update to wait for the row', async () => {
         const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%accounts%'`.execute(db);
         return rows[0]!.n > 0;
       });
-      // The grace ends, the hand-back passes the run over (its outcome is being written), then the row is free.
+      // The grace ends, the hand-back passes the run over (its outcome is being written).
       const stopped = pool.stop(100);
-      await sleep(1_500);
+      await sleep(holdMs);
       await locker.query('COMMIT');
       await stopped;
       await poolDb.destroy();
-      const run = await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'locked_by']).where('tenant_id', '=', 'locked-stop').executeTakeFirstOrThrow();
-      expect(run).toEqual({ status: 'queued', attempts: 0, locked_by: null });
+      return await db.selectFrom('walflow.workflow_runs').select(['status', 'attempts', 'locked_by']).where('tenant_id', '=', tenant).executeTakeFirstOrThrow();
     } finally {
       await locker.end();
-      await sql`UPDATE walflow.workflow_runs SET status = 'cancelled' WHERE tenant_id = 'locked-stop' AND status IN ('queued', 'running')`.execute(db);
+      await sql`UPDATE walflow.workflow_runs SET status = 'cancelled' WHERE tenant_id = ${tenant} AND status IN ('queued', 'running')`.execute(db);
     }
+  }
+
+  it('waits for that action’s transaction, then hands the run back before its connections close', async () => {
+    expect(await stopWhileLocked('locked-stop', 1_500, options.runtime)).toEqual({ status: 'queued', attempts: 0, locked_by: null });
+  });
+
+  it('hands the run back, its attempt not counted, when the lock outlasts the action timeout', async () => {
+    expect(await stopWhileLocked('locked-past-timeout', 3_000, { ...options.runtime, actionTimeoutMs: 1_000 })).toEqual({ status: 'queued', attempts: 0, locked_by: null });
   });
 });
 
