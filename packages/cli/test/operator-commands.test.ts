@@ -353,7 +353,8 @@ describe('walflow prune without --older-than', () => {
     const days = (json: string) => Math.round((Date.now() - Date.parse((JSON.parse(json) as { olderThan: string }).olderThan)) / 86_400_000);
     expect(days((await runWalflow(['prune', '--dry-run', '--json'], env)).stdout)).toBe(30);
     // The processes prune daily by 90 days; this shell has no WALFLOW_RETENTION_DAYS (30).
-    await sql`INSERT INTO walflow.audit_log (actor, action, arguments) VALUES ('walflow retention', 'prune', '{"retentionDays": 90}')`.execute(db);
+    // Dated ahead, so that the running walflow's own daily prune, should it come meanwhile, is not the latest.
+    await sql`INSERT INTO walflow.audit_log (at, actor, action, arguments) VALUES (now() + interval '1 day', 'walflow retention', 'prune', '{"retentionDays": 90}')`.execute(db);
     try {
       const longer = await runWalflow(['prune', '--dry-run', '--json'], env);
       expect(days(longer.stdout)).toBe(90);

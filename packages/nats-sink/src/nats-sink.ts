@@ -183,10 +183,10 @@ export class NatsSink {
     return publisher;
   }
 
-  /** `since` stays while the state and its reason do: a failure retried is the same failure, since it began. */
+  /** `since` stays while the state does: failing since the first failed round, whatever each one's reason. */
   private setState(state: SinkState, reason?: string): void {
     const { published, duplicates } = this.current;
-    const since = state === this.current.state && reason === this.current.reason ? this.current.since : new Date();
+    const since = state === this.current.state ? this.current.since : new Date();
     this.current = reason === undefined ? { state, since, published, duplicates } : { state, since, reason, published, duplicates };
   }
 }

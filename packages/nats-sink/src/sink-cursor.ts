@@ -36,7 +36,6 @@ export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): P
   return rows.length === 1;
 }
 
-
 export interface SavedCursor extends LogPosition {
   /**
    * The transaction id of the cursor lies beyond every one this cluster has given out: its positions were carried

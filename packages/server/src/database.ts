@@ -44,7 +44,8 @@ export function createDatabase(url: string, logger: Logger, options: DatabaseOpt
     connectionString: withoutApplicationName(url),
     max: options.max ?? 10,
     application_name: options.applicationName ?? RECORDING_APPLICATION_NAME,
-    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    // Ended by the server, and given up on by the client a little later: a server that stalls answers nothing.
+    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs + 2000 }),
     ...(options.idleInTransactionTimeoutMs === undefined ? {} : { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,

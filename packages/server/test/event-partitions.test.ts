@@ -2,7 +2,7 @@ import type { WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
 import { repairSlot } from '@walflow/server';
-import { useTestDatabase, withClient } from '@walflow/testing';
+import { useTestDatabase, waitFor, withClient } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
@@ -95,7 +95,11 @@ describe("the event log's daily partitions", () => {
       expect((await first.query<{ made: number }>('SELECT walflow.ensure_event_partitions() AS made')).rows[0]!.made).toBe(1);
       // Waits for the first's lock on the log, then finds the day made.
       const second = withClient(database.url, (client) => client.query<{ made: number }>('SELECT walflow.ensure_event_partitions() AS made'));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await waitFor('the second to wait for the log', async () => {
+        const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ensure_event_partitions%'`.execute(db);
+        return rows[0]!.n > 0;
+      });
       await first.query('COMMIT');
       expect((await second).rows[0]!.made).toBe(0);
     });

@@ -99,7 +99,7 @@ export function registerReplay(program: Command): void {
             await recordAudit(db, { actor: context.operator, action: 'replay', target: started, arguments: { ...flags, range, failed: errorMessage(error) } }).catch(() => undefined);
             throw new WalflowError(
               isWalflowError(error) ? error.code : 'dispatch_failed',
-              `${errorMessage(error)}; to go on, run it again with --from ${range.from} --to ${range.to} --replay-id ${started} and its other options`,
+              `${errorMessage(error)}; to go on, run it again with --from ${range.from} --to ${range.to} --replay-id ${started} and its other options but --again`,
               { cause: error },
             );
           }

@@ -36,7 +36,7 @@ async function fromDatabase(context: CommandContext, sink: { name: string } | un
       statementTimeoutMs: STATEMENT_TIMEOUT_MS,
     });
   } catch (error) {
-    if (sqlStateOf(error) !== SqlState.queryCanceled) throw error;
+    if (sqlStateOf(error) !== SqlState.queryCanceled && !(error instanceof Error && /Query read timeout/.test(error.message))) throw error;
     throw new WalflowError('database_unavailable', `the database did not answer within ${STATEMENT_TIMEOUT_MS / 1000} s (a lock on walflow's tables, or a server that stalls): status unknown`, {
       cause: error,
     });
@@ -51,7 +51,8 @@ async function probe(url: string, slotName: string): Promise<HealthReport | null
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
     const body: unknown = await response.json();
-    return isReport(body) && (body.slot === null || body.slot.name === slotName) ? body : null;
+    // A report without a slot cannot say whose it is: the database's own says the same of a missing slot.
+    return isReport(body) && body.slot?.name === slotName ? body : null;
   } catch {
     return null;
   }
