@@ -31,6 +31,16 @@ describe('parseWorkflowDefinition', () => {
     expect(() => parseWorkflowDefinition({ ...valid, trigger: { event: 'not valid' } })).toThrow(/trigger\.event: must be an event type, a prefix such as policy\.\*, or \*/);
   });
 
+  it('refuses a webhook URL whose scheme or credentials the workflow writes wrongly itself, at apply rather than at every run', () => {
+    const webhook = (url: string) => parseWorkflowDefinition({ ...valid, actions: [{ type: 'webhook', url }] });
+    expect(() => webhook('ftp://files.example.com/drop')).toThrow(/actions\.0\.url: webhook URL must use http or https, not ftp/);
+    expect(() => webhook('https://user:pass@hooks.example.com/{{event.id}}')).toThrow(/actions\.0\.url: webhook URL must not contain credentials/);
+    expect(() => webhook('https://hooks example.com/x')).toThrow(/actions\.0\.url: webhook URL is not a valid URL/);
+    // What an event's values make is checked when the run renders it.
+    expect(webhook('{{{event.payload.url}}}').actions).toHaveLength(1);
+    expect(webhook('https://hooks.example.com/{{event.id}}').actions).toHaveLength(1);
+  });
+
   it('refuses unknown fields, so a typo is not silently ignored', () => {
     expect(() => parseWorkflowDefinition({ ...valid, trigerr: {} })).toThrow(/trigerr/);
   });

@@ -1,6 +1,6 @@
 import type { EmitEvent, EventMetadata } from '@walflow/core';
 import { insertOutboxRows } from './outbox-insert.js';
-import { applicationMetadata, toOutboxRow } from './outbox-row.js';
+import { applicationMetadata, toOutboxRow, toOutboxRows } from './outbox-row.js';
 import type { OutboxWriter } from './outbox-writer.js';
 
 /** An event with the causal metadata only walflow itself may set (actions emitting events). */
@@ -22,7 +22,7 @@ export async function emit(writer: OutboxWriter, event: EmitEvent): Promise<stri
  * before any is written, and like emit it never opens a transaction.
  */
 export async function emitMany(writer: OutboxWriter, events: readonly EmitEvent[]): Promise<string[]> {
-  return insertOutboxRows(writer, events.map((event) => toOutboxRow(event, applicationMetadata(event))));
+  return insertOutboxRows(writer, toOutboxRows(events, (event) => toOutboxRow(event, applicationMetadata(event))));
 }
 
 /** For walflow's own actions: the event carries causal metadata (depth, causation, correlation). */

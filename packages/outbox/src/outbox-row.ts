@@ -50,3 +50,18 @@ export function toOutboxRow(event: EmitEvent, metadata: EventMetadata, payloadJs
     metadata: objectJson(metadata, `metadata of ${event.type}`),
   };
 }
+
+/**
+ * Each event's row, or the first refusal, naming which of the events it is (`events[3]: …`) when there are several:
+ * one of a batch of hundreds of the same type is otherwise not to be found.
+ */
+export function toOutboxRows(events: readonly EmitEvent[], toRow: (event: EmitEvent) => OutboxRow): OutboxRow[] {
+  return events.map((event, index) => {
+    try {
+      return toRow(event);
+    } catch (error) {
+      if (events.length === 1 || !(error instanceof WalflowError)) throw error;
+      throw new WalflowError(error.code, `events[${index}]: ${error.message}`, { cause: error, details: error.details });
+    }
+  });
+}

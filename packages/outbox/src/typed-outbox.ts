@@ -1,7 +1,7 @@
 import { WalflowError, type EmitEvent, type EventCatalog, type EventDefinition, type PayloadOf } from '@walflow/core';
 import { objectJson } from './object-json.js';
 import { insertOutboxRows } from './outbox-insert.js';
-import { applicationMetadata, toOutboxRow } from './outbox-row.js';
+import { applicationMetadata, toOutboxRow, toOutboxRows } from './outbox-row.js';
 import type { OutboxWriter } from './outbox-writer.js';
 
 /** A catalog's typed emitters: event names and payloads are checked at compile time and validated at run time. */
@@ -27,7 +27,7 @@ export function createOutbox<Definitions extends EventDefinition>(catalog: Event
       const [id] = await insertOutboxRows(writer, [toRow(event as EmitEvent)]);
       return id as string;
     },
-    emitMany: (writer, events) => insertOutboxRows(writer, events.map((event) => toRow(event as EmitEvent))),
+    emitMany: (writer, events) => insertOutboxRows(writer, toOutboxRows(events as readonly EmitEvent[], toRow)),
   };
 }
 

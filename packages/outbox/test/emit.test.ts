@@ -131,7 +131,11 @@ describe('emit', () => {
           { type: 'policy.approved', payload: { recruitId: 'r1' } },
         ]),
       ),
-    ).rejects.toMatchObject({ code: 'payload_invalid' });
+    ).rejects.toMatchObject({ code: 'payload_invalid', message: expect.stringMatching(/^events\[1\]: /) });
+    expect(await outboxRows()).toHaveLength(0);
+    // The untyped one names the event too; a single emit has no index to give.
+    await expect(emitMany(db, [{ type: 'a.b', payload: {} }, { type: 'a.b', payload: {} }, { type: 'a.b', payload: { n: Number.NaN } }])).rejects.toThrow(/^events\[2\]: payload of a\.b holds NaN at \$\.n/);
+    await expect(emit(db, { type: 'a.b', payload: { n: Number.NaN } })).rejects.toThrow(/^payload of a\.b holds NaN/);
     expect(await outboxRows()).toHaveLength(0);
   });
 

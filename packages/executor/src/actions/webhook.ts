@@ -47,9 +47,18 @@ export const webhookActionSchema = z
     cloudEventType: z.string().min(1).max(200).optional(),
   })
   .superRefine((action, context) => {
+    const origin = literalOrigin(action.url);
+    if (origin !== null) {
+      // What the workflow writes itself is checked now, not refused at every run until the workflow pauses.
+      try {
+        parseWebhookUrl(origin);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: (error as Error).message, path: ['url'] });
+      }
+      return;
+    }
     // A secret goes only where the workflow itself sends it: were the host an event's to choose, any writer of
     // an event could have the secret sent to a server of theirs.
-    if (hasLiteralOrigin(action.url)) return;
     for (const [name, value] of Object.entries(action.headers ?? {})) {
       if (typeof value === 'string') continue;
       context.addIssue({
@@ -60,9 +69,12 @@ export const webhookActionSchema = z
     }
   });
 
-/** Whether a URL template writes its scheme, host and port itself, with no placeholder before its path. */
-function hasLiteralOrigin(template: string): boolean {
-  return /^\s*[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\\?#{}]+(?:[/\\?#]|$)/.test(template);
+/**
+ * The scheme, credentials, host and port a URL template writes itself, with no placeholder before its path, or null
+ * when an event's values may make them.
+ */
+function literalOrigin(template: string): string | null {
+  return /^\s*[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\\?#{}]+(?=[/\\?#]|$)/.exec(template)?.[0] ?? null;
 }
 
 export type WebhookAction = z.output<typeof webhookActionSchema>;
