@@ -1,6 +1,7 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { sql, type Kysely } from 'kysely';
 import type { SinkEvent } from './sink-message.js';
+import { pageOf, type PageLimits } from './sized-page.js';
 
 /**
  * A place in the event log in recording order (see db/migrations/0010_nats_sink.sql): the recording
@@ -73,43 +74,17 @@ export async function registerCursor(trx: Kysely<WalflowDatabase>, sink: string)
          ORDER BY recorded_xid DESC, commit_lsn DESC, tx_position DESC, id DESC LIMIT 1) AS last ON true`.execute(trx);
 }
 
-/** How many events a round reads, and how much of their text it may hold. */
-export interface PageLimits {
-  events: number;
-  /** Payload and metadata in bytes: past this a page ends, after its first event whatever its size. */
-  bytes: number;
-  /** A payload larger than a message may be stays in the database: only its size is read. */
-  messageBytes: number;
-}
-
 /**
  * Up to `limits.events` events after the position, in recording order, from finished transactions only, and no more
- * of them than `limits.bytes` of text holds: events of up to 32 MiB of payload each would otherwise fill the
- * process at every round, and again after every restart. Of the metadata only what the message carries is read.
+ * of them than `limits.bytes` of text holds (pageOf).
  */
 export async function eventsAfter(trx: Kysely<WalflowDatabase>, after: LogPosition, limits: PageLimits): Promise<LoggedEvent[]> {
-  // Innermost the page by count, its payloads printed once; then what each event holds in this process; then the
-  // running total, which ends the page.
-  const { rows } = await sql<LoggedEvent>`
-    SELECT id, event_type AS type, tenant_id AS "tenantId", aggregate_type AS "aggregateType", aggregate_id AS "aggregateId",
-           to_json(committed_at) #>> '{}' AS "committedAt", recorded_xid::text AS "recordedXid", commit_lsn::text AS "commitLsn",
-           tx_position AS "txPosition", id AS "eventId",
-           CASE WHEN payload_bytes <= ${limits.messageBytes} THEN payload_json END AS "payloadJson", payload_bytes AS "payloadBytes", metadata
-      FROM (SELECT sized.*, sum(held_bytes) OVER (ORDER BY ${ORDER} ROWS UNBOUNDED PRECEDING) AS running
-              FROM (SELECT page.*, octet_length(payload_json) AS payload_bytes,
-                           CASE WHEN octet_length(payload_json) <= ${limits.messageBytes} THEN octet_length(payload_json) ELSE 0 END
-                             + octet_length(metadata::text) AS held_bytes
-                      FROM (SELECT id, event_type, tenant_id, aggregate_type, aggregate_id, committed_at, recorded_xid, commit_lsn,
-                                   tx_position, payload::text AS payload_json,
-                                   jsonb_strip_nulls(jsonb_build_object('actorId', metadata->'actorId',
-                                     'correlationId', metadata->'correlationId', 'causationId', metadata->'causationId')) AS metadata
-                              FROM walflow.events
-                             WHERE recorded_xid IS NOT NULL AND ${FINISHED} AND ${afterPosition(after)}
-                             ORDER BY ${ORDER}
-                             LIMIT ${limits.events}) AS page) AS sized) AS counted
-     WHERE running - held_bytes < ${limits.bytes}
-     ORDER BY ${ORDER}`.execute(trx);
-  return rows;
+  const events = sql`
+    SELECT * FROM walflow.events
+     WHERE recorded_xid IS NOT NULL AND ${FINISHED} AND ${afterPosition(after)}
+     ORDER BY ${ORDER} LIMIT ${limits.events}`;
+  const { rows } = await pageOf(events, ORDER, limits).execute(trx);
+  return rows.map((row) => ({ ...row, recordedXid: row.recordedXid as string, eventId: row.id }));
 }
 
 /** Saves the cursor past `last`; false when the sink's cursor row is gone (deleted while the round published). */

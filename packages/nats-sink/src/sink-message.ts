@@ -27,13 +27,6 @@ export interface SinkMessage {
 
 const encoder = new TextEncoder();
 
-/** The sink's view of an event read whole (a replay's page). */
-export function sinkEventOf(event: Omit<SinkEvent, 'payloadJson' | 'payloadBytes'> & Pick<EventEnvelope, 'payload'>): SinkEvent {
-  const { payload, ...rest } = event;
-  const payloadJson = JSON.stringify(payload);
-  return { ...rest, payloadJson, payloadBytes: Buffer.byteLength(payloadJson) };
-}
-
 /**
  * The event's CloudEvent (id = event id, time = commit time, subject = aggregate, data = payload) with
  * walflow's extensions: `tenant`, the causal chain (`correlationid`, `causationid`), `actorid`, and on a

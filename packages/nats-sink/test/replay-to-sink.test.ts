@@ -1,5 +1,5 @@
 import { replayRange, type RunningWalflow } from '@walflow/server';
-import { useTestDatabase } from '@walflow/testing';
+import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWalflow } from '../../cli/test/walflow-process.js';
@@ -62,6 +62,22 @@ describe('walflow replay --to-sink', () => {
     expect(again.replayId).not.toBe(first.replayId);
     expect(again.sink).toMatchObject({ published: committed.length, duplicates: 0 });
     expect(await streamContents(nats.url, STREAM)).toHaveLength(3 * committed.length);
+  });
+
+  it('publishes a payload as the log holds it, live and replayed: a decimal keeps digits a double would lose', async () => {
+    const { rows } = await sql<{ id: string }>`
+      SELECT walflow.emit('policy.priced', '{"premium": 1234.5678901234567890123}'::jsonb, tenant_id => 'exact') AS id`.execute(walflow.db);
+    const id = rows[0]!.id;
+    const published = async (replayed: boolean) => {
+      const messages = (await streamContents(nats.url, STREAM)).filter((message) => message.cloudEvent.id === id && (message.cloudEvent.replayid !== undefined) === replayed);
+      return messages.length === 1 ? messages[0] : undefined;
+    };
+    const live = await waitFor('the live message', () => published(false));
+    expect(live.text).toContain('"data":{"premium": 1234.5678901234567890123}');
+    const range = ['--from', new Date(Date.now() - 10 * 60_000).toISOString(), '--to', new Date(Date.now() + 60_000).toISOString()];
+    const result = await runWalflow(['replay', ...range, '--tenant', 'exact', '--to-sink', '--json'], env);
+    expect(result.code, result.output).toBe(0);
+    expect((await published(true))?.text).toContain('"data":{"premium": 1234.5678901234567890123}');
   });
 
   it('runs next to the live sink: both keep commit order, each event once per publication', async () => {

@@ -8,6 +8,8 @@ export interface StoredEvent {
   msgId: string;
   contentType: string;
   cloudEvent: Record<string, unknown> & { id: string; time: string };
+  /** The message as JSON text, digits beyond what a double holds kept. */
+  text: string;
 }
 
 /** Runs `read` with a JetStream manager on its own connection, closed afterwards. */
@@ -37,12 +39,14 @@ export async function streamContents(url: string, stream: string): Promise<Store
     for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
       const message = await manager.streams.getMessage(stream, { seq });
       if (message === null) continue;
+      const text = new TextDecoder().decode(message.data);
       stored.push({
         seq: message.seq,
         subject: message.subject,
         msgId: message.header.get('Nats-Msg-Id'),
         contentType: message.header.get('Content-Type'),
-        cloudEvent: JSON.parse(new TextDecoder().decode(message.data)) as StoredEvent['cloudEvent'],
+        cloudEvent: JSON.parse(text) as StoredEvent['cloudEvent'],
+        text,
       });
     }
     return stored;

@@ -1,5 +1,5 @@
 import { RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { JetStreamPublisher, sinkEventOf, sinkMessage } from '@walflow/nats-sink';
+import { JetStreamPublisher, sinkMessage, type SinkEvent } from '@walflow/nats-sink';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../server/test/fixtures.js';
 import { startNatsServer, type TestNatsServer } from './nats-server.js';
@@ -23,7 +23,8 @@ describe('a stream its operators limited to small messages', () => {
     const settings = { servers: [nats.url], subject: 'limited.{tenant}.{type}', stream, maxAgeSeconds: 3600, duplicateWindowSeconds: 600 };
     const publisher = await JetStreamPublisher.connect(settings, silentLogger);
     try {
-      const event = {
+      const payloadJson = JSON.stringify({ blob: 'x'.repeat(20 * 1024) });
+      const event: SinkEvent = {
         id: '0190a6f0-0000-7000-8000-000000000001',
         type: 'policy.approved',
         committedAt: '2026-11-29T06:00:00.000000+00:00',
@@ -32,11 +33,12 @@ describe('a stream its operators limited to small messages', () => {
         tenantId: 'limited',
         metadata: {},
         // Far below the server's 1 MiB, above the stream's 8 KiB.
-        payload: { blob: 'x'.repeat(20 * 1024) },
+        payloadJson,
+        payloadBytes: payloadJson.length,
       };
-      await publisher.publishAll([sinkMessage(sinkEventOf(event), settings.subject, { maxBytes: publisher.maxMessageBytes })]);
+      await publisher.publishAll([sinkMessage(event, settings.subject, { maxBytes: publisher.maxMessageBytes })]);
       const [stored] = await streamContents(nats.url, stream);
-      expect(stored?.cloudEvent).toMatchObject({ id: event.id, omitteddatabytes: JSON.stringify(event.payload).length });
+      expect(stored?.cloudEvent).toMatchObject({ id: event.id, omitteddatabytes: payloadJson.length });
       expect(stored?.cloudEvent).not.toHaveProperty('data');
     } finally {
       await publisher.close();

@@ -33,7 +33,8 @@ export async function* pagesOf(db: Kysely<WalflowDatabase>, range: ReplayedRange
   }
 }
 
-function filtered(db: Kysely<WalflowDatabase>, range: ReplayedRange) {
+/** The range's events, unordered and unselected: what a page of a replay, or its count, reads from. */
+export function eventsInRange(db: Kysely<WalflowDatabase>, range: ReplayedRange) {
   const { from, to } = exactRange(range);
   let query = db
     .selectFrom('walflow.events')
@@ -48,13 +49,13 @@ function filtered(db: Kysely<WalflowDatabase>, range: ReplayedRange) {
 }
 
 export async function countEvents(db: Kysely<WalflowDatabase>, range: ReplayedRange): Promise<number> {
-  const row = await filtered(db, range).select(sql<string>`count(*)`.as('n')).executeTakeFirst();
+  const row = await eventsInRange(db, range).select(sql<string>`count(*)`.as('n')).executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 
 /** The next page in commit order: commit time, commit LSN, position in the transaction. */
 async function eventsAfter(db: Kysely<WalflowDatabase>, range: ReplayedRange, after: EventEnvelope | null): Promise<EventEnvelope[]> {
-  let query = filtered(db, range)
+  let query = eventsInRange(db, range)
     .select(eventRowColumns)
     .orderBy('committed_at')
     .orderBy('commit_lsn')

@@ -1,12 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { isUuid, WalflowError, type WalflowDatabase } from '@walflow/core';
 import { candidateWorkflow, Dispatcher, type ReplayScope, type WorkflowPolicy } from '@walflow/executor';
-import { JetStreamPublisher, sinkEventOf, sinkMessage, type NatsSinkSettings } from '@walflow/nats-sink';
+import type { NatsSinkSettings } from '@walflow/nats-sink';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { isRelativeTime } from './parse-time.js';
 import { prunedBefore } from './pruned-history.js';
 import { countEvents, exactBound, exactRange, pagesOf } from './replay-range.js';
+import { replayToSink } from './replay-to-sink.js';
 
 export interface ReplayOptions {
   db: Kysely<WalflowDatabase>;
@@ -211,28 +212,6 @@ function byWorkflowLabel(workflows: WorkflowDecisionCounts[]): Record<string, Re
   return Object.fromEntries(labelled);
 }
 
-/**
- * Publishes the range to the sink in commit order. Message ids are `<event id>@<commit time>:<replay id>`: JetStream keeps
- * them next to the live messages, and drops them when the same replay runs twice within its duplicate window.
- */
-async function replayToSink(options: ReplayOptions, settings: NatsSinkSettings, replayId: string): Promise<ReplaySummary> {
-  const summary = { replayId, dryRun: false, events: 0, runsQueued: 0, alreadyDecided: 0, workflows: {}, sink: { stream: settings.stream, published: 0, duplicates: 0 } };
-  const total = await countEvents(options.db, options);
-  const publisher = await JetStreamPublisher.connect(settings, options.logger);
-  try {
-    for await (const page of pagesOf(options.db, options)) {
-      options.signal?.throwIfAborted();
-      const { stored, duplicates } = await publisher.publishAll(page.map((event) => sinkMessage(sinkEventOf(event), settings.subject, { replayId, maxBytes: publisher.maxMessageBytes })));
-      summary.events += page.length;
-      summary.sink.published += stored - duplicates;
-      summary.sink.duplicates += duplicates;
-      options.onProgress?.(summary.events, total);
-    }
-  } finally {
-    await publisher.close();
-  }
-  return summary;
-}
 
 /**
  * The same replay however it is spelled: a relative bound as typed, an absolute one as its instant, the workflow
