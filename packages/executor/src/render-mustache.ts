@@ -1,7 +1,7 @@
 import { WalflowError, type EventEnvelope } from '@walflow/core';
 import Mustache from 'mustache';
 import { z } from 'zod';
-import { EVENT_VARIABLE, templateScope } from './event-scope.js';
+import { EVENT_FIELDS, EVENT_VARIABLE, templateScope } from './event-scope.js';
 
 /**
  * What `{{x}}` does to a value: 'html' escapes it for HTML, 'uri' percent-encodes it as one URL component (so a
@@ -125,7 +125,7 @@ export function renderText(template: string, event: EventEnvelope, options: { es
 
 /** A string holding a template, checked when a workflow is applied rather than when it first runs. */
 export const mustacheTemplate = z.string().superRefine((value, context) => {
-  const problem = templateProblem(value);
+  const problem = appliedTemplateProblem(value);
   if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
 });
 
@@ -133,7 +133,7 @@ export const mustacheTemplate = z.string().superRefine((value, context) => {
 export const templatedJson = z.json().superRefine((value, context) => {
   const visit = (node: unknown, path: (string | number)[]): void => {
     if (typeof node === 'string') {
-      const problem = templateProblem(node);
+      const problem = appliedTemplateProblem(node);
       if (problem !== undefined) context.addIssue({ code: 'custom', message: problem, path });
     } else if (Array.isArray(node)) {
       node.forEach((child, index) => visit(child, [...path, index]));
@@ -153,6 +153,28 @@ export function templateProblem(template: string): string | undefined {
     return `template is malformed: ${error instanceof Error ? error.message : String(error)}`;
   }
   return hasPartial(spans) ? 'template partials ({{> name}}) are not supported' : undefined;
+}
+
+/**
+ * What applying a workflow refuses in a template besides what cannot be rendered: a name outside every section that
+ * is no field of the event (`{{payload.name}}`, `{{event.aggregateid}}`), which would render as nothing at every run.
+ * Inside a section a name may be one of the section's value, and is left alone.
+ */
+function appliedTemplateProblem(template: string): string | undefined {
+  const problem = templateProblem(template);
+  if (problem !== undefined) return problem;
+  const unknown = (writer.parse(template, TAGS) as Spans).find((span) => NAMED_SPANS.has(span[0]) && !isEventName(span[1]));
+  if (unknown === undefined) return undefined;
+  const fields = EVENT_FIELDS.map((field) => `${EVENT_VARIABLE}.${field}`).join(', ');
+  return `template names ${unknown[1]}, which is no field of the event: names start with one of ${fields}`;
+}
+
+/** The spans that name a value: {{x}}, {{{x}}} and {{&x}}, sections and inverted sections. */
+const NAMED_SPANS = new Set(['name', '&', '#', '^']);
+const EVENT_NAME = new RegExp(`^${EVENT_VARIABLE}(\\.(${EVENT_FIELDS.join('|')})(\\..+)?)?$`);
+
+function isEventName(name: unknown): boolean {
+  return typeof name === 'string' && EVENT_NAME.test(name.trim());
 }
 
 function renderWith(template: string, view: unknown, escape: TemplateEscape): string {

@@ -41,6 +41,15 @@ describe('parseWorkflowDefinition', () => {
     expect(webhook('https://hooks.example.com/{{event.id}}').actions).toHaveLength(1);
   });
 
+  it('refuses a template name outside every section that is no field of the event, which would render as nothing', () => {
+    const noted = (title: string) => parseWorkflowDefinition({ ...valid, actions: [{ type: 'create_notification', recipient: 'ops', title }] });
+    expect(() => noted('Welcome {{payload.name}}')).toThrow(/actions\.0\.title: template names payload\.name, which is no field of the event: names start with one of event\.id, event\.type/);
+    expect(() => noted('{{event.aggregateid}}')).toThrow(/template names event\.aggregateid/);
+    expect(() => parseWorkflowDefinition({ ...valid, actions: [{ type: 'emit_event', event: 'a.b', payload: { to: ['{{{recipient}}}'] } }] })).toThrow(/actions\.0\.payload\.to\.0: template names recipient/);
+    // Inside a section a name may be one of the section's value.
+    expect(noted('{{#event.payload.agents}}{{email}} {{/event.payload.agents}}{{^event.metadata.actorId}}system{{/event.metadata.actorId}}').actions).toHaveLength(1);
+  });
+
   it('refuses unknown fields, so a typo is not silently ignored', () => {
     expect(() => parseWorkflowDefinition({ ...valid, trigerr: {} })).toThrow(/trigerr/);
   });
