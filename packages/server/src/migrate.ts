@@ -108,7 +108,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 
 /**
  * Creates the slot unless it exists; `createdAt` is the LSN it was created at and `createdTime` when, both null when
- * it already existed. The time is taken here, not when consumer_state is written after the migrations: outbox rows
+ * it already existed (the time, though, when no outbox exists yet). The time is taken here, not when consumer_state is written after the migrations: outbox rows
  * an application wrote in between would be reported at the next start as older than the slot, which they are not.
  */
 async function ensureSlot(
@@ -118,9 +118,11 @@ async function ensureSlot(
 ): Promise<{ createdAt: string | null; createdTime: Date | null; plugin: SlotPlugin }> {
   const { logger, decoder = 'auto' } = options;
   const slot = await inspectSlot(conn, slotName);
-  if (slot) return { createdAt: null, createdTime: null, plugin: assertSlotPlugin(slot, decoder) };
-  const { rows } = await sql<{ exists: boolean }>`SELECT to_regclass('walflow.outbox') IS NOT NULL AS exists`.execute(conn);
-  if (rows[0]?.exists) throw missingSlotError(slotName);
+  const { rows } = await sql<{ exists: boolean; now: Date }>`SELECT to_regclass('walflow.outbox') IS NOT NULL AS exists, clock_timestamp() AS now`.execute(conn);
+  const outboxExists = rows[0]!.exists;
+  // Made by a first run whose migrations then failed: the outbox comes after this moment, which serves as its time.
+  if (slot) return { createdAt: null, createdTime: outboxExists ? null : rows[0]!.now, plugin: assertSlotPlugin(slot, decoder) };
+  if (outboxExists) throw missingSlotError(slotName);
   await ensureOutboxPublication(conn);
   const { lsn, plugin } = await createSlotAfterWriters(conn, slotName, decoder, options);
   const { rows: [created] } = await sql<{ at: Date }>`SELECT clock_timestamp() AS at`.execute(conn);
