@@ -79,6 +79,7 @@ describe('loadConfig', () => {
       WALFLOW_SECRET_CRM_TOKEN: 'a secret, read by name',
       WALFLOW_CONSOLE_TOKEN: 'ops:a-long-enough-console-token',
       WALFLOW_TEST_DATABASE_URL: url,
+      WALFLOW_DEMO_DATABASE_URL: url,
       HOME: '/root',
     });
     expect(config.unknownVariables).toEqual([

@@ -1,7 +1,7 @@
 /** Variables walflow does not read but that carry its prefix: a typo such as WALFLOW_RETENTION_DAY. */
 const PREFIX = 'WALFLOW_';
-/** Read by walflow's own test suite and bench, never by a running walflow. */
-const TEST_PREFIX = 'WALFLOW_TEST_';
+/** Read by walflow's own test suite, bench and demo, never by a running walflow. */
+const OWN_PREFIXES = ['WALFLOW_TEST_', 'WALFLOW_DEMO_'];
 /** At most this many edits away, a known name is offered as the one meant. */
 const MAX_DISTANCE = 3;
 
@@ -18,7 +18,7 @@ export interface UnknownVariable {
 export function unknownVariables(environment: Record<string, string | undefined>, known: readonly string[], knownPrefixes: readonly string[]): UnknownVariable[] {
   const knownNames = new Set(known);
   return Object.keys(environment)
-    .filter((name) => name.startsWith(PREFIX) && !name.startsWith(TEST_PREFIX) && !knownNames.has(name))
+    .filter((name) => name.startsWith(PREFIX) && !OWN_PREFIXES.some((prefix) => name.startsWith(prefix)) && !knownNames.has(name))
     .filter((name) => !knownPrefixes.some((prefix) => name.startsWith(prefix)))
     .sort()
     .map((name) => {
