@@ -1,7 +1,8 @@
 import { WalflowError, type EventEnvelope } from '@walflow/core';
 import Mustache from 'mustache';
 import { z } from 'zod';
-import { EVENT_FIELDS, EVENT_VARIABLE, templateScope } from './event-scope.js';
+import { EVENT_VARIABLE, templateScope } from './event-scope.js';
+import { templateNameProblem } from './template-names.js';
 
 /**
  * What `{{x}}` does to a value: 'html' escapes it for HTML, 'uri' percent-encodes it as one URL component (so a
@@ -155,26 +156,9 @@ export function templateProblem(template: string): string | undefined {
   return hasPartial(spans) ? 'template partials ({{> name}}) are not supported' : undefined;
 }
 
-/**
- * What applying a workflow refuses in a template besides what cannot be rendered: a name outside every section that
- * is no field of the event (`{{payload.name}}`, `{{event.aggregateid}}`), which would render as nothing at every run.
- * Inside a section a name may be one of the section's value, and is left alone.
- */
+/** Why a template is refused when a workflow is applied: it cannot be rendered, or it names no field of the event. */
 function appliedTemplateProblem(template: string): string | undefined {
-  const problem = templateProblem(template);
-  if (problem !== undefined) return problem;
-  const unknown = (writer.parse(template, TAGS) as Spans).find((span) => NAMED_SPANS.has(span[0]) && !isEventName(span[1]));
-  if (unknown === undefined) return undefined;
-  const fields = EVENT_FIELDS.map((field) => `${EVENT_VARIABLE}.${field}`).join(', ');
-  return `template names ${unknown[1]}, which is no field of the event: names start with one of ${fields}`;
-}
-
-/** The spans that name a value: {{x}}, {{{x}}} and {{&x}}, sections and inverted sections. */
-const NAMED_SPANS = new Set(['name', '&', '#', '^']);
-const EVENT_NAME = new RegExp(`^${EVENT_VARIABLE}(\\.(${EVENT_FIELDS.join('|')})(\\..+)?)?$`);
-
-function isEventName(name: unknown): boolean {
-  return typeof name === 'string' && EVENT_NAME.test(name.trim());
+  return templateProblem(template) ?? templateNameProblem(writer.parse(template, TAGS) as Spans);
 }
 
 function renderWith(template: string, view: unknown, escape: TemplateEscape): string {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseWorkflowDefinition } from './workflow-definition.js';
+import { validateWorkflow } from './workflow-store.js';
 
 const valid = {
   tenant: 't1',
@@ -41,13 +42,18 @@ describe('parseWorkflowDefinition', () => {
     expect(webhook('https://hooks.example.com/{{event.id}}').actions).toHaveLength(1);
   });
 
-  it('refuses a template name outside every section that is no field of the event, which would render as nothing', () => {
-    const noted = (title: string) => parseWorkflowDefinition({ ...valid, actions: [{ type: 'create_notification', recipient: 'ops', title }] });
+  it('refuses, when applied, a template name the root is looked up for that is no field of the event, which would render as nothing', () => {
+    const document = (title: string) => ({ ...valid, actions: [{ type: 'create_notification', recipient: 'ops', title }] });
+    const noted = (title: string) => validateWorkflow(document(title));
     expect(() => noted('Welcome {{payload.name}}')).toThrow(/actions\.0\.title: template names payload\.name, which is no field of the event: names start with one of event\.id, event\.type/);
     expect(() => noted('{{event.aggregateid}}')).toThrow(/template names event\.aggregateid/);
-    expect(() => parseWorkflowDefinition({ ...valid, actions: [{ type: 'emit_event', event: 'a.b', payload: { to: ['{{{recipient}}}'] } }] })).toThrow(/actions\.0\.payload\.to\.0: template names recipient/);
-    // Inside a section a name may be one of the section's value.
-    expect(noted('{{#event.payload.agents}}{{email}} {{/event.payload.agents}}{{^event.metadata.actorId}}system{{/event.metadata.actorId}}').actions).toHaveLength(1);
+    // An inverted section looks names up where it stands.
+    expect(() => noted('{{^event.metadata.actorId}}{{payload.name}}{{/event.metadata.actorId}}')).toThrow(/template names payload\.name/);
+    expect(() => validateWorkflow({ ...valid, actions: [{ type: 'emit_event', event: 'a.b', payload: { to: ['{{{recipient}}}'] } }] })).toThrow(/actions\.0\.payload\.to\.0: template names recipient/);
+    // Inside a section a name may be one of the section's value; `.` is the whole view.
+    expect(noted('{{#event.payload.agents}}{{email}} {{/event.payload.agents}}{{^event.metadata.actorId}}system{{/event.metadata.actorId}}{{.}}').actions).toHaveLength(1);
+    // A stored workflow is read as it was accepted, before this check came.
+    expect(parseWorkflowDefinition(document('Welcome {{payload.name}}')).actions).toHaveLength(1);
   });
 
   it('refuses unknown fields, so a typo is not silently ignored', () => {

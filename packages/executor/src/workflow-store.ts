@@ -4,6 +4,7 @@ import { sql, type Kysely } from 'kysely';
 import { checkWorkflowPolicy, compileWorkflow, type WorkflowPolicy } from './compile-workflow.js';
 import { anyUuid } from './any-uuid.js';
 import { carryGuardStateOver } from './guard-state-carry-over.js';
+import { asApplied } from './template-names.js';
 import { parseWorkflowDefinition, type WorkflowDefinition } from './workflow-definition.js';
 
 export interface StoredWorkflow {
@@ -56,7 +57,7 @@ export async function applyWorkflow(
 
 /** Every check applying a workflow makes before it writes: its shape, its expressions, the operator's policy. */
 export function validateWorkflow(input: unknown, policy: WorkflowPolicy = {}): WorkflowDefinition {
-  const definition = parseWorkflowDefinition(input);
+  const definition = asApplied(() => parseWorkflowDefinition(input));
   compileWorkflow(definition);
   checkWorkflowPolicy(definition, policy);
   return definition;

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { JetStreamPublisher } from './jetstream-publisher.js';
 import { ensurePublisherRow, eventsAfter, registerCursor, saveCursor, savedCursor, tryLockSink } from './sink-cursor.js';
+import { DEFAULT_PAGE_BYTES } from './sized-page.js';
 import { sinkMessage } from './sink-message.js';
 import { sinkName, type NatsSinkSettings } from './sink-settings.js';
 
@@ -34,7 +35,6 @@ export interface NatsSinkOptions {
   retry?: BackoffOptions;
 }
 
-const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
 
 type Round = { kind: 'registered' } | { kind: 'published' } | { kind: 'idle' } | { kind: 'standby' } | { kind: 'interrupted' } | { kind: 'failed'; error: unknown };
 
@@ -153,7 +153,7 @@ export class NatsSink {
       // Publishing into a reconnecting client would only queue messages that time out here and arrive later.
       if (unavailable !== null) return { kind: 'failed', error: new WalflowError('sink_failed', unavailable) };
       const maxBytes = publisher.maxMessageBytes;
-      const events = await eventsAfter(trx, cursor, { events: this.batchSize, bytes: this.options.batchBytes ?? DEFAULT_BATCH_BYTES, messageBytes: maxBytes });
+      const events = await eventsAfter(trx, cursor, { events: this.batchSize, bytes: this.options.batchBytes ?? DEFAULT_PAGE_BYTES, messageBytes: maxBytes });
       if (events.length === 0) return { kind: 'idle' };
       const outcome = await publisher.publish(events.map((event) => sinkMessage(event, this.options.settings.subject, { maxBytes })));
       this.current = { ...this.current, published: this.current.published + outcome.stored, duplicates: this.current.duplicates + outcome.duplicates };

@@ -13,7 +13,8 @@ export async function loadCatalog(modulePath: string): Promise<EventCatalog> {
     loaded = await importModule(pathToFileURL(resolve(modulePath)).href);
   } catch (error) {
     // Always naming the module: the catalog's own error (an event type defined twice, say) does not.
-    throw new WalflowError('catalog_invalid', `cannot load the event catalog module ${modulePath}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    const details = error instanceof WalflowError ? error.details : undefined;
+    throw new WalflowError('catalog_invalid', `cannot load the event catalog module ${modulePath}: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details });
   }
   const exported = loaded.catalog ?? loaded.default;
   const catalog = isEventCatalog(exported) ? exported : (exported as { default?: unknown } | undefined)?.default;

@@ -108,8 +108,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 
 /**
  * Creates the slot unless it exists; `createdAt` is the LSN it was created at and `createdTime` when, both null when
- * it already existed (the time, though, when no outbox exists yet). The time is taken here, not when consumer_state is written after the migrations: outbox rows
- * an application wrote in between would be reported at the next start as older than the slot, which they are not.
+ * it already existed (the time, though, when no outbox exists yet). The time is taken here, not when consumer_state
+ * is written after the migrations: outbox rows an application wrote in between would be reported at the next start
+ * as older than the slot, which they are not.
  */
 async function ensureSlot(
   conn: Kysely<WalflowDatabase>,

@@ -7,7 +7,13 @@ import type { ReplayOptions } from './replay.js';
 /** Which recorded events a replay reads: committed in [from, to), of a tenant and an event type if given. */
 export type ReplayedRange = Pick<ReplayOptions, 'from' | 'to' | 'rangeAsTyped' | 'tenantId' | 'type'>;
 
-const PAGE = 500;
+/** Events a page of a replay holds at most. */
+export const REPLAY_PAGE_EVENTS = 500;
+
+/** After an event in commit order: commit time, commit LSN, position in the transaction, id. */
+export function afterInCommitOrder(committedAt: string, commitLsn: string, position: number, id: string) {
+  return sql<boolean>`(committed_at, commit_lsn, tx_position, id) > (${committedAt}::timestamptz, ${commitLsn}::pg_lsn, ${position}, ${id}::uuid)`;
+}
 
 /** An absolute bound as typed, to the microsecond; otherwise the instant it came to (in the same six-digit form). */
 export function exactBound(typed: string | undefined, instant: Date): string {
@@ -61,11 +67,7 @@ async function eventsAfter(db: Kysely<WalflowDatabase>, range: ReplayedRange, af
     .orderBy('commit_lsn')
     .orderBy('tx_position')
     .orderBy('id')
-    .limit(PAGE);
-  if (after) {
-    query = query.where(
-      sql<boolean>`(committed_at, commit_lsn, tx_position, id) > (${after.committedAt}::timestamptz, ${formatLsn(after.commitLsn)}::pg_lsn, ${after.position}, ${after.id}::uuid)`,
-    );
-  }
+    .limit(REPLAY_PAGE_EVENTS);
+  if (after) query = query.where(afterInCommitOrder(after.committedAt, formatLsn(after.commitLsn), after.position, after.id));
   return (await query.execute()).map(toEventEnvelope);
 }

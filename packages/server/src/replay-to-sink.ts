@@ -1,12 +1,9 @@
 import type { WalflowDatabase } from '@walflow/core';
-import { JetStreamPublisher, pageOf, sinkMessage, type NatsSinkSettings, type PagedEvent, type PageLimits } from '@walflow/nats-sink';
+import { DEFAULT_PAGE_BYTES, JetStreamPublisher, pageOf, sinkMessage, type NatsSinkSettings, type PagedEvent, type PageLimits } from '@walflow/nats-sink';
 import { sql, type Kysely } from 'kysely';
 import type { ReplayOptions, ReplaySummary } from './replay.js';
-import { countEvents, eventsInRange, type ReplayedRange } from './replay-range.js';
+import { afterInCommitOrder, countEvents, eventsInRange, REPLAY_PAGE_EVENTS, type ReplayedRange } from './replay-range.js';
 
-const PAGE_EVENTS = 500;
-/** As the live sink's batches: a page of large payloads would otherwise fill the process. */
-const PAGE_BYTES = 32 * 1024 * 1024;
 const ORDER = sql`committed_at, commit_lsn, tx_position, id`;
 
 /**
@@ -20,7 +17,8 @@ export async function replayToSink(options: ReplayOptions, settings: NatsSinkSet
   const publisher = await JetStreamPublisher.connect(settings, options.logger);
   try {
     const maxBytes = publisher.maxMessageBytes;
-    for await (const page of sinkPagesOf(options.db, options, { events: PAGE_EVENTS, bytes: PAGE_BYTES, messageBytes: maxBytes })) {
+    // Bounded as the live sink's batches are: a page of large payloads would otherwise fill the process.
+    for await (const page of sinkPagesOf(options.db, options, { events: REPLAY_PAGE_EVENTS, bytes: DEFAULT_PAGE_BYTES, messageBytes: maxBytes })) {
       options.signal?.throwIfAborted();
       const { stored, duplicates } = await publisher.publishAll(page.map((event) => sinkMessage(event, settings.subject, { replayId, maxBytes })));
       summary.events += page.length;
@@ -34,15 +32,12 @@ export async function replayToSink(options: ReplayOptions, settings: NatsSinkSet
   return summary;
 }
 
-async function* sinkPagesOf(db: Kysely<WalflowDatabase>, range: ReplayedRange, limits: PageLimits): AsyncGenerator<PagedEvent[]> {
+/** The range's events in commit order, in pages bounded by `limits`. */
+export async function* sinkPagesOf(db: Kysely<WalflowDatabase>, range: ReplayedRange, limits: PageLimits): AsyncGenerator<PagedEvent[]> {
   let after: PagedEvent | undefined;
   for (;;) {
     let events = eventsInRange(db, range).selectAll();
-    if (after !== undefined) {
-      events = events.where(
-        sql<boolean>`(committed_at, commit_lsn, tx_position, id) > (${after.committedAt}::timestamptz, ${after.commitLsn}::pg_lsn, ${after.txPosition}, ${after.id}::uuid)`,
-      );
-    }
+    if (after !== undefined) events = events.where(afterInCommitOrder(after.committedAt, after.commitLsn, after.txPosition, after.id));
     const { rows } = await pageOf(events.orderBy(ORDER).limit(limits.events), ORDER, limits).execute(db);
     if (rows.length === 0) return;
     yield rows;

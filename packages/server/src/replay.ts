@@ -212,7 +212,6 @@ function byWorkflowLabel(workflows: WorkflowDecisionCounts[]): Record<string, Re
   return Object.fromEntries(labelled);
 }
 
-
 /**
  * The same replay however it is spelled: a relative bound as typed, an absolute one as its instant, the workflow
  * as the ids its name or id resolved to.

@@ -31,9 +31,15 @@ describe('loadCatalog', () => {
   });
 
   it('takes the catalog of a CommonJS build of `export default`, handed over as default.default', async () => {
-    (globalThis as { walflowTestCatalog?: unknown }).walflowTestCatalog = defineCatalog(defineEvent('policy.approved', z.object({ policyId: z.string() })));
-    const built = await catalogModule('built.mjs', 'export default { default: globalThis.walflowTestCatalog };\n');
-    const catalog = await loadCatalog(built);
-    expect(catalog.has('policy.approved')).toBe(true);
+    const shared = globalThis as { walflowTestCatalog?: unknown };
+    shared.walflowTestCatalog = defineCatalog(defineEvent('policy.approved', z.object({ policyId: z.string() })));
+    try {
+      // What TypeScript makes of `export default catalog` when it compiles to CommonJS.
+      const built = await catalogModule('built.cjs', '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nexports.default = globalThis.walflowTestCatalog;\n');
+      const catalog = await loadCatalog(built);
+      expect(catalog.has('policy.approved')).toBe(true);
+    } finally {
+      delete shared.walflowTestCatalog;
+    }
   });
 });

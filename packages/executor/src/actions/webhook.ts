@@ -53,7 +53,8 @@ export const webhookActionSchema = z
       try {
         parseWebhookUrl(origin);
       } catch (error) {
-        context.addIssue({ code: 'custom', message: (error as Error).message, path: ['url'] });
+        // Naming the URL as written, not the part of it checked.
+        context.addIssue({ code: 'custom', message: (error as Error).message.replace(JSON.stringify(origin), JSON.stringify(action.url)), path: ['url'] });
       }
       return;
     }
