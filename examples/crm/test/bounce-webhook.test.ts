@@ -47,6 +47,8 @@ describe('the bounce webhook', () => {
         ['description', 'half an emoji \udc00'],
         ['bouncedAt', '0000-01-01T00:00:00Z'],
         ['bouncedAt', '2025-05-01T12:00:00+16:00'],
+        // Past what SMTP allows, and what an event's aggregate id may take.
+        ['email', `${'a'.repeat(1_100)}@crm.test`],
       ] as const) {
         expect(await post(JSON.stringify({ ...bounce, [field]: value }))).toMatchObject({ status: 400, body: { error: expect.stringContaining(`${field}:`) } });
       }
