@@ -9,6 +9,7 @@ import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdOpen } from '../../server/test/fixtures.js';
 import { runWalflow, spawnWalflow, type WalflowChild } from './walflow-process.js';
 
 const database = useTestDatabase();
@@ -493,22 +494,12 @@ describe('walflow status', () => {
   });
 
   it('ends, saying the status is unknown, when a lock held on walflow’s tables keeps the database from answering', async () => {
-    const { db } = walflow;
-    let release!: () => void;
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = db.transaction().execute(async (trx) => {
-      await sql`LOCK TABLE walflow.dead_letters IN ACCESS EXCLUSIVE MODE`.execute(trx);
-      locked();
-      await new Promise<void>((resolve) => (release = resolve));
-    });
+    const lock = await holdOpen(walflow.db, sql`LOCK TABLE walflow.dead_letters IN ACCESS EXCLUSIVE MODE`);
     try {
-      await isLocked;
       const status = await runWalflow(['status'], env);
       expect(status).toMatchObject({ code: 1, output: expect.stringContaining('the database did not answer within 10 s') });
     } finally {
-      release();
-      await holder;
+      await lock.release();
     }
   });
 });

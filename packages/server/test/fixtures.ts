@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ReplicationConsumer, type ReplicationConsumerOptions } from '@walflow/cdc';
 import { parseLsn, type BatchDispatcher, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { applyWorkflow, Dispatcher, type WorkflowDefinitionInput, type WorkflowPolicy } from '@walflow/executor';
-import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
+import { createDatabase, DEFAULT_MIGRATIONS_DIR, loadConfig, migrate, startWalflow, type RunningWalflow, type WalflowConfig } from '@walflow/server';
 import { waitFor, type TestDatabase } from '@walflow/testing';
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import pino, { type Logger } from 'pino';
@@ -215,4 +218,12 @@ export async function runTableScansSoFar(executor: Kysely<WalflowDatabase>): Pro
   const { rows } = await sql<{ seq_scan: string }>`
     SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'walflow.workflow_runs'::regclass`.execute(executor);
   return Number(rows[0]!.seq_scan);
+}
+
+/** A directory of walflow's migrations and one more, `name` holding `statement`, as an upgrade may add; `remove` it after. */
+export async function migrationsAdding(name: string, statement: string): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'walflow-migrations-'));
+  for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) await cp(join(DEFAULT_MIGRATIONS_DIR, file), join(dir, file));
+  await writeFile(join(dir, name), `${statement}\n`);
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }

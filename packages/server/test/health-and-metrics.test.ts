@@ -4,7 +4,7 @@ import { computeHealth, createDatabase, migrate, startWalflow, WalRate, type Hea
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
+import { applyTestWorkflow, holdOpen, silentLogger, startTestWalflow, testConfig } from './fixtures.js';
 
 const database = useTestDatabase();
 const MIB = 1024 * 1024;
@@ -228,24 +228,15 @@ describe('the health queries with a statement timeout', () => {
     // walflow's own refreshes would wait on the lock too.
     await walflow?.stop();
     walflow = undefined;
-    let release!: () => void;
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = db.transaction().execute(async (trx) => {
-      await sql`LOCK TABLE walflow.dead_letters IN ACCESS EXCLUSIVE MODE`.execute(trx);
-      locked();
-      await new Promise<void>((resolve) => (release = resolve));
-    });
+    const lock = await holdOpen(db, sql`LOCK TABLE walflow.dead_letters IN ACCESS EXCLUSIVE MODE`);
     try {
-      await isLocked;
       await expect(computeHealth(db, { slotName: database.slotName, thresholds: defaults, statementTimeoutMs: 300 })).rejects.toMatchObject({ code: '57014' });
       const { rows } = await sql<{ n: number }>`
         SELECT count(*)::int AS n FROM pg_stat_activity
          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%dead_letters%' AND pid <> pg_backend_pid()`.execute(db);
       expect(rows[0]!.n).toBe(0);
     } finally {
-      release();
-      await holder;
+      await lock.release();
     }
   });
 });

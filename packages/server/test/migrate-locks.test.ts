@@ -1,33 +1,28 @@
-import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { WalflowDatabase } from '@walflow/core';
-import { createDatabase, DEFAULT_MIGRATIONS_DIR, migrate } from '@walflow/server';
+import { createDatabase, migrate } from '@walflow/server';
 import { createTestDatabase, useTestDatabase, waitFor } from '@walflow/testing';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keptWarnings, openMigrated, silentLogger } from './fixtures.js';
+import { keptWarnings, migrationsAdding, openMigrated, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
-const upgrades: string[] = [];
+const upgrades: { remove(): Promise<void> }[] = [];
 
 beforeAll(async () => {
   db = await openMigrated(database);
 });
 afterAll(async () => {
   await db.destroy();
-  for (const dir of upgrades) await rm(dir, { recursive: true, force: true });
+  for (const upgrade of upgrades) await upgrade.remove();
 });
 
 /** walflow's migrations and one more, `name`, that alters the outbox as an upgrade may. */
 async function upgradeAdding(name: string, statement: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'walflow-migrations-'));
-  upgrades.push(dir);
-  for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) await cp(join(DEFAULT_MIGRATIONS_DIR, file), join(dir, file));
-  await writeFile(join(dir, name), `${statement}\n`);
-  return dir;
+  const upgrade = await migrationsAdding(name, statement);
+  upgrades.push(upgrade);
+  return upgrade.dir;
 }
 
 /** A session of the application's, named `name`, inside a transaction that has emitted an event: it holds the outbox. */

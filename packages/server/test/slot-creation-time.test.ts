@@ -1,12 +1,9 @@
-import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { WalflowDatabase } from '@walflow/core';
-import { createDatabase, DEFAULT_MIGRATIONS_DIR, migrate } from '@walflow/server';
+import { createDatabase, migrate } from '@walflow/server';
 import { createTestDatabase, useTestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { expect, it } from 'vitest';
-import { silentLogger } from './fixtures.js';
+import { migrationsAdding, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 
@@ -32,18 +29,16 @@ it('records when the slot was created, before the outbox existed', async () => {
 
 it('records a time before the outbox existed when the first run failed after making the slot', async () => {
   const db = createDatabase(database.url, silentLogger);
-  const broken = await mkdtemp(join(tmpdir(), 'walflow-migrations-'));
+  const broken = await migrationsAdding('9999_fails.sql', 'SELECT 1/0;');
   try {
-    for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) await cp(join(DEFAULT_MIGRATIONS_DIR, file), join(broken, file));
-    await writeFile(join(broken, '9999_fails.sql'), 'SELECT 1/0;\n');
     // The slot is made, then every migration rolls back.
-    await expect(migrate({ db, slotName: database.slotName, logger: silentLogger, migrationsDir: broken })).rejects.toMatchObject({ code: 'migration_failed' });
+    await expect(migrate({ db, slotName: database.slotName, logger: silentLogger, migrationsDir: broken.dir })).rejects.toMatchObject({ code: 'migration_failed' });
     // Recorded once the migrations had committed, the time came after rows written meanwhile, which start then
     // reported as older than the slot although the slot streams them.
     await migrate({ db, slotName: database.slotName, logger: silentLogger });
     expect(await slotTimeFirst(db)).toBe(true);
   } finally {
-    await rm(broken, { recursive: true, force: true });
+    await broken.remove();
     await db.destroy();
   }
 });
