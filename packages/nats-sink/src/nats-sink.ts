@@ -27,7 +27,7 @@ export interface NatsSinkOptions {
   logger: Logger;
   /** Events published, acknowledged and saved together. @default 500 */
   batchSize?: number;
-  /** The most payload and metadata a batch holds in this process, in bytes; a batch has one event at least. @default 32 MiB */
+  /** The most payload and metadata a batch holds in this process, in bytes, after its first event. @default 32 MiB */
   batchBytes?: number;
   /** How often an idle or standby sink looks for new events; notify() wakes it at once. @default 1000 */
   pollMs?: number;

@@ -1,7 +1,7 @@
 import { sql, type Expression, type RawBuilder } from 'kysely';
 import type { SinkEvent } from './sink-message.js';
 
-/** The most payload and metadata a page holds in this process, in bytes, after its first event: the sink's and a replay's. */
+/** The most payload and metadata a page holds in this process, in bytes, after its first event (sink and replay). */
 export const DEFAULT_PAGE_BYTES = 32 * 1024 * 1024;
 
 /** How many events a page holds, and how much of their text it may hold. */

@@ -7,9 +7,9 @@ import { afterInCommitOrder, countEvents, eventsInRange, REPLAY_PAGE_EVENTS, typ
 const ORDER = sql`committed_at, commit_lsn, tx_position, id`;
 
 /**
- * Publishes the range to the sink in commit order. Message ids are `<event id>@<commit time>:<replay id>`: JetStream keeps
- * them next to the live messages, and drops them when the same replay runs twice within its duplicate window. Pages
- * are bounded by their text as the live sink's batches are, and payloads published as the log prints them.
+ * Publishes the range to the sink in commit order. Message ids are `<event id>@<commit time>:<replay id>`: JetStream
+ * keeps them next to the live messages, and drops them when the same replay runs twice within its duplicate window.
+ * Pages are bounded by their text as the live sink's batches are, and payloads published as the log prints them.
  */
 export async function replayToSink(options: ReplayOptions, settings: NatsSinkSettings, replayId: string): Promise<ReplaySummary> {
   const summary = { replayId, dryRun: false, events: 0, runsQueued: 0, alreadyDecided: 0, workflows: {}, sink: { stream: settings.stream, published: 0, duplicates: 0 } };

@@ -220,7 +220,7 @@ export async function runTableScansSoFar(executor: Kysely<WalflowDatabase>): Pro
   return Number(rows[0]!.seq_scan);
 }
 
-/** A directory of walflow's migrations and one more, `name` holding `statement`, as an upgrade may add; `remove` it after. */
+/** walflow's migrations and one more, `name` holding `statement`, as an upgrade may add; `remove` it after. */
 export async function migrationsAdding(name: string, statement: string): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'walflow-migrations-'));
   for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) await cp(join(DEFAULT_MIGRATIONS_DIR, file), join(dir, file));

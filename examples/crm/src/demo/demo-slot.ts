@@ -5,10 +5,11 @@ import { sql, type Kysely } from 'kysely';
 
 /*
  * A replication slot nobody reads keeps all the WAL written after it, so a slot the demo left on the user's server
- * (WALFLOW_DEMO_DATABASE_URL) would fill its disk in time. The demo drops the slot when it ends if it created it, and only
- * then: a slot that was there before is someone's, who reads it. The walflow schema stays, and with it the outbox,
- * which `walflow migrate` will not give a new slot (events committed without a slot were never streamed); on the next
- * run the demo recreates the slot as an operator would, with walflow repair, which dispatches what the outbox holds.
+ * (WALFLOW_DEMO_DATABASE_URL) would fill its disk in time. The demo drops the slot when it ends if it created it,
+ * and only then: a slot that was there before is someone's, who reads it. The walflow schema stays, and with it the
+ * outbox, which `walflow migrate` will not give a new slot (events committed without a slot were never streamed); on
+ * the next run the demo recreates the slot as an operator would, with walflow repair, which dispatches what the
+ * outbox holds.
  */
 
 export interface DemoSlot {

@@ -20,9 +20,9 @@ const CATALOG_MODULE = fileURLToPath(new URL('../catalog.js', import.meta.url));
 
 /**
  * `pnpm demo`: PostgreSQL (WALFLOW_DEMO_DATABASE_URL, else a cluster of its own: not DATABASE_URL, which a shell
- * often holds for the application's own database, where the demo would leave its schemas), walflow and the crm schema migrated, the
- * example workflows applied, walflow started in this process with a local SMTP sink, a scripted day in the agency,
- * and what walflow made of it. Everything started is registered with `cleanup`, which the caller runs.
+ * often holds for the application's own database, where the demo would leave its schemas), walflow and the crm
+ * schema migrated, the example workflows applied, walflow started in this process with a local SMTP sink, a scripted
+ * day in the agency, and what walflow made of it. Everything started is registered with `cleanup`, which the caller runs.
  */
 export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupStack, say: (line: string) => void): Promise<{ claimsHold: boolean }> {
   let url = environment.WALFLOW_DEMO_DATABASE_URL;
