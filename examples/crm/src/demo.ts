@@ -8,11 +8,14 @@ const say = (line: string): void => {
 const cleanup = new CleanupStack();
 // Ctrl-C stops what the demo started before the process ends: a slot left on the server would keep its WAL for ever.
 // A second signal ends the process at once.
+let interrupted = false;
 const interrupt = (signal: NodeJS.Signals): void => {
+  interrupted = true;
   process.stderr.write(`demo interrupted by ${signal}: stopping what it started\n`);
+  // The day goes on failing against what is stopped, then waits for the same cleanup; should it hang, this exits.
   void cleanup
     .run()
-    .catch((error: unknown) => process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`))
+    .catch(() => undefined)
     .finally(() => process.exit(130));
 };
 process.once('SIGINT', interrupt);
@@ -26,7 +29,8 @@ try {
   }
 } catch (error) {
   failed = true;
-  process.stderr.write(`demo failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // Once interrupted, the day fails against what was stopped under it: that is no news.
+  if (!interrupted) process.stderr.write(`demo failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
 }
 try {
   await cleanup.run();
@@ -35,4 +39,4 @@ try {
   failed = true;
   process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
 }
-process.exitCode = failed ? 1 : 0;
+process.exitCode = interrupted ? 130 : failed ? 1 : 0;

@@ -25,9 +25,14 @@ function runDemo(environment: Record<string, string>, interruptAt?: string): Pro
     const child = spawn(process.execPath, ['examples/crm/dist/demo.js'], { cwd: root, env: childEnvironment(environment), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let interrupted = false;
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString('utf8');
-      if (interruptAt !== undefined && stdout.includes(interruptAt)) child.kill('SIGINT');
+      // Once: a second signal ends the demo at once, as it would a user's second Ctrl-C.
+      if (interruptAt !== undefined && !interrupted && stdout.includes(interruptAt)) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
     });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.once('error', reject);

@@ -10,8 +10,10 @@ import { createUser, recordLogin } from '../users.js';
 
 /** What the report checks afterwards. */
 export interface AgencyDayFacts {
-  /** The recruit whose graduation rolled back: walflow must show nothing of it. */
+  /** The recruit whose graduation rolled back: walflow must show nothing of it, and the recruit is still licensing. */
   rolledBack: Recruit;
+  /** The agent who earned a commission and had another charged back, and what his lifetime commission must be. */
+  commissioned: { id: string; name: string; netCents: number };
 }
 
 /**
@@ -90,7 +92,8 @@ export async function performAgencyDay(
   if (accepted.status !== 202) throw new Error(`the bounce webhook answered ${accepted.status}: ${accepted.text}`);
   say(`  the bounce is accepted: ${accepted.status} ${accepted.text}`);
 
-  return { rolledBack: carol };
+  // Both commissions were earned, and the lapsed one charged back: what stays is the one earned.
+  return { rolledBack: carol, commissioned: { id: alan.id, name: alan.name, netCents: earned.amount_cents + lapsed.amount_cents - lapsed.amount_cents } };
 }
 
 async function postJson(url: string, body: unknown): Promise<{ status: number; text: string }> {

@@ -4,13 +4,19 @@
  */
 export class CleanupStack {
   readonly #steps: { what: string; stop: () => Promise<void> }[] = [];
+  #running: Promise<void> | undefined;
 
   /** Registers `stop` for something that just started. */
   defer(what: string, stop: () => Promise<void>): void {
     this.#steps.push({ what, stop });
   }
 
-  async run(): Promise<void> {
+  /** Stops everything once: a second call (a signal's, while the demo's own runs) waits for the first. */
+  run(): Promise<void> {
+    return (this.#running ??= this.#stopAll());
+  }
+
+  async #stopAll(): Promise<void> {
     const failures: unknown[] = [];
     const messages: string[] = [];
     for (let step = this.#steps.pop(); step !== undefined; step = this.#steps.pop()) {

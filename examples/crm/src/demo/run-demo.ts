@@ -109,7 +109,7 @@ export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupSt
   say(await applicationTables(crm, walflowDb, scope));
   say(healthTables(await computeHealth(walflowDb, { slotName: config.slotName, consumer: walflow.consumerStatus(), thresholds: config.healthThresholds })));
 
-  const claims = await checkClaims(walflowDb, scope, { rolledBack: facts.rolledBack, decisions, runs, emails: sink.received });
+  const claims = await checkClaims(walflowDb, scope, { ...facts, decisions, runs, emails: sink.received });
   say(renderTable('What the demo claims, checked', ['claim', 'holds', 'evidence'], claims.map((claim) => [claim.claim, claim.holds ? 'yes' : 'NO', claim.evidence])));
   return { claimsHold: claims.every((claim) => claim.holds) };
 }
