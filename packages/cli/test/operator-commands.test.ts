@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SqlState, sqlStateOf } from '@walflow/core';
 import { applyWorkflow } from '@walflow/executor';
 import { emit, emitMany } from '@walflow/outbox';
@@ -290,6 +291,14 @@ describe('walflow workflows apply', () => {
         await sql`DELETE FROM walflow.schema_migrations WHERE version = 9999`.execute(walflow.db);
       }
       expect((await runWalflow(['workflows', 'apply', good], env)).output).toContain(`created apply/good (version 1) from ${good}`);
+
+      // With a catalog, what it does not list is warned of: a trigger that would never fire, events that would be parked.
+      const catalogModule = fileURLToPath(new URL('../../../examples/crm/dist/catalog.js', import.meta.url));
+      const typo = await write('typo.json', { tenant: 'apply', name: 'typo', trigger: { event: 'policy.aproved' }, actions: [{ type: 'emit_event', event: 'policy.noted' }] });
+      const warned = await runWalflow(['workflows', 'apply', typo], { ...env, WALFLOW_CATALOG: catalogModule });
+      expect(warned.code).toBe(0);
+      expect(warned.output).toContain(`walflow: warning: ${typo}: typo is triggered by policy.aproved, which the catalog (WALFLOW_CATALOG) does not list: it will never fire`);
+      expect(warned.output).toContain(`walflow: warning: ${typo}: typo emits policy.noted, which the catalog (WALFLOW_CATALOG) does not list`);
     } finally {
       await rm(directory, { recursive: true, force: true });
     }

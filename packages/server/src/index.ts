@@ -17,6 +17,7 @@ export {
 export { computeHealth, consumerCheck, healthHttpStatus, type ComputeHealthOptions, type HealthCheck, type HealthReport, type HealthState, type HealthThresholds } from './health-report.js';
 export { startHttpServer, type HttpServer, type HttpServerOptions, type MountedHandler, type RouteHandler, type RouteResponse } from './http-server.js';
 export { loadCatalog } from './load-catalog.js';
+export { uncataloguedTypes } from './catalog-warnings.js';
 export { WalflowMetrics } from './metrics.js';
 export { assertSchemaCurrent, DEFAULT_LOCK_RETRY_FOR_MS, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_MIGRATIONS_DIR, migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { PROCESS_ROLES, partsOf, type ProcessParts, type ProcessRole } from './process-role.js';

@@ -15,7 +15,7 @@ import { loadCatalog } from './load-catalog.js';
 import { assertSchemaCurrent } from './migrate.js';
 import { partsOf } from './process-role.js';
 import { warnOfRefusedWorkflows } from './policy-warnings.js';
-import { warnOfUncataloguedEmits } from './catalog-warnings.js';
+import { warnOfUncataloguedTypes } from './catalog-warnings.js';
 import { startRetention } from './retention.js';
 import { WalflowMetrics } from './metrics.js';
 import { TimedDispatcher } from './timed-dispatcher.js';
@@ -62,7 +62,7 @@ export async function startWalflow(config: WalflowConfig, logger: Logger): Promi
   try {
     await assertSchemaCurrent(db);
     const catalog = !parts.consumer || config.catalogModule === undefined ? undefined : await loadCatalog(config.catalogModule);
-    if (catalog !== undefined) await warnOfUncataloguedEmits(db, catalog, logger);
+    if (catalog !== undefined) await warnOfUncataloguedTypes(db, catalog, logger);
     if (parts.consumer) await ensureEventPartitions(db, logger);
     const metrics = new WalflowMetrics();
     const walRate = new WalRate();

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { WalflowError } from '@walflow/core';
 import { applyWorkflow, deleteWorkflow, isUnreadable, listWorkflows, setWorkflowStatus, validateWorkflow } from '@walflow/executor';
-import { recordAudit } from '@walflow/server';
+import { loadCatalog, recordAudit, uncataloguedTypes } from '@walflow/server';
 import type { Command } from 'commander';
 import { nonEmptyText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
@@ -19,6 +19,8 @@ export function registerWorkflows(program: Command): void {
       const policy = { updateFields: context.config.updateFields };
       // All of them first: a wrong file among several applies none, rather than the ones before it.
       const fileOf = new Map<string, string>();
+      // Warned of, not refused: a catalog may list a type later than a workflow is applied that uses it.
+      const catalog = context.config.catalogModule === undefined ? undefined : await loadCatalog(context.config.catalogModule);
       for (const { file, document } of documents) {
         let definition;
         try {
@@ -31,6 +33,7 @@ export function registerWorkflows(program: Command): void {
         const earlier = fileOf.get(key);
         if (earlier !== undefined) throw new WalflowError('workflow_invalid', `${file} and ${earlier} are both workflow ${definition.tenant}/${definition.name}: apply one`);
         fileOf.set(key, file);
+        for (const problem of catalog === undefined ? [] : uncataloguedTypes(definition, catalog)) console.error(`walflow: warning: ${file}: ${problem}`);
       }
       // One transaction: a file the database refuses (text it cannot store, say) applies none of the others either.
       // An apply that changes guards takes the recording lock: one of another version than the schema's would take
