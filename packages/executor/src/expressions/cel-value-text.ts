@@ -1,4 +1,4 @@
-import { storableText } from '@walflow/core';
+import { storableText, unstorableCharacter } from '@walflow/core';
 import { createHash } from 'node:crypto';
 import { Duration, UnsignedInt } from '@marcbachmann/cel-js/evaluator';
 
@@ -42,7 +42,9 @@ function unboundedKeyText(value: unknown): string {
  * Keys are index keys (cooldowns, rate-limit windows, the running runs' concurrency index), and PostgreSQL
  * refuses an index entry beyond 2,704 bytes: a longer concurrency key failed every claim that reached its run,
  * on every worker, for ever. Well below that, a longer key keeps its first characters and ends in a hash of
- * the whole text, so keys stay readable and different values stay different keys.
+ * the whole text, so keys stay readable and different values stay different keys. So does a key holding what
+ * PostgreSQL cannot store (a NUL, a lone surrogate): refused, it failed its batch down to single events, which
+ * were parked for every workflow.
  */
 export const MAX_KEY_BYTES = 512;
 const HASH_SEPARATOR = '…#';
@@ -51,8 +53,9 @@ const HASH_LENGTH = 43;
 const KEPT_BYTES = MAX_KEY_BYTES - Buffer.byteLength(HASH_SEPARATOR) - HASH_LENGTH;
 
 export function boundedKey(text: string): string {
+  const storable = unstorableCharacter(text) === null;
   // A UTF-16 unit is at most three UTF-8 bytes: most keys need no counting.
-  if (text.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(text) <= MAX_KEY_BYTES) return text;
+  if (storable && (text.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(text) <= MAX_KEY_BYTES)) return text;
   let kept = '';
   let bytes = 0;
   for (const character of text) {
@@ -60,7 +63,9 @@ export function boundedKey(text: string): string {
     if (bytes > KEPT_BYTES) break;
     kept += character;
   }
-  return `${kept}${HASH_SEPARATOR}${createHash('sha256').update(text).digest('base64url')}`;
+  // Lone surrogates have no UTF-8 of their own, so such a text is hashed as its UTF-16 units; others as before.
+  const hashed = storable ? text : Buffer.from(text, 'utf16le');
+  return `${storableText(kept, kept.length)}${HASH_SEPARATOR}${createHash('sha256').update(hashed).digest('base64url')}`;
 }
 
 /** JSON.stringify refuses bigint and writes Maps as `{}`; CEL produces both. */
