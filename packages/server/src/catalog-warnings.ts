@@ -9,16 +9,19 @@ import type { Logger } from 'pino';
  * consumer parks as `event_unknown`, while the action that wrote them succeeded, so nothing else would say. (The
  * events a run emits about itself, `email.sent` and the like, are walflow's and pass whatever the catalog lists.)
  */
-export function uncataloguedTypes(definition: WorkflowDefinition, catalog: EventCatalog): string[] {
-  const problems: string[] = [];
+export function uncataloguedTypes(definition: WorkflowDefinition, catalog: EventCatalog): { eventType: string; problem: string }[] {
+  const problems: { eventType: string; problem: string }[] = [];
   const trigger = definition.trigger.event;
   const walflows = new Set<string>(Object.values(RUN_EVENT_TYPES));
   if (!trigger.includes('*') && !walflows.has(trigger) && !catalog.has(trigger)) {
-    problems.push(`${definition.name} is triggered by ${trigger}, which the catalog (WALFLOW_CATALOG) does not list: it will never fire`);
+    problems.push({ eventType: trigger, problem: `${definition.name} is triggered by ${trigger}, which the catalog (WALFLOW_CATALOG) does not list: it will never fire` });
   }
   for (const action of definition.actions) {
     if (action.type !== 'emit_event' || catalog.has(action.event)) continue;
-    problems.push(`${definition.name} emits ${action.event}, which the catalog (WALFLOW_CATALOG) does not list: each one will be parked as event_unknown`);
+    problems.push({
+      eventType: action.event,
+      problem: `${definition.name} emits ${action.event}, which the catalog (WALFLOW_CATALOG) does not list: each one will be parked as event_unknown`,
+    });
   }
   return problems;
 }
@@ -28,7 +31,9 @@ export async function warnOfUncataloguedTypes(db: Kysely<WalflowDatabase>, catal
   try {
     for (const workflow of await listWorkflows(db)) {
       if (isUnreadable(workflow) || workflow.status === 'disabled') continue;
-      for (const problem of uncataloguedTypes(workflow.definition, catalog)) logger.warn({ tenant: workflow.tenantId, workflow: workflow.name }, problem);
+      for (const { eventType, problem } of uncataloguedTypes(workflow.definition, catalog)) {
+        logger.warn({ tenant: workflow.tenantId, workflow: workflow.name, eventType }, problem);
+      }
     }
   } catch (error) {
     logger.warn({ err: error }, "could not check the workflows' event types against the catalog");

@@ -33,7 +33,7 @@ export function registerWorkflows(program: Command): void {
         const earlier = fileOf.get(key);
         if (earlier !== undefined) throw new WalflowError('workflow_invalid', `${file} and ${earlier} are both workflow ${definition.tenant}/${definition.name}: apply one`);
         fileOf.set(key, file);
-        for (const problem of catalog === undefined ? [] : uncataloguedTypes(definition, catalog)) console.error(`walflow: warning: ${file}: ${problem}`);
+        for (const { problem } of catalog === undefined ? [] : uncataloguedTypes(definition, catalog)) console.error(`walflow: warning: ${file}: ${problem}`);
       }
       // One transaction: a file the database refuses (text it cannot store, say) applies none of the others either.
       // An apply that changes guards takes the recording lock: one of another version than the schema's would take
