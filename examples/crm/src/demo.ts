@@ -7,10 +7,15 @@ const say = (line: string): void => {
 
 const cleanup = new CleanupStack();
 // Ctrl-C stops what the demo started before the process ends: a slot left on the server would keep its WAL for ever.
-// A second signal ends the process at once.
-let interrupted = false;
+// A signal within a second of the first is the same Ctrl-C passed on twice (pnpm forwards the terminal's); a later
+// one ends the process at once.
+let interrupted: number | undefined;
 const interrupt = (signal: NodeJS.Signals): void => {
-  interrupted = true;
+  if (interrupted !== undefined) {
+    if (Date.now() - interrupted > 1000) process.exit(130);
+    return;
+  }
+  interrupted = Date.now();
   process.stderr.write(`demo interrupted by ${signal}: stopping what it started\n`);
   // The day goes on failing against what is stopped, then waits for the same cleanup; should it hang, this exits.
   void cleanup
@@ -18,8 +23,8 @@ const interrupt = (signal: NodeJS.Signals): void => {
     .catch(() => undefined)
     .finally(() => process.exit(130));
 };
-process.once('SIGINT', interrupt);
-process.once('SIGTERM', interrupt);
+process.on('SIGINT', interrupt);
+process.on('SIGTERM', interrupt);
 let failed = false;
 try {
   const { claimsHold } = await runDemo(process.env, cleanup, say);
@@ -30,7 +35,7 @@ try {
 } catch (error) {
   failed = true;
   // Once interrupted, the day fails against what was stopped under it: that is no news.
-  if (!interrupted) process.stderr.write(`demo failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  if (interrupted === undefined) process.stderr.write(`demo failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
 }
 try {
   await cleanup.run();
@@ -39,4 +44,4 @@ try {
   failed = true;
   process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
 }
-process.exitCode = interrupted ? 130 : failed ? 1 : 0;
+process.exitCode = interrupted !== undefined ? 130 : failed ? 1 : 0;

@@ -75,6 +75,8 @@ export function isEventCatalog(value: unknown): value is EventCatalog {
     'definitions' in value &&
     Array.isArray(value.definitions) &&
     'check' in value &&
-    typeof value.check === 'function'
+    typeof value.check === 'function' &&
+    'has' in value &&
+    typeof value.has === 'function'
   );
 }

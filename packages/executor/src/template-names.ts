@@ -15,11 +15,12 @@ let applying = false;
  * workflow accepted before such a check came is read as it was accepted, and refused only when applied again.
  */
 export function asApplied<T>(parse: () => T): T {
+  const outer = applying;
   applying = true;
   try {
     return parse();
   } finally {
-    applying = false;
+    applying = outer;
   }
 }
 

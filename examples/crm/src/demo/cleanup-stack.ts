@@ -6,9 +6,10 @@ export class CleanupStack {
   readonly #steps: { what: string; stop: () => Promise<void> }[] = [];
   #running: Promise<void> | undefined;
 
-  /** Registers `stop` for something that just started. */
+  /** Registers `stop` for something that just started; once the stack has run (a signal came), stops it at once. */
   defer(what: string, stop: () => Promise<void>): void {
-    this.#steps.push({ what, stop });
+    if (this.#running !== undefined) void stop().catch(() => undefined);
+    else this.#steps.push({ what, stop });
   }
 
   /** Stops everything once: a second call (a signal's, while the demo's own runs) waits for the first. */

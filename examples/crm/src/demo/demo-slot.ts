@@ -1,6 +1,7 @@
 import { isWalflowError, type EventCatalog, type WalflowDatabase } from '@walflow/core';
 import { migrate, repairSlot, type MigrateOptions, type MigrateResult } from '@walflow/server';
 import { waitFor } from '@walflow/testing/runtime';
+import type { CleanupStack } from './cleanup-stack.js';
 import { sql, type Kysely } from 'kysely';
 
 /*
@@ -24,15 +25,11 @@ export interface DemoSlot {
  * walflow migrate, recreating first with walflow repair a slot that is gone from a database walflow was migrated on
  * with it — the demo dropped it when it last ran there. Any other missing slot fails as it does for walflow migrate.
  */
-export async function migrateWithDemoSlot(options: MigrateOptions & { databaseUrl: string; catalog: EventCatalog }): Promise<DemoSlot> {
-  const existed = await slotExists(options.db, options.slotName);
-  try {
-    return await migrateOrRepair(options);
-  } catch (error) {
-    // A slot this run made before it failed (its migrations, say) would be left holding the server's WAL.
-    if (!existed) await dropDemoSlot(options.db, options.slotName).catch(() => undefined);
-    throw error;
-  }
+export async function migrateWithDemoSlot(options: MigrateOptions & { databaseUrl: string; catalog: EventCatalog }, cleanup: CleanupStack): Promise<DemoSlot> {
+  // The drop is registered before the slot is made, so that a failure or a signal while migrating drops it too;
+  // never one that was there before.
+  if (!(await slotExists(options.db, options.slotName))) cleanup.defer(`replication slot ${options.slotName}`, () => dropDemoSlot(options.db, options.slotName));
+  return migrateOrRepair(options);
 }
 
 async function migrateOrRepair(options: MigrateOptions & { databaseUrl: string; catalog: EventCatalog }): Promise<DemoSlot> {

@@ -12,7 +12,7 @@ import { applyCrmWorkflows, CRM_UPDATE_FIELDS } from '../workflows.js';
 import { performAgencyDay } from './agency-day.js';
 import { checkClaims } from './claims.js';
 import type { CleanupStack } from './cleanup-stack.js';
-import { dropDemoSlot, migrateWithDemoSlot } from './demo-slot.js';
+import { migrateWithDemoSlot } from './demo-slot.js';
 import { applicationTables, decisionRows, decisionsTable, emailsTable, eventsTable, healthTables, renderTable, runRows, runsTable } from './report.js';
 import { waitUntilSettled } from './settle.js';
 
@@ -65,8 +65,7 @@ export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupSt
     logger,
     decoder: config.decoder,
     catalog: await loadCatalog(CATALOG_MODULE),
-  });
-  if (slot.createdByTheDemo) cleanup.defer(`replication slot ${config.slotName}`, () => dropDemoSlot(walflowDb, config.slotName));
+  }, cleanup);
   if (slot.recoveredByRepair !== null) {
     say(`   slot ${config.slotName} is gone since the demo last ran here: walflow repair recreated it (${slot.recoveredByRepair} outbox rows dispatched)`);
   }

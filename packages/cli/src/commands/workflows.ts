@@ -5,6 +5,7 @@ import { loadCatalog, recordAudit, uncataloguedTypes } from '@walflow/server';
 import type { Command } from 'commander';
 import { nonEmptyText } from '../option-text.js';
 import { commandContext, withDatabase } from '../context.js';
+import { errorMessage } from '../error-message.js';
 
 export function registerWorkflows(program: Command): void {
   const workflows = program.command('workflows').description('manage workflow definitions');
@@ -20,7 +21,10 @@ export function registerWorkflows(program: Command): void {
       // All of them first: a wrong file among several applies none, rather than the ones before it.
       const fileOf = new Map<string, string>();
       // Warned of, not refused: a catalog may list a type later than a workflow is applied that uses it.
-      const catalog = context.config.catalogModule === undefined ? undefined : await loadCatalog(context.config.catalogModule);
+      const catalog = context.config.catalogModule === undefined ? undefined : await loadCatalog(context.config.catalogModule).catch((error: unknown) => {
+        console.error(`walflow: warning: the workflows are not checked against the catalog: ${errorMessage(error)}`);
+        return undefined;
+      });
       for (const { file, document } of documents) {
         let definition;
         try {

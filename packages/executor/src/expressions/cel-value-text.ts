@@ -59,13 +59,15 @@ export function boundedKey(text: string): string {
   let kept = '';
   let bytes = 0;
   for (const character of text) {
-    bytes += Buffer.byteLength(character);
+    // Counted as it is stored: U+FFFD for what PostgreSQL cannot store.
+    const stored = storableText(character, character.length);
+    bytes += Buffer.byteLength(stored);
     if (bytes > KEPT_BYTES) break;
-    kept += character;
+    kept += stored;
   }
   // Lone surrogates have no UTF-8 of their own, so such a text is hashed as its UTF-16 units; others as before.
   const hashed = storable ? text : Buffer.from(text, 'utf16le');
-  return `${storableText(kept, kept.length)}${HASH_SEPARATOR}${createHash('sha256').update(hashed).digest('base64url')}`;
+  return `${kept}${HASH_SEPARATOR}${createHash('sha256').update(hashed).digest('base64url')}`;
 }
 
 /** JSON.stringify refuses bigint and writes Maps as `{}`; CEL produces both. */
