@@ -10,9 +10,12 @@ export type ReplayedRange = Pick<ReplayOptions, 'from' | 'to' | 'rangeAsTyped' |
 /** Events a page of a replay holds at most. */
 export const REPLAY_PAGE_EVENTS = 500;
 
-/** After an event in commit order: commit time, commit LSN, position in the transaction, id. */
+/** Commit order: commit time, commit LSN, position in the transaction, id. */
+export const COMMIT_ORDER = sql`committed_at, commit_lsn, tx_position, id`;
+
+/** After an event in commit order. */
 export function afterInCommitOrder(committedAt: string, commitLsn: string, position: number, id: string) {
-  return sql<boolean>`(committed_at, commit_lsn, tx_position, id) > (${committedAt}::timestamptz, ${commitLsn}::pg_lsn, ${position}, ${id}::uuid)`;
+  return sql<boolean>`(${COMMIT_ORDER}) > (${committedAt}::timestamptz, ${commitLsn}::pg_lsn, ${position}, ${id}::uuid)`;
 }
 
 /** An absolute bound as typed, to the microsecond; otherwise the instant it came to (in the same six-digit form). */

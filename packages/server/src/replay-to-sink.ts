@@ -1,10 +1,8 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { DEFAULT_PAGE_BYTES, JetStreamPublisher, pageOf, sinkMessage, type NatsSinkSettings, type PagedEvent, type PageLimits } from '@walflow/nats-sink';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { ReplayOptions, ReplaySummary } from './replay.js';
-import { afterInCommitOrder, countEvents, eventsInRange, REPLAY_PAGE_EVENTS, type ReplayedRange } from './replay-range.js';
-
-const ORDER = sql`committed_at, commit_lsn, tx_position, id`;
+import { afterInCommitOrder, COMMIT_ORDER, countEvents, eventsInRange, REPLAY_PAGE_EVENTS, type ReplayedRange } from './replay-range.js';
 
 /**
  * Publishes the range to the sink in commit order. Message ids are `<event id>@<commit time>:<replay id>`: JetStream
@@ -38,7 +36,7 @@ export async function* sinkPagesOf(db: Kysely<WalflowDatabase>, range: ReplayedR
   for (;;) {
     let events = eventsInRange(db, range).selectAll();
     if (after !== undefined) events = events.where(afterInCommitOrder(after.committedAt, after.commitLsn, after.txPosition, after.id));
-    const { rows } = await pageOf(events.orderBy(ORDER).limit(limits.events), ORDER, limits).execute(db);
+    const { rows } = await pageOf(events.orderBy(COMMIT_ORDER).limit(limits.events), COMMIT_ORDER, limits).execute(db);
     if (rows.length === 0) return;
     yield rows;
     after = rows[rows.length - 1];

@@ -92,8 +92,8 @@ export async function performAgencyDay(
   if (accepted.status !== 202) throw new Error(`the bounce webhook answered ${accepted.status}: ${accepted.text}`);
   say(`  the bounce is accepted: ${accepted.status} ${accepted.text}`);
 
-  // Both commissions were earned, and the lapsed one charged back: what stays is the one earned.
-  return { rolledBack: carol, commissioned: { id: alan.id, name: alan.name, netCents: earned.amount_cents + lapsed.amount_cents - lapsed.amount_cents } };
+  // Both commissions were earned and the lapsed one charged back: what stays is the one still earned.
+  return { rolledBack: carol, commissioned: { id: alan.id, name: alan.name, netCents: earned.amount_cents } };
 }
 
 async function postJson(url: string, body: unknown): Promise<{ status: number; text: string }> {
