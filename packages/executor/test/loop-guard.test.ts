@@ -96,6 +96,18 @@ describe('the loop guard on a large history', () => {
     expect(await decidedAs(inReplayChain(20_000), null)).toBe(false);
   });
 
+  it('blocks, in one batch, the second event of a chain for an aggregate the workflow fired for earlier in that batch', async () => {
+    const root = approvalEvent('chains', 40_000);
+    await dispatcher.dispatch({ events: [root], parked: [], checkpoint: null });
+    // Neither run is written when the second event is decided: only the batch's own record can block it.
+    const first = causedBy(root, 40_001);
+    const second = causedBy(root, 40_001);
+    const result = await dispatcher.dispatch({ events: [first, second], parked: [], checkpoint: null });
+    expect(result).toMatchObject({ recorded: 2, runsQueued: 1, decisions: { fired: 1, loop_blocked: 1 } });
+    const blocked = await db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', second.id).executeTakeFirstOrThrow();
+    expect(blocked.outcome).toBe('loop_blocked');
+  });
+
   it('in one batch, tells a replay\'s chain from the live one, and aggregates apart however their text reads', async () => {
     const root = approvalEvent('chains', 30_000);
     await dispatcher.dispatch({ events: [root], parked: [], checkpoint: null });

@@ -154,6 +154,24 @@ describe('a workflow concurrency limit, enforced when runs are claimed', () => {
     await finish(claimed);
   });
 
+  it('claims the runs of an aggregate known by its id alone one at a time, in commit order, however many workers claim', async () => {
+    const tenant = 'id-only';
+    await applyTestWorkflow(db, { tenant, name: 'in-order', trigger: { event: 'job.requested' }, actions: [{ type: 'emit_event', event: 'job.done' }] });
+    // Two commits of two events each, for aggregate `a1` with no aggregate type; `a2` beside it.
+    for (const batch of [[1, 2], [3, 4]]) {
+      await emitMany(db, [...batch.map((n) => ({ type: 'job.requested', tenantId: tenant, aggregateId: 'a1', payload: { n } })), { type: 'job.requested', tenantId: tenant, aggregateId: 'a2', payload: { n: batch[0]! + 10 } }]);
+    }
+    await waitFor('six runs of id-only', async () => (await db.selectFrom('walflow.workflow_runs').select('id').where('tenant_id', '=', tenant).execute()).length === 6);
+    const order: number[] = [];
+    for (let round = 0; round < 4; round++) {
+      const claimed = (await raceToClaim(10)).filter((run) => run.event.aggregateId === 'a1');
+      expect(claimed).toHaveLength(1);
+      order.push((claimed[0]!.event.payload as { n: number }).n);
+      await finish(claimed);
+    }
+    expect(order).toEqual([1, 2, 3, 4]);
+  });
+
   it('hands the runs of a stopping pool back to the queue, the interrupted attempt not counted', async () => {
     await queueRuns('release', { name: 'released', ordering: 'none', actions: [{ type: 'emit_event', event: 'job.done' }] }, [{ n: 0 }, { n: 1 }, { n: 2 }]);
     const stopping = [...(await claimRuns(db, 'pool-a/0', 1, 60_000)), ...(await claimRuns(db, 'pool-a/1', 1, 60_000))];

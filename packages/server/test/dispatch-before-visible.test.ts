@@ -1,11 +1,11 @@
-import type { EventEnvelope, WalflowDatabase } from '@walflow/core';
-import { Dispatcher, setWorkflowStatus } from '@walflow/executor';
+import { parseLsn, type EventEnvelope, type TransactionEnd, type WalflowDatabase } from '@walflow/core';
+import { COPY_FROM_ROWS, Dispatcher, setWorkflowStatus } from '@walflow/executor';
 import { createDatabase } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTestWorkflow, approvalEvent, openDispatcher, silentLogger } from './fixtures.js';
+import { applyTestWorkflow, approvalEvent, countCopies, forgetLoads, noteLoads, openDispatcher, silentLogger } from './fixtures.js';
 
 const database = useTestDatabase();
 let db: Kysely<WalflowDatabase>;
@@ -15,6 +15,7 @@ beforeAll(async () => {
   ({ db, dispatcher } = await openDispatcher(database, [
     { tenant: 'unpublished', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] },
   ]));
+  await noteLoads(db);
 });
 afterAll(() => db.destroy());
 
@@ -22,14 +23,14 @@ describe('an outbox row decoded before its transaction is visible to other sessi
   // The walsender sends a commit once its WAL is flushed; the committing backend leaves the list of running
   // transactions after that. A transaction held open stands in for that gap, which is too short to hit at will.
   it('is deleted with its recording: the dispatch waits until its writer is visible, and the outbox ends empty', async () => {
-    await expectWaitForWriter(dispatcher, 1);
+    await expectWaitForWriter(dispatcher, [approvalEvent('unpublished', 1)]);
   });
 
   it('is waited for the same when the database defaults to REPEATABLE READ, whose one snapshot would never see it', async () => {
     await sql`ALTER DATABASE ${sql.id(database.name)} SET default_transaction_isolation = 'repeatable read'`.execute(db);
     const repeatable = createDatabase(database.url, silentLogger);
     try {
-      await expectWaitForWriter(new Dispatcher({ db: repeatable, slotName: database.slotName, logger: silentLogger }), 2);
+      await expectWaitForWriter(new Dispatcher({ db: repeatable, slotName: database.slotName, logger: silentLogger }), [approvalEvent('unpublished', 2)]);
     } finally {
       await repeatable.destroy();
       await sql`ALTER DATABASE ${sql.id(database.name)} RESET default_transaction_isolation`.execute(db);
@@ -37,12 +38,23 @@ describe('an outbox row decoded before its transaction is visible to other sessi
   });
 });
 
+describe('a whole transaction of outbox rows decoded before its writer is visible, loaded with COPY', () => {
+  it('is waited for as a single row is, and leaves the outbox empty', async () => {
+    await forgetLoads(db);
+    // One transaction, ending at `end`, beyond the slot's checkpoint: a batch that may go in by COPY.
+    const end = parseLsn('0/9000000');
+    const written = Array.from({ length: COPY_FROM_ROWS }, (_, n) => ({ ...approvalEvent('unpublished', 100 + n), commitLsn: end, position: n }));
+    await expectWaitForWriter(dispatcher, written, { commitLsn: end, endLsn: parseLsn('0/9000010'), committedAt: written[0]!.committedAt });
+    expect(await countCopies(db, 'events')).toBe(1);
+  });
+});
+
 describe('an event decoded before its writer is visible, whose workflow was paused just before that writer committed', () => {
   it('is decided inactive: the workflows are read again once the writer is visible', async () => {
     await applyTestWorkflow(db, { tenant: 'paused-before', name: 'on-approval', trigger: { event: 'policy.approved' }, actions: [{ type: 'emit_event', event: 'x.y' }] });
-    const { writer, event } = await openWriter(approvalEvent('paused-before', 1));
+    const { writer, events: [event] } = await openWriter([approvalEvent('paused-before', 1)]);
     try {
-      const dispatched = dispatcher.dispatch({ events: [event], parked: [], checkpoint: null });
+      const dispatched = dispatcher.dispatch({ events: [event!], parked: [], checkpoint: null });
       // Once the dispatch looks for its writer (before it decides, or, as it did, after), the pause commits, then
       // the writer: its event comes after the pause.
       await waitFor('the dispatch to wait for its writer', async () => {
@@ -54,7 +66,7 @@ describe('an event decoded before its writer is visible, whose workflow was paus
       expect(await setWorkflowStatus(db, 'paused-before', 'on-approval', 'paused')).toBe('changed');
       await writer.query('COMMIT');
       expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 0 });
-      const decision = await db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', event.id).executeTakeFirstOrThrow();
+      const decision = await db.selectFrom('walflow.decisions').select('outcome').where('event_id', '=', event!.id).executeTakeFirstOrThrow();
       expect(decision.outcome).toBe('inactive');
     } finally {
       await writer.end();
@@ -63,33 +75,38 @@ describe('an event decoded before its writer is visible, whose workflow was paus
 });
 
 /**
- * A writer's transaction, open, that has written the event's outbox row; the event as decoded from it (its xid
- * the writer's). End the writer when done.
+ * A writer's transaction, open, that has written the events' outbox rows; the events as decoded from it (their
+ * xid the writer's). End the writer when done.
  */
-async function openWriter(event: EventEnvelope): Promise<{ writer: pg.Client; event: EventEnvelope }> {
+async function openWriter(events: EventEnvelope[]): Promise<{ writer: pg.Client; events: EventEnvelope[] }> {
   const writer = new pg.Client({ connectionString: database.url });
   await writer.connect();
   await writer.query('BEGIN');
-  await writer.query(
-    `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
-    [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
-  );
+  for (const event of events) {
+    await writer.query(
+      `INSERT INTO walflow.outbox (id, tenant_id, event_type, aggregate_type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [event.id, event.tenantId, event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
+    );
+  }
   const { rows } = await writer.query<{ xid: string }>('SELECT pg_current_xact_id()::xid::text AS xid');
-  return { writer, event: { ...event, xid: rows[0]!.xid } };
+  return { writer, events: events.map((event) => ({ ...event, xid: rows[0]!.xid })) };
 }
 
-/** Holds a writer's transaction open across a dispatch of its event, commits it, and checks its outbox row went. */
-async function expectWaitForWriter(through: Dispatcher, n: number): Promise<void> {
-  const { writer, event } = await openWriter(approvalEvent('unpublished', n));
+/**
+ * Holds a writer's transaction open across a dispatch of its events, commits it, and checks their outbox rows
+ * went. With `checkpoint`, the events are one whole transaction that ends there.
+ */
+async function expectWaitForWriter(through: Dispatcher, written: EventEnvelope[], checkpoint: TransactionEnd | null = null): Promise<void> {
+  const { writer, events } = await openWriter(written);
   try {
     let settled = false;
-    const dispatched = through.dispatch({ events: [event], parked: [], checkpoint: null }).finally(() => (settled = true));
+    const dispatched = through.dispatch({ events, parked: [], checkpoint }).finally(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(settled).toBe(false);
     await writer.query('COMMIT');
 
-    expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 1 });
-    const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.outbox WHERE id = ${event.id}`.execute(db);
+    expect(await dispatched).toMatchObject({ recorded: events.length, runsQueued: events.length });
+    const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.outbox WHERE id = ANY(${events.map((event) => event.id)}::uuid[])`.execute(db);
     expect(left.rows[0]!.n).toBe(0);
   } finally {
     await writer.end();

@@ -314,3 +314,20 @@ describe('replay', () => {
     expect((await replayRange(options({ ...range, tenantId: 'replay-twin' }))).workflows).toEqual({ approved: { fired: 1 } });
   });
 });
+
+describe('a replay of a rate-limited workflow', () => {
+  it('counts its runs in windows of its own: the live quota is neither used up by it nor in its way', async () => {
+    const workflowId = await applyTestWorkflow(db, { tenant: 'replay-quota', name: 'limited', trigger: { event: 'policy.approved' }, rateLimits: [{ limit: 2, periodSeconds: 86_400 }], actions: [{ type: 'emit_event', event: 'x.y' }] });
+    const now = Date.now();
+    const live = [0, 1].map((n): EventEnvelope => ({ ...events[n]!, id: randomUUID(), tenantId: 'replay-quota', committedAt: new Date(now - 60_000 + n).toISOString() }));
+    const dispatched = await new Dispatcher({ db, slotName: database.slotName, logger: silentLogger }).dispatch({ events: live, parked: [], checkpoint: null });
+    expect(dispatched).toMatchObject({ runsQueued: 2 });
+    // The live window is full: with the live windows, the replay's two would be rate-limited.
+    const replayed = await replayRange(options({ from: new Date(now - 120_000), to: new Date(now), tenantId: 'replay-quota', replayId: 'quota' }));
+    expect(replayed.workflows).toEqual({ limited: { fired: 2 } });
+    // Nor did it count in the live windows, which hold the two live runs alone.
+    const { rows } = await sql<{ count: number }>`
+      SELECT sum(count)::int AS count FROM walflow.rate_limit_windows WHERE workflow_id = ${workflowId} AND key NOT LIKE 'replay:%'`.execute(db);
+    expect(rows[0]!.count).toBe(2);
+  });
+});
