@@ -33,7 +33,7 @@ interface ActionTiming {
  * actions' writes, their outcomes and the runs' completion commit together, so a batch costs one commit instead
  * of two per run. The guarantees are a single run's: each action's effect commits exactly once with its
  * outcome, actions that succeeded in an earlier attempt are skipped, a run whose lease was lost is left alone.
- * Any failure rolls the whole transaction back and each run is then executed on its own (executeRun), which
+ * Any failure rolls the batch's writes back and each run is then executed on its own (executeRun), which
  * retries or buries the failing run alone: one failing run costs the others a second try, never their outcome.
  */
 export async function executeRunBatch(
@@ -43,20 +43,33 @@ export async function executeRunBatch(
   options: RunExecutorOptions,
 ): Promise<Map<string, RunResult>> {
   const timings: ActionTiming[] = [];
-  let results: Map<string, RunResult>;
+  let results: Map<string, RunResult> | { failed: unknown };
   try {
     results = await options.db.transaction().execute(async (trx) => {
       await limitRunTransaction(trx, options);
       const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
-      // Paused since the claim: they wait for the resume, as a run executed on its own does.
-      const heldBack = await holdRunsOfPausedWorkflows(trx, [...held]);
-      const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id) && !heldBack.has(run.id)), workflows, options, timings);
-      for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
-      for (const id of heldBack) executed.set(id, 'held');
-      return executed;
+      // The batch's leases are not extended while it runs (the sweep passes its locked rows over), and it may outlast
+      // them. Should it fail, its writes go back to here and the leases are renewed before its locks are let go:
+      // rolled back whole, expired leases would be free to a sweep before the runs' turn one by one renewed them.
+      await sql`SAVEPOINT run_batch`.execute(trx);
+      try {
+        // Paused since the claim: they wait for the resume, as a run executed on its own does.
+        const heldBack = await holdRunsOfPausedWorkflows(trx, [...held]);
+        const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id) && !heldBack.has(run.id)), workflows, options, timings);
+        for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
+        for (const id of heldBack) executed.set(id, 'held');
+        return executed;
+      } catch (error) {
+        await sql`ROLLBACK TO SAVEPOINT run_batch`.execute(trx);
+        await extendLeases(trx, [...held], workerId, options.leaseMs ?? DEFAULT_LEASE_MS);
+        return { failed: error };
+      }
     });
   } catch (error) {
-    options.logger.debug({ err: error, runs: runs.length }, 'batch of runs rolled back; executing them one by one');
+    results = { failed: error };
+  }
+  if (!(results instanceof Map)) {
+    options.logger.debug({ err: results.failed, runs: runs.length }, 'batch of runs rolled back; executing them one by one');
     return executeInTurn(runs, workerId, options);
   }
   observe(results, timings, options);
