@@ -21,6 +21,7 @@ export async function keepLease(db: Kysely<WalflowDatabase>, runId: string, work
   if (!(await extendLease(db, runId, workerId, leaseMs))) return null;
   const lost = new AbortController();
   let extending = false;
+  let stopped = false;
   const loseIt = (): void => {
     clearInterval(timer);
     clearTimeout(runsOut);
@@ -35,7 +36,10 @@ export async function keepLease(db: Kysely<WalflowDatabase>, runId: string, work
     extending = true;
     const sent = performance.now();
     try {
-      if (await extendLease(db, runId, workerId, leaseMs)) {
+      const held = await extendLease(db, runId, workerId, leaseMs);
+      // An extension still on its way when the attempt ended sets no timer: it would hold the process up to a lease.
+      if (stopped) return;
+      if (held) {
         clearTimeout(runsOut);
         runsOut = setTimeout(loseIt, leaseMs - (performance.now() - sent));
       } else loseIt();
@@ -51,6 +55,7 @@ export async function keepLease(db: Kysely<WalflowDatabase>, runId: string, work
   return {
     lost: lost.signal,
     stop: () => {
+      stopped = true;
       clearInterval(timer);
       clearTimeout(runsOut);
     },
