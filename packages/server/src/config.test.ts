@@ -103,11 +103,11 @@ describe('loadConfig', () => {
 });
 
 describe('leaseShorterThanActions', () => {
-  it('says why a lease no longer than the action timeout can lose a run whose worker is well, and is quiet otherwise', () => {
+  it('says why a lease up to one and a half action timeouts can lose a run whose worker is well, and is quiet otherwise', () => {
     expect(leaseShorterThanActions(loadConfig({ DATABASE_URL: url }))).toBeUndefined();
-    expect(leaseShorterThanActions(loadConfig({ DATABASE_URL: url, WALFLOW_WORKER_LEASE_MS: '10000' }))).toMatch(
-      /^WALFLOW_WORKER_LEASE_MS \(10000\) is not longer than WALFLOW_ACTION_TIMEOUT_MS \(10000\): .*abandoned as if its worker had died$/,
+    expect(leaseShorterThanActions(loadConfig({ DATABASE_URL: url, WALFLOW_WORKER_LEASE_MS: '15000' }))).toMatch(
+      /^WALFLOW_WORKER_LEASE_MS \(15000\) is not longer than one and a half times WALFLOW_ACTION_TIMEOUT_MS \(10000\): .*abandoned as if its worker had died$/,
     );
-    expect(leaseShorterThanActions(loadConfig({ DATABASE_URL: url, WALFLOW_WORKER_LEASE_MS: '2000', WALFLOW_ACTION_TIMEOUT_MS: '1000' }))).toBeUndefined();
+    expect(leaseShorterThanActions(loadConfig({ DATABASE_URL: url, WALFLOW_WORKER_LEASE_MS: '15001' }))).toBeUndefined();
   });
 });

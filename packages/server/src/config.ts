@@ -224,16 +224,17 @@ export function loadConfig(environment: Record<string, string | undefined>): Wal
 
 /**
  * Why these settings would let a worker lose its runs although it is well, or undefined. A database action runs in
- * a transaction that holds its run's row, and extending the run's lease waits for that row: an action that waits
- * on a lock for longer than the lease (it may wait up to WALFLOW_ACTION_TIMEOUT_MS) lets the lease run out
- * unextended, and the worker then abandons the run's next action as if it had died (on a last attempt, the run
- * ends dead with `worker lease expired`).
+ * a transaction that holds its run's row, and extending the run's lease waits for that row. The worker extends
+ * every third of a lease and gives the run up a lease after the last extension that held, so an action that
+ * starts as an extension is due and waits on a lock for more than two thirds of the lease (it may wait up to
+ * WALFLOW_ACTION_TIMEOUT_MS) outlasts it: the worker then abandons the run's next action as if it had died (on a
+ * last attempt, the run ends dead with `worker lease expired`).
  */
 export function leaseShorterThanActions(config: Pick<WalflowConfig, 'workerLeaseMs' | 'actionTimeoutMs'>): string | undefined {
-  if (config.workerLeaseMs > config.actionTimeoutMs) return undefined;
+  if (config.workerLeaseMs * 2 > config.actionTimeoutMs * 3) return undefined;
   return (
-    `WALFLOW_WORKER_LEASE_MS (${config.workerLeaseMs}) is not longer than WALFLOW_ACTION_TIMEOUT_MS (${config.actionTimeoutMs}): ` +
-    'a database action of a leased run that waits on a lock that long outlasts its lease, and the run is then abandoned as if its worker had died'
+    `WALFLOW_WORKER_LEASE_MS (${config.workerLeaseMs}) is not longer than one and a half times WALFLOW_ACTION_TIMEOUT_MS (${config.actionTimeoutMs}): ` +
+    'a database action of a leased run that waits on a lock that long can outlast its lease, and the run is then abandoned as if its worker had died'
   );
 }
 
