@@ -60,7 +60,12 @@ export async function executeRunBatch(
         for (const id of heldBack) executed.set(id, 'held');
         return executed;
       } catch (error) {
-        await sql`ROLLBACK TO SAVEPOINT run_batch`.execute(trx);
+        // A session that died takes the savepoint with it: the batch's own failure is the one to tell.
+        try {
+          await sql`ROLLBACK TO SAVEPOINT run_batch`.execute(trx);
+        } catch {
+          throw error;
+        }
         await extendLeases(trx, [...held], workerId, options.leaseMs ?? DEFAULT_LEASE_MS);
         return { failed: error };
       }
