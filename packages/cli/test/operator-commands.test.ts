@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SqlState, sqlStateOf } from '@walflow/core';
-import { applyWorkflow } from '@walflow/executor';
+import { applyWorkflow, Dispatcher } from '@walflow/executor';
 import { emit, emitMany } from '@walflow/outbox';
-import { createDatabase, loadConfig, migrate, startWalflow, type RunningWalflow } from '@walflow/server';
+import { createDatabase, loadConfig, migrate, RETENTION_ACTOR, startWalflow, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdOpen } from '../../server/test/fixtures.js';
+import { approvalEvent, holdOpen } from '../../server/test/fixtures.js';
 import { runWalflow, spawnWalflow, type WalflowChild } from './walflow-process.js';
 
 const database = useTestDatabase();
@@ -78,6 +78,10 @@ describe('walflow replay', () => {
       db.selectFrom('walflow.events').select('metadata').where(sql<boolean>`metadata->>'replayId' = ${summary.replayId}`).executeTakeFirst(),
     );
     expect(emitted.metadata).toMatchObject({ replayId: summary.replayId, depth: 1 });
+    // The replay is audited under its id, with the range it resolved to; the dry run is not.
+    const audited = await db.selectFrom('walflow.audit_log').select(['target', 'arguments']).where('action', '=', 'replay').execute();
+    expect(audited.filter((entry) => entry.target === summary.replayId)).toEqual([{ target: summary.replayId, arguments: expect.objectContaining({ range: expect.anything() }) }]);
+    expect(audited.filter((entry) => entry.target?.endsWith('-dry-run'))).toEqual([]);
     const again = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*'], env);
     expect(again.stdout).toContain(`replay ${summary.replayId}: 2 events, 0 runs queued; 2 pairs already decided by this replay`);
     // explain tells the replay's run from the live one.
@@ -291,6 +295,10 @@ describe('walflow workflows apply', () => {
         await sql`DELETE FROM walflow.schema_migrations WHERE version = 9999`.execute(walflow.db);
       }
       expect((await runWalflow(['workflows', 'apply', good], env)).output).toContain(`created apply/good (version 1) from ${good}`);
+      // Audited once: applying the same document again changes nothing and records nothing.
+      expect((await runWalflow(['workflows', 'apply', good], env)).output).toContain(`unchanged apply/good (version 1) from ${good}`);
+      const applies = await walflow.db.selectFrom('walflow.audit_log').select('action').where('target', '=', 'apply/good').execute();
+      expect(applies).toEqual([{ action: 'workflow.created' }]);
 
       // With a catalog, what it does not list is warned of: a trigger that would never fire, events that would be parked.
       const catalogModule = fileURLToPath(new URL('../../../examples/crm/dist/catalog.js', import.meta.url));
@@ -496,10 +504,14 @@ describe('walflow status', () => {
     const port = String(walflow.httpPort);
     const own = await runWalflow(['status'], { ...env, WALFLOW_HTTP_PORT: port });
     expect(own.stdout).toContain('(from the running walflow process)');
+    // Degraded at worst (this file leaves dead letters and dead runs behind): not down, so it exits 0.
+    expect(own.code).toBe(0);
     // Another installation's settings on the same machine: that process's report is not theirs.
     const other = await runWalflow(['status'], { ...env, WALFLOW_HTTP_PORT: port, WALFLOW_SLOT: 'another_installation' });
     expect(other.stdout).toContain('computed from the database; no walflow process answered');
     expect(other.stdout).toContain('slot: missing');
+    expect(other.stdout).toMatch(/^status: down/m);
+    expect(other.code).toBe(1);
   });
 
   it('ends, saying the status is unknown, when a lock held on walflow’s tables keeps the database from answering', async () => {
@@ -510,5 +522,28 @@ describe('walflow status', () => {
     } finally {
       await lock.release();
     }
+  });
+});
+
+describe('walflow prune', () => {
+  // Last in this file: replays of ranges before its cutoff are refused from here on.
+  it('changes nothing with --dry-run, and removes what it counted and audits the cutoff without it', async () => {
+    const { db } = walflow;
+    const old = { ...approvalEvent('pruned-by-cli', 1), committedAt: new Date(Date.now() - 2 * 3_600_000).toISOString() };
+    await new Dispatcher({ db, slotName: database.slotName, logger }).dispatch({ events: [old], parked: [], checkpoint: null });
+    const left = async () => (await db.selectFrom('walflow.events').select('id').where('tenant_id', '=', 'pruned-by-cli').execute()).length;
+    const prunes = async () => (await db.selectFrom('walflow.audit_log').select('arguments').where('action', '=', 'prune').where('actor', '<>', RETENTION_ACTOR).execute()).map((entry) => entry.arguments);
+
+    const dry = await runWalflow(['prune', '--older-than', '1h', '--dry-run', '--json'], env);
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, events: 1 });
+    expect([await left(), await prunes()]).toEqual([1, []]);
+
+    const real = await runWalflow(['prune', '--older-than', '1h', '--json'], env);
+    expect(real.code).toBe(0);
+    const result = JSON.parse(real.stdout) as { olderThan: string; events: number };
+    expect(result.events).toBe(1);
+    expect(await left()).toBe(0);
+    expect(await prunes()).toEqual([expect.objectContaining({ olderThan: result.olderThan, events: 1 })]);
   });
 });

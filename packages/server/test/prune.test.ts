@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AdvisoryLockClass, parseLsn, type EventEnvelope, type WalflowDatabase } from '@walflow/core';
 import { Dispatcher } from '@walflow/executor';
-import { createDatabase, migrate, prune, RETENTION_ACTOR, retryDeadRun, startRetention } from '@walflow/server';
+import { createDatabase, migrate, processRetentionDays, prune, prunedBefore, replayRange, RETENTION_ACTOR, retryDeadRun, startRetention } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -266,6 +266,12 @@ describe('retention', () => {
       leading = true;
       await waitFor('the retention prune', async () => (await retentionPrunes()) === 2);
       expect(await db.selectFrom('walflow.events').select('id').where('id', '=', old.id).execute()).toEqual([]);
+      // Its audit entry is what a bare `walflow prune` and a replay read: the window, and where events went.
+      expect(await processRetentionDays(db)).toBe(30);
+      const before = (await prunedBefore(db))!;
+      expect(Math.abs(before.getTime() - (Date.now() - 30 * DAY))).toBeLessThan(60_000);
+      const replay = { db, logger: silentLogger, slotName: database.slotName, to: new Date(), retentionDays: 365, dryRun: true };
+      await expect(replayRange({ ...replay, from: new Date(before.getTime() - 1) })).rejects.toThrow(/were pruned/);
       // Within the day, the checks that follow find it done.
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(await retentionPrunes()).toBe(2);
