@@ -16,6 +16,7 @@ const service = z.object({
   environment: z.record(z.string(), z.string()).optional(),
   depends_on: z.record(z.string(), z.object({ condition: z.enum(['service_started', 'service_healthy', 'service_completed_successfully']) })).optional(),
   healthcheck: z.object({ test: z.array(z.string()) }).optional(),
+  ports: z.array(z.string()).optional(),
 });
 const compose = z.object({ services: z.record(z.string(), service) });
 
@@ -44,6 +45,14 @@ describe('docker-compose.yml', () => {
     const port = walflow?.environment?.WALFLOW_HTTP_PORT;
     expect(walflow?.healthcheck?.test.join(' ')).toContain(`http://127.0.0.1:${port}/readyz`);
     expect(walflow?.environment?.WALFLOW_HTTP_HOST).toBe('0.0.0.0');
+  });
+
+  it("publishes PostgreSQL and walflow's unauthenticated HTTP routes on the host's loopback only", () => {
+    for (const name of ['postgres', 'walflow']) {
+      const ports = file.services[name]?.ports ?? [];
+      expect(ports.length, name).toBeGreaterThan(0);
+      for (const port of ports) expect(port, name).toMatch(/^127\.0\.0\.1:/);
+    }
   });
 
   it('runs the built CLI with the pinned pnpm', () => {
