@@ -28,6 +28,12 @@ describe('the run checks', () => {
         message: '1 open dead letter: their events reach no workflow: walflow dead-letters list, then retry or discard them once their cause is fixed',
       },
     ]);
+    // At the threshold, not only above it.
+    expect(runChecks({ dead: 1, oldestQueuedSeconds: 0, deadLetters: 0 }, thresholds)[1]).toEqual({
+      name: 'dead_runs',
+      state: 'degraded',
+      message: '1 dead run: walflow dead-runs list, then retry or discard them once their cause is fixed',
+    });
   });
 });
 

@@ -1,5 +1,6 @@
 import { parseLsn, type DispatchBatch, type EventEnvelope } from '@walflow/core';
 import { describe, expect, it } from 'vitest';
+import type { HealthReport } from './health-report.js';
 import { MAX_EVENT_TYPE_LABELS, OTHER_EVENT_TYPES, WalflowMetrics } from './metrics.js';
 
 function batchOf(types: string[]): DispatchBatch {
@@ -53,5 +54,45 @@ describe('walflow_events_recorded_total and the commit-to-record latency', () =>
 describe('walflow_health_status', () => {
   it('reads down until the first health report, as /health does', async () => {
     expect((await new WalflowMetrics().render()).text).toMatch(/^walflow_health_status 2$/m);
+  });
+});
+
+describe('the counters of a recorded batch', () => {
+  it('add its redeliveries, parked rows and queued runs', async () => {
+    const metrics = new WalflowMetrics();
+    const batch = batchOf(['order.placed']);
+    for (let round = 0; round < 2; round++) metrics.recordBatch({ recorded: 1, recordedEvents: batch.events, duplicates: 2, runsQueued: 3, parked: 1, decisions: { fired: 3 } }, batch);
+    const { text } = await metrics.render();
+    expect(text).toMatch(/^walflow_events_duplicate_total 4$/m);
+    expect(text).toMatch(/^walflow_rows_parked_total 2$/m);
+    expect(text).toMatch(/^walflow_runs_queued_total 6$/m);
+  });
+});
+
+describe('the gauges that follow the health report', () => {
+  const report = (status: HealthReport['status']): HealthReport => ({
+    status,
+    role: 'leader',
+    slot: { name: 'walflow', active: true, walStatus: 'reserved' },
+    lag: { bytes: 10, seconds: 1, retainedBytes: 20, safeWalSizeBytes: null, secondsToInvalidation: null },
+    runs: { queued: 7, running: 2, dead: 4, oldestQueuedSeconds: 0 },
+    deadLetters: 5,
+    lastEventAt: null,
+    checks: [],
+    at: new Date().toISOString(),
+  });
+
+  it('read its run counts by status, its open dead letters, and its status as 0, 1 or 2', async () => {
+    const metrics = new WalflowMetrics();
+    const states: [HealthReport['status'], number][] = [['ok', 0], ['degraded', 1], ['down', 2]];
+    for (const [status, gauge] of states) {
+      metrics.updateFromHealth(report(status), true);
+      const { text } = await metrics.render();
+      expect(text).toMatch(new RegExp(`^walflow_health_status ${gauge}$`, 'm'));
+      expect(text).toMatch(/^walflow_runs\{status="queued"\} 7$/m);
+      expect(text).toMatch(/^walflow_runs\{status="running"\} 2$/m);
+      expect(text).toMatch(/^walflow_runs\{status="dead"\} 4$/m);
+      expect(text).toMatch(/^walflow_dead_letters 5$/m);
+    }
   });
 });

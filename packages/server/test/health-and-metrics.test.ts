@@ -1,5 +1,6 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { emit } from '@walflow/outbox';
+import { discardDeadLetter } from '@walflow/executor';
 import { computeHealth, createDatabase, migrate, startWalflow, WalRate, type HealthReport, type HealthThresholds, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
@@ -220,6 +221,10 @@ describe('dead letters', () => {
       state: 'degraded',
       message: `${report.deadLetters} open dead letter${report.deadLetters === 1 ? '' : 's'}: their events reach no workflow: walflow dead-letters list, then retry or discard them once their cause is fixed`,
     });
+    // A letter discarded is resolved, and counts no more.
+    const letter = await db.selectFrom('walflow.dead_letters').select('id').where('tenant_id', '=', 'health-letters').where('resolved_at', 'is', null).executeTakeFirstOrThrow();
+    await discardDeadLetter(db, letter.id);
+    expect((await computeHealth(db, { slotName: database.slotName, thresholds: defaults })).deadLetters).toBe(report.deadLetters - 1);
   });
 });
 
