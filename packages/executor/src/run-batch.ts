@@ -4,7 +4,7 @@ import { performTogether } from './actions/perform-together.js';
 import { planAction } from './actions/plan-action.js';
 import type { WorkflowPolicy } from './compile-workflow.js';
 import { actionContext, actionTimeoutMs, executeRun, limitRunTransaction, toRun, type RunExecutorOptions, type RunResult } from './execute-run.js';
-import { DEFAULT_LEASE_MS, extendLeases, heldRuns } from './run-leases.js';
+import { DEFAULT_LEASE_MS, extendLeases } from './run-leases.js';
 import { holdRunsOfPausedWorkflows, releaseLeasedRuns } from './run-hand-back.js';
 import { cancelRun, claimRunsToHold, completeRuns, leaseHeldRuns, type ActionOutcome, type CallingOutLimit, type ClaimedRun } from './run-queue.js';
 import { keepWaitingLeases, type WaitingLeases } from './waiting-leases.js';
@@ -33,7 +33,7 @@ interface ActionTiming {
  * actions' writes, their outcomes and the runs' completion commit together, so a batch costs one commit instead
  * of two per run. The guarantees are a single run's: each action's effect commits exactly once with its
  * outcome, actions that succeeded in an earlier attempt are skipped, a run whose lease was lost is left alone.
- * Any failure rolls the batch's writes back and each run is then executed on its own (executeRun), which
+ * Any failure rolls the batch back and each run is then executed on its own (executeRun), which
  * retries or buries the failing run alone: one failing run costs the others a second try, never their outcome.
  */
 export async function executeRunBatch(
@@ -43,35 +43,41 @@ export async function executeRunBatch(
   options: RunExecutorOptions,
 ): Promise<Map<string, RunResult>> {
   const timings: ActionTiming[] = [];
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   let results: Map<string, RunResult> | { failed: unknown };
+  // The batch's own failure: a session that died then fails the rollbacks too, whose errors would hide it.
+  let batchFailure: unknown;
   try {
-    results = await options.db.transaction().execute(async (trx) => {
-      await limitRunTransaction(trx, options);
-      const held = await heldRuns(trx, runs.map((run) => run.id), workerId);
-      // The batch's leases are not extended while it runs (the sweep passes its locked rows over), and it may outlast
-      // them. Should it fail, its writes go back to here and the leases are renewed before its locks are let go:
-      // rolled back whole, expired leases would be free to a sweep before the runs' turn one by one renewed them.
-      await sql`SAVEPOINT run_batch`.execute(trx);
-      try {
-        // Paused since the claim: they wait for the resume, as a run executed on its own does.
-        const heldBack = await holdRunsOfPausedWorkflows(trx, [...held]);
-        const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id) && !heldBack.has(run.id)), workflows, options, timings);
-        for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
-        for (const id of heldBack) executed.set(id, 'held');
-        return executed;
-      } catch (error) {
-        // A session that died takes the savepoint with it: the batch's own failure is the one to tell.
+    results = await options.db
+      .transaction()
+      .setIsolationLevel('read committed')
+      .execute(async (trx) => {
+        await limitRunTransaction(trx, options);
+        // Locks the runs this worker still holds by renewing their leases: an update, as a row lock taken here and
+        // the row then updated under the savepoint would cost a MultiXact a batch.
+        const held = await extendLeases(trx, runs.map((run) => run.id), workerId, leaseMs);
+        // The leases are not extended while the batch runs (the sweep passes its locked rows over), and it may outlast
+        // them. Should it fail before its commit, its writes go back to here and the leases are renewed before its
+        // locks are let go: rolled back whole, they would be free to a sweep until the runs' turns renewed them.
+        await sql`SAVEPOINT run_batch`.execute(trx);
         try {
+          // Paused since the claim: they wait for the resume, as a run executed on its own does.
+          const heldBack = await holdRunsOfPausedWorkflows(trx, [...held]);
+          const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id) && !heldBack.has(run.id)), workflows, options, timings);
+          for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
+          for (const id of heldBack) executed.set(id, 'held');
+          // Deferred constraints of the tables written are checked here, where their failure still rolls back to the savepoint.
+          await sql`SET CONSTRAINTS ALL IMMEDIATE`.execute(trx);
+          return executed;
+        } catch (error) {
+          batchFailure = error;
           await sql`ROLLBACK TO SAVEPOINT run_batch`.execute(trx);
-        } catch {
-          throw error;
+          await extendLeases(trx, [...held], workerId, leaseMs);
+          return { failed: error };
         }
-        await extendLeases(trx, [...held], workerId, options.leaseMs ?? DEFAULT_LEASE_MS);
-        return { failed: error };
-      }
-    });
+      });
   } catch (error) {
-    results = { failed: error };
+    results = { failed: batchFailure ?? error };
   }
   if (!(results instanceof Map)) {
     options.logger.debug({ err: results.failed, runs: runs.length }, 'batch of runs rolled back; executing them one by one');

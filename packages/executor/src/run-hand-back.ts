@@ -8,7 +8,7 @@ import { RUNS_QUEUED_CHANNEL } from './run-queue.js';
 /**
  * Of leased runs about to start, those whose workflow is paused now (since their claim) go back to the queue
  * unstarted, their attempts not counted; the queue holds them until the workflow is resumed (migration 0039).
- * Returns their ids. Call once the leases are checked (holdsLease, heldRuns).
+ * Returns their ids. Call once the leases are checked (holdsLease, or extendLeases in the same transaction).
  */
 export async function holdRunsOfPausedWorkflows(trx: Transaction<WalflowDatabase>, runIds: readonly string[]): Promise<Set<string>> {
   const { rows } = await sql<{ id: string }>`

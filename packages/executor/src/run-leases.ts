@@ -40,18 +40,13 @@ export async function extendLeases(
  * lease expired cannot record over the new owner's work.
  */
 export async function holdsLease(trx: Transaction<WalflowDatabase>, runId: string, workerId: string): Promise<boolean> {
-  return (await heldRuns(trx, [runId], workerId)).has(runId);
-}
-
-/** holdsLease for many runs at once: locks those this worker still holds and returns their ids. */
-export async function heldRuns(trx: Transaction<WalflowDatabase>, runIds: readonly string[], workerId: string): Promise<Set<string>> {
-  const rows = await trx
+  const row = await trx
     .selectFrom('walflow.workflow_runs')
     .select('id')
-    .where('id', '=', anyUuid(runIds))
+    .where('id', '=', runId)
     .where('status', '=', 'running')
     .where('locked_by', '=', workerId)
     .forUpdate()
-    .execute();
-  return new Set(rows.map((row) => row.id));
+    .executeTakeFirst();
+  return row !== undefined;
 }

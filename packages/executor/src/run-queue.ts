@@ -219,7 +219,7 @@ function insertOutcomes(outcomes: readonly ActionOutcome[]): RawBuilder<unknown>
 
 /**
  * Marks runs succeeded, with the outcomes of the actions they performed last, and starts their workflows' count
- * of dead runs in a row again: one statement. Call after holdsLease (or heldRuns) in the same transaction, or
+ * of dead runs in a row again: one statement. Call after holdsLease (or extendLeases) in the same transaction, or
  * in the transaction that holds them (claimRunsToHold): a held run's attempt is counted here, where a leased
  * one's was at its claim.
  */
