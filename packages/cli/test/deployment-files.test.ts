@@ -53,6 +53,8 @@ describe('docker-compose.yml', () => {
       expect(ports.length, name).toBeGreaterThan(0);
       for (const port of ports) expect(port, name).toMatch(/^127\.0\.0\.1:/);
     }
+    // Listening on every address in its container, walflow checks the Host of those routes only when given names.
+    expect(walflow?.environment?.WALFLOW_HTTP_ALLOWED_HOSTS).toBe('walflow');
   });
 
   it('runs the built CLI with the pinned pnpm', () => {

@@ -52,14 +52,15 @@ export const SLOW_CLIENT_LIMITS: SlowClientLimits = { headersMs: 10_000, request
 /** The process's HTTP server: small JSON routes for operations, plus mounted applications such as the console. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const mounts = Object.entries(options.mounts ?? {});
-  // Bound to loopback, the routes (which need no login) answer only requests addressed to a loopback name or an
+  // Bound to loopback, or given the names it is reached by (a container bound to 0.0.0.0, its port published on the
+  // host's loopback), the routes (which need no login) answer only requests addressed to a loopback name or an
   // allowed one. A web page whose own name an attacker re-points at 127.0.0.1 (DNS rebinding) would otherwise read
   // /health and /metrics as same-origin. Mounts check who calls themselves: the console's cookie and token are
   // never the rebound page's.
-  const onlyLoopbackNames = isLoopbackName(options.host);
   const allowedHosts = new Set((options.allowedHosts ?? []).map(hostName));
+  const checksHost = isLoopbackName(options.host) || allowedHosts.size > 0;
   const answers = (host: string | undefined): boolean =>
-    !onlyLoopbackNames || host === undefined || isLoopbackName(hostOfHeader(host)) || allowedHosts.has(hostName(hostOfHeader(host)));
+    !checksHost || host === undefined || isLoopbackName(hostOfHeader(host)) || allowedHosts.has(hostName(hostOfHeader(host)));
   const limits = options.slowClientLimits ?? SLOW_CLIENT_LIMITS;
   // Node looks for overdue requests only every connectionsCheckingInterval (30 s by default).
   const checkingMs = Math.min(1000, limits.headersMs);
@@ -88,7 +89,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const route = options.routes[path];
     if (!route) return reply(404, { error: `no route ${path}` });
     if (!answers(request.headers.host)) {
-      return reply(421, { error: `this server listens on ${options.host} and answers ${path} only for localhost, a loopback address or WALFLOW_HTTP_ALLOWED_HOSTS` });
+      return reply(421, { error: `this server answers ${path} only for localhost, a loopback address or WALFLOW_HTTP_ALLOWED_HOSTS` });
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, { error: 'method not allowed' });
     Promise.resolve()

@@ -58,12 +58,20 @@ describe('the HTTP server', () => {
     } finally {
       await loopback.close();
     }
-    // Bound to every address, the names it is reached by are the operator's to know.
+    // Bound to every address, the names it is reached by are the operator's to know...
     const everywhere = await startHttpServer({ host: '0.0.0.0', port: 0, routes });
     try {
       expect(await statusLine(everywhere.port, '/metrics', 'walflow.internal:8787')).toBe('HTTP/1.1 200 OK');
     } finally {
       await everywhere.close();
+    }
+    // ...unless the operator names them (a container whose port the host publishes on its loopback only).
+    const named = await startHttpServer({ host: '0.0.0.0', port: 0, routes, allowedHosts: ['walflow'] });
+    try {
+      for (const host of [`walflow:${named.port}`, `127.0.0.1:${named.port}`, 'localhost']) expect(await statusLine(named.port, '/metrics', host), host).toBe('HTTP/1.1 200 OK');
+      expect(await statusLine(named.port, '/metrics', 'evil.example')).toBe('HTTP/1.1 421 Misdirected Request');
+    } finally {
+      await named.close();
     }
   });
 
