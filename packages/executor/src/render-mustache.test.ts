@@ -143,3 +143,21 @@ describe('renderText', () => {
     for (let round = 0; round < 3; round++) expect(renderText('{{#event.payload.items}}.{{/event.payload.items}}', list)).toHaveLength(60_000);
   });
 });
+
+describe("{{x}} escaped for an email address ('address')", () => {
+  const withValue = (v: string): EventEnvelope => ({ ...event, payload: { v } });
+
+  it('refuses a value holding any one character of address list syntax, each of which could add a recipient', () => {
+    for (const character of [',', ';', '<', '>', '"', '(', ')', ':', '\\', '[', ']', '\r', '\n']) {
+      const error = failure(() => renderText('{{event.payload.v}} <ops@corp.example>', withValue(`evil@attacker.example${character}Bob`), { escape: 'address' }));
+      expect(isWalflowError(error) && error.message, JSON.stringify(character)).toMatch(/holds address list syntax/);
+    }
+    expect(renderText('{{event.payload.v}} <ops@corp.example>', withValue('Ada Lovelace'), { escape: 'address' })).toBe('Ada Lovelace <ops@corp.example>');
+  });
+});
+
+describe("{{x}} escaped for HTML ('html')", () => {
+  it('escapes the quote, backtick and equals sign that could end or add an attribute', () => {
+    expect(renderText('{{event.payload.v}}', { ...event, payload: { v: "' ` =" } })).toBe('&#39; &#x60; &#x3D;');
+  });
+});

@@ -121,3 +121,49 @@ describe('parseWorkflowDefinition', () => {
     expect(() => parseWorkflowDefinition({ ...valid, actions: [] })).toThrow(/actions/);
   });
 });
+
+describe('the bounds of a definition', () => {
+  // Each beyond its bound would fail downstream instead: an attempt count or a cooldown PostgreSQL cannot hold parks
+  // every matching event, for all its workflows.
+  const bounds: [string, (n: number) => Record<string, unknown>, number, RegExp][] = [
+    ['retry.maxAttempts', (n) => ({ retry: { maxAttempts: n } }), 100, /retry\.maxAttempts/],
+    ['cooldown.seconds', (n) => ({ cooldown: { seconds: n } }), 31_536_000, /cooldown\.seconds/],
+    ['rateLimits.0.periodSeconds', (n) => ({ rateLimits: [{ limit: 1, periodSeconds: n }] }), 31_536_000, /rateLimits\.0\.periodSeconds/],
+    ['rateLimits', (n) => ({ rateLimits: Array.from({ length: n }, () => ({ limit: 1, periodSeconds: 60 })) }), 5, /rateLimits/],
+    ['concurrency.limit', (n) => ({ concurrency: { limit: n } }), 10_000, /concurrency\.limit/],
+    ['autoPause.afterConsecutiveFailures', (n) => ({ autoPause: { afterConsecutiveFailures: n } }), 1000, /autoPause\.afterConsecutiveFailures/],
+    ['actions', (n) => ({ actions: Array.from({ length: n }, () => ({ type: 'emit_event', event: 'a.b' })) }), 20, /actions/],
+    ['tenant', (n) => ({ tenant: 't'.repeat(n) }), 200, /tenant/],
+    ['name', (n) => ({ name: 'n'.repeat(n) }), 200, /name/],
+  ];
+
+  it('accepts each at its bound and refuses it one beyond, naming the field', () => {
+    for (const [field, shaped, bound, named] of bounds) {
+      expect(() => parseWorkflowDefinition({ ...valid, ...shaped(bound) }), field).not.toThrow();
+      expect(() => parseWorkflowDefinition({ ...valid, ...shaped(bound + 1) }), field).toThrow(named);
+    }
+  });
+});
+
+describe('a workflow that writes a field the operator allows only within the event’s tenant', () => {
+  const credit = (tenantColumn?: string) => ({
+    ...valid,
+    actions: [{ type: 'update_field', table: 'public.accounts', column: 'balance', key: { column: 'id', value: '{{event.payload.account}}' }, increment: 1, ...(tenantColumn === undefined ? {} : { tenantColumn }) }],
+  });
+  const scoped = { updateFields: ['public.accounts.balance@tenant_id'] };
+
+  it('must scope its update by that very column: any other matches another tenant’s rows as well', () => {
+    for (const column of [undefined, 'id', 'owner_id']) {
+      expect(() => validateWorkflow(credit(column), scoped), String(column)).toThrow(/may write public\.accounts\.balance only within the event's tenant: add "tenantColumn": "tenant_id"/);
+    }
+    expect(validateWorkflow(credit('tenant_id'), scoped).actions).toHaveLength(1);
+  });
+});
+
+describe('conditions and bypasses', () => {
+  it('are refused at apply, with the place, unless they give true or false; a guard key may give any value', () => {
+    expect(() => validateWorkflow({ ...valid, bypass: 'event.type' })).toThrow(/bypass: .*true or false.*line 1, column 1/);
+    expect(() => validateWorkflow({ ...valid, condition: '1 + 1' })).toThrow(/condition: .*true or false.*line 1, column 1/);
+    expect(validateWorkflow({ ...valid, cooldown: { seconds: 60, key: 'event.type' } }).cooldown).toEqual({ seconds: 60, key: 'event.type' });
+  });
+});
