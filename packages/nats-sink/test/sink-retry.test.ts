@@ -40,3 +40,23 @@ it('waits out its backoff while NATS is down however many events are recorded me
     await db.destroy();
   }
 });
+
+it('names the servers it cannot reach without their credentials: the reason is shown by /health, which needs no login', async () => {
+  const db = await openMigrated(database);
+  const closing = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', () => resolve()));
+  const port = (closing.address() as AddressInfo).port;
+  const servers = [`nats://walflow:s3cret@127.0.0.1:${port}`, `nats://t0ken@127.0.0.1:${port}`];
+  const settings: NatsSinkSettings = { servers, subject: 'walflow.{tenant}.{type}', stream: 'SECRET', maxAgeSeconds: 60, duplicateWindowSeconds: 60 };
+  const sink = new NatsSink({ db, settings, logger: silentLogger, pollMs: 50, retry: { initialMs: 200, maxMs: 200 } });
+  try {
+    sink.start();
+    const { reason } = await waitFor('the sink to fail', () => sink.status.state === 'failing' && sink.status);
+    expect(reason).toContain(`nats://127.0.0.1:${port}`);
+    expect(reason).not.toMatch(/s3cret|t0ken|walflow@/);
+  } finally {
+    await sink.stop();
+    await new Promise((resolve) => closing.close(resolve));
+    await db.destroy();
+  }
+});
