@@ -9,7 +9,7 @@ const decode = (raw: unknown) => wal2jsonDecoder.decode(raw);
 const timestamp = '2026-11-26 21:26:52.84801+00';
 const begin = (xid: number) => decode({ action: 'B', xid, timestamp, lsn: '0/2000', nextlsn: '0/2030' });
 const commit = (xid: number) => decode({ action: 'C', xid, timestamp, lsn: '0/2000', nextlsn: '0/2030' });
-const outboxInsert = (id: string, type = 'policy.approved', payload = '{"policyId":"p1"}', table = 'outbox') => decode({
+const outboxInsert = (id: string, type = 'policy.approved', payload = '{"policyId":"p1"}', table = 'outbox', metadata = '{"actorId":"u1"}') => decode({
   action: 'I',
   schema: 'walflow',
   table,
@@ -20,7 +20,7 @@ const outboxInsert = (id: string, type = 'policy.approved', payload = '{"policyI
     { name: 'aggregate_type', value: 'policy' },
     { name: 'aggregate_id', value: null },
     { name: 'payload', value: payload },
-    { name: 'metadata', value: '{"actorId":"u1"}' },
+    { name: 'metadata', value: metadata },
     { name: 'created_at', value: timestamp },
   ],
 });
@@ -95,6 +95,17 @@ describe('TransactionAssembler', () => {
     expect(slice?.parked[0]?.raw).toMatchObject({ payload: '[1,2]', event_type: 'policy.approved' });
   });
 
+  it("passes the events a run emits about itself by the catalog only with walflow's runId: an application's are checked", () => {
+    const catalog = defineCatalog(defineEvent('policy.approved', z.object({ policyId: z.string() })));
+    const a = new TransactionAssembler({ outboxSchema: 'walflow', outboxTable: 'outbox', catalog });
+    a.accept(begin(14));
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000001', 'email.sent', '{}', 'outbox', '{}'));
+    a.accept(outboxInsert('00000000-0000-0000-0000-000000000002', 'email.sent', '{}', 'outbox', '{"runId":"r1"}'));
+    const [slice] = a.accept(commit(14));
+    expect(slice?.parked.map((row) => [row.outboxId?.slice(-1), row.code])).toEqual([['1', 'event_unknown']]);
+    expect(slice?.events.map((event) => event.id.slice(-1))).toEqual(['2']);
+  });
+
   it('ignores tables other than the outbox', () => {
     const a = assembler();
     a.accept(begin(11));
@@ -108,5 +119,8 @@ describe('TransactionAssembler', () => {
     a.accept(begin(12));
     expect(() => a.accept(begin(13))).toThrow(/inside xid 12/);
     expect(() => a.accept(decode({ action: 'D' }))).toThrow(/only stream inserts into the outbox/);
+    // A COMMIT of another transaction than the one open, or with none open, would end a transaction it is not.
+    expect(() => a.accept(commit(13))).toThrow(/COMMIT of xid 13 inside xid 12/);
+    expect(() => assembler().accept(commit(1))).toThrow(/COMMIT outside a transaction/);
   });
 });

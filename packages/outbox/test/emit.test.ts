@@ -155,6 +155,17 @@ describe('emit', () => {
     const byId = new Map((await outboxRows()).map((row) => [row.id, (row.payload as { policyId: string }).policyId]));
     expect(ids.map((id) => byId.get(id))).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
   });
+
+  it('takes a null tenant from JavaScript as none: the default, or the session tenant', async () => {
+    await sql`DELETE FROM walflow.outbox`.execute(db);
+    const noTenant = { type: 'policy.approved', payload: {}, tenantId: null } as unknown as Parameters<typeof emit>[1];
+    await emit(db, noTenant);
+    await db.transaction().execute(async (trx) => {
+      await sql`SELECT set_config('walflow.tenant_id', 't5', true)`.execute(trx);
+      await emit(trx, noTenant);
+    });
+    expect((await outboxRows()).map((row) => row.tenant_id).sort()).toEqual(['default', 't5']);
+  });
 });
 
 describe('emit refuses what the consumer could not take as written', () => {

@@ -175,6 +175,7 @@ describe('a checkpoint that does not belong to this server', () => {
       const cases = [
         { set: { system_identifier: '1234' }, reason: /written by database system 1234/ },
         { set: { checkpoint_lsn: 'FFFFFF/0' }, reason: /beyond this server's WAL/ },
+        { set: { timeline_id: original.timeline_id! + 1 }, reason: /moved from timeline/ },
       ];
       for (const { set, reason } of cases) {
         await db.updateTable('walflow.consumer_state').set(set).where('slot_name', '=', database.slotName).execute();
@@ -192,7 +193,7 @@ describe('a checkpoint that does not belong to this server', () => {
         expect((await fetch(`http://127.0.0.1:${walflow.httpPort}/readyz`)).status).toBe(503);
         await db
           .updateTable('walflow.consumer_state')
-          .set({ system_identifier: original.system_identifier, checkpoint_lsn: original.checkpoint_lsn })
+          .set({ system_identifier: original.system_identifier, checkpoint_lsn: original.checkpoint_lsn, timeline_id: original.timeline_id })
           .where('slot_name', '=', database.slotName)
           .execute();
         await waitFor('streaming to resume', () => walflow!.consumerStatus().state === 'streaming');

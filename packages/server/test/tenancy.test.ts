@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CAUSAL_METADATA_KEYS } from '@walflow/core';
 import { emit } from '@walflow/outbox';
 import type { RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
@@ -274,6 +275,16 @@ describe('tenant isolation (row-level security and the walflow_app role)', () =>
       (await client.query<{ id: string }>(`INSERT INTO walflow.outbox (event_type, payload, metadata) VALUES ('audit.forged', '{}', '{"replayId": "r"}') RETURNING id`)).rows[0]!.id,
     );
     expect(await metadataOf(replayOnly)).toEqual({});
+    // Each causal key on its own, with no actor to set: written directly by an application role, and through
+    // walflow.emit by the owner (past the guard, which skips the owner's rows), every one is stripped.
+    for (const key of CAUSAL_METADATA_KEYS) {
+      const metadata = JSON.stringify({ [key]: 1 });
+      const direct = await asApp(t1Role, { tenant: 't1' }, async (client) =>
+        (await client.query<{ id: string }>(`INSERT INTO walflow.outbox (event_type, payload, metadata) VALUES ('audit.forged', '{}', $1) RETURNING id`, [metadata])).rows[0]!.id,
+      );
+      const owners = (await sql<{ id: string }>`SELECT walflow.emit('audit.forged', '{}', tenant_id => 't1', metadata => ${metadata}::jsonb) AS id`.execute(db)).rows[0]!.id;
+      expect([await metadataOf(direct), await metadataOf(owners)], key).toEqual([{}, {}]);
+    }
 
     // walflow's own emits (as the owner) go through the same table and keep their causal metadata.
     const decision = await waitFor('the decision on the order', () =>
