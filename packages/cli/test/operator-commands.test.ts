@@ -84,6 +84,12 @@ describe('walflow replay', () => {
     expect(audited.filter((entry) => entry.target?.endsWith('-dry-run'))).toEqual([]);
     const again = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*'], env);
     expect(again.stdout).toContain(`replay ${summary.replayId}: 2 events, 0 runs queued; 2 pairs already decided by this replay`);
+    // --again: a fresh id, which decides the range once more; --ignore-guards: the cooldown holds back nothing.
+    const fresh = JSON.parse((await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--again', '--json'], env)).stdout) as { replayId: string; runsQueued: number };
+    expect(fresh.replayId).not.toBe(summary.replayId);
+    expect(fresh.runsQueued).toBe(1);
+    const unguarded = await runWalflow(['replay', '--from', from, '--to', to, '--tenant', 'x', '--type', 'recruit.*', '--again', '--ignore-guards', '--dry-run', '--json'], env);
+    expect(JSON.parse(unguarded.stdout)).toMatchObject({ workflows: { greet: { fired: 2 } } });
     // explain tells the replay's run from the live one.
     const replayedRun = await db.selectFrom('walflow.workflow_runs').select(['id', 'event_id']).where('replay_id', '=', summary.replayId).executeTakeFirstOrThrow();
     const explained = (await runWalflow(['explain', replayedRun.event_id], env)).stdout;

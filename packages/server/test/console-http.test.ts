@@ -243,6 +243,47 @@ describe('console actions', () => {
   });
 });
 
+describe('dead letters in the console', () => {
+  it('are discarded or put back into the outbox, one or the ticked ones, each audited; a refusal says how many went before it', async () => {
+    // Not JSON objects: each parked by the consumer as an open dead letter.
+    for (let n = 0; n < 3; n++) await sql`INSERT INTO walflow.outbox (tenant_id, event_type, payload) VALUES ('t1', 'order.placed', '[1]')`.execute(db);
+    const open = () => db.selectFrom('walflow.dead_letters').select(['id', 'outbox_id']).where('tenant_id', '=', 't1').where('event_type', '=', 'order.placed').where('resolved_at', 'is', null).execute();
+    const [a, b, c] = await waitFor('three dead letters', async () => {
+      const letters = await open();
+      return letters.length === 3 && letters;
+    });
+    const resolution = async (id: string) => (await db.selectFrom('walflow.dead_letters').select('resolution').where('id', '=', id).executeTakeFirstOrThrow()).resolution;
+
+    const discarded = await client.request('/console/dead-letters/discard', { form: { one: a!.id }, headers: bearer(CONSOLE_TOKEN) });
+    expect(discarded.status).toBe(303);
+    expect(decodeURIComponent(discarded.headers.get('set-cookie') ?? '')).toContain('Discarded 1 dead letter.');
+    expect(await resolution(a!.id)).toBe('discarded');
+
+    const retried = await client.request('/console/dead-letters/retry', { form: { ids: [b!.id, c!.id] }, headers: bearer(CONSOLE_TOKEN) });
+    expect(retried.status).toBe(303);
+    expect(decodeURIComponent(retried.headers.get('set-cookie') ?? '')).toContain('Retried 2 dead letters.');
+    expect([await resolution(b!.id), await resolution(c!.id)]).toEqual(['retried', 'retried']);
+    // Back in the outbox under their own ids, and parked again, as letters of their own: nothing was lost.
+    await waitFor('the retried rows to be parked again', async () => {
+      const again = await open();
+      return again.length === 2 && new Set(again.map((letter) => letter.outbox_id)).size === 2 && again.every((letter) => [b!.outbox_id, c!.outbox_id].includes(letter.outbox_id));
+    });
+    const audited = await db.selectFrom('walflow.audit_log').select(['action', 'target']).where('target', 'in', [a!.id, b!.id, c!.id]).orderBy('id').execute();
+    expect(audited).toEqual([
+      { action: 'dead_letter.discard', target: a!.id },
+      { action: 'dead_letter.retry', target: b!.id },
+      { action: 'dead_letter.retry', target: c!.id },
+    ]);
+
+    // The first is open no more: a retry of [a new one, a, another] does the first, refuses a, and stops there.
+    const [d, e] = await open();
+    const partly = await client.request('/console/dead-letters/retry', { form: { ids: [d!.id, a!.id, e!.id] }, headers: bearer(CONSOLE_TOKEN) });
+    expect(partly.status).toBe(409);
+    expect(partly.text).toContain('(1 done before it)');
+    expect([await resolution(d!.id), await resolution(e!.id)]).toEqual(['retried', null]);
+  });
+});
+
 describe('an action whose audit entry cannot be written', () => {
   it('is not done: the change and its entry commit together, for dead runs and for pausing a workflow', async () => {
     await applyFailingCounter('unaudited', {});
