@@ -135,6 +135,51 @@ describe('the console’s live event stream', () => {
     }
   });
 
+  it('resumes a Last-Event-ID of up to 15 minutes ago from there, an older one from 15 minutes back, and a future one from now', async () => {
+    const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    const record = async (type: string, receivedAt: string): Promise<string> =>
+      (
+        await sql<{ id: string }>`
+          INSERT INTO walflow.events (id, event_type, tenant_id, payload, committed_at, commit_lsn, tx_position, xid, received_at)
+          VALUES (gen_random_uuid(), ${type}, 'resume', '{}', ${receivedAt}::timestamptz, '0/1', 0, 1, ${receivedAt}::timestamptz) RETURNING id::text AS id`.execute(db)
+      ).rows[0]!.id;
+    /** The ids of the events a stream sends until the event `until` records arrives, and that event's id. */
+    const received = async (lastEventId: string, until: () => Promise<string>): Promise<{ ids: string[]; last: string }> => {
+      const { socket, stream } = await openStream('/console/events/stream?tenant=resume', { 'last-event-id': lastEventId });
+      const ids: string[] = [];
+      let pending = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        const parts = (pending + chunk).split('\n\n');
+        pending = parts.pop()!;
+        for (const part of parts) {
+          const id = /^id: [^|\n]*\|(\S+)$/m.exec(part)?.[1];
+          if (id !== undefined && part.includes('\nevent: recorded\n')) ids.push(id);
+        }
+      });
+      socket.resume();
+      try {
+        await waitFor('the stream to start', () => stream.response.headersSent);
+        const last = await until();
+        await waitFor(`event ${last} to arrive`, () => ids.includes(last));
+        return { ids, last };
+      } finally {
+        socket.destroy();
+        await waitFor('the stream to end', () => stream.ended);
+      }
+    };
+    await record('resume.twenty', at(20));
+    const tenAgo = await record('resume.ten', at(10));
+    const nil = '00000000-0000-0000-0000-000000000000';
+    // Twelve minutes ago: from there, the event of ten minutes ago first. 25 minutes ago: from 15 minutes back, so
+    // not the event of twenty.
+    expect((await received(`${at(12)}|${nil}`, () => Promise.resolve(tenAgo))).ids).toEqual([tenAgo]);
+    expect((await received(`${at(25)}|${nil}`, () => Promise.resolve(tenAgo))).ids).toEqual([tenAgo]);
+    // An hour ahead: from now, so an event recorded now arrives.
+    const ahead = await received(`${new Date(Date.now() + 3_600_000).toISOString()}|${nil}`, () => record('resume.now', at(0)));
+    expect(ahead.ids).toEqual([ahead.last]);
+  });
+
   it('answers HEAD with its headers and follows nothing, though the connection stays open', async () => {
     const readsBefore = pagesRead.length;
     const { socket, stream } = await openStream('/console/events/stream', {}, 'HEAD');
