@@ -2,8 +2,9 @@ import type { BatchDispatcher, WalflowDatabase } from '@walflow/core';
 import type { ReplicationConsumer, ReplicationConsumerOptions } from '@walflow/cdc';
 import { Dispatcher } from '@walflow/executor';
 import { emit } from '@walflow/outbox';
+import { createDatabase } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openMigrated, silentLogger, testConsumer } from '../../server/test/fixtures.js';
@@ -52,6 +53,25 @@ describe('a replication connection the network drops without a word', () => {
     } finally {
       await consumer.stop();
       await proxy.close();
+    }
+  });
+
+  it("without a limit of its own, gives up after twice the server's wal_sender_timeout (or three heartbeats, if longer)", async () => {
+    // The server's setting for this database, as the consumer reads it; the walsender's own follows it too.
+    await sql`ALTER DATABASE ${sql.id(database.name)} SET wal_sender_timeout = '1s'`.execute(db);
+    const reading = createDatabase(database.url, silentLogger);
+    const proxy = await startProxy(database.url);
+    const failures: string[] = [];
+    const consumer = watchedConsumer(failures, { db: reading, connection: { connectionString: proxy.url }, heartbeatMs: 300 });
+    try {
+      await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
+      proxy.silence();
+      await waitFor('the silent session to be given up', () => failures.some((message) => message.includes('nothing arrived on the replication connection for 2 s')), { timeoutMs: 10_000 });
+    } finally {
+      await consumer.stop();
+      await proxy.close();
+      await reading.destroy();
+      await sql`ALTER DATABASE ${sql.id(database.name)} RESET wal_sender_timeout`.execute(db);
     }
   });
 
