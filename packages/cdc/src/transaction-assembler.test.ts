@@ -106,6 +106,20 @@ describe('TransactionAssembler', () => {
     expect(slice?.events.map((event) => event.id.slice(-1))).toEqual(['2']);
   });
 
+  it('hands a transaction on, by default, in slices of 2,000 rows or 8 Mi characters', () => {
+    const id = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, '0')}`;
+    const byRows = assembler();
+    byRows.accept(begin(15));
+    const rowSlices = Array.from({ length: 2000 }, (_, n) => byRows.accept(outboxInsert(id(n)))).flat();
+    expect(rowSlices.map((slice) => slice.events.length)).toEqual([2000]);
+    const byText = assembler();
+    byText.accept(begin(16));
+    // Each row a little over 1 Mi characters: the eighth takes the slice past 8 Mi.
+    const large = `{"policyId":"${'x'.repeat(1024 * 1024)}"}`;
+    const textSlices = Array.from({ length: 8 }, (_, n) => byText.accept(outboxInsert(id(n), 'policy.approved', large))).flat();
+    expect(textSlices.map((slice) => slice.events.length)).toEqual([8]);
+  });
+
   it('ignores tables other than the outbox', () => {
     const a = assembler();
     a.accept(begin(11));
