@@ -58,7 +58,7 @@ describe('a replication connection the network drops without a word', () => {
 
   it("without a limit of its own, gives up after twice the server's wal_sender_timeout (or three heartbeats, if longer)", async () => {
     // The server's setting for this database, as the consumer reads it; the walsender's own follows it too.
-    await sql`ALTER DATABASE ${sql.id(database.name)} SET wal_sender_timeout = '1s'`.execute(db);
+    await sql`ALTER DATABASE ${sql.id(database.name)} SET wal_sender_timeout = '2s'`.execute(db);
     const reading = createDatabase(database.url, silentLogger);
     const proxy = await startProxy(database.url);
     const failures: string[] = [];
@@ -66,7 +66,7 @@ describe('a replication connection the network drops without a word', () => {
     try {
       await waitFor('the consumer to stream', () => consumer.status.state === 'streaming');
       proxy.silence();
-      await waitFor('the silent session to be given up', () => failures.some((message) => message.includes('nothing arrived on the replication connection for 2 s')), { timeoutMs: 10_000 });
+      await waitFor('the silent session to be given up', () => failures.some((message) => message.includes('nothing arrived on the replication connection for 4 s')), { timeoutMs: 15_000 });
     } finally {
       await consumer.stop();
       await proxy.close();

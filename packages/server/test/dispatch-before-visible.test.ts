@@ -57,12 +57,7 @@ describe('an event decoded before its writer is visible, whose workflow was paus
       const dispatched = dispatcher.dispatch({ events: [event!], parked: [], checkpoint: null });
       // Once the dispatch looks for its writer (before it decides, or, as it did, after), the pause commits, then
       // the writer: its event comes after the pause.
-      await waitFor('the dispatch to wait for its writer', async () => {
-        const { rows: waiting } = await sql<{ n: number }>`
-          SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE datname = current_database() AND query LIKE 'SELECT (SELECT count(*)::int FROM unnest%'`.execute(db);
-        return waiting[0]!.n > 0;
-      });
+      await waitForWriterWait();
       expect(await setWorkflowStatus(db, 'paused-before', 'on-approval', 'paused')).toBe('changed');
       await writer.query('COMMIT');
       expect(await dispatched).toMatchObject({ recorded: 1, runsQueued: 0 });
@@ -101,7 +96,7 @@ async function expectWaitForWriter(through: Dispatcher, written: EventEnvelope[]
   try {
     let settled = false;
     const dispatched = through.dispatch({ events, parked: [], checkpoint }).finally(() => (settled = true));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitForWriterWait();
     expect(settled).toBe(false);
     await writer.query('COMMIT');
 
@@ -111,4 +106,14 @@ async function expectWaitForWriter(through: Dispatcher, written: EventEnvelope[]
   } finally {
     await writer.end();
   }
+}
+
+/** Until the dispatch looks for its outbox rows' writers, which it does until they are visible. */
+async function waitForWriterWait(): Promise<void> {
+  await waitFor('the dispatch to wait for its writer', async () => {
+    const { rows: waiting } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND query LIKE 'SELECT (SELECT count(*)::int FROM unnest%'`.execute(db);
+    return waiting[0]!.n > 0;
+  });
 }

@@ -27,7 +27,10 @@ afterAll(() => db.destroy());
 async function sinkState(lagSecondsDegraded: number, lagSecondsDown: number): Promise<string | undefined> {
   const thresholds: HealthThresholds = { ...testConfig(database.url, database.slotName).healthThresholds, lagSecondsDegraded, lagSecondsDown };
   const report = await computeHealth(db, { slotName: database.slotName, thresholds, sink: { name: 'behind' } });
-  expect(report.sink).toMatchObject({ pending: 1, lagSeconds: expect.closeTo(120, -1) as number });
+  // Two minutes, and however long the test has run since.
+  expect(report.sink?.pending).toBe(1);
+  expect(report.sink?.lagSeconds).toBeGreaterThanOrEqual(119);
+  expect(report.sink?.lagSeconds).toBeLessThan(170);
   return report.checks.find((check) => check.name === 'sink')?.state;
 }
 
