@@ -499,6 +499,25 @@ describe('what the console shows', () => {
     expect(received).not.toContain(other);
   });
 
+  it('filters the list by type prefix, tenant and until, and the stream by type prefix and tenant, for an operator of every tenant', async () => {
+    const headers = bearer(CONSOLE_TOKEN);
+    const stream = await fetch(`${client.origin}/console/events/stream?type=order.*&tenant=t1`, { headers });
+    const wanted = await emitRecorded('order.placed', 't1', { orderId: 'filtered-in' });
+    const otherTenant = await emitRecorded('order.placed', 't2', { orderId: 'filtered-out' });
+    const otherType = await emitRecorded('user.login', 't1', {});
+    const last = await emitRecorded('order.placed', 't1', { orderId: 'filtered-in-last' });
+    const streamed = await readStreamUntil(stream, last, 'the stream to carry the last t1 order');
+    expect(streamed).toContain(wanted);
+    expect(streamed).not.toContain(otherTenant);
+    expect(streamed).not.toContain(otherType);
+
+    const listed = (await client.request('/console/events?since=-10m&type=order.*&tenant=t1', { headers })).text;
+    expect([listed.includes(wanted), listed.includes(otherTenant), listed.includes(otherType), listed.includes(last)]).toEqual([true, false, false, true]);
+    const { committed_at: lastCommitted } = await db.selectFrom('walflow.events').select(sql<string>`to_json(committed_at) #>> '{}'`.as('committed_at')).where('id', '=', last).executeTakeFirstOrThrow();
+    const until = (await client.request(`/console/events?since=-10m&type=order.*&tenant=t1&until=${encodeURIComponent(lastCommitted)}`, { headers })).text;
+    expect([until.includes(wanted), until.includes(last)]).toEqual([true, false]);
+  });
+
   it('streams a live page from where the page read its list: an event recorded before the stream opens is not lost', async () => {
     const page = await client.request('/console/events?live=1&type=order.*', { headers: bearer(T1_TOKEN) });
     const from = /<table id="events" data-from="([^"]+)">/.exec(page.text)?.[1];
