@@ -456,6 +456,27 @@ describe('what the console shows', () => {
     }
   });
 
+  it('backtests one workflow or one event type prefix when the form names it', async () => {
+    await applyTestWorkflow(db, { tenant: 't3', name: 'notify-order', trigger: { event: 'order.placed' }, actions: [{ type: 'emit_event', event: 'order.noted' }] });
+    await applyTestWorkflow(db, { tenant: 't3', name: 'also-on-order', trigger: { event: 'order.*' }, actions: [{ type: 'emit_event', event: 'audit.noted' }] });
+    await emitRecorded('order.placed', 't3', { orderId: 'o1' });
+    await emitRecorded('order.placed', 't3', { orderId: 'o2' });
+    await emitRecorded('user.login', 't3', {});
+    const notifyOrder = await db.selectFrom('walflow.workflows').select('id').where('tenant_id', '=', 't3').where('name', '=', 'notify-order').executeTakeFirstOrThrow();
+    const backtest = (form: Record<string, string>) =>
+      client.request('/console/workflows/backtest', { form: { from: '-10m', to: 'now', workflow: '', type: '', tenant: 't3', ...form }, headers: bearer(CONSOLE_TOKEN) });
+
+    const oneWorkflow = await backtest({ workflow: notifyOrder.id });
+    expect(oneWorkflow.status).toBe(200);
+    expect(oneWorkflow.text).toContain('<td>notify-order</td>');
+    expect(oneWorkflow.text).not.toContain('<td>also-on-order</td>');
+    const logins = await backtest({ type: 'user.*' });
+    expect(logins.text).toContain('1 events replayed');
+    const refused = await backtest({ workflow: 'nope' });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('not a workflow id: nope');
+  });
+
   it('answers 400, saying why, to a time PostgreSQL cannot hold and to text with a control character', async () => {
     const headers = bearer(CONSOLE_TOKEN);
     const ancient = await client.request('/console/events?since=-5000000d', { headers });
