@@ -248,6 +248,14 @@ describe('walflow events list', () => {
     const listed = await runWalflow(['events', 'list', '--since', '-10m', '--type', 'policy.*', '--tenant', 'list', '--json'], env);
     expect(listed.code).toBe(0);
     expect((JSON.parse(listed.stdout) as { event_type: string }[]).map((row) => row.event_type)).toEqual(['policy.cancelled', 'policy.approved']);
+    // One committed half an hour ago (younger than what this file's prune removes): inside --since -1h, not -10m;
+    // --limit keeps the newest.
+    const old = { ...approvalEvent('list', 1), type: 'policy.archived', committedAt: new Date(Date.now() - 30 * 60_000).toISOString() };
+    await new Dispatcher({ db, slotName: database.slotName, logger }).dispatch({ events: [old], parked: [], checkpoint: null });
+    const types = async (...args: string[]) => (JSON.parse((await runWalflow(['events', 'list', '--tenant', 'list', '--json', ...args], env)).stdout) as { event_type: string }[]).map((row) => row.event_type);
+    expect(await types('--since', '-10m')).toEqual(['user.login', 'policy.cancelled', 'policy.approved']);
+    expect(await types('--since', '-1h')).toEqual(['user.login', 'policy.cancelled', 'policy.approved', 'policy.archived']);
+    expect(await types('--since', '-1h', '--limit', '2')).toEqual(['user.login', 'policy.cancelled']);
     const bad = await runWalflow(['events', 'list', '--since', 'yesterday'], env);
     expect(bad.code).toBe(2);
     expect(bad.output).toContain(`option '--since <time>' argument 'yesterday' is invalid. not a time`);
