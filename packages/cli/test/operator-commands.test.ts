@@ -342,8 +342,8 @@ describe('walflow dead-runs', () => {
     expect((await runWalflow(['dead-runs', 'list'], env)).stdout).toContain(`${first!.id}  `);
 
     expect(await runWalflow(['dead-runs', 'discard', second!.id, 'not-an-id'], env)).toMatchObject({ code: 2, output: expect.stringContaining('not a run id (a uuid): not-an-id') });
-    // An id given twice is retried once.
-    expect(await runWalflow(['dead-runs', 'retry', first!.id, first!.id], env)).toMatchObject({ code: 0, stdout: `retried ${first!.id}\n` });
+    // An id given twice, in either case, is retried once.
+    expect(await runWalflow(['dead-runs', 'retry', first!.id.toUpperCase(), first!.id], env)).toMatchObject({ code: 0, stdout: `retried ${first!.id}\n` });
     await waitFor('the retried run to die again, after its fresh attempt', async () => (await deadRuns()).some((run) => run.id === first!.id && run.status === 'dead' && run.attempts === 2));
     expect(await runWalflow(['dead-runs', 'discard', second!.id], env)).toMatchObject({ code: 0, stdout: `discarded ${second!.id}\n` });
     expect((await runWalflow(['dead-runs', 'discard', second!.id], env)).output).toContain(`no dead run ${second!.id}`);
