@@ -6,7 +6,7 @@ import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_TOKEN, ConsoleClient, startConsoleWalflow } from './console-fixtures.js';
+import { CONSOLE_TOKEN, ConsoleClient, startConsoleWalflow, T1_TOKEN, T2_TOKEN } from './console-fixtures.js';
 import { applyTestWorkflow, holdOpen, waitForLockWait } from './fixtures.js';
 
 /**
@@ -86,6 +86,25 @@ describe('a console backtest', () => {
     expect((await first!).status).toBe(200);
     // Its slot is given back: the next one runs.
     expect((await client.request('/console/workflows/backtest', { form: backtestForm, headers: { authorization: `Bearer ${CONSOLE_TOKEN}` } })).status).toBe(200);
+  });
+
+  it('runs one per scope side by side, two tenants at once, and refuses a third scope while two run', async () => {
+    const held = await holdOpen(db, sql`LOCK TABLE walflow.events IN ACCESS EXCLUSIVE MODE`);
+    const send = (token: string) => client.request('/console/workflows/backtest', { form: backtestForm, headers: { authorization: `Bearer ${token}` } });
+    let running: Promise<{ status: number }>[] = [];
+    try {
+      running = [send(T1_TOKEN), send(T2_TOKEN)];
+      await waitFor('both tenants’ backtests to wait for the event log', async () => {
+        const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%count(*)%'`.execute(db);
+        return rows[0]!.n >= 2;
+      });
+      expect(await send(CONSOLE_TOKEN)).toMatchObject({ status: 429, text: expect.stringContaining('or 2 in all') });
+    } finally {
+      await held.release();
+    }
+    expect((await Promise.all(running)).map((answer) => answer.status)).toEqual([200, 200]);
   });
 
   it('stops when its client leaves', async () => {
