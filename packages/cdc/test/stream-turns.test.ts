@@ -5,9 +5,10 @@ import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openMigrated, silentLogger } from '../../server/test/fixtures.js';
 
-/** One event each: three messages (begin, insert, commit), so the backlog is 6,000 small messages. */
-const TRANSACTIONS = 2000;
-const MESSAGES_PER_TURN = 100;
+/** One event each: three messages (begin, insert, commit), so the backlog is 12,000 small messages. */
+const TRANSACTIONS = 4000;
+/** What walflow streams with: the session's default. */
+const MESSAGES_PER_TURN = 500;
 
 const database = useTestDatabase({ prefix: 'walflow_turns' });
 let db: Kysely<WalflowDatabase>;
@@ -64,7 +65,6 @@ describe('a backlog streamed into a busy process', () => {
       decoder: counting,
       dispatcher,
       logger: silentLogger,
-      messagesPerTurn: MESSAGES_PER_TURN,
     });
     const streaming = session.run();
     try {
