@@ -66,6 +66,25 @@ describe('a round whose stream refuses one of its messages', () => {
   });
 });
 
+describe('a sink whose publisher row was deleted while it ran', () => {
+  it('makes the row again and goes on publishing, rather than stand by for ever', async () => {
+    const settings = settingsOf('REMADE', 'remade.{tenant}.{type}');
+    await db.transaction().execute((trx) => registerCursor(trx, sinkName(settings)));
+    const sink = new NatsSink({ db, settings, logger: silentLogger, pollMs: 50, retry: { initialMs: 50, maxMs: 200 } });
+    sink.start();
+    try {
+      await waitFor('the sink to publish', () => sink.status.state === 'publishing');
+      await sql`DELETE FROM walflow.sink_publishers WHERE sink = ${sinkName(settings)}`.execute(db);
+      const ids = await recordEvents(['remade', 'remade']);
+      await waitFor('both events to be stored', async () => (await streamSize(nats.url, 'REMADE')) === 2);
+      expect((await streamContents(nats.url, 'REMADE')).map((stored) => stored.cloudEvent.id)).toEqual(ids);
+      expect(sink.status.state).toBe('publishing');
+    } finally {
+      await sink.stop();
+    }
+  });
+});
+
 describe('the stream of a sink', () => {
   it('is created with the configured age and duplicate window; one that exists with a shorter window is used as it is, with a warning', async () => {
     const created = settingsOf('CREATED', 'created.{tenant}.{type}');
