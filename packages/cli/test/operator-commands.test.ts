@@ -313,6 +313,9 @@ describe('walflow workflows apply', () => {
       expect((await runWalflow(['workflows', 'apply', good], env)).output).toContain(`unchanged apply/good (version 1) from ${good}`);
       const applies = await walflow.db.selectFrom('walflow.audit_log').select('action').where('target', '=', 'apply/good').execute();
       expect(applies).toEqual([{ action: 'workflow.created' }]);
+      // Listed for its tenant alone with --tenant; other tenants' workflows (this file's explain test made one) are left out.
+      const listed = JSON.parse((await runWalflow(['workflows', 'list', '--tenant', 'apply', '--json'], env)).stdout) as { tenantId: string; name: string }[];
+      expect(listed.map((workflow) => `${workflow.tenantId}/${workflow.name}`)).toEqual(['apply/good']);
 
       // With a catalog, what it does not list is warned of: a trigger that would never fire, events that would be parked.
       const catalogModule = fileURLToPath(new URL('../../../examples/crm/dist/catalog.js', import.meta.url));
@@ -413,6 +416,15 @@ describe('walflow dead-letters list', () => {
     expect((await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--limit', '3'], env)).stdout).not.toContain('showing');
     const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM walflow.dead_letters WHERE resolved_at IS NULL`.execute(db);
     expect((await runWalflow(['status'], env)).stdout).toMatch(new RegExp(`^dead letters: ${rows[0]!.n} open$`, 'm'));
+    // A discarded one is left out of the list, and shown with its resolution with --all.
+    const [discarded] = JSON.parse(json.stdout) as { id: string }[];
+    expect((await runWalflow(['dead-letters', 'discard', discarded!.id], env)).code).toBe(0);
+    const open = JSON.parse((await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--json'], env)).stdout) as { id: string }[];
+    expect(open.map((letter) => letter.id)).not.toContain(discarded!.id);
+    expect(open).toHaveLength(2);
+    const all = JSON.parse((await runWalflow(['dead-letters', 'list', '--tenant', 'letters', '--all', '--json'], env)).stdout) as { id: string; resolution: string | null }[];
+    expect(all).toHaveLength(3);
+    expect(all.find((letter) => letter.id === discarded!.id)?.resolution).toBe('discarded');
   });
 });
 
