@@ -485,6 +485,12 @@ describe('operator commands', () => {
     // The second resume changed nothing and is not audited.
     expect(audit.filter((entry) => entry.target === 'ops/notify').map((entry) => entry.action)).toEqual(['workflow.delete', 'workflow.resume', 'workflow.pause']);
     expect(audit.every((entry) => entry.actor.includes('@'))).toBe(true);
+    // Newest first, within --since, at most --limit.
+    await sql`INSERT INTO walflow.audit_log (at, actor, action, target) VALUES (now() - interval '2 days', 'ops@old', 'workflow.pause', 'ops/long-ago')`.execute(db);
+    const targets = async (...args: string[]) => (JSON.parse((await runWalflow(['audit', 'list', '--json', ...args], env)).stdout) as { target: string }[]).map((entry) => entry.target);
+    expect(await targets('--since', '-1d')).not.toContain('ops/long-ago');
+    expect(await targets('--since', '-3d')).toContain('ops/long-ago');
+    expect(await targets('--limit', '1')).toEqual(['ops/named']);
   });
 });
 
