@@ -28,7 +28,8 @@ export async function releaseExpiredLeases(db: Kysely<WalflowDatabase>, logger: 
         locked_until: null,
       })
       // Past rows locked now: a worker's transaction executing the run (a leased batch that outlasted its leases
-      // renews them before it lets go), whose worker is at work. Waited for, its rows would go to the sweep first.
+      // finishes its runs or, failing before its commit, renews them before it lets go), whose worker is at work.
+      // Waited for, its rows would go to the sweep first.
       .where('id', 'in', (eb) =>
         eb.selectFrom('walflow.workflow_runs').select('id').where('status', '=', 'running').where('locked_until', '<', sql<Date>`now()`).forUpdate().skipLocked(),
       )

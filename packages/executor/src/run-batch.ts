@@ -66,7 +66,8 @@ export async function executeRunBatch(
           const executed = await executeTogether(trx, runs.filter((run) => held.has(run.id) && !heldBack.has(run.id)), workflows, options, timings);
           for (const run of runs) if (!held.has(run.id)) executed.set(run.id, 'lease_lost');
           for (const id of heldBack) executed.set(id, 'held');
-          // Deferred constraints of the tables written are checked here, where their failure still rolls back to the savepoint.
+          // Deferred constraints of the tables written are checked here, where a failure still rolls back to the
+          // savepoint.
           await sql`SET CONSTRAINTS ALL IMMEDIATE`.execute(trx);
           return executed;
         } catch (error) {

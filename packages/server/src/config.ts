@@ -112,7 +112,10 @@ export interface WalflowConfig {
   /** Whether WALFLOW_HTTP_PORT was set: a worker serves HTTP only then. */
   httpPortChosen: boolean;
   httpHost: string;
-  /** Host names /health and /metrics answer besides loopback ones when the server is bound to loopback. */
+  /**
+   * Host names /health and /metrics answer besides loopback ones; any given turns the Host check on, whatever the
+   * bound address.
+   */
   httpAllowedHosts: readonly string[];
   /** The operator console under /console: on only with WALFLOW_CONSOLE_TOKEN. */
   console: ConsoleSettings | undefined;

@@ -27,7 +27,10 @@ export interface HttpServerOptions {
   routes: Record<string, RouteHandler>;
   /** Path prefixes (such as `/console`) handed to an application of their own. */
   mounts?: Record<string, MountedHandler>;
-  /** Host names (no port) that `routes` answer besides loopback ones, when bound to loopback: a local proxy's. */
+  /**
+   * Host names (no port) that `routes` answer besides loopback ones (a local proxy's, a compose service's); any
+   * given turns the Host check on, whatever the bound address.
+   */
   allowedHosts?: readonly string[];
   /** Where a request that failed inside walflow is told; its caller gets only "internal error". */
   logger?: Pick<Logger, 'error'>;
