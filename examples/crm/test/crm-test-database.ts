@@ -2,11 +2,12 @@ import type { WalflowDatabase } from '@walflow/core';
 import { createDatabase, migrate } from '@walflow/server';
 import { useTestDatabase, type TestDatabase } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { silentLogger } from '../../../packages/server/test/fixtures.js';
 import { createCrmDatabase } from '../src/crm-database.js';
 import { migrateCrm } from '../src/migrate-crm.js';
 import type { CrmDatabase } from '../src/schema.js';
+import { TENANT } from '../src/tenant.js';
 
 export interface CrmTestDatabase {
   database: TestDatabase;
@@ -47,13 +48,15 @@ export interface OutboxRow {
 
 /**
  * The outbox rows `work` left behind: what it emitted and committed (walflow is not running, so they stay). Ordered
- * by transaction, then type: UUIDv7 ids order rows of one millisecond at random.
+ * by transaction, then type: UUIDv7 ids order rows of one millisecond at random. Every one is the agency's: an event
+ * of another tenant would reach none of its workflows.
  */
 export async function emittedBy(walflow: Kysely<WalflowDatabase>, work: () => Promise<unknown>): Promise<OutboxRow[]> {
   const before = await walflow.selectFrom('walflow.outbox').select('id').execute();
   await work();
-  const { rows } = await sql<OutboxRow>`
-    SELECT event_type, aggregate_id, payload, metadata FROM walflow.outbox
+  const { rows } = await sql<OutboxRow & { tenant_id: string }>`
+    SELECT event_type, aggregate_id, payload, metadata, tenant_id FROM walflow.outbox
      WHERE NOT (id = ANY(${before.map((row) => row.id)}::uuid[])) ORDER BY created_at, event_type`.execute(walflow);
-  return rows;
+  expect(rows.filter((row) => row.tenant_id !== TENANT)).toEqual([]);
+  return rows.map(({ tenant_id: _tenant, ...row }) => row);
 }

@@ -84,6 +84,32 @@ describe('recruits', () => {
     const refused = await emittedBy(walflow(), () => expect(updatePhase(crm(), bob.id, 'training')).rejects.toThrow('has dropped; the phase cannot change'));
     expect(refused).toEqual([]);
   });
+
+  it('takes graduated as final too: a graduate does not go back to training', async () => {
+    const lin = await createRecruit(crm(), { name: 'Lin Chao', email: 'lin@crm.test' });
+    await updatePhase(crm(), lin.id, 'graduated');
+    const refused = await emittedBy(walflow(), () => expect(updatePhase(crm(), lin.id, 'training')).rejects.toThrow('has graduated; the phase cannot change'));
+    expect(refused).toEqual([]);
+  });
+});
+
+describe('a service that opens its own transaction', () => {
+  /** The transactions that wrote the rows (xmin), as of now. */
+  const writers = async (table: string, column: string, value: string): Promise<string[]> =>
+    (await sql<{ xmin: string }>`SELECT xmin::text AS xmin FROM ${sql.table(table)} WHERE ${sql.ref(column)} = ${value}`.execute(crm())).rows.map((row) => row.xmin);
+  const outboxWriters = async (aggregateId: string): Promise<string[]> =>
+    (await sql<{ xmin: string }>`SELECT DISTINCT xmin::text AS xmin FROM walflow.outbox WHERE aggregate_id = ${aggregateId}`.execute(walflow())).rows.map((row) => row.xmin);
+
+  it('writes its domain rows and its events in that one transaction', async () => {
+    const mae = await createRecruit(crm(), { name: 'Mae Jemison', email: 'mae@crm.test' });
+    expect(await outboxWriters(mae.id)).toEqual(await writers('crm.recruits', 'id', mae.id));
+    await sql`DELETE FROM walflow.outbox WHERE aggregate_id = ${mae.id}`.execute(walflow());
+    // Graduating writes the recruit, a new agent and two events.
+    await updatePhase(crm(), mae.id, 'graduated');
+    const recruit = await writers('crm.recruits', 'id', mae.id);
+    expect(await writers('crm.users', 'email', 'mae@crm.test')).toEqual(recruit);
+    expect(await outboxWriters(mae.id)).toEqual(recruit);
+  });
 });
 
 describe('policies and commissions', () => {
@@ -111,6 +137,14 @@ describe('policies and commissions', () => {
     ]);
     const refused = await emittedBy(walflow(), () => expect(approvePolicy(crm(), policy.id)).rejects.toThrow('is cancelled; it cannot become approved'));
     expect(refused).toEqual([]);
+  });
+
+  it('changes the status of the policy named, and no other', async () => {
+    const [a, b, c] = [await createPolicy(crm(), { clientId: client.id, agentId: agent.id, product: 'A', premiumCents: 1 }), await createPolicy(crm(), { clientId: client.id, agentId: agent.id, product: 'B', premiumCents: 1 }), await createPolicy(crm(), { clientId: client.id, agentId: agent.id, product: 'C', premiumCents: 1 })];
+    await approvePolicy(crm(), a.id);
+    await cancelPolicy(crm(), b.id, 'changed their mind');
+    const statuses = await crm().selectFrom('crm.policies').select(['id', 'status']).where('id', 'in', [a.id, b.id, c.id]).execute();
+    expect(new Map(statuses.map((row) => [row.id, row.status]))).toEqual(new Map([[a.id, 'approved'], [b.id, 'cancelled'], [c.id, 'pending']]));
   });
 
   it('recordCommission, chargeback and markPaid (with the agent)', async () => {
