@@ -61,6 +61,15 @@ describe('the example workflows, end to end with walflow running', () => {
     const agent = await createUser(crm(), { name: 'Alan Turing', email: 'alan@agency.test', role: 'agent' });
     const client = await createClient(crm(), { name: 'Katherine Johnson', email: 'katherine@agency.test' });
     const policy = await createPolicy(crm(), { clientId: client.id, agentId: agent.id, product: 'Term life', premiumCents: 125_000 });
+    // Recorded, and decided: the creation fires nothing.
+    await waitFor('the creation to be recorded', async () =>
+      (await walflow().selectFrom('walflow.events').select('id').where('event_type', '=', 'policy.created').where('aggregate_id', '=', policy.id).execute()).length === 1,
+    );
+    const { rows: queued } = await sql<{ count: number }>`
+      SELECT count(*)::int AS count FROM walflow.workflow_runs r JOIN walflow.workflows w ON w.id = r.workflow_id
+       WHERE w.tenant_id = ${TENANT} AND w.name = 'notify-policy-approved'`.execute(walflow());
+    // A run is queued in the transaction that records its event.
+    expect(queued[0]?.count).toBe(0);
     await approvePolicy(crm(), policy.id);
 
     await waitFor('the run', async () => (await succeededRuns('notify-policy-approved')) === 1);
