@@ -124,6 +124,22 @@ describe('the example workflows, end to end with walflow running', () => {
     expect(sink.received.filter((mail) => mail.to.includes('bob@agency.test'))).toEqual([]);
   });
 
+  it("privileged-sign-in-alert: an admin's sign-in too, and one user's cooldown and limit are not another's", async () => {
+    // After the test before: Hedy (a manager) signed in last from 203.0.113.13 and used her two alerts this hour.
+    const admin = await createUser(crm(), { name: 'Radia Perlman', email: 'radia@agency.test', role: 'admin' });
+    const second = await createUser(crm(), { name: 'Frances Allen', email: 'frances@agency.test', role: 'manager' });
+    await recordLogin(crm(), admin.id, { ip: '203.0.113.14' });
+    await recordLogin(crm(), second.id, { ip: '203.0.113.13' });
+    const outcomes = await waitFor('their decisions', async () => {
+      const { rows } = await sql<{ user_id: string; outcome: string }>`
+        SELECT e.payload->>'userId' AS user_id, d.outcome
+          FROM walflow.decisions d JOIN walflow.events e ON e.id = d.event_id AND e.committed_at = d.event_committed_at
+         WHERE e.event_type = 'user.login' AND e.payload->>'userId' = ANY(${[admin.id, second.id]}::text[])`.execute(walflow());
+      return rows.length === 2 && new Map(rows.map((row) => [row.user_id, row.outcome]));
+    });
+    expect(outcomes).toEqual(new Map([[admin.id, 'fired'], [second.id, 'fired']]));
+  });
+
   it('every event of the tenant passed the catalog, including those walflow emitted itself', async () => {
     await waitFor('the outbox to drain', async () => (await walflow().selectFrom('walflow.outbox').select('id').execute()).length === 0);
     expect(await walflow().selectFrom('walflow.dead_letters').select(['event_type', 'reason']).execute()).toEqual([]);
