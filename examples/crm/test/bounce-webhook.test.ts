@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOUNCE_PATH, startBounceWebhook, type BounceWebhook } from '../src/bounce-webhook.js';
 import { createUser } from '../src/users.js';
@@ -92,5 +93,26 @@ describe('the bounce webhook', () => {
     expect(rows).toMatchObject([
       { event_type: 'email.bounced', payload: { email: 'gone@crm.test', userId: null, messageId: null, bounceType: 'soft', description: '' } },
     ]);
+  });
+});
+
+describe('a bounce the database cannot record', () => {
+  it('is answered 500, which providers retry, and changes nothing: the user is not marked without its event', async () => {
+    const linus = await createUser(crm(), { name: 'Linus Pauling', email: 'linus@crm.test', role: 'agent' });
+    await sql`CREATE FUNCTION public.refuse_bounce() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the outbox is full'; END $$`.execute(walflow());
+    await sql`CREATE TRIGGER refuse_bounce BEFORE INSERT ON walflow.outbox FOR EACH ROW WHEN (NEW.event_type = 'email.bounced') EXECUTE FUNCTION public.refuse_bounce()`.execute(walflow());
+    const marked = async () => (await crm().selectFrom('crm.users').select('email_bounced_at').where('id', '=', linus.id).executeTakeFirstOrThrow()).email_bounced_at;
+    try {
+      const rows = await emittedBy(walflow(), async () => {
+        expect(await post(JSON.stringify({ ...bounce, email: 'linus@crm.test' }))).toMatchObject({ status: 500, body: { error: expect.stringContaining('the outbox is full') } });
+      });
+      expect(rows).toEqual([]);
+      expect(await marked()).toBeNull();
+    } finally {
+      await sql`DROP TRIGGER refuse_bounce ON walflow.outbox`.execute(walflow());
+    }
+    // Sent again, as the provider does, once the database takes it.
+    expect((await post(JSON.stringify({ ...bounce, email: 'linus@crm.test' }))).status).toBe(202);
+    expect(await marked()).not.toBeNull();
   });
 });
