@@ -343,6 +343,7 @@ describe('walflow dead-runs', () => {
     const listed = JSON.parse((await runWalflow(['dead-runs', 'list', '--json'], env)).stdout) as { id: string; workflow: string; lastError: string }[];
     expect(listed.filter((run) => run.workflow === 'doomed').map((run) => run.id).sort()).toEqual([first!.id, second!.id].sort());
     expect((await runWalflow(['dead-runs', 'list'], env)).stdout).toContain(`${first!.id}  `);
+    expect(JSON.parse((await runWalflow(['dead-runs', 'list', '--limit', '1', '--json'], env)).stdout)).toHaveLength(1);
 
     expect(await runWalflow(['dead-runs', 'discard', second!.id, 'not-an-id'], env)).toMatchObject({ code: 2, output: expect.stringContaining('not a run id (a uuid): not-an-id') });
     // An id given twice, in either case, is retried once.
