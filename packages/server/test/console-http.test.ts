@@ -223,6 +223,14 @@ describe('console actions', () => {
       expect(refused.text).toContain('t1/switched-off is disabled by its document');
     }
     expect((await db.selectFrom('walflow.workflows').select('status').where('tenant_id', '=', 't1').where('name', '=', 'switched-off').executeTakeFirstOrThrow()).status).toBe('disabled');
+    // From a signed-in browser's form, the refusal goes back to the form's page, saying why.
+    const cookie = await client.login('grace', CONSOLE_TOKEN);
+    const csrf = csrfTokenIn((await client.request('/console/workflows', { headers: { cookie } })).text);
+    const refused = await client.request('/console/workflows/pause', { form: { tenant: 't1', name: 'switched-off', _csrf: csrf }, headers: { cookie, origin: client.origin, 'sec-fetch-site': 'same-origin' } });
+    expect(refused.status).toBe(303);
+    expect(refused.headers.get('location')).toBe('/console/workflows');
+    const page = await client.request('/console/workflows', { headers: { cookie: `${cookie}; ${(refused.headers.get('set-cookie') ?? '').split(';')[0]}` } });
+    expect(page.text).toMatch(/class="notice error"[^>]*>[^<]*t1\/switched-off is disabled by its document/);
   });
 
   it('discards a dead run, audited, and says so when it is gone already', async () => {
