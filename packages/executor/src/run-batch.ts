@@ -44,9 +44,10 @@ export async function executeRunBatch(
 ): Promise<Map<string, RunResult>> {
   const timings: ActionTiming[] = [];
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-  let results: Map<string, RunResult> | { failed: unknown };
-  // The batch's own failure: a session that died then fails the rollbacks too, whose errors would hide it.
-  let batchFailure: unknown;
+  // Null when the batch failed. Its own failure is kept: a session that died fails the rollbacks too, whose errors
+  // would hide it.
+  let results: Map<string, RunResult> | null;
+  let failure: unknown;
   try {
     results = await options.db
       .transaction()
@@ -71,17 +72,18 @@ export async function executeRunBatch(
           await sql`SET CONSTRAINTS ALL IMMEDIATE`.execute(trx);
           return executed;
         } catch (error) {
-          batchFailure = error;
+          failure = error;
           await sql`ROLLBACK TO SAVEPOINT run_batch`.execute(trx);
           await extendLeases(trx, [...held], workerId, leaseMs);
-          return { failed: error };
+          return null;
         }
       });
   } catch (error) {
-    results = { failed: batchFailure ?? error };
+    failure ??= error;
+    results = null;
   }
-  if (!(results instanceof Map)) {
-    options.logger.debug({ err: results.failed, runs: runs.length }, 'batch of runs rolled back; executing them one by one');
+  if (results === null) {
+    options.logger.debug({ err: failure, runs: runs.length }, 'batch of runs rolled back; executing them one by one');
     return executeInTurn(runs, workerId, options);
   }
   observe(results, timings, options);
