@@ -1,7 +1,7 @@
 import type { WalflowDatabase } from '@walflow/core';
 import { emit } from '@walflow/outbox';
 import { discardDeadLetter } from '@walflow/executor';
-import { computeHealth, createDatabase, migrate, startWalflow, WalRate, type HealthReport, type HealthThresholds, type RunningWalflow } from '@walflow/server';
+import { computeHealth, createDatabase, migrate, startWalflow, type HealthReport, type HealthThresholds, type RunningWalflow } from '@walflow/server';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -175,34 +175,6 @@ describe('a database that stops answering the health queries', () => {
     await waitFor('the report to recover', async () => (await get('/health')).status === 200, { timeoutMs: 20_000 });
   });
 });
-
-describe('seconds to invalidation', () => {
-  it('estimates from the recent WAL rate when max_slot_wal_keep_size bounds the slot', async () => {
-    const unbounded = await computeHealth(db, { slotName: database.slotName, thresholds: defaults, walRate: new WalRate() });
-    expect(unbounded.lag.safeWalSizeBytes).toBeNull();
-    await sql`ALTER SYSTEM SET max_slot_wal_keep_size = '4GB'`.execute(db);
-    await sql`SELECT pg_reload_conf()`.execute(db);
-    try {
-      const walRate = new WalRate();
-      const reports = [];
-      for (let sample = 0; sample < 3; sample++) {
-        await sql`CREATE TABLE IF NOT EXISTS public.wal_filler (n int)`.execute(db);
-        await sql`INSERT INTO public.wal_filler SELECT generate_series(1, 20000)`.execute(db);
-        reports.push(await waitFor('a bounded slot', async () => {
-          const report = await computeHealth(db, { slotName: database.slotName, thresholds: defaults, walRate });
-          return report.lag.safeWalSizeBytes === null ? undefined : report;
-        }));
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      expect(reports[0]?.lag.secondsToInvalidation).toBeNull(); // one sample has no rate yet
-      expect(reports[2]?.lag.secondsToInvalidation).toBeGreaterThan(0);
-    } finally {
-      await sql`ALTER SYSTEM RESET max_slot_wal_keep_size`.execute(db);
-      await sql`SELECT pg_reload_conf()`.execute(db);
-    }
-  });
-});
-
 
 describe('dead letters', () => {
   it('degrade the report while one is open: its event reaches no workflow, and no lag shows it', async () => {

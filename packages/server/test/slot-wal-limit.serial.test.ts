@@ -1,9 +1,9 @@
 import type { WalflowDatabase } from '@walflow/core';
-import { createDatabase, type RunningWalflow } from '@walflow/server';
+import { computeHealth, createDatabase, migrate, WalRate, type RunningWalflow } from '@walflow/server';
 import { createTestDatabase, startPostgres, waitFor, type CreatedTestDatabase, type StartedPostgres } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger, startTestWalflow } from './fixtures.js';
+import { silentLogger, startTestWalflow, testConfig } from './fixtures.js';
 
 const SLOT = 'walflow_lost';
 let cluster: StartedPostgres;
@@ -12,7 +12,7 @@ let db: Kysely<WalflowDatabase>;
 let walflow: RunningWalflow | undefined;
 
 beforeAll(async () => {
-  // Its own cluster: the test limits how much WAL a slot may hold, for the whole server.
+  // Its own cluster: the tests limit how much WAL a slot may hold, for the whole server.
   cluster = await startPostgres({ dedicated: true });
   database = await createTestDatabase(cluster.url);
   db = createDatabase(database.url, silentLogger);
@@ -22,6 +22,36 @@ afterAll(async () => {
   await db?.destroy();
   await database?.drop();
   await cluster?.stop();
+});
+
+describe('seconds to invalidation', () => {
+  it('estimates from the recent WAL rate when max_slot_wal_keep_size bounds the slot', async () => {
+    const slotName = SLOT;
+    await migrate({ db, slotName, logger: silentLogger });
+    const thresholds = testConfig(database.url, slotName).healthThresholds;
+    const unbounded = await computeHealth(db, { slotName, thresholds, walRate: new WalRate() });
+    expect(unbounded.lag.safeWalSizeBytes).toBeNull();
+    await sql`ALTER SYSTEM SET max_slot_wal_keep_size = '4GB'`.execute(db);
+    await sql`SELECT pg_reload_conf()`.execute(db);
+    try {
+      const walRate = new WalRate();
+      const reports = [];
+      for (let sample = 0; sample < 3; sample++) {
+        await sql`CREATE TABLE IF NOT EXISTS public.wal_filler (n int)`.execute(db);
+        await sql`INSERT INTO public.wal_filler SELECT generate_series(1, 20000)`.execute(db);
+        reports.push(await waitFor('a bounded slot', async () => {
+          const report = await computeHealth(db, { slotName, thresholds, walRate });
+          return report.lag.safeWalSizeBytes === null ? undefined : report;
+        }));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(reports[0]?.lag.secondsToInvalidation).toBeNull(); // one sample has no rate yet
+      expect(reports[2]?.lag.secondsToInvalidation).toBeGreaterThan(0);
+    } finally {
+      await sql`ALTER SYSTEM RESET max_slot_wal_keep_size`.execute(db);
+      await sql`SELECT pg_reload_conf()`.execute(db);
+    }
+  });
 });
 
 describe('a slot invalidated by max_slot_wal_keep_size', () => {
