@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import { bounceNotificationSchema, recordBounce } from './email-bounces.js';
 import type { CrmDatabase } from './schema.js';
 
@@ -25,17 +26,19 @@ class HttpError extends Error {
 
 /**
  * The inbound endpoint an email provider posts bounces to: `POST /webhooks/email/bounces` with one JSON bounce
- * notification (see email-bounces.ts). 202 with the event id; 400 naming every invalid field; 404, 405, 413.
+ * notification (see email-bounces.ts). 202 with the event id; 400 naming every invalid field; 404, 405, 413; 500
+ * when the database cannot record it, with the reason in the log only: the caller is not authenticated.
  * It has no authentication: bind it to a private address, or verify the provider's signature in front of it.
  */
-export async function startBounceWebhook(options: { db: Kysely<CrmDatabase>; host?: string; port?: number }): Promise<BounceWebhook> {
+export async function startBounceWebhook(options: { db: Kysely<CrmDatabase>; logger: Logger; host?: string; port?: number }): Promise<BounceWebhook> {
   const server = createServer((request, response) => {
     handle(request, options.db).then(
       (eventId) => reply(response, 202, { eventId }),
-      (error: unknown) =>
-        error instanceof HttpError
-          ? reply(response, error.status, { error: error.message })
-          : reply(response, 500, { error: `the bounce could not be recorded: ${error instanceof Error ? error.message : String(error)}` }),
+      (error: unknown) => {
+        if (error instanceof HttpError) return reply(response, error.status, { error: error.message });
+        options.logger.error({ err: error }, 'a bounce notification could not be recorded');
+        reply(response, 500, { error: 'the bounce could not be recorded; send it again later' });
+      },
     );
   });
   const host = options.host ?? '127.0.0.1';

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOUNCE_PATH, startBounceWebhook, type BounceWebhook } from '../src/bounce-webhook.js';
 import { createUser } from '../src/users.js';
@@ -6,8 +7,10 @@ import { emittedBy, useCrmDatabase } from './crm-test-database.js';
 
 const { crm, walflow } = useCrmDatabase();
 let webhook: BounceWebhook;
+/** What the webhook logged, a JSON line each. */
+const logged: string[] = [];
 beforeAll(async () => {
-  webhook = await startBounceWebhook({ db: crm() });
+  webhook = await startBounceWebhook({ db: crm(), logger: pino({}, { write: (line: string) => logged.push(line) }) });
 });
 afterAll(async () => {
   await webhook?.close();
@@ -97,15 +100,17 @@ describe('the bounce webhook', () => {
 });
 
 describe('a bounce the database cannot record', () => {
-  it('is answered 500, which providers retry, and changes nothing: the user is not marked without its event', async () => {
+  it('is answered 500, which providers retry, and changes nothing: the user is not marked without its event; the reason is logged, not told to the caller', async () => {
     const linus = await createUser(crm(), { name: 'Linus Pauling', email: 'linus@crm.test', role: 'agent' });
     await sql`CREATE FUNCTION public.refuse_bounce() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the outbox is full'; END $$`.execute(walflow());
     await sql`CREATE TRIGGER refuse_bounce BEFORE INSERT ON walflow.outbox FOR EACH ROW WHEN (NEW.event_type = 'email.bounced') EXECUTE FUNCTION public.refuse_bounce()`.execute(walflow());
     const marked = async () => (await crm().selectFrom('crm.users').select('email_bounced_at').where('id', '=', linus.id).executeTakeFirstOrThrow()).email_bounced_at;
     try {
       const rows = await emittedBy(walflow(), async () => {
-        expect(await post(JSON.stringify({ ...bounce, email: 'linus@crm.test' }))).toMatchObject({ status: 500, body: { error: expect.stringContaining('the outbox is full') } });
+        const refused = await post(JSON.stringify({ ...bounce, email: 'linus@crm.test' }));
+        expect(refused).toMatchObject({ status: 500, body: { error: 'the bounce could not be recorded; send it again later' } });
       });
+      expect(logged.some((line) => line.includes('the outbox is full'))).toBe(true);
       expect(rows).toEqual([]);
       expect(await marked()).toBeNull();
     } finally {

@@ -87,7 +87,7 @@ export async function runDemo(environment: NodeJS.ProcessEnv, cleanup: CleanupSt
   say(`4. walflow start, in this process, with the SMTP sink at ${sink.url}`);
   const walflow = await startWalflow(config, logger);
   cleanup.defer('walflow', () => walflow.stop());
-  const webhook = await startBounceWebhook({ db: crm });
+  const webhook = await startBounceWebhook({ db: crm, logger });
   cleanup.defer('the bounce webhook', () => webhook.close());
   say(`   bounce webhook at POST ${webhook.url}`);
 
