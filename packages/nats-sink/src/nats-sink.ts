@@ -33,6 +33,12 @@ export interface NatsSinkOptions {
   pollMs?: number;
   /** Delays after failed rounds; reconnecting to NATS is cheap, so they stay short. @default { initialMs: 500, maxMs: 5000 } */
   retry?: BackoffOptions;
+  /**
+   * How long a round's transaction may wait between statements, on NATS, before the server ends its session and a
+   * standby may publish: above the longest wait a working round has (a connect, 20 s; the stream's checks and a
+   * publish, 5 s each). @default 60_000
+   */
+  roundIdleLimitMs?: number;
 }
 
 
@@ -134,7 +140,7 @@ export class NatsSink {
     // At every round, so that a row deleted meanwhile does not leave every process in standby for ever.
     await ensurePublisherRow(this.options.db, this.name);
     return this.options.db.transaction().execute(async (trx): Promise<Round> => {
-      if (!(await tryLockSink(trx, this.name))) return { kind: 'standby' };
+      if (!(await tryLockSink(trx, this.name, this.options.roundIdleLimitMs ?? 60_000))) return { kind: 'standby' };
       const cursor = await savedCursor(trx, this.name);
       if (cursor === undefined) {
         // Before NATS is reached: from here on every recorded event has its place in recording order, so a first

@@ -30,10 +30,14 @@ export async function ensurePublisherRow(db: Kysely<WalflowDatabase>, sink: stri
 
 /**
  * One publisher per sink and database: the lock of the sink's row in walflow.sink_publishers, which roles without
- * rights on that table cannot take, for the caller's transaction, cursor save included.
+ * rights on that table cannot take, for the caller's transaction, cursor save included. Taken, it limits how long
+ * the transaction may wait between statements (idle_in_transaction_session_timeout) to `idleLimitMs`: a process
+ * that froze holding it (stopped, paused, cut off) leaves the server to end its session, and the lock to a standby.
  */
-export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string): Promise<boolean> {
-  const { rows } = await sql`SELECT sink FROM walflow.sink_publishers WHERE sink = ${sink} FOR UPDATE SKIP LOCKED`.execute(trx);
+export async function tryLockSink(trx: Kysely<WalflowDatabase>, sink: string, idleLimitMs: number): Promise<boolean> {
+  const { rows } = await sql`
+    SELECT set_config('idle_in_transaction_session_timeout', ${String(idleLimitMs)}, true)
+      FROM walflow.sink_publishers WHERE sink = ${sink} FOR UPDATE SKIP LOCKED`.execute(trx);
   return rows.length === 1;
 }
 

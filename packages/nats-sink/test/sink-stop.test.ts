@@ -17,7 +17,7 @@ it('stops during a round without first waiting out the poll that follows it', as
   const isLocked = new Promise<void>((resolve) => (locked = resolve));
   await ensurePublisherRow(db, sinkName(settings));
   const otherPublisher = db.transaction().execute(async (trx) => {
-    expect(await tryLockSink(trx, sinkName(settings))).toBe(true);
+    expect(await tryLockSink(trx, sinkName(settings), 60_000)).toBe(true);
     locked();
     await new Promise<void>((resolve) => (release = resolve));
   });
