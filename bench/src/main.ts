@@ -11,7 +11,7 @@ import { workersFigure } from './figures/workers.js';
 import { writeOverheadFigure } from './figures/write-overhead.js';
 import { startBenchPostgres } from './harness/durable-postgres.js';
 import { parseOptions, type FigureId } from './options.js';
-import { writeReport } from './report/json.js';
+import { writeReport, type BenchReport } from './report/json.js';
 import { renderProfiles } from './report/profile.js';
 import type { FigureResult } from './report/result.js';
 import { renderTable } from './report/table.js';
@@ -36,7 +36,7 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   const postgres = await startBenchPostgres(log, options.profile);
   const figures: FigureResult[] = [];
-  let failures = 0;
+  const failed: BenchReport['failed'] = [];
   try {
     const settings = Object.entries(postgres.settings).map(([name, value]) => `${name}=${value}`).join(', ');
     log(`PostgreSQL ${postgres.version}, durable: ${settings}`);
@@ -48,7 +48,9 @@ async function main(): Promise<number> {
         scale: options.scale,
         machine: { cpus: cpus().length, node: process.version, postgres: postgres.version },
         serverSettings: postgres.settings,
+        profiled: options.profile,
         figures,
+        failed,
       });
     for (const id of options.figures) {
       log(`figure ${id}${options.scale === 1 ? '' : ` (scale ${options.scale})`}`);
@@ -57,20 +59,22 @@ async function main(): Promise<number> {
         // Saved after every figure: a long run that dies late keeps what it measured.
         await save();
       } catch (error) {
-        failures++;
+        failed.push({ figure: id, error: error instanceof Error ? error.message : String(error) });
         log(`figure ${id} failed: ${(error as Error).stack ?? String(error)}`);
       }
     }
     await save();
     const seconds = (Date.now() - startedAt.getTime()) / 1000;
-    process.stdout.write(`\nwalflow bench: PostgreSQL ${postgres.version} (${settings}), ${cpus().length} CPUs, Node ${process.version}, scale ${options.scale}, ${Math.round(seconds)} s\n`);
+    const profiled = options.profile ? ', walflow CPU-profiled (--profile: slower than a plain run)' : '';
+    process.stdout.write(`\nwalflow bench: PostgreSQL ${postgres.version} (${settings}), ${cpus().length} CPUs, Node ${process.version}, scale ${options.scale}${profiled}, ${Math.round(seconds)} s\n`);
     process.stdout.write(renderTable(figures));
+    for (const { figure, error } of failed) process.stdout.write(`figure ${figure} FAILED: ${error}\n`);
     if (options.profile) process.stdout.write(`${renderProfiles(figures)}\n`);
     process.stdout.write(`written to ${RESULTS_FILE}\n`);
   } finally {
     await postgres.stop();
   }
-  return failures === 0 ? 0 : 1;
+  return failed.length === 0 ? 0 : 1;
 }
 
 main().then(

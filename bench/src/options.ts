@@ -7,7 +7,7 @@ export interface BenchOptions {
   figures: FigureId[];
   /**
    * CPU-profile the walflow process and read pg_stat_statements during the drain, latency and workers figures, and
-   * during the latency figure's load, the CPU of each process on the machine.
+   * during the drains and the latency figure's load, the CPU of each process on the machine.
    */
   profile: boolean;
 }
@@ -16,7 +16,7 @@ const USAGE = `usage: pnpm bench [--quick] [--only <figure>[,<figure>…]] [--pr
   --quick          every figure about 10× smaller (or BENCH_SCALE=<factor>)
   --only <figure>  ${FIGURE_IDS.join(', ')}
   --profile        node --cpu-prof of walflow and pg_stat_statements during the drain, latency and workers
-                   figures; under the latency figure's load, the CPU of each process on the machine`;
+                   figures; during the drains and under the latency figure's load, the CPU of each process`;
 
 /** Reads the command line and BENCH_SCALE; an unknown argument fails with the usage. */
 export function parseOptions(argv: readonly string[], env: Record<string, string | undefined>): BenchOptions {

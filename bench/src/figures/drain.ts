@@ -1,7 +1,7 @@
 import type { WorkflowDefinitionInput } from '@walflow/executor';
 import { writeBacklog, type BacklogShape } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
-import { probeHealth } from '../harness/health-probe.js';
+import { probeHealth, type HealthLatency } from '../harness/health-probe.js';
 import { sampleProcessCpu, type ProcessCpu } from '../harness/process-cpu.js';
 import { createRecvlogicalSlot, streamWithRecvlogical } from '../harness/pg-recvlogical.js';
 import { spawnWalflow } from '../harness/walflow-child.js';
@@ -42,6 +42,7 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
     context.log(`  backlog of ${label}`);
     const run = await drainOnce(context, label, shape, [NOTIFY_ON_ORDER]);
     const ratio = run.walflow.eventsPerSecond / run.recvlogicalEventsPerSecond;
+    const complete = run.capSeconds === undefined;
     measurements.push(
       {
         ...(batched ? { key: WALFLOW_DRAIN_KEY } : {}),
@@ -50,12 +51,13 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
         unit: 'events/s',
         baseline: { name: 'pg_recvlogical', value: run.recvlogicalEventsPerSecond, unit: 'events/s' },
         ratio,
+        // A drain stopped by its time cap is not met, whatever the rate of what it did before.
         targets: [
-          target(`≥ ${DRAIN_TARGET_EVENTS_PER_SECOND.toLocaleString('en')} events/s`, run.walflow.eventsPerSecond >= DRAIN_TARGET_EVENTS_PER_SECOND),
-          target(`ratio ≥ ${DRAIN_TARGET_RATIO}`, ratio >= DRAIN_TARGET_RATIO),
+          target(`≥ ${DRAIN_TARGET_EVENTS_PER_SECOND.toLocaleString('en')} events/s`, complete && run.walflow.eventsPerSecond >= DRAIN_TARGET_EVENTS_PER_SECOND),
+          target(`ratio ≥ ${DRAIN_TARGET_RATIO}`, complete && ratio >= DRAIN_TARGET_RATIO),
         ],
       },
-      { name: `drain ${label}: first to last dispatch commit`, value: run.walflow.steadyEventsPerSecond, unit: 'events/s' },
+      { name: `drain ${label}: first to last dispatch commit (the first commit's events left out)`, value: run.walflow.steadyEventsPerSecond, unit: 'events/s' },
       { name: `drain ${label}: spawn to 'replication streaming' logged`, value: run.walflow.streamingSeconds * 1000, unit: 'ms' },
       { name: `drain ${label}: spawn to first dispatch commit`, value: run.walflow.startupSeconds * 1000, unit: 'ms' },
       ...healthMeasurements(`drain ${label}`, run.health),
@@ -84,8 +86,9 @@ export async function drainFigure(context: FigureContext): Promise<FigureResult>
     notes: [
       'clock: from spawning `walflow start` to the commit of the batch that queued the last run (commit timestamps); workers off (WALFLOW_WORKER_CONCURRENCY=0), everything else default',
       'no workflow matching, for reference (no target): the same events recorded and no run queued, the work of the peers in figure 5; its clock ends at the commit of the batch that recorded the last event',
-      'pg_recvlogical: same wal2json options, --endpos at the end of the backlog, -f /dev/null, timed from spawn to exit; it runs first, on a slot created before the backlog',
+      'pg_recvlogical: same wal2json options, --endpos at the end of the backlog, -f /dev/null, timed from spawn to the moment it says (-v) it reached the end position, as walflow is timed to its last commit and not to its exit; it runs first, on a slot created before the backlog',
       'backlogs are written inside the server with asynchronous commit (set-up only: the WAL is the same), then flushed before anything reads them',
+      'GET /health and /healthz go to walflow, one every 20 ms, through each of its drains (not to pg_recvlogical): a small load that only walflow carries',
     ],
     details,
     seconds: (performance.now() - started) / 1000,
@@ -105,8 +108,8 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
     await createRecvlogicalSlot(database.url, recvSlot);
     const backlog = await writeBacklog(database.url, WALFLOW_BACKLOG_INSERT, shape);
     context.log(`    written in ${backlog.seconds.toFixed(1)} s; pg_recvlogical…`);
-    const recvSeconds = await streamWithRecvlogical(database.url, recvSlot, backlog.endLsn);
-    context.log(`    pg_recvlogical: ${recvSeconds.toFixed(2)} s; walflow…`);
+    const recv = await streamWithRecvlogical(database.url, recvSlot, backlog.endLsn);
+    context.log(`    pg_recvlogical: ${recv.endReachedSeconds.toFixed(2)} s to the end position, ${recv.exitSeconds.toFixed(2)} s to its exit; walflow…`);
 
     const profiling = await profilePhase(context.profileDir, label, database.url);
     const walflow = spawnWalflow({ databaseUrl: database.url, slot: database.name, env: { WALFLOW_WORKER_CONCURRENCY: '0' }, cpuProfileDir: profiling?.dir });
@@ -114,17 +117,22 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
     try {
       const cap = deadlineAfter(context, 600, 120);
       const probe = probeHealth(await walflow.started);
-      const streamingAt = await walflow.streaming;
-      // With --profile, the CPU each process spends on the drain: what a faster drain has to take from.
-      const sampler = profiling === undefined ? undefined : await sampleProcessCpu(database.url, walflow.pid);
+      let streamingAt: number;
       let drained: boolean;
       let processes: ProcessCpu | undefined;
+      let health: HealthLatency;
       try {
-        drained = await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline);
+        streamingAt = await walflow.streaming;
+        // With --profile, the CPU each process spends on the drain: what a faster drain has to take from.
+        const sampler = profiling === undefined ? undefined : await sampleProcessCpu(database.url, walflow.pid);
+        try {
+          drained = await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline);
+        } finally {
+          processes = await sampler?.stop();
+        }
       } finally {
-        processes = await sampler?.stop();
+        health = await probe.stop();
       }
-      const health = await probe.stop();
       const window = queuesRuns ? await dispatchWindow(database.url) : await recordingWindow(database.url);
       const counts = await walflowCounts(database.url);
       if (drained && (counts.events !== backlog.events || counts.runs !== (queuesRuns ? backlog.events : 0))) {
@@ -142,12 +150,12 @@ async function drainOnce(context: FigureContext, label: string, shape: BacklogSh
         events: backlog.events,
         done,
         capSeconds: done < backlog.events ? cap.seconds : undefined,
-        recvlogicalEventsPerSecond: backlog.events / recvSeconds,
-        recvlogicalSeconds: recvSeconds,
+        recvlogicalEventsPerSecond: backlog.events / recv.endReachedSeconds,
+        recvlogical: recv,
         walflow: {
           seconds,
           eventsPerSecond: done / seconds,
-          steadyEventsPerSecond: done / ((window.lastMs - window.firstMs) / 1000),
+          steadyEventsPerSecond: (done - window.firstRows) / ((window.lastMs - window.firstMs) / 1000),
           startupSeconds: (window.firstMs - walflow.spawnedAt) / 1000,
           streamingSeconds: (streamingAt - walflow.spawnedAt) / 1000,
         },

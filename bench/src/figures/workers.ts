@@ -31,6 +31,8 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
     } finally {
       await queueing.stop();
     }
+    const { runs: queued } = await walflowCounts(database.url);
+    if (queued !== runs) throw new Error(`${queued} runs were queued for ${runs} events`);
     context.log(`  ${runs.toLocaleString('en')} runs queued; executing`);
     const profiling = await profilePhase(context.profileDir, 'workers', database.url);
     const before = await snapshotActivity(database.url, RUNS_TABLE);
@@ -38,12 +40,17 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
     let stopped = false;
     try {
       const cap = deadlineAfter(context, 300, 60);
-      await waitUntil(database.url, RUNS_DONE, cap.deadline);
+      const finished = await waitUntil(database.url, RUNS_DONE, cap.deadline);
       const { succeeded } = await walflowCounts(database.url);
       const window = await executionWindow(database.url);
       const runsPerSecond = succeeded / ((window.lastMs - window.firstMs) / 1000);
       const fromSpawn = succeeded / ((window.lastMs - walflow.spawnedAt) / 1000);
-      const stoppedEarly = succeeded < runs ? ` (stopped after ${cap.seconds} s: ${succeeded.toLocaleString('en')} done)` : '';
+      // Runs that failed end the wait as surely as runs that succeeded: either way the target is not met.
+      const shortfall = !finished
+        ? ` (stopped after ${cap.seconds} s: ${succeeded.toLocaleString('en')} succeeded)`
+        : succeeded < runs
+          ? ` (${(runs - succeeded).toLocaleString('en')} runs did not succeed)`
+          : '';
       const background = activityBetween(before, await snapshotActivity(database.url, RUNS_TABLE));
       context.log(`  ${runsPerSecond.toFixed(0)} runs/s; ${describeActivity(background, RUNS_TABLE)}`);
       const memory = await walflow.memory();
@@ -54,7 +61,12 @@ export async function workersFigure(context: FigureContext): Promise<FigureResul
         id: 'workers',
         title: '4 workers',
         measurements: [
-          { name: `${runs.toLocaleString('en')} queued runs, first claim to last success${stoppedEarly}`, value: runsPerSecond, unit: 'runs/s', targets: [target(`≥ ${TARGET_RUNS_PER_SECOND.toLocaleString('en')} runs/s`, runsPerSecond >= TARGET_RUNS_PER_SECOND)] },
+          {
+            name: `${runs.toLocaleString('en')} queued runs, first claim to last success${shortfall}`,
+            value: runsPerSecond,
+            unit: 'runs/s',
+            targets: [target(`≥ ${TARGET_RUNS_PER_SECOND.toLocaleString('en')} runs/s`, shortfall === '' && runsPerSecond >= TARGET_RUNS_PER_SECOND)],
+          },
           { name: 'the same from spawning walflow start', value: fromSpawn, unit: 'runs/s' },
         ],
         memory: [{ label: 'workers', ...memory }],

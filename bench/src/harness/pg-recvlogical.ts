@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,18 +27,39 @@ export async function createRecvlogicalSlot(url: string, slot: string): Promise<
   await withClient(url, (client) => client.query(`SELECT pg_create_logical_replication_slot($1, 'wal2json')`, [slot]));
 }
 
+/** Seconds from spawning pg_recvlogical to the moment it saw the end position, and to its exit. */
+export interface RecvlogicalTiming {
+  /** What figure 2 sets beside walflow's last commit: the stream read to its end, without the process's exit. */
+  endReachedSeconds: number;
+  exitSeconds: number;
+}
+
 /**
  * Streams `slot` from its start to `endLsn` with pg_recvlogical, output to /dev/null: the physical limit of
- * decoding this backlog with wal2json on this machine. Returns the seconds from spawn to exit.
+ * decoding this backlog with wal2json on this machine. `-v` makes it say when it reaches the end position.
  */
-export async function streamWithRecvlogical(url: string, slot: string, endLsn: string): Promise<number> {
+export async function streamWithRecvlogical(url: string, slot: string, endLsn: string): Promise<RecvlogicalTiming> {
   const program = join(await postgresBindir(), 'pg_recvlogical');
   const options = Object.entries(WAL2JSON_OPTIONS).flatMap(([name, value]) => ['-o', `${name}=${value}`]);
   const started = performance.now();
-  await execFileAsync(program, ['-d', url, '--slot', slot, '--start', '--no-loop', '--endpos', endLsn, '-f', '/dev/null', ...options], {
-    timeout: 30 * 60_000,
+  const child = spawn(program, ['-v', '-d', url, '--slot', slot, '--start', '--no-loop', '--endpos', endLsn, '-f', '/dev/null', ...options], {
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
-  return (performance.now() - started) / 1000;
+  let stderr = '';
+  let endReachedAt: number | undefined;
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (endReachedAt === undefined && stderr.includes('end position')) endReachedAt = performance.now();
+  });
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 30 * 60_000);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (exitCode) => resolve(exitCode));
+  }).finally(() => clearTimeout(timeout));
+  const exitedAt = performance.now();
+  if (code !== 0) throw new Error(`pg_recvlogical exited with ${code}: ${stderr.slice(-2000)}`);
+  if (endReachedAt === undefined) throw new Error(`pg_recvlogical never said it reached ${endLsn}: ${stderr.slice(-2000)}`);
+  return { endReachedSeconds: (endReachedAt - started) / 1000, exitSeconds: (exitedAt - started) / 1000 };
 }
 
 /** PG_BINDIR, else `pg_config --bindir`, else the newest /usr/lib/postgresql/<version>/bin. */

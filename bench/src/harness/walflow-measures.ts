@@ -52,6 +52,8 @@ export function finishedLatencies(url: string, eventType: string): Promise<numbe
 export interface CommitWindow {
   firstMs: number;
   lastMs: number;
+  /** Rows of the first commit: done before the window opens, so a rate over the window leaves them out. */
+  firstRows: number;
 }
 
 /** The first and last dispatch commits (events recorded, runs queued). */
@@ -71,17 +73,21 @@ export function executionWindow(url: string): Promise<CommitWindow> {
       `SELECT extract(epoch FROM min(started_at)) * 1000 AS first, extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) * 1000 AS last
          FROM walflow.workflow_runs WHERE status = 'succeeded'`,
     );
-    return { firstMs: Number(rows[0]!.first), lastMs: Number(rows[0]!.last) };
+    // The window opens at the first claim, before any run of it was done.
+    return { firstMs: Number(rows[0]!.first), lastMs: Number(rows[0]!.last), firstRows: 0 };
   });
 }
 
 /** The first and last commit times of the rows `selectAt` returns in a column named `at`. */
 export async function commitWindow(url: string, selectAt: string): Promise<CommitWindow> {
   return withClient(url, async (client) => {
-    const { rows } = await client.query<{ first: string; last: string }>(
-      `SELECT extract(epoch FROM min(at)) * 1000 AS first, extract(epoch FROM max(at)) * 1000 AS last FROM (${selectAt}) AS t`,
+    const { rows } = await client.query<{ first: string; last: string; first_rows: string }>(
+      `WITH t AS (${selectAt})
+       SELECT extract(epoch FROM min(at)) * 1000 AS first, extract(epoch FROM max(at)) * 1000 AS last,
+              count(*) FILTER (WHERE at = (SELECT min(at) FROM t)) AS first_rows
+         FROM t`,
     );
-    return { firstMs: Number(rows[0]!.first), lastMs: Number(rows[0]!.last) };
+    return { firstMs: Number(rows[0]!.first), lastMs: Number(rows[0]!.last), firstRows: Number(rows[0]!.first_rows) };
   });
 }
 

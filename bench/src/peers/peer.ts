@@ -13,6 +13,11 @@ export interface Peer {
   backlogInsert: string;
   /** One autocommitted insert of order `n` into the peer's outbox, for the steady load. */
   loadStatement(n: number): { text: string; values: unknown[] };
+  /**
+   * An SQL condition that holds once every outbox row is recorded: what the bench polls while the peer works, as
+   * it polls walflow's outbox being empty, rather than counting bench.recorded twice a second.
+   */
+  drained: string;
   /** Starts consuming; stop() waits until it has let go of its connections. */
   start(url: string, database: string): Promise<RunningPeer>;
 }

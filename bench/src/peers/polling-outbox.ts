@@ -43,6 +43,7 @@ export const pollingOutbox: Peer = {
       values: [event.type, event.aggregateType, event.aggregateId, JSON.stringify(event.payload)],
     };
   },
+  drained: 'NOT EXISTS (SELECT FROM bench.poll_outbox)',
   async start(url) {
     const clients = Array.from({ length: POLLERS }, () => new pg.Client({ connectionString: url, application_name: 'walflow-bench-polling-outbox' }));
     await Promise.all(clients.map((client) => client.connect()));

@@ -43,6 +43,8 @@ export const transactionalOutbox: Peer = {
       values: [event.aggregateType, event.aggregateId, event.type, JSON.stringify(event.payload)],
     };
   },
+  // The library marks a message processed in the transaction its handler records it in.
+  drained: `NOT EXISTS (SELECT FROM ${SCHEMA}.${TABLE} WHERE processed_at IS NULL)`,
   start(url, database) {
     const config: ReplicationListenerConfig = {
       outboxOrInbox: 'outbox',

@@ -8,7 +8,11 @@ export interface BenchReport {
   scale: number;
   machine: { cpus: number; node: string; postgres: string };
   serverSettings: Record<string, string>;
+  /** Whether walflow ran CPU-profiled (--profile): its figures are then slower than a plain run's. */
+  profiled: boolean;
   figures: FigureResult[];
+  /** Figures that failed, with their error: missing from `figures`, never silently. */
+  failed: Array<{ figure: string; error: string }>;
 }
 
 /** JSON.stringify writes Infinity and NaN as null; the table says ∞ or —. */

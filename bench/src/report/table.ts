@@ -8,13 +8,18 @@ export function formatNumber(value: number): string {
   return value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** Ratios to three decimals: 0.849 beside a target of 0.85 must not read 0.85. */
+function formatRatio(ratio: number): string {
+  return Number.isFinite(ratio) && Math.abs(ratio) < 10 ? ratio.toFixed(3) : formatNumber(ratio);
+}
+
 function cells(measurement: Measurement): string[] {
   const { baseline, targets } = measurement;
   return [
     measurement.name,
     `${measurement.display ?? formatNumber(measurement.value)} ${measurement.unit}`,
     baseline === undefined ? '' : `${baseline.name}: ${formatNumber(baseline.value)} ${baseline.unit}`,
-    measurement.ratio === undefined ? '' : formatNumber(measurement.ratio),
+    measurement.ratio === undefined ? '' : formatRatio(measurement.ratio),
     (targets ?? []).map((goal) => `${goal.met ? 'met' : 'NOT MET'}: ${goal.description}`).join('; '),
   ];
 }
