@@ -40,6 +40,32 @@ it('waits out its backoff while NATS is down however many events are recorded me
   }
 });
 
+it('doubles its backoff after each failed round in a row', async () => {
+  const db = await openMigrated(database);
+  let connections = 0;
+  const closing = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', () => resolve()));
+  const port = (closing.address() as AddressInfo).port;
+  const settings: NatsSinkSettings = { servers: [`nats://127.0.0.1:${port}`], subject: 'walflow.{tenant}.{type}', stream: 'GROWING', maxAgeSeconds: 60, duplicateWindowSeconds: 60 };
+  // Jittered from 0 to 50 ms, 100, 200, … after each failure: some seven rounds in three seconds. A backoff that did
+  // not grow would wait 25 ms on average, some hundred rounds.
+  const sink = new NatsSink({ db, settings, logger: silentLogger, pollMs: 50, retry: { initialMs: 50, maxMs: 60_000 } });
+  try {
+    sink.start();
+    await waitFor('the sink to fail', () => sink.status.state === 'failing');
+    const perRound = connections;
+    await sleep(3000);
+    expect(connections / perRound).toBeLessThan(25);
+  } finally {
+    await sink.stop();
+    await new Promise((resolve) => closing.close(resolve));
+    await db.destroy();
+  }
+});
+
 it('names the servers it cannot reach without their credentials: the reason is shown by /health, which needs no login', async () => {
   const db = await openMigrated(database);
   const closing = createServer((socket) => socket.destroy());
