@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runWalflow, startWalflowProcess, type WalflowChild } from './walflow-process.js';
+import { runWalflow, spawnWalflow, startWalflowProcess, type WalflowChild } from './walflow-process.js';
 
 let cluster: StartedPostgres;
 let database: CreatedTestDatabase;
@@ -80,6 +80,33 @@ describe('walflow start as a process', () => {
     expect(first).toMatchObject({ code: 0, output: expect.stringContaining('created replication slot walflow_crash; applied 0001_spine.sql') });
     const second = await runWalflow(['migrate'], env);
     expect(second).toMatchObject({ code: 0, output: expect.stringContaining('replication slot walflow_crash exists; schema up to date') });
+  });
+
+  it('waits for the lock a new slot needs as --lock-timeout says, and gives up once --retry-for has passed, naming the transaction', async () => {
+    // A new slot waits for every transaction of the server that has written; this one holds for the whole test.
+    const fresh = await createTestDatabase(cluster.url);
+    const writer = createDatabase(database.url, pino({ level: 'silent' }));
+    try {
+      await writer.connection().execute(async (session) => {
+        await sql`SET application_name = 'open-writer'`.execute(session);
+        await sql`BEGIN`.execute(session);
+        await sql`SELECT txid_current()`.execute(session);
+        try {
+          // Tried at once, failing after 100 ms, tried again after at most half a second, until a second has passed.
+          const migrating = spawnWalflow(['migrate', '--lock-timeout', '100', '--retry-for', '1'], { ...env, DATABASE_URL: fresh.url, WALFLOW_SLOT: 'walflow_waits' });
+          children.push(migrating);
+          const code = await Promise.race([migrating.exited, new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting'))]);
+          expect(code).toBe(1);
+          expect(migrating.output()).toContain('the replication slot waits for open transactions of the server to end; trying again');
+          expect(migrating.output()).toMatch(/replication slot walflow_waits could not be created: it waits for these transactions of the server to end: pid \d+ \(open-writer/);
+        } finally {
+          await sql`ROLLBACK`.execute(session);
+        }
+      });
+    } finally {
+      await writer.destroy();
+      await fresh.drop();
+    }
   });
 
   it('applies workflow files and names the offending field of a bad one', async () => {
