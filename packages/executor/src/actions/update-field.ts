@@ -3,12 +3,13 @@ import { sql } from 'kysely';
 import { findsItsPath, renderTemplate } from '../template.js';
 import type { UpdateFieldAction } from '../workflow-definition.js';
 import type { TransactionalAction } from './action.js';
+import { causalMetadata } from './causal-metadata.js';
 
 /**
  * Sets, or increments, one column of one row of an allow-listed application table (checked when the
  * workflow was applied). Identifiers were validated by the schema and are quoted; values are parameters.
  */
-export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (action, { event, trx }) => {
+export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (action, { event, workflow, runId, replayId, trx }) => {
   const [schema, table] = action.table.split('.') as [string, string];
   const target = sql.id(schema, table);
   const column = sql.id(action.column);
@@ -32,9 +33,13 @@ export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (
   // for a search path with its schemas: the UPDATE runs with the one walflow's session started with (what RESET
   // gives: its role's or the database's default), and walflow's own path is set again after it for the session,
   // not the transaction, so that a trigger's own plain SET does not outlast the commit. A failure rolls both back.
-  await sql`SELECT pg_catalog.set_config('search_path', (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), true)`.execute(trx);
+  // An event a trigger emits meanwhile continues this run's chain (walflow.cause, migration 0048), so the loop guard
+  // and the depth limit stop a workflow whose update sets itself off again; a deferred trigger's, at commit, does not.
+  const cause = JSON.stringify(causalMetadata(event, workflow.id, runId, replayId));
+  await sql`SELECT pg_catalog.set_config('search_path', (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), true),
+                   pg_catalog.set_config('walflow.cause', ${cause}, true)`.execute(trx);
   const result = await sql`UPDATE ${target} SET ${assignment} WHERE ${sql.id(action.key.column)} = ${keyValue}${inTenant}`.execute(trx);
-  await sql`SELECT pg_catalog.set_config('search_path', ${WALFLOW_SEARCH_PATH}, false)`.execute(trx);
+  await sql`SELECT pg_catalog.set_config('search_path', ${WALFLOW_SEARCH_PATH}, false), pg_catalog.set_config('walflow.cause', '', true)`.execute(trx);
   const updated = Number(result.numAffectedRows ?? 0n);
   if (updated !== 1) {
     const tenant = action.tenantColumn === undefined ? '' : ` and ${action.tenantColumn} = ${JSON.stringify(event.tenantId)}`;
