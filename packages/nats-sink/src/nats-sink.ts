@@ -34,20 +34,28 @@ export interface NatsSinkOptions {
   /** Delays after failed rounds; reconnecting to NATS is cheap, so they stay short. @default { initialMs: 500, maxMs: 5000 } */
   retry?: BackoffOptions;
   /**
-   * How long a round's transaction may wait between statements, on NATS, before the server ends its session and a
-   * standby may publish: above the longest wait a working round has (a connect, 20 s; the stream's checks and a
-   * publish, 5 s each). @default 60_000
+   * How long a round's transaction may wait between statements before the server ends its session (which the pool
+   * of `db` must survive: an 'error' listener on its clients) and a standby may publish: well above a publish's
+   * wait for JetStream (5 s); the connect and the stream's checks happen outside any round. @default 60_000
    */
   roundIdleLimitMs?: number;
 }
 
 
-type Round = { kind: 'registered' } | { kind: 'published' } | { kind: 'idle' } | { kind: 'standby' } | { kind: 'interrupted' } | { kind: 'failed'; error: unknown };
+type Round =
+  | { kind: 'registered' }
+  | { kind: 'unconnected' }
+  | { kind: 'published' }
+  | { kind: 'idle' }
+  | { kind: 'standby' }
+  | { kind: 'interrupted' }
+  | { kind: 'failed'; error: unknown };
 
 /**
  * Publishes every recorded event to JetStream, in commit order, following walflow.events with a cursor of its
  * own. Each round runs in one transaction holding the sink's publisher lock: read the cursor, read the next
- * events, publish them, and save the cursor past the prefix JetStream acknowledged. The slot never waits for
+ * events, publish them, and save the cursor past the prefix JetStream acknowledged (connecting to NATS, and checking
+ * the stream, happen between rounds, holding nothing). The slot never waits for
  * it: a NATS outage leaves events behind the cursor (sink lag), not WAL. A crash between the acknowledgements
  * and the save re-publishes that round, and JetStream drops the repeats by Nats-Msg-Id.
  */
@@ -108,6 +116,8 @@ export class NatsSink {
       let round: Round;
       try {
         round = await this.round();
+        // Connected outside any round: a standby waits on the publisher lock only while a round publishes.
+        if (round.kind === 'unconnected') await this.connected();
       } catch (error) {
         round = { kind: 'failed', error };
       }
@@ -124,6 +134,8 @@ export class NatsSink {
         await this.backoff.sleep(delayMs);
         continue;
       }
+      // Connected, it has yet to publish: a failure next still backs off as the one before did.
+      if (round.kind === 'unconnected') continue;
       if (failures > 0) logger.info({ stream: settings.stream }, 'the JetStream sink publishes again');
       failures = 0;
       if (round.kind === 'standby') {
@@ -154,7 +166,8 @@ export class NatsSink {
         const reason = `the JetStream sink's cursor (transaction ${cursor.recordedXid}) lies beyond this cluster's transaction ids, so every event recorded here would sort behind it: carried over from another cluster? clear the recording positions and the cursor (README, JetStream sink)`;
         return { kind: 'failed', error: new WalflowError('sink_failed', reason) };
       }
-      const publisher = await this.connected();
+      const publisher = this.publisher;
+      if (publisher === null) return { kind: 'unconnected' };
       const unavailable = publisher.unavailable;
       // Publishing into a reconnecting client would only queue messages that time out here and arrive later.
       if (unavailable !== null) return { kind: 'failed', error: new WalflowError('sink_failed', unavailable) };
@@ -174,8 +187,8 @@ export class NatsSink {
   }
 
   /**
-   * The publisher, connecting first if need be. A stop does not wait for a connect in flight (to a server that does
-   * not answer, nats waits 20 s): the round fails, publishing nothing, and the connection is closed once made.
+   * The publisher, connecting first if need be (between rounds). A stop does not wait for a connect in flight (to a
+   * server that does not answer, nats waits 20 s): it fails, publishing nothing, and the connection is closed once made.
    */
   private async connected(): Promise<JetStreamPublisher> {
     if (this.publisher !== null) return this.publisher;

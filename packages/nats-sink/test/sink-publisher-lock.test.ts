@@ -1,9 +1,10 @@
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NatsSink, sinkName, type NatsSinkSettings } from '@walflow/nats-sink';
 import { useTestDatabase, waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { openMigrated, silentLogger } from '../../server/test/fixtures.js';
+import { ensurePublisherRow, tryLockSink } from '../src/sink-cursor.js';
 
 const database = useTestDatabase();
 
@@ -35,31 +36,20 @@ it('is a lock an application role can neither take nor hold against the sink', a
   }
 });
 
-it('is given up by a round that waits on NATS past its idle limit, as by a process frozen mid-round, so a standby can lead', async () => {
+it('is given up, as the server ends the session, by a round that waits longer than its idle limit between statements', async () => {
   const db = await openMigrated(database);
-  // Accepts the connection and never sends INFO: the round waits in its transaction for the connect timeout (20 s).
-  const sockets: Socket[] = [];
-  const silent = createServer((socket) => void sockets.push(socket));
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
-  const accepted = new Promise<void>((resolve) => silent.once('connection', () => resolve()));
-  const port = (silent.address() as AddressInfo).port;
-  const settings: NatsSinkSettings = { servers: [`nats://127.0.0.1:${port}`], subject: 'walflow.{tenant}.{type}', stream: 'FROZEN', maxAgeSeconds: 60, duplicateWindowSeconds: 60 };
-  const sink = new NatsSink({ db, settings, logger: silentLogger, pollMs: 50, roundIdleLimitMs: 500 });
-  const lockable = async () => {
-    const { rows } = await sql`SELECT sink FROM walflow.sink_publishers WHERE sink = ${sinkName(settings)} FOR UPDATE SKIP LOCKED`.execute(db);
-    return rows.length === 1;
-  };
+  const sink = 'nats:IDLE';
+  await ensurePublisherRow(db, sink);
   try {
-    // The first round registers the sink's cursor; the next one takes the lock and connects.
-    sink.start();
-    await accepted;
-    expect(await lockable()).toBe(false);
-    // Long before the connect gives up, the server has ended the waiting round's session.
-    await waitFor('the publisher lock to be free', lockable, { timeoutMs: 5000 });
+    // A round frozen between its statements (its process stopped, paused or cut off) for longer than its limit.
+    const frozen = db.transaction().execute(async (trx) => {
+      expect(await tryLockSink(trx, sink, 300)).toBe(true);
+      await sleep(2000);
+      await sql`SELECT 1`.execute(trx);
+    });
+    await expect(frozen).rejects.toThrow();
+    await db.transaction().execute(async (trx) => expect(await tryLockSink(trx, sink, 60_000)).toBe(true));
   } finally {
-    await sink.stop();
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => silent.close(resolve));
     await db.destroy();
   }
 });
