@@ -118,7 +118,7 @@ async function measureRate(context: FigureContext, rate: number, seconds: number
       let load: PacedLoadResult;
       let processes: ProcessCpu | undefined;
       let health: HealthLatency;
-      const cap = deadlineAfter(context, 120, 30);
+      let cap: ReturnType<typeof deadlineAfter>;
       try {
         await walflow.streaming;
         // With --profile, where the machine's CPU goes while the load runs: at these rates it is what latency waits for.
@@ -128,6 +128,8 @@ async function measureRate(context: FigureContext, rate: number, seconds: number
         } finally {
           processes = await sampler?.stop();
         }
+        // From the load's end: the wait for the backlog it left.
+        cap = deadlineAfter(context, 120, 30);
         if ((await waitUntil(database.url, OUTBOX_EMPTY, cap.deadline)) && runs) await waitUntil(database.url, RUNS_DONE, cap.deadline);
       } finally {
         health = await probe.stop();

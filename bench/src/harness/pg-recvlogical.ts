@@ -42,11 +42,14 @@ export async function streamWithRecvlogical(url: string, slot: string, endLsn: s
   const program = join(await postgresBindir(), 'pg_recvlogical');
   const options = Object.entries(WAL2JSON_OPTIONS).flatMap(([name, value]) => ['-o', `${name}=${value}`]);
   const started = performance.now();
+  // In C, whatever the machine's locale: the message looked for is the untranslated one.
   const child = spawn(program, ['-v', '-d', url, '--slot', slot, '--start', '--no-loop', '--endpos', endLsn, '-f', '/dev/null', ...options], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LC_ALL: 'C' },
   });
   let stderr = '';
   let endReachedAt: number | undefined;
+  let exitedAt = Number.NaN;
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
     if (endReachedAt === undefined && stderr.includes('end position')) endReachedAt = performance.now();
@@ -54,9 +57,10 @@ export async function streamWithRecvlogical(url: string, slot: string, endLsn: s
   const timeout = setTimeout(() => child.kill('SIGKILL'), 30 * 60_000);
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (exitCode) => resolve(exitCode));
+    child.once('exit', () => (exitedAt = performance.now()));
+    // Once stderr is read to its end too: its last lines may come after 'exit'.
+    child.once('close', (exitCode) => resolve(exitCode));
   }).finally(() => clearTimeout(timeout));
-  const exitedAt = performance.now();
   if (code !== 0) throw new Error(`pg_recvlogical exited with ${code}: ${stderr.slice(-2000)}`);
   if (endReachedAt === undefined) throw new Error(`pg_recvlogical never said it reached ${endLsn}: ${stderr.slice(-2000)}`);
   return { endReachedSeconds: (endReachedAt - started) / 1000, exitSeconds: (exitedAt - started) / 1000 };
