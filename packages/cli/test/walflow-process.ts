@@ -31,7 +31,8 @@ export function spawnWalflow(args: string[], env: Record<string, string>): Walfl
     stdout += chunk.toString();
   });
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // On 'close', once stdout and stderr are read to their end: on 'exit' the last lines may still be on their way.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return {
     process: child,
     output: () => output,
