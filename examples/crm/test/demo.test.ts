@@ -103,6 +103,17 @@ describe('pnpm demo', () => {
     expect(await leftBehind(database.url, database.slotName)).toEqual({ slot: null, sessions: 0 });
   }, 180_000);
 
+  it('starts a PostgreSQL of its own without WALFLOW_DEMO_DATABASE_URL, as `pnpm demo` on a fresh machine, and stops it', async () => {
+    const result = await runDemo({ DATABASE_URL: 'postgres://127.0.0.1:1/the_application', WALFLOW_LOG_LEVEL: 'warn' });
+    expectTheDayShown(result);
+    expect(result.stdout).toContain('No WALFLOW_DEMO_DATABASE_URL: starting a PostgreSQL of our own');
+    const url = /PostgreSQL \S+ from local-binaries at (postgres:\/\/\S+),/.exec(result.stdout)?.[1];
+    expect(url).toBeDefined();
+    // Stopped with the demo: nothing answers there any more.
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+    await expect(client.connect()).rejects.toThrow();
+  }, 180_000);
+
   it('stops what it started on Ctrl-C: the slot it made is dropped, no session stays', async () => {
     const interrupted = await createTestDatabase(database.adminUrl, 'crm_demo_interrupted');
     try {
