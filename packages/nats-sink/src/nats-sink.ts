@@ -117,7 +117,7 @@ export class NatsSink {
       try {
         round = await this.round();
         // Connected outside any round: a standby waits on the publisher lock only while a round publishes.
-        if (round.kind === 'unconnected') await this.connected();
+        if (round.kind === 'unconnected' && !this.stopping) await this.connected();
       } catch (error) {
         round = { kind: 'failed', error };
       }

@@ -47,7 +47,7 @@ it('stops while it connects to a NATS server that does not answer, without waiti
   const { logger, warnings } = keptWarnings();
   const sink = new NatsSink({ db, settings, logger, pollMs: 50 });
   try {
-    // The first round registers the sink's cursor; the next one connects.
+    // The first round registers the sink's cursor; then the sink connects, between rounds.
     sink.start();
     await accepted;
     const stopped = await Promise.race([sink.stop().then(() => 'stopped'), sleep(5000, 'still stopping')]);

@@ -8,12 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyTestWorkflow, silentLogger, startTestWalflow } from './fixtures.js';
 
 const database = useTestDatabase();
-const FIELD = 'loop_app.counters.bumps';
+const FIELDS = ['loop_app.counters.bumps', 'loop_app.ledgers.postings'];
 let db: Kysely<WalflowDatabase>;
 let walflow: RunningWalflow;
 
 beforeAll(async () => {
-  walflow = await startTestWalflow(database.url, database.slotName, { updateFields: [FIELD] });
+  walflow = await startTestWalflow(database.url, database.slotName, { updateFields: FIELDS });
   db = createDatabase(database.url, silentLogger);
   // An application table whose trigger announces every change, as applications write them, naming no tenant; and a
   // function of the owner's that emits for whoever may call it.
@@ -26,6 +26,13 @@ beforeAll(async () => {
       RETURN NEW;
     END $$;
     CREATE TRIGGER announce AFTER UPDATE ON loop_app.counters FOR EACH ROW EXECUTE FUNCTION loop_app.announce();
+    CREATE TABLE loop_app.ledgers (id text PRIMARY KEY, postings integer NOT NULL DEFAULT 0);
+    CREATE FUNCTION loop_app.tell_head_office() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM walflow.emit('ledger.posted', '{}', 'ledger', NEW.id, 'head-office');
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER tell_head_office AFTER UPDATE ON loop_app.ledgers FOR EACH ROW EXECUTE FUNCTION loop_app.tell_head_office();
     CREATE FUNCTION loop_app.emit_as_owner(tenant text) RETURNS uuid LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
       SELECT walflow.emit('counter.bumped', '{}', tenant_id => tenant, metadata => '{"note": "mine"}')
     $$`.execute(db);
@@ -41,7 +48,7 @@ describe('an event that a table trigger emits while update_field writes the tabl
     const workflowId = await applyTestWorkflow(
       db,
       { tenant, name: 'bump', trigger: { event: 'counter.bumped' }, actions: [{ type: 'update_field', table: 'loop_app.counters', key: { column: 'id', value: '{{event.aggregateId}}' }, column: 'bumps', increment: 1 }] },
-      { updateFields: [FIELD] },
+      { updateFields: FIELDS },
     );
     await sql`INSERT INTO loop_app.counters (id) VALUES ('c1')`.execute(db);
     const first = await emit(db, { type: 'counter.bumped', tenantId: tenant, aggregateType: 'counter', aggregateId: 'c1', payload: { bumps: 0 } });
@@ -60,6 +67,19 @@ describe('an event that a table trigger emits while update_field writes the tabl
     const caused = await db.selectFrom('walflow.events').select('metadata').where('tenant_id', '=', tenant).where('id', '<>', first).execute();
     expect(caused.map((event) => event.metadata)).toEqual([{ correlationId: first, causationId: first, depth: 1 }]);
     expect(blocked.workflow_id).toBe(workflowId);
+  });
+
+  it("carries none of the run's chain when it is another tenant's", async () => {
+    const tenant = 'branch';
+    await applyTestWorkflow(
+      db,
+      { tenant, name: 'post', trigger: { event: 'ledger.post' }, actions: [{ type: 'update_field', table: 'loop_app.ledgers', key: { column: 'id', value: '{{event.aggregateId}}' }, column: 'postings', increment: 1 }] },
+      { updateFields: FIELDS },
+    );
+    await sql`INSERT INTO loop_app.ledgers (id) VALUES ('l1')`.execute(db);
+    await emit(db, { type: 'ledger.post', tenantId: tenant, aggregateType: 'ledger', aggregateId: 'l1', payload: {} });
+    const told = await waitFor('head office to be told', () => db.selectFrom('walflow.events').select('metadata').where('tenant_id', '=', 'head-office').executeTakeFirst());
+    expect(told.metadata).toEqual({});
   });
 
   it("gives no chain to an application role's events, whatever walflow.cause it sets, even through a function of the owner's", async () => {

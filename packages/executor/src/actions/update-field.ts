@@ -31,19 +31,22 @@ export const updateFieldAction: TransactionalAction<UpdateFieldAction> = async (
   const inTenant = action.tenantColumn === undefined ? sql`` : sql` AND ${sql.id(action.tenantColumn)} = ${event.tenantId}`;
   // The table's triggers, and the operators of its columns' types (citext's, say), are the application's, written
   // for a search path with its schemas: the UPDATE runs with the one walflow's session started with (what RESET
-  // gives: its role's or the database's default), and walflow's own path is set again after it for the session,
-  // not the transaction, so that a trigger's own plain SET does not outlast the commit. A failure rolls both back.
-  // An event a trigger emits meanwhile is the run's tenant's unless it names one, and continues this run's chain
-  // (walflow.cause, migration 0048), so the loop guard and the depth limit stop a workflow whose update sets itself
-  // off again. Not the run's workflowId and runId: they name what a run emitted itself. A deferred trigger's event,
-  // emitted at commit, begins a chain of its own.
+  // gives: its role's or the database's default). An event a trigger emits meanwhile is the run's tenant's unless it
+  // names one, and then continues this run's chain (walflow.cause, migration 0048), so the loop guard and the depth
+  // limit stop a workflow whose update sets itself off again; not with the run's workflowId and runId, which mark
+  // what a run emitted itself. A deferred trigger's event, emitted at commit, begins a chain of its own. Afterwards
+  // the three are set again for the session, not the transaction, so that a trigger's own plain SET of one does not
+  // outlast the commit on walflow's connection; a failure rolls them all back.
   const { workflowId: _workflowId, runId: _runId, ...chain } = causalMetadata(event, workflow.id, runId, replayId);
-  await sql`SELECT pg_catalog.set_config('search_path', (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), true),
-                   pg_catalog.set_config('walflow.cause', ${JSON.stringify(chain)}, true),
-                   pg_catalog.set_config('walflow.tenant_id', ${event.tenantId}, true)`.execute(trx);
+  const { rows } = await sql<{ tenant: string | null }>`
+    SELECT before.tenant,
+           pg_catalog.set_config('search_path', (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), true),
+           pg_catalog.set_config('walflow.cause', ${JSON.stringify(chain)}, true),
+           pg_catalog.set_config('walflow.tenant_id', ${event.tenantId}, true)
+      FROM (SELECT pg_catalog.current_setting('walflow.tenant_id', true) AS tenant OFFSET 0) AS before`.execute(trx);
   const result = await sql`UPDATE ${target} SET ${assignment} WHERE ${sql.id(action.key.column)} = ${keyValue}${inTenant}`.execute(trx);
-  await sql`SELECT pg_catalog.set_config('search_path', ${WALFLOW_SEARCH_PATH}, false), pg_catalog.set_config('walflow.cause', '', true),
-                   pg_catalog.set_config('walflow.tenant_id', '', true)`.execute(trx);
+  await sql`SELECT pg_catalog.set_config('search_path', ${WALFLOW_SEARCH_PATH}, false), pg_catalog.set_config('walflow.cause', '', false),
+                   pg_catalog.set_config('walflow.tenant_id', ${rows[0]?.tenant ?? ''}, false)`.execute(trx);
   const updated = Number(result.numAffectedRows ?? 0n);
   if (updated !== 1) {
     const tenant = action.tenantColumn === undefined ? '' : ` and ${action.tenantColumn} = ${JSON.stringify(event.tenantId)}`;
