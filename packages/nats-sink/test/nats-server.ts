@@ -12,6 +12,9 @@ export interface TestNatsServer {
   stop(): Promise<void>;
   /** Starts it again on the same port with the same store. */
   start(): Promise<void>;
+  /** Freezes it (SIGSTOP): its connections stay open and nothing is answered, until resume(). */
+  pause(): void;
+  resume(): void;
   /** Stops it and removes its directory. */
   dispose(): Promise<void>;
 }
@@ -76,6 +79,8 @@ export async function startNatsServer(options: { maxPayload?: number } = {}): Pr
     },
     stop,
     start: launch,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     dispose: async () => {
       process.off('exit', killOnExit);
       await stop();

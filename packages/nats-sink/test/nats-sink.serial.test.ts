@@ -248,4 +248,28 @@ describe('the JetStream sink', () => {
       await Promise.all(sinks.map((sink) => sink.stop()));
     }
   });
+
+  it('lets a standby lead once a round has waited past its idle limit on a NATS that stopped answering', async () => {
+    const frozen = settings({ stream: 'FROZEN', subject: 'frozen.{tenant}.{type}' });
+    const sink = new NatsSink({ db: walflow.db, settings: frozen, logger: silentLogger, pollMs: 50, roundIdleLimitMs: 1000 });
+    const lockable = async (): Promise<boolean> =>
+      (await sql`SELECT sink FROM walflow.sink_publishers WHERE sink = ${sinkName(frozen)} FOR UPDATE SKIP LOCKED`.execute(walflow.db)).rows.length === 1;
+    sink.start();
+    try {
+      const first = await writeEvents(walflow.db, { tenant: 'frozen', transactions: 2, perTransaction: 2 });
+      await waitFor('the sink to publish', () => sink.status.published >= first.length);
+      nats.pause();
+      try {
+        await writeEvents(walflow.db, { tenant: 'frozen', transactions: 1, perTransaction: 2 });
+        // The round that publishes them waits for acknowledgements that do not come (5 s each)…
+        await waitFor('a round to hold the lock', async () => !(await lockable()), { intervalMs: 20 });
+        // …until the server ends its transaction, idle for a second: long before the acknowledgements time out.
+        await waitFor('the lock to be free', lockable, { timeoutMs: 3500, intervalMs: 50 });
+      } finally {
+        nats.resume();
+      }
+    } finally {
+      await sink.stop();
+    }
+  });
 });
