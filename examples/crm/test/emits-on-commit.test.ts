@@ -93,6 +93,31 @@ describe('recruits', () => {
   });
 });
 
+describe('two phase changes of one recruit at once', () => {
+  it('take turns: the second sees the first committed, and only one leaves training', async () => {
+    const mae = await createRecruit(crm(), { name: 'Mae Jemison', email: 'mae@crm.test' });
+    await updatePhase(crm(), mae.id, 'training');
+    const rows = await emittedBy(walflow(), async () => {
+      let dropping: Promise<unknown> | undefined;
+      await crm()
+        .transaction()
+        .execute(async (trx) => {
+          await updatePhase(trx, mae.id, 'graduated');
+          // Begun while the graduation is not committed: it must wait for it rather than read training too.
+          dropping = updatePhase(crm(), mae.id, 'dropped').then(
+            () => 'dropped',
+            (error: unknown) => (error as Error).message,
+          );
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        });
+      expect(await dropping).toContain('has graduated; the phase cannot change');
+    });
+    expect(rows.filter((row) => row.event_type === 'recruit.phase_changed').map((row) => row.payload)).toEqual([
+      { recruitId: mae.id, name: 'Mae Jemison', from: 'training', to: 'graduated' },
+    ]);
+  });
+});
+
 describe('a service that opens its own transaction', () => {
   /** The transactions that wrote the rows (xmin), as of now. */
   const writers = async (table: string, column: string, value: string): Promise<string[]> =>
