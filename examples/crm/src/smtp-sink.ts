@@ -10,7 +10,7 @@ export interface CapturedEmail {
   raw: string;
 }
 
-/** A local SMTP server that accepts every mail and keeps it in memory: walflow's SMTP in the demo and tests. */
+/** A local SMTP server that accepts every mail (or all but some) and keeps it in memory: walflow's SMTP in the demo and tests. */
 export interface SmtpSink {
   /** `smtp://127.0.0.1:<port>`, for WALFLOW_SMTP_URL. */
   url: string;
@@ -19,13 +19,17 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
-export async function startSmtpSink(): Promise<SmtpSink> {
+/** `refuses`: recipients the sink answers 550 (mailbox unavailable), as a server does for an address that is gone. */
+export async function startSmtpSink(options: { refuses?: (address: string) => boolean } = {}): Promise<SmtpSink> {
   const received: CapturedEmail[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
     closeTimeout: 100,
+    onRcptTo(address, _session, callback) {
+      callback(options.refuses?.(address.address) ? Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }) : undefined);
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -3,14 +3,15 @@ import type { RunningWalflow } from '@walflow/server';
 import { waitFor } from '@walflow/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestWalflow } from '../../../packages/server/test/fixtures.js';
+import { applyTestWorkflow, startTestWalflow } from '../../../packages/server/test/fixtures.js';
 import { createClient } from '../src/clients.js';
 import { chargeback, recordCommission } from '../src/commissions.js';
-import { approvePolicy, createPolicy } from '../src/policies.js';
+import { approvePolicy, cancelPolicy, createPolicy } from '../src/policies.js';
 import { createRecruit, updatePhase } from '../src/recruits.js';
 import { startSmtpSink, type SmtpSink } from '../src/smtp-sink.js';
 import { TENANT } from '../src/tenant.js';
 import { createUser, recordLogin } from '../src/users.js';
+import { catalog } from '../src/catalog.js';
 import { applyCrmWorkflows, CRM_UPDATE_FIELDS } from '../src/workflows.js';
 import { useCrmDatabase } from './crm-test-database.js';
 
@@ -19,7 +20,7 @@ let sink: SmtpSink;
 let running: RunningWalflow;
 
 beforeAll(async () => {
-  sink = await startSmtpSink();
+  sink = await startSmtpSink({ refuses: (address) => address.endsWith('@refused.test') });
   running = await startTestWalflow(database.url, database.slotName, {
     smtp: { host: '127.0.0.1', port: sink.port, secure: false, from: 'The Agency <walflow@agency.test>' },
     updateFields: [...CRM_UPDATE_FIELDS],
@@ -145,6 +146,26 @@ describe('the example workflows, end to end with walflow running', () => {
     expect(await walflow().selectFrom('walflow.dead_letters').select(['event_type', 'reason']).execute()).toEqual([]);
     const types = await walflow().selectFrom('walflow.events').select('event_type').distinct().where('tenant_id', '=', TENANT).execute();
     expect(types.map((row) => row.event_type)).toContain('email.sent');
+  });
+
+  it("walflow's email.failed and workflow.auto_paused are the events the example's catalog says they are", async () => {
+    // Not one of the example's workflows: one whose mail is refused, dead at its first failure, pausing at once.
+    await applyTestWorkflow(walflow(), {
+      tenant: TENANT,
+      name: 'mail-on-cancel',
+      trigger: { event: 'policy.cancelled' },
+      actions: [{ type: 'send_email', to: 'nobody@refused.test', subject: 'Policy {{event.aggregateId}} cancelled', text: 'Cancelled.' }],
+      retry: { maxAttempts: 1 },
+      autoPause: { afterConsecutiveFailures: 1 },
+    });
+    const agent = await createUser(crm(), { name: 'Evelyn Boyd', email: 'evelyn@agency.test', role: 'agent' });
+    const client = await createClient(crm(), { name: 'Mary Jackson', email: 'mary@agency.test' });
+    const policy = await createPolicy(crm(), { clientId: client.id, agentId: agent.id, product: 'Term life', premiumCents: 90_000 });
+    await cancelPolicy(crm(), policy.id, 'changed her mind');
+    for (const type of ['email.failed', 'workflow.auto_paused']) {
+      const event = await waitFor(type, () => walflow().selectFrom('walflow.events').select('payload').where('event_type', '=', type).where('tenant_id', '=', TENANT).executeTakeFirst());
+      expect(catalog.check(type, event.payload)).toMatchObject({ ok: true });
+    }
   });
 });
 
