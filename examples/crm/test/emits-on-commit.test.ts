@@ -1,4 +1,5 @@
 import { isWalflowError } from '@walflow/core';
+import { waitFor } from '@walflow/testing';
 import { sql, type Kysely } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type Client } from '../src/clients.js';
@@ -95,25 +96,30 @@ describe('recruits', () => {
 
 describe('two phase changes of one recruit at once', () => {
   it('take turns: the second sees the first committed, and only one leaves training', async () => {
-    const mae = await createRecruit(crm(), { name: 'Mae Jemison', email: 'mae@crm.test' });
-    await updatePhase(crm(), mae.id, 'training');
+    const annie = await createRecruit(crm(), { name: 'Annie Easley', email: 'annie@crm.test' });
+    await updatePhase(crm(), annie.id, 'training');
     const rows = await emittedBy(walflow(), async () => {
       let dropping: Promise<unknown> | undefined;
       await crm()
         .transaction()
         .execute(async (trx) => {
-          await updatePhase(trx, mae.id, 'graduated');
+          await updatePhase(trx, annie.id, 'graduated');
           // Begun while the graduation is not committed: it must wait for it rather than read training too.
-          dropping = updatePhase(crm(), mae.id, 'dropped').then(
+          dropping = updatePhase(crm(), annie.id, 'dropped').then(
             () => 'dropped',
             (error: unknown) => (error as Error).message,
           );
-          await new Promise((resolve) => setTimeout(resolve, 300));
+          // Until it waits on the recruit's row: at its FOR UPDATE (without it, at its UPDATE, having read training).
+          await waitFor('the second change to wait for the first', async () => {
+            const { rows } = await sql<{ waiting: number }>`
+              SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(walflow());
+            return rows[0]!.waiting > 0;
+          }, { timeoutMs: 5000 });
         });
       expect(await dropping).toContain('has graduated; the phase cannot change');
     });
     expect(rows.filter((row) => row.event_type === 'recruit.phase_changed').map((row) => row.payload)).toEqual([
-      { recruitId: mae.id, name: 'Mae Jemison', from: 'training', to: 'graduated' },
+      { recruitId: annie.id, name: 'Annie Easley', from: 'training', to: 'graduated' },
     ]);
   });
 });

@@ -92,12 +92,13 @@ describe('walflow start as a process', () => {
         await sql`BEGIN`.execute(session);
         await sql`SELECT txid_current()`.execute(session);
         try {
-          // Tried at once, failing after 100 ms, tried again after at most half a second, until a second has passed.
-          const migrating = spawnWalflow(['migrate', '--lock-timeout', '100', '--retry-for', '1'], { ...env, DATABASE_URL: fresh.url, WALFLOW_SLOT: 'walflow_waits' });
+          // Tried at once, failing after 100 ms, tried again after a growing pause, until three seconds have passed.
+          const migrating = spawnWalflow(['migrate', '--lock-timeout', '100', '--retry-for', '3'], { ...env, DATABASE_URL: fresh.url, WALFLOW_SLOT: 'walflow_waits' });
           children.push(migrating);
           const code = await Promise.race([migrating.exited, new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting'))]);
           expect(code).toBe(1);
-          expect(migrating.output()).toContain('the replication slot waits for open transactions of the server to end; trying again');
+          // Each try gives up after 100 ms (with the default 2 s, the second try would end past the three seconds).
+          expect(migrating.output().split('the replication slot waits for open transactions of the server to end; trying again').length - 1).toBeGreaterThanOrEqual(3);
           expect(migrating.output()).toMatch(/replication slot walflow_waits could not be created: it waits for these transactions of the server to end: pid \d+ \(open-writer/);
         } finally {
           await sql`ROLLBACK`.execute(session);

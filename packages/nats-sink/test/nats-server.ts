@@ -63,6 +63,8 @@ export async function startNatsServer(options: { maxPayload?: number } = {}): Pr
     child = null;
     if (running === null || running.exitCode !== null || running.pid === undefined) return;
     const exited = new Promise((resolve) => running.once('exit', resolve));
+    // A paused server would take SIGTERM only once continued.
+    running.kill('SIGCONT');
     running.kill('SIGTERM');
     await exited;
   };

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { emit } from '@walflow/outbox';
 import { measureSinkLag, NatsSink, sinkName, type NatsSinkSettings, type SinkState } from '@walflow/nats-sink';
 import type { HealthReport, RunningWalflow } from '@walflow/server';
@@ -256,13 +257,17 @@ describe('the JetStream sink', () => {
       (await sql`SELECT sink FROM walflow.sink_publishers WHERE sink = ${sinkName(frozen)} FOR UPDATE SKIP LOCKED`.execute(walflow.db)).rows.length === 1;
     sink.start();
     try {
+      await waitFor('the sink to register', () => measureSinkLag(walflow.db, sinkName(frozen)));
       const first = await writeEvents(walflow.db, { tenant: 'frozen', transactions: 2, perTransaction: 2 });
       await waitFor('the sink to publish', () => sink.status.published >= first.length);
       nats.pause();
       try {
         await writeEvents(walflow.db, { tenant: 'frozen', transactions: 1, perTransaction: 2 });
-        // The round that publishes them waits for acknowledgements that do not come (5 s each)…
-        await waitFor('a round to hold the lock', async () => !(await lockable()), { intervalMs: 20 });
+        await waitFor('the events to be recorded', async () => (await measureSinkLag(walflow.db, sinkName(frozen)))?.pending === 2);
+        // The round that publishes them waits for acknowledgements that do not come (5 s each): held, not the few
+        // milliseconds of an idle round…
+        const heldTwice = async (): Promise<boolean> => !(await lockable()) && (await sleep(300).then(lockable)) === false;
+        await waitFor('a round to hold the lock', heldTwice, { intervalMs: 20 });
         // …until the server ends its transaction, idle for a second: long before the acknowledgements time out.
         await waitFor('the lock to be free', lockable, { timeoutMs: 3500, intervalMs: 50 });
       } finally {
