@@ -35,7 +35,7 @@ describe('seconds to invalidation', () => {
     await sql`SELECT pg_reload_conf()`.execute(db);
     try {
       // The reload reaches the server's processes a moment later.
-      await waitFor('the limit to apply', async () => (await sql<{ size: string }>`SHOW max_slot_wal_keep_size`.execute(db)).rows[0]?.size === '4GB');
+      await waitFor('the limit to apply', async () => (await sql<{ size: string }>`SELECT current_setting('max_slot_wal_keep_size') AS size`.execute(db)).rows[0]?.size === '4GB');
       const walRate = new WalRate();
       const reports = [];
       for (let sample = 0; sample < 3; sample++) {
