@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import pino from 'pino';
 import { writeBacklog } from '../harness/backlog.js';
 import { createBenchDatabase } from '../harness/bench-database.js';
-import { distribution } from '../harness/percentiles.js';
+import { distribution, mean } from '../harness/percentiles.js';
 import type { FigureResult, Measurement } from '../report/result.js';
 import { NOTIFY_ON_ORDER, WALFLOW_BACKLOG_INSERT } from '../workload.js';
 import { scaled, type FigureContext } from './figure.js';
@@ -111,7 +111,6 @@ interface DispatchCost extends DatabaseRun {
  */
 function combined(runs: DatabaseRun[]): DispatchCost {
   const perBatch = runs.flatMap((run) => run.perBatch);
-  const mean = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
   return {
     perBatch,
     walBytesPerEvent: distribution(perBatch.map((batch) => batch.walBytesPerEvent)).p50,

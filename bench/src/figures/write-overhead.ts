@@ -2,6 +2,7 @@ import { emit } from '@walflow/outbox';
 import pg from 'pg';
 import { createBenchDatabase } from '../harness/bench-database.js';
 import { withClient } from '../harness/pg-client.js';
+import { mean } from '../harness/percentiles.js';
 import { spawnWalflow } from '../harness/walflow-child.js';
 import { OUTBOX_EMPTY, waitUntil } from '../harness/walflow-measures.js';
 import { target, type FigureResult, type Measurement } from '../report/result.js';
@@ -189,8 +190,4 @@ async function connect(url: string, count: number): Promise<pg.Client[]> {
       return client;
     }),
   );
-}
-
-function mean(values: readonly number[]): number {
-  return values.reduce((sum, value) => sum + value, 0) / values.length;
 }
